@@ -1,0 +1,5 @@
+"""modelyard: one governed lifecycle for production machine learning."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

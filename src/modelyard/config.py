@@ -1,0 +1,38 @@
+"""Where modelyard keeps its data, read from the environment.
+
+``MODELYARD_HOME`` (default ``./.modelyard``) holds the SQLite database and the
+artifact folder in embedded mode; ``MODELYARD_DB_URL`` points the metadata store at
+PostgreSQL; ``MODELYARD_ARTIFACTS`` at another artifact root (a folder or an
+fsspec URL); ``MODELYARD_URL`` and ``MODELYARD_API_KEY`` make the SDK and CLI talk
+to a server.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORT = 8700
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_url: str
+    artifact_root: str
+    server_url: str | None = None
+    api_key: str | None = None
+
+    @classmethod
+    def from_env(cls, home: str | Path | None = None) -> Settings:
+        root = Path(home or os.environ.get("MODELYARD_HOME") or ".modelyard").absolute()
+        db_url = os.environ.get("MODELYARD_DB_URL") or f"sqlite:///{root / 'modelyard.db'}"
+        artifacts = os.environ.get("MODELYARD_ARTIFACTS") or str(root / "artifacts")
+        return cls(
+            home=root,
+            db_url=db_url,
+            artifact_root=artifacts,
+            server_url=os.environ.get("MODELYARD_URL") or None,
+            api_key=os.environ.get("MODELYARD_API_KEY") or None,
+        )

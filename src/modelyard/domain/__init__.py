@@ -1,0 +1,1 @@
+"""Plain typed records and rules of modelyard; no I/O happens here."""

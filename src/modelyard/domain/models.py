@@ -1,0 +1,129 @@
+"""Registered models, their numbered versions, aliases and lifecycle stages."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelyard.errors import Conflict, InvalidInput
+
+
+class Stage(str, enum.Enum):
+    CANDIDATE = "candidate"
+    STAGING = "staging"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+
+LEGAL_TRANSITIONS: dict[Stage, frozenset[Stage]] = {
+    Stage.CANDIDATE: frozenset({Stage.STAGING, Stage.ARCHIVED}),
+    Stage.STAGING: frozenset({Stage.PRODUCTION, Stage.CANDIDATE, Stage.ARCHIVED}),
+    Stage.PRODUCTION: frozenset({Stage.STAGING, Stage.ARCHIVED}),
+    Stage.ARCHIVED: frozenset({Stage.CANDIDATE}),
+}
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+
+
+def parse_stage(value: str) -> Stage:
+    try:
+        return Stage(value.lower())
+    except ValueError:
+        allowed = ", ".join(s.value for s in Stage)
+        raise InvalidInput(f"unknown stage '{value}' (expected one of {allowed})") from None
+
+
+def check_transition(model: str, version: int, current: Stage, target: Stage) -> None:
+    """Raise ``Conflict`` unless ``current -> target`` is a legal lifecycle move."""
+    if target in LEGAL_TRANSITIONS[current]:
+        return
+    allowed = ", ".join(sorted(s.value for s in LEGAL_TRANSITIONS[current]))
+    raise Conflict(
+        f"model '{model}' version {version} cannot move from {current.value} to "
+        f"{target.value} (from {current.value} it can move to: {allowed})"
+    )
+
+
+def check_model_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise InvalidInput(
+            f"invalid model name {name!r}: use letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit, at most 128 characters"
+        )
+    return name
+
+
+def check_alias(alias: str) -> str:
+    if not _ALIAS.match(alias or "") or alias.isdigit() or alias == "latest":
+        raise InvalidInput(
+            f"invalid alias {alias!r}: use letters, digits, '_' or '-', starting with a "
+            "letter; 'latest' is reserved"
+        )
+    return alias
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A reference to a version: ``churn/3``, ``churn@champion`` or ``churn`` (latest)."""
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        if "@" in text:
+            name, alias = text.split("@", 1)
+            return cls(check_model_name(name), alias=alias)
+        if "/" in text:
+            name, number = text.rsplit("/", 1)
+            if not number.isdigit():
+                raise InvalidInput(f"invalid model reference {text!r}: expected NAME/NUMBER")
+            return cls(check_model_name(name), version=int(number))
+        return cls(check_model_name(text))
+
+    def __str__(self) -> str:
+        if self.alias:
+            return f"{self.name}@{self.alias}"
+        if self.version is not None:
+            return f"{self.name}/{self.version}"
+        return self.name
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    id: int
+    name: str
+    description: str
+    created_at: int
+    updated_at: int
+    latest_version: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A numbered, immutable model package registered under a model name."""
+
+    model: str
+    version: int
+    stage: Stage
+    source: str
+    package_digest: str
+    flavor: str
+    created_at: int
+    updated_at: int
+    run_id: str | None = None
+    description: str = ""
+    created_by: str = ""
+    signature: dict[str, Any] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}/{self.version}"

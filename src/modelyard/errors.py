@@ -1,0 +1,88 @@
+"""The one error tree of modelyard.
+
+Every error a user can cause is a ``ModelyardError``; the API maps the branches to
+HTTP status codes and the CLI to exit code 2, each in one place::
+
+    ModelyardError
+     ├── NotFound          a named thing does not exist             (HTTP 404)
+     ├── Conflict          the request clashes with stored state    (HTTP 409)
+     ├── InvalidInput      the request itself is malformed          (HTTP 422)
+     │    └── SignatureError   model input breaks the signature     (HTTP 422)
+     ├── PermissionDenied  the caller may not do this               (HTTP 403)
+     ├── IntegrityError    stored data failed a hash check          (HTTP 409)
+     └── NotMigrated       the database schema is not at head       (HTTP 503)
+
+Messages name the thing and the bad value: "model 'churn' has no version 7
+(latest is 5)".
+"""
+
+from __future__ import annotations
+
+
+class ModelyardError(Exception):
+    """Root of every error modelyard raises on purpose."""
+
+    status_code = 400
+    kind = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(ModelyardError):
+    status_code = 404
+    kind = "not_found"
+
+
+class Conflict(ModelyardError):
+    status_code = 409
+    kind = "conflict"
+
+
+class InvalidInput(ModelyardError):
+    status_code = 422
+    kind = "invalid_input"
+
+
+class SignatureError(InvalidInput):
+    """Model input that does not match the version's signature; names the column."""
+
+    kind = "signature_error"
+
+    def __init__(self, column: str, problem: str) -> None:
+        super().__init__(f"column '{column}': {problem}")
+        self.column = column
+        self.problem = problem
+
+
+class PermissionDenied(ModelyardError):
+    status_code = 403
+    kind = "permission_denied"
+
+
+class IntegrityError(ModelyardError):
+    status_code = 409
+    kind = "integrity_error"
+
+
+class NotMigrated(ModelyardError):
+    status_code = 503
+    kind = "not_migrated"
+
+
+ERROR_KINDS: dict[str, type[ModelyardError]] = {
+    cls.kind: cls
+    for cls in (
+        ModelyardError,
+        NotFound,
+        Conflict,
+        InvalidInput,
+        PermissionDenied,
+        IntegrityError,
+        NotMigrated,
+    )
+}

@@ -1,0 +1,1 @@
+"""Metadata persistence: SQLAlchemy Core tables, Alembic migrations, the engine."""
