@@ -25,7 +25,7 @@ class Settings:
     api_key: str | None = None
 
     @classmethod
-    def from_env(cls, home: str | Path | None = None) -> Settings:
+    def from_env(cls, home: str | os.PathLike[str] | None = None) -> Settings:
         root = Path(home or os.environ.get("MODELYARD_HOME") or ".modelyard").absolute()
         db_url = os.environ.get("MODELYARD_DB_URL") or f"sqlite:///{root / 'modelyard.db'}"
         artifacts = os.environ.get("MODELYARD_ARTIFACTS") or str(root / "artifacts")

@@ -1,1 +1,1 @@
-"""modelyard artifacts."""
+"""Artifact storage: keys, stores, hashing."""

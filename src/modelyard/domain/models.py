@@ -10,7 +10,7 @@ from typing import Any
 from modelyard.errors import Conflict, InvalidInput
 
 
-class Stage(str, enum.Enum):
+class Stage(enum.StrEnum):
     CANDIDATE = "candidate"
     STAGING = "staging"
     PRODUCTION = "production"

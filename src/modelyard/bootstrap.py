@@ -1,0 +1,57 @@
+"""The composition root: the one place that wires real dependencies together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelyard.artifacts.store import ArtifactStore, open_store
+from modelyard.catalog.registry import Catalog
+from modelyard.config import Settings
+from modelyard.store.database import Database
+from modelyard.store.migrate import ensure_current
+from modelyard.tracking.dataset_registry import DatasetRegistry
+from modelyard.tracking.queries import RunQueries
+from modelyard.tracking.runs import TrackingService
+
+
+@dataclass(frozen=True)
+class Services:
+    """Every service of a yard, sharing one database and one artifact store."""
+
+    settings: Settings
+    db: Database
+    artifacts: ArtifactStore
+    tracking: TrackingService
+    queries: RunQueries
+    datasets: DatasetRegistry
+    catalog: Catalog
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    create_if_empty: bool = True,
+    db: Database | None = None,
+    artifacts: ArtifactStore | None = None,
+) -> Services:
+    """Build the services for ``settings`` (default: from the environment).
+
+    The schema must be at head; an empty database is created only when
+    ``create_if_empty`` (embedded mode), never upgraded silently.
+    """
+    settings = settings or Settings.from_env()
+    db = db or Database(settings.db_url)
+    ensure_current(db, create_if_empty=create_if_empty)
+    artifacts = artifacts or open_store(settings.artifact_root)
+    return Services(
+        settings=settings,
+        db=db,
+        artifacts=artifacts,
+        tracking=TrackingService(db, artifacts),
+        queries=RunQueries(db),
+        datasets=DatasetRegistry(db, artifacts),
+        catalog=Catalog(db, artifacts),
+    )

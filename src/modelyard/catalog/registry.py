@@ -1,0 +1,496 @@
+"""The model catalog: registered models, numbered versions, aliases, stages.
+
+Versions are numbered per model by an atomic counter on the model row, so two
+processes registering at once get distinct numbers. An alias is one row per
+(model, alias): moving it is a single upsert, so readers see the old or the new
+version, never neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+
+from modelyard.artifacts.store import ArtifactStore
+from modelyard.catalog.packages import verified_manifest
+from modelyard.clock import now_ms
+from modelyard.domain.models import (
+    ModelRef,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    check_alias,
+    check_model_name,
+    check_transition,
+    parse_stage,
+)
+from modelyard.errors import Conflict, InvalidInput, NotFound
+from modelyard.store import schema as t
+from modelyard.store.database import Database
+from modelyard.store.dialects import insert_for
+from modelyard.tracking.runs import stringify
+
+
+class Catalog:
+    """Register, find and move model versions.
+
+    >>> catalog.register_version("churn", source="runs/ab12.../artifacts/model", run_id="ab12...")
+    >>> catalog.set_alias("churn", "champion", 3)
+    >>> catalog.get_version("churn@champion").version
+    3
+    """
+
+    def __init__(self, db: Database, artifacts: ArtifactStore) -> None:
+        self.db = db
+        self.artifacts = artifacts
+
+    # -- models ------------------------------------------------------------
+
+    def create_model(
+        self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        check_model_name(name)
+        try:
+            with self.db.write() as conn:
+                self._insert_model(conn, name, description)
+                self._write_tags(conn, t.model_tags, "model_id", self._model_id(conn, name), tags)
+        except DBIntegrityError:
+            raise Conflict(f"model '{name}' already exists") from None
+        return self.get_model(name)
+
+    def _insert_model(self, conn: Connection, name: str, description: str) -> None:
+        stamp = now_ms()
+        conn.execute(
+            t.models.insert().values(
+                name=name,
+                description=description,
+                last_version=0,
+                created_at=stamp,
+                updated_at=stamp,
+            )
+        )
+
+    def _ensure_model(self, conn: Connection, name: str) -> int:
+        stmt = insert_for(self.db.dialect, t.models).on_conflict_do_nothing(index_elements=["name"])
+        stamp = now_ms()
+        conn.execute(
+            stmt,
+            [
+                {
+                    "name": name,
+                    "description": "",
+                    "last_version": 0,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            ],
+        )
+        return self._model_id(conn, name)
+
+    def _model_id(self, conn: Connection, name: str) -> int:
+        row = conn.execute(select(t.models.c.id).where(t.models.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"model '{name}' does not exist")
+        return int(row.id)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        with self.db.read() as conn:
+            row = conn.execute(select(t.models).where(t.models.c.name == name)).first()
+            if row is None:
+                raise NotFound(f"model '{name}' does not exist")
+            return self._model_from_row(conn, row)
+
+    def _model_from_row(self, conn: Connection, row: Any) -> RegisteredModel:
+        tags = dict(
+            conn.execute(
+                select(t.model_tags.c.key, t.model_tags.c.value).where(
+                    t.model_tags.c.model_id == row.id
+                )
+            ).tuples()
+        )
+        aliases = dict(
+            conn.execute(
+                select(t.aliases.c.alias, t.aliases.c.version).where(t.aliases.c.model_id == row.id)
+            ).tuples()
+        )
+        return RegisteredModel(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            latest_version=row.last_version or None,
+            tags=tags,
+            aliases=aliases,
+        )
+
+    def list_models(
+        self, name_contains: str | None = None, tag: str | None = None
+    ) -> list[RegisteredModel]:
+        """Models by name; ``tag`` is ``key`` or ``key=value``."""
+        query = select(t.models).order_by(t.models.c.name)
+        if name_contains:
+            query = query.where(t.models.c.name.contains(name_contains, autoescape=True))
+        if tag:
+            key, _, value = tag.partition("=")
+            sub = select(t.model_tags.c.model_id).where(t.model_tags.c.key == key)
+            if value:
+                sub = sub.where(t.model_tags.c.value == value)
+            query = query.where(t.models.c.id.in_(sub))
+        with self.db.read() as conn:
+            return [self._model_from_row(conn, row) for row in conn.execute(query).all()]
+
+    def update_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        with self.db.write() as conn:
+            model_id = self._model_id(conn, name)
+            values: dict[str, Any] = {"updated_at": now_ms()}
+            if description is not None:
+                values["description"] = description
+            conn.execute(update(t.models).where(t.models.c.id == model_id).values(**values))
+            self._write_tags(conn, t.model_tags, "model_id", model_id, tags)
+        return self.get_model(name)
+
+    def _write_tags(
+        self,
+        conn: Connection,
+        table: Any,
+        owner: str,
+        owner_id: int,
+        tags: Mapping[str, Any] | None,
+    ) -> None:
+        if not tags:
+            return
+        stmt = insert_for(self.db.dialect, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[owner, "key"], set_={"value": stmt.excluded.value}
+        )
+        conn.execute(
+            stmt, [{owner: owner_id, "key": k, "value": stringify(v)} for k, v in tags.items()]
+        )
+
+    # -- versions ----------------------------------------------------------
+
+    def register_version(
+        self,
+        name: str,
+        *,
+        source: str,
+        run_id: str | None = None,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        created_by: str = "",
+    ) -> ModelVersion:
+        """Register the package stored at artifact prefix ``source`` as the next version.
+
+        Every file of the package is hash-checked first; the manifest digest is
+        recorded, so a package changed later is refused when loaded.
+        """
+        check_model_name(name)
+        manifest, digest = verified_manifest(self.artifacts, source)
+        manifest_run = manifest.get("run_id")
+        if run_id and manifest_run and manifest_run != run_id:
+            raise InvalidInput(
+                f"package at '{source}' was written by run '{manifest_run}', not '{run_id}'"
+            )
+        run_id = run_id or manifest_run
+        with self.db.write() as conn:
+            if (
+                run_id
+                and conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first() is None
+            ):
+                raise NotFound(f"run '{run_id}' does not exist")
+            model_id = self._ensure_model(conn, name)
+            number = self._next_number(conn, model_id)
+            stamp = now_ms()
+            result = conn.execute(
+                t.model_versions.insert().values(
+                    model_id=model_id,
+                    version=number,
+                    stage=Stage.CANDIDATE.value,
+                    run_id=run_id,
+                    source=source,
+                    package_digest=digest,
+                    flavor=manifest["flavor"],
+                    signature=manifest.get("signature"),
+                    description=description,
+                    created_by=created_by,
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+            )
+            version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            self._write_tags(conn, t.version_tags, "version_id", version_id, tags)
+        return self.get_version(ModelRef(name, version=number))
+
+    def _next_number(self, conn: Connection, model_id: int) -> int:
+        conn.execute(
+            update(t.models)
+            .where(t.models.c.id == model_id)
+            .values(last_version=t.models.c.last_version + 1, updated_at=now_ms())
+        )
+        return int(
+            conn.execute(
+                select(t.models.c.last_version).where(t.models.c.id == model_id)
+            ).scalar_one()
+        )
+
+    def resolve(self, conn: Connection, ref: ModelRef) -> tuple[int, int]:
+        """(model id, version number) that ``ref`` names right now."""
+        model = conn.execute(select(t.models).where(t.models.c.name == ref.name)).first()
+        if model is None:
+            raise NotFound(f"model '{ref.name}' does not exist")
+        if ref.alias:
+            row = conn.execute(
+                select(t.aliases.c.version).where(
+                    t.aliases.c.model_id == model.id, t.aliases.c.alias == ref.alias
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"model '{ref.name}' has no alias '{ref.alias}'")
+            return model.id, int(row.version)
+        if ref.version is None:
+            if not model.last_version:
+                raise NotFound(f"model '{ref.name}' has no versions yet")
+            return model.id, int(model.last_version)
+        if not 1 <= ref.version <= model.last_version:
+            latest = f"latest is {model.last_version}" if model.last_version else "it has none"
+            raise NotFound(f"model '{ref.name}' has no version {ref.version} ({latest})")
+        return model.id, ref.version
+
+    def get_version(self, ref: ModelRef | str) -> ModelVersion:
+        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        with self.db.read() as conn:
+            model_id, number = self.resolve(conn, ref)
+            rows = self._version_rows(
+                conn,
+                [t.model_versions.c.model_id == model_id, t.model_versions.c.version == number],
+            )
+            if not rows:
+                raise NotFound(f"model '{ref.name}' has no version {number}")
+            return self._versions_from_rows(conn, rows)[0]
+
+    def _version_rows(self, conn: Connection, conditions: list[Any]) -> list[Any]:
+        v, m = t.model_versions.c, t.models.c
+        query = (
+            select(t.model_versions, m.name.label("model"))
+            .join(t.models, m.id == v.model_id)
+            .where(*conditions)
+            .order_by(m.name, v.version)
+        )
+        return list(conn.execute(query).all())
+
+    def _versions_from_rows(self, conn: Connection, rows: list[Any]) -> list[ModelVersion]:
+        ids = [r.id for r in rows]
+        tags: dict[int, dict[str, str]] = {}
+        for vid, key, value in conn.execute(
+            select(t.version_tags).where(t.version_tags.c.version_id.in_(ids))
+        ):
+            tags.setdefault(vid, {})[key] = value
+        aliases: dict[tuple[int, int], list[str]] = {}
+        model_ids = {r.model_id for r in rows}
+        for model_id, alias, version, _ in conn.execute(
+            select(t.aliases).where(t.aliases.c.model_id.in_(model_ids)).order_by(t.aliases.c.alias)
+        ):
+            aliases.setdefault((model_id, version), []).append(alias)
+        return [
+            ModelVersion(
+                model=r.model,
+                version=r.version,
+                stage=Stage(r.stage),
+                source=r.source,
+                package_digest=r.package_digest,
+                flavor=r.flavor,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                run_id=r.run_id,
+                description=r.description,
+                created_by=r.created_by,
+                signature=r.signature,
+                tags=tags.get(r.id, {}),
+                aliases=aliases.get((r.model_id, r.version), []),
+            )
+            for r in rows
+        ]
+
+    def search_versions(
+        self,
+        name: str | None = None,
+        *,
+        stage: str | None = None,
+        run_id: str | None = None,
+        tag: str | None = None,
+    ) -> list[ModelVersion]:
+        """Versions filtered by model name, stage, source run or tag (``key[=value]``)."""
+        v = t.model_versions.c
+        conditions: list[Any] = []
+        if name:
+            conditions.append(t.models.c.name == name)
+        if stage:
+            conditions.append(v.stage == parse_stage(stage).value)
+        if run_id:
+            conditions.append(v.run_id == run_id)
+        if tag:
+            key, _, value = tag.partition("=")
+            sub = select(t.version_tags.c.version_id).where(t.version_tags.c.key == key)
+            if value:
+                sub = sub.where(t.version_tags.c.value == value)
+            conditions.append(v.id.in_(sub))
+        with self.db.read() as conn:
+            if name:
+                self._model_id(conn, name)
+            return self._versions_from_rows(conn, self._version_rows(conn, conditions))
+
+    def update_version(
+        self,
+        ref: ModelRef | str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        with self.db.write() as conn:
+            model_id, number = self.resolve(conn, ref)
+            version_id = self._version_id(conn, model_id, number)
+            values: dict[str, Any] = {"updated_at": now_ms()}
+            if description is not None:
+                values["description"] = description
+            conn.execute(
+                update(t.model_versions).where(t.model_versions.c.id == version_id).values(**values)
+            )
+            self._write_tags(conn, t.version_tags, "version_id", version_id, tags)
+        return self.get_version(ModelRef(ref.name, version=number))
+
+    def _version_id(self, conn: Connection, model_id: int, number: int) -> int:
+        v = t.model_versions.c
+        return int(
+            conn.execute(
+                select(v.id).where(v.model_id == model_id, v.version == number)
+            ).scalar_one()
+        )
+
+    # -- aliases -----------------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        """Point ``alias`` at ``version`` in one atomic upsert."""
+        check_alias(alias)
+        with self.db.write() as conn:
+            model_id, number = self.resolve(conn, ModelRef(name, version=version))
+            stmt = insert_for(self.db.dialect, t.aliases)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["model_id", "alias"],
+                set_={"version": stmt.excluded.version, "updated_at": stmt.excluded.updated_at},
+            )
+            conn.execute(
+                stmt,
+                [{"model_id": model_id, "alias": alias, "version": number, "updated_at": now_ms()}],
+            )
+        return self.get_version(ModelRef(name, version=number))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self.db.write() as conn:
+            model_id = self._model_id(conn, name)
+            deleted = conn.execute(
+                t.aliases.delete().where(
+                    t.aliases.c.model_id == model_id, t.aliases.c.alias == alias
+                )
+            )
+            if deleted.rowcount == 0:
+                raise NotFound(f"model '{name}' has no alias '{alias}'")
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def transition_stage(
+        self,
+        ref: ModelRef | str,
+        stage: Stage | str,
+        *,
+        actor: str = "",
+        comment: str = "",
+        archive_others: bool = False,
+    ) -> ModelVersion:
+        """Move a version to ``stage`` if the lifecycle allows it; history is kept.
+
+        With ``archive_others``, other versions already in that stage move to
+        archived in the same transaction (one production version at a time).
+        """
+        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        target = parse_stage(stage) if isinstance(stage, str) else stage
+        with self.db.write() as conn:
+            model_id, number = self.resolve(conn, ref)
+            self._move(conn, model_id, ref.name, number, target, actor, comment)
+            if archive_others and target is not Stage.ARCHIVED:
+                self._archive_others(conn, model_id, ref.name, number, target, actor)
+        return self.get_version(ModelRef(ref.name, version=number))
+
+    def _move(
+        self,
+        conn: Connection,
+        model_id: int,
+        name: str,
+        number: int,
+        target: Stage,
+        actor: str,
+        comment: str,
+    ) -> None:
+        v = t.model_versions.c
+        row = conn.execute(
+            select(v.id, v.stage).where(v.model_id == model_id, v.version == number)
+        ).one()
+        check_transition(name, number, Stage(row.stage), target)
+        stamp = now_ms()
+        moved = conn.execute(
+            update(t.model_versions)
+            .where(v.id == row.id, v.stage == row.stage)
+            .values(stage=target.value, updated_at=stamp)
+        )
+        if moved.rowcount != 1:
+            raise Conflict(f"model '{name}' version {number} changed stage concurrently; try again")
+        conn.execute(
+            t.stage_changes.insert().values(
+                version_id=row.id,
+                from_stage=row.stage,
+                to_stage=target.value,
+                actor=actor,
+                comment=comment,
+                created_at=stamp,
+            )
+        )
+
+    def _archive_others(
+        self, conn: Connection, model_id: int, name: str, number: int, stage: Stage, actor: str
+    ) -> None:
+        v = t.model_versions.c
+        others = conn.execute(
+            select(v.version).where(
+                v.model_id == model_id, v.stage == stage.value, v.version != number
+            )
+        ).scalars()
+        for other in list(others):
+            self._move(
+                conn, model_id, name, other, Stage.ARCHIVED, actor, f"replaced by version {number}"
+            )
+
+    def stage_history(self, ref: ModelRef | str) -> list[dict[str, Any]]:
+        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        s = t.stage_changes.c
+        with self.db.read() as conn:
+            model_id, number = self.resolve(conn, ref)
+            version_id = self._version_id(conn, model_id, number)
+            rows = conn.execute(
+                select(t.stage_changes).where(s.version_id == version_id).order_by(s.id)
+            ).all()
+        return [
+            {
+                "from": r.from_stage,
+                "to": r.to_stage,
+                "actor": r.actor,
+                "comment": r.comment,
+                "at": r.created_at,
+            }
+            for r in rows
+        ]

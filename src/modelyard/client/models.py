@@ -1,0 +1,176 @@
+"""``yard.models``: register, find, alias, promote, load, export and import versions."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
+from modelyard.errors import Conflict, InvalidInput
+from modelyard.packaging import LoadedModel, load_package, verify_package, write_package
+from modelyard.tracking.environment import current_user
+
+if TYPE_CHECKING:
+    from modelyard.client.backend import Backend
+    from modelyard.client.yard import Yard
+
+EXPORT_RECORD = "modelyard-version.json"
+
+
+class ModelsAPI:
+    """The model catalog as the SDK shows it."""
+
+    def __init__(self, yard: Yard) -> None:
+        self._yard = yard
+
+    @property
+    def _backend(self) -> Backend:
+        return self._yard.backend
+
+    def register(
+        self,
+        model: Any,
+        *,
+        name: str,
+        input_example: Any = None,
+        run_id: str | None = None,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        **package_options: Any,
+    ) -> ModelVersion:
+        """Package ``model`` and register it as the next version of ``name``.
+
+        >>> version = yard.models.register(clf, name="churn", input_example=X.head())
+        >>> version.version
+        1
+        """
+        with tempfile.TemporaryDirectory(prefix="modelyard-package-") as temp:
+            directory = Path(temp) / "model"
+            write_package(
+                model, directory, input_example=input_example, run_id=run_id, **package_options
+            )
+            return self._register_directory(directory, name, run_id, description, tags)
+
+    def _register_directory(
+        self,
+        directory: Path,
+        name: str,
+        run_id: str | None,
+        description: str,
+        tags: Mapping[str, Any] | None,
+    ) -> ModelVersion:
+        source = self._backend.upload_package(directory, run_id)
+        return self._backend.register_version(
+            name,
+            source=source,
+            run_id=run_id,
+            description=description,
+            tags=tags,
+            created_by=current_user(),
+        )
+
+    def get(self, name: str) -> RegisteredModel:
+        return self._backend.get_model(name)
+
+    def create(
+        self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        return self._backend.create_model(name, description, tags)
+
+    def list(
+        self, name_contains: str | None = None, tag: str | None = None
+    ) -> list[RegisteredModel]:
+        return self._backend.list_models(name_contains, tag)
+
+    def update(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        return self._backend.update_model(name, description=description, tags=tags)
+
+    def version(self, ref: str) -> ModelVersion:
+        """A version by reference: ``churn/3``, ``churn@champion`` or ``churn`` (latest)."""
+        return self._backend.get_version(str(ModelRef.parse(ref)))
+
+    def versions(
+        self,
+        name: str | None = None,
+        *,
+        stage: str | None = None,
+        run_id: str | None = None,
+        tag: str | None = None,
+    ) -> builtins.list[ModelVersion]:
+        return self._backend.search_versions(name, stage=stage, run_id=run_id, tag=tag)
+
+    def update_version(
+        self, ref: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> ModelVersion:
+        return self._backend.update_version(ref, description=description, tags=tags)
+
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        """Point ``name@alias`` at ``version``; moving an alias is atomic."""
+        return self._backend.set_alias(name, alias, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._backend.delete_alias(name, alias)
+
+    def transition(
+        self, ref: str, stage: str, *, comment: str = "", archive_others: bool = False
+    ) -> ModelVersion:
+        """Move a version along candidate -> staging -> production -> archived."""
+        return self._backend.transition_stage(
+            ref, stage, actor=current_user(), comment=comment, archive_others=archive_others
+        )
+
+    def stage_history(self, ref: str) -> builtins.list[dict[str, Any]]:
+        return self._backend.stage_history(ref)
+
+    def load(self, ref: str) -> LoadedModel:
+        """Load a version for prediction; every file is hash-checked before unpickling."""
+        version = self.version(ref)
+        directory = self._backend.fetch_package(version)
+        return load_package(directory, expected_digest=version.package_digest)
+
+    def export(self, ref: str, target: str | Path) -> Path:
+        """Copy a version's verified package to ``target`` with a record of where it came from."""
+        version = self.version(ref)
+        directory = self._backend.fetch_package(version)
+        verify_package(directory, expected_digest=version.package_digest)
+        target = Path(target)
+        if target.exists() and any(target.iterdir()):
+            raise Conflict(f"export target '{target}' exists and is not empty")
+        shutil.copytree(directory, target, dirs_exist_ok=True)
+        record = {
+            "model": version.model,
+            "version": version.version,
+            "package_digest": version.package_digest,
+            "description": version.description,
+            "tags": version.tags,
+            "run_id": version.run_id,
+        }
+        (target.parent / f"{target.name}.{EXPORT_RECORD}").write_text(json.dumps(record, indent=2))
+        return target
+
+    def import_(
+        self, source: str | Path, *, name: str | None = None, description: str | None = None
+    ) -> ModelVersion:
+        """Register an exported package directory as a new version (``name`` from the export)."""
+        source = Path(source)
+        if not (source / "manifest.json").is_file():
+            raise InvalidInput(f"'{source}' is not a model package (no manifest.json)")
+        record_path = source.parent / f"{source.name}.{EXPORT_RECORD}"
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        verify_package(source, expected_digest=record.get("package_digest"))
+        model_name = name or record.get("model")
+        if not model_name:
+            raise InvalidInput(f"'{source}' carries no model name: pass one with --name")
+        if description is None:
+            description = record.get("description", "")
+        tags = dict(record.get("tags") or {})
+        if record:
+            tags.setdefault("imported_from", f"{record['model']}/{record['version']}")
+        return self._register_directory(source, model_name, None, description or "", tags)

@@ -1,0 +1,96 @@
+"""The metadata database: one engine, read and write transactions.
+
+SQLite runs in WAL mode with a generous busy timeout, and write transactions
+start with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing a
+lock upgrade half-way. PostgreSQL uses its defaults (READ COMMITTED).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from modelyard.errors import InvalidInput
+
+_IMMEDIATE = "modelyard_immediate"
+
+
+class Database:
+    """Connection factory for the metadata store at ``url``.
+
+    >>> db = Database("sqlite:///.modelyard/modelyard.db")
+    >>> with db.write() as conn:
+    ...     conn.execute(...)
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @cached_property
+    def engine(self) -> Engine:
+        try:
+            parsed = make_url(self.url)
+        except Exception as exc:
+            raise InvalidInput(f"invalid database URL {self._redacted()!r}: {exc}") from None
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(self.url, parsed.database)
+        return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{_IMMEDIATE: True})
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+    def _redacted(self) -> str:
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:
+            return "<unparseable>"
+
+    def describe(self) -> str:
+        """The URL with any password hidden, for messages."""
+        return self._redacted()
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # transactions are begun explicitly below
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

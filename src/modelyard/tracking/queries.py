@@ -1,0 +1,127 @@
+"""Read-side queries over runs: filtered, sorted pages and whole-experiment frames."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Select, select
+
+from modelyard.domain.runs import RunPage
+from modelyard.domain.search import parse_filter, parse_order_by
+from modelyard.errors import InvalidInput
+from modelyard.store import schema as t
+from modelyard.store.database import Database
+from modelyard.tracking.runs import load_runs
+from modelyard.tracking.search import build_run_query, decode_cursor, encode_cursor
+
+MAX_PAGE = 10_000
+_ATTRIBUTE_COLUMNS = ["run_id", "experiment", "name", "status", "user", "start_time", "end_time"]
+
+
+def _fingerprint(experiment_ids: list[int] | None, filter: str | None, order_by: Any) -> str:
+    key = json.dumps([experiment_ids, filter or "", order_by or ""], sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class RunQueries:
+    """Search runs with the filter language and load them as pages or a DataFrame."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _query(
+        self,
+        experiment_ids: list[int] | None,
+        filter: str | None,
+        order_by: str | Sequence[str] | None,
+        limit: int | None,
+        offset: int,
+    ) -> Select[Any]:
+        ast = parse_filter(filter or "")
+        keys = parse_order_by(order_by) if order_by else []
+        return build_run_query(experiment_ids, ast, keys, limit, offset)
+
+    def search(
+        self,
+        experiment_ids: list[int] | None,
+        filter: str | None,
+        order_by: str | Sequence[str] | None,
+        max_results: int = 100,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """One page of runs; ``next_cursor`` is None on the last page."""
+        if not 1 <= max_results <= MAX_PAGE:
+            raise InvalidInput(f"max_results must be between 1 and {MAX_PAGE}, not {max_results}")
+        fingerprint = _fingerprint(experiment_ids, filter, order_by)
+        offset = decode_cursor(cursor, fingerprint) if cursor else 0
+        query = self._query(experiment_ids, filter, order_by, max_results + 1, offset)
+        with self.db.read() as conn:
+            ids = [row[0] for row in conn.execute(query)]
+            runs = load_runs(conn, ids[:max_results])
+        more = len(ids) > max_results
+        next_cursor = encode_cursor(offset + max_results, fingerprint) if more else None
+        return RunPage(runs=runs, next_cursor=next_cursor)
+
+    def frame(
+        self,
+        experiment_ids: list[int] | None,
+        filter: str | None,
+        order_by: str | Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Every matching run as a row: attributes, then ``params.*``, ``metrics.*``, ``tags.*``."""
+        query = self._query(experiment_ids, filter, order_by, None, 0)
+        ids = query.with_only_columns(query.selected_columns[0]).subquery()
+        with self.db.read() as conn:
+            order = [row[0] for row in conn.execute(query)]
+            base = _attributes(conn, ids)
+            wide = [
+                _pivot(conn, table, ids, prefix)
+                for table, prefix in (
+                    (t.params, "params."),
+                    (t.latest_metrics, "metrics."),
+                    (t.tags, "tags."),
+                )
+            ]
+        frame = base.set_index("run_id")
+        for part in wide:
+            if not part.empty:
+                frame = frame.join(part)
+        return frame.reindex(order).reset_index()
+
+
+def _attributes(conn: Connection, ids: Any) -> pd.DataFrame:
+    r, e = t.runs.c, t.experiments.c
+    query = (
+        select(
+            r.id.label("run_id"),
+            e.name.label("experiment"),
+            r.name,
+            r.status,
+            r.user,
+            r.start_time,
+            r.end_time,
+        )
+        .join(t.experiments, e.id == r.experiment_id)
+        .where(r.id.in_(select(ids.c[0])))
+    )
+    frame = pd.DataFrame(conn.execute(query).all(), columns=_ATTRIBUTE_COLUMNS)
+    for column in ("start_time", "end_time"):
+        frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
+    return frame
+
+
+def _pivot(conn: Connection, table: Any, ids: Any, prefix: str) -> pd.DataFrame:
+    query = select(table.c.run_id, table.c.key, table.c.value).where(
+        table.c.run_id.in_(select(ids.c[0]))
+    )
+    long = pd.DataFrame(conn.execute(query).all(), columns=["run_id", "key", "value"])
+    if long.empty:
+        return long
+    wide = long.pivot(index="run_id", columns="key", values="value")
+    wide.columns = [f"{prefix}{key}" for key in wide.columns]
+    wide.columns.name = None
+    return wide
