@@ -11,7 +11,6 @@ from typing import Any
 from modelyard.artifacts.keys import safe_key
 from modelyard.artifacts.store import ArtifactStore, download_tree
 from modelyard.errors import NotFound
-from modelyard.packaging import package_digest, verify_package
 
 
 @contextmanager
@@ -32,6 +31,8 @@ def local_copy(store: ArtifactStore, prefix: str) -> Iterator[Path]:
 
 def verified_manifest(store: ArtifactStore, prefix: str) -> tuple[dict[str, Any], str]:
     """Hash-check every file of the package at ``prefix``; return (manifest, digest)."""
+    from modelyard.packaging import package_digest, verify_package
+
     with local_copy(store, prefix) as directory:
         manifest = verify_package(directory)
     return manifest.to_dict(), package_digest(manifest)

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from modelyard.artifacts.store import iter_files
+from modelyard.bootstrap import Services
+from modelyard.domain.models import ModelRef, Stage
+from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from modelyard.packaging import write_package
+from tests.stores import services_on
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    with services_on(request.param, tmp_path / "home") as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    frame = load_iris(as_frame=True).frame
+    features = frame.drop(columns="target")
+    model = LogisticRegression(max_iter=500).fit(features, frame["target"])
+    directory = tmp_path_factory.mktemp("pkg") / "model"
+    write_package(model, directory, input_example=features.head(3))
+    return directory
+
+
+def _store_package(services: Services, package_dir: Path, prefix: str) -> str:
+    for relative, path in iter_files(package_dir):
+        with path.open("rb") as handle:
+            services.artifacts.put(f"{prefix}/{relative}", handle)
+    return prefix
+
+
+def _register(services: Services, package_dir: Path, name: str = "iris", **kw: object):  # type: ignore[no-untyped-def]
+    source = _store_package(services, package_dir, f"uploads/{name}-{id(kw)}")
+    return services.catalog.register_version(name, source=source, **kw)  # type: ignore[arg-type]
+
+
+def test_versions_are_numbered_per_model(services: Services, package_dir: Path) -> None:
+    first = _register(services, package_dir)
+    second = _register(services, package_dir, description="second")
+    other = _register(services, package_dir, name="other")
+    assert (first.version, second.version, other.version) == (1, 2, 1)
+    assert first.stage is Stage.CANDIDATE and first.flavor == "sklearn"
+    assert first.signature is not None and len(first.package_digest) == 64
+    assert services.catalog.get_version("iris").version == 2  # a bare name is the latest
+    assert services.catalog.get_model("iris").latest_version == 2
+    with pytest.raises(NotFound, match=r"model 'iris' has no version 7 \(latest is 2\)"):
+        services.catalog.get_version("iris/7")
+
+
+def test_register_refuses_a_tampered_package(services: Services, package_dir: Path) -> None:
+    source = _store_package(services, package_dir, "uploads/tampered")
+    local = services.artifacts.local_path(source)
+    assert local is not None
+    victim = next(p for p in local.rglob("*") if p.is_file() and p.name != "manifest.json")
+    victim.write_bytes(victim.read_bytes() + b"!")
+    with pytest.raises(IntegrityError):
+        services.catalog.register_version("iris", source=source)
+    with pytest.raises(NotFound):
+        services.catalog.get_model("iris")
+
+
+def test_aliases_move_atomically_and_resolve(services: Services, package_dir: Path) -> None:
+    for _ in range(3):
+        _register(services, package_dir)
+    catalog = services.catalog
+    assert catalog.set_alias("iris", "champion", 1).aliases == ["champion"]
+    catalog.set_alias("iris", "champion", 3)
+    assert catalog.get_version("iris@champion").version == 3
+    assert catalog.get_model("iris").aliases == {"champion": 3}
+    assert catalog.get_version("iris/1").aliases == []
+    with pytest.raises(NotFound, match="no version 9"):
+        catalog.set_alias("iris", "champion", 9)
+    with pytest.raises(InvalidInput, match="invalid alias"):
+        catalog.set_alias("iris", "latest", 1)
+    catalog.delete_alias("iris", "champion")
+    with pytest.raises(NotFound, match="has no alias 'champion'"):
+        catalog.get_version(ModelRef("iris", alias="champion"))
+
+
+def test_lifecycle_allows_only_legal_moves_and_keeps_history(
+    services: Services, package_dir: Path
+) -> None:
+    _register(services, package_dir)
+    _register(services, package_dir)
+    catalog = services.catalog
+    with pytest.raises(Conflict, match="cannot move from candidate to production"):
+        catalog.transition_stage("iris/1", "production")
+    catalog.transition_stage("iris/1", "staging")
+    catalog.transition_stage("iris/1", "production", actor="ana", comment="ship it")
+    catalog.transition_stage("iris/2", "staging")
+    promoted = catalog.transition_stage("iris/2", Stage.PRODUCTION, archive_others=True)
+    assert promoted.stage is Stage.PRODUCTION
+    assert catalog.get_version("iris/1").stage is Stage.ARCHIVED
+    history = catalog.stage_history("iris/1")
+    assert [(h["from"], h["to"]) for h in history] == [
+        ("candidate", "staging"),
+        ("staging", "production"),
+        ("production", "archived"),
+    ]
+    assert history[1]["actor"] == "ana" and history[1]["comment"] == "ship it"
+    with pytest.raises(InvalidInput, match="unknown stage 'live'"):
+        catalog.transition_stage("iris/2", "live")
+
+
+def test_tags_descriptions_and_search(services: Services, package_dir: Path) -> None:
+    _register(services, package_dir, tags={"team": "fraud"})
+    _register(services, package_dir, name="churn")
+    catalog = services.catalog
+    catalog.update_model("iris", description="flowers", tags={"owner": "ana"})
+    catalog.update_version("iris/1", description="baseline", tags={"team": "risk"})
+    assert catalog.get_model("iris").description == "flowers"
+    assert catalog.get_version("iris/1").tags == {"team": "risk"}
+    assert [m.name for m in catalog.list_models()] == ["churn", "iris"]
+    assert [m.name for m in catalog.list_models(name_contains="ir")] == ["iris"]
+    assert [m.name for m in catalog.list_models(tag="owner=ana")] == ["iris"]
+    assert [v.ref for v in catalog.search_versions(tag="team=risk")] == ["iris/1"]
+    assert [v.ref for v in catalog.search_versions(stage="candidate")] == ["churn/1", "iris/1"]
+    with pytest.raises(Conflict, match="model 'iris' already exists"):
+        catalog.create_model("iris")
+    with pytest.raises(InvalidInput, match="invalid model name"):
+        catalog.create_model("bad name!")

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from modelyard.errors import NotMigrated
+from modelyard.store.database import Database
+from modelyard.store.migrate import current_revision, ensure_current, head_revision, upgrade
+from tests.stores import throwaway_postgres
+
+
+def test_empty_database_is_created_at_head_only_when_allowed(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
+    with pytest.raises(NotMigrated, match="run `modelyard db upgrade`"):
+        ensure_current(db, create_if_empty=False)
+    ensure_current(db, create_if_empty=True)
+    assert current_revision(db) == head_revision()
+
+
+def test_old_database_is_never_upgraded_silently(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'b.db'}")
+    upgrade(db)
+    with db.write() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'older'"))
+    with pytest.raises(NotMigrated, match="is at revision older"):
+        ensure_current(db, create_if_empty=True)
+
+
+def test_foreign_database_is_refused(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    with db.write() as conn:
+        conn.execute(text("CREATE TABLE something_else (id INTEGER)"))
+    with pytest.raises(NotMigrated, match="has no modelyard schema"):
+        ensure_current(db, create_if_empty=True)
+
+
+@pytest.mark.postgres
+def test_upgrade_on_postgresql() -> None:
+    with throwaway_postgres() as url:
+        db = Database(url)
+        before, after = upgrade(db)
+        assert (before, after) == (None, head_revision())
+        ensure_current(db, create_if_empty=False)
+        db.dispose()
+
+
+def test_database_url_is_validated() -> None:
+    from modelyard.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="invalid database URL"):
+        _ = Database("not a url").engine
