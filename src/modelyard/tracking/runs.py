@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, and_, func, or_, select, update
@@ -96,6 +97,7 @@ class TrackingService:
     def __init__(self, db: Database, artifacts: ArtifactStore) -> None:
         self.db = db
         self.artifacts = artifacts
+        self._experiments: dict[str, Experiment] = {}  # never renamed or deleted: safe to keep
 
     # -- experiments -------------------------------------------------------
 
@@ -121,14 +123,18 @@ class TrackingService:
 
     def ensure_experiment(self, name: str) -> Experiment:
         """Get the experiment, creating it if needed; safe when racing other processes."""
+        known = self._experiments.get(name)
+        if known is not None:
+            return known
         try:
-            return self.get_experiment(name)
+            found = self.get_experiment(name)
         except NotFound:
-            pass
-        try:
-            return self.create_experiment(name)
-        except Conflict:
-            return self.get_experiment(name)
+            try:
+                found = self.create_experiment(name)
+            except Conflict:
+                found = self.get_experiment(name)
+        self._experiments[name] = found
+        return found
 
     def list_experiments(self) -> list[Experiment]:
         with self.db.read() as conn:
@@ -155,25 +161,37 @@ class TrackingService:
     ) -> Run:
         """Start a RUNNING run in ``experiment`` (created if it does not exist)."""
         exp = self.ensure_experiment(experiment)
-        run_id = run_id or new_run_id()
-        started = now_ms()
+        run = Run(
+            id=run_id or new_run_id(),
+            experiment_id=exp.id,
+            experiment=exp.name,
+            name=name or "",
+            status=RunStatus.RUNNING,
+            start_time=now_ms(),
+            user=user,
+            environment_id=environment.id if environment else None,
+            params={_check_key("param", k): stringify(v) for k, v in (params or {}).items()},
+            tags={_check_key("tag", k): stringify(v) for k, v in (tags or {}).items()},
+        )
+        if not run.name:
+            run = replace(run, name=f"run-{run.id[:8]}")
         with self.db.write() as conn:
             if environment is not None:
                 self._store_environment(conn, environment)
             conn.execute(
                 t.runs.insert().values(
-                    id=run_id,
-                    experiment_id=exp.id,
-                    name=name or f"run-{run_id[:8]}",
-                    status=RunStatus.RUNNING.value,
-                    start_time=started,
-                    user=user,
-                    environment_id=environment.id if environment else None,
+                    id=run.id,
+                    experiment_id=run.experiment_id,
+                    name=run.name,
+                    status=run.status.value,
+                    start_time=run.start_time,
+                    user=run.user,
+                    environment_id=run.environment_id,
                 )
             )
-            self._write_params(conn, run_id, params or {})
-            self._write_tags(conn, run_id, tags or {})
-        return self.get_run(run_id)
+            self._write_params(conn, run.id, run.params)
+            self._write_tags(conn, run.id, run.tags)
+        return run
 
     def _store_environment(self, conn: Connection, environment: Environment) -> None:
         stmt = insert_for(self.db.dialect, t.environments).values(
@@ -283,15 +301,15 @@ class TrackingService:
         if not final.is_terminal:
             raise InvalidInput(f"a run cannot be finished as {final.value}")
         with self.db.write() as conn:
-            row = self._require_run(conn, run_id)
-            if row.status != RunStatus.RUNNING.value:
-                raise Conflict(f"run '{run_id}' already ended as {row.status}")
-            conn.execute(
+            ended = conn.execute(
                 update(t.runs)
-                .where(t.runs.c.id == run_id)
+                .where(t.runs.c.id == run_id, t.runs.c.status == RunStatus.RUNNING.value)
                 .values(status=final.value, end_time=now_ms(), error=error)
             )
-        return self.get_run(run_id)
+            if ended.rowcount != 1:
+                row = self._require_run(conn, run_id)
+                raise Conflict(f"run '{run_id}' already ended as {row.status}")
+            return load_runs(conn, [run_id])[0]
 
     def get_run(self, run_id: str) -> Run:
         with self.db.read() as conn:
