@@ -8,6 +8,7 @@ import pytest
 
 from modelyard.client.buffer import BATCH_LIMIT, MetricBuffer
 from modelyard.domain.runs import MetricPoint
+from modelyard.errors import Conflict
 
 
 class Recorder:
@@ -52,8 +53,24 @@ def test_background_thread_flushes_without_being_asked() -> None:
     buffer.close()
 
 
-def test_a_failed_background_write_is_raised_on_flush() -> None:
-    buffer = MetricBuffer(Recorder(fail=True), interval=60)
+def test_a_transient_failure_keeps_points_for_the_next_flush() -> None:
+    recorder = Recorder(fail=True)
+    buffer = MetricBuffer(recorder, interval=60)
     buffer.add("r1", MetricPoint("loss", 1.0, 0, 1))
     with pytest.raises(ConnectionError, match="store unavailable"):
         buffer.flush("r1")
+    buffer.add("r1", MetricPoint("loss", 2.0, 1, 1))
+    recorder.fail = False
+    buffer.flush("r1")
+    assert [p.value for p in recorder.points("r1")] == [1.0, 2.0]
+
+
+def test_a_refused_write_drops_points_and_says_why() -> None:
+    def refuse(run_id: str, points: Sequence[MetricPoint]) -> None:
+        raise Conflict(f"run '{run_id}' is FINISHED")
+
+    buffer = MetricBuffer(refuse, interval=60)
+    buffer.add("r1", MetricPoint("loss", 1.0, 0, 1))
+    with pytest.raises(Conflict, match="FINISHED"):
+        buffer.flush("r1")
+    buffer.flush("r1")  # nothing left, no error left

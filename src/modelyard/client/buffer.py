@@ -3,7 +3,10 @@
 A training loop pays a list append per point; a background thread flushes every
 ``interval`` seconds or as soon as ``max_pending`` points wait. ``flush`` writes
 synchronously, and an ``atexit`` hook flushes whatever is left when the process
-exits normally, so nothing buffered is lost.
+exits normally, so nothing buffered is lost. A write that fails for a passing
+reason (server unreachable) keeps its points queued for the next attempt; one
+the store refuses (the run has ended) drops them. Either way the error is
+raised by the run's next ``flush``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import weakref
 from collections.abc import Callable, Sequence
 
 from modelyard.domain.runs import MetricPoint
+from modelyard.errors import ModelyardError
 
 Writer = Callable[[str, Sequence[MetricPoint]], None]
 
@@ -75,11 +79,23 @@ class MetricBuffer:
     def _write(self, run_id: str | None) -> None:
         with self._write_lock:
             for rid, points in self._take(run_id).items():
-                try:
-                    for start in range(0, len(points), BATCH_LIMIT):
-                        self._writer(rid, points[start : start + BATCH_LIMIT])
-                except Exception as exc:  # surfaced on the run's next flush
-                    self._errors[rid] = exc
+                self._write_run(rid, points)
+
+    def _write_run(self, run_id: str, points: list[MetricPoint]) -> None:
+        for start in range(0, len(points), BATCH_LIMIT):
+            try:
+                self._writer(run_id, points[start : start + BATCH_LIMIT])
+            except ModelyardError as exc:  # the store refused: retrying cannot help
+                self._errors[run_id] = exc
+                return
+            except Exception as exc:  # transient (network, lock): keep the points for later
+                self._errors[run_id] = exc
+                self._requeue(run_id, points[start:])
+                return
+
+    def _requeue(self, run_id: str, points: list[MetricPoint]) -> None:
+        with self._lock:
+            self._pending[run_id] = points + self._pending.get(run_id, [])
 
     def _ensure_thread(self) -> None:
         if self._thread is not None or self._closed:
