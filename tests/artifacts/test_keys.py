@@ -8,7 +8,11 @@ from modelyard.errors import InvalidInput
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("a/b.txt", "a/b.txt"), ("./a//b.txt", "a/b.txt"), ("model/manifest.json", "model/manifest.json")],
+    [
+        ("a/b.txt", "a/b.txt"),
+        ("./a//b.txt", "a/b.txt"),
+        ("model/manifest.json", "model/manifest.json"),
+    ],
 )
 def test_safe_key_normalises(given: str, expected: str) -> None:
     assert safe_key(given) == expected
