@@ -109,12 +109,12 @@ class Catalog:
                 select(t.model_tags.c.key, t.model_tags.c.value).where(
                     t.model_tags.c.model_id == row.id
                 )
-            ).tuples()
+            ).all()
         )
         aliases = dict(
             conn.execute(
                 select(t.aliases.c.alias, t.aliases.c.version).where(t.aliases.c.model_id == row.id)
-            ).tuples()
+            ).all()
         )
         return RegisteredModel(
             id=row.id,
