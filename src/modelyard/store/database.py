@@ -73,6 +73,16 @@ class Database:
         return self._redacted()
 
 
+def _number(text: object) -> float | None:
+    """Text as a number for SQLite, or NULL when it is not one (``'abc'`` is not 0)."""
+    if isinstance(text, int | float):
+        return float(text)
+    try:
+        return float(str(text))
+    except ValueError:
+        return None
+
+
 def _sqlite_engine(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +97,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
+        dbapi_conn.create_function("modelyard_number", 1, _number, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

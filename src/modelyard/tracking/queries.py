@@ -43,7 +43,7 @@ class RunQueries:
     ) -> Select[Any]:
         ast = parse_filter(filter or "")
         keys = parse_order_by(order_by) if order_by else []
-        return build_run_query(experiment_ids, ast, keys, limit, offset)
+        return build_run_query(experiment_ids, ast, keys, limit, offset, self.db.dialect)
 
     def search(
         self,
