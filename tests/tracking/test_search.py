@@ -82,6 +82,35 @@ def test_order_puts_missing_values_last_both_ways(services: Services) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("filter", "order_by", "expected"),
+    [
+        ("metrics.auc > 0.86", "metrics.auc desc", ["gbm", "rf-1", "lr-1"]),
+        ('metrics.auc > 0.86 and params.model = "rf"', "metrics.auc", ["rf-1"]),
+        (
+            'metrics.auc > 0.9 or params.model = "lr"',
+            "metrics.auc desc",
+            ["gbm", "rf-1", "lr-1", "lr-2"],
+        ),
+        ("not metrics.auc > 0.9", "metrics.auc desc", ["rf-2", "lr-2"]),
+        (
+            'params.model in ("rf", "gbm")',
+            "params.model desc, metrics.auc",
+            ["rf-2", "rf-1", "gbm"],
+        ),
+        (
+            "metrics.loss < 1 and metrics.auc > 0",
+            "metrics.auc desc, metrics.loss",
+            ["rf-1", "lr-1"],
+        ),
+    ],
+)
+def test_filter_and_order_together(
+    services: Services, filter: str, order_by: str, expected: list[str]
+) -> None:
+    assert names(services, filter, order_by) == expected
+
+
 def test_cursor_pages_visit_every_run_once(services: Services) -> None:
     seen: list[str] = []
     cursor = None

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, func, select
 
 from modelyard.domain.runs import RunPage
 from modelyard.domain.search import parse_filter, parse_order_by
@@ -93,6 +93,13 @@ class RunQueries:
         return frame.reindex(order).reset_index()
 
 
+def _columns_frame(conn: Connection, query: Any, names: list[str]) -> pd.DataFrame:
+    """Build the frame column by column: pandas is slow on SQLAlchemy row objects."""
+    rows = conn.execute(query).all()
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return pd.DataFrame({name: list(values) for name, values in zip(names, columns, strict=True)})
+
+
 def _attributes(conn: Connection, ids: Any) -> pd.DataFrame:
     r, e = t.runs.c, t.experiments.c
     query = (
@@ -108,20 +115,27 @@ def _attributes(conn: Connection, ids: Any) -> pd.DataFrame:
         .join(t.experiments, e.id == r.experiment_id)
         .where(r.id.in_(select(ids.c[0])))
     )
-    frame = pd.DataFrame(conn.execute(query).all(), columns=_ATTRIBUTE_COLUMNS)
+    frame = _columns_frame(conn, query, _ATTRIBUTE_COLUMNS)
     for column in ("start_time", "end_time"):
         frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
     return frame
 
 
 def _pivot(conn: Connection, table: Any, ids: Any, prefix: str) -> pd.DataFrame:
-    query = select(table.c.run_id, table.c.key, table.c.value).where(
-        table.c.run_id.in_(select(ids.c[0]))
+    """One column per key: the database folds each run's keys into one JSON object."""
+    aggregate = (
+        func.json_object_agg if conn.dialect.name == "postgresql" else func.json_group_object
     )
-    long = pd.DataFrame(conn.execute(query).all(), columns=["run_id", "key", "value"])
-    if long.empty:
-        return long
-    wide = long.pivot(index="run_id", columns="key", values="value")
+    query = (
+        select(table.c.run_id, aggregate(table.c.key, table.c.value))
+        .where(table.c.run_id.in_(select(ids.c[0])))
+        .group_by(table.c.run_id)
+    )
+    rows = conn.execute(query).all()
+    if not rows:
+        return pd.DataFrame()
+    run_ids, documents = zip(*rows, strict=True)
+    records = [json.loads(doc) if isinstance(doc, str) else doc for doc in documents]
+    wide = pd.DataFrame.from_records(records, index=list(run_ids))
     wide.columns = [f"{prefix}{key}" for key in wide.columns]
-    wide.columns.name = None
     return wide

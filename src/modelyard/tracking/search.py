@@ -100,8 +100,9 @@ def _normalise(field: Field, value: Value) -> Value:
 
 
 class _Compiler:
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, joined: dict[Field, Any] | None = None) -> None:
         self.dialect = dialect
+        self.joined = joined or {}  # fields already inner-joined for sorting
 
     def node(self, node: Node) -> ColumnElement[bool]:
         if isinstance(node, And):
@@ -128,6 +129,9 @@ class _Compiler:
         return table.c.value
 
     def _exists(self, field: Field, condition: Any) -> ColumnElement[bool]:
+        if field in self.joined:
+            result: ColumnElement[bool] = condition(self.joined[field])
+            return result
         table = _TABLES[field.namespace]
         return exists().where(
             table.c.run_id == t.runs.c.id, table.c.key == field.name, condition(table)
@@ -184,33 +188,60 @@ def build_run_query(
     """Run ids matching ``filter_ast`` in ``experiment_ids`` (all when None), ordered and paged."""
     r = t.runs.c
     query = select(r.id)
+    query, order_clauses, joined = _order(query, order_keys, _required_fields(filter_ast))
     if experiment_ids is not None:
         query = query.where(r.experiment_id.in_(experiment_ids) if experiment_ids else false())
     if filter_ast is not None:
-        query = query.where(_Compiler(dialect).node(filter_ast))
-    query = _order(query, order_keys)
+        query = query.where(_Compiler(dialect, joined).node(filter_ast))
+    query = query.order_by(*order_clauses)
     if limit is not None:
         query = query.limit(limit)
     return query.offset(offset) if offset else query
 
 
-def _order(query: Select[Any], keys: list[OrderKey]) -> Select[Any]:
+def _required_fields(node: Node | None) -> set[Field]:
+    """Fields every matching run must have: keys compared in a top-level conjunct."""
+    parts = node.parts if isinstance(node, And) else (node,) if node is not None else ()
+    required = set()
+    for part in parts:
+        if not isinstance(part, Comparison | InList) or part.field.namespace == "attributes":
+            continue
+        if not (isinstance(part, InList) and part.negated):
+            required.add(part.field)
+    return required
+
+
+def _order(
+    query: Select[Any], keys: list[OrderKey], required: set[Field]
+) -> tuple[Select[Any], list[Any], dict[Field, Any]]:
+    """Joins and ORDER BY clauses for ``keys``; also the tables joined for required fields."""
     clauses: list[Any] = []
+    joined: dict[Field, Any] = {}
     for index, key in enumerate(keys):
-        column = _order_column(key.field, index)
-        if key.field.namespace != "attributes":
-            table = _TABLES[key.field.namespace].alias(f"order_{index}")
-            query = query.outerjoin(
-                table, and_(table.c.run_id == t.runs.c.id, table.c.key == key.field.name)
-            )
+        if key.field.namespace == "attributes":
+            column = _attribute(key.field.name)
+        else:
+            present = key.field in required and key.field not in joined
+            query, table = _join_order_table(query, key.field, index, present)
             column = table.c.value
-        clauses.extend([column.is_(None), column.desc() if key.descending else column.asc()])
+            if present:
+                joined[key.field] = table
+        if key.field not in joined:
+            clauses.append(column.is_(None))
+        clauses.append(column.desc() if key.descending else column.asc())
     clauses.extend([t.runs.c.start_time.desc(), t.runs.c.id])
-    return query.order_by(*clauses)
+    return query, clauses, joined
 
 
-def _order_column(field: Field, index: int) -> Any:
-    return _attribute(field.name) if field.namespace == "attributes" else None
+def _join_order_table(
+    query: Select[Any], field: Field, index: int, present: bool
+) -> tuple[Select[Any], Any]:
+    """Join the key's table for sorting; an inner join when the filter requires the key,
+    so the database can walk the (key, value) index in order and stop early."""
+    table = _TABLES[field.namespace].alias(f"order_{index}")
+    on = and_(table.c.run_id == t.runs.c.id, table.c.key == field.name)
+    joined = query.join(table, on) if present else query.outerjoin(table, on)
+    return joined, table
 
 
 def encode_cursor(offset: int, fingerprint: str) -> str:
