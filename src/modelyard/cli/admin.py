@@ -1,0 +1,65 @@
+"""``modelyard db`` and ``modelyard server``."""
+
+from __future__ import annotations
+
+import click
+
+from modelyard.cli.context import CliContext, json_option, pass_context
+from modelyard.cli.output import console, emit_json
+from modelyard.config import DEFAULT_PORT, Settings
+from modelyard.store.database import Database
+from modelyard.store.migrate import current_revision, head_revision, upgrade
+
+
+def _settings(ctx: CliContext) -> Settings:
+    return Settings.from_env(ctx.home)
+
+
+@click.group()
+def db() -> None:
+    """Schema migrations of the metadata database."""
+
+
+@db.command("upgrade")
+@pass_context
+def db_upgrade(ctx: CliContext) -> None:
+    """Bring the database schema to the newest revision."""
+    database = Database(_settings(ctx).db_url)
+    before, after = upgrade(database)
+    if before == after:
+        console.print(f"{database.describe()} is already at {after}")
+    else:
+        console.print(f"upgraded {database.describe()} from {before or 'empty'} to {after}")
+
+
+@db.command("current")
+@json_option
+@pass_context
+def db_current(ctx: CliContext, as_json: bool) -> None:
+    """The schema revision of the database, and whether it is the newest."""
+    database = Database(_settings(ctx).db_url)
+    current, head = current_revision(database), head_revision()
+    if as_json:
+        emit_json(
+            {
+                "database": database.describe(),
+                "current": current,
+                "head": head,
+                "at_head": current == head,
+            }
+        )
+        return
+    state = "at head" if current == head else f"behind: run `modelyard db upgrade` to reach {head}"
+    console.print(f"{database.describe()}: revision {current or 'none'} ({state})")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@pass_context
+def server(ctx: CliContext, host: str, port: int, workers: int) -> None:
+    """Serve the API (/api/v1, /healthz, /docs) over the configured store."""
+    from modelyard.api.server import serve
+
+    serve(host, port, _settings(ctx), workers=workers)

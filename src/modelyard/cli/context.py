@@ -1,0 +1,31 @@
+"""What every command shares: how to reach the yard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from modelyard.client.yard import Yard, connect
+
+
+@dataclass
+class CliContext:
+    home: Path | None
+    url: str | None
+    api_key: str | None
+    _yard: Yard | None = field(default=None, repr=False)
+
+    def yard(self) -> Yard:
+        if self._yard is None:
+            self._yard = connect(self.url, api_key=self.api_key, home=self.home)
+        return self._yard
+
+    def close(self) -> None:
+        if self._yard is not None:
+            self._yard.close()
+
+
+pass_context = click.make_pass_decorator(CliContext)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

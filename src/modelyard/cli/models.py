@@ -1,0 +1,200 @@
+"""``modelyard models``, ``alias``, ``stage`` and ``package``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from modelyard.cli.context import CliContext, json_option, pass_context
+from modelyard.cli.output import console, emit_json, table, when
+from modelyard.domain.models import ModelVersion, Stage
+
+
+def version_rows(versions: list[ModelVersion]) -> list[list[object]]:
+    return [
+        [
+            v.model,
+            v.version,
+            v.stage.value,
+            ", ".join(v.aliases),
+            (v.run_id or "")[:12],
+            v.flavor,
+            when(v.created_at),
+            v.description,
+        ]
+        for v in versions
+    ]
+
+
+VERSION_COLUMNS = [
+    "model",
+    "version",
+    "stage",
+    "aliases",
+    "run",
+    "flavor",
+    "registered",
+    "description",
+]
+
+
+@click.group()
+def models() -> None:
+    """Registered models and their versions."""
+
+
+@models.command("list")
+@click.option("--name", "name_contains", default=None, help="Only models whose name contains this.")
+@click.option("--tag", default=None, help="Only models with this tag: KEY or KEY=VALUE.")
+@json_option
+@pass_context
+def list_models(ctx: CliContext, name_contains: str | None, tag: str | None, as_json: bool) -> None:
+    found = ctx.yard().models.list(name_contains, tag)
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        (
+            m.name,
+            m.latest_version,
+            ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items())),
+            when(m.updated_at),
+            m.description,
+        )
+        for m in found
+    ]
+    console.print(table("models", ["name", "latest", "aliases", "updated", "description"], rows))
+
+
+@models.command("show")
+@click.argument("name")
+@json_option
+@pass_context
+def show_model(ctx: CliContext, name: str, as_json: bool) -> None:
+    """A model with its aliases and every version."""
+    yard = ctx.yard()
+    model = yard.models.get(name)
+    versions = yard.models.versions(name)
+    if as_json:
+        emit_json({"model": model, "versions": versions})
+        return
+    console.print(f"[bold]{model.name}[/bold]  latest version {model.latest_version or '-'}")
+    if model.description:
+        console.print(model.description)
+    if model.aliases:
+        console.print(
+            "aliases: " + ", ".join(f"{a} → {v}" for a, v in sorted(model.aliases.items()))
+        )
+    console.print(table("versions", VERSION_COLUMNS, version_rows(versions)))
+
+
+@models.command("versions")
+@click.argument("name", required=False)
+@click.option("--stage", default=None, type=click.Choice([s.value for s in Stage]))
+@click.option("--run", "run_id", default=None, help="Only versions registered from this run.")
+@click.option("--tag", default=None, help="Only versions with this tag: KEY or KEY=VALUE.")
+@json_option
+@pass_context
+def list_versions(
+    ctx: CliContext,
+    name: str | None,
+    stage: str | None,
+    run_id: str | None,
+    tag: str | None,
+    as_json: bool,
+) -> None:
+    """Versions of one model (or of all), filtered by stage, run or tag."""
+    found = ctx.yard().models.versions(name, stage=stage, run_id=run_id, tag=tag)
+    if as_json:
+        emit_json(found)
+        return
+    console.print(table("versions", VERSION_COLUMNS, version_rows(found)))
+
+
+@click.group()
+def alias() -> None:
+    """Move or delete a model alias (e.g. champion)."""
+
+
+@alias.command("set")
+@click.argument("name")
+@click.argument("alias_name", metavar="ALIAS")
+@click.argument("version", type=int)
+@json_option
+@pass_context
+def set_alias(ctx: CliContext, name: str, alias_name: str, version: int, as_json: bool) -> None:
+    moved = ctx.yard().models.set_alias(name, alias_name, version)
+    if as_json:
+        emit_json(moved)
+        return
+    console.print(f"{name}@{alias_name} → version {moved.version}")
+
+
+@alias.command("delete")
+@click.argument("name")
+@click.argument("alias_name", metavar="ALIAS")
+@pass_context
+def delete_alias(ctx: CliContext, name: str, alias_name: str) -> None:
+    ctx.yard().models.delete_alias(name, alias_name)
+    console.print(f"deleted {name}@{alias_name}")
+
+
+@click.group()
+def stage() -> None:
+    """Move a version along candidate → staging → production → archived."""
+
+
+@click.command("set")
+@click.argument("ref")
+@click.argument(
+    "target", metavar="STAGE", type=click.Choice([s.value for s in Stage], case_sensitive=False)
+)
+@click.option("--comment", default="", help="Why; kept in the version's history.")
+@click.option("--archive-others", is_flag=True, help="Archive other versions in that stage.")
+@json_option
+@pass_context
+def set_stage(
+    ctx: CliContext, ref: str, target: str, comment: str, archive_others: bool, as_json: bool
+) -> None:
+    """Move REF (name/3 or name@alias) to STAGE."""
+    moved = ctx.yard().models.transition(
+        ref, target, comment=comment, archive_others=archive_others
+    )
+    if as_json:
+        emit_json(moved)
+        return
+    console.print(f"{moved.ref} is now {moved.stage.value}")
+
+
+stage.add_command(set_stage, "set")
+stage.add_command(set_stage, "transition")
+
+
+@click.group()
+def package() -> None:
+    """Export and import model packages."""
+
+
+@package.command("export")
+@click.argument("ref")
+@click.argument("directory", type=click.Path(path_type=Path))
+@pass_context
+def export_package(ctx: CliContext, ref: str, directory: Path) -> None:
+    """Copy the verified package of REF (name/3, name@alias) to DIRECTORY."""
+    target = ctx.yard().models.export(ref, directory)
+    console.print(f"exported {ref} to {target}")
+
+
+@package.command("import")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--name", default=None, help="Register under this model name.")
+@json_option
+@pass_context
+def import_package(ctx: CliContext, directory: Path, name: str | None, as_json: bool) -> None:
+    """Verify the package in DIRECTORY and register it as a new version."""
+    version = ctx.yard().models.import_(directory, name=name)
+    if as_json:
+        emit_json(version)
+        return
+    console.print(f"imported {directory} as {version.ref}")
