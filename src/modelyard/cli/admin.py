@@ -56,10 +56,9 @@ def db_current(ctx: CliContext, as_json: bool) -> None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @pass_context
-def server(ctx: CliContext, host: str, port: int, workers: int) -> None:
+def server(ctx: CliContext, host: str, port: int) -> None:
     """Serve the API (/api/v1, /healthz, /docs) over the configured store."""
     from modelyard.api.server import serve
 
-    serve(host, port, _settings(ctx), workers=workers)
+    serve(host, port, _settings(ctx))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, BinaryIO
 
@@ -14,6 +15,8 @@ from modelyard.errors import InvalidInput, NotFound
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
+
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 
 
 def dataset_key(fingerprint: str) -> str:
@@ -57,6 +60,8 @@ class DatasetRegistry:
             raise InvalidInput(f"dataset role {role!r} is not one of {', '.join(DATASET_ROLES)}")
         if not name:
             raise InvalidInput("a dataset needs a name")
+        if not _FINGERPRINT.match(fingerprint):
+            raise InvalidInput(f"dataset fingerprint {fingerprint!r} is not a sha256 hex digest")
         if content is not None:
             self.artifacts.put(dataset_key(fingerprint), content)
             uri = dataset_key(fingerprint)

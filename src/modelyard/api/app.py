@@ -1,0 +1,52 @@
+"""The API app factory: routes, and the one place errors become status codes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from modelyard import __version__
+from modelyard.api import catalog, tracking
+from modelyard.bootstrap import Services, bootstrap
+from modelyard.errors import ModelyardError
+
+
+def _error(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"kind": kind, "message": message}}, status_code=status)
+
+
+async def _on_modelyard_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ModelyardError)
+    return _error(exc.status_code, exc.kind, exc.message)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "json_invalid":
+        return _error(
+            400, "invalid_input", f"request body is not valid JSON: {first.get('msg', '')}"
+        )
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "request"
+    return _error(422, "invalid_input", f"{where}: {first.get('msg', 'invalid')}")
+
+
+def create_app(services: Services | None = None) -> FastAPI:
+    """The API over ``services`` (default: bootstrapped from the environment, never migrating)."""
+    app = FastAPI(
+        title="modelyard",
+        version=__version__,
+        description="Tracking, model catalog and packages: one governed lifecycle.",
+    )
+    app.state.services = services or bootstrap(create_if_empty=False)
+    app.add_exception_handler(ModelyardError, _on_modelyard_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.include_router(tracking.router)
+    app.include_router(catalog.router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,398 @@
+"""The remote backend: the SDK talking to ``modelyard server`` over HTTP.
+
+It raises the same error classes as the embedded backend: the server sends the
+error's kind and message, and this module rebuilds the exception.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote
+
+import httpx
+import pandas as pd
+import pyarrow as pa
+from pydantic import TypeAdapter
+
+from modelyard.artifacts.store import iter_files
+from modelyard.domain.datasets import Column, Dataset, DatasetUse
+from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
+from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
+from modelyard.errors import ERROR_KINDS, ModelyardError
+from modelyard.packaging import verify_package
+from modelyard.tracking.runs import run_artifact_key
+
+T = TypeVar("T")
+PACKAGE_PATH = "model"
+
+
+@cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+def parse(kind: type[T] | Any, data: Any) -> T:
+    """JSON data as the domain record ``kind`` (dataclasses, lists of them)."""
+    result: T = _adapter(kind).validate_python(data)  # type: ignore[arg-type]
+    return result
+
+
+def _selector(ref: str) -> tuple[str, str]:
+    parsed = ModelRef.parse(ref)
+    if parsed.alias:
+        return parsed.name, f"@{parsed.alias}"
+    return parsed.name, "latest" if parsed.version is None else str(parsed.version)
+
+
+def _path(text: str) -> str:
+    return quote(text, safe="")
+
+
+class RemoteBackend:
+    """``Backend`` over HTTP to a modelyard server."""
+
+    def __init__(
+        self, url: str, *, api_key: str | None = None, home: Path | None = None, timeout: float = 60
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.location = self.url
+        self.home = home or Path(".modelyard").absolute()
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    # -- transport ---------------------------------------------------------
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, f"/api/v1{path}", **kwargs)
+        except httpx.TransportError as exc:
+            raise ModelyardError(f"cannot reach modelyard server at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response
+
+    def _error(self, response: httpx.Response) -> ModelyardError:
+        try:
+            error = response.json()["error"]
+            kind, message = error["kind"], error["message"]
+        except (ValueError, KeyError, TypeError):
+            return ModelyardError(f"server answered {response.status_code}: {response.text[:200]}")
+        return ERROR_KINDS.get(kind, ModelyardError)(message)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._send(method, path, **kwargs).json()
+
+    # -- experiments and runs ----------------------------------------------
+
+    def create_experiment(self, name: str, description: str = "") -> Experiment:
+        body = {"name": name, "description": description}
+        return parse(Experiment, self._json("POST", "/experiments", json=body))
+
+    def get_experiment(self, name: str) -> Experiment:
+        return parse(Experiment, self._json("GET", f"/experiments/{_path(name)}"))
+
+    def list_experiments(self) -> list[Experiment]:
+        return parse(list[Experiment], self._json("GET", "/experiments"))
+
+    def create_run(
+        self,
+        experiment: str,
+        *,
+        name: str | None,
+        params: Mapping[str, Any],
+        tags: Mapping[str, Any],
+        environment: Environment | None,
+        user: str,
+    ) -> Run:
+        body = {
+            "experiment": experiment,
+            "name": name,
+            "params": {k: _text(v) for k, v in params.items()},
+            "tags": {k: _text(v) for k, v in tags.items()},
+            "environment": environment.as_dict() if environment else None,
+            "user": user,
+        }
+        return parse(Run, self._json("POST", "/runs", json=body))
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[MetricPoint] = (),
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
+        columns = {
+            "keys": [p.key for p in metrics],
+            "values": [_finite_or_none(p.value) for p in metrics],
+            "steps": [int(p.step) for p in metrics],
+            "timestamps": [int(p.timestamp) for p in metrics],
+        }
+        body = {
+            "metrics": columns,
+            "params": {k: _text(v) for k, v in (params or {}).items()},
+            "tags": {k: _text(v) for k, v in (tags or {}).items()},
+        }
+        self._send(
+            "POST",
+            f"/runs/{_path(run_id)}/batch",
+            content=json.dumps(body),
+            headers={"content-type": "application/json"},
+        )
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> Run:
+        body = {"status": status, "error": error}
+        return parse(Run, self._json("POST", f"/runs/{_path(run_id)}/finish", json=body))
+
+    def get_run(self, run_id: str) -> Run:
+        return parse(Run, self._json("GET", f"/runs/{_path(run_id)}"))
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        data = self._json("GET", f"/runs/{_path(run_id)}/metrics/{quote(key)}")
+        return parse(list[MetricPoint], data)
+
+    def get_environment(self, environment_id: str) -> Environment:
+        return parse(Environment, self._json("GET", f"/environments/{_path(environment_id)}"))
+
+    def search_runs(
+        self,
+        experiments: Sequence[str] | None,
+        filter: str | None,
+        order_by: str | Sequence[str] | None,
+        max_results: int,
+        cursor: str | None,
+    ) -> RunPage:
+        body = {
+            "experiments": list(experiments) if experiments is not None else None,
+            "filter": filter,
+            "order_by": order_by
+            if isinstance(order_by, str) or order_by is None
+            else list(order_by),
+            "max_results": max_results,
+            "cursor": cursor,
+        }
+        return parse(RunPage, self._json("POST", "/runs/search", json=body))
+
+    def runs_frame(
+        self,
+        experiments: Sequence[str] | None,
+        filter: str | None,
+        order_by: str | Sequence[str] | None,
+    ) -> pd.DataFrame:
+        body = {
+            "experiments": list(experiments) if experiments is not None else None,
+            "filter": filter,
+            "order_by": order_by
+            if isinstance(order_by, str) or order_by is None
+            else list(order_by),
+        }
+        payload = self._send("POST", "/runs/frame", json=body).content
+        with pa.ipc.open_stream(payload) as reader:
+            return reader.read_all().to_pandas()
+
+    # -- artifacts and datasets --------------------------------------------
+
+    def log_artifact(self, run_id: str, path: str, source: BinaryIO) -> Artifact:
+        url = f"/runs/{_path(run_id)}/artifacts/{quote(path)}"
+        return parse(Artifact, self._json("PUT", url, content=_stream(source)))
+
+    def list_artifacts(self, run_id: str) -> list[Artifact]:
+        return parse(list[Artifact], self._json("GET", f"/runs/{_path(run_id)}/artifacts"))
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        return self._send("GET", f"/runs/{_path(run_id)}/artifacts/{quote(path)}").content
+
+    def log_dataset(
+        self,
+        run_id: str,
+        *,
+        name: str,
+        role: str,
+        fingerprint: str,
+        row_count: int,
+        columns: list[Column],
+        uri: str | None,
+        content: BinaryIO | None,
+    ) -> Dataset:
+        meta = {
+            "name": name,
+            "role": role,
+            "fingerprint": fingerprint,
+            "row_count": row_count,
+            "columns": [{"name": c.name, "type": c.type} for c in columns],
+            "uri": uri,
+        }
+        body = content.read() if content is not None else b""
+        data = self._json(
+            "POST",
+            f"/runs/{_path(run_id)}/datasets",
+            params={"meta": json.dumps(meta)},
+            content=body,
+        )
+        return parse(Dataset, data)
+
+    def run_datasets(self, run_id: str) -> list[DatasetUse]:
+        return parse(list[DatasetUse], self._json("GET", f"/runs/{_path(run_id)}/datasets"))
+
+    # -- catalog -----------------------------------------------------------
+
+    def upload_package(self, directory: Path, run_id: str | None) -> str:
+        if run_id is not None:
+            for relative, path in iter_files(directory):
+                with path.open("rb") as handle:
+                    self.log_artifact(run_id, f"{PACKAGE_PATH}/{relative}", handle)
+            return run_artifact_key(run_id, PACKAGE_PATH)
+        upload_id = uuid.uuid4().hex
+        for relative, path in iter_files(directory):
+            with path.open("rb") as handle:
+                self._send(
+                    "PUT", f"/uploads/{upload_id}/{quote(relative)}", content=_stream(handle)
+                )
+        return f"uploads/{upload_id}"
+
+    def fetch_package(self, version: ModelVersion) -> Path:
+        """Download a version's package into the local cache (once per digest)."""
+        target = self.home / "cache" / "packages" / version.package_digest
+        if (target / "manifest.json").is_file():
+            return target
+        base = f"/models/{_path(version.model)}/versions/{version.version}/package"
+        listing = self._json("GET", base)
+        staging = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.partial")
+        for relative in listing["files"]:
+            destination = staging / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(self._send("GET", f"{base}/{quote(relative)}").content)
+        verify_package(staging, expected_digest=version.package_digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():  # another process fetched it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            staging.replace(target)
+        return target
+
+    def create_model(
+        self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        body = {"name": name, "description": description, "tags": _texts(tags)}
+        return parse(RegisteredModel, self._json("POST", "/models", json=body))
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return parse(RegisteredModel, self._json("GET", f"/models/{_path(name)}"))
+
+    def list_models(
+        self, name_contains: str | None = None, tag: str | None = None
+    ) -> list[RegisteredModel]:
+        params = {k: v for k, v in {"name_contains": name_contains, "tag": tag}.items() if v}
+        return parse(list[RegisteredModel], self._json("GET", "/models", params=params))
+
+    def update_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        body = {"description": description, "tags": _texts(tags)}
+        return parse(RegisteredModel, self._json("PATCH", f"/models/{_path(name)}", json=body))
+
+    def register_version(
+        self,
+        name: str,
+        *,
+        source: str,
+        run_id: str | None = None,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        created_by: str = "",
+    ) -> ModelVersion:
+        body = {
+            "source": source,
+            "run_id": run_id,
+            "description": description,
+            "tags": _texts(tags),
+            "created_by": created_by,
+        }
+        return parse(ModelVersion, self._json("POST", f"/models/{_path(name)}/versions", json=body))
+
+    def get_version(self, ref: str) -> ModelVersion:
+        name, selector = _selector(ref)
+        url = f"/models/{_path(name)}/versions/{_path(selector)}"
+        return parse(ModelVersion, self._json("GET", url))
+
+    def search_versions(
+        self,
+        name: str | None = None,
+        *,
+        stage: str | None = None,
+        run_id: str | None = None,
+        tag: str | None = None,
+    ) -> list[ModelVersion]:
+        query = {"name": name, "stage": stage, "run_id": run_id, "tag": tag}
+        params = {k: v for k, v in query.items() if v}
+        return parse(list[ModelVersion], self._json("GET", "/versions", params=params))
+
+    def update_version(
+        self, ref: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> ModelVersion:
+        name, selector = _selector(ref)
+        body = {"description": description, "tags": _texts(tags)}
+        url = f"/models/{_path(name)}/versions/{_path(selector)}"
+        return parse(ModelVersion, self._json("PATCH", url, json=body))
+
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        url = f"/models/{_path(name)}/aliases/{_path(alias)}"
+        return parse(ModelVersion, self._json("PUT", url, json={"version": version}))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._send("DELETE", f"/models/{_path(name)}/aliases/{_path(alias)}")
+
+    def transition_stage(
+        self,
+        ref: str,
+        stage: str,
+        *,
+        actor: str = "",
+        comment: str = "",
+        archive_others: bool = False,
+    ) -> ModelVersion:
+        name, selector = _selector(ref)
+        body = {
+            "stage": stage,
+            "actor": actor,
+            "comment": comment,
+            "archive_others": archive_others,
+        }
+        url = f"/models/{_path(name)}/versions/{_path(selector)}/stage"
+        return parse(ModelVersion, self._json("POST", url, json=body))
+
+    def stage_history(self, ref: str) -> list[dict[str, Any]]:
+        name, selector = _selector(ref)
+        url = f"/models/{_path(name)}/versions/{_path(selector)}/stages"
+        result: list[dict[str, Any]] = self._json("GET", url)
+        return result
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _texts(values: Mapping[str, Any] | None) -> dict[str, str] | None:
+    return None if values is None else {k: _text(v) for k, v in values.items()}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if value != value else value  # NaN is not JSON; the server reads None as NaN
+
+
+def _stream(source: BinaryIO) -> Any:
+    def chunks() -> Any:
+        while chunk := source.read(1 << 20):
+            yield chunk
+
+    return chunks() if not isinstance(source, io.BytesIO) else source.getvalue()
