@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard import __version__
 from modelyard.api import catalog, tracking
@@ -19,6 +20,13 @@ def _error(status: int, kind: str, message: str) -> JSONResponse:
 async def _on_modelyard_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ModelyardError)
     return _error(exc.status_code, exc.kind, exc.message)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return _error(404, "not_found", f"no such route: {request.method} {request.url.path}")
+    return _error(exc.status_code, "error", str(exc.detail))
 
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -42,6 +50,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.services = services or bootstrap(create_if_empty=False)
     app.add_exception_handler(ModelyardError, _on_modelyard_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.include_router(tracking.router)
     app.include_router(catalog.router)
 

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import TypeAdapter
 
+from modelyard.artifacts.keys import safe_key
 from modelyard.artifacts.store import iter_files
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
@@ -200,14 +201,15 @@ class RemoteBackend:
     # -- artifacts and datasets --------------------------------------------
 
     def log_artifact(self, run_id: str, path: str, source: BinaryIO) -> Artifact:
-        url = f"/runs/{_path(run_id)}/artifacts/{quote(path)}"
+        url = f"/runs/{_path(run_id)}/artifacts/{quote(safe_key(path))}"
         return parse(Artifact, self._json("PUT", url, content=_stream(source)))
 
     def list_artifacts(self, run_id: str) -> list[Artifact]:
         return parse(list[Artifact], self._json("GET", f"/runs/{_path(run_id)}/artifacts"))
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
-        return self._send("GET", f"/runs/{_path(run_id)}/artifacts/{quote(path)}").content
+        url = f"/runs/{_path(run_id)}/artifacts/{quote(safe_key(path))}"
+        return self._send("GET", url).content
 
     def log_dataset(
         self,

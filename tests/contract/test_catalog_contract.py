@@ -1,0 +1,146 @@
+"""One catalog suite, run against the embedded and the remote backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from modelyard.client.yard import Yard
+from modelyard.domain.models import Stage
+from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotFound, SignatureError
+from tests.conftest import embedded_yard
+
+
+@pytest.fixture(scope="module")
+def iris() -> tuple[pd.DataFrame, pd.Series, LogisticRegression]:
+    bunch = load_iris(as_frame=True)
+    features = bunch.data.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    model = LogisticRegression(max_iter=1000).fit(features, bunch.target)
+    return features, bunch.target, model
+
+
+class Constant:
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.full(len(frame), 7)
+
+
+def test_register_from_run_and_from_object(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
+    features, _, model = iris
+    with yard.start_run(unique) as run:
+        first = run.log_model(model, name=unique, input_example=features.head(3))
+    second = yard.models.register(model, name=unique, input_example=features.head(3))
+    third = yard.models.register(Constant(), name=unique, input_example={"x": [1.0]})
+    assert [first.version, second.version, third.version] == [1, 2, 3]
+    assert first.run_id == run.id and second.run_id is None
+    assert (first.flavor, third.flavor) == ("sklearn", "pyfunc")
+    assert first.signature and [c["name"] for c in first.signature["inputs"]] == list(
+        features.columns
+    )
+    assert yard.models.get(unique).latest_version == 3
+    assert [v.ref for v in yard.models.versions(run_id=run.id)] == [f"{unique}/1"]
+    artifacts = [a.path for a in yard.backend.list_artifacts(run.id)]
+    assert "model/manifest.json" in artifacts
+
+
+def test_load_predicts_like_the_original(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
+    features, _, model = iris
+    version = yard.models.register(model, name=unique, input_example=features.head(3))
+    loaded = yard.models.load(version.ref)
+    np.testing.assert_array_equal(loaded.predict(features), model.predict(features))
+    records = features.head(2).to_dict(orient="records")
+    np.testing.assert_array_equal(loaded.predict(records), model.predict(features.head(2)))
+    with pytest.raises(SignatureError, match="column 'petal_width': missing"):
+        loaded.predict(features.drop(columns="petal_width"))
+
+
+def test_aliases(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
+    features, _, model = iris
+    for _ in range(2):
+        yard.models.register(model, name=unique, input_example=features.head(1))
+    yard.models.set_alias(unique, "champion", 1)
+    assert yard.models.version(f"{unique}@champion").version == 1
+    moved = yard.models.set_alias(unique, "champion", 2)
+    assert moved.aliases == ["champion"] and yard.models.get(unique).aliases == {"champion": 2}
+    assert yard.models.version(unique).version == 2  # bare name: latest
+    with pytest.raises(NotFound, match=rf"model '{unique}' has no version 5 \(latest is 2\)"):
+        yard.models.set_alias(unique, "champion", 5)
+    with pytest.raises(InvalidInput, match="invalid alias"):
+        yard.models.set_alias(unique, "9lives", 1)
+    yard.models.delete_alias(unique, "champion")
+    with pytest.raises(NotFound, match="has no alias 'champion'"):
+        yard.models.version(f"{unique}@champion")
+
+
+def test_stages(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
+    features, _, model = iris
+    for _ in range(2):
+        yard.models.register(model, name=unique, input_example=features.head(1))
+    with pytest.raises(Conflict, match="cannot move from candidate to production"):
+        yard.models.transition(f"{unique}/1", "production")
+    yard.models.transition(f"{unique}/1", "staging")
+    yard.models.transition(f"{unique}/1", "production", comment="validated")
+    yard.models.transition(f"{unique}/2", "staging")
+    promoted = yard.models.transition(f"{unique}/2", "production", archive_others=True)
+    assert promoted.stage is Stage.PRODUCTION
+    assert yard.models.version(f"{unique}/1").stage is Stage.ARCHIVED
+    history = yard.models.stage_history(f"{unique}/1")
+    assert [h["to"] for h in history] == ["staging", "production", "archived"]
+    assert history[1]["comment"] == "validated"
+    assert [v.version for v in yard.models.versions(unique, stage="production")] == [2]
+
+
+def test_tags_descriptions_and_search(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
+    features, _, model = iris
+    yard.models.register(model, name=unique, input_example=features.head(1), tags={"team": "risk"})
+    yard.models.update(unique, description="flower classifier", tags={"owner": unique})
+    yard.models.update_version(f"{unique}/1", description="baseline")
+    assert yard.models.get(unique).description == "flower classifier"
+    assert yard.models.version(f"{unique}/1").description == "baseline"
+    assert [m.name for m in yard.models.list(tag=f"owner={unique}")] == [unique]
+    assert [m.name for m in yard.models.list(name_contains=unique)] == [unique]
+    assert [v.ref for v in yard.models.versions(unique, tag="team=risk")] == [f"{unique}/1"]
+    with pytest.raises(Conflict, match="already exists"):
+        yard.models.create(unique)
+    with pytest.raises(InvalidInput, match="invalid model name"):
+        yard.models.register(model, name="no spaces please", input_example=features.head(1))
+
+
+def test_export_import_round_trip(yard: Yard, unique: str, iris, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    features, _, model = iris
+    yard.models.register(model, name=unique, input_example=features.head(1), description="v1")
+    yard.models.set_alias(unique, "champion", 1)
+    exported = yard.models.export(f"{unique}@champion", tmp_path / "export")
+    with pytest.raises(Conflict, match="not empty"):
+        yard.models.export(f"{unique}@champion", tmp_path / "export")
+    other = embedded_yard(tmp_path / "other-home")
+    try:
+        imported = other.models.import_(exported)
+        assert imported.ref == f"{unique}/1" and imported.description == "v1"
+        assert imported.tags["imported_from"] == f"{unique}/1"
+        assert imported.package_digest == yard.models.version(f"{unique}/1").package_digest
+        loaded = other.models.load(imported.ref)
+        np.testing.assert_array_equal(loaded.predict(features), model.predict(features))
+    finally:
+        other.close()
+
+
+def test_tampered_package_is_refused_on_load(
+    yard: Yard,
+    unique: str,
+    iris,
+    request: pytest.FixtureRequest,
+    home: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    features, _, model = iris
+    version = yard.models.register(model, name=unique, input_example=features.head(1))
+    remote = request.node.callspec.params["yard"] == "remote"
+    store_home = request.getfixturevalue("server").home if remote else home
+    model_file = store_home / "artifacts" / version.source / "model.pkl"
+    model_file.write_bytes(model_file.read_bytes() + b"tampered")
+    with pytest.raises(IntegrityError, match="fails its sha256 check"):
+        yard.models.load(version.ref)
