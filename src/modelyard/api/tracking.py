@@ -65,6 +65,7 @@ def create_run(body: RunIn, request: Request) -> Response:
         params=body.params,
         tags=body.tags,
         environment=_environment(body.environment),
+        environment_id=body.environment_id,
         user=body.user,
     )
     return respond(run, 201)

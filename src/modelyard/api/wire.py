@@ -40,6 +40,7 @@ class RunIn(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] | None = None
+    environment_id: str | None = None
     user: str = ""
 
 

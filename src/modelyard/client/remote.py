@@ -6,6 +6,7 @@ error's kind and message, and this module rebuilds the exception.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shutil
@@ -26,7 +27,7 @@ from modelyard.artifacts.store import iter_files
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
-from modelyard.errors import ERROR_KINDS, ModelyardError
+from modelyard.errors import ERROR_KINDS, ModelyardError, NotFound
 from modelyard.packaging import verify_package
 from modelyard.tracking.runs import run_artifact_key
 
@@ -67,6 +68,7 @@ class RemoteBackend:
         self.home = home or Path(".modelyard").absolute()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._stored_environments: set[str] = set()
 
     # -- transport ---------------------------------------------------------
 
@@ -117,10 +119,20 @@ class RemoteBackend:
             "name": name,
             "params": {k: _text(v) for k, v in params.items()},
             "tags": {k: _text(v) for k, v in tags.items()},
-            "environment": environment.as_dict() if environment else None,
             "user": user,
         }
-        return parse(Run, self._json("POST", "/runs", json=body))
+        if environment is None:
+            return parse(Run, self._json("POST", "/runs", json=body))
+        if environment.id in self._stored_environments:
+            with contextlib.suppress(NotFound):  # the server lost it: send it in full below
+                return parse(
+                    Run,
+                    self._json("POST", "/runs", json={**body, "environment_id": environment.id}),
+                )
+        full = {**body, "environment": environment.as_dict()}
+        run: Run = parse(Run, self._json("POST", "/runs", json=full))
+        self._stored_environments.add(environment.id)
+        return run
 
     def log_batch(
         self,

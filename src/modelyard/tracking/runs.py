@@ -156,10 +156,15 @@ class TrackingService:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         environment: Environment | None = None,
+        environment_id: str | None = None,
         user: str = "",
         run_id: str | None = None,
     ) -> Run:
-        """Start a RUNNING run in ``experiment`` (created if it does not exist)."""
+        """Start a RUNNING run in ``experiment`` (created if it does not exist).
+
+        Pass the captured ``environment``, or the ``environment_id`` of one stored
+        before (clients send the environment once per process, then its id).
+        """
         exp = self.ensure_experiment(experiment)
         run = Run(
             id=run_id or new_run_id(),
@@ -169,7 +174,7 @@ class TrackingService:
             status=RunStatus.RUNNING,
             start_time=now_ms(),
             user=user,
-            environment_id=environment.id if environment else None,
+            environment_id=environment.id if environment else environment_id,
             params={_check_key("param", k): stringify(v) for k, v in (params or {}).items()},
             tags={_check_key("tag", k): stringify(v) for k, v in (tags or {}).items()},
         )
@@ -178,6 +183,8 @@ class TrackingService:
         with self.db.write() as conn:
             if environment is not None:
                 self._store_environment(conn, environment)
+            elif environment_id is not None:
+                self._require_environment(conn, environment_id)
             conn.execute(
                 t.runs.insert().values(
                     id=run.id,
@@ -198,6 +205,13 @@ class TrackingService:
             id=environment.id, data=environment.as_dict(), created_at=now_ms()
         )
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+
+    def _require_environment(self, conn: Connection, environment_id: str) -> None:
+        found = conn.execute(
+            select(t.environments.c.id).where(t.environments.c.id == environment_id)
+        ).first()
+        if found is None:
+            raise NotFound(f"environment '{environment_id}' is not stored: send it in full")
 
     def get_environment(self, environment_id: str) -> Environment:
         with self.db.read() as conn:
