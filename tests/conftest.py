@@ -41,6 +41,7 @@ class ServerProcess:
         self.env = {**os.environ, "MODELYARD_HOME": str(home), **(env or {})}
         self.env.pop("MODELYARD_URL", None)
         self.process: subprocess.Popen[bytes] | None = None
+        self.admin_key = ""
 
     def start(self, timeout: float = 30) -> ServerProcess:
         self.process = subprocess.Popen(
@@ -76,16 +77,23 @@ class ServerProcess:
                     stream.close()
 
 
+def prepare_store(home: Path, env: dict[str, str] | None = None) -> str:
+    """Migrate the store at ``home`` and create its first admin; return the admin's key."""
+    full_env = {**os.environ, "MODELYARD_HOME": str(home), **(env or {})}
+    full_env.pop("MODELYARD_URL", None)
+    for args in (("db", "upgrade"), ("admin", "init", "--name", "admin")):
+        done = subprocess.run(
+            modelyard_command(*args), env=full_env, check=True, capture_output=True, text=True
+        )
+    return done.stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     home = tmp_path_factory.mktemp("server-home")
-    subprocess.run(
-        modelyard_command("db", "upgrade"),
-        env={**os.environ, "MODELYARD_HOME": str(home)},
-        check=True,
-        capture_output=True,
-    )
+    admin_key = prepare_store(home)
     running = ServerProcess(home).start()
+    running.admin_key = admin_key
     yield running
     running.stop()
 
@@ -107,7 +115,7 @@ def yard(request: pytest.FixtureRequest, home: Path) -> Iterator[Yard]:
         opened = embedded_yard(home)
     else:
         server: ServerProcess = request.getfixturevalue("server")
-        opened = connect(server.url, home=home)
+        opened = connect(server.url, api_key=server.admin_key, home=home)
     yield opened
     opened.close()
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from modelyard.artifacts.store import ArtifactStore, open_store
 from modelyard.catalog.registry import Catalog
 from modelyard.config import Settings
+from modelyard.governance.audit import AuditLog
+from modelyard.governance.identity import Identity
 from modelyard.store.database import Database
 from modelyard.store.migrate import ensure_current
 from modelyard.tracking.dataset_registry import DatasetRegistry
@@ -25,6 +27,8 @@ class Services:
     queries: RunQueries
     datasets: DatasetRegistry
     catalog: Catalog
+    identity: Identity
+    audit: AuditLog
 
     def close(self) -> None:
         self.db.dispose()
@@ -54,4 +58,6 @@ def bootstrap(
         queries=RunQueries(db),
         datasets=DatasetRegistry(db, artifacts),
         catalog=Catalog(db, artifacts),
+        identity=Identity(db),
+        audit=AuditLog(db),
     )

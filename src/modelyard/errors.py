@@ -9,6 +9,7 @@ HTTP status codes and the CLI to exit code 2, each in one place::
      ├── InvalidInput      the request itself is malformed          (HTTP 422)
      │    └── SignatureError   model input breaks the signature     (HTTP 422)
      ├── PermissionDenied  the caller may not do this               (HTTP 403)
+     │    └── NotAuthenticated  no valid API key                    (HTTP 401)
      ├── IntegrityError    stored data failed a hash check          (HTTP 409)
      └── NotMigrated       the database schema is not at head       (HTTP 503)
 
@@ -64,6 +65,11 @@ class PermissionDenied(ModelyardError):
     kind = "permission_denied"
 
 
+class NotAuthenticated(PermissionDenied):
+    status_code = 401
+    kind = "not_authenticated"
+
+
 class IntegrityError(ModelyardError):
     status_code = 409
     kind = "integrity_error"
@@ -82,6 +88,7 @@ ERROR_KINDS: dict[str, type[ModelyardError]] = {
         Conflict,
         InvalidInput,
         PermissionDenied,
+        NotAuthenticated,
         IntegrityError,
         NotMigrated,
     )

@@ -10,12 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, modelyard_command
+from tests.conftest import ServerProcess, modelyard_command, prepare_store
 
 
 @pytest.fixture
 def api(server: ServerProcess) -> httpx.Client:
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {server.admin_key}"}
+    with httpx.Client(base_url=server.url, timeout=30, headers=headers) as client:
         yield client  # type: ignore[misc]
 
 
@@ -98,12 +99,12 @@ def test_server_refuses_an_empty_database_until_upgraded(tmp_path: Path) -> None
         timeout=60,
     )
     assert refused.returncode == 2 and "has no modelyard schema" in refused.stderr
-    subprocess.run(
-        modelyard_command("db", "upgrade"), env=env, check=True, capture_output=True, timeout=60
-    )
+    key = prepare_store(tmp_path / "fresh")
     running = ServerProcess(tmp_path / "fresh").start()
     try:
-        assert httpx.get(f"{running.url}/api/v1/experiments").json() == []
+        assert httpx.get(f"{running.url}/api/v1/experiments").status_code == 401
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(f"{running.url}/api/v1/experiments", headers=headers).json() == []
     finally:
         running.stop()
 

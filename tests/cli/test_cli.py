@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from modelyard.cli.main import cli, main
 from modelyard.client.yard import connect
+from modelyard.store.migrate import head_revision
 from tests.conftest import modelyard_command
 
 
@@ -138,11 +139,11 @@ def test_export_refuses_a_non_empty_folder(filled: Path, tmp_path: Path) -> None
 
 def test_db_upgrade_and_current(tmp_path: Path) -> None:
     code, out, _ = invoke(tmp_path, "db", "upgrade")
-    assert code == 0 and "to 0001" in out
+    assert code == 0 and f"from empty to {head_revision()}" in out
     code, out, _ = invoke(tmp_path, "db", "current", "--json")
     assert code == 0 and json.loads(out)["at_head"] is True
     code, out, _ = invoke(tmp_path, "db", "upgrade")
-    assert "already at 0001" in out
+    assert f"already at {head_revision()}" in out
 
 
 def test_console_script_quickstart_twice(tmp_path: Path) -> None:

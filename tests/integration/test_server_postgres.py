@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +11,16 @@ from sklearn.tree import DecisionTreeClassifier
 
 from modelyard.client.yard import connect
 from modelyard.errors import InvalidInput
-from tests.conftest import ServerProcess, modelyard_command
+from tests.conftest import ServerProcess, prepare_store
 
 pytestmark = pytest.mark.postgres
 
 
 def test_remote_lifecycle_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     env = {"MODELYARD_DB_URL": pg_url}
-    subprocess.run(
-        modelyard_command("db", "upgrade"),
-        env={**os.environ, **env, "MODELYARD_HOME": str(tmp_path / "server")},
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    key = prepare_store(tmp_path / "server", env)
     server = ServerProcess(tmp_path / "server", env=env).start()
-    yard = connect(server.url, home=tmp_path / "client")
+    yard = connect(server.url, api_key=key, home=tmp_path / "client")
     try:
         features, target = load_iris(return_X_y=True, as_frame=True)
         model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(features, target)

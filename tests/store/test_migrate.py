@@ -51,3 +51,25 @@ def test_database_url_is_validated() -> None:
 
     with pytest.raises(InvalidInput, match="invalid database URL"):
         _ = Database("not a url").engine
+
+
+def test_upgrade_from_the_first_revision_keeps_data(tmp_path: Path) -> None:
+    from alembic import command
+
+    from modelyard.store.migrate import _config
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    config = _config(db)
+    with db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            text("INSERT INTO experiments (name, description, created_at) VALUES ('kept', '', 1)")
+        )
+    with pytest.raises(NotMigrated, match="is at revision 0001"):
+        ensure_current(db, create_if_empty=True)
+    assert upgrade(db) == ("0001", head_revision())
+    ensure_current(db, create_if_empty=False)
+    with db.read() as conn:
+        assert conn.execute(text("SELECT name FROM experiments")).scalar_one() == "kept"
+        assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one() == 0

@@ -8,7 +8,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard import __version__
-from modelyard.api import catalog, tracking
+from modelyard.api import admin, catalog, tracking
+from modelyard.api.security import audit_requests
 from modelyard.bootstrap import Services, bootstrap
 from modelyard.errors import ModelyardError
 
@@ -53,6 +54,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.include_router(tracking.router)
     app.include_router(catalog.router)
+    app.include_router(admin.router)
+    app.middleware("http")(audit_requests)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -11,9 +11,11 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.dependencies import services_of
+from modelyard.api.security import guard
 from modelyard.api.uploads import spooled_body
 from modelyard.api.wire import AliasIn, ModelIn, ModelUpdate, StageIn, VersionIn, respond
 from modelyard.artifacts.keys import safe_key
+from modelyard.domain.identity import Permission
 from modelyard.domain.models import ModelRef
 from modelyard.errors import InvalidInput, NotFound
 
@@ -30,26 +32,26 @@ def ref_of(name: str, selector: str) -> ModelRef:
     raise InvalidInput(f"version selector {selector!r} must be a number, 'latest' or '@alias'")
 
 
-@router.post("/models", status_code=201)
+@router.post("/models", status_code=201, **guard(Permission.REGISTER))
 def create_model(body: ModelIn, request: Request) -> Response:
     return respond(
         services_of(request).catalog.create_model(body.name, body.description, body.tags), 201
     )
 
 
-@router.get("/models")
+@router.get("/models", **guard(Permission.READ))
 def list_models(
     request: Request, name_contains: str | None = None, tag: str | None = None
 ) -> Response:
     return respond(services_of(request).catalog.list_models(name_contains, tag))
 
 
-@router.get("/models/{name}")
+@router.get("/models/{name}", **guard(Permission.READ))
 def get_model(name: str, request: Request) -> Response:
     return respond(services_of(request).catalog.get_model(name))
 
 
-@router.patch("/models/{name}")
+@router.patch("/models/{name}", **guard(Permission.REGISTER))
 def update_model(name: str, body: ModelUpdate, request: Request) -> Response:
     updated = services_of(request).catalog.update_model(
         name, description=body.description, tags=body.tags
@@ -57,7 +59,7 @@ def update_model(name: str, body: ModelUpdate, request: Request) -> Response:
     return respond(updated)
 
 
-@router.post("/models/{name}/versions", status_code=201)
+@router.post("/models/{name}/versions", status_code=201, **guard(Permission.REGISTER))
 def register_version(name: str, body: VersionIn, request: Request) -> Response:
     version = services_of(request).catalog.register_version(
         name,
@@ -70,7 +72,7 @@ def register_version(name: str, body: VersionIn, request: Request) -> Response:
     return respond(version, 201)
 
 
-@router.get("/versions")
+@router.get("/versions", **guard(Permission.READ))
 def search_versions(
     request: Request,
     name: str | None = None,
@@ -82,12 +84,12 @@ def search_versions(
     return respond(found)
 
 
-@router.get("/models/{name}/versions/{selector}")
+@router.get("/models/{name}/versions/{selector}", **guard(Permission.READ))
 def get_version(name: str, selector: str, request: Request) -> Response:
     return respond(services_of(request).catalog.get_version(ref_of(name, selector)))
 
 
-@router.patch("/models/{name}/versions/{selector}")
+@router.patch("/models/{name}/versions/{selector}", **guard(Permission.REGISTER))
 def update_version(name: str, selector: str, body: ModelUpdate, request: Request) -> Response:
     updated = services_of(request).catalog.update_version(
         ref_of(name, selector), description=body.description, tags=body.tags
@@ -95,7 +97,7 @@ def update_version(name: str, selector: str, body: ModelUpdate, request: Request
     return respond(updated)
 
 
-@router.post("/models/{name}/versions/{selector}/stage")
+@router.post("/models/{name}/versions/{selector}/stage", **guard(Permission.PROMOTE))
 def transition_stage(name: str, selector: str, body: StageIn, request: Request) -> Response:
     moved = services_of(request).catalog.transition_stage(
         ref_of(name, selector),
@@ -107,23 +109,23 @@ def transition_stage(name: str, selector: str, body: StageIn, request: Request) 
     return respond(moved)
 
 
-@router.get("/models/{name}/versions/{selector}/stages")
+@router.get("/models/{name}/versions/{selector}/stages", **guard(Permission.READ))
 def stage_history(name: str, selector: str, request: Request) -> Response:
     return respond(services_of(request).catalog.stage_history(ref_of(name, selector)))
 
 
-@router.put("/models/{name}/aliases/{alias}")
+@router.put("/models/{name}/aliases/{alias}", **guard(Permission.PROMOTE))
 def set_alias(name: str, alias: str, body: AliasIn, request: Request) -> Response:
     return respond(services_of(request).catalog.set_alias(name, alias, body.version))
 
 
-@router.delete("/models/{name}/aliases/{alias}", status_code=204)
+@router.delete("/models/{name}/aliases/{alias}", status_code=204, **guard(Permission.PROMOTE))
 def delete_alias(name: str, alias: str, request: Request) -> Response:
     services_of(request).catalog.delete_alias(name, alias)
     return Response(status_code=204)
 
 
-@router.get("/models/{name}/versions/{selector}/package")
+@router.get("/models/{name}/versions/{selector}/package", **guard(Permission.READ))
 def package_files(name: str, selector: str, request: Request) -> Response:
     """The files of a version's package, relative to the package root."""
     services = services_of(request)
@@ -135,7 +137,7 @@ def package_files(name: str, selector: str, request: Request) -> Response:
     )
 
 
-@router.get("/models/{name}/versions/{selector}/package/{path:path}")
+@router.get("/models/{name}/versions/{selector}/package/{path:path}", **guard(Permission.READ))
 def package_file(name: str, selector: str, path: str, request: Request) -> Response:
     services = services_of(request)
     version = services.catalog.get_version(ref_of(name, selector))
@@ -149,7 +151,7 @@ def package_file(name: str, selector: str, path: str, request: Request) -> Respo
         return Response(handle.read(), media_type="application/octet-stream")
 
 
-@router.put("/uploads/{upload_id}/{path:path}", status_code=201)
+@router.put("/uploads/{upload_id}/{path:path}", status_code=201, **guard(Permission.REGISTER))
 async def upload_file(upload_id: str, path: str, request: Request) -> Response:
     """Stage a package file for registering a version without a run."""
     if not upload_id.isalnum() or len(upload_id) != 32:

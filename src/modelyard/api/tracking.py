@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.dependencies import services_of
+from modelyard.api.security import guard
 from modelyard.api.uploads import spooled_body
 from modelyard.api.wire import (
     BatchIn,
@@ -22,6 +23,7 @@ from modelyard.api.wire import (
     respond,
 )
 from modelyard.domain.datasets import Column
+from modelyard.domain.identity import Permission
 from modelyard.domain.runs import Environment, MetricPoint
 from modelyard.errors import InvalidInput
 from modelyard.tracking.environment import environment_id
@@ -29,19 +31,19 @@ from modelyard.tracking.environment import environment_id
 router = APIRouter(prefix="/api/v1", tags=["tracking"])
 
 
-@router.post("/experiments", status_code=201)
+@router.post("/experiments", status_code=201, **guard(Permission.TRACK))
 def create_experiment(body: ExperimentIn, request: Request) -> Response:
     return respond(
         services_of(request).tracking.create_experiment(body.name, body.description), 201
     )
 
 
-@router.get("/experiments")
+@router.get("/experiments", **guard(Permission.READ))
 def list_experiments(request: Request) -> Response:
     return respond(services_of(request).tracking.list_experiments())
 
 
-@router.get("/experiments/{name}")
+@router.get("/experiments/{name}", **guard(Permission.READ))
 def get_experiment(name: str, request: Request) -> Response:
     return respond(services_of(request).tracking.get_experiment(name))
 
@@ -57,7 +59,7 @@ def _environment(data: dict[str, Any] | None) -> Environment | None:
         raise InvalidInput(f"malformed environment: {exc}") from None
 
 
-@router.post("/runs", status_code=201)
+@router.post("/runs", status_code=201, **guard(Permission.TRACK))
 def create_run(body: RunIn, request: Request) -> Response:
     run = services_of(request).tracking.create_run(
         body.experiment,
@@ -71,7 +73,7 @@ def create_run(body: RunIn, request: Request) -> Response:
     return respond(run, 201)
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", **guard(Permission.READ))
 def get_run(run_id: str, request: Request) -> Response:
     return respond(services_of(request).tracking.get_run(run_id))
 
@@ -89,7 +91,7 @@ def _points(body: BatchIn) -> list[MetricPoint]:
     ]
 
 
-@router.post("/runs/{run_id}/batch", status_code=204)
+@router.post("/runs/{run_id}/batch", status_code=204, **guard(Permission.TRACK))
 def log_batch(run_id: str, body: BatchIn, request: Request) -> Response:
     services_of(request).tracking.log_batch(
         run_id, metrics=_points(body), params=body.params, tags=body.tags
@@ -97,7 +99,7 @@ def log_batch(run_id: str, body: BatchIn, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/runs/{run_id}/finish")
+@router.post("/runs/{run_id}/finish", **guard(Permission.TRACK))
 def finish_run(run_id: str, body: FinishIn, request: Request) -> Response:
     return respond(
         services_of(request).tracking.finish_run(run_id, _status(body.status), body.error)
@@ -115,12 +117,12 @@ def _status(value: str) -> str:
         ) from None
 
 
-@router.get("/runs/{run_id}/metrics/{key:path}")
+@router.get("/runs/{run_id}/metrics/{key:path}", **guard(Permission.READ))
 def metric_history(run_id: str, key: str, request: Request) -> Response:
     return respond(services_of(request).tracking.metric_history(run_id, key))
 
 
-@router.get("/environments/{environment_id}")
+@router.get("/environments/{environment_id}", **guard(Permission.READ))
 def get_environment(environment_id: str, request: Request) -> Response:
     return respond(services_of(request).tracking.get_environment(environment_id))
 
@@ -132,7 +134,7 @@ def _experiment_ids(request: Request, names: list[str] | None) -> list[int] | No
     return [tracking.get_experiment(name).id for name in names]
 
 
-@router.post("/runs/search")
+@router.post("/runs/search", **guard(Permission.READ))
 def search_runs(body: SearchIn, request: Request) -> Response:
     ids = _experiment_ids(request, body.experiments)
     page = services_of(request).queries.search(
@@ -145,7 +147,10 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 @router.post(
-    "/runs/frame", response_class=Response, responses={200: {"content": {ARROW_STREAM: {}}}}
+    "/runs/frame",
+    response_class=Response,
+    responses={200: {"content": {ARROW_STREAM: {}}}},
+    **guard(Permission.READ),
 )
 def runs_frame(body: SearchIn, request: Request) -> Response:
     """Every matching run as one Arrow table (IPC stream): fast to send and to rebuild."""
@@ -158,7 +163,7 @@ def runs_frame(body: SearchIn, request: Request) -> Response:
     return Response(sink.getvalue(), media_type=ARROW_STREAM)
 
 
-@router.put("/runs/{run_id}/artifacts/{path:path}", status_code=201)
+@router.put("/runs/{run_id}/artifacts/{path:path}", status_code=201, **guard(Permission.TRACK))
 async def log_artifact(run_id: str, path: str, request: Request) -> Response:
     body = await spooled_body(request)
     with body:
@@ -168,12 +173,12 @@ async def log_artifact(run_id: str, path: str, request: Request) -> Response:
     return respond(artifact, 201)
 
 
-@router.get("/runs/{run_id}/artifacts")
+@router.get("/runs/{run_id}/artifacts", **guard(Permission.READ))
 def list_artifacts(run_id: str, request: Request) -> Response:
     return respond(services_of(request).tracking.list_artifacts(run_id))
 
 
-@router.get("/runs/{run_id}/artifacts/{path:path}")
+@router.get("/runs/{run_id}/artifacts/{path:path}", **guard(Permission.READ))
 def read_artifact(run_id: str, path: str, request: Request) -> StreamingResponse:
     handle = services_of(request).tracking.open_artifact(run_id, path)
     return StreamingResponse(_chunks(handle), media_type="application/octet-stream")
@@ -185,7 +190,7 @@ def _chunks(handle: Any) -> Any:
             yield chunk
 
 
-@router.post("/runs/{run_id}/datasets", status_code=201)
+@router.post("/runs/{run_id}/datasets", status_code=201, **guard(Permission.TRACK))
 async def log_dataset(run_id: str, meta: str, request: Request) -> Response:
     """Record a dataset: ``meta`` is its JSON description, the body its Parquet content or empty."""
     try:
@@ -213,6 +218,6 @@ async def log_dataset(run_id: str, meta: str, request: Request) -> Response:
     return respond(dataset, 201)
 
 
-@router.get("/runs/{run_id}/datasets")
+@router.get("/runs/{run_id}/datasets", **guard(Permission.READ))
 def run_datasets(run_id: str, request: Request) -> Response:
     return respond(services_of(request).datasets.run_datasets(run_id))

@@ -1,0 +1,87 @@
+"""Routes for users, API keys and the audit log (admins), and ``whoami`` (everyone)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from modelyard.api.dependencies import services_of
+from modelyard.api.security import guard
+from modelyard.api.wire import respond
+from modelyard.domain.identity import Permission
+
+router = APIRouter(prefix="/api/v1", tags=["governance"])
+
+
+class UserIn(BaseModel):
+    name: str
+    role: str
+
+
+class RoleIn(BaseModel):
+    role: str
+
+
+class KeyIn(BaseModel):
+    name: str = ""
+    expires_in_days: float | None = None
+
+
+@router.get("/whoami", **guard(Permission.READ))
+def whoami(request: Request) -> Response:
+    return respond(request.state.principal)
+
+
+@router.post("/users", status_code=201, **guard(Permission.ADMIN))
+def create_user(body: UserIn, request: Request) -> Response:
+    return respond(services_of(request).identity.create_user(body.name, body.role), 201)
+
+
+@router.get("/users", **guard(Permission.ADMIN))
+def list_users(request: Request) -> Response:
+    return respond(services_of(request).identity.list_users())
+
+
+@router.patch("/users/{name}", **guard(Permission.ADMIN))
+def set_role(name: str, body: RoleIn, request: Request) -> Response:
+    return respond(services_of(request).identity.set_role(name, body.role))
+
+
+@router.post("/users/{name}/keys", status_code=201, **guard(Permission.ADMIN))
+def create_key(name: str, body: KeyIn, request: Request) -> Response:
+    """A new key; the whole key is in this answer and never again."""
+    record, token = services_of(request).identity.create_key(
+        name, name=body.name, expires_in_days=body.expires_in_days
+    )
+    return respond({"key": record, "token": token}, 201)
+
+
+@router.get("/keys", **guard(Permission.ADMIN))
+def list_keys(request: Request, user: str | None = None) -> Response:
+    return respond(services_of(request).identity.list_keys(user))
+
+
+@router.delete("/keys/{key_id}", **guard(Permission.ADMIN))
+def revoke_key(key_id: str, request: Request) -> Response:
+    return respond(services_of(request).identity.revoke_key(key_id))
+
+
+@router.get("/audit", **guard(Permission.ADMIN))
+def audit_events(
+    request: Request,
+    actor: str | None = None,
+    action: str | None = None,
+    resource: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    limit: int = 1000,
+) -> Response:
+    found = services_of(request).audit.events(
+        actor=actor, action=action, resource=resource, since=since, until=until, limit=limit
+    )
+    return respond(found)
+
+
+@router.get("/audit/verify", **guard(Permission.ADMIN))
+def verify_audit(request: Request) -> Response:
+    return respond({"events": services_of(request).audit.verify(), "intact": True})

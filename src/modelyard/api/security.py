@@ -1,0 +1,85 @@
+"""Every route names the permission it needs; every write and every refusal is audited.
+
+``guard(Permission.X)`` goes into a route decorator: it authenticates the bearer
+key, checks the caller's role, and records the permission in the OpenAPI schema
+(``x-permission``) so a test can walk every route for every role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from modelyard.api.dependencies import services_of
+from modelyard.domain.identity import Permission, Principal
+from modelyard.errors import PermissionDenied
+from modelyard.governance.identity import KEY_PREFIX
+
+PERMISSION_KEY = "x-permission"
+_READS = ("GET", "HEAD", "OPTIONS")
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _checker(permission: Permission) -> Any:
+    def check(request: Request) -> Principal:
+        request.state.permission = permission.value
+        principal = services_of(request).identity.authenticate(bearer_token(request))
+        request.state.principal = principal
+        if not principal.can(permission):
+            raise PermissionDenied(
+                f"user '{principal.user}' has the {principal.role.value} role, "
+                f"which does not allow '{permission.value}'"
+            )
+        return principal
+
+    return check
+
+
+def guard(permission: Permission) -> dict[str, Any]:
+    """Keyword arguments for a route decorator that require ``permission``."""
+    return {
+        "dependencies": [Depends(_checker(permission))],
+        "openapi_extra": {PERMISSION_KEY: permission.value},
+    }
+
+
+def _key_id_of(request: Request) -> str | None:
+    token = bearer_token(request) or ""
+    if not token.startswith(KEY_PREFIX):
+        return None
+    return token[len(KEY_PREFIX) :].partition("_")[0][:16] or None
+
+
+async def audit_requests(request: Request, call_next: Any) -> Response:
+    """Record every write and every refused request in the audit log."""
+    response: Response = await call_next(request)
+    refused = response.status_code in (401, 403)
+    is_read = request.method in _READS or getattr(request.state, "permission", None) == "read"
+    if (is_read and not refused) or request.url.path == "/healthz":
+        return response
+    route = request.scope.get("route")
+    principal: Principal | None = getattr(request.state, "principal", None)
+    outcome = "denied" if refused else "ok" if response.status_code < 400 else "error"
+    event: dict[str, Any] = {
+        "actor": principal.user if principal else "anonymous",
+        "key_id": principal.key_id if principal else _key_id_of(request),
+        "action": f"{request.method} {route.path if route else request.url.path}",
+        "resource": request.url.path,
+        "outcome": outcome,
+        "status": response.status_code,
+        "client": request.client.host if request.client else "",
+        "summary": {
+            "permission": getattr(request.state, "permission", None),
+            "path": dict(request.path_params),
+            "query": {k: v for k, v in request.query_params.items() if k != "meta"},
+        },
+    }
+    await run_in_threadpool(lambda: services_of(request).audit.record(**event))
+    return response

@@ -1,0 +1,210 @@
+"""``modelyard admin`` and ``modelyard audit``: run by an operator on the store itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import click
+
+from modelyard.bootstrap import Services, bootstrap
+from modelyard.cli.context import CliContext, json_option, pass_context
+from modelyard.cli.output import console, emit_json, plain, table, when
+from modelyard.config import Settings
+from modelyard.domain.identity import Role
+from modelyard.errors import Conflict, InvalidInput
+from modelyard.tracking.environment import current_user
+
+ROLES = [r.value for r in Role]
+
+
+def _services(ctx: CliContext) -> Services:
+    return bootstrap(Settings.from_env(ctx.home))
+
+
+@click.group()
+def admin() -> None:
+    """Users and API keys of the server's store."""
+
+
+@admin.command("init")
+@click.option("--name", default=None, help="Name of the first admin (default: your user name).")
+@pass_context
+def init(ctx: CliContext, name: str | None) -> None:
+    """Create the first admin and print its API key once."""
+    services = _services(ctx)
+    if services.identity.has_admin():
+        raise Conflict("an admin already exists: use `modelyard admin key create` instead")
+    user = services.identity.create_user(name or current_user(), Role.ADMIN)
+    record, token = services.identity.create_key(user.name, name="initial admin key")
+    services.audit.record(
+        actor=user.name,
+        key_id=record.id,
+        action="admin init",
+        resource=f"users/{user.name}",
+        outcome="ok",
+        status=0,
+        client="cli",
+    )
+    console.print(f"admin '{user.name}' created. API key (shown once, keep it secret):")
+    click.echo(token)
+
+
+@admin.group("user")
+def user_group() -> None:
+    """Add users and change their role."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@pass_context
+def add_user(ctx: CliContext, name: str, role: str) -> None:
+    services = _services(ctx)
+    created = services.identity.create_user(name, role)
+    services.audit.record(
+        actor=current_user(),
+        action="admin user add",
+        resource=f"users/{name}",
+        outcome="ok",
+        status=0,
+        client="cli",
+        summary={"role": role},
+    )
+    console.print(f"user '{created.name}' added as {created.role.value}")
+
+
+@user_group.command("list")
+@json_option
+@pass_context
+def list_users(ctx: CliContext, as_json: bool) -> None:
+    users = _services(ctx).identity.list_users()
+    if as_json:
+        emit_json(users)
+        return
+    console.print(
+        table(
+            "users",
+            ["name", "role", "created"],
+            [(u.name, u.role.value, when(u.created_at)) for u in users],
+        )
+    )
+
+
+@admin.group("key")
+def key_group() -> None:
+    """Create and revoke API keys."""
+
+
+@key_group.command("create")
+@click.argument("user")
+@click.option("--name", default="", help="What the key is for.")
+@click.option("--expires-days", type=float, default=None, help="Lifetime in days (default: none).")
+@pass_context
+def create_key(ctx: CliContext, user: str, name: str, expires_days: float | None) -> None:
+    """Create a key for USER and print it once."""
+    services = _services(ctx)
+    record, token = services.identity.create_key(user, name=name, expires_in_days=expires_days)
+    services.audit.record(
+        actor=current_user(),
+        action="admin key create",
+        resource=f"keys/{record.id}",
+        outcome="ok",
+        status=0,
+        client="cli",
+        summary={"user": user},
+    )
+    console.print(f"key {record.id} for '{user}' (shown once, keep it secret):")
+    click.echo(token)
+
+
+@key_group.command("revoke")
+@click.argument("key_id")
+@pass_context
+def revoke_key(ctx: CliContext, key_id: str) -> None:
+    services = _services(ctx)
+    services.identity.revoke_key(key_id)
+    services.audit.record(
+        actor=current_user(),
+        action="admin key revoke",
+        resource=f"keys/{key_id}",
+        outcome="ok",
+        status=0,
+        client="cli",
+    )
+    console.print(f"key {key_id} revoked")
+
+
+@click.group()
+def audit() -> None:
+    """Verify, search and export the audit log."""
+
+
+@audit.command("verify")
+@pass_context
+def verify(ctx: CliContext) -> None:
+    """Recompute the hash chain; name the first edited or deleted event."""
+    count = _services(ctx).audit.verify()
+    console.print(f"audit log intact: {count} events, hash chain verified")
+
+
+def _moment(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"'{text}' is not a date or time (use e.g. 2026-11-22 or 2026-11-22T10:00)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+@audit.command("export")
+@click.option("--since", default=None, help="ISO date or time, UTC unless given.")
+@click.option("--until", default=None)
+@click.option(
+    "--output", "-o", type=click.Path(path_type=Path), default=None, help="File (default: stdout)."
+)
+@pass_context
+def export(ctx: CliContext, since: str | None, until: str | None, output: Path | None) -> None:
+    """Write events as JSON lines."""
+    events = _services(ctx).audit.events(since=_moment(since), until=_moment(until))
+    lines = "".join(json.dumps(plain(e), sort_keys=True) + "\n" for e in events)
+    if output is None:
+        click.echo(lines, nl=False)
+        return
+    output.write_text(lines)
+    console.print(f"wrote {len(events)} events to {output}")
+
+
+@audit.command("search")
+@click.option("--actor", default=None)
+@click.option("--action", default=None, help="Prefix, e.g. 'POST /api/v1/models'.")
+@click.option("--resource", default=None, help="Prefix, e.g. '/api/v1/runs/'.")
+@click.option("--since", default=None)
+@click.option("--limit", default=100, type=click.IntRange(1, 100_000))
+@json_option
+@pass_context
+def search(
+    ctx: CliContext,
+    actor: str | None,
+    action: str | None,
+    resource: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    events = _services(ctx).audit.events(
+        actor=actor, action=action, resource=resource, since=_moment(since), limit=limit
+    )
+    if as_json:
+        emit_json(events)
+        return
+    rows = [(e.id, when(e.at), e.actor, e.action, e.outcome, e.status, e.client) for e in events]
+    console.print(
+        table("audit events", ["id", "at", "actor", "action", "outcome", "status", "client"], rows)
+    )

@@ -1,0 +1,1 @@
+"""Governance: identity, roles, permissions and the audit log."""

@@ -1,0 +1,239 @@
+"""Users, their role in the workspace, and API keys.
+
+A key reads ``my_<key id>_<secret>``. Only a scrypt hash of the secret is stored;
+the whole key is shown once, when created. A verified key is remembered for a
+short while (by a fast hash) so each request does not pay for scrypt again;
+revocation and expiry are still checked on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+
+from modelyard.clock import now_ms
+from modelyard.domain.identity import ApiKey, Principal, Role, User, parse_role
+from modelyard.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from modelyard.store import schema as t
+from modelyard.store.database import Database
+
+DEFAULT_WORKSPACE = "default"
+KEY_PREFIX = "my_"
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_REMEMBER_SECONDS = 300
+
+
+def hash_secret(secret: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def secret_matches(secret: str, stored: str) -> bool:
+    try:
+        _, salt, _ = stored.split("$")
+    except ValueError:
+        return False
+    return hmac.compare_digest(hash_secret(secret, bytes.fromhex(salt)), stored)
+
+
+def split_key(token: str) -> tuple[str, str]:
+    """(key id, secret) of a token, or ``NotAuthenticated`` without echoing it."""
+    if not token.startswith(KEY_PREFIX) or token.count("_") < 2:
+        raise NotAuthenticated("the API key is malformed")
+    key_id, _, secret = token[len(KEY_PREFIX) :].partition("_")
+    if not key_id or not secret:
+        raise NotAuthenticated("the API key is malformed")
+    return key_id, secret
+
+
+class Identity:
+    """Create users and keys; authenticate a key to a ``Principal``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._verified: dict[str, tuple[bytes, float]] = {}
+        self._lock = threading.Lock()
+
+    def _workspace_id(self, conn: Connection) -> int:
+        row = conn.execute(
+            select(t.workspaces.c.id).where(t.workspaces.c.name == DEFAULT_WORKSPACE)
+        ).first()
+        if row is not None:
+            return int(row.id)
+        result = conn.execute(
+            t.workspaces.insert().values(name=DEFAULT_WORKSPACE, created_at=now_ms())
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def create_user(self, name: str, role: Role | str) -> User:
+        if not name or len(name) > 250:
+            raise InvalidInput("a user name must be 1 to 250 characters")
+        chosen = parse_role(role) if isinstance(role, str) else role
+        try:
+            with self.db.write() as conn:
+                workspace = self._workspace_id(conn)
+                user_id = conn.execute(
+                    t.users.insert().values(name=name, disabled=False, created_at=now_ms())
+                ).inserted_primary_key[0]  # type: ignore[index]
+                conn.execute(
+                    t.memberships.insert().values(
+                        user_id=user_id, workspace_id=workspace, role=chosen.value
+                    )
+                )
+        except DBIntegrityError:
+            raise Conflict(f"user '{name}' already exists") from None
+        return self.get_user(name)
+
+    def get_user(self, name: str) -> User:
+        with self.db.read() as conn:
+            rows = self._user_rows(conn, t.users.c.name == name)
+        if not rows:
+            raise NotFound(f"user '{name}' does not exist")
+        return rows[0]
+
+    def list_users(self) -> list[User]:
+        with self.db.read() as conn:
+            return self._user_rows(conn, None)
+
+    def _user_rows(self, conn: Connection, condition: Any) -> list[User]:
+        u, m = t.users.c, t.memberships.c
+        query = select(t.users, m.role).join(t.memberships, m.user_id == u.id).order_by(u.name)
+        if condition is not None:
+            query = query.where(condition)
+        return [
+            User(
+                id=r.id,
+                name=r.name,
+                role=Role(r.role),
+                created_at=r.created_at,
+                disabled=r.disabled,
+            )
+            for r in conn.execute(query)
+        ]
+
+    def set_role(self, name: str, role: Role | str) -> User:
+        chosen = parse_role(role) if isinstance(role, str) else role
+        user = self.get_user(name)
+        with self.db.write() as conn:
+            conn.execute(
+                update(t.memberships)
+                .where(t.memberships.c.user_id == user.id)
+                .values(role=chosen.value)
+            )
+        return self.get_user(name)
+
+    def has_admin(self) -> bool:
+        with self.db.read() as conn:
+            found = conn.execute(
+                select(t.memberships.c.user_id).where(t.memberships.c.role == Role.ADMIN.value)
+            ).first()
+        return found is not None
+
+    def create_key(
+        self, user_name: str, *, name: str = "", expires_in_days: float | None = None
+    ) -> tuple[ApiKey, str]:
+        """A new key for ``user_name``: (record, the whole key — shown this once)."""
+        user = self.get_user(user_name)
+        if expires_in_days is not None and expires_in_days <= 0:
+            raise InvalidInput("a key's lifetime must be positive")
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32).replace("_", "-")
+        created = now_ms()
+        expires = None if expires_in_days is None else created + int(expires_in_days * 86_400_000)
+        with self.db.write() as conn:
+            conn.execute(
+                t.api_keys.insert().values(
+                    id=key_id,
+                    user_id=user.id,
+                    name=name,
+                    secret_hash=hash_secret(secret),
+                    created_at=created,
+                    expires_at=expires,
+                )
+            )
+        record = ApiKey(key_id, user.name, name, created, expires)
+        return record, f"{KEY_PREFIX}{key_id}_{secret}"
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        with self.db.write() as conn:
+            done = conn.execute(
+                update(t.api_keys)
+                .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now_ms())
+            )
+        if done.rowcount != 1:
+            self._key_row(key_id)  # NotFound when it never existed
+        with self._lock:
+            self._verified.pop(key_id, None)
+        return self.get_key(key_id)
+
+    def get_key(self, key_id: str) -> ApiKey:
+        row = self._key_row(key_id)
+        return ApiKey(row.id, row.user, row.name, row.created_at, row.expires_at, row.revoked_at)
+
+    def list_keys(self, user_name: str | None = None) -> list[ApiKey]:
+        k, u = t.api_keys.c, t.users.c
+        query = select(t.api_keys, u.name.label("user")).join(t.users, u.id == k.user_id)
+        if user_name:
+            query = query.where(u.name == user_name)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(k.created_at)).all()
+        return [
+            ApiKey(r.id, r.user, r.name, r.created_at, r.expires_at, r.revoked_at) for r in rows
+        ]
+
+    def _key_row(self, key_id: str) -> Any:
+        k, u, m = t.api_keys.c, t.users.c, t.memberships.c
+        query = (
+            select(t.api_keys, u.name.label("user"), u.disabled, m.role)
+            .join(t.users, u.id == k.user_id)
+            .join(t.memberships, m.user_id == u.id)
+            .where(k.id == key_id)
+        )
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"API key '{key_id}' does not exist")
+        return row
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The principal behind ``token``; ``NotAuthenticated`` names the key id, never the key."""
+        if not token:
+            raise NotAuthenticated("an API key is required: send 'Authorization: Bearer <key>'")
+        key_id, secret = split_key(token)
+        try:
+            row = self._key_row(key_id)
+        except NotFound:
+            raise NotAuthenticated(f"API key '{key_id}' is not valid") from None
+        if row.revoked_at is not None:
+            raise NotAuthenticated(f"API key '{key_id}' was revoked")
+        if row.expires_at is not None and row.expires_at <= now_ms():
+            raise NotAuthenticated(f"API key '{key_id}' has expired")
+        if row.disabled:
+            raise NotAuthenticated(f"user '{row.user}' is disabled")
+        if not self._secret_ok(key_id, secret, row.secret_hash):
+            raise NotAuthenticated(f"API key '{key_id}' is not valid")
+        return Principal(user=row.user, role=Role(row.role), key_id=key_id)
+
+    def _secret_ok(self, key_id: str, secret: str, stored: str) -> bool:
+        fast = hashlib.sha256(f"{key_id}:{secret}".encode()).digest()
+        with self._lock:
+            remembered = self._verified.get(key_id)
+        if (
+            remembered
+            and remembered[1] > time.monotonic()
+            and hmac.compare_digest(remembered[0], fast)
+        ):
+            return True
+        if not secret_matches(secret, stored):
+            return False
+        with self._lock:
+            self._verified[key_id] = (fast, time.monotonic() + _REMEMBER_SECONDS)
+        return True

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from tests.cli.test_cli import invoke
+
+
+def test_admin_init_users_keys_and_audit(tmp_path: Path) -> None:
+    code, out, _ = invoke(tmp_path, "admin", "init", "--name", "root")
+    token = out.strip().splitlines()[-1]
+    assert code == 0 and token.startswith("my_")
+    code, _, err = invoke(tmp_path, "admin", "init")
+    assert code == 2 and "an admin already exists" in err
+    assert invoke(tmp_path, "admin", "user", "add", "ana", "--role", "viewer")[0] == 0
+    code, out, _ = invoke(tmp_path, "admin", "user", "list", "--json")
+    assert {u["name"]: u["role"] for u in json.loads(out)} == {"ana": "viewer", "root": "admin"}
+    code, out, _ = invoke(tmp_path, "admin", "key", "create", "ana", "--expires-days", "30")
+    key_id = out.split()[1]
+    assert code == 0 and out.strip().splitlines()[-1].startswith(f"my_{key_id}_")
+    assert invoke(tmp_path, "admin", "key", "revoke", key_id)[0] == 0
+    code, out, _ = invoke(tmp_path, "audit", "verify")
+    assert code == 0 and "4 events" in out
+    code, out, _ = invoke(tmp_path, "audit", "export", "--since", "2020-01-01")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["action"] for e in events] == [
+        "admin init",
+        "admin user add",
+        "admin key create",
+        "admin key revoke",
+    ]
+    assert all(token not in line for line in out.splitlines())
+    code, out, _ = invoke(tmp_path, "audit", "search", "--action", "admin key", "--json")
+    assert len(json.loads(out)) == 2
+
+
+def test_audit_verify_names_the_edited_event(tmp_path: Path) -> None:
+    invoke(tmp_path, "admin", "init", "--name", "root")
+    invoke(tmp_path, "admin", "user", "add", "ana", "--role", "viewer")
+    with sqlite3.connect(tmp_path / "modelyard.db") as conn:
+        conn.execute("UPDATE audit_events SET actor = 'someone-else' WHERE id = 2")
+    code, _, err = invoke(tmp_path, "audit", "verify")
+    assert code == 2 and "error: audit event 2 was edited" in err
+    code, _, err = invoke(tmp_path, "audit", "export", "--since", "yesterday")
+    assert code == 2 and "'yesterday' is not a date" in err

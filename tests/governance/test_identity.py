@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from modelyard.bootstrap import Services
+from modelyard.domain.identity import Permission, Role
+from modelyard.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from modelyard.store import schema as t
+from tests.stores import services_on
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    with services_on(request.param, tmp_path) as built:
+        yield built
+
+
+def test_keys_authenticate_their_user_and_role(services: Services) -> None:
+    identity = services.identity
+    identity.create_user("ana", Role.CONTRIBUTOR)
+    record, token = identity.create_key("ana", name="laptop")
+    principal = identity.authenticate(token)
+    assert (principal.user, principal.role, principal.key_id) == (
+        "ana",
+        Role.CONTRIBUTOR,
+        record.id,
+    )
+    assert principal.can(Permission.TRACK) and not principal.can(Permission.PROMOTE)
+    assert identity.authenticate(token) == principal  # remembered, still the same answer
+    with services.db.read() as conn:
+        stored = conn.execute(select(t.api_keys.c.secret_hash)).scalar_one()
+    assert stored.startswith("scrypt$") and token.split("_", 2)[2] not in stored
+
+
+def test_bad_keys_are_refused_without_echoing_them(services: Services) -> None:
+    identity = services.identity
+    identity.create_user("bo", "viewer")
+    record, token = identity.create_key("bo")
+    forged = token[:-4] + "AAAA"
+    cases = [
+        (None, "an API key is required"),
+        ("not-a-key", "malformed"),
+        (forged, f"API key '{record.id}' is not valid"),
+        ("my_0000000000000000_secret", "is not valid"),
+    ]
+    for given, message in cases:
+        with pytest.raises(NotAuthenticated, match=message) as caught:
+            identity.authenticate(given)
+        assert token not in str(caught.value) and (given is None or given not in str(caught.value))
+    identity.revoke_key(record.id)
+    with pytest.raises(NotAuthenticated, match="was revoked"):
+        identity.authenticate(token)
+
+
+def test_expired_keys_and_disabled_users(services: Services) -> None:
+    identity = services.identity
+    identity.create_user("cy", Role.ADMIN)
+    _, token = identity.create_key("cy", expires_in_days=1)
+    identity.authenticate(token)
+    with services.db.write() as conn:
+        conn.execute(update(t.api_keys).values(expires_at=1))
+    with pytest.raises(NotAuthenticated, match="has expired"):
+        identity.authenticate(token)
+    with pytest.raises(InvalidInput, match="lifetime must be positive"):
+        identity.create_key("cy", expires_in_days=0)
+
+
+def test_users_and_roles(services: Services) -> None:
+    identity = services.identity
+    assert not identity.has_admin()
+    identity.create_user("root", "admin")
+    assert identity.has_admin()
+    with pytest.raises(Conflict, match="user 'root' already exists"):
+        identity.create_user("root", "viewer")
+    with pytest.raises(InvalidInput, match="unknown role 'boss'"):
+        identity.create_user("x", "boss")
+    assert identity.set_role("root", "maintainer").role is Role.MAINTAINER
+    assert [u.name for u in identity.list_users()] == ["root"]
+    with pytest.raises(NotFound, match="user 'ghost' does not exist"):
+        identity.create_key("ghost")
+    with pytest.raises(NotFound, match="API key 'nope' does not exist"):
+        identity.revoke_key("nope")
