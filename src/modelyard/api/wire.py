@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 from typing import Any
 
 from fastapi import Response
 from pydantic import BaseModel, Field
 
-
-def plain(value: Any) -> Any:
-    """Domain records (dataclasses, enums) as JSON-ready values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
+from modelyard.jsonable import plain
 
 
 def respond(value: Any, status_code: int = 200) -> Response:

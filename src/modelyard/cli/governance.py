@@ -10,10 +10,11 @@ import click
 
 from modelyard.bootstrap import Services, bootstrap
 from modelyard.cli.context import CliContext, json_option, pass_context
-from modelyard.cli.output import console, emit_json, plain, table, when
+from modelyard.cli.output import console, emit_json, table, when
 from modelyard.config import Settings
 from modelyard.domain.identity import Role
 from modelyard.errors import Conflict, InvalidInput
+from modelyard.jsonable import plain
 from modelyard.tracking.environment import current_user
 
 ROLES = [r.value for r in Role]

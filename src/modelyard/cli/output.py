@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import enum
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -13,22 +11,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from modelyard.jsonable import plain
+
 console = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def plain(value: Any) -> Any:
-    """Dataclasses, enums and paths as JSON-ready values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
 
 
 def emit_json(value: Any) -> None:

@@ -14,9 +14,7 @@ from modelyard.bootstrap import Services
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.models import ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
-from modelyard.tracking.runs import run_artifact_key
-
-PACKAGE_PATH = "model"
+from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 
 class LocalBackend:

@@ -29,10 +29,9 @@ from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.errors import ERROR_KINDS, ModelyardError, NotFound
 from modelyard.packaging import verify_package
-from modelyard.tracking.runs import run_artifact_key
+from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 T = TypeVar("T")
-PACKAGE_PATH = "model"
 
 
 @cache

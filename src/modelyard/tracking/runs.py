@@ -35,6 +35,7 @@ from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
 
 MAX_KEY = 250
+PACKAGE_PATH = "model"  # where a run keeps the package of a model it logged
 MAX_PARAM_VALUE = 6000
 
 
