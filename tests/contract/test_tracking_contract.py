@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import platform
 from pathlib import Path
 
@@ -179,3 +180,21 @@ def test_compare(yard: Yard, unique: str) -> None:
 def test_unknown_run(yard: Yard) -> None:
     with pytest.raises(NotFound, match="run 'f00d' does not exist"):
         yard.runs.get("f00d")
+
+
+def test_nan_infinity_and_precision_survive(yard: Yard, unique: str) -> None:
+    with yard.start_run(unique) as run:
+        run.log_metric("loss", 0.5)
+        run.log_metric("loss", float("nan"))  # a diverging loss must not lose the batch
+        run.log_metric("grad", float("inf"))
+        run.log_metric("exact", 0.1 + 0.2)
+    stored = yard.runs.get(run.id)
+    assert math.isnan(stored.metrics["loss"]) and stored.metrics["grad"] == math.inf
+    assert stored.metrics["exact"] == 0.1 + 0.2
+    history = yard.runs.history(run.id, "loss")
+    assert history[0].value == 0.5 and math.isnan(history[1].value)
+    frame = yard.runs.to_frame(experiments=unique)
+    assert frame["metrics.exact"].item() == 0.1 + 0.2 and math.isnan(frame["metrics.loss"].item())
+    assert [r.id for r in yard.runs.search("metrics.grad > 1e308", experiments=unique).runs] == [
+        run.id
+    ]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +104,12 @@ def test_unknown_run_is_not_found(services: Services) -> None:
         services.tracking.get_run("feedbeef")
     with pytest.raises(NotFound):
         services.tracking.log_batch("feedbeef", metrics=[MetricPoint("x", 1.0)])
+
+
+def test_nan_and_infinite_metrics_are_kept(services: Services) -> None:
+    run = services.tracking.create_run("churn")
+    points = [MetricPoint("loss", float("nan"), 0, 1), MetricPoint("gain", float("-inf"), 0, 1)]
+    services.tracking.log_batch(run.id, metrics=points)
+    stored = services.tracking.get_run(run.id)
+    assert math.isnan(stored.metrics["loss"]) and stored.metrics["gain"] == -math.inf
+    assert math.isnan(services.tracking.metric_history(run.id, "loss")[0].value)

@@ -8,6 +8,8 @@ migrations in ``store/migrations``; never edit a released migration.
 
 from __future__ import annotations
 
+import math
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -21,8 +23,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -32,6 +36,22 @@ NAMING = {
 }
 
 metadata = MetaData(naming_convention=NAMING)
+
+
+class MetricValue(TypeDecorator[float]):
+    """A float that may be NaN: SQLite cannot store NaN, so it is kept as NULL there."""
+
+    impl = Float
+    cache_ok = True
+
+    def process_bind_param(self, value: float | None, dialect: Dialect) -> float | None:
+        if value is not None and math.isnan(value) and dialect.name == "sqlite":
+            return None
+        return value
+
+    def process_result_value(self, value: float | None, dialect: Dialect) -> float:
+        return math.nan if value is None else value
+
 
 RUN_ID = String(32)
 KEY = String(250)
@@ -92,7 +112,7 @@ metrics = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("run_id", RUN_ID, ForeignKey("runs.id"), nullable=False),
     Column("key", KEY, nullable=False),
-    Column("value", Float, nullable=False),
+    Column("value", MetricValue, nullable=True),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Index("ix_metrics_run_key_step", "run_id", "key", "step"),
@@ -103,7 +123,7 @@ latest_metrics = Table(
     metadata,
     Column("run_id", RUN_ID, ForeignKey("runs.id"), primary_key=True),
     Column("key", KEY, primary_key=True),
-    Column("value", Float, nullable=False),
+    Column("value", MetricValue, nullable=True),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Index("ix_latest_metrics_key_value", "key", "value"),

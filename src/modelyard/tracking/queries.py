@@ -79,12 +79,9 @@ class RunQueries:
             order = [row[0] for row in conn.execute(query)]
             base = _attributes(conn, ids)
             wide = [
-                _pivot(conn, table, ids, prefix)
-                for table, prefix in (
-                    (t.params, "params."),
-                    (t.latest_metrics, "metrics."),
-                    (t.tags, "tags."),
-                )
+                _pivot_texts(conn, t.params, ids, "params."),
+                _pivot_numbers(conn, t.latest_metrics, ids, "metrics."),
+                _pivot_texts(conn, t.tags, ids, "tags."),
             ]
         frame = base.set_index("run_id")
         for part in wide:
@@ -121,8 +118,21 @@ def _attributes(conn: Connection, ids: Any) -> pd.DataFrame:
     return frame
 
 
-def _pivot(conn: Connection, table: Any, ids: Any, prefix: str) -> pd.DataFrame:
-    """One column per key: the database folds each run's keys into one JSON object."""
+def _pivot_numbers(conn: Connection, table: Any, ids: Any, prefix: str) -> pd.DataFrame:
+    """One float column per key, from rows: exact, and NaN and infinities survive."""
+    query = select(table.c.run_id, table.c.key, table.c.value).where(
+        table.c.run_id.in_(select(ids.c[0]))
+    )
+    long = _columns_frame(conn, query, ["run_id", "key", "value"])
+    if long.empty:
+        return pd.DataFrame()
+    wide = long.pivot(index="run_id", columns="key", values="value").astype("float64")
+    wide.columns = [f"{prefix}{key}" for key in wide.columns]
+    return wide
+
+
+def _pivot_texts(conn: Connection, table: Any, ids: Any, prefix: str) -> pd.DataFrame:
+    """One column per key: the database folds each run's text values into one JSON object."""
     aggregate = (
         func.json_object_agg if conn.dialect.name == "postgresql" else func.json_group_object
     )
