@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import io
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
