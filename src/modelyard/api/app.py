@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard import __version__
 from modelyard.api import admin, catalog, tracking
-from modelyard.api.security import audit_requests
+from modelyard.api.security import AuditMiddleware
 from modelyard.bootstrap import Services, bootstrap
 from modelyard.errors import ModelyardError
 
@@ -55,7 +55,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(tracking.router)
     app.include_router(catalog.router)
     app.include_router(admin.router)
-    app.middleware("http")(audit_requests)
+    app.add_middleware(AuditMiddleware)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.dependencies import services_of
@@ -57,29 +57,57 @@ def _key_id_of(request: Request) -> str | None:
     return token[len(KEY_PREFIX) :].partition("_")[0][:16] or None
 
 
-async def audit_requests(request: Request, call_next: Any) -> Response:
-    """Record every write and every refused request in the audit log."""
-    response: Response = await call_next(request)
-    refused = response.status_code in (401, 403)
-    is_read = request.method in _READS or getattr(request.state, "permission", None) == "read"
-    if (is_read and not refused) or request.url.path == "/healthz":
-        return response
+class AuditMiddleware:
+    """Record every write and every refused request before its response starts.
+
+    A plain ASGI middleware: the event is written when the status is known and
+    before the client sees the answer, so nothing is acknowledged unaudited.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+            return
+
+        async def audited_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                await self._record(scope, int(message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, audited_send)
+
+    async def _record(self, scope: Any, status: int) -> None:
+        request = Request(scope)
+        refused = status in (401, 403)
+        is_read = (
+            request.method in _READS or request.scope.get("state", {}).get("permission") == "read"
+        )
+        if is_read and not refused:
+            return
+        event = _event(request, status, refused)
+        services = services_of(request)
+        await run_in_threadpool(lambda: services.audit.record(**event))
+
+
+def _event(request: Request, status: int, refused: bool) -> dict[str, Any]:
+    state = request.scope.get("state", {})
+    principal: Principal | None = state.get("principal")
     route = request.scope.get("route")
-    principal: Principal | None = getattr(request.state, "principal", None)
-    outcome = "denied" if refused else "ok" if response.status_code < 400 else "error"
-    event: dict[str, Any] = {
+    outcome = "denied" if refused else "ok" if status < 400 else "error"
+    return {
         "actor": principal.user if principal else "anonymous",
         "key_id": principal.key_id if principal else _key_id_of(request),
         "action": f"{request.method} {route.path if route else request.url.path}",
         "resource": request.url.path,
         "outcome": outcome,
-        "status": response.status_code,
+        "status": status,
         "client": request.client.host if request.client else "",
         "summary": {
-            "permission": getattr(request.state, "permission", None),
-            "path": dict(request.path_params),
+            "permission": state.get("permission"),
+            "path": dict(request.scope.get("path_params", {})),
             "query": {k: v for k, v in request.query_params.items() if k != "meta"},
         },
     }
-    await run_in_threadpool(lambda: services_of(request).audit.record(**event))
-    return response
