@@ -21,6 +21,7 @@ PLACEHOLDERS = {
     "environment_id": "e",
     "key_id": "nokey",
     "upload_id": "a" * 32,
+    "fingerprint": "f" * 64,
 }
 
 

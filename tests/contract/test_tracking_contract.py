@@ -198,3 +198,15 @@ def test_nan_infinity_and_precision_survive(yard: Yard, unique: str) -> None:
     assert [r.id for r in yard.runs.search("metrics.grad > 1e308", experiments=unique).runs] == [
         run.id
     ]
+
+
+def test_wide_datasets(yard: Yard, unique: str) -> None:
+    columns = [f"feature_number_{i}_with_a_rather_long_name" for i in range(2000)]
+    frame = pd.DataFrame([[0.5] * len(columns)] * 3, columns=columns)
+    with yard.start_run(unique) as run:
+        logged = run.log_dataset(frame, name="wide", role="training")
+        referenced = run.log_dataset(frame.head(1), name="wide-ref", role="test", store=False)
+    assert logged.stored and len(logged.columns) == 2000 and logged.row_count == 3
+    assert not referenced.stored
+    [use, _] = sorted(yard.backend.run_datasets(run.id), key=lambda u: u.role != "training")
+    assert use.dataset.columns[-1].name == columns[-1]

@@ -108,6 +108,6 @@ def _event(request: Request, status: int, refused: bool) -> dict[str, Any]:
         "summary": {
             "permission": state.get("permission"),
             "path": dict(request.scope.get("path_params", {})),
-            "query": {k: v for k, v in request.query_params.items() if k != "meta"},
+            "query": dict(request.query_params),
         },
     }

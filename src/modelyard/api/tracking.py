@@ -190,31 +190,29 @@ def _chunks(handle: Any) -> Any:
             yield chunk
 
 
-@router.post("/runs/{run_id}/datasets", status_code=201, **guard(Permission.TRACK))
-async def log_dataset(run_id: str, meta: str, request: Request) -> Response:
-    """Record a dataset: ``meta`` is its JSON description, the body its Parquet content or empty."""
-    try:
-        described = DatasetIn.model_validate_json(meta)
-    except ValueError as exc:
-        raise InvalidInput(
-            f"dataset description is malformed: {str(exc).splitlines()[0]}"
-        ) from None
+@router.put("/datasets/{fingerprint}/content", status_code=201, **guard(Permission.TRACK))
+async def store_dataset_content(fingerprint: str, request: Request) -> Response:
+    """Upload a dataset's Parquet content (raw body) before recording it against a run."""
     body = await spooled_body(request)
     with body:
-        has_content = bool(body.read(1))
-        body.seek(0)
-        dataset = await run_in_threadpool(
-            lambda: services_of(request).datasets.log_dataset(
-                run_id,
-                name=described.name,
-                role=described.role,
-                fingerprint=described.fingerprint,
-                row_count=described.row_count,
-                columns=[Column(**c) for c in described.columns],
-                uri=described.uri,
-                content=body if has_content else None,
-            )
-        )
+        datasets = services_of(request).datasets
+        key = await run_in_threadpool(datasets.store_content, fingerprint, body)
+    return respond({"uri": key}, 201)
+
+
+@router.post("/runs/{run_id}/datasets", status_code=201, **guard(Permission.TRACK))
+def log_dataset(run_id: str, body: DatasetIn, request: Request) -> Response:
+    """Record a dataset against a run; ``stored`` if its content was uploaded first."""
+    dataset = services_of(request).datasets.log_dataset(
+        run_id,
+        name=body.name,
+        role=body.role,
+        fingerprint=body.fingerprint,
+        row_count=body.row_count,
+        columns=[Column(**c) for c in body.columns],
+        uri=body.uri,
+        stored=body.stored,
+    )
     return respond(dataset, 201)
 
 

@@ -96,3 +96,4 @@ class DatasetIn(BaseModel):
     row_count: int
     columns: list[dict[str, str]]
     uri: str | None = None
+    stored: bool = False

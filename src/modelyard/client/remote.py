@@ -27,7 +27,7 @@ from modelyard.artifacts.store import iter_files
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
-from modelyard.errors import ERROR_KINDS, ModelyardError, NotFound
+from modelyard.errors import ERROR_KINDS, InvalidInput, ModelyardError, NotFound
 from modelyard.packaging import verify_package
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
@@ -76,6 +76,8 @@ class RemoteBackend:
             response = self._http.request(method, f"/api/v1{path}", **kwargs)
         except httpx.TransportError as exc:
             raise ModelyardError(f"cannot reach modelyard server at {self.url}: {exc}") from None
+        except httpx.InvalidURL as exc:
+            raise InvalidInput(f"cannot build a request to {self.url}: {exc}") from None
         if response.status_code >= 400:
             raise self._error(response)
         return response
@@ -241,15 +243,11 @@ class RemoteBackend:
             "row_count": row_count,
             "columns": [{"name": c.name, "type": c.type} for c in columns],
             "uri": uri,
+            "stored": content is not None,
         }
-        body = content.read() if content is not None else b""
-        data = self._json(
-            "POST",
-            f"/runs/{_path(run_id)}/datasets",
-            params={"meta": json.dumps(meta)},
-            content=body,
-        )
-        return parse(Dataset, data)
+        if content is not None:
+            self._send("PUT", f"/datasets/{_path(fingerprint)}/content", content=_stream(content))
+        return parse(Dataset, self._json("POST", f"/runs/{_path(run_id)}/datasets", json=meta))
 
     def run_datasets(self, run_id: str) -> list[DatasetUse]:
         return parse(list[DatasetUse], self._json("GET", f"/runs/{_path(run_id)}/datasets"))

@@ -19,6 +19,11 @@ from modelyard.store.dialects import insert_for
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 
 
+def _check_fingerprint(fingerprint: str) -> None:
+    if not _FINGERPRINT.match(fingerprint):
+        raise InvalidInput(f"dataset fingerprint {fingerprint!r} is not a sha256 hex digest")
+
+
 def dataset_key(fingerprint: str) -> str:
     return f"datasets/{fingerprint}.parquet"
 
@@ -54,17 +59,22 @@ class DatasetRegistry:
         columns: list[Column],
         uri: str | None = None,
         content: BinaryIO | None = None,
+        stored: bool = False,
     ) -> Dataset:
-        """Link a dataset to ``run_id``; with ``content`` (Parquet bytes) it is stored too."""
+        """Link a dataset to ``run_id``; with ``content`` (Parquet bytes) it is stored too.
+
+        ``stored`` says the content was already uploaded with ``store_content``.
+        """
         if role not in DATASET_ROLES:
             raise InvalidInput(f"dataset role {role!r} is not one of {', '.join(DATASET_ROLES)}")
         if not name:
             raise InvalidInput("a dataset needs a name")
-        if not _FINGERPRINT.match(fingerprint):
-            raise InvalidInput(f"dataset fingerprint {fingerprint!r} is not a sha256 hex digest")
+        _check_fingerprint(fingerprint)
         if content is not None:
-            self.artifacts.put(dataset_key(fingerprint), content)
-            uri = dataset_key(fingerprint)
+            uri = self.store_content(fingerprint, content)
+        elif stored:
+            uri = self._uploaded(fingerprint)
+        kept = content is not None or stored
         row = {
             "id": uuid.uuid4().hex,
             "name": name,
@@ -72,7 +82,7 @@ class DatasetRegistry:
             "row_count": row_count,
             "columns": [{"name": c.name, "type": c.type} for c in columns],
             "uri": uri,
-            "stored": content is not None,
+            "stored": kept,
             "created_at": now_ms(),
         }
         with self.db.write() as conn:
@@ -82,20 +92,32 @@ class DatasetRegistry:
                 index_elements=["name", "fingerprint"]
             )
             conn.execute(insert, [row])
-            stored = conn.execute(
+            found = conn.execute(
                 select(t.datasets).where(
                     t.datasets.c.name == name, t.datasets.c.fingerprint == fingerprint
                 )
             ).one()
-            if content is not None and not stored.stored:
+            if kept and not found.stored:
                 conn.execute(
                     t.datasets.update()
-                    .where(t.datasets.c.id == stored.id)
+                    .where(t.datasets.c.id == found.id)
                     .values(stored=True, uri=uri)
                 )
             link = insert_for(self.db.dialect, t.run_datasets).on_conflict_do_nothing()
-            conn.execute(link, [{"run_id": run_id, "dataset_id": stored.id, "role": role}])
-        return self.get_dataset(stored.id)
+            conn.execute(link, [{"run_id": run_id, "dataset_id": found.id, "role": role}])
+        return self.get_dataset(found.id)
+
+    def store_content(self, fingerprint: str, content: BinaryIO) -> str:
+        """Keep a dataset's Parquet content, shared by every dataset with that fingerprint."""
+        _check_fingerprint(fingerprint)
+        self.artifacts.put(dataset_key(fingerprint), content)
+        return dataset_key(fingerprint)
+
+    def _uploaded(self, fingerprint: str) -> str:
+        key = dataset_key(fingerprint)
+        if key not in self.artifacts.list("datasets"):
+            raise InvalidInput(f"the content of dataset {fingerprint} was not uploaded first")
+        return key
 
     def get_dataset(self, dataset_id: str) -> Dataset:
         with self.db.read() as conn:
