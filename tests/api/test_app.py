@@ -51,6 +51,11 @@ def test_malformed_bodies(api: httpx.Client) -> None:
     missing_field = api.post("/api/v1/runs", json={"name": "x"})
     assert missing_field.status_code == 422
     assert missing_field.json()["error"]["message"].startswith("experiment:")
+    bad_environment = api.post(
+        "/api/v1/runs", json={"experiment": "e", "environment": {"python": 3}}
+    )
+    assert bad_environment.status_code == 422
+    assert "environment: python, platform, host, user" in bad_environment.json()["error"]["message"]
     bad_batch = api.post(
         "/api/v1/runs/feedbeef/batch", json={"metrics": {"keys": ["a"], "values": []}}
     )

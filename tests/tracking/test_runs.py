@@ -113,3 +113,10 @@ def test_nan_and_infinite_metrics_are_kept(services: Services) -> None:
     stored = services.tracking.get_run(run.id)
     assert math.isnan(stored.metrics["loss"]) and stored.metrics["gain"] == -math.inf
     assert math.isnan(services.tracking.metric_history(run.id, "loss")[0].value)
+
+
+def test_out_of_range_steps_are_refused_by_name(services: Services) -> None:
+    run = services.tracking.create_run("churn")
+    with pytest.raises(InvalidInput, match="metric 'loss' step 1180591620717411303424"):
+        services.tracking.log_batch(run.id, metrics=[MetricPoint("loss", 1.0, 2**70, 1)])
+    assert services.tracking.metric_history(run.id, "loss") == []

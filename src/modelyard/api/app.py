@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -12,6 +14,8 @@ from modelyard.api import admin, catalog, tracking
 from modelyard.api.security import AuditMiddleware
 from modelyard.bootstrap import Services, bootstrap
 from modelyard.errors import ModelyardError
+
+logger = logging.getLogger("modelyard.api")
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:
@@ -28,6 +32,11 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404:
         return _error(404, "not_found", f"no such route: {request.method} {request.url.path}")
     return _error(exc.status_code, "error", str(exc.detail))
+
+
+async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return _error(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
 
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -52,6 +61,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_exception_handler(ModelyardError, _on_modelyard_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected_error)
     app.include_router(tracking.router)
     app.include_router(catalog.router)
     app.include_router(admin.router)

@@ -51,12 +51,15 @@ def get_experiment(name: str, request: Request) -> Response:
 def _environment(data: dict[str, Any] | None) -> Environment | None:
     if data is None:
         return None
-    names = ("python", "platform", "host", "user", "packages", "git_commit", "git_dirty")
-    fields: dict[str, Any] = {k: data.get(k) for k in names}
-    try:
-        return Environment(id=environment_id(fields), **fields)
-    except TypeError as exc:
-        raise InvalidInput(f"malformed environment: {exc}") from None
+    texts = ("python", "platform", "host", "user")
+    fields: dict[str, Any] = {
+        k: data.get(k) for k in (*texts, "packages", "git_commit", "git_dirty")
+    }
+    bad = [k for k in texts if not isinstance(fields[k], str)]
+    if bad or not isinstance(fields["packages"], dict):
+        wrong = ", ".join(bad or ["packages"])
+        raise InvalidInput(f"environment: {wrong} missing or of the wrong type")
+    return Environment(id=environment_id(fields), **fields)
 
 
 @router.post("/runs", status_code=201, **guard(Permission.TRACK))

@@ -35,6 +35,7 @@ from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
 
 MAX_KEY = 250
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 PACKAGE_PATH = "model"  # where a run keeps the package of a model it logged
 MAX_PARAM_VALUE = 6000
 
@@ -71,14 +72,14 @@ def _metric_rows(run_id: str, points: Sequence[MetricPoint]) -> list[dict[str, A
             raise InvalidInput(
                 f"metric '{point.key}' value {point.value!r} is not a number"
             ) from None
+        step, stamp = int(point.step), int(point.timestamp) or now_ms()
+        if not (INT64_MIN <= step <= INT64_MAX and 0 <= stamp <= INT64_MAX):
+            raise InvalidInput(
+                f"metric '{point.key}' step {step} or timestamp {stamp} is out of range "
+                "(steps and timestamps are 64-bit integers; timestamps are epoch milliseconds)"
+            )
         rows.append(
-            {
-                "run_id": run_id,
-                "key": point.key,
-                "value": value,
-                "step": int(point.step),
-                "timestamp": int(point.timestamp) or now_ms(),
-            }
+            {"run_id": run_id, "key": point.key, "value": value, "step": step, "timestamp": stamp}
         )
     return rows
 
