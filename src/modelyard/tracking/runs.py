@@ -100,6 +100,7 @@ class TrackingService:
         self.db = db
         self.artifacts = artifacts
         self._experiments: dict[str, Experiment] = {}  # never renamed or deleted: safe to keep
+        self._environments: set[str] = set()  # stored by content hash: never change
 
     # -- experiments -------------------------------------------------------
 
@@ -183,9 +184,9 @@ class TrackingService:
         if not run.name:
             run = replace(run, name=f"run-{run.id[:8]}")
         with self.db.write() as conn:
-            if environment is not None:
+            if environment is not None and environment.id not in self._environments:
                 self._store_environment(conn, environment)
-            elif environment_id is not None:
+            elif environment is None and environment_id is not None:
                 self._require_environment(conn, environment_id)
             conn.execute(
                 t.runs.insert().values(
@@ -198,8 +199,10 @@ class TrackingService:
                     environment_id=run.environment_id,
                 )
             )
-            self._write_params(conn, run.id, run.params)
+            self._write_params(conn, run.id, run.params, new_run=True)
             self._write_tags(conn, run.id, run.tags)
+        if environment is not None:
+            self._environments.add(environment.id)
         return run
 
     def _store_environment(self, conn: Connection, environment: Environment) -> None:
@@ -273,7 +276,9 @@ class TrackingService:
         )
         conn.execute(stmt, rows)
 
-    def _write_params(self, conn: Connection, run_id: str, params: Mapping[str, Any]) -> None:
+    def _write_params(
+        self, conn: Connection, run_id: str, params: Mapping[str, Any], *, new_run: bool = False
+    ) -> None:
         if not params:
             return
         wanted = {_check_key("param", k): stringify(v) for k, v in params.items()}
@@ -281,6 +286,8 @@ class TrackingService:
             index_elements=["run_id", "key"]
         )
         conn.execute(stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in wanted.items()])
+        if new_run:
+            return  # a run created in this transaction has no earlier params to clash with
         stored = conn.execute(
             select(t.params.c.key, t.params.c.value).where(
                 t.params.c.run_id == run_id, t.params.c.key.in_(wanted)
