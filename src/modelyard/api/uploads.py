@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import tempfile
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from fastapi import Request
 
 SPOOL_IN_MEMORY = 8 << 20
+CHUNK = 1 << 20
+
+RAW_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+"""OpenAPI for a route whose body is a raw file (FastAPI cannot infer it)."""
 
 
-async def spooled_body(request: Request) -> Any:
-    """The request body as a rewound file object (in memory up to 8 MiB, then on disk)."""
+def with_request_body(route: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """Route decorator keywords (e.g. ``guard(...)``) plus an OpenAPI request body."""
+    return {**route, "openapi_extra": {**route.get("openapi_extra", {}), **body}}
+
+
+async def spooled_body(request: Request) -> BinaryIO:
+    """The request body as a rewound file object (in memory up to 8 MiB, then on disk).
+
+    The caller closes it: ``with await spooled_body(request) as body: ...``.
+    """
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - caller closes
     async for chunk in request.stream():
         spool.write(chunk)
     spool.seek(0)
-    return spool
+    return cast(BinaryIO, spool)

@@ -89,11 +89,19 @@ class StageIn(BaseModel):
     archive_others: bool = False
 
 
+class ColumnIn(BaseModel):
+    name: str
+    type: str
+
+
 class DatasetIn(BaseModel):
+    """What a run records of a dataset: content fingerprint, schema and size; ``stored``
+    when its Parquet content was uploaded first (``PUT /datasets/{fingerprint}/content``)."""
+
     name: str
     role: str
     fingerprint: str
     row_count: int
-    columns: list[dict[str, str]]
+    columns: list[ColumnIn]
     uri: str | None = None
     stored: bool = False

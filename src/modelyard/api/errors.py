@@ -1,0 +1,133 @@
+"""The one place where errors become HTTP answers.
+
+Every error the API returns has one shape, whatever raised it::
+
+    HTTP/1.1 404 Not Found
+    {"error": {"kind": "not_found", "message": "run 'f00d' does not exist"}}
+
+- a ``ModelyardError`` answers with its own ``status_code`` and ``kind``
+  (``errors.py`` draws the tree); ``RemoteBackend`` reads ``kind`` back and
+  raises the same class the embedded backend would;
+- a body that is not JSON is 400 ``invalid_input``;
+- a request that fails validation is 422 ``invalid_input`` with one line naming
+  the first bad field: ``"experiment: Field required"``;
+- an unknown route is 404 ``not_found`` naming the method and path;
+- anything else is a bug: 500 ``internal`` naming the exception's type,
+  with the traceback in the server's log (not in the answer).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelyard.errors import InvalidInput, ModelyardError, NotFound
+
+logger = logging.getLogger("modelyard.api")
+
+
+class ErrorDetail(BaseModel):
+    kind: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (404, "A named thing does not exist"),
+        (409, "The request clashes with stored state"),
+        (422, "The request is malformed"),
+    )
+}
+"""OpenAPI entries for the error answers every route may give."""
+
+
+def error_response(status_code: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"kind": kind, "message": message}}, status_code=status_code)
+
+
+async def _on_modelyard_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ModelyardError)
+    return error_response(exc.status_code, exc.kind, exc.message)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message = f"no such route: {request.method} {request.url.path}"
+        return error_response(404, NotFound.kind, message)
+    return error_response(exc.status_code, ModelyardError.kind, str(exc.detail))
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return validation_message(exc.errors())
+
+
+def validation_message(errors: Any) -> JSONResponse:
+    """One line for the first problem: a broken JSON body is 400, a bad field 422."""
+    first: dict[str, Any] = dict(errors[0]) if errors else {}
+    message = str(first.get("msg", "invalid")).splitlines()[0]
+    if first.get("type") == "json_invalid":
+        return error_response(400, InvalidInput.kind, f"request body is not valid JSON: {message}")
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    return error_response(422, InvalidInput.kind, f"{where or 'request'}: {message}")
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    message = f"internal error ({type(exc).__name__}); see the server log"
+    return error_response(500, "internal", message)
+
+
+class UnexpectedErrors:
+    """Answer a bug with the 500 above and keep the connection open.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then
+    closes the connection, so a client's next request on it can be reset. This
+    ASGI middleware answers without re-raising (unless the response had started).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _on_unexpected(Request(scope), exc)
+            await response(scope, receive, send)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error raised under ``app`` in the one shape above."""
+    app.add_middleware(UnexpectedErrors)
+    app.add_exception_handler(Exception, _on_unexpected)  # for errors in outer middleware
+    app.add_exception_handler(ModelyardError, _on_modelyard_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -1,0 +1,30 @@
+"""Routes for experiments: ``/api/v1/experiments``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from modelyard.api.dependencies import services_of
+from modelyard.api.errors import ERROR_RESPONSES
+from modelyard.api.security import guard
+from modelyard.api.wire import ExperimentIn, respond
+from modelyard.domain.identity import Permission
+from modelyard.domain.runs import Experiment
+
+router = APIRouter(prefix="/api/v1", tags=["experiments"], responses=ERROR_RESPONSES)
+
+
+@router.post("/experiments", status_code=201, response_model=Experiment, **guard(Permission.TRACK))
+def create_experiment(body: ExperimentIn, request: Request) -> Response:
+    created = services_of(request).tracking.create_experiment(body.name, body.description)
+    return respond(created, 201)
+
+
+@router.get("/experiments", response_model=list[Experiment], **guard(Permission.READ))
+def list_experiments(request: Request) -> Response:
+    return respond(services_of(request).tracking.list_experiments())
+
+
+@router.get("/experiments/{name}", response_model=Experiment, **guard(Permission.READ))
+def get_experiment(name: str, request: Request) -> Response:
+    return respond(services_of(request).tracking.get_experiment(name))

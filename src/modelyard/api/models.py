@@ -1,0 +1,158 @@
+"""Routes for the model catalog: models, versions, aliases and stages.
+
+A version is addressed as ``/models/{name}/versions/{selector}``, where the
+selector is a number (``3``), ``latest``, or an alias (``@champion``, sent as
+``%40champion`` or plain ``@champion``)::
+
+    GET  /api/v1/models/churn/versions/@champion
+    POST /api/v1/models/churn/versions/3/stage   {"stage": "production"}
+    PUT  /api/v1/models/churn/aliases/champion   {"version": 3}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from modelyard.api.dependencies import services_of
+from modelyard.api.errors import ERROR_RESPONSES
+from modelyard.api.security import guard
+from modelyard.api.wire import AliasIn, ModelIn, ModelUpdate, StageIn, VersionIn, respond
+from modelyard.domain.identity import Permission
+from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
+from modelyard.errors import InvalidInput
+
+router = APIRouter(prefix="/api/v1", tags=["models"], responses=ERROR_RESPONSES)
+
+
+def ref_of(name: str, selector: str) -> ModelRef:
+    """The reference a URL names: ``("churn", "3")``, ``("churn", "@champion")``, ``latest``."""
+    if selector == "latest":
+        return ModelRef(name)
+    if selector.startswith("@"):
+        return ModelRef(name, alias=selector[1:])
+    if selector.isdigit():
+        return ModelRef(name, version=int(selector))
+    raise InvalidInput(f"version selector {selector!r} must be a number, 'latest' or '@alias'")
+
+
+@router.post(
+    "/models", status_code=201, response_model=RegisteredModel, **guard(Permission.REGISTER)
+)
+def create_model(body: ModelIn, request: Request) -> Response:
+    created = services_of(request).catalog.create_model(body.name, body.description, body.tags)
+    return respond(created, 201)
+
+
+@router.get("/models", response_model=list[RegisteredModel], **guard(Permission.READ))
+def list_models(
+    request: Request, name_contains: str | None = None, tag: str | None = None
+) -> Response:
+    """Models whose name contains ``name_contains`` and that carry ``tag`` (``key=value``)."""
+    return respond(services_of(request).catalog.list_models(name_contains, tag))
+
+
+@router.get("/models/{name}", response_model=RegisteredModel, **guard(Permission.READ))
+def get_model(name: str, request: Request) -> Response:
+    return respond(services_of(request).catalog.get_model(name))
+
+
+@router.patch("/models/{name}", response_model=RegisteredModel, **guard(Permission.REGISTER))
+def update_model(name: str, body: ModelUpdate, request: Request) -> Response:
+    catalog = services_of(request).catalog
+    return respond(catalog.update_model(name, description=body.description, tags=body.tags))
+
+
+@router.post(
+    "/models/{name}/versions",
+    status_code=201,
+    response_model=ModelVersion,
+    **guard(Permission.REGISTER),
+)
+def register_version(name: str, body: VersionIn, request: Request) -> Response:
+    """Register the package at ``source`` (a run's ``model`` folder or an upload) as the next
+    version; the server hash-checks it and records its digest."""
+    version = services_of(request).catalog.register_version(
+        name,
+        source=body.source,
+        run_id=body.run_id,
+        description=body.description,
+        tags=body.tags,
+        created_by=body.created_by,
+    )
+    return respond(version, 201)
+
+
+@router.get("/versions", response_model=list[ModelVersion], **guard(Permission.READ))
+def search_versions(
+    request: Request,
+    name: str | None = None,
+    stage: str | None = None,
+    run_id: str | None = None,
+    tag: str | None = None,
+) -> Response:
+    found = services_of(request).catalog.search_versions(name, stage=stage, run_id=run_id, tag=tag)
+    return respond(found)
+
+
+@router.get(
+    "/models/{name}/versions/{selector}", response_model=ModelVersion, **guard(Permission.READ)
+)
+def get_version(name: str, selector: str, request: Request) -> Response:
+    return respond(services_of(request).catalog.get_version(ref_of(name, selector)))
+
+
+@router.patch(
+    "/models/{name}/versions/{selector}", response_model=ModelVersion, **guard(Permission.REGISTER)
+)
+def update_version(name: str, selector: str, body: ModelUpdate, request: Request) -> Response:
+    updated = services_of(request).catalog.update_version(
+        ref_of(name, selector), description=body.description, tags=body.tags
+    )
+    return respond(updated)
+
+
+@router.post(
+    "/models/{name}/versions/{selector}/stage",
+    response_model=ModelVersion,
+    **guard(Permission.PROMOTE),
+)
+def transition_stage(name: str, selector: str, body: StageIn, request: Request) -> Response:
+    """Move the version to ``stage``; an illegal move is 409 naming both stages."""
+    moved = services_of(request).catalog.transition_stage(
+        ref_of(name, selector),
+        body.stage,
+        actor=body.actor,
+        comment=body.comment,
+        archive_others=body.archive_others,
+    )
+    return respond(moved)
+
+
+@router.get(
+    "/models/{name}/versions/{selector}/stages",
+    response_model=list[dict[str, Any]],
+    **guard(Permission.READ),
+)
+def stage_history(name: str, selector: str, request: Request) -> Response:
+    return respond(services_of(request).catalog.stage_history(ref_of(name, selector)))
+
+
+@router.put(
+    "/models/{name}/aliases/{alias}", response_model=ModelVersion, **guard(Permission.PROMOTE)
+)
+def set_alias(name: str, alias: str, body: AliasIn, request: Request) -> Response:
+    """Point ``alias`` at a version (moving it if it pointed elsewhere)."""
+    return respond(services_of(request).catalog.set_alias(name, alias, body.version))
+
+
+@router.delete(
+    "/models/{name}/aliases/{alias}",
+    status_code=204,
+    response_class=Response,
+    **guard(Permission.PROMOTE),
+)
+def delete_alias(name: str, alias: str, request: Request) -> Response:
+    services_of(request).catalog.delete_alias(name, alias)
+    return Response(status_code=204)
