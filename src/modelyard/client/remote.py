@@ -1,7 +1,13 @@
 """The remote backend: the SDK talking to ``modelyard server`` over HTTP.
 
 It raises the same error classes as the embedded backend: the server sends the
-error's kind and message, and this module rebuilds the exception.
+error's kind and message, and this module rebuilds the exception::
+
+    yard = modelyard.connect("http://127.0.0.1:8700", api_key="...")
+    yard.runs.get("f00d")   # NotFound: run 'f00d' does not exist -- as embedded
+
+One ``httpx.Client`` is kept per backend (keep-alive connections, a timeout);
+a server that cannot be reached is a ``ModelyardError`` naming its URL.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import io
 import json
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -32,6 +38,7 @@ from modelyard.packaging import verify_package
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 T = TypeVar("T")
+CHUNK = 1 << 20
 
 
 @cache
@@ -66,7 +73,11 @@ class RemoteBackend:
         self.location = self.url
         self.home = home or Path(".modelyard").absolute()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        )
         self._stored_environments: set[str] = set()
 
     # -- transport ---------------------------------------------------------
@@ -75,20 +86,35 @@ class RemoteBackend:
         try:
             response = self._http.request(method, f"/api/v1{path}", **kwargs)
         except httpx.TransportError as exc:
-            raise ModelyardError(f"cannot reach modelyard server at {self.url}: {exc}") from None
+            raise self._unreachable(exc) from None
         except httpx.InvalidURL as exc:
             raise InvalidInput(f"cannot build a request to {self.url}: {exc}") from None
         if response.status_code >= 400:
             raise self._error(response)
         return response
 
+    @contextlib.contextmanager
+    def _stream(self, method: str, path: str) -> Iterator[httpx.Response]:
+        """A response whose body is read in chunks (downloads never sit whole in memory)."""
+        try:
+            with self._http.stream(method, f"/api/v1{path}") as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._error(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: httpx.TransportError) -> ModelyardError:
+        return ModelyardError(f"cannot reach modelyard server at {self.url}: {exc}")
+
     def _error(self, response: httpx.Response) -> ModelyardError:
         try:
             error = response.json()["error"]
-            kind, message = error["kind"], error["message"]
+            kind, message = str(error["kind"]), str(error["message"])
         except (ValueError, KeyError, TypeError):
             return ModelyardError(f"server answered {response.status_code}: {response.text[:200]}")
-        return ERROR_KINDS.get(kind, ModelyardError)(message)
+        return error_class(kind, response.status_code)(message)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._send(method, path, **kwargs).json()
@@ -215,7 +241,7 @@ class RemoteBackend:
 
     def log_artifact(self, run_id: str, path: str, source: BinaryIO) -> Artifact:
         url = f"/runs/{_path(run_id)}/artifacts/{quote(safe_key(path))}"
-        return parse(Artifact, self._json("PUT", url, content=_stream(source)))
+        return parse(Artifact, self._json("PUT", url, content=_body(source)))
 
     def list_artifacts(self, run_id: str) -> list[Artifact]:
         return parse(list[Artifact], self._json("GET", f"/runs/{_path(run_id)}/artifacts"))
@@ -246,7 +272,7 @@ class RemoteBackend:
             "stored": content is not None,
         }
         if content is not None:
-            self._send("PUT", f"/datasets/{_path(fingerprint)}/content", content=_stream(content))
+            self._send("PUT", f"/datasets/{_path(fingerprint)}/content", content=_body(content))
         return parse(Dataset, self._json("POST", f"/runs/{_path(run_id)}/datasets", json=meta))
 
     def run_datasets(self, run_id: str) -> list[DatasetUse]:
@@ -263,30 +289,38 @@ class RemoteBackend:
         upload_id = uuid.uuid4().hex
         for relative, path in iter_files(directory):
             with path.open("rb") as handle:
-                self._send(
-                    "PUT", f"/uploads/{upload_id}/{quote(relative)}", content=_stream(handle)
-                )
+                self._send("PUT", f"/uploads/{upload_id}/{quote(relative)}", content=_body(handle))
         return f"uploads/{upload_id}"
 
     def fetch_package(self, version: ModelVersion) -> Path:
-        """Download a version's package into the local cache (once per digest)."""
+        """Download a version's package into ``home/cache/packages/<digest>`` (once per digest).
+
+        Files land in a staging folder that is checked against the version's
+        package digest before it is renamed into the cache, so the cache never
+        holds a partial or tampered package.
+        """
         target = self.home / "cache" / "packages" / version.package_digest
         if (target / "manifest.json").is_file():
             return target
         base = f"/models/{_path(version.model)}/versions/{version.version}/package"
         listing = self._json("GET", base)
         staging = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.partial")
-        for relative in listing["files"]:
-            destination = staging / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(self._send("GET", f"{base}/{quote(relative)}").content)
-        verify_package(staging, expected_digest=version.package_digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():  # another process fetched it meanwhile
+        try:
+            for relative in listing["files"]:
+                self._download(f"{base}/{quote(safe_key(relative))}", staging / relative)
+            verify_package(staging, expected_digest=version.package_digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():  # else another process fetched it meanwhile
+                staging.replace(target)
+        finally:
             shutil.rmtree(staging, ignore_errors=True)
-        else:
-            staging.replace(target)
         return target
+
+    def _download(self, path: str, destination: Path) -> None:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with self._stream("GET", path) as response, destination.open("wb") as out:
+            for chunk in response.iter_bytes(CHUNK):
+                out.write(chunk)
 
     def create_model(
         self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
@@ -401,9 +435,19 @@ def _finite_or_none(value: float) -> float | None:
     return None if value != value else value  # NaN is not JSON; the server reads None as NaN
 
 
-def _stream(source: BinaryIO) -> Any:
-    def chunks() -> Any:
-        while chunk := source.read(1 << 20):
-            yield chunk
+def _body(source: BinaryIO) -> bytes | Iterator[bytes]:
+    """A request body that streams ``source`` in chunks (in-memory bytes go as they are)."""
+    if isinstance(source, io.BytesIO):
+        return source.getvalue()
+    return iter(lambda: source.read(CHUNK), b"")
 
-    return chunks() if not isinstance(source, io.BytesIO) else source.getvalue()
+
+def error_class(kind: str, status_code: int) -> type[ModelyardError]:
+    """The error class for a server's error ``kind``; unknown kinds fall back to the branch
+    with the same status code (so a newer server's sub-kinds still land on the right branch)."""
+    if kind in ERROR_KINDS:
+        return ERROR_KINDS[kind]
+    for candidate in ERROR_KINDS.values():
+        if candidate is not ModelyardError and candidate.status_code == status_code:
+            return candidate
+    return ModelyardError
