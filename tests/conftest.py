@@ -1,4 +1,16 @@
-"""Shared fixtures: embedded yards, a real server on 127.0.0.1, throwaway PostgreSQL."""
+"""Shared fixtures: embedded yards, a real server on 127.0.0.1, throwaway PostgreSQL.
+
+- ``home``: an empty ``MODELYARD_HOME`` folder for this test;
+- ``services``: the services bootstrapped on SQLite in ``home``;
+- ``server``: a ``modelyard server`` subprocess on a free loopback port with its
+  own migrated home and first admin, one per xdist worker and session
+  (``server.url``, ``.home``, ``.admin_key``);
+- ``yard``: a connected ``Yard``, once embedded in ``home`` and once remote through
+  ``server`` (tests use ``unique`` names, since the remote store is shared);
+- ``unique``: a name no other test uses;
+- ``pg_url``: a throwaway PostgreSQL database, dropped afterwards (skips when no
+  server listens on 127.0.0.1:5432).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelyard.bootstrap import bootstrap
+from modelyard.bootstrap import Services, bootstrap
 from modelyard.client.local import LocalBackend
 from modelyard.client.yard import Yard, connect
 from modelyard.config import Settings
@@ -32,7 +44,7 @@ def modelyard_command(*args: str) -> list[str]:
 
 
 class ServerProcess:
-    """A ``modelyard server`` subprocess on a free loopback port."""
+    """A ``modelyard server`` subprocess on a free loopback port; its output goes to a log."""
 
     def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
         self.home = home
@@ -40,28 +52,30 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "MODELYARD_HOME": str(home), **(env or {})}
         self.env.pop("MODELYARD_URL", None)
+        self.log = home.parent / f"{home.name}-server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.admin_key = ""
 
     def start(self, timeout: float = 30) -> ServerProcess:
-        self.process = subprocess.Popen(
-            modelyard_command("server", "--port", str(self.port)),
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        command = modelyard_command("server", "--host", "127.0.0.1", "--port", str(self.port))
+        with self.log.open("wb") as log:  # a file, not a pipe nobody reads, which could fill up
+            self.process = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                _, err = self.process.communicate()
-                raise RuntimeError(f"server exited early: {err.decode()}")
+                raise RuntimeError(f"server exited early: {self.output()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
-                time.sleep(0.1)
+                time.sleep(0.05)
         self.stop()
-        raise RuntimeError("server did not become healthy in time")
+        raise RuntimeError(f"server did not become healthy in {timeout} s: {self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -71,10 +85,6 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process:
-            for stream in (self.process.stdout, self.process.stderr):
-                if stream:
-                    stream.close()
 
 
 def prepare_store(home: Path, env: dict[str, str] | None = None) -> str:
@@ -90,6 +100,7 @@ def prepare_store(home: Path, env: dict[str, str] | None = None) -> str:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server per xdist worker: its own home (tmp_path_factory is per worker) and port."""
     home = tmp_path_factory.mktemp("server-home")
     admin_key = prepare_store(home)
     running = ServerProcess(home).start()
@@ -103,9 +114,20 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
+def sqlite_settings(home: Path) -> Settings:
+    return Settings(home, f"sqlite:///{home / 'modelyard.db'}", str(home / "artifacts"))
+
+
 def embedded_yard(home: Path) -> Yard:
-    settings = Settings(home, f"sqlite:///{home / 'modelyard.db'}", str(home / "artifacts"))
-    return Yard(LocalBackend(bootstrap(settings)))
+    return Yard(LocalBackend(bootstrap(sqlite_settings(home))))
+
+
+@pytest.fixture
+def services(home: Path) -> Iterator[Services]:
+    """The services over a new SQLite store in ``home``."""
+    built = bootstrap(sqlite_settings(home))
+    yield built
+    built.close()
 
 
 @pytest.fixture(params=["embedded", "remote"])

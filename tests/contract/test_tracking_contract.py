@@ -124,6 +124,17 @@ def test_datasets_stored_and_referenced(yard: Yard, unique: str, tmp_path: Path)
         yard.start_run(unique).log_dataset(frame, name="x", role="sideways")
 
 
+def test_a_csv_file_is_referenced_by_path(yard: Yard, unique: str, tmp_path: Path) -> None:
+    csv = tmp_path / "scores.csv"
+    csv.write_text("id,score\n1,0.5\n2,0.7\n")
+    with yard.start_run(unique) as run:
+        referenced = run.log_dataset(csv, name="scores", role="evaluation")
+        again = run.log_dataset(csv, name="scores", role="test")
+    assert not referenced.stored and referenced.uri == csv.as_uri()
+    assert referenced.row_count == 2 and [c.name for c in referenced.columns] == ["id", "score"]
+    assert again.id == referenced.id
+
+
 def test_environment_is_captured(yard: Yard, unique: str) -> None:
     with yard.start_run(unique) as run:
         pass
@@ -156,14 +167,17 @@ def test_search_order_and_pages(yard: Yard, unique: str) -> None:
     frame = yard.runs.to_frame(experiments=unique, order_by="metrics.auc desc")
     assert list(frame["name"]) == [f"r{i}" for i in reversed(range(7))]
     assert {"run_id", "status", "params.model", "metrics.auc"} <= set(frame.columns)
-    assert frame["start_time"].dt.tz is not None
+    assert str(frame["start_time"].dt.tz) == "UTC" and str(frame["end_time"].dt.tz) == "UTC"
+    assert frame["metrics.auc"].dtype == "float64" and frame["params.model"].iloc[0] == "lr"
 
 
 def test_malformed_filter_names_the_position(yard: Yard) -> None:
-    with pytest.raises(
-        InvalidInput, match="invalid filter at position 15: expected a value after '>'"
-    ):
+    with pytest.raises(InvalidInput) as raised:
         yard.runs.search("metrics.auc > and")
+    assert str(raised.value).startswith("invalid filter at position 15: expected a value after '>'")
+    with pytest.raises(InvalidInput) as again:
+        yard.runs.to_frame("metrics.auc > and")
+    assert str(again.value) == str(raised.value)  # the very same message, embedded or remote
 
 
 def test_compare(yard: Yard, unique: str) -> None:
