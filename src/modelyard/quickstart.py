@@ -9,6 +9,7 @@ again adds new runs and versions and moves the alias to the best of the run.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +164,7 @@ def run_quickstart(yard: Yard, console: Console | None = None) -> QuickstartResu
         for kind, alpha, steps in plan:
             label = f"training {kind}" + (f" (alpha={alpha})" if alpha else f" ({steps} stages)")
             task = progress.add_task(label, total=steps)
-            advance = lambda task=task: progress.advance(task)  # noqa: E731
+            advance = functools.partial(progress.advance, task)
             if kind == "sgd":
                 versions.append(_train_sgd(yard, split, float(alpha or 0), steps, advance))
             else:

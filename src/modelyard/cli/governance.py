@@ -24,6 +24,28 @@ def _services(ctx: CliContext) -> Services:
     return bootstrap(Settings.from_env(ctx.home))
 
 
+def _audit(
+    services: Services,
+    action: str,
+    resource: str,
+    *,
+    actor: str | None = None,
+    key_id: str | None = None,
+    **summary: str,
+) -> None:
+    """Record an operator's change made from the command line."""
+    services.audit.record(
+        actor=actor or current_user(),
+        key_id=key_id,
+        action=action,
+        resource=resource,
+        outcome="ok",
+        status=0,
+        client="cli",
+        summary=summary,
+    )
+
+
 @click.group()
 def admin() -> None:
     """Users and API keys of the server's store."""
@@ -39,15 +61,7 @@ def init(ctx: CliContext, name: str | None) -> None:
         raise Conflict("an admin already exists: use `modelyard admin key create` instead")
     user = services.identity.create_user(name or current_user(), Role.ADMIN)
     record, token = services.identity.create_key(user.name, name="initial admin key")
-    services.audit.record(
-        actor=user.name,
-        key_id=record.id,
-        action="admin init",
-        resource=f"users/{user.name}",
-        outcome="ok",
-        status=0,
-        client="cli",
-    )
+    _audit(services, "admin init", f"users/{user.name}", actor=user.name, key_id=record.id)
     console.print(f"admin '{user.name}' created. API key (shown once, keep it secret):")
     click.echo(token)
 
@@ -64,15 +78,7 @@ def user_group() -> None:
 def add_user(ctx: CliContext, name: str, role: str) -> None:
     services = _services(ctx)
     created = services.identity.create_user(name, role)
-    services.audit.record(
-        actor=current_user(),
-        action="admin user add",
-        resource=f"users/{name}",
-        outcome="ok",
-        status=0,
-        client="cli",
-        summary={"role": role},
-    )
+    _audit(services, "admin user add", f"users/{name}", role=role)
     console.print(f"user '{created.name}' added as {created.role.value}")
 
 
@@ -107,15 +113,7 @@ def create_key(ctx: CliContext, user: str, name: str, expires_days: float | None
     """Create a key for USER and print it once."""
     services = _services(ctx)
     record, token = services.identity.create_key(user, name=name, expires_in_days=expires_days)
-    services.audit.record(
-        actor=current_user(),
-        action="admin key create",
-        resource=f"keys/{record.id}",
-        outcome="ok",
-        status=0,
-        client="cli",
-        summary={"user": user},
-    )
+    _audit(services, "admin key create", f"keys/{record.id}", user=user)
     console.print(f"key {record.id} for '{user}' (shown once, keep it secret):")
     click.echo(token)
 
@@ -126,14 +124,7 @@ def create_key(ctx: CliContext, user: str, name: str, expires_days: float | None
 def revoke_key(ctx: CliContext, key_id: str) -> None:
     services = _services(ctx)
     services.identity.revoke_key(key_id)
-    services.audit.record(
-        actor=current_user(),
-        action="admin key revoke",
-        resource=f"keys/{key_id}",
-        outcome="ok",
-        status=0,
-        client="cli",
-    )
+    _audit(services, "admin key revoke", f"keys/{key_id}")
     console.print(f"key {key_id} revoked")
 
 
