@@ -9,6 +9,8 @@ from modelyard.catalog.registry import Catalog
 from modelyard.config import Settings
 from modelyard.governance.audit import AuditLog
 from modelyard.governance.identity import Identity
+from modelyard.serving.endpoints import EndpointService
+from modelyard.serving.predictlog import PredictionLog
 from modelyard.store.database import Database
 from modelyard.store.migrate import ensure_current
 from modelyard.tracking.dataset_registry import DatasetRegistry
@@ -29,6 +31,8 @@ class Services:
     catalog: Catalog
     identity: Identity
     audit: AuditLog
+    endpoints: EndpointService
+    predictions: PredictionLog
 
     def close(self) -> None:
         self.db.dispose()
@@ -50,6 +54,7 @@ def bootstrap(
     db = db or Database(settings.db_url)
     ensure_current(db, create_if_empty=create_if_empty)
     artifacts = artifacts or open_store(settings.artifact_root)
+    catalog = Catalog(db, artifacts)
     return Services(
         settings=settings,
         db=db,
@@ -57,7 +62,9 @@ def bootstrap(
         tracking=TrackingService(db, artifacts),
         queries=RunQueries(db),
         datasets=DatasetRegistry(db, artifacts),
-        catalog=Catalog(db, artifacts),
+        catalog=catalog,
         identity=Identity(db),
         audit=AuditLog(db),
+        endpoints=EndpointService(db, catalog),
+        predictions=PredictionLog(settings.predictions_root),
     )

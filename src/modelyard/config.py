@@ -4,7 +4,7 @@
 artifact folder in embedded mode; ``MODELYARD_DB_URL`` points the metadata store at
 PostgreSQL; ``MODELYARD_ARTIFACTS`` at another artifact root (a folder or an
 fsspec URL); ``MODELYARD_URL`` and ``MODELYARD_API_KEY`` make the SDK and CLI talk
-to a server.
+to a server; ``MODELYARD_PREDICTIONS`` moves the prediction log out of the home.
 """
 
 from __future__ import annotations
@@ -23,6 +23,12 @@ class Settings:
     artifact_root: str
     server_url: str | None = None
     api_key: str | None = None
+    prediction_root: str | None = None
+
+    @property
+    def predictions_root(self) -> Path:
+        """Where the prediction log lives (``MODELYARD_PREDICTIONS``, default HOME/predictions)."""
+        return Path(self.prediction_root) if self.prediction_root else self.home / "predictions"
 
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None) -> Settings:
@@ -35,4 +41,5 @@ class Settings:
             artifact_root=artifacts,
             server_url=os.environ.get("MODELYARD_URL") or None,
             api_key=os.environ.get("MODELYARD_API_KEY") or None,
+            prediction_root=os.environ.get("MODELYARD_PREDICTIONS") or None,
         )

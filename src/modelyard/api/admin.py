@@ -25,6 +25,7 @@ class RoleIn(BaseModel):
 class KeyIn(BaseModel):
     name: str = ""
     expires_in_days: float | None = None
+    endpoint: str | None = None  # a key that may only call this endpoint's predict routes
 
 
 @router.get("/whoami", **guard(Permission.READ))
@@ -51,7 +52,7 @@ def set_role(name: str, body: RoleIn, request: Request) -> Response:
 def create_key(name: str, body: KeyIn, request: Request) -> Response:
     """A new key; the whole key is in this answer and never again."""
     record, token = services_of(request).identity.create_key(
-        name, name=body.name, expires_in_days=body.expires_in_days
+        name, name=body.name, expires_in_days=body.expires_in_days, endpoint=body.endpoint
     )
     return respond({"key": record, "token": token}, 201)
 

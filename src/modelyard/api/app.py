@@ -17,12 +17,21 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from modelyard import __version__
-from modelyard.api import admin, artifacts, datasets, experiments, models, packages, runs
+from modelyard.api import (
+    admin,
+    artifacts,
+    datasets,
+    endpoints,
+    experiments,
+    models,
+    packages,
+    runs,
+)
 from modelyard.api.errors import install_error_handlers
 from modelyard.api.security import AuditMiddleware
 from modelyard.bootstrap import Services, bootstrap
 
-ROUTERS = (experiments, runs, artifacts, datasets, models, packages, admin)
+ROUTERS = (experiments, runs, artifacts, datasets, models, packages, endpoints, admin)
 
 
 def create_app(services: Services | None = None) -> FastAPI:

@@ -85,7 +85,7 @@ class AuditMiddleware:
         is_read = (
             request.method in _READS or request.scope.get("state", {}).get("permission") == "read"
         )
-        if is_read and not refused:
+        if is_read and not refused and not request.scope.get("state", {}).get("audit_read"):
             return
         event = _event(request, status, refused)
         services = services_of(request)

@@ -105,3 +105,34 @@ class DatasetIn(BaseModel):
     columns: list[ColumnIn]
     uri: str | None = None
     stored: bool = False
+
+
+class EndpointIn(BaseModel):
+    name: str
+    routes: list[dict[str, Any]]
+    shadows: list[dict[str, Any]] = Field(default_factory=list)
+    batching: dict[str, Any] | None = None
+    description: str = ""
+    comment: str = ""
+
+
+class EndpointUpdate(BaseModel):
+    routes: list[dict[str, Any]] | None = None
+    shadows: list[dict[str, Any]] | None = None
+    batching: dict[str, Any] | None = None
+    description: str | None = None
+    comment: str = ""
+
+
+class RollbackIn(BaseModel):
+    to: int | None = None
+    comment: str = ""
+
+
+class LabelIn(BaseModel):
+    id: str
+    label: Any
+
+
+class LabelsIn(BaseModel):
+    labels: list[LabelIn]

@@ -36,3 +36,15 @@ def verified_manifest(store: ArtifactStore, prefix: str) -> tuple[dict[str, Any]
     with local_copy(store, prefix) as directory:
         manifest = verify_package(directory)
     return manifest.to_dict(), package_digest(manifest)
+
+
+def package_directory(store: ArtifactStore, source: str, digest: str, cache: Path) -> Path:
+    """A local directory with the package at ``source``: the folder itself when the
+    store is local, else a copy kept in ``cache/<digest>`` (verify it before use)."""
+    local = store.local_path(safe_key(source, what="package source"))
+    if local is not None:
+        return local
+    target = cache / digest
+    if not (target / "manifest.json").is_file():
+        download_tree(store, source, target)
+    return target

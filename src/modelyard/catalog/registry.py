@@ -265,14 +265,18 @@ class Catalog:
     def get_version(self, ref: ModelRef | str) -> ModelVersion:
         ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
         with self.db.read() as conn:
-            model_id, number = self.resolve(conn, ref)
-            rows = self._version_rows(
-                conn,
-                [t.model_versions.c.model_id == model_id, t.model_versions.c.version == number],
-            )
-            if not rows:
-                raise NotFound(f"model '{ref.name}' has no version {number}")
-            return self._versions_from_rows(conn, rows)[0]
+            return self.version_in(conn, ref)
+
+    def version_in(self, conn: Connection, ref: ModelRef) -> ModelVersion:
+        """The version ``ref`` names, read on an open connection (inside a transaction)."""
+        model_id, number = self.resolve(conn, ref)
+        rows = self._version_rows(
+            conn,
+            [t.model_versions.c.model_id == model_id, t.model_versions.c.version == number],
+        )
+        if not rows:
+            raise NotFound(f"model '{ref.name}' has no version {number}")
+        return self._versions_from_rows(conn, rows)[0]
 
     def _version_rows(self, conn: Connection, conditions: list[Any]) -> list[Any]:
         v, m = t.model_versions.c, t.models.c

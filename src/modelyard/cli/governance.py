@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -10,10 +9,10 @@ import click
 
 from modelyard.bootstrap import Services, bootstrap
 from modelyard.cli.context import CliContext, json_option, pass_context
-from modelyard.cli.output import console, emit_json, table, when
+from modelyard.cli.output import console, emit_json, moment, table, when
 from modelyard.config import Settings
 from modelyard.domain.identity import Role
-from modelyard.errors import Conflict, InvalidInput
+from modelyard.errors import Conflict
 from modelyard.jsonable import plain
 from modelyard.tracking.environment import current_user
 
@@ -31,7 +30,7 @@ def _audit(
     *,
     actor: str | None = None,
     key_id: str | None = None,
-    **summary: str,
+    **summary: str | None,
 ) -> None:
     """Record an operator's change made from the command line."""
     services.audit.record(
@@ -108,12 +107,19 @@ def key_group() -> None:
 @click.argument("user")
 @click.option("--name", default="", help="What the key is for.")
 @click.option("--expires-days", type=float, default=None, help="Lifetime in days (default: none).")
+@click.option(
+    "--endpoint", default=None, help="Make a key that may only call this endpoint's predictions."
+)
 @pass_context
-def create_key(ctx: CliContext, user: str, name: str, expires_days: float | None) -> None:
+def create_key(
+    ctx: CliContext, user: str, name: str, expires_days: float | None, endpoint: str | None
+) -> None:
     """Create a key for USER and print it once."""
     services = _services(ctx)
-    record, token = services.identity.create_key(user, name=name, expires_in_days=expires_days)
-    _audit(services, "admin key create", f"keys/{record.id}", user=user)
+    record, token = services.identity.create_key(
+        user, name=name, expires_in_days=expires_days, endpoint=endpoint
+    )
+    _audit(services, "admin key create", f"keys/{record.id}", user=user, endpoint=endpoint)
     console.print(f"key {record.id} for '{user}' (shown once, keep it secret):")
     click.echo(token)
 
@@ -141,20 +147,6 @@ def verify(ctx: CliContext) -> None:
     console.print(f"audit log intact: {count} events, hash chain verified")
 
 
-def _moment(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(
-            f"'{text}' is not a date or time (use e.g. 2026-11-22 or 2026-11-22T10:00)"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp() * 1000)
-
-
 @audit.command("export")
 @click.option("--since", default=None, help="ISO date or time, UTC unless given.")
 @click.option("--until", default=None)
@@ -164,7 +156,7 @@ def _moment(text: str | None) -> int | None:
 @pass_context
 def export(ctx: CliContext, since: str | None, until: str | None, output: Path | None) -> None:
     """Write events as JSON lines."""
-    events = _services(ctx).audit.events(since=_moment(since), until=_moment(until))
+    events = _services(ctx).audit.events(since=moment(since), until=moment(until))
     lines = "".join(json.dumps(plain(e), sort_keys=True) + "\n" for e in events)
     if output is None:
         click.echo(lines, nl=False)
@@ -191,7 +183,7 @@ def search(
     as_json: bool,
 ) -> None:
     events = _services(ctx).audit.events(
-        actor=actor, action=action, resource=resource, since=_moment(since), limit=limit
+        actor=actor, action=action, resource=resource, since=moment(since), limit=limit
     )
     if as_json:
         emit_json(events)

@@ -10,6 +10,7 @@ import click
 
 from modelyard.cli.admin import db, server
 from modelyard.cli.context import CliContext
+from modelyard.cli.endpoints import endpoint, serve
 from modelyard.cli.governance import admin, audit
 from modelyard.cli.models import alias, models, package, stage
 from modelyard.cli.runs import experiments, runs
@@ -47,7 +48,20 @@ def quickstart(ctx: CliContext) -> None:
     run_quickstart(ctx.yard())
 
 
-for command in (runs, experiments, models, alias, stage, package, db, server, admin, audit):
+for command in (
+    runs,
+    experiments,
+    models,
+    alias,
+    stage,
+    package,
+    endpoint,
+    serve,
+    db,
+    server,
+    admin,
+    audit,
+):
     cli.add_command(command)
 
 

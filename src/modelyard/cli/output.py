@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from modelyard.errors import InvalidInput
 from modelyard.jsonable import plain
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -37,3 +38,26 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     for row in rows:
         grid.add_row(*("-" if cell is None or cell == "" else str(cell) for cell in row))
     return grid
+
+
+_AGO = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def moment(text: str | None) -> int | None:
+    """Epoch ms from an ISO date or time (UTC unless given) or a span ago: 30m, 2h, 7d."""
+    if text is None:
+        return None
+    text = text.strip()
+    if len(text) > 1 and text[-1] in _AGO and text[:-1].isdigit():
+        now = dt.datetime.now(tz=dt.UTC).timestamp()
+        return int((now - int(text[:-1]) * _AGO[text[-1]]) * 1000)
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"'{text}' is not a date, a time or a span (use e.g. 2026-11-22, "
+            "2026-11-22T10:00 or 2h)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return int(parsed.timestamp() * 1000)

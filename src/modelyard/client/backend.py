@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import pandas as pd
+import pyarrow as pa
 
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
+from modelyard.domain.endpoints import Endpoint, Revision
 from modelyard.domain.models import ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
+from modelyard.serving.predictlog import LabelResult
 
 
 class Backend(Protocol):
@@ -129,5 +132,39 @@ class Backend(Protocol):
         archive_others: bool = False,
     ) -> ModelVersion: ...
     def stage_history(self, ref: str) -> list[dict[str, Any]]: ...
+
+    # endpoints (routes and shadows as the API dicts: target_to_request) and predictions
+    def create_endpoint(
+        self,
+        name: str,
+        *,
+        routes: list[dict[str, Any]],
+        shadows: list[dict[str, Any]],
+        batching: dict[str, Any] | None,
+        description: str,
+        comment: str,
+    ) -> Endpoint: ...
+    def update_endpoint(
+        self,
+        name: str,
+        *,
+        routes: list[dict[str, Any]] | None,
+        shadows: list[dict[str, Any]] | None,
+        batching: dict[str, Any] | None,
+        description: str | None,
+        comment: str,
+    ) -> Endpoint: ...
+    def rollback_endpoint(self, name: str, *, to: int | None, comment: str) -> Endpoint: ...
+    def get_endpoint(self, name: str) -> Endpoint: ...
+    def list_endpoints(self) -> list[Endpoint]: ...
+    def endpoint_revisions(self, name: str) -> list[Revision]: ...
+    def predictions(self, name: str, **filters: Any) -> pa.Table: ...
+    def record_labels(self, name: str, labels: list[tuple[str, Any]]) -> LabelResult: ...
+    def endpoint_accuracy(
+        self, name: str, since: int | None, until: int | None
+    ) -> list[dict[str, Any]]: ...
+    def endpoint_compare(
+        self, name: str, since: int | None, until: int | None
+    ) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...

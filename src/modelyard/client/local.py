@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pandas as pd
+import pyarrow as pa
 
-from modelyard.artifacts.store import download_tree, iter_files
+from modelyard.artifacts.store import iter_files
 from modelyard.bootstrap import Services
+from modelyard.catalog.packages import package_directory
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
+from modelyard.domain.endpoints import Endpoint, Revision, batching_from, requests_from
 from modelyard.domain.models import ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
+from modelyard.serving.predictlog import LabelResult
+from modelyard.tracking.environment import current_user
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 
@@ -144,14 +149,12 @@ class LocalBackend:
         return prefix
 
     def fetch_package(self, version: ModelVersion) -> Path:
-        store = self.services.artifacts
-        local = store.local_path(version.source)
-        if local is not None:
-            return local
-        target = self.services.settings.home / "cache" / "packages" / version.package_digest
-        if not (target / "manifest.json").is_file():
-            download_tree(store, version.source, target)
-        return target
+        return package_directory(
+            self.services.artifacts,
+            version.source,
+            version.package_digest,
+            self.services.settings.home / "cache" / "packages",
+        )
 
     def create_model(
         self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
@@ -232,3 +235,77 @@ class LocalBackend:
 
     def close(self) -> None:
         self.services.close()
+
+    # -- endpoints and predictions ------------------------------------------
+
+    def create_endpoint(
+        self,
+        name: str,
+        *,
+        routes: list[dict[str, Any]],
+        shadows: list[dict[str, Any]],
+        batching: dict[str, Any] | None,
+        description: str,
+        comment: str,
+    ) -> Endpoint:
+        return self.services.endpoints.create(
+            name,
+            routes=requests_from(routes, shadow=False) or [],
+            shadows=requests_from(shadows, shadow=True),
+            batching=batching_from(batching),
+            description=description,
+            actor=current_user(),
+            comment=comment,
+        )
+
+    def update_endpoint(
+        self,
+        name: str,
+        *,
+        routes: list[dict[str, Any]] | None,
+        shadows: list[dict[str, Any]] | None,
+        batching: dict[str, Any] | None,
+        description: str | None,
+        comment: str,
+    ) -> Endpoint:
+        return self.services.endpoints.update(
+            name,
+            routes=requests_from(routes, shadow=False),
+            shadows=requests_from(shadows, shadow=True),
+            batching=batching_from(batching),
+            description=description,
+            actor=current_user(),
+            comment=comment,
+        )
+
+    def rollback_endpoint(self, name: str, *, to: int | None, comment: str) -> Endpoint:
+        return self.services.endpoints.rollback(name, to=to, actor=current_user(), comment=comment)
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return self.services.endpoints.get(name)
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return self.services.endpoints.list()
+
+    def endpoint_revisions(self, name: str) -> list[Revision]:
+        return self.services.endpoints.revisions(name)
+
+    def predictions(self, name: str, **filters: Any) -> pa.Table:
+        self.services.endpoints.get(name)
+        return self.services.predictions.query(name, **filters)
+
+    def record_labels(self, name: str, labels: list[tuple[str, Any]]) -> LabelResult:
+        self.services.endpoints.get(name)
+        return self.services.predictions.record_labels(name, labels, actor=current_user())
+
+    def endpoint_accuracy(
+        self, name: str, since: int | None, until: int | None
+    ) -> list[dict[str, Any]]:
+        self.services.endpoints.get(name)
+        return self.services.predictions.accuracy(name, since=since, until=until)
+
+    def endpoint_compare(
+        self, name: str, since: int | None, until: int | None
+    ) -> list[dict[str, Any]]:
+        self.services.endpoints.get(name)
+        return self.services.predictions.compare(name, since=since, until=until)

@@ -31,10 +31,12 @@ from pydantic import TypeAdapter
 from modelyard.artifacts.keys import safe_key
 from modelyard.artifacts.store import iter_files
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
+from modelyard.domain.endpoints import Endpoint, Revision, endpoint_from_dict, revision_from_dict
 from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.errors import ERROR_KINDS, InvalidInput, ModelyardError, NotFound
 from modelyard.packaging import verify_package
+from modelyard.serving.predictlog import LabelResult
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 T = TypeVar("T")
@@ -418,6 +420,92 @@ class RemoteBackend:
         url = f"/models/{_path(name)}/versions/{_path(selector)}/stages"
         result: list[dict[str, Any]] = self._json("GET", url)
         return result
+
+    # -- endpoints and predictions ------------------------------------------
+
+    def create_endpoint(
+        self,
+        name: str,
+        *,
+        routes: list[dict[str, Any]],
+        shadows: list[dict[str, Any]],
+        batching: dict[str, Any] | None,
+        description: str,
+        comment: str,
+    ) -> Endpoint:
+        body = {
+            "name": name,
+            "routes": routes,
+            "shadows": shadows,
+            "batching": batching,
+            "description": description,
+            "comment": comment,
+        }
+        return endpoint_from_dict(self._json("POST", "/endpoints", json=body))
+
+    def update_endpoint(
+        self,
+        name: str,
+        *,
+        routes: list[dict[str, Any]] | None,
+        shadows: list[dict[str, Any]] | None,
+        batching: dict[str, Any] | None,
+        description: str | None,
+        comment: str,
+    ) -> Endpoint:
+        body = {
+            "routes": routes,
+            "shadows": shadows,
+            "batching": batching,
+            "description": description,
+            "comment": comment,
+        }
+        return endpoint_from_dict(self._json("PATCH", f"/endpoints/{_path(name)}", json=body))
+
+    def rollback_endpoint(self, name: str, *, to: int | None, comment: str) -> Endpoint:
+        body = {"to": to, "comment": comment}
+        answer = self._json("POST", f"/endpoints/{_path(name)}/rollback", json=body)
+        return endpoint_from_dict(answer)
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return endpoint_from_dict(self._json("GET", f"/endpoints/{_path(name)}"))
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return [endpoint_from_dict(e) for e in self._json("GET", "/endpoints")]
+
+    def endpoint_revisions(self, name: str) -> list[Revision]:
+        answer = self._json("GET", f"/endpoints/{_path(name)}/revisions")
+        return [revision_from_dict(r) for r in answer]
+
+    def predictions(self, name: str, **filters: Any) -> pa.Table:
+        params: list[tuple[str, Any]] = []
+        for key, value in filters.items():
+            if value is None or key == "with_labels":
+                continue
+            if key == "ids":
+                params.extend(("id", item) for item in value)
+            else:
+                params.append((key, value))
+        payload = self._send("GET", f"/endpoints/{_path(name)}/predictions", params=params)
+        with pa.ipc.open_stream(payload.content) as reader:
+            return reader.read_all()
+
+    def record_labels(self, name: str, labels: list[tuple[str, Any]]) -> LabelResult:
+        body = {"labels": [{"id": i, "label": label} for i, label in labels]}
+        answer = self._json("POST", f"/endpoints/{_path(name)}/labels", json=body)
+        return LabelResult(recorded=answer["recorded"], unknown=answer["unknown"])
+
+    def endpoint_accuracy(
+        self, name: str, since: int | None, until: int | None
+    ) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"since": since, "until": until}.items() if v is not None}
+        return list(self._json("GET", f"/endpoints/{_path(name)}/accuracy", params=params))
+
+    def endpoint_compare(
+        self, name: str, since: int | None, until: int | None
+    ) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"since": since, "until": until}.items() if v is not None}
+        return list(self._json("GET", f"/endpoints/{_path(name)}/compare", params=params))
 
     def close(self) -> None:
         self._http.close()

@@ -11,6 +11,7 @@ import pandas as pd
 from modelyard.client.active_run import ActiveRun
 from modelyard.client.backend import Backend
 from modelyard.client.buffer import MetricBuffer
+from modelyard.client.endpoints import EndpointsAPI
 from modelyard.client.models import ModelsAPI
 from modelyard.domain.runs import Experiment, MetricPoint, Run, RunPage
 from modelyard.tracking.environment import capture_environment, current_user
@@ -93,6 +94,7 @@ class Yard:
         self.runs = RunsAPI(backend)
         self.experiments = ExperimentsAPI(backend)
         self.models = ModelsAPI(self)
+        self.endpoints = EndpointsAPI(self)
         self._buffer = MetricBuffer(self._write_metrics)
 
     def _write_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:

@@ -20,14 +20,33 @@ class Permission(enum.StrEnum):
     TRACK = "track"  # create runs, log metrics, params, artifacts, datasets
     REGISTER = "register"  # register versions, edit model and version tags and descriptions
     PROMOTE = "promote"  # move aliases and lifecycle stages
+    DEPLOY = "deploy"  # create and change endpoints, roll them back
+    PREDICT = "predict"  # call an endpoint's prediction routes
+    LABEL = "label"  # post ground truth for logged predictions
     ADMIN = "admin"  # users, keys, audit log
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.READ}),
-    Role.CONTRIBUTOR: frozenset({Permission.READ, Permission.TRACK, Permission.REGISTER}),
+    Role.CONTRIBUTOR: frozenset(
+        {
+            Permission.READ,
+            Permission.TRACK,
+            Permission.REGISTER,
+            Permission.PREDICT,
+            Permission.LABEL,
+        }
+    ),
     Role.MAINTAINER: frozenset(
-        {Permission.READ, Permission.TRACK, Permission.REGISTER, Permission.PROMOTE}
+        {
+            Permission.READ,
+            Permission.TRACK,
+            Permission.REGISTER,
+            Permission.PREDICT,
+            Permission.LABEL,
+            Permission.PROMOTE,
+            Permission.DEPLOY,
+        }
     ),
     Role.ADMIN: frozenset(Permission),
 }
@@ -49,9 +68,17 @@ class Principal:
     role: Role
     key_id: str | None = None
     workspace: str = "default"
+    endpoint: str | None = None  # set for an endpoint key: it may only call that endpoint
 
     def can(self, permission: Permission) -> bool:
+        if self.endpoint is not None:
+            return False  # an endpoint key reaches no control-plane route
         return permission in ROLE_PERMISSIONS[self.role]
+
+    def may_predict(self, endpoint: str) -> bool:
+        if self.endpoint is not None:
+            return self.endpoint == endpoint
+        return Permission.PREDICT in ROLE_PERMISSIONS[self.role]
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,7 @@ class ApiKey:
     created_at: int
     expires_at: int | None = None
     revoked_at: int | None = None
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,23 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from modelyard.clock import now_ms
-from modelyard.domain.identity import ApiKey, Principal, Role, User, parse_role
+from modelyard.domain.endpoints import check_endpoint_name
+from modelyard.domain.identity import (
+    ROLE_PERMISSIONS,
+    ApiKey,
+    Permission,
+    Principal,
+    Role,
+    User,
+    parse_role,
+)
 from modelyard.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 
 DEFAULT_WORKSPACE = "default"
 KEY_PREFIX = "my_"
+ENDPOINT_SCOPE = "endpoint:"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _REMEMBER_SECONDS = 300
 
@@ -60,6 +70,7 @@ class Identity:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._verified: dict[str, tuple[bytes, float]] = {}
+        self._recent: dict[bytes, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
 
     def _workspace_id(self, conn: Connection) -> int:
@@ -138,10 +149,26 @@ class Identity:
         return found is not None
 
     def create_key(
-        self, user_name: str, *, name: str = "", expires_in_days: float | None = None
+        self,
+        user_name: str,
+        *,
+        name: str = "",
+        expires_in_days: float | None = None,
+        endpoint: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new key for ``user_name``: (record, the whole key — shown this once)."""
+        """A new key for ``user_name``: (record, the whole key — shown this once).
+
+        With ``endpoint`` the key may only call that endpoint's prediction routes,
+        and only if its user may predict.
+        """
         user = self.get_user(user_name)
+        if endpoint is not None:
+            check_endpoint_name(endpoint)
+            if Permission.PREDICT not in ROLE_PERMISSIONS[user.role]:
+                raise InvalidInput(
+                    f"user '{user.name}' has the {user.role.value} role, which may not predict: "
+                    "an endpoint key needs a contributor or above"
+                )
         if expires_in_days is not None and expires_in_days <= 0:
             raise InvalidInput("a key's lifetime must be positive")
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32).replace("_", "-")
@@ -156,9 +183,10 @@ class Identity:
                     secret_hash=hash_secret(secret),
                     created_at=created,
                     expires_at=expires,
+                    scope=f"{ENDPOINT_SCOPE}{endpoint}" if endpoint else None,
                 )
             )
-        record = ApiKey(key_id, user.name, name, created, expires)
+        record = ApiKey(key_id, user.name, name, created, expires, endpoint=endpoint)
         return record, f"{KEY_PREFIX}{key_id}_{secret}"
 
     def revoke_key(self, key_id: str) -> ApiKey:
@@ -172,11 +200,12 @@ class Identity:
             self._key_row(key_id)  # NotFound when it never existed
         with self._lock:
             self._verified.pop(key_id, None)
+        self._recent.clear()
         return self.get_key(key_id)
 
     def get_key(self, key_id: str) -> ApiKey:
         row = self._key_row(key_id)
-        return ApiKey(row.id, row.user, row.name, row.created_at, row.expires_at, row.revoked_at)
+        return _key(row)
 
     def list_keys(self, user_name: str | None = None) -> list[ApiKey]:
         k, u = t.api_keys.c, t.users.c
@@ -185,9 +214,7 @@ class Identity:
             query = query.where(u.name == user_name)
         with self.db.read() as conn:
             rows = conn.execute(query.order_by(k.created_at)).all()
-        return [
-            ApiKey(r.id, r.user, r.name, r.created_at, r.expires_at, r.revoked_at) for r in rows
-        ]
+        return [_key(r) for r in rows]
 
     def _key_row(self, key_id: str) -> Any:
         k, u, m = t.api_keys.c, t.users.c, t.memberships.c
@@ -220,7 +247,36 @@ class Identity:
             raise NotAuthenticated(f"user '{row.user}' is disabled")
         if not self._secret_ok(key_id, secret, row.secret_hash):
             raise NotAuthenticated(f"API key '{key_id}' is not valid")
-        return Principal(user=row.user, role=Role(row.role), key_id=key_id)
+        return Principal(
+            user=row.user, role=Role(row.role), key_id=key_id, endpoint=_endpoint_of(row.scope)
+        )
+
+    def recent(self, token: str) -> Principal | None:
+        """The principal ``authenticate_recent`` remembered for ``token``, if still fresh."""
+        cached = self._recent.get(hashlib.sha256(token.encode()).digest())
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return None
+
+    def authenticate_recent(self, token: str | None, max_age: float = 2.0) -> Principal:
+        """``authenticate`` with its answer reused for ``max_age`` seconds.
+
+        For the prediction path, where a database read per request would cost
+        more than the prediction: a revoked key stops working within
+        ``max_age`` seconds.
+        """
+        if not token:
+            return self.authenticate(token)
+        fingerprint = hashlib.sha256(token.encode()).digest()
+        now = time.monotonic()
+        cached = self._recent.get(fingerprint)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        principal = self.authenticate(token)
+        if len(self._recent) > 10_000:
+            self._recent.clear()
+        self._recent[fingerprint] = (principal, now + max_age)
+        return principal
 
     def _secret_ok(self, key_id: str, secret: str, stored: str) -> bool:
         fast = hashlib.sha256(f"{key_id}:{secret}".encode()).digest()
@@ -237,3 +293,21 @@ class Identity:
         with self._lock:
             self._verified[key_id] = (fast, time.monotonic() + _REMEMBER_SECONDS)
         return True
+
+
+def _endpoint_of(scope: str | None) -> str | None:
+    if scope and scope.startswith(ENDPOINT_SCOPE):
+        return scope[len(ENDPOINT_SCOPE) :]
+    return None
+
+
+def _key(row: Any) -> ApiKey:
+    return ApiKey(
+        row.id,
+        row.user,
+        row.name,
+        row.created_at,
+        row.expires_at,
+        row.revoked_at,
+        endpoint=_endpoint_of(row.scope),
+    )

@@ -265,6 +265,8 @@ api_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger),
     Column("revoked_at", BigInteger),
+    # NULL: the user's full role; "endpoint:<name>": may only call predict on that endpoint
+    Column("scope", String(250)),
 )
 
 audit_events = Table(
@@ -293,4 +295,30 @@ audit_head = Table(
     Column("id", Integer, primary_key=True),
     Column("count", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("revision", Integer, nullable=False),
+    Column("created_by", String(250), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+endpoint_revisions = Table(
+    "endpoint_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint_id", Integer, ForeignKey("endpoints.id"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("changes", JSON, nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("created_by", String(250), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("endpoint_id", "revision"),
 )

@@ -1,0 +1,387 @@
+"""``modelyard endpoint`` (the control plane) and ``modelyard serve`` (the data plane)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelyard.cli.context import CliContext, json_option, pass_context
+from modelyard.cli.output import console, emit_json, moment, number, table, when
+from modelyard.domain.endpoints import Endpoint, Spec
+from modelyard.errors import InvalidInput
+
+
+@click.group()
+def endpoint() -> None:
+    """Endpoints: which versions answer traffic, with what weight, and what they answered."""
+
+
+def _describe(spec: Spec) -> str:
+    routes = ", ".join(f"{r.describe()} {r.weight}%" for r in spec.routes)
+    shadows = ", ".join(s.describe() for s in spec.shadows)
+    return routes + (f"; shadows: {shadows}" if shadows else "")
+
+
+def _show(found: Endpoint) -> None:
+    console.print(f"endpoint [bold]{found.name}[/bold] at revision {found.revision}")
+    console.print(
+        f"  routes:   {', '.join(f'{r.describe()} {r.weight}%' for r in found.spec.routes)}"
+    )
+    if found.spec.shadows:
+        console.print(f"  shadows:  {', '.join(s.describe() for s in found.spec.shadows)}")
+    batching = found.spec.batching
+    console.print(
+        f"  batching: up to {batching.max_batch_size} rows, wait {batching.max_wait_ms:g} ms"
+    )
+
+
+def _batching(max_batch_size: int | None, max_wait_ms: float | None) -> dict[str, Any] | None:
+    settings: dict[str, Any] = {}
+    if max_batch_size is not None:
+        settings["max_batch_size"] = max_batch_size
+    if max_wait_ms is not None:
+        settings["max_wait_ms"] = max_wait_ms
+    return settings or None
+
+
+ROUTE_HELP = "MODEL/VERSION=WEIGHT or MODEL@ALIAS=WEIGHT[,follow]; repeat for a split."
+SHADOW_HELP = "MODEL/VERSION or MODEL@ALIAS[,follow]: gets a copy of every request; repeatable."
+
+
+@endpoint.command("create")
+@click.argument("name")
+@click.option("--route", "routes", multiple=True, required=True, help=ROUTE_HELP)
+@click.option("--shadow", "shadows", multiple=True, help=SHADOW_HELP)
+@click.option("--max-batch-size", type=int, default=None, help="Rows per model call (64).")
+@click.option("--max-wait-ms", type=float, default=None, help="Hold a batch open (0).")
+@click.option("--description", default="")
+@click.option("--comment", default="", help="Why: kept with the revision.")
+@json_option
+@pass_context
+def create(
+    ctx: CliContext,
+    name: str,
+    routes: tuple[str, ...],
+    shadows: tuple[str, ...],
+    max_batch_size: int | None,
+    max_wait_ms: float | None,
+    description: str,
+    comment: str,
+    as_json: bool,
+) -> None:
+    """Create endpoint NAME at revision 1."""
+    created = ctx.yard().endpoints.create(
+        name,
+        routes=list(routes),
+        shadows=list(shadows),
+        batching=_batching(max_batch_size, max_wait_ms),
+        description=description,
+        comment=comment,
+    )
+    emit_json(created) if as_json else _show(created)
+
+
+@endpoint.command("update")
+@click.argument("name")
+@click.option("--route", "routes", multiple=True, help=ROUTE_HELP + " Replaces all routes.")
+@click.option("--shadow", "shadows", multiple=True, help=SHADOW_HELP + " Replaces all shadows.")
+@click.option("--no-shadows", is_flag=True, help="Remove every shadow.")
+@click.option("--max-batch-size", type=int, default=None)
+@click.option("--max-wait-ms", type=float, default=None)
+@click.option("--description", default=None)
+@click.option("--comment", default="", help="Why: kept with the revision.")
+@json_option
+@pass_context
+def update(
+    ctx: CliContext,
+    name: str,
+    routes: tuple[str, ...],
+    shadows: tuple[str, ...],
+    no_shadows: bool,
+    max_batch_size: int | None,
+    max_wait_ms: float | None,
+    description: str | None,
+    comment: str,
+    as_json: bool,
+) -> None:
+    """Make a new revision of NAME; what is not given is kept."""
+    if no_shadows and shadows:
+        raise InvalidInput("give --shadow or --no-shadows, not both")
+    updated = ctx.yard().endpoints.update(
+        name,
+        routes=list(routes) if routes else None,
+        shadows=[] if no_shadows else list(shadows) if shadows else None,
+        batching=_batching(max_batch_size, max_wait_ms),
+        description=description,
+        comment=comment,
+    )
+    emit_json(updated) if as_json else _show(updated)
+
+
+@endpoint.command("rollback")
+@click.argument("name")
+@click.option("--to", "to", type=int, default=None, help="Revision to return to (the previous).")
+@click.option("--comment", default="")
+@json_option
+@pass_context
+def rollback(ctx: CliContext, name: str, to: int | None, comment: str, as_json: bool) -> None:
+    """Serve an earlier revision's routes again, as a new revision."""
+    done = ctx.yard().endpoints.rollback(name, to, comment=comment)
+    emit_json(done) if as_json else _show(done)
+
+
+@endpoint.command("list")
+@json_option
+@pass_context
+def list_endpoints(ctx: CliContext, as_json: bool) -> None:
+    found = ctx.yard().endpoints.list()
+    if as_json:
+        emit_json(found)
+        return
+    rows = [(e.name, e.revision, _describe(e.spec), when(e.updated_at)) for e in found]
+    console.print(table("endpoints", ["name", "revision", "serves", "changed"], rows))
+
+
+@endpoint.command("show")
+@click.argument("name")
+@json_option
+@pass_context
+def show(ctx: CliContext, name: str, as_json: bool) -> None:
+    found = ctx.yard().endpoints.get(name)
+    emit_json(found) if as_json else _show(found)
+
+
+@endpoint.command("revisions")
+@click.argument("name")
+@json_option
+@pass_context
+def revisions(ctx: CliContext, name: str, as_json: bool) -> None:
+    """Every revision of NAME: who, when, what changed."""
+    found = ctx.yard().endpoints.revisions(name)
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        (r.revision, when(r.created_at), r.created_by, _describe(r.spec), r.comment) for r in found
+    ]
+    console.print(table(f"revisions of {name}", ["rev", "at", "by", "serves", "comment"], rows))
+
+
+@endpoint.command("predictions")
+@click.argument("name")
+@click.option("--version", type=int, default=None)
+@click.option("--role", type=click.Choice(["primary", "shadow"]), default=None)
+@click.option("--since", default=None, help="ISO time (UTC) or a span ago: 30m, 2h, 7d.")
+@click.option("--until", default=None)
+@click.option("--id", "ids", multiple=True, help="Only these prediction ids.")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option(
+    "--output", type=click.Path(path_type=Path), default=None, help="Write .parquet or .csv."
+)
+@json_option
+@pass_context
+def predictions(
+    ctx: CliContext,
+    name: str,
+    version: int | None,
+    role: str | None,
+    since: str | None,
+    until: str | None,
+    ids: tuple[str, ...],
+    limit: int,
+    output: Path | None,
+    as_json: bool,
+) -> None:
+    """Logged predictions of NAME, oldest first, with their labels."""
+    frame = ctx.yard().endpoints.predictions(
+        name,
+        version=version,
+        role=role,
+        since=moment(since),
+        until=moment(until),
+        ids=list(ids) or None,
+        limit=None if output else limit,
+    )
+    if output is not None:
+        _write_frame(frame, output)
+        console.print(f"wrote {len(frame)} predictions to {output}")
+        return
+    if as_json:
+        emit_json(frame.to_dict(orient="records"))
+        return
+    rows = [
+        (r.id, when(r.ts), f"{r.model}/{r.version}", r.role, r.output, r.label, r.error)
+        for r in frame.itertuples()
+    ]
+    columns = ["id", "at", "version", "role", "output", "label", "error"]
+    console.print(table(f"predictions of {name}", columns, rows))
+
+
+def _write_frame(frame: Any, output: Path) -> None:
+    if output.suffix == ".parquet":
+        frame.to_parquet(output, index=False)
+    elif output.suffix == ".csv":
+        frame.to_csv(output, index=False)
+    else:
+        raise InvalidInput(f"cannot write '{output}': use a .parquet or .csv file name")
+
+
+@endpoint.command("label")
+@click.argument("name")
+@click.argument("file", type=click.Path(path_type=Path), required=False)
+@click.option("--id", "prediction_id", default=None, help="One prediction id (with --label).")
+@click.option("--label", default=None, help="Its ground truth (JSON, else text).")
+@json_option
+@pass_context
+def label(
+    ctx: CliContext,
+    name: str,
+    file: Path | None,
+    prediction_id: str | None,
+    label: str | None,
+    as_json: bool,
+) -> None:
+    """Post ground truth: one with --id/--label, or a CSV or Parquet FILE with id and label."""
+    import json
+
+    if file is not None and (prediction_id or label):
+        raise InvalidInput("give a FILE or --id with --label, not both")
+    if file is not None:
+        labels: Any = _read_labels(file)
+    elif prediction_id is not None and label is not None:
+        try:
+            value = json.loads(label)
+        except ValueError:
+            value = label
+        labels = {prediction_id: value}
+    else:
+        raise InvalidInput("give a FILE of labels, or --id and --label")
+    result = ctx.yard().endpoints.label(name, labels)
+    if as_json:
+        emit_json(result)
+        return
+    console.print(f"recorded {result.recorded} label(s)")
+    if result.unknown:
+        shown = ", ".join(result.unknown[:10]) + (" ..." if len(result.unknown) > 10 else "")
+        console.print(f"[yellow]{len(result.unknown)} unknown prediction id(s):[/yellow] {shown}")
+
+
+def _read_labels(file: Path) -> Any:
+    import pandas as pd
+
+    if not file.is_file():
+        raise InvalidInput(f"no such file: {file}")
+    if file.suffix == ".parquet":
+        frame = pd.read_parquet(file)
+    elif file.suffix == ".csv":
+        frame = pd.read_csv(file, dtype={"id": str})
+    else:
+        raise InvalidInput(f"cannot read labels from '{file}': use a .csv or .parquet file")
+    return frame
+
+
+@endpoint.command("accuracy")
+@click.argument("name")
+@click.option("--since", default=None, help="ISO time (UTC) or a span ago: 30m, 2h, 7d.")
+@click.option("--until", default=None)
+@json_option
+@pass_context
+def accuracy(
+    ctx: CliContext, name: str, since: str | None, until: str | None, as_json: bool
+) -> None:
+    """Accuracy per version and role over a time range, where labels exist."""
+    frame = ctx.yard().endpoints.accuracy(name, since=moment(since), until=moment(until))
+    if as_json:
+        emit_json(frame.to_dict(orient="records"))
+        return
+    rows = [
+        (f"{r.model}/{r.version}", r.role, r.predictions, r.labelled, number(r.accuracy))
+        for r in frame.itertuples()
+    ]
+    columns = ["version", "role", "predictions", "labelled", "accuracy"]
+    console.print(table(f"accuracy of {name}", columns, rows))
+
+
+@endpoint.command("compare")
+@click.argument("name")
+@click.option("--since", default=None, help="ISO time (UTC) or a span ago: 30m, 2h, 7d.")
+@click.option("--until", default=None)
+@json_option
+@pass_context
+def compare(
+    ctx: CliContext, name: str, since: str | None, until: str | None, as_json: bool
+) -> None:
+    """Primary and shadows side by side: agreement, outputs, latency, accuracy."""
+    found = ctx.yard().endpoints.compare(name, since=moment(since), until=moment(until))
+    if as_json:
+        emit_json(found)
+        return
+    console.print(compare_table(name, found))
+
+
+def compare_table(name: str, found: list[dict[str, Any]]) -> Any:
+    def shares(outputs: list[dict[str, Any]]) -> str:
+        return ", ".join(f"{o['value']}: {o['share']:.0%}" for o in outputs[:4])
+
+    rows = [
+        (
+            f"{r['model']}/{r['version']}",
+            r["role"],
+            r["requests"],
+            r["errors"],
+            "-" if r["agreement"] is None else f"{r['agreement']:.1%}",
+            number(r["latency_p50_ms"]),
+            number(r["latency_p99_ms"]),
+            r["labelled"],
+            "-" if r["accuracy"] is None else f"{r['accuracy']:.1%}",
+            shares(r["outputs"]),
+        )
+        for r in found
+    ]
+    columns = [
+        "version",
+        "role",
+        "requests",
+        "errors",
+        "agrees",
+        "p50 ms",
+        "p99 ms",
+        "labelled",
+        "accuracy",
+        "outputs",
+    ]
+    return table(f"{name}: primary and shadows on the same requests", columns, rows)
+
+
+@click.command()
+@click.argument("endpoints", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8701, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--refresh", default=1.0, show_default=True, type=click.FloatRange(0.05, 60), help="Seconds."
+)
+@click.option(
+    "--max-body",
+    default=4 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Largest request body in bytes (413 above).",
+)
+@pass_context
+def serve(
+    ctx: CliContext, endpoints: tuple[str, ...], host: str, port: int, refresh: float, max_body: int
+) -> None:
+    """Serve ENDPOINTS (default: all) for predictions; picks up revisions while running."""
+    from modelyard.config import Settings
+    from modelyard.serving.server import serve as run
+
+    run(
+        list(endpoints),
+        host=host,
+        port=port,
+        settings=Settings.from_env(ctx.home),
+        refresh=refresh,
+        max_body=max_body,
+    )

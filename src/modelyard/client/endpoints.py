@@ -1,0 +1,165 @@
+"""``yard.endpoints``: deploy versions behind endpoints, read their predictions, post labels."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from modelyard.domain.endpoints import Endpoint, Revision, target_to_request
+from modelyard.errors import InvalidInput
+from modelyard.serving.predictlog import LabelResult
+
+if TYPE_CHECKING:
+    from modelyard.client.backend import Backend
+    from modelyard.client.yard import Yard
+
+Targets = Sequence[str | dict[str, Any]]
+When = int | datetime | None
+
+
+def epoch_ms(value: When) -> int | None:
+    """Epoch milliseconds from an int (already ms) or a datetime (naive means local time)."""
+    if value is None or isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    raise InvalidInput(f"expected epoch milliseconds or a datetime, got {value!r}")
+
+
+class EndpointsAPI:
+    """Endpoints, their revisions, and the evidence they keep.
+
+    >>> yard.endpoints.create("churn", routes=["churn@champion=90", "churn/4=10"],
+    ...                       shadows=["churn/5"])
+    >>> yard.endpoints.update("churn", routes=["churn/4=100"], comment="promote canary")
+    >>> yard.endpoints.rollback("churn")
+    >>> yard.endpoints.label("churn", {"a1b2-00000001": 1})
+    >>> yard.endpoints.accuracy("churn", since=datetime(2026, 11, 1))
+    """
+
+    def __init__(self, yard: Yard) -> None:
+        self._yard = yard
+
+    @property
+    def _backend(self) -> Backend:
+        return self._yard.backend
+
+    def create(
+        self,
+        name: str,
+        *,
+        routes: Targets,
+        shadows: Targets = (),
+        batching: Mapping[str, Any] | None = None,
+        description: str = "",
+        comment: str = "",
+    ) -> Endpoint:
+        """Routes are ``"MODEL/VERSION=WEIGHT"``, ``"MODEL@ALIAS=WEIGHT[,follow]"`` or dicts."""
+        return self._backend.create_endpoint(
+            name,
+            routes=[target_to_request(r, shadow=False) for r in routes],
+            shadows=[target_to_request(s, shadow=True) for s in shadows],
+            batching=dict(batching) if batching is not None else None,
+            description=description,
+            comment=comment,
+        )
+
+    def update(
+        self,
+        name: str,
+        *,
+        routes: Targets | None = None,
+        shadows: Targets | None = None,
+        batching: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        comment: str = "",
+    ) -> Endpoint:
+        """A new revision; what is left out is kept from the current one."""
+        return self._backend.update_endpoint(
+            name,
+            routes=None if routes is None else [target_to_request(r, shadow=False) for r in routes],
+            shadows=None
+            if shadows is None
+            else [target_to_request(s, shadow=True) for s in shadows],
+            batching=dict(batching) if batching is not None else None,
+            description=description,
+            comment=comment,
+        )
+
+    def rollback(self, name: str, to: int | None = None, *, comment: str = "") -> Endpoint:
+        """A new revision with the routes of revision ``to`` (default: the previous one)."""
+        return self._backend.rollback_endpoint(name, to=to, comment=comment)
+
+    def get(self, name: str) -> Endpoint:
+        return self._backend.get_endpoint(name)
+
+    def list(self) -> builtins.list[Endpoint]:
+        return self._backend.list_endpoints()
+
+    def revisions(self, name: str) -> builtins.list[Revision]:
+        return self._backend.endpoint_revisions(name)
+
+    def at(self, name: str, when: When) -> Revision | None:
+        """The revision that served ``name`` at ``when`` (None before it existed)."""
+        moment = epoch_ms(when)
+        earlier = [r for r in self.revisions(name) if moment is None or r.created_at <= moment]
+        return earlier[-1] if earlier else None
+
+    def predictions(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        model: str | None = None,
+        role: str | None = None,
+        since: When = None,
+        until: When = None,
+        ids: Sequence[str] | None = None,
+        limit: int | None = 10_000,
+    ) -> pd.DataFrame:
+        """Logged predictions, oldest first, each with its newest label (or None)."""
+        table = self._backend.predictions(
+            name,
+            version=version,
+            model=model,
+            role=role,
+            since=epoch_ms(since),
+            until=epoch_ms(until),
+            ids=list(ids) if ids is not None else None,
+            limit=limit,
+        )
+        return table.to_pandas()
+
+    def label(
+        self, name: str, labels: Mapping[str, Any] | Iterable[tuple[str, Any]] | pd.DataFrame
+    ) -> LabelResult:
+        """Post ground truth by prediction id: a mapping, pairs, or a frame with
+        ``id`` and ``label`` columns. Unknown ids come back in ``result.unknown``."""
+        if isinstance(labels, pd.DataFrame):
+            missing = {"id", "label"} - set(labels.columns)
+            if missing:
+                shown = ", ".join(sorted(missing))
+                raise InvalidInput(f"labels frame needs the columns id and label; missing: {shown}")
+            pairs = list(zip(labels["id"].astype(str), labels["label"].tolist(), strict=True))
+        elif isinstance(labels, Mapping):
+            pairs = list(labels.items())
+        else:
+            pairs = [(str(i), value) for i, value in labels]
+        return self._backend.record_labels(name, pairs)
+
+    def accuracy(self, name: str, *, since: When = None, until: When = None) -> pd.DataFrame:
+        """Per version and role: predictions, labelled predictions and accuracy."""
+        rows = self._backend.endpoint_accuracy(name, epoch_ms(since), epoch_ms(until))
+        return pd.DataFrame(
+            rows, columns=["model", "version", "role", "predictions", "labelled", "accuracy"]
+        )
+
+    def compare(
+        self, name: str, *, since: When = None, until: When = None
+    ) -> builtins.list[dict[str, Any]]:
+        """The primary and each shadow side by side on the same requests."""
+        return self._backend.endpoint_compare(name, epoch_ms(since), epoch_ms(until))

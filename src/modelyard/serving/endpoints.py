@@ -1,0 +1,367 @@
+"""The serving control plane: endpoints and their numbered revisions.
+
+Every change (create, update, rollback) writes a new revision in the same
+transaction that checks it: weights add up to 100, every version exists and is
+not archived, and every route and shadow can read the requests the endpoint
+accepts (compatible signatures). A change that fails any check is refused with
+a message naming the problem, and the current revision keeps serving.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+
+from modelyard.catalog.registry import Catalog
+from modelyard.clock import now_ms
+from modelyard.domain.endpoints import (
+    Batching,
+    Endpoint,
+    Revision,
+    Spec,
+    Target,
+    TargetRequest,
+    check_endpoint_name,
+    check_weights,
+    diff_specs,
+)
+from modelyard.domain.models import ModelRef, Stage
+from modelyard.errors import Conflict, InvalidInput, NotFound
+from modelyard.store import schema as t
+from modelyard.store.database import Database
+
+
+class EndpointService:
+    """Create, change, roll back and read endpoints.
+
+    >>> endpoints.create("churn", routes=[TargetRequest.parse("churn/3=90"),
+    ...                                   TargetRequest.parse("churn/4=10")])
+    >>> endpoints.rollback("churn")          # back to the previous revision
+    """
+
+    def __init__(self, db: Database, catalog: Catalog) -> None:
+        self.db = db
+        self.catalog = catalog
+
+    # -- changes -----------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        *,
+        routes: list[TargetRequest],
+        shadows: list[TargetRequest] | None = None,
+        batching: Batching | None = None,
+        description: str = "",
+        actor: str = "",
+        comment: str = "",
+    ) -> Endpoint:
+        check_endpoint_name(name)
+        check_weights(routes)
+        stamp = now_ms()
+        try:
+            with self.db.write() as conn:
+                spec = Spec(
+                    routes=self._resolve(conn, routes),
+                    shadows=self._resolve(conn, shadows or []),
+                    batching=batching or Batching(),
+                )
+                self._validate(conn, spec)
+                result = conn.execute(
+                    t.endpoints.insert().values(
+                        name=name,
+                        description=description,
+                        revision=1,
+                        created_by=actor,
+                        created_at=stamp,
+                        updated_at=stamp,
+                    )
+                )
+                endpoint_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+                self._write_revision(conn, endpoint_id, 1, spec, None, actor, comment, stamp)
+        except DBIntegrityError:
+            raise Conflict(f"endpoint '{name}' already exists") from None
+        return self.get(name)
+
+    def update(
+        self,
+        name: str,
+        *,
+        routes: list[TargetRequest] | None = None,
+        shadows: list[TargetRequest] | None = None,
+        batching: Batching | None = None,
+        description: str | None = None,
+        actor: str = "",
+        comment: str = "",
+    ) -> Endpoint:
+        """A new revision; what is not given is carried over from the current one."""
+        if routes is not None:
+            check_weights(routes)
+        with self.db.write() as conn:
+            row = self._row(conn, name)
+            current = self._spec(conn, row.id, row.revision)
+            spec = Spec(
+                routes=self._resolve(conn, routes) if routes is not None else current.routes,
+                shadows=self._resolve(conn, shadows) if shadows is not None else current.shadows,
+                batching=batching or current.batching,
+            )
+            if spec == current and description is None:
+                raise InvalidInput(
+                    f"endpoint '{name}' already serves this at revision {row.revision}"
+                )
+            self._validate(conn, spec)
+            self._advance(conn, row, spec, current, actor, comment, description)
+        return self.get(name)
+
+    def rollback(
+        self, name: str, *, to: int | None = None, actor: str = "", comment: str = ""
+    ) -> Endpoint:
+        """A new revision with the spec of revision ``to`` (default: the one before)."""
+        with self.db.write() as conn:
+            row = self._row(conn, name)
+            target = row.revision - 1 if to is None else to
+            if target < 1:
+                raise Conflict(f"endpoint '{name}' has no revision before {row.revision}")
+            if target == row.revision:
+                raise InvalidInput(f"endpoint '{name}' is already at revision {target}")
+            spec = self._spec(conn, row.id, target)
+            current = self._spec(conn, row.id, row.revision)
+            self._validate(conn, spec)
+            note = comment or f"rollback to revision {target}"
+            self._advance(conn, row, spec, current, actor, note, None, rollback_to=target)
+        return self.get(name)
+
+    def _advance(
+        self,
+        conn: Connection,
+        row: Any,
+        spec: Spec,
+        current: Spec,
+        actor: str,
+        comment: str,
+        description: str | None,
+        rollback_to: int | None = None,
+    ) -> None:
+        stamp = now_ms()
+        number = row.revision + 1
+        values: dict[str, Any] = {"revision": number, "updated_at": stamp}
+        if description is not None:
+            values["description"] = description
+        # the compare-and-set on the revision makes two concurrent changes conflict
+        result = conn.execute(
+            update(t.endpoints)
+            .where(t.endpoints.c.id == row.id, t.endpoints.c.revision == row.revision)
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"endpoint '{row.name}' changed meanwhile; try again")
+        self._write_revision(
+            conn, row.id, number, spec, current, actor, comment, stamp, rollback_to
+        )
+
+    def _write_revision(
+        self,
+        conn: Connection,
+        endpoint_id: int,
+        number: int,
+        spec: Spec,
+        before: Spec | None,
+        actor: str,
+        comment: str,
+        stamp: int,
+        rollback_to: int | None = None,
+    ) -> None:
+        changes = diff_specs(before, spec)
+        if rollback_to is not None:
+            changes["rollback_to"] = rollback_to
+        conn.execute(
+            t.endpoint_revisions.insert().values(
+                endpoint_id=endpoint_id,
+                revision=number,
+                spec=spec.to_dict(),
+                changes=changes,
+                comment=comment,
+                created_by=actor,
+                created_at=stamp,
+            )
+        )
+
+    # -- checks ------------------------------------------------------------
+
+    def _resolve(self, conn: Connection, requests: list[TargetRequest]) -> list[Target]:
+        targets = []
+        for request in requests:
+            _, number = self.catalog.resolve(conn, request.ref)
+            targets.append(
+                Target(
+                    model=request.ref.name,
+                    version=number,
+                    alias=request.ref.alias,
+                    follow=request.follow,
+                    weight=request.weight,
+                )
+            )
+        return targets
+
+    def _validate(self, conn: Connection, spec: Spec) -> None:
+        seen: set[str] = set()
+        for role, target in spec.targets():
+            key = f"{role}:{target.ref}"
+            if key in seen:
+                raise InvalidInput(f"{target.ref} is listed twice as a {role}")
+            seen.add(key)
+        if {r.ref for r in spec.routes} & {s.ref for s in spec.shadows}:
+            raise InvalidInput("a version cannot be both a route and a shadow")
+        signatures = {}
+        for _, target in spec.targets():
+            version = self.catalog.version_in(conn, ModelRef(target.model, target.version))
+            if version.stage is Stage.ARCHIVED:
+                raise Conflict(f"{target.ref} is archived and cannot receive traffic")
+            if not version.signature:
+                raise InvalidInput(
+                    f"{target.ref} has no signature: register it with an input example "
+                    "so the endpoint can check requests"
+                )
+            signatures[target.ref] = version.signature
+        check_compatible(spec, signatures)
+
+    # -- reads -------------------------------------------------------------
+
+    def _row(self, conn: Connection, name: str) -> Any:
+        row = conn.execute(select(t.endpoints).where(t.endpoints.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"endpoint '{name}' does not exist")
+        return row
+
+    def _spec(self, conn: Connection, endpoint_id: int, number: int) -> Spec:
+        r = t.endpoint_revisions.c
+        spec = conn.execute(
+            select(r.spec).where(r.endpoint_id == endpoint_id, r.revision == number)
+        ).scalar()
+        if spec is None:
+            raise NotFound(f"endpoint has no revision {number}")
+        return Spec.from_dict(spec)
+
+    def get(self, name: str) -> Endpoint:
+        with self.db.read() as conn:
+            row = self._row(conn, name)
+            return self._endpoint(row, self._spec(conn, row.id, row.revision))
+
+    def list(self) -> list[Endpoint]:
+        e, r = t.endpoints.c, t.endpoint_revisions.c
+        query = (
+            select(t.endpoints, r.spec)
+            .join(t.endpoint_revisions, (r.endpoint_id == e.id) & (r.revision == e.revision))
+            .order_by(e.name)
+        )
+        with self.db.read() as conn:
+            return [self._endpoint(row, Spec.from_dict(row.spec)) for row in conn.execute(query)]
+
+    def revisions(self, name: str) -> builtins.list[Revision]:
+        r = t.endpoint_revisions.c
+        with self.db.read() as conn:
+            row = self._row(conn, name)
+            rows = conn.execute(
+                select(t.endpoint_revisions).where(r.endpoint_id == row.id).order_by(r.revision)
+            ).all()
+        return [
+            Revision(
+                endpoint=name,
+                revision=rev.revision,
+                spec=Spec.from_dict(rev.spec),
+                changes=rev.changes,
+                comment=rev.comment,
+                created_by=rev.created_by,
+                created_at=rev.created_at,
+            )
+            for rev in rows
+        ]
+
+    def revision_at(self, name: str, at: int) -> Revision | None:
+        """The revision that was current at epoch ms ``at`` (None before the endpoint existed)."""
+        earlier = [r for r in self.revisions(name) if r.created_at <= at]
+        return earlier[-1] if earlier else None
+
+    def live(self, names: builtins.list[str] | None = None) -> builtins.list[tuple[str, int, Spec]]:
+        """(name, revision, spec) of each endpoint as the data plane serves it now.
+
+        Followed aliases are resolved to the versions they name at this moment.
+        One read: the data plane calls this every second.
+        """
+        e, r = t.endpoints.c, t.endpoint_revisions.c
+        query = select(e.name, e.revision, r.spec).join(
+            t.endpoint_revisions, (r.endpoint_id == e.id) & (r.revision == e.revision)
+        )
+        if names:
+            query = query.where(e.name.in_(names))
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(e.name)).all()
+            specs = [(row.name, row.revision, Spec.from_dict(row.spec)) for row in rows]
+            wanted = {
+                (target.model, target.alias)
+                for _, _, spec in specs
+                for _, target in spec.targets()
+                if target.follow and target.alias
+            }
+            resolved = self._aliases(conn, wanted)
+        return [(name, number, spec.with_versions(resolved)) for name, number, spec in specs]
+
+    def _aliases(
+        self, conn: Connection, wanted: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        if not wanted:
+            return {}
+        m, a = t.models.c, t.aliases.c
+        rows = conn.execute(
+            select(m.name, a.alias, a.version)
+            .join(t.aliases, a.model_id == m.id)
+            .where(m.name.in_({model for model, _ in wanted}))
+        ).all()
+        return {(row.name, row.alias): int(row.version) for row in rows}
+
+    def _endpoint(self, row: Any, spec: Spec) -> Endpoint:
+        return Endpoint(
+            name=row.name,
+            description=row.description,
+            revision=row.revision,
+            spec=spec,
+            created_by=row.created_by,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+def check_compatible(spec: Spec, signatures: dict[str, dict[str, Any]]) -> None:
+    """Every route and shadow must accept what the first route accepts.
+
+    The endpoint's request contract is the first route's input columns; another
+    version may need fewer columns, but every column it needs must be in the
+    contract with the same type.
+    """
+    first = spec.routes[0]
+    contract = {c["name"]: c["type"] for c in signatures[first.ref]["inputs"]}
+    for role, target in spec.targets()[1:]:
+        if target.ref == first.ref:
+            continue
+        for column in signatures[target.ref]["inputs"]:
+            name, kind = column["name"], column["type"]
+            if name not in contract:
+                raise InvalidInput(
+                    f"{role} {target.ref} needs column '{name}', which requests for "
+                    f"{first.ref} do not carry: signatures are not compatible"
+                )
+            if contract[name] != kind:
+                raise InvalidInput(
+                    f"{role} {target.ref} reads column '{name}' as {kind}, but {first.ref} "
+                    f"reads it as {contract[name]}: signatures are not compatible"
+                )
+
+
+def target_for(spec: Spec, model: str, version: int) -> Target | None:
+    for _, target in spec.targets():
+        if target.model == model and target.version == version:
+            return target
+    return None

@@ -1,0 +1,519 @@
+"""The prediction log: every prediction, primary and shadow, and its ground truth.
+
+Layout under the log root (``MODELYARD_HOME/predictions`` by default)::
+
+    <endpoint>/journal-<token>.jsonl    open journal of one serving process (flock held)
+    <endpoint>/segment-<token>.parquet  a sealed journal, same token
+    <endpoint>/labels/labels-<token>.parquet   ground truth posted by prediction id
+
+Durability: the serving process appends each batch's records to its journal with
+one ``write`` *before* the response is sent, so every acknowledged prediction is
+in the operating system's hands and survives ``kill -9`` of the process. A
+journal is sealed into a Parquet segment of the same token (written to a
+temporary name, then renamed) and only then removed; a reader that sees both
+uses the segment. A journal left by a dead process (its lock is free) is sealed
+by the next serving process that starts; until then readers read it as it is,
+ignoring a torn last line.
+
+Queries run in DuckDB over the segments and the journals. Labels are appended,
+never updated: the newest label of an id wins and the history is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+from modelyard.domain.endpoints import check_endpoint_name
+from modelyard.errors import InvalidInput
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("endpoint", pa.string()),
+        ("revision", pa.int64()),
+        ("model", pa.string()),
+        ("version", pa.int64()),
+        ("role", pa.string()),
+        ("ts", pa.int64()),
+        ("latency_ms", pa.float64()),
+        ("input", pa.string()),
+        ("output", pa.string()),
+        ("scores", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+LABEL_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("label", pa.string()),
+        ("at", pa.int64()),
+        ("seq", pa.int64()),
+        ("actor", pa.string()),
+    ]
+)
+_JOURNAL = re.compile(r"^journal-(?P<token>[A-Za-z0-9_\-]+)\.jsonl$")
+SEAL_BYTES = 16 * 1024 * 1024
+SEAL_SECONDS = 10.0
+
+
+def canonical(value: Any) -> str:
+    """A value as the log stores it: JSON, with integral floats written as integers.
+
+    Predictions and labels go through the same function, so ``1``, ``1.0`` and
+    ``numpy.int64(1)`` all compare equal.
+    """
+    return orjson.dumps(_plain(value), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item") and not isinstance(value, list | dict):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# -- writing ---------------------------------------------------------------
+
+
+class Journal:
+    """The append-only journal one serving process keeps for one endpoint."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._sealing: list[threading.Thread] = []
+        self._open()
+
+    def _open(self) -> None:
+        self.token = f"{int(time.time() * 1000):013d}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.path = self.directory / f"journal-{self.token}.jsonl"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._bytes = 0
+        self._opened = time.monotonic()
+
+    def append(self, lines: bytes) -> None:
+        """Hand ``lines`` (whole JSON lines) to the operating system in one write."""
+        with self._lock:
+            view = memoryview(lines)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            self._bytes += len(lines)
+
+    def due(self) -> bool:
+        return self._bytes >= SEAL_BYTES or (
+            self._bytes > 0 and time.monotonic() - self._opened >= SEAL_SECONDS
+        )
+
+    def rotate(self, *, wait: bool = False) -> None:
+        """Start a new journal and seal the old one into a segment (in the background)."""
+        with self._lock:
+            if self._bytes == 0:
+                return
+            old_fd, old_path, old_token = self._fd, self.path, self.token
+            self._open()
+        worker = threading.Thread(
+            target=_seal_open, args=(old_fd, old_path, old_token), daemon=True
+        )
+        worker.start()
+        self._sealing = [t for t in self._sealing if t.is_alive()] + [worker]
+        if wait:
+            worker.join()
+
+    def close(self) -> None:
+        with self._lock:
+            fd, path, token, empty = self._fd, self.path, self.token, self._bytes == 0
+            self._fd = -1
+        for worker in self._sealing:
+            worker.join()
+        if empty:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+        else:
+            _seal_open(fd, path, token)
+
+
+def _seal_open(fd: int, path: Path, token: str) -> None:
+    """Seal a journal whose lock ``fd`` holds, then release it."""
+    try:
+        seal(path, token)
+    finally:
+        os.close(fd)
+
+
+def seal(path: Path, token: str) -> None:
+    segment = path.with_name(f"segment-{token}.parquet")
+    table = read_journal(path)
+    if table.num_rows:
+        temporary = path.with_name(f".segment-{token}.parquet.tmp")
+        pq.write_table(table, temporary, compression="zstd")
+        os.replace(temporary, segment)
+    path.unlink(missing_ok=True)
+
+
+def recover(root: Path) -> int:
+    """Seal journals whose writer is gone (their lock is free); the number sealed."""
+    sealed = 0
+    for path in sorted(root.glob("*/journal-*.jsonl")):
+        match = _JOURNAL.match(path.name)
+        if match is None:
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _seal_open(fd, path, match["token"])
+        sealed += 1
+    return sealed
+
+
+def read_journal(path: Path) -> pa.Table:
+    """A journal's complete lines (a torn last line from a crash is ignored)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return SCHEMA.empty_table()
+    end = data.rfind(b"\n")
+    if end < 0:
+        return SCHEMA.empty_table()
+    return pa_json.read_json(
+        io.BytesIO(data[: end + 1]),
+        parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA),
+    ).select(SCHEMA.names)
+
+
+def record_line(
+    *,
+    id: str,
+    endpoint: str,
+    revision: int,
+    model: str,
+    version: int,
+    role: str,
+    ts: int,
+    latency_ms: float,
+    input: bytes,
+    output: bytes | None,
+    scores: bytes | None,
+    error: str | None = None,
+) -> bytes:
+    """One journal line. ``input``, ``output`` and ``scores`` are JSON already."""
+    return (
+        orjson.dumps(
+            {
+                "id": id,
+                "endpoint": endpoint,
+                "revision": revision,
+                "model": model,
+                "version": version,
+                "role": role,
+                "ts": ts,
+                "latency_ms": latency_ms,
+                "input": input.decode(),
+                "output": output.decode() if output is not None else None,
+                "scores": scores.decode() if scores is not None else None,
+                "error": error,
+            }
+        )
+        + b"\n"
+    )
+
+
+# -- reading ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    recorded: int
+    unknown: list[str]
+
+
+class PredictionLog:
+    """Read predictions and record labels under ``root``.
+
+    >>> log = PredictionLog(settings.home / "predictions")
+    >>> log.query("churn", version=3, since=t0).num_rows
+    >>> log.record_labels("churn", [("p-1", 1), ("p-2", 0)]).unknown
+    []
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _dir(self, endpoint: str) -> Path:
+        return self.root / check_endpoint_name(endpoint)
+
+    def journal(self, endpoint: str) -> Journal:
+        return Journal(self._dir(endpoint))
+
+    def table(self, endpoint: str) -> pa.Table:
+        """Every logged prediction of ``endpoint`` (segments and open journals)."""
+        directory = self._dir(endpoint)
+        if not directory.is_dir():
+            return SCHEMA.empty_table()
+        tables = []
+        segments = set()
+        for path in sorted(directory.glob("segment-*.parquet")):
+            with contextlib.suppress(FileNotFoundError):
+                tables.append(pq.read_table(path, schema=SCHEMA))
+                segments.add(path.name[len("segment-") : -len(".parquet")])
+        for path in sorted(directory.glob("journal-*.jsonl")):
+            match = _JOURNAL.match(path.name)
+            if match is None or match["token"] in segments:
+                continue
+            # a journal sealed between the listing and now is read from its segment
+            table = read_journal(path)
+            if table.num_rows == 0:
+                segment = path.with_name(f"segment-{match['token']}.parquet")
+                with contextlib.suppress(FileNotFoundError):
+                    table = pq.read_table(segment, schema=SCHEMA)
+            tables.append(table)
+        return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+
+    def labels(self, endpoint: str) -> pa.Table:
+        """Every label ever posted for ``endpoint``, oldest first."""
+        directory = self._dir(endpoint) / "labels"
+        paths = sorted(directory.glob("labels-*.parquet")) if directory.is_dir() else []
+        tables = [pq.read_table(p, schema=LABEL_SCHEMA) for p in paths]
+        return pa.concat_tables(tables) if tables else LABEL_SCHEMA.empty_table()
+
+    def query(
+        self,
+        endpoint: str,
+        *,
+        version: int | None = None,
+        model: str | None = None,
+        role: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        ids: Sequence[str] | None = None,
+        limit: int | None = 10_000,
+        with_labels: bool = True,
+    ) -> pa.Table:
+        """Predictions filtered by version, role, time range (epoch ms) or ids, oldest first.
+
+        With ``with_labels`` each row carries the newest label of its id (or null).
+        """
+        if role is not None and role not in ("primary", "shadow"):
+            raise InvalidInput(f"role must be 'primary' or 'shadow', got {role!r}")
+        if limit is not None and limit < 1:
+            raise InvalidInput(f"limit must be at least 1, got {limit}")
+        conditions, params = _conditions(version, model, role, since, until, prefix="p.")
+        con = _duckdb()
+        con.register("predictions", self.table(endpoint))
+        if ids is not None:
+            con.register("wanted", pa.table({"id": pa.array(list(ids), pa.string())}))
+            conditions.append("p.id IN (SELECT id FROM wanted)")
+        label_join, label_column = "", ""
+        if with_labels:
+            con.register("labels", self.labels(endpoint))
+            label_join = f"LEFT JOIN ({LATEST_LABELS}) l ON l.id = p.id"
+            label_column = ", l.label, l.at AS labelled_at"
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        tail = f"LIMIT {int(limit)}" if limit is not None else ""
+        sql = (
+            f"SELECT p.*{label_column} FROM predictions p {label_join} {where} "
+            f"ORDER BY p.ts, p.id, p.role {tail}"
+        )
+        return con.execute(sql, params).to_arrow_table()
+
+    def record_labels(
+        self, endpoint: str, labels: Iterable[tuple[str, Any]], *, actor: str = ""
+    ) -> LabelResult:
+        """Store ground truth by prediction id; ids the log does not hold are returned.
+
+        A label for an id that already has one is stored too: the newest wins,
+        the history is kept.
+        """
+        ids, values = [], []
+        for prediction_id, label in labels:
+            if not isinstance(prediction_id, str) or not prediction_id:
+                raise InvalidInput(
+                    f"prediction id must be a non-empty string, got {prediction_id!r}"
+                )
+            ids.append(prediction_id)
+            values.append(canonical(label))
+        if not ids:
+            raise InvalidInput("no labels given")
+        con = _duckdb()
+        con.register("predictions", self.table(endpoint))
+        con.register("posted", pa.table({"id": pa.array(ids, pa.string())}))
+        known = {
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT id FROM posted WHERE id IN (SELECT id FROM predictions)"
+            ).fetchall()
+        }
+        keep = [i for i, prediction_id in enumerate(ids) if prediction_id in known]
+        unknown = list(dict.fromkeys(p for p in ids if p not in known))
+        if keep:
+            stamp = int(time.time() * 1000)
+            start = time.time_ns()
+            table = pa.table(
+                {
+                    "id": pa.array([ids[i] for i in keep], pa.string()),
+                    "label": pa.array([values[i] for i in keep], pa.string()),
+                    "at": pa.array([stamp] * len(keep), pa.int64()),
+                    "seq": pa.array(range(start, start + len(keep)), pa.int64()),
+                    "actor": pa.array([actor] * len(keep), pa.string()),
+                },
+                schema=LABEL_SCHEMA,
+            )
+            directory = self._dir(endpoint) / "labels"
+            directory.mkdir(parents=True, exist_ok=True)
+            token = f"{stamp:013d}-{secrets.token_hex(6)}"
+            temporary = directory / f".labels-{token}.parquet.tmp"
+            pq.write_table(table, temporary, compression="zstd")
+            os.replace(temporary, directory / f"labels-{token}.parquet")
+        return LabelResult(recorded=len(keep), unknown=unknown)
+
+    def label_history(self, endpoint: str, prediction_id: str) -> list[dict[str, Any]]:
+        con = _duckdb()
+        con.register("labels", self.labels(endpoint))
+        rows = con.execute(
+            "SELECT label, at, actor FROM labels WHERE id = ? ORDER BY seq", [prediction_id]
+        ).fetchall()
+        return [{"label": orjson.loads(r[0]), "at": r[1], "actor": r[2]} for r in rows]
+
+    def accuracy(
+        self, endpoint: str, *, since: int | None = None, until: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Per version and role: predictions, labelled predictions and accuracy."""
+        conditions, params = _conditions(None, None, None, since, until, prefix="p.")
+        where = " AND ".join([*conditions, "p.error IS NULL"])
+        con = _duckdb()
+        con.register("predictions", self.table(endpoint))
+        con.register("labels", self.labels(endpoint))
+        sql = f"""
+            SELECT p.model, p.version, p.role,
+                   count(*) AS predictions,
+                   count(l.label) AS labelled,
+                   avg(CASE WHEN l.label IS NULL THEN NULL
+                            WHEN p.output = l.label THEN 1.0 ELSE 0.0 END) AS accuracy
+            FROM predictions p LEFT JOIN ({LATEST_LABELS}) l ON l.id = p.id
+            WHERE {where}
+            GROUP BY p.model, p.version, p.role ORDER BY p.role, p.model, p.version
+        """
+        columns = ["model", "version", "role", "predictions", "labelled", "accuracy"]
+        return [dict(zip(columns, row, strict=True)) for row in con.execute(sql, params).fetchall()]
+
+    def compare(
+        self, endpoint: str, *, since: int | None = None, until: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The primary and each shadow side by side, on the requests the shadow saw.
+
+        For each (model, version, role): requests, errors, agreement with the
+        primary answer to the same request, latency p50/p99, accuracy where labels
+        exist, and the distribution of outputs (shares of the most common values).
+        """
+        conditions, params = _conditions(None, None, None, since, until)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        con = _duckdb()
+        con.register("predictions", self.table(endpoint))
+        con.register("labels", self.labels(endpoint))
+        con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM predictions {where}", params)
+        stats = con.execute(
+            f"""
+            SELECT s.model, s.version, s.role,
+                   count(*) AS requests,
+                   count(s.error) AS errors,
+                   avg(CASE WHEN s.role = 'primary' THEN NULL
+                            WHEN s.error IS NULL AND s.output = p.output THEN 1.0
+                            ELSE 0.0 END) AS agreement,
+                   quantile_cont(s.latency_ms, 0.5) AS latency_p50_ms,
+                   quantile_cont(s.latency_ms, 0.99) AS latency_p99_ms,
+                   count(l.label) AS labelled,
+                   avg(CASE WHEN l.label IS NULL OR s.error IS NOT NULL THEN NULL
+                            WHEN s.output = l.label THEN 1.0 ELSE 0.0 END) AS accuracy
+            FROM window_rows s
+            LEFT JOIN window_rows p ON p.id = s.id AND p.role = 'primary'
+            LEFT JOIN ({LATEST_LABELS}) l ON l.id = s.id
+            GROUP BY s.model, s.version, s.role
+            ORDER BY s.role, s.model, s.version
+            """
+        ).fetchall()
+        columns = [
+            "model",
+            "version",
+            "role",
+            "requests",
+            "errors",
+            "agreement",
+            "latency_p50_ms",
+            "latency_p99_ms",
+            "labelled",
+            "accuracy",
+        ]
+        rows = [dict(zip(columns, row, strict=True)) for row in stats]
+        shares = con.execute(
+            """
+            SELECT model, version, role, output, count(*) AS n
+            FROM window_rows WHERE error IS NULL
+            GROUP BY model, version, role, output
+            ORDER BY model, version, role, n DESC, output
+            """
+        ).fetchall()
+        for row in rows:
+            mine = [s for s in shares if s[:3] == (row["model"], row["version"], row["role"])]
+            total = sum(s[4] for s in mine) or 1
+            row["outputs"] = [
+                {"value": orjson.loads(s[3]), "share": round(s[4] / total, 4)} for s in mine[:10]
+            ]
+        return rows
+
+
+LATEST_LABELS = "SELECT id, arg_max(label, seq) AS label, max(at) AS at FROM labels GROUP BY id"
+
+
+def _conditions(
+    version: int | None,
+    model: str | None,
+    role: str | None,
+    since: int | None,
+    until: int | None,
+    *,
+    prefix: str = "",
+) -> tuple[list[str], list[Any]]:
+    conditions: list[str] = []
+    params: list[Any] = []
+    for column, op, value in (
+        ("version", "=", version),
+        ("model", "=", model),
+        ("role", "=", role),
+        ("ts", ">=", since),
+        ("ts", "<", until),
+    ):
+        if value is not None:
+            conditions.append(f"{prefix}{column} {op} ?")
+            params.append(value)
+    return conditions, params
+
+
+def _duckdb() -> Any:
+    import duckdb
+
+    return duckdb.connect(config={"threads": 2})

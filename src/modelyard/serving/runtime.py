@@ -1,0 +1,467 @@
+"""The serving data plane's state: loaded versions, live endpoints, hot reload.
+
+``Runtime`` hosts one or many endpoints in one process. Each version is loaded
+once (verified against its package digest) and shared by every endpoint that
+uses it. A background thread asks the control plane every ``refresh`` seconds
+what each endpoint should serve; when a revision changes or a followed alias
+moves, the new versions are loaded *before* the endpoint's routing table is
+swapped in one assignment, so requests never see a half-loaded endpoint and
+none fail during a change. A change that cannot take effect (a version that
+fails to load, an alias moved to an incompatible version) is reported in
+``status`` and the endpoint keeps serving what it served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+import secrets
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from modelyard.bootstrap import Services
+from modelyard.catalog.packages import package_directory
+from modelyard.domain.endpoints import Spec, Target
+from modelyard.domain.models import ModelRef
+from modelyard.errors import InvalidInput, ModelyardError, NotFound, SignatureError
+from modelyard.packaging import LoadedModel, load_package
+from modelyard.packaging.signature import Signature, enforce
+from modelyard.serving.batching import Batcher
+from modelyard.serving.endpoints import check_compatible
+from modelyard.serving.metrics import ServingMetrics
+from modelyard.serving.predictlog import Journal, PredictionLog, canonical, recover
+
+log = logging.getLogger("modelyard.serving")
+SHADOW_QUEUE = 256
+
+
+class ModelFailed(ModelyardError):
+    """The model raised on input that passed its signature."""
+
+    status_code = 500
+    kind = "model_error"
+
+
+class NotReady(ModelyardError):
+    status_code = 503
+    kind = "not_ready"
+
+
+# -- a loaded version ------------------------------------------------------
+
+
+class Model:
+    """One loaded version: turns request rows into the frame it needs, predicts a batch."""
+
+    def __init__(self, model: str, version: int, digest: str, loaded: LoadedModel) -> None:
+        self.model = model
+        self.version = version
+        self.ref = f"{model}/{version}"
+        self.digest = digest
+        self.loaded = loaded
+        self.signature: Signature = loaded.signature  # type: ignore[assignment]
+        self.names = self.signature.input_names
+        self._numeric = all(c.type == "float" for c in self.signature.inputs)
+        native = loaded.model
+        self._scored = (
+            loaded.manifest.flavor == "sklearn"
+            and hasattr(native, "predict_proba")
+            and getattr(native, "classes_", None) is not None
+        )
+        self._classes = np.asarray(native.classes_) if self._scored else None
+
+    def prepare(self, rows: list[dict[str, Any]]) -> Any:
+        """Rows as a 2-D float array (all-float signatures) or an enforced frame.
+
+        Every problem raises ``SignatureError`` naming the column and row.
+        """
+        if self._numeric:
+            try:
+                values = [[row[name] for name in self.names] for row in rows]
+                array = np.array(values, dtype=np.float64)
+                if array.ndim == 2 and not any(type(v) is bool for line in values for v in line):
+                    return array
+            except (KeyError, TypeError, ValueError):
+                pass
+        return enforce(self.signature, rows)
+
+    def predict(self, prepared: list[Any]) -> list[Any]:
+        """One call for the whole batch; per request (outputs, scores) or an error."""
+        if all(isinstance(p, np.ndarray) for p in prepared):
+            frame = pd.DataFrame(np.concatenate(prepared), columns=self.names)
+        else:
+            frame = pd.concat(
+                [
+                    pd.DataFrame(p, columns=self.names) if isinstance(p, np.ndarray) else p
+                    for p in prepared
+                ],
+                ignore_index=True,
+            )
+        try:
+            outputs, scores = self._call(frame)
+        except Exception as exc:
+            failure = ModelFailed(f"{self.ref} failed: {type(exc).__name__}: {exc}")
+            return [failure] * len(prepared)
+        results: list[Any] = []
+        start = 0
+        for part in prepared:
+            end = start + len(part)
+            results.append((outputs[start:end], None if scores is None else scores[start:end]))
+            start = end
+        return results
+
+    def _call(self, frame: pd.DataFrame) -> tuple[list[Any], list[Any] | None]:
+        native = self.loaded.model
+        if self._scored:
+            proba = np.asarray(native.predict_proba(frame))
+            outputs = self._classes[proba.argmax(axis=1)]  # type: ignore[index]
+            return outputs.tolist(), proba.tolist()
+        predicted = self.loaded._flavor.predict(native, frame)
+        array = np.asarray(predicted)
+        if array.ndim == 0 or len(array) != len(frame):
+            raise InvalidInput(f"returned {array.size} outputs for {len(frame)} rows")
+        return array.tolist(), None
+
+
+# -- endpoints -------------------------------------------------------------
+
+
+@dataclass
+class Lane:
+    """A target of one endpoint revision with its batcher."""
+
+    target: Target
+    model: Model
+    batcher: Batcher
+    role: str
+
+
+@dataclass
+class EndpointState:
+    name: str
+    revision: int
+    spec: Spec
+    routes: list[Lane]
+    shadows: list[Lane]
+    bounds: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.bounds = list(itertools.accumulate(lane.target.weight for lane in self.routes))
+
+    @property
+    def contract(self) -> Model:
+        return self.routes[0].model
+
+    def pick(self, sticky: str | None) -> Lane:
+        point = zlib.crc32(sticky.encode()) % 100 if sticky is not None else random.random() * 100
+        for lane, bound in zip(self.routes, self.bounds, strict=True):
+            if point < bound:
+                return lane
+        return self.routes[-1]
+
+
+class Runtime:
+    """What a serving process hosts: endpoints, their loaded versions and the log."""
+
+    def __init__(
+        self,
+        services: Services,
+        names: list[str] | None = None,
+        *,
+        refresh: float = 1.0,
+        log_root: Path | None = None,
+    ) -> None:
+        self.services = services
+        self.names = names or None
+        self.refresh = refresh
+        self.endpoints_service = services.endpoints
+        self.log = PredictionLog(log_root) if log_root else services.predictions
+        self.metrics = ServingMetrics()
+        self.endpoints: dict[str, EndpointState] = {}
+        self.status: dict[str, str] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._models: dict[tuple[str, int, str], Model] = {}
+        self._journals: dict[str, Journal] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._expected: set[str] = set()
+        self._ids = itertools.count(1)
+        self._id_prefix = f"{secrets.token_hex(4)}{os.getpid() % 0xFFFF:04x}"
+        self.started = time.monotonic()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def check_names(self) -> None:
+        """Refuse to start for endpoints that do not exist."""
+        if self.names:
+            known = {e.name for e in self.endpoints_service.list()}
+            for name in self.names:
+                if name not in known:
+                    raise NotFound(f"endpoint '{name}' does not exist")
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        if self.log.root.is_dir():
+            recover(self.log.root)
+        self._thread = threading.Thread(target=self._watch, name="endpoint watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for state in list(self.endpoints.values()):
+            for lane in state.routes + state.shadows:
+                lane.batcher.stop()
+        for journal in self._journals.values():
+            journal.close()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._expected) and all(
+            name in self.endpoints and not self.status.get(name, "").startswith("loading")
+            for name in self._expected
+        )
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync()
+            except Exception:
+                log.exception("could not refresh endpoints")
+            for journal in list(self._journals.values()):
+                if journal.due():
+                    journal.rotate()
+            self._stop.wait(self.refresh)
+
+    def sync(self) -> None:
+        """Bring every hosted endpoint to what the control plane says now."""
+        live = self.endpoints_service.live(self.names)
+        self._expected = {name for name, _, _ in live}
+        for name, revision, spec in live:
+            current = self.endpoints.get(name)
+            if current is not None and current.revision == revision and current.spec == spec:
+                continue
+            if current is None:
+                self.status[name] = "loading"
+            try:
+                self._apply(name, revision, spec, current)
+                self.status[name] = f"serving revision {revision}"
+            except Exception as exc:
+                message = exc.message if isinstance(exc, ModelyardError) else repr(exc)
+                kept = f"; still serving revision {current.revision}" if current else ""
+                self.status[name] = f"cannot serve revision {revision}: {message}{kept}"
+                log.error("endpoint %s: %s", name, self.status[name])
+
+    def _apply(self, name: str, revision: int, spec: Spec, current: EndpointState | None) -> None:
+        models = {target.ref: self._model(target) for _, target in spec.targets()}
+        check_compatible(spec, {ref: model.signature.to_dict() for ref, model in models.items()})
+        if name not in self._journals:
+            self._journals[name] = self.log.journal(name)
+        reusable = {}
+        if current is not None and current.spec.batching == spec.batching:
+            reusable = {
+                (lane.role, lane.target.ref): lane for lane in current.routes + current.shadows
+            }
+        lanes: dict[str, list[Lane]] = {"primary": [], "shadow": []}
+        for role, target in spec.targets():
+            old = reusable.pop((role, target.ref), None)
+            if old is not None:
+                lanes[role].append(Lane(target, old.model, old.batcher, role))
+                continue
+            model = models[target.ref]
+            lanes[role].append(Lane(target, model, self._batcher(name, model, spec, role), role))
+        self.endpoints[name] = EndpointState(
+            name, revision, spec, lanes["primary"], lanes["shadow"]
+        )
+        kept = {id(lane.batcher) for lane in lanes["primary"] + lanes["shadow"]}
+        for lane in current.routes + current.shadows if current is not None else []:
+            if id(lane.batcher) not in kept:  # finish its queue and any late arrival, then end
+                lane.batcher.stop(wait=False)
+        log.info("endpoint %s: serving revision %s", name, revision)
+
+    def _model(self, target: Target) -> Model:
+        version = self.services.catalog.get_version(ModelRef(target.model, target.version))
+        key = (target.model, target.version, version.package_digest)
+        model = self._models.get(key)
+        if model is None:
+            directory = package_directory(
+                self.services.artifacts,
+                version.source,
+                version.package_digest,
+                self.services.settings.home / "cache" / "packages",
+            )
+            loaded = load_package(directory, version.package_digest)
+            if loaded.signature is None:
+                raise InvalidInput(f"{target.ref} has no signature")
+            model = Model(target.model, target.version, version.package_digest, loaded)
+            self._models[key] = model
+        return model
+
+    def _batcher(self, endpoint: str, model: Model, spec: Spec, role: str) -> Batcher:
+        batch_sizes = self.metrics.batch_size.labels(endpoint, model.ref, role)
+        if role == "primary":
+            batcher = Batcher(
+                f"{endpoint} {model.ref}",
+                model.predict,
+                loop=self.loop,
+                max_batch_size=spec.batching.max_batch_size,
+                max_wait_ms=spec.batching.max_wait_ms,
+                on_batch=batch_sizes.observe,
+            )
+        else:
+            batcher = Batcher(
+                f"{endpoint} {model.ref} shadow",
+                self._shadow_work(endpoint, model),
+                loop=None,
+                max_batch_size=spec.batching.max_batch_size,
+                max_wait_ms=spec.batching.max_wait_ms,
+                max_queue=SHADOW_QUEUE,
+                on_batch=batch_sizes.observe,
+            )
+        self.metrics.queue_depth.labels(endpoint, model.ref, role).set_function(
+            lambda: batcher.depth
+        )
+        return batcher
+
+    # -- the request path ---------------------------------------------------
+
+    def endpoint(self, name: str) -> EndpointState:
+        state = self.endpoints.get(name)
+        if state is not None:
+            return state
+        if name in self._expected or (self.names and name in self.names):
+            raise NotReady(f"endpoint '{name}' is loading")
+        raise NotFound(f"endpoint '{name}' is not served here")
+
+    def new_ids(self, count: int) -> list[str]:
+        prefix = self._id_prefix
+        return [f"{prefix}-{next(self._ids):08x}" for _ in range(count)]
+
+    async def predict(
+        self, state: EndpointState, rows: list[dict[str, Any]], sticky: str | None
+    ) -> tuple[Lane, list[str], list[Any], list[Any] | None]:
+        """Answer ``rows`` from one route; log them; hand a copy to every shadow."""
+        lane = state.pick(sticky)
+        started = time.perf_counter()
+        prepared = lane.model.prepare(rows)  # SignatureError names the column
+        ids = self.new_ids(len(rows))
+        try:
+            outputs, scores = await lane.batcher.submit(prepared, len(rows))
+        except ModelFailed as failure:
+            self._log(state, lane, ids, rows, None, None, started, failure.message)
+            raise
+        self._log(state, lane, ids, rows, outputs, scores, started, None)
+        for shadow in state.shadows:
+            if not shadow.batcher.offer(
+                (state.revision, ids, rows, time.perf_counter()), len(rows)
+            ):
+                self.metrics.shadow_dropped.labels(state.name, shadow.model.ref).inc()
+        return lane, ids, outputs, scores
+
+    def _log(
+        self,
+        state: EndpointState,
+        lane: Lane,
+        ids: list[str],
+        rows: list[dict[str, Any]],
+        outputs: list[Any] | None,
+        scores: list[Any] | None,
+        started: float,
+        error: str | None,
+        revision: int | None = None,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        per_row = elapsed * 1000.0
+        stamp = int(time.time() * 1000)
+        head = orjson.dumps(
+            {
+                "endpoint": state.name,
+                "revision": revision if revision is not None else state.revision,
+                "model": lane.model.model,
+                "version": lane.model.version,
+                "role": lane.role,
+                "ts": stamp,
+                "latency_ms": round(per_row, 3),
+                "error": error,
+            }
+        )[1:-1]
+        lines = []
+        for index, prediction_id in enumerate(ids):
+            output = b"null" if outputs is None else orjson.dumps(canonical(outputs[index]))
+            score = b"null" if scores is None else orjson.dumps(_json(scores[index]))
+            lines.append(
+                b'{"id":"%s",%s,"input":%s,"output":%s,"scores":%s}\n'
+                % (
+                    prediction_id.encode(),
+                    head,
+                    orjson.dumps(orjson.dumps(rows[index]).decode()),
+                    output,
+                    score,
+                )
+            )
+        self._journals[state.name].append(b"".join(lines))
+        self.metrics.observe(state.name, lane.model.ref, lane.role, elapsed, error is not None)
+
+    def _shadow_work(self, endpoint: str, model: Model) -> Callable[[list[Any]], list[Any]]:
+        def work(payloads: list[Any]) -> list[Any]:
+            state = self.endpoints.get(endpoint)
+            lane = None
+            if state is not None:
+                lane = next((s for s in state.shadows if s.model is model), None)
+            if state is None or lane is None:
+                return [None] * len(payloads)
+            prepared, usable = [], []
+            started = time.perf_counter()
+            for payload in payloads:
+                revision, ids, rows, _ = payload
+                try:
+                    prepared.append(model.prepare(rows))
+                    usable.append(payload)
+                except SignatureError as exc:
+                    self._log(state, lane, ids, rows, None, None, started, exc.message, revision)
+            if prepared:
+                results = model.predict(prepared)
+                for payload, result in zip(usable, results, strict=True):
+                    revision, ids, rows, _ = payload
+                    if isinstance(result, ModelFailed):
+                        self._log(
+                            state, lane, ids, rows, None, None, started, result.message, revision
+                        )
+                    else:
+                        outputs, scores = result
+                        self._log(state, lane, ids, rows, outputs, scores, started, None, revision)
+            return [None] * len(payloads)
+
+        return work
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "revision": state.revision if (state := self.endpoints.get(name)) else None,
+                "status": self.status.get(name, "loading"),
+                "routes": [
+                    {"version": lane.model.ref, "weight": lane.target.weight}
+                    for lane in (state.routes if state else [])
+                ],
+                "shadows": [lane.model.ref for lane in (state.shadows if state else [])],
+            }
+            for name in sorted(self._expected)
+        ]
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
