@@ -62,7 +62,7 @@ LABEL_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
         ("label", pa.string()),
-        ("at", pa.int64()),
+        ("labelled_at", pa.int64()),
         ("seq", pa.int64()),
         ("actor", pa.string()),
     ]
@@ -332,14 +332,14 @@ class PredictionLog:
         if with_labels:
             con.register("labels", self.labels(endpoint))
             label_join = f"LEFT JOIN ({LATEST_LABELS}) l ON l.id = p.id"
-            label_column = ", l.label, l.at AS labelled_at"
+            label_column = ", l.label, l.labelled_at"
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         tail = f"LIMIT {int(limit)}" if limit is not None else ""
         sql = (
             f"SELECT p.*{label_column} FROM predictions p {label_join} {where} "
             f"ORDER BY p.ts, p.id, p.role {tail}"
         )
-        return con.execute(sql, params).to_arrow_table()
+        return con.sql(sql, params=params).to_arrow_table()
 
     def record_labels(
         self, endpoint: str, labels: Iterable[tuple[str, Any]], *, actor: str = ""
@@ -377,7 +377,7 @@ class PredictionLog:
                 {
                     "id": pa.array([ids[i] for i in keep], pa.string()),
                     "label": pa.array([values[i] for i in keep], pa.string()),
-                    "at": pa.array([stamp] * len(keep), pa.int64()),
+                    "labelled_at": pa.array([stamp] * len(keep), pa.int64()),
                     "seq": pa.array(range(start, start + len(keep)), pa.int64()),
                     "actor": pa.array([actor] * len(keep), pa.string()),
                 },
@@ -395,7 +395,8 @@ class PredictionLog:
         con = _duckdb()
         con.register("labels", self.labels(endpoint))
         rows = con.execute(
-            "SELECT label, at, actor FROM labels WHERE id = ? ORDER BY seq", [prediction_id]
+            "SELECT label, labelled_at, actor FROM labels WHERE id = ? ORDER BY seq",
+            [prediction_id],
         ).fetchall()
         return [{"label": orjson.loads(r[0]), "at": r[1], "actor": r[2]} for r in rows]
 
@@ -486,7 +487,7 @@ class PredictionLog:
         return rows
 
 
-LATEST_LABELS = "SELECT id, arg_max(label, seq) AS label, max(at) AS at FROM labels GROUP BY id"
+LATEST_LABELS = "SELECT id, arg_max(label, seq) AS label, max(labelled_at) AS labelled_at FROM labels GROUP BY id"
 
 
 def _conditions(

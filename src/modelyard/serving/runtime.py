@@ -267,7 +267,15 @@ class Runtime:
 
     def _apply(self, name: str, revision: int, spec: Spec, current: EndpointState | None) -> None:
         models = {target.ref: self._model(target) for _, target in spec.targets()}
-        check_compatible(spec, {ref: model.signature.to_dict() for ref, model in models.items()})
+        signatures = {ref: model.signature.to_dict() for ref, model in models.items()}
+        check_compatible(spec, signatures)
+        if current is not None and current.revision == revision:
+            # a followed alias moved: the requests clients send today must still be readable
+            served = current.routes[0]
+            check_compatible(
+                Spec(routes=[served.target, *spec.routes], shadows=spec.shadows),
+                {**signatures, served.target.ref: served.model.signature.to_dict()},
+            )
         if name not in self._journals:
             self._journals[name] = self.log.journal(name)
         reusable = {}
