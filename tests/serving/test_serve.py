@@ -402,3 +402,38 @@ def test_serving_an_unknown_endpoint_is_refused_before_binding(stack: Stack) -> 
     with pytest.raises(RuntimeError, match="endpoint 'no-such-endpoint' does not exist"):
         process.start(timeout=30)
     assert process.process is not None and process.process.returncode == 2
+
+
+def test_every_data_plane_route_has_a_rule_and_keeps_it_for_every_caller(stack: Stack) -> None:
+    from starlette.routing import Route
+
+    from modelyard.domain.identity import ROLE_PERMISSIONS, Permission, Role
+    from modelyard.serving.app import ROUTE_RULES, create_serving_app
+    from modelyard.serving.runtime import Runtime
+
+    app = create_serving_app(Runtime(stack.services))
+    served = {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, Route)
+        for method in (route.methods or set()) - {"HEAD"}
+    }
+    assert served == {(method, path) for method, path, _ in ROUTE_RULES}
+    body = {"records": records(1)}
+    callers = ["nobody", "viewer", "contributor", "maintainer", "main-only"]
+    for method, path, permission in ROUTE_RULES:
+        url = path.replace("{name}", "main")
+        for who in callers:
+            with stack.client(who) as http:
+                answer = http.request(method, url, json=body if method == "POST" else None)
+            if permission is None:
+                allowed = True
+            elif who == "nobody":
+                assert answer.status_code == 401, (method, path, who)
+                continue
+            elif who == "main-only":
+                allowed = permission is Permission.PREDICT
+            else:
+                allowed = permission in ROLE_PERMISSIONS[Role(who)]
+            assert (answer.status_code != 403) == allowed, (method, path, who, answer.text)
+            assert answer.status_code < 500, (method, path, who, answer.text)

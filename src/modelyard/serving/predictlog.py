@@ -487,7 +487,10 @@ class PredictionLog:
         return rows
 
 
-LATEST_LABELS = "SELECT id, arg_max(label, seq) AS label, max(labelled_at) AS labelled_at FROM labels GROUP BY id"
+LATEST_LABELS = (
+    "SELECT id, arg_max(label, seq) AS label, max(labelled_at) AS labelled_at "
+    "FROM labels GROUP BY id"
+)
 
 
 def _conditions(

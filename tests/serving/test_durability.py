@@ -1,0 +1,87 @@
+"""An acknowledged prediction survives ``kill -9`` of the serving process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelyard.bootstrap import bootstrap
+from modelyard.client.local import LocalBackend
+from modelyard.client.yard import Yard
+from modelyard.config import Settings
+from modelyard.domain.endpoints import TargetRequest
+from tests.conftest import prepare_store
+from tests.serving.models import cancer, classifier
+from tests.serving.process import ServeProcess
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_acknowledged_prediction_survives_kill_9(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    prepare_store(home)
+    services = bootstrap(Settings.from_env(home), create_if_empty=False)
+    yard = Yard(LocalBackend(services))
+    features, _ = cancer()
+    yard.models.register(classifier(), name="cancer", input_example=features.head())
+    services.endpoints.create("durable", routes=[TargetRequest.parse("cancer/1=100")])
+    services.identity.create_user("loader", "contributor")
+    key = services.identity.create_key("loader")[1]
+    rows = features.head(2).to_dict(orient="records")
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load(url: str) -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
+            for _ in range(5000):
+                if stop.is_set():
+                    return
+                try:
+                    answer = http.post(f"{url}/endpoints/durable/predict", json={"records": rows})
+                except httpx.HTTPError:
+                    return  # the server died mid-request: nothing was acknowledged
+                if answer.status_code == 200:
+                    with lock:
+                        acknowledged.extend(answer.json()["ids"])
+
+    serve = ServeProcess(home, "durable").start()
+    threads = [threading.Thread(target=load, args=(serve.url,)) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 400 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        serve.kill()  # in the middle of the load
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        serve.stop()
+    assert len(acknowledged) >= 400
+    logged = services.predictions.query("durable", limit=None, with_labels=False)
+    assert set(acknowledged) <= set(logged.column("id").to_pylist())
+    folder = home / "predictions" / "durable"
+    orphans = [p.name for p in folder.glob("journal-*.jsonl")]
+    assert orphans  # the dead process could not seal its journal
+
+    # the next serving process seals the dead one's journal; nothing is lost or doubled
+    restarted = ServeProcess(home, "durable").start()
+    try:
+        still_open = [p.name for p in folder.glob("journal-*.jsonl")]
+        assert not set(orphans) & set(still_open)
+        for orphan in orphans:
+            token = orphan.removeprefix("journal-").removesuffix(".jsonl")
+            assert (folder / f"segment-{token}.parquet").is_file()
+    finally:
+        restarted.stop()
+    after = services.predictions.query("durable", limit=None, with_labels=False)
+    ids = after.column("id").to_pylist()
+    assert set(acknowledged) <= set(ids)
+    assert len(ids) == len(set(ids))
+    services.close()

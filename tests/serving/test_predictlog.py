@@ -1,0 +1,160 @@
+"""The prediction log on disk: journals, sealing, recovery, queries and labels."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from modelyard.errors import InvalidInput
+from modelyard.serving.predictlog import PredictionLog, canonical, record_line, recover
+
+
+def line(
+    prediction_id: str,
+    *,
+    version: int = 1,
+    role: str = "primary",
+    ts: int = 1000,
+    output: object = 1,
+    error: str | None = None,
+    model: str = "m",
+) -> bytes:
+    return record_line(
+        id=prediction_id,
+        endpoint="ep",
+        revision=1,
+        model=model,
+        version=version,
+        role=role,
+        ts=ts,
+        latency_ms=1.5,
+        input=orjson.dumps({"x": 1.0}),
+        output=None if error else canonical(output).encode(),
+        scores=None,
+        error=error,
+    )
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> PredictionLog:
+    return PredictionLog(tmp_path / "predictions")
+
+
+def test_canonical_values_compare_equal_across_types() -> None:
+    import numpy as np
+
+    assert canonical(1) == canonical(1.0) == canonical(np.int64(1)) == "1"
+    assert canonical(0.5) == "0.5" and canonical("yes") == '"yes"'
+
+
+def test_open_journal_is_read_and_a_torn_last_line_is_ignored(log: PredictionLog) -> None:
+    journal = log.journal("ep")
+    journal.append(line("a") + line("b"))
+    with open(journal.path, "ab") as raw:
+        raw.write(line("c")[:20])  # a crash in the middle of a write
+    assert sorted(log.table("ep").column("id").to_pylist()) == ["a", "b"]
+    journal.close()
+
+
+def test_sealing_moves_rows_to_a_segment_without_loss_or_doubles(log: PredictionLog) -> None:
+    journal = log.journal("ep")
+    journal.append(line("a"))
+    journal.rotate(wait=True)
+    journal.append(line("b"))
+    folder = log.root / "ep"
+    assert len(list(folder.glob("segment-*.parquet"))) == 1
+    assert sorted(log.table("ep").column("id").to_pylist()) == ["a", "b"]
+    journal.close()
+    assert not list(folder.glob("journal-*"))
+    assert sorted(log.table("ep").column("id").to_pylist()) == ["a", "b"]
+
+
+def test_recover_seals_only_journals_whose_writer_is_gone(log: PredictionLog) -> None:
+    alive = log.journal("ep")
+    alive.append(line("live"))
+    folder = log.root / "ep"
+    orphan = folder / "journal-orphan-1.jsonl"
+    orphan.write_bytes(line("dead-1") + line("dead-2"))
+    assert recover(log.root) == 1
+    assert not orphan.exists() and (folder / "segment-orphan-1.parquet").is_file()
+    assert alive.path.exists()  # still locked by its writer
+    ids = sorted(log.table("ep").column("id").to_pylist())
+    assert ids == ["dead-1", "dead-2", "live"]
+    alive.close()
+
+
+def test_a_journal_is_locked_while_its_writer_lives(log: PredictionLog) -> None:
+    journal = log.journal("ep")
+    fd = os.open(journal.path, os.O_RDONLY)
+    with pytest.raises(BlockingIOError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(fd)
+    journal.close()
+
+
+def test_query_filters_by_version_role_time_and_id(log: PredictionLog) -> None:
+    journal = log.journal("ep")
+    journal.append(
+        line("a", version=1, ts=1000)
+        + line("b", version=2, ts=2000)
+        + line("b", version=3, role="shadow", ts=2000)
+        + line("c", version=1, ts=3000)
+    )
+    ids = lambda table: table.column("id").to_pylist()  # noqa: E731
+    assert ids(log.query("ep", version=1)) == ["a", "c"]
+    assert ids(log.query("ep", role="shadow")) == ["b"]
+    assert ids(log.query("ep", since=2000, until=3000)) == ["b", "b"]
+    assert ids(log.query("ep", ids=["c", "zzz"])) == ["c"]
+    assert ids(log.query("ep", limit=1)) == ["a"]
+    with pytest.raises(InvalidInput, match="role must be"):
+        log.query("ep", role="boss")
+    with pytest.raises(InvalidInput, match="limit must be"):
+        log.query("ep", limit=0)
+    journal.close()
+
+
+def test_labels_last_wins_history_kept_unknown_reported(log: PredictionLog) -> None:
+    journal = log.journal("ep")
+    journal.append(line("a", output=1) + line("b", output=0) + line("c", output=1))
+    first = log.record_labels("ep", [("a", 1), ("b", 1), ("ghost", 0), ("ghost", 1)], actor="u")
+    assert first.recorded == 2 and first.unknown == ["ghost"]
+    accuracy = {(r["version"], r["role"]): r for r in log.accuracy("ep")}
+    assert accuracy[(1, "primary")]["labelled"] == 2
+    assert accuracy[(1, "primary")]["accuracy"] == pytest.approx(0.5)
+    log.record_labels("ep", [("b", 0.0)])  # a late correction, as a float
+    accuracy = {(r["version"], r["role"]): r for r in log.accuracy("ep")}
+    assert accuracy[(1, "primary")]["accuracy"] == pytest.approx(1.0)
+    assert [h["label"] for h in log.label_history("ep", "b")] == [1, 0]
+    labelled = {r["id"]: r["label"] for r in log.query("ep").to_pylist()}
+    assert labelled == {"a": "1", "b": "0", "c": None}
+    with pytest.raises(InvalidInput, match="no labels"):
+        log.record_labels("ep", [])
+    journal.close()
+
+
+def test_compare_puts_primary_and_shadow_side_by_side(log: PredictionLog) -> None:
+    journal = log.journal("ep")
+    rows = b""
+    for i in range(10):
+        rows += line(f"p{i}", output=1)
+        rows += line(f"p{i}", model="s", role="shadow", output=1 if i < 8 else 0)
+    rows += line("p10", output=1) + line("p10", model="s", role="shadow", error="boom")
+    journal.append(rows)
+    log.record_labels("ep", [(f"p{i}", 1) for i in range(10)])
+    found = {(r["model"], r["role"]): r for r in log.compare("ep")}
+    shadow, primary = found[("s", "shadow")], found[("m", "primary")]
+    assert shadow["requests"] == 11 and shadow["errors"] == 1
+    assert shadow["agreement"] == pytest.approx(8 / 11)
+    assert shadow["accuracy"] == pytest.approx(0.8) and primary["accuracy"] == pytest.approx(1.0)
+    assert primary["agreement"] is None
+    assert shadow["outputs"] == [{"value": 1, "share": 0.8}, {"value": 0, "share": 0.2}]
+    journal.close()
+
+
+def test_endpoint_names_cannot_escape_the_log_folder(log: PredictionLog) -> None:
+    with pytest.raises(InvalidInput, match="invalid endpoint name"):
+        log.query("../secrets")
