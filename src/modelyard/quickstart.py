@@ -5,14 +5,22 @@ Trains three classifiers on the breast-cancer dataset, logs each as a run
 the environment), registers each as a version of ``breast-cancer``, gives the
 best one by ROC AUC the alias ``champion`` and moves it to staging. Running it
 again adds new runs and versions and moves the alias to the best of the run.
+
+Then it deploys: the champion answers 90% of the traffic of endpoint
+``breast-cancer``, the runner-up 10% (a canary), and the third version is a
+shadow. It serves the endpoint on a loopback port, sends a few hundred requests
+with an endpoint key, posts the true labels, and prints the comparison of the
+versions on the same requests.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 from rich.console import Console
@@ -24,13 +32,22 @@ from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from modelyard.bootstrap import Services
+from modelyard.cli.endpoints import compare_table
 from modelyard.cli.output import number, table
+from modelyard.client.local import LocalBackend
 from modelyard.client.yard import Yard
+from modelyard.clock import now_ms
+from modelyard.domain.identity import Role
 from modelyard.domain.models import ModelVersion, Stage
 from modelyard.domain.runs import Run
+from modelyard.serving.inprocess import serve_in_thread
 
 EXPERIMENT = "quickstart"
 MODEL = "breast-cancer"
+ENDPOINT = "breast-cancer"
+CLIENT = "quickstart-client"
+REQUESTS = 300
 SEED = 7
 
 
@@ -174,6 +191,8 @@ def run_quickstart(yard: Yard, console: Console | None = None) -> QuickstartResu
         progress.advance(promote)
     runs = [yard.runs.get(v.run_id or "") for v in versions]
     _report(yard, console, runs, champion)
+    if isinstance(yard.backend, LocalBackend):
+        _deploy(yard, yard.backend.services, console, split, versions, champion)
     return QuickstartResult(
         runs=runs, versions=[yard.models.version(v.ref) for v in versions], champion=champion
     )
@@ -212,3 +231,86 @@ def _report(yard: Yard, console: Console, runs: list[Run], champion: ModelVersio
     console.print(
         "next: modelyard runs list | modelyard models show breast-cancer | modelyard server"
     )
+
+
+def _deploy(
+    yard: Yard,
+    services: Services,
+    console: Console,
+    split: Split,
+    versions: list[ModelVersion],
+    champion: ModelVersion,
+) -> None:
+    """Champion 90%, runner-up 10% canary, the third as a shadow; traffic; labels; compare."""
+    scores = {v.version: yard.runs.get(v.run_id or "").metrics["roc_auc"] for v in versions}
+    others = sorted(
+        (v for v in versions if v.version != champion.version),
+        key=lambda v: (scores[v.version], v.version),
+        reverse=True,
+    )
+    routes = [f"{MODEL}/{champion.version}=90", f"{MODEL}/{others[0].version}=10"]
+    shadows = [f"{MODEL}/{others[1].version}"]
+    comment = "quickstart: champion with a 10% canary and a shadow"
+    if any(e.name == ENDPOINT for e in yard.endpoints.list()):
+        endpoint = yard.endpoints.update(ENDPOINT, routes=routes, shadows=shadows, comment=comment)
+    else:
+        endpoint = yard.endpoints.create(ENDPOINT, routes=routes, shadows=shadows, comment=comment)
+    key = _endpoint_key(services)
+    rows = split.test.to_dict(orient="records")
+    truth = split.y_test.tolist()
+    answered: dict[str, int] = {}
+    with (
+        serve_in_thread(services, [ENDPOINT]) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
+    ):
+        for i in range(REQUESTS):
+            row = i % len(rows)
+            answer = http.post(f"/endpoints/{ENDPOINT}/predict", json={"records": [rows[row]]})
+            answer.raise_for_status()
+            answered[answer.json()["ids"][0]] = truth[row]
+        _wait_for_shadow(yard, list(answered))
+    labels = list(answered.items())[: REQUESTS * 2 // 3]  # some labels have not arrived yet
+    yard.endpoints.label(ENDPOINT, labels)
+    since = min(_first_seen(yard, list(answered)), now_ms())
+    console.print(
+        f"endpoint [bold]{ENDPOINT}[/bold] revision {endpoint.revision}: "
+        + ", ".join(f"{r.ref} {r.weight}%" for r in endpoint.spec.routes)
+        + f"; shadow {shadows[0]}"
+    )
+    console.print(f"sent {REQUESTS} requests with an endpoint key, posted {len(labels)} labels")
+    console.print(compare_table(ENDPOINT, yard.endpoints.compare(ENDPOINT, since=since)))
+    console.print(
+        f"serve it: modelyard serve {ENDPOINT}   (then POST http://127.0.0.1:8701/endpoints/"
+        f"{ENDPOINT}/predict with {{\"records\": [...]}} and 'Authorization: Bearer <key>';"
+        " make a key with: modelyard admin key create USER --endpoint " + ENDPOINT + ")"
+    )
+    console.print(
+        f"evidence: modelyard endpoint compare {ENDPOINT} | modelyard endpoint accuracy "
+        f"{ENDPOINT} | modelyard endpoint revisions {ENDPOINT}"
+    )
+
+
+def _endpoint_key(services: Services) -> str:
+    """A key that may only call the quickstart endpoint (its user is made on first use)."""
+    identity = services.identity
+    if not any(user.name == CLIENT for user in identity.list_users()):
+        identity.create_user(CLIENT, Role.CONTRIBUTOR)
+    _, token = identity.create_key(
+        CLIENT, name="quickstart traffic", expires_in_days=1, endpoint=ENDPOINT
+    )
+    return token
+
+
+def _wait_for_shadow(yard: Yard, ids: list[str], timeout: float = 20.0) -> None:
+    """The shadow answers off the response path: wait until it has logged every request."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shadowed = yard.endpoints.predictions(ENDPOINT, ids=ids, role="shadow", limit=None)
+        if len(shadowed) >= len(ids):
+            return
+        time.sleep(0.1)
+
+
+def _first_seen(yard: Yard, ids: list[str]) -> int:
+    logged = yard.endpoints.predictions(ENDPOINT, ids=ids[:1], limit=1)
+    return int(logged["ts"].iloc[0]) if len(logged) else now_ms()
