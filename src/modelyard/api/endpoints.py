@@ -64,7 +64,7 @@ def update_endpoint(name: str, body: EndpointUpdate, request: Request) -> Respon
         name,
         routes=requests_from(body.routes, shadow=False),
         shadows=requests_from(body.shadows, shadow=True),
-        batching=batching_from(body.batching),
+        batching=body.batching,
         description=body.description,
         actor=_actor(request),
         comment=body.comment,
@@ -103,7 +103,9 @@ def endpoint_predictions(
     id: list[str] | None = Query(default=None),  # noqa: B008
     limit: int = 10_000,
 ) -> Response:
-    """Logged predictions (with their newest label) as an Arrow IPC stream. Audited."""
+    """Logged predictions (with their newest label) as an Arrow IPC stream. Audited.
+
+    ``limit=0`` means every matching row."""
     request.state.audit_read = True
     services = services_of(request)
     services.endpoints.get(name)
@@ -115,7 +117,7 @@ def endpoint_predictions(
         since=since,
         until=until,
         ids=id,
-        limit=limit,
+        limit=limit or None,
     )
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -18,7 +19,18 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(plain(value), indent=2, default=str) + "\n")
+    """Strict JSON: a missing value (NaN) is null, infinities are the strings "inf"/"-inf"."""
+    sys.stdout.write(json.dumps(_strict(plain(value)), indent=2, default=str) + "\n")
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    return value
 
 
 def when(ms: int | None) -> str:

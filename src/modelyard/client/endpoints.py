@@ -121,7 +121,11 @@ class EndpointsAPI:
         ids: Sequence[str] | None = None,
         limit: int | None = 10_000,
     ) -> pd.DataFrame:
-        """Logged predictions, oldest first, each with its newest label (or None)."""
+        """Logged predictions, oldest first, each with its newest label (missing: NA).
+
+        ``output``, ``scores``, ``input`` and ``label`` are JSON text; ``limit=None``
+        returns every matching row.
+        """
         table = self._backend.predictions(
             name,
             version=version,

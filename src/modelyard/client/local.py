@@ -272,7 +272,7 @@ class LocalBackend:
             name,
             routes=requests_from(routes, shadow=False),
             shadows=requests_from(shadows, shadow=True),
-            batching=batching_from(batching),
+            batching=batching,
             description=description,
             actor=current_user(),
             comment=comment,

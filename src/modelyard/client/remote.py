@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 import httpx
+import orjson
 import pandas as pd
 import pyarrow as pa
 from pydantic import TypeAdapter
@@ -36,7 +37,7 @@ from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.errors import ERROR_KINDS, InvalidInput, ModelyardError, NotFound
 from modelyard.packaging import verify_package
-from modelyard.serving.predictlog import LabelResult
+from modelyard.serving.predictlog import LabelResult, canonical
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 T = TypeVar("T")
@@ -479,6 +480,8 @@ class RemoteBackend:
 
     def predictions(self, name: str, **filters: Any) -> pa.Table:
         params: list[tuple[str, Any]] = []
+        if "limit" in filters and filters["limit"] is None:
+            filters = {**filters, "limit": 0}  # the API's "no limit"
         for key, value in filters.items():
             if value is None or key == "with_labels":
                 continue
@@ -491,7 +494,7 @@ class RemoteBackend:
             return reader.read_all()
 
     def record_labels(self, name: str, labels: list[tuple[str, Any]]) -> LabelResult:
-        body = {"labels": [{"id": i, "label": label} for i, label in labels]}
+        body = {"labels": [{"id": i, "label": orjson.loads(canonical(v))} for i, v in labels]}
         answer = self._json("POST", f"/endpoints/{_path(name)}/labels", json=body)
         return LabelResult(recorded=answer["recorded"], unknown=answer["unknown"])
 

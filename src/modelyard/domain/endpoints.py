@@ -302,16 +302,20 @@ def requests_from(items: list[Any] | None, *, shadow: bool) -> list[TargetReques
     ]
 
 
-def batching_from(data: dict[str, Any] | None) -> Batching | None:
+def batching_from(data: dict[str, Any] | None, base: Batching | None = None) -> Batching | None:
+    """``base`` (default: the defaults) with the settings ``data`` gives changed."""
     if data is None:
         return None
+    if not isinstance(data, dict):
+        raise InvalidInput("batching must be an object of settings")
     unknown = set(data) - {"max_batch_size", "max_wait_ms"}
     if unknown:
         raise InvalidInput(f"unknown batching setting(s): {', '.join(sorted(unknown))}")
+    base = base or Batching()
     try:
         return Batching(
-            max_batch_size=int(data.get("max_batch_size", Batching.max_batch_size)),
-            max_wait_ms=float(data.get("max_wait_ms", Batching.max_wait_ms)),
+            max_batch_size=int(data.get("max_batch_size", base.max_batch_size)),
+            max_wait_ms=float(data.get("max_wait_ms", base.max_wait_ms)),
         )
     except (TypeError, ValueError):
         raise InvalidInput("batching settings must be numbers") from None

@@ -24,6 +24,7 @@ from modelyard.domain.endpoints import (
     Spec,
     Target,
     TargetRequest,
+    batching_from,
     check_endpoint_name,
     check_weights,
     diff_specs,
@@ -92,12 +93,15 @@ class EndpointService:
         *,
         routes: list[TargetRequest] | None = None,
         shadows: list[TargetRequest] | None = None,
-        batching: Batching | None = None,
+        batching: Batching | dict[str, Any] | None = None,
         description: str | None = None,
         actor: str = "",
         comment: str = "",
     ) -> Endpoint:
-        """A new revision; what is not given is carried over from the current one."""
+        """A new revision; what is not given is carried over from the current one.
+
+        ``batching`` as a dict changes only the settings it names.
+        """
         if routes is not None:
             check_weights(routes)
         with self.db.write() as conn:
@@ -106,7 +110,9 @@ class EndpointService:
             spec = Spec(
                 routes=self._resolve(conn, routes) if routes is not None else current.routes,
                 shadows=self._resolve(conn, shadows) if shadows is not None else current.shadows,
-                batching=batching or current.batching,
+                batching=batching_from(batching, current.batching)
+                if isinstance(batching, dict)
+                else batching or current.batching,
             )
             if spec == current and description is None:
                 raise InvalidInput(
@@ -123,12 +129,21 @@ class EndpointService:
         with self.db.write() as conn:
             row = self._row(conn, name)
             target = row.revision - 1 if to is None else to
-            if target < 1:
+            if to is None and target < 1:
                 raise Conflict(f"endpoint '{name}' has no revision before {row.revision}")
+            if not 1 <= target <= row.revision:
+                raise NotFound(
+                    f"endpoint '{name}' has no revision {target} (revisions 1 to {row.revision})"
+                )
             if target == row.revision:
                 raise InvalidInput(f"endpoint '{name}' is already at revision {target}")
             spec = self._spec(conn, row.id, target)
             current = self._spec(conn, row.id, row.revision)
+            if spec == current:
+                raise InvalidInput(
+                    f"revision {target} of endpoint '{name}' serves what revision "
+                    f"{row.revision} serves already"
+                )
             self._validate(conn, spec)
             note = comment or f"rollback to revision {target}"
             self._advance(conn, row, spec, current, actor, note, None, rollback_to=target)
