@@ -110,9 +110,11 @@ class EndpointService:
             spec = Spec(
                 routes=self._resolve(conn, routes) if routes is not None else current.routes,
                 shadows=self._resolve(conn, shadows) if shadows is not None else current.shadows,
-                batching=batching_from(batching, current.batching)
-                if isinstance(batching, dict)
-                else batching or current.batching,
+                batching=(
+                    batching_from(batching, current.batching) or current.batching
+                    if isinstance(batching, dict)
+                    else batching or current.batching
+                ),
             )
             if spec == current and description is None:
                 raise InvalidInput(
