@@ -42,6 +42,7 @@ test: check
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/tracking.py
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) .modelyard .pytest_cache .mypy_cache .ruff_cache

@@ -356,6 +356,7 @@ def test_metrics_count_requests_batches_and_queues(stack: Stack) -> None:
     with stack.client() as http:
         for _ in range(5):
             http.post("/endpoints/main/predict", json={"records": records(1)})
+        http.post("/endpoints/main/predict", json={"records": [{"mean radius": 1}]})  # 422
         text = http.get("/metrics").text
     line = next(
         line

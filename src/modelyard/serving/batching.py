@@ -13,6 +13,8 @@ when they fall behind, so a slow shadow costs memory, never primary latency.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
 import time
 from collections import deque
@@ -50,6 +52,7 @@ class Batcher:
         max_wait_ms: float = 0.0,
         max_queue: int | None = None,
         on_batch: Callable[[int], None] | None = None,
+        nice: int = 0,
     ) -> None:
         self.name = name
         self.work = work
@@ -58,6 +61,7 @@ class Batcher:
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.on_batch = on_batch
+        self.nice = nice
         self._queue: deque[Item] = deque()
         self._ready = threading.Condition(threading.Lock())
         self._stopping = False
@@ -127,6 +131,10 @@ class Batcher:
             return batch
 
     def _run(self) -> None:
+        if self.nice:
+            # Linux schedules threads separately: a shadow's thread yields the CPU to primaries
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
         while True:
             batch = self._take()
             if batch is None:

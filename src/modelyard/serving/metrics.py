@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -32,6 +39,7 @@ LABELS = ("endpoint", "version", "role")
 
 class ServingMetrics:
     def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "modelyard_predictions_requests",

@@ -44,7 +44,12 @@ from modelyard.serving.metrics import ServingMetrics
 from modelyard.serving.predictlog import Journal, PredictionLog, canonical, recover
 
 log = logging.getLogger("modelyard.serving")
-SHADOW_QUEUE = 256
+SHADOW_QUEUE = 1024
+# shadows are off the response path: they batch more and wait longer, so a shadow's
+# model costs little CPU per row, and their threads run at a lower priority
+SHADOW_BATCH = 512
+SHADOW_WAIT_MS = 100.0
+SHADOW_NICE = 10
 
 
 class ModelFailed(ModelyardError):
@@ -334,10 +339,11 @@ class Runtime:
                 f"{endpoint} {model.ref} shadow",
                 self._shadow_work(endpoint, model),
                 loop=None,
-                max_batch_size=spec.batching.max_batch_size,
-                max_wait_ms=spec.batching.max_wait_ms,
+                max_batch_size=max(spec.batching.max_batch_size, SHADOW_BATCH),
+                max_wait_ms=max(spec.batching.max_wait_ms, SHADOW_WAIT_MS),
                 max_queue=SHADOW_QUEUE,
                 on_batch=batch_sizes.observe,
+                nice=SHADOW_NICE,
             )
         self.metrics.queue_depth.labels(endpoint, model.ref, role).set_function(
             lambda: batcher.depth
