@@ -11,6 +11,7 @@ from modelyard.governance.audit import AuditLog
 from modelyard.governance.identity import Identity
 from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.predictlog import PredictionLog
+from modelyard.serving.sqllog import SqlPredictionLog
 from modelyard.store.database import Database
 from modelyard.store.migrate import ensure_current
 from modelyard.tracking.dataset_registry import DatasetRegistry
@@ -66,5 +67,7 @@ def bootstrap(
         identity=Identity(db),
         audit=AuditLog(db),
         endpoints=EndpointService(db, catalog),
-        predictions=PredictionLog(settings.predictions_root),
+        predictions=SqlPredictionLog(db)
+        if settings.prediction_log_in_database
+        else PredictionLog(settings.predictions_root),
     )

@@ -4,7 +4,8 @@
 artifact folder in embedded mode; ``MODELYARD_DB_URL`` points the metadata store at
 PostgreSQL; ``MODELYARD_ARTIFACTS`` at another artifact root (a folder or an
 fsspec URL); ``MODELYARD_URL`` and ``MODELYARD_API_KEY`` make the SDK and CLI talk
-to a server; ``MODELYARD_PREDICTIONS`` moves the prediction log out of the home.
+to a server; ``MODELYARD_PREDICTIONS`` moves the prediction log out of the home
+(a folder), or into the metadata database (``database``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ class Settings:
     server_url: str | None = None
     api_key: str | None = None
     prediction_root: str | None = None
+
+    @property
+    def prediction_log_in_database(self) -> bool:
+        """``MODELYARD_PREDICTIONS=database``: the log lives in the metadata database."""
+        return self.prediction_root == "database"
 
     @property
     def predictions_root(self) -> Path:

@@ -14,13 +14,19 @@ from tests.conftest import free_port, modelyard_command
 
 
 class ServeProcess:
-    def __init__(self, home: Path, *endpoints: str, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *endpoints: str,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
         self.endpoints = endpoints
         self.args = args
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "MODELYARD_HOME": str(home)}
+        self.env = {**os.environ, "MODELYARD_HOME": str(home), **(env or {})}
         self.env.pop("MODELYARD_URL", None)
         self.log = home.parent / f"{home.name}-serve-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,14 +18,33 @@ from modelyard.domain.endpoints import TargetRequest
 from tests.conftest import prepare_store
 from tests.serving.models import cancer, classifier
 from tests.serving.process import ServeProcess
+from tests.stores import throwaway_postgres
 
 pytestmark = pytest.mark.slow
 
 
-def test_every_acknowledged_prediction_survives_kill_9(tmp_path: Path) -> None:
+@pytest.fixture(params=["files", pytest.param("database", marks=pytest.mark.postgres)])
+def where(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The file log in the home, or the log in a PostgreSQL metadata database."""
+    if request.param == "files":
+        yield {}
+        return
+    with throwaway_postgres() as url:
+        yield {"MODELYARD_DB_URL": url, "MODELYARD_PREDICTIONS": "database"}
+
+
+def test_every_acknowledged_prediction_survives_kill_9(
+    tmp_path: Path, where: dict[str, str]
+) -> None:
     home = tmp_path / "home"
-    prepare_store(home)
-    services = bootstrap(Settings.from_env(home), create_if_empty=False)
+    prepare_store(home, where)
+    settings = Settings(
+        home,
+        where.get("MODELYARD_DB_URL", f"sqlite:///{home / 'modelyard.db'}"),
+        str(home / "artifacts"),
+        prediction_root=where.get("MODELYARD_PREDICTIONS"),
+    )
+    services = bootstrap(settings, create_if_empty=False)
     yard = Yard(LocalBackend(services))
     features, _ = cancer()
     yard.models.register(classifier(), name="cancer", input_example=features.head())
@@ -49,7 +69,7 @@ def test_every_acknowledged_prediction_survives_kill_9(tmp_path: Path) -> None:
                     with lock:
                         acknowledged.extend(answer.json()["ids"])
 
-    serve = ServeProcess(home, "durable").start()
+    serve = ServeProcess(home, "durable", env=where).start()
     threads = [threading.Thread(target=load, args=(serve.url,)) for _ in range(4)]
     try:
         for thread in threads:
@@ -66,6 +86,9 @@ def test_every_acknowledged_prediction_survives_kill_9(tmp_path: Path) -> None:
     assert len(acknowledged) >= 400
     logged = services.predictions.query("durable", limit=None, with_labels=False)
     assert set(acknowledged) <= set(logged.column("id").to_pylist())
+    if where:  # the database log: committed before each answer, nothing left to seal
+        services.close()
+        return
     folder = home / "predictions" / "durable"
     orphans = [p.name for p in folder.glob("journal-*.jsonl")]
     assert orphans  # the dead process could not seal its journal

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -11,6 +12,8 @@ import pytest
 
 from modelyard.errors import InvalidInput
 from modelyard.serving.predictlog import PredictionLog, canonical, record_line, recover
+from modelyard.serving.sqllog import SqlPredictionLog
+from tests.stores import services_on
 
 
 def line(
@@ -40,8 +43,26 @@ def line(
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> PredictionLog:
+def files(tmp_path: Path) -> PredictionLog:
     return PredictionLog(tmp_path / "predictions")
+
+
+@pytest.fixture(params=["files", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PredictionLog]:
+    """The same log over files, and over the metadata database (SQLite, PostgreSQL)."""
+    if request.param == "files":
+        yield PredictionLog(tmp_path / "predictions")
+        return
+    with services_on(request.param, tmp_path) as services:
+        yield SqlPredictionLog(services.db)
+
+
+def write(log: PredictionLog, endpoint: str, lines: bytes) -> None:
+    journal = log.journal(endpoint)
+    committed = journal.append(lines)
+    if committed is not None:
+        committed.result(timeout=30)
+    journal.close()
 
 
 def test_canonical_values_compare_equal_across_types() -> None:
@@ -51,44 +72,44 @@ def test_canonical_values_compare_equal_across_types() -> None:
     assert canonical(0.5) == "0.5" and canonical("yes") == '"yes"'
 
 
-def test_open_journal_is_read_and_a_torn_last_line_is_ignored(log: PredictionLog) -> None:
-    journal = log.journal("ep")
+def test_open_journal_is_read_and_a_torn_last_line_is_ignored(files: PredictionLog) -> None:
+    journal = files.journal("ep")
     journal.append(line("a") + line("b"))
     with open(journal.path, "ab") as raw:
         raw.write(line("c")[:20])  # a crash in the middle of a write
-    assert sorted(log.table("ep").column("id").to_pylist()) == ["a", "b"]
+    assert sorted(files.table("ep").column("id").to_pylist()) == ["a", "b"]
     journal.close()
 
 
-def test_sealing_moves_rows_to_a_segment_without_loss_or_doubles(log: PredictionLog) -> None:
-    journal = log.journal("ep")
+def test_sealing_moves_rows_to_a_segment_without_loss_or_doubles(files: PredictionLog) -> None:
+    journal = files.journal("ep")
     journal.append(line("a"))
     journal.rotate(wait=True)
     journal.append(line("b"))
-    folder = log.root / "ep"
+    folder = files.root / "ep"
     assert len(list(folder.glob("segment-*.parquet"))) == 1
-    assert sorted(log.table("ep").column("id").to_pylist()) == ["a", "b"]
+    assert sorted(files.table("ep").column("id").to_pylist()) == ["a", "b"]
     journal.close()
     assert not list(folder.glob("journal-*"))
-    assert sorted(log.table("ep").column("id").to_pylist()) == ["a", "b"]
+    assert sorted(files.table("ep").column("id").to_pylist()) == ["a", "b"]
 
 
-def test_recover_seals_only_journals_whose_writer_is_gone(log: PredictionLog) -> None:
-    alive = log.journal("ep")
+def test_recover_seals_only_journals_whose_writer_is_gone(files: PredictionLog) -> None:
+    alive = files.journal("ep")
     alive.append(line("live"))
-    folder = log.root / "ep"
+    folder = files.root / "ep"
     orphan = folder / "journal-orphan-1.jsonl"
     orphan.write_bytes(line("dead-1") + line("dead-2"))
-    assert recover(log.root) == 1
+    assert recover(files.root) == 1
     assert not orphan.exists() and (folder / "segment-orphan-1.parquet").is_file()
     assert alive.path.exists()  # still locked by its writer
-    ids = sorted(log.table("ep").column("id").to_pylist())
+    ids = sorted(files.table("ep").column("id").to_pylist())
     assert ids == ["dead-1", "dead-2", "live"]
     alive.close()
 
 
-def test_a_journal_is_locked_while_its_writer_lives(log: PredictionLog) -> None:
-    journal = log.journal("ep")
+def test_a_journal_is_locked_while_its_writer_lives(files: PredictionLog) -> None:
+    journal = files.journal("ep")
     fd = os.open(journal.path, os.O_RDONLY)
     with pytest.raises(BlockingIOError):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -97,12 +118,13 @@ def test_a_journal_is_locked_while_its_writer_lives(log: PredictionLog) -> None:
 
 
 def test_query_filters_by_version_role_time_and_id(log: PredictionLog) -> None:
-    journal = log.journal("ep")
-    journal.append(
+    write(
+        log,
+        "ep",
         line("a", version=1, ts=1000)
         + line("b", version=2, ts=2000)
         + line("b", version=3, role="shadow", ts=2000)
-        + line("c", version=1, ts=3000)
+        + line("c", version=1, ts=3000),
     )
     ids = lambda table: table.column("id").to_pylist()  # noqa: E731
     assert ids(log.query("ep", version=1)) == ["a", "c"]
@@ -114,12 +136,10 @@ def test_query_filters_by_version_role_time_and_id(log: PredictionLog) -> None:
         log.query("ep", role="boss")
     with pytest.raises(InvalidInput, match="limit must be"):
         log.query("ep", limit=0)
-    journal.close()
 
 
 def test_labels_last_wins_history_kept_unknown_reported(log: PredictionLog) -> None:
-    journal = log.journal("ep")
-    journal.append(line("a", output=1) + line("b", output=0) + line("c", output=1))
+    write(log, "ep", line("a", output=1) + line("b", output=0) + line("c", output=1))
     first = log.record_labels("ep", [("a", 1), ("b", 1), ("ghost", 0), ("ghost", 1)], actor="u")
     assert first.recorded == 2 and first.unknown == ["ghost"]
     accuracy = {(r["version"], r["role"]): r for r in log.accuracy("ep")}
@@ -133,17 +153,15 @@ def test_labels_last_wins_history_kept_unknown_reported(log: PredictionLog) -> N
     assert labelled == {"a": "1", "b": "0", "c": None}
     with pytest.raises(InvalidInput, match="no labels"):
         log.record_labels("ep", [])
-    journal.close()
 
 
 def test_compare_puts_primary_and_shadow_side_by_side(log: PredictionLog) -> None:
-    journal = log.journal("ep")
     rows = b""
     for i in range(10):
         rows += line(f"p{i}", output=1)
         rows += line(f"p{i}", model="s", role="shadow", output=1 if i < 8 else 0)
     rows += line("p10", output=1) + line("p10", model="s", role="shadow", error="boom")
-    journal.append(rows)
+    write(log, "ep", rows)
     log.record_labels("ep", [(f"p{i}", 1) for i in range(10)])
     found = {(r["model"], r["role"]): r for r in log.compare("ep")}
     shadow, primary = found[("s", "shadow")], found[("m", "primary")]
@@ -152,7 +170,6 @@ def test_compare_puts_primary_and_shadow_side_by_side(log: PredictionLog) -> Non
     assert shadow["accuracy"] == pytest.approx(0.8) and primary["accuracy"] == pytest.approx(1.0)
     assert primary["agreement"] is None
     assert shadow["outputs"] == [{"value": 1, "share": 0.8}, {"value": 0, "share": 0.2}]
-    journal.close()
 
 
 def test_endpoint_names_cannot_escape_the_log_folder(log: PredictionLog) -> None:

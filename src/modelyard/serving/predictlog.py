@@ -111,7 +111,10 @@ class Journal:
         self._opened = time.monotonic()
 
     def append(self, lines: bytes) -> None:
-        """Hand ``lines`` (whole JSON lines) to the operating system in one write."""
+        """Hand ``lines`` (whole JSON lines) to the operating system in one write.
+
+        Durable against a crash of this process when it returns (nothing to wait for).
+        """
         with self._lock:
             view = memoryview(lines)
             while view:
@@ -270,8 +273,21 @@ class PredictionLog:
     def journal(self, endpoint: str) -> Journal:
         return Journal(self._dir(endpoint))
 
-    def table(self, endpoint: str) -> pa.Table:
-        """Every logged prediction of ``endpoint`` (segments and open journals)."""
+    def recover(self) -> int:
+        """Seal journals left by dead serving processes."""
+        return recover(self.root) if self.root.is_dir() else 0
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def table(
+        self, endpoint: str, *, since: int | None = None, until: int | None = None
+    ) -> pa.Table:
+        """Every logged prediction of ``endpoint`` (segments and open journals).
+
+        ``since`` and ``until`` are hints a store may use to read less; callers
+        filter again.
+        """
         directory = self._dir(endpoint)
         if not directory.is_dir():
             return SCHEMA.empty_table()
@@ -324,7 +340,7 @@ class PredictionLog:
             raise InvalidInput(f"limit must be at least 1, got {limit}")
         conditions, params = _conditions(version, model, role, since, until, prefix="p.")
         con = _duckdb()
-        con.register("predictions", self.table(endpoint))
+        con.register("predictions", self.table(endpoint, since=since, until=until))
         if ids is not None:
             con.register("wanted", pa.table({"id": pa.array(list(ids), pa.string())}))
             conditions.append("p.id IN (SELECT id FROM wanted)")
@@ -359,15 +375,7 @@ class PredictionLog:
             values.append(canonical(label))
         if not ids:
             raise InvalidInput("no labels given")
-        con = _duckdb()
-        con.register("predictions", self.table(endpoint))
-        con.register("posted", pa.table({"id": pa.array(ids, pa.string())}))
-        known = {
-            row[0]
-            for row in con.execute(
-                "SELECT DISTINCT id FROM posted WHERE id IN (SELECT id FROM predictions)"
-            ).fetchall()
-        }
+        known = self.known_ids(endpoint, ids)
         keep = [i for i, prediction_id in enumerate(ids) if prediction_id in known]
         unknown = list(dict.fromkeys(p for p in ids if p not in known))
         if keep:
@@ -383,13 +391,25 @@ class PredictionLog:
                 },
                 schema=LABEL_SCHEMA,
             )
-            directory = self._dir(endpoint) / "labels"
-            directory.mkdir(parents=True, exist_ok=True)
-            token = f"{stamp:013d}-{secrets.token_hex(6)}"
-            temporary = directory / f".labels-{token}.parquet.tmp"
-            pq.write_table(table, temporary, compression="zstd")
-            os.replace(temporary, directory / f"labels-{token}.parquet")
+            self._store_labels(endpoint, table)
         return LabelResult(recorded=len(keep), unknown=unknown)
+
+    def known_ids(self, endpoint: str, ids: list[str]) -> set[str]:
+        con = _duckdb()
+        con.register("predictions", self.table(endpoint))
+        con.register("posted", pa.table({"id": pa.array(ids, pa.string())}))
+        found = con.execute(
+            "SELECT DISTINCT id FROM posted WHERE id IN (SELECT id FROM predictions)"
+        ).fetchall()
+        return {row[0] for row in found}
+
+    def _store_labels(self, endpoint: str, table: pa.Table) -> None:
+        directory = self._dir(endpoint) / "labels"
+        directory.mkdir(parents=True, exist_ok=True)
+        token = f"{int(time.time() * 1000):013d}-{secrets.token_hex(6)}"
+        temporary = directory / f".labels-{token}.parquet.tmp"
+        pq.write_table(table, temporary, compression="zstd")
+        os.replace(temporary, directory / f"labels-{token}.parquet")
 
     def label_history(self, endpoint: str, prediction_id: str) -> list[dict[str, Any]]:
         con = _duckdb()
@@ -407,7 +427,7 @@ class PredictionLog:
         conditions, params = _conditions(None, None, None, since, until, prefix="p.")
         where = " AND ".join([*conditions, "p.error IS NULL"])
         con = _duckdb()
-        con.register("predictions", self.table(endpoint))
+        con.register("predictions", self.table(endpoint, since=since, until=until))
         con.register("labels", self.labels(endpoint))
         sql = f"""
             SELECT p.model, p.version, p.role,
@@ -434,7 +454,7 @@ class PredictionLog:
         conditions, params = _conditions(None, None, None, since, until)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         con = _duckdb()
-        con.register("predictions", self.table(endpoint))
+        con.register("predictions", self.table(endpoint, since=since, until=until))
         con.register("labels", self.labels(endpoint))
         con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM predictions {where}", params)
         stats = con.execute(

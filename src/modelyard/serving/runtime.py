@@ -23,6 +23,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ from modelyard.packaging.signature import Signature, enforce
 from modelyard.serving.batching import Batcher
 from modelyard.serving.endpoints import check_compatible
 from modelyard.serving.metrics import ServingMetrics
-from modelyard.serving.predictlog import Journal, PredictionLog, canonical, recover
+from modelyard.serving.predictlog import Journal, PredictionLog, canonical
+from modelyard.serving.sqllog import SqlJournal
 
 log = logging.getLogger("modelyard.serving")
 SHADOW_QUEUE = 1024
@@ -57,6 +59,13 @@ class ModelFailed(ModelyardError):
 
     status_code = 500
     kind = "model_error"
+
+
+class LogUnavailable(ModelyardError):
+    """The answer was computed but could not be logged, so it is not given."""
+
+    status_code = 503
+    kind = "log_unavailable"
 
 
 class NotReady(ModelyardError):
@@ -198,7 +207,7 @@ class Runtime:
         self.status: dict[str, str] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._models: dict[tuple[str, int, str], Model] = {}
-        self._journals: dict[str, Journal] = {}
+        self._journals: dict[str, Journal | SqlJournal] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._expected: set[str] = set()
@@ -218,8 +227,7 @@ class Runtime:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        if self.log.root.is_dir():
-            recover(self.log.root)
+        self.log.recover()
         self._thread = threading.Thread(target=self._watch, name="endpoint watcher", daemon=True)
         self._thread.start()
 
@@ -377,7 +385,14 @@ class Runtime:
         except ModelFailed as failure:
             self._log(state, lane, ids, rows, None, None, started, failure.message)
             raise
-        self._log(state, lane, ids, rows, outputs, scores, started, None)
+        committed = self._log(state, lane, ids, rows, outputs, scores, started, None)
+        if committed is not None:  # a database log: answer only once the rows are committed
+            try:
+                await asyncio.wrap_future(committed)
+            except Exception as exc:
+                raise LogUnavailable(
+                    f"the prediction log could not store the answer: {exc}"
+                ) from None
         for shadow in state.shadows:
             if not shadow.batcher.offer(
                 (state.revision, ids, rows, time.perf_counter()), len(rows)
@@ -396,7 +411,7 @@ class Runtime:
         started: float,
         error: str | None,
         revision: int | None = None,
-    ) -> None:
+    ) -> Future[None] | None:
         elapsed = time.perf_counter() - started
         per_row = elapsed * 1000.0
         stamp = int(time.time() * 1000)
@@ -426,8 +441,9 @@ class Runtime:
                     score,
                 )
             )
-        self._journals[state.name].append(b"".join(lines))
+        committed = self._journals[state.name].append(b"".join(lines))
         self.metrics.observe(state.name, lane.model.ref, lane.role, elapsed, error is not None)
+        return committed
 
     def _shadow_work(self, endpoint: str, model: Model) -> Callable[[list[Any]], list[Any]]:
         def work(payloads: list[Any]) -> list[Any]:

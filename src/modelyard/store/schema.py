@@ -322,3 +322,34 @@ endpoint_revisions = Table(
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("endpoint_id", "revision"),
 )
+
+# the prediction log when MODELYARD_PREDICTIONS=database (see serving/sqllog.py)
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("endpoint", String(63), primary_key=True),
+    Column("id", String(40), primary_key=True),
+    Column("model", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("role", String(8), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("input", Text, nullable=False),
+    Column("output", Text),
+    Column("scores", Text),
+    Column("error", Text),
+    Index("ix_predictions_endpoint_ts", "endpoint", "ts"),
+)
+
+prediction_labels = Table(
+    "prediction_labels",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(63), nullable=False),
+    Column("prediction_id", String(40), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("labelled_at", BigInteger, nullable=False),
+    Column("actor", String(250), nullable=False, default=""),
+    Index("ix_prediction_labels_endpoint_prediction_id", "endpoint", "prediction_id"),
+)
