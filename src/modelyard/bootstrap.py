@@ -9,6 +9,7 @@ from modelyard.catalog.registry import Catalog
 from modelyard.config import Settings
 from modelyard.governance.audit import AuditLog
 from modelyard.governance.identity import Identity
+from modelyard.governance.lineage import Lineage
 from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.serving.sqllog import SqlPredictionLog
@@ -34,6 +35,7 @@ class Services:
     audit: AuditLog
     endpoints: EndpointService
     predictions: PredictionLog
+    lineage: Lineage
 
     def close(self) -> None:
         self.db.dispose()
@@ -56,6 +58,11 @@ def bootstrap(
     ensure_current(db, create_if_empty=create_if_empty)
     artifacts = artifacts or open_store(settings.artifact_root)
     catalog = Catalog(db, artifacts)
+    predictions = (
+        SqlPredictionLog(db)
+        if settings.prediction_log_in_database
+        else PredictionLog(settings.predictions_root)
+    )
     return Services(
         settings=settings,
         db=db,
@@ -67,7 +74,6 @@ def bootstrap(
         identity=Identity(db),
         audit=AuditLog(db),
         endpoints=EndpointService(db, catalog),
-        predictions=SqlPredictionLog(db)
-        if settings.prediction_log_in_database
-        else PredictionLog(settings.predictions_root),
+        predictions=predictions,
+        lineage=Lineage(db, predictions),
     )

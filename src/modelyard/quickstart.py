@@ -279,6 +279,7 @@ def _deploy(
     )
     console.print(f"sent {REQUESTS} requests with an endpoint key, posted {len(labels)} labels")
     console.print(compare_table(ENDPOINT, yard.endpoints.compare(ENDPOINT, since=since)))
+    _show_lineage(yard, console, next(iter(answered)))
     console.print(
         f"serve it: modelyard serve {ENDPOINT}   (then POST http://127.0.0.1:8701/endpoints/"
         f"{ENDPOINT}/predict with {{\"records\": [...]}} and 'Authorization: Bearer <key>';"
@@ -314,3 +315,26 @@ def _wait_for_shadow(yard: Yard, ids: list[str], timeout: float = 20.0) -> None:
 def _first_seen(yard: Yard, ids: list[str]) -> int:
     logged = yard.endpoints.predictions(ENDPOINT, ids=ids[:1], limit=1)
     return int(logged["ts"].iloc[0]) if len(logged) else now_ms()
+
+
+def _show_lineage(yard: Yard, console: Console, prediction_id: str) -> None:
+    """One prediction traced back to the datasets its version was trained on."""
+    graph = yard.lineage(f"prediction:{ENDPOINT}/{prediction_id}")
+    answered = next(
+        e.source for e in graph.edges if e.target == graph.root and e.relation == "answered"
+    )
+    runs = [e.source for e in graph.edges if e.target == answered and e.source.startswith("run:")]
+    datasets = sorted(
+        {
+            f"{n.label} ({e.relation}, {n.attributes.get('rows')} rows)"
+            for e in graph.edges
+            if e.target in runs
+            for n in graph.nodes
+            if n.ref == e.source
+        }
+    )
+    console.print(
+        f"lineage of prediction {prediction_id}: answered by {answered.split(':', 1)[1]}, "
+        f"trained in {', '.join(r.split(':', 1)[1][:12] for r in runs)} "
+        f"on {'; '.join(datasets)}  (modelyard lineage prediction:{ENDPOINT}/{prediction_id})"
+    )

@@ -438,3 +438,17 @@ def test_every_data_plane_route_has_a_rule_and_keeps_it_for_every_caller(stack: 
                 allowed = permission in ROLE_PERMISSIONS[Role(who)]
             assert (answer.status_code != 403) == allowed, (method, path, who, answer.text)
             assert answer.status_code < 500, (method, path, who, answer.text)
+
+
+def test_the_lineage_of_a_prediction_reaches_its_version_and_endpoint(stack: Stack) -> None:
+    with stack.client() as http:
+        answer = http.post("/endpoints/shadowed/predict", json={"records": records(1)}).json()
+    prediction = f"prediction:shadowed/{answer['ids'][0]}"
+    graph = stack.yard.lineage(prediction)
+    upstream = {n.ref for n in graph.upstream()}
+    assert {"version:cancer/1", "endpoint:shadowed"} <= upstream
+    relations = {e.source: e.relation for e in graph.edges if e.target == prediction}
+    assert relations["version:cancer/1"] == "answered"
+    assert relations["endpoint:shadowed"] == "answered at revision 1"
+    node = next(n for n in graph.nodes if n.ref == prediction)
+    assert node.attributes["output"] == str(answer["predictions"][0])

@@ -86,3 +86,13 @@ def audit_events(
 @router.get("/audit/verify", **guard(Permission.ADMIN))
 def verify_audit(request: Request) -> Response:
     return respond({"events": services_of(request).audit.verify(), "intact": True})
+
+
+@router.get("/lineage", **guard(Permission.READ))
+def lineage(node: str, request: Request) -> Response:
+    """Upstream and downstream of ``node`` (``KIND:KEY``, e.g. ``version:churn/3``).
+
+    A prediction's lineage shows its inputs' answer: reading it is audited."""
+    if node.startswith("prediction:"):
+        request.state.audit_read = True
+    return respond(services_of(request).lineage.of(node))

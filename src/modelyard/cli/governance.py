@@ -192,3 +192,27 @@ def search(
     console.print(
         table("audit events", ["id", "at", "actor", "action", "outcome", "status", "client"], rows)
     )
+
+
+@click.command()
+@click.argument("node")
+@json_option
+@pass_context
+def lineage(ctx: CliContext, node: str, as_json: bool) -> None:
+    """Upstream and downstream of NODE: dataset:NAME, run:ID, version:MODEL/N,
+    endpoint:NAME or prediction:ENDPOINT/ID."""
+    graph = ctx.yard().lineage(node)
+    if as_json:
+        emit_json(graph)
+        return
+    by_ref = {n.ref: n for n in graph.nodes}
+    console.print(f"[bold]{graph.root}[/bold] {by_ref[graph.root].label}")
+    for title, nodes in (("upstream", graph.upstream()), ("downstream", graph.downstream())):
+        rows = []
+        for found in nodes:
+            relations = sorted(
+                {e.relation for e in graph.edges if found.ref in (e.source, e.target)}
+            )
+            rows.append((found.kind, found.key, found.label, ", ".join(relations)))
+        if rows:
+            console.print(table(title, ["kind", "key", "name", "relations"], rows))

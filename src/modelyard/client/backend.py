@@ -18,6 +18,7 @@ from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision
 from modelyard.domain.models import ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
+from modelyard.governance.lineage import LineageGraph
 from modelyard.serving.predictlog import LabelResult
 
 
@@ -166,5 +167,8 @@ class Backend(Protocol):
     def endpoint_compare(
         self, name: str, since: int | None, until: int | None
     ) -> list[dict[str, Any]]: ...
+
+    # governance
+    def lineage(self, node: str) -> LineageGraph: ...
 
     def close(self) -> None: ...

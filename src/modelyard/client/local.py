@@ -17,6 +17,7 @@ from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision, batching_from, requests_from
 from modelyard.domain.models import ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
+from modelyard.governance.lineage import LineageGraph
 from modelyard.serving.predictlog import LabelResult
 from modelyard.tracking.environment import current_user
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
@@ -309,3 +310,6 @@ class LocalBackend:
     ) -> list[dict[str, Any]]:
         self.services.endpoints.get(name)
         return self.services.predictions.compare(name, since=since, until=until)
+
+    def lineage(self, node: str) -> LineageGraph:
+        return self.services.lineage.of(node)

@@ -36,6 +36,7 @@ from modelyard.domain.endpoints import Endpoint, Revision, endpoint_from_dict, r
 from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.errors import ERROR_KINDS, InvalidInput, ModelyardError, NotFound
+from modelyard.governance.lineage import LineageGraph, graph_from_dict
 from modelyard.packaging import verify_package
 from modelyard.serving.predictlog import LabelResult, canonical
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
@@ -509,6 +510,9 @@ class RemoteBackend:
     ) -> list[dict[str, Any]]:
         params = {k: v for k, v in {"since": since, "until": until}.items() if v is not None}
         return list(self._json("GET", f"/endpoints/{_path(name)}/compare", params=params))
+
+    def lineage(self, node: str) -> LineageGraph:
+        return graph_from_dict(self._json("GET", "/lineage", params={"node": node}))
 
     def close(self) -> None:
         self._http.close()

@@ -14,6 +14,7 @@ from modelyard.client.buffer import MetricBuffer
 from modelyard.client.endpoints import EndpointsAPI
 from modelyard.client.models import ModelsAPI
 from modelyard.domain.runs import Experiment, MetricPoint, Run, RunPage
+from modelyard.governance.lineage import LineageGraph
 from modelyard.tracking.environment import capture_environment, current_user
 
 
@@ -123,6 +124,16 @@ class Yard:
             user=current_user(),
         )
         return ActiveRun(self, run)
+
+    def lineage(self, node: str) -> LineageGraph:
+        """Upstream and downstream of ``node``: ``dataset:NAME``, ``run:ID``,
+        ``version:MODEL/N``, ``endpoint:NAME`` or ``prediction:ENDPOINT/ID``.
+
+        >>> graph = yard.lineage("prediction:churn/3f9c0a1b2c3d-0000002a")
+        >>> [n.label for n in graph.upstream("dataset")]
+        ['churn-train', 'churn-test']
+        """
+        return self.backend.lineage(node)
 
     def close(self) -> None:
         """Flush buffered metrics and release connections."""

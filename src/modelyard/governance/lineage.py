@@ -1,0 +1,332 @@
+"""Lineage: what fed a thing (upstream) and what it fed (downstream), in one call.
+
+The graph is the platform's own records, walked on demand::
+
+    dataset --(training, test, ...)--> run --(produced)--> version --(served by)--> endpoint
+                                                                 \\--(answered)--> prediction
+
+Nodes are written ``KIND:KEY``: ``dataset:<name>`` (every content version of
+that name) or ``dataset:<id>``, ``run:<id>``, ``version:<model>/<n>``,
+``endpoint:<name>``, ``prediction:<endpoint>/<prediction id>``. A prediction
+always names the concrete version that answered, so "which datasets fed the
+model that made prediction X" is a walk up from it; "which endpoints serve
+models trained on dataset D" is a walk down (``serves`` says whether the
+endpoint's current revision routes to the version, or only an earlier one did).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from modelyard.domain.endpoints import Spec
+from modelyard.domain.models import ModelRef
+from modelyard.errors import InvalidInput, NotFound
+from modelyard.serving.predictlog import PredictionLog
+from modelyard.store import schema as t
+from modelyard.store.database import Database
+
+KINDS = ("dataset", "run", "version", "endpoint", "prediction")
+
+
+@dataclass(frozen=True)
+class Node:
+    kind: str
+    key: str
+    label: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str  # node ref, upstream side
+    target: str  # node ref, downstream side
+    relation: str
+
+
+@dataclass(frozen=True)
+class LineageGraph:
+    root: str
+    nodes: list[Node]
+    edges: list[Edge]
+
+    def upstream(self, kind: str | None = None) -> list[Node]:
+        """Every node the root depends on (optionally of one kind)."""
+        return self._walk(lambda e: e.target, lambda e: e.source, kind)
+
+    def downstream(self, kind: str | None = None) -> list[Node]:
+        """Every node that depends on the root (optionally of one kind)."""
+        return self._walk(lambda e: e.source, lambda e: e.target, kind)
+
+    def _walk(self, near: Any, far: Any, kind: str | None) -> list[Node]:
+        by_ref = {n.ref: n for n in self.nodes}
+        seen: list[str] = []
+        frontier = [self.root]
+        while frontier:
+            current = frontier.pop()
+            for edge in self.edges:
+                if near(edge) == current and far(edge) not in seen:
+                    seen.append(far(edge))
+                    frontier.append(far(edge))
+        return [by_ref[r] for r in seen if r in by_ref and (kind is None or by_ref[r].kind == kind)]
+
+
+def parse_node(text: str) -> tuple[str, str]:
+    kind, sep, key = text.partition(":")
+    if not sep or kind not in KINDS or not key:
+        raise InvalidInput(
+            f"invalid lineage node {text!r}: expected KIND:KEY with KIND one of {', '.join(KINDS)}"
+            " (e.g. version:churn/3, prediction:churn/3f9c0a1b2c3d-0000002a)"
+        )
+    return kind, key
+
+
+class Lineage:
+    """Walk the lineage graph from one node, both ways."""
+
+    def __init__(self, db: Database, predictions: PredictionLog) -> None:
+        self.db = db
+        self.predictions = predictions
+
+    def of(self, node: str) -> LineageGraph:
+        kind, key = parse_node(node)
+        graph = _Builder()
+        with self.db.read() as conn:
+            if kind == "prediction":
+                self._prediction(conn, graph, key)
+            elif kind == "version":
+                ref = ModelRef.parse(key)
+                if ref.version is None:
+                    raise InvalidInput(f"name a version number: version:{ref.name}/3")
+                self._version_up(conn, graph, ref.name, ref.version)
+                self._version_down(conn, graph, ref.name, ref.version)
+            elif kind == "run":
+                self._run(conn, graph, key, up=True, down=True)
+            elif kind == "dataset":
+                self._dataset(conn, graph, key)
+            else:
+                self._endpoint(conn, graph, key)
+        root = graph.root
+        if root is None:
+            raise NotFound(f"{node} does not exist")
+        return LineageGraph(root=root, nodes=list(graph.nodes.values()), edges=graph.edges)
+
+    # -- walks ----------------------------------------------------------------
+
+    def _prediction(self, conn: Any, graph: _Builder, key: str) -> None:
+        endpoint, _, prediction_id = key.partition("/")
+        if not prediction_id:
+            raise InvalidInput("name a prediction as prediction:<endpoint>/<prediction id>")
+        rows = self.predictions.query(
+            endpoint, ids=[prediction_id], with_labels=True, limit=None
+        ).to_pylist()
+        if not rows:
+            raise NotFound(f"endpoint '{endpoint}' logged no prediction '{prediction_id}'")
+        primary = next((r for r in rows if r["role"] == "primary"), rows[0])
+        root = graph.add(
+            "prediction",
+            key,
+            f"prediction {prediction_id}",
+            endpoint=endpoint,
+            revision=primary["revision"],
+            ts=primary["ts"],
+            output=primary["output"],
+            label=primary.get("label"),
+        )
+        graph.root = root
+        endpoint_ref = graph.add("endpoint", endpoint, f"endpoint {endpoint}")
+        graph.edge(endpoint_ref, root, f"answered at revision {primary['revision']}")
+        for row in rows:
+            version = self._version_node(conn, graph, row["model"], row["version"])
+            graph.edge(version, root, "answered" if row["role"] == "primary" else "shadowed")
+            self._version_up(conn, graph, row["model"], row["version"], root=False)
+
+    def _version_node(self, conn: Any, graph: _Builder, model: str, number: int) -> str:
+        v, m = t.model_versions.c, t.models.c
+        row = conn.execute(
+            select(v.stage, v.run_id, v.package_digest, v.created_by)
+            .join(t.models, m.id == v.model_id)
+            .where(m.name == model, v.version == number)
+        ).first()
+        if row is None:
+            raise NotFound(f"model '{model}' has no version {number}")
+        return graph.add(
+            "version",
+            f"{model}/{number}",
+            f"{model}/{number}",
+            stage=row.stage,
+            digest=row.package_digest,
+            created_by=row.created_by,
+        )
+
+    def _version_up(
+        self, conn: Any, graph: _Builder, model: str, number: int, *, root: bool = True
+    ) -> None:
+        version = self._version_node(conn, graph, model, number)
+        if root:
+            graph.root = version
+        v, m = t.model_versions.c, t.models.c
+        run_id = conn.execute(
+            select(v.run_id)
+            .join(t.models, m.id == v.model_id)
+            .where(m.name == model, v.version == number)
+        ).scalar()
+        if run_id:
+            run = self._run(conn, graph, run_id, up=True, down=False)
+            graph.edge(run, version, "produced")
+
+    def _version_down(self, conn: Any, graph: _Builder, model: str, number: int) -> None:
+        version = self._version_node(conn, graph, model, number)
+        for name, serves in self._endpoints_of(conn, {(model, number)}).get((model, number), []):
+            endpoint = graph.add("endpoint", name, f"endpoint {name}")
+            graph.edge(version, endpoint, "serves" if serves else "served")
+
+    def _run(self, conn: Any, graph: _Builder, run_id: str, *, up: bool, down: bool) -> str:
+        r = t.runs.c
+        row = conn.execute(
+            select(r.id, r.name, r.status, r.user, r.start_time).where(r.id == run_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"run '{run_id}' does not exist")
+        run = graph.add(
+            "run",
+            row.id,
+            row.name or row.id[:12],
+            status=row.status,
+            user=row.user,
+            started=row.start_time,
+        )
+        if graph.root is None:
+            graph.root = run
+        if up:
+            d, u = t.datasets.c, t.run_datasets.c
+            for data in conn.execute(
+                select(d.id, d.name, d.fingerprint, d.row_count, u.role)
+                .join(t.run_datasets, u.dataset_id == d.id)
+                .where(u.run_id == run_id)
+            ):
+                dataset = graph.add(
+                    "dataset",
+                    data.id,
+                    data.name,
+                    fingerprint=data.fingerprint,
+                    rows=data.row_count,
+                )
+                graph.edge(dataset, run, data.role)
+        if down:
+            self._runs_down(conn, graph, {run_id: run})
+        return run
+
+    def _runs_down(self, conn: Any, graph: _Builder, runs: dict[str, str]) -> None:
+        v, m = t.model_versions.c, t.models.c
+        produced = conn.execute(
+            select(v.run_id, m.name, v.version)
+            .join(t.models, m.id == v.model_id)
+            .where(v.run_id.in_(list(runs)))
+        ).all()
+        for row in produced:
+            version = self._version_node(conn, graph, row.name, row.version)
+            graph.edge(runs[row.run_id], version, "produced")
+        served = self._endpoints_of(conn, {(r.name, r.version) for r in produced})
+        for (model, number), endpoints in served.items():
+            for name, serves in endpoints:
+                endpoint = graph.add("endpoint", name, f"endpoint {name}")
+                graph.edge(f"version:{model}/{number}", endpoint, "serves" if serves else "served")
+
+    def _dataset(self, conn: Any, graph: _Builder, key: str) -> None:
+        d, u = t.datasets.c, t.run_datasets.c
+        rows = conn.execute(select(t.datasets).where(or_(d.id == key, d.name == key))).all()
+        if not rows:
+            raise NotFound(f"dataset '{key}' does not exist")
+        runs: dict[str, str] = {}
+        for data in rows:
+            dataset = graph.add(
+                "dataset", data.id, data.name, fingerprint=data.fingerprint, rows=data.row_count
+            )
+            if graph.root is None or data.id == key:
+                graph.root = dataset
+            for use in conn.execute(select(u.run_id, u.role).where(u.dataset_id == data.id)):
+                run = self._run(conn, graph, use.run_id, up=False, down=False)
+                graph.edge(dataset, run, use.role)
+                runs[use.run_id] = run
+        if len(rows) > 1 and not any(r.id == key for r in rows):
+            root = graph.add("dataset", key, key, versions=len(rows))
+            for data in rows:
+                graph.edge(root, f"dataset:{data.id}", "content version")
+            graph.root = root
+        if runs:
+            self._runs_down(conn, graph, runs)
+
+    def _endpoint(self, conn: Any, graph: _Builder, name: str) -> None:
+        e, r = t.endpoints.c, t.endpoint_revisions.c
+        row = conn.execute(select(e.id, e.revision).where(e.name == name)).first()
+        if row is None:
+            raise NotFound(f"endpoint '{name}' does not exist")
+        endpoint = graph.add("endpoint", name, f"endpoint {name}", revision=row.revision)
+        graph.root = endpoint
+        seen: dict[tuple[str, int], bool] = {}
+        for revision in conn.execute(
+            select(r.revision, r.spec).where(r.endpoint_id == row.id).order_by(r.revision)
+        ):
+            for _, target in Spec.from_dict(revision.spec).targets():
+                key = (target.model, target.version)
+                seen[key] = seen.get(key, False) or revision.revision == row.revision
+        for (model, number), current in seen.items():
+            version = self._version_node(conn, graph, model, number)
+            graph.edge(version, endpoint, "serves" if current else "served")
+            self._version_up(conn, graph, model, number, root=False)
+        graph.root = endpoint
+
+    def _endpoints_of(
+        self, conn: Any, versions: set[tuple[str, int]]
+    ) -> dict[tuple[str, int], list[tuple[str, bool]]]:
+        """For each version, the endpoints whose revisions ever routed to it (and if now)."""
+        if not versions:
+            return {}
+        e, r = t.endpoints.c, t.endpoint_revisions.c
+        found: dict[tuple[str, int], dict[str, bool]] = {}
+        for row in conn.execute(
+            select(e.name, e.revision.label("current"), r.revision, r.spec).join(
+                t.endpoint_revisions, r.endpoint_id == e.id
+            )
+        ):
+            for _, target in Spec.from_dict(row.spec).targets():
+                key = (target.model, target.version)
+                if key in versions:
+                    now = found.setdefault(key, {}).get(row.name, False)
+                    found[key][row.name] = now or row.revision == row.current
+        return {key: sorted(names.items()) for key, names in found.items()}
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.edges: list[Edge] = []
+        self.root: str | None = None
+
+    def add(self, kind: str, key: str, title: str, /, **attributes: Any) -> str:
+        node = Node(kind, key, title, attributes)
+        if node.ref not in self.nodes or attributes:
+            self.nodes[node.ref] = node
+        return node.ref
+
+    def edge(self, source: str, target: str, relation: str) -> None:
+        edge = Edge(source, target, relation)
+        if edge not in self.edges:
+            self.edges.append(edge)
+
+
+def graph_from_dict(data: dict[str, Any]) -> LineageGraph:
+    return LineageGraph(
+        root=data["root"],
+        nodes=[
+            Node(n["kind"], n["key"], n["label"], n.get("attributes", {})) for n in data["nodes"]
+        ],
+        edges=[Edge(e["source"], e["target"], e["relation"]) for e in data["edges"]],
+    )
