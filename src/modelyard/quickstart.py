@@ -173,6 +173,7 @@ def _promote(yard: Yard, versions: list[ModelVersion]) -> ModelVersion:
 def run_quickstart(yard: Yard, console: Console | None = None) -> QuickstartResult:
     """Train, log, register and promote; print what happened and where it lives."""
     console = console or Console()
+    started = now_ms()
     split = load_split()
     plan = [("sgd", 0.0001, 40), ("sgd", 0.01, 40), ("gbm", None, 60)]
     versions: list[ModelVersion] = []
@@ -193,6 +194,7 @@ def run_quickstart(yard: Yard, console: Console | None = None) -> QuickstartResu
     _report(yard, console, runs, champion)
     if isinstance(yard.backend, LocalBackend):
         _deploy(yard, yard.backend.services, console, split, versions, champion)
+        _show_audit(yard.backend.services, console, started)
     return QuickstartResult(
         runs=runs, versions=[yard.models.version(v.ref) for v in versions], champion=champion
     )
@@ -338,3 +340,34 @@ def _show_lineage(yard: Yard, console: Console, prediction_id: str) -> None:
         f"trained in {', '.join(r.split(':', 1)[1][:12] for r in runs)} "
         f"on {'; '.join(datasets)}  (modelyard lineage prediction:{ENDPOINT}/{prediction_id})"
     )
+
+
+def _show_audit(services: Services, console: Console, since: int) -> None:
+    """The audit trail of what the quickstart changed (hash-chained; `modelyard audit verify`)."""
+    events = services.audit.events(since=since)
+    rows = [
+        [
+            event.actor,
+            event.action,
+            event.resource,
+            _what(event.summary),
+        ]
+        for event in events
+    ]
+    console.print(table("audit trail of this quickstart", ["who", "did", "to", "what"], rows))
+    console.print(f"{services.audit.verify()} audit events, hash chain intact")
+
+
+def _what(summary: dict[str, Any]) -> str:
+    before, after = summary.get("before") or {}, summary.get("after") or {}
+    if "stage" in after:
+        return f"{before.get('stage')} -> {after['stage']}"
+    if "version" in after or "version" in before:
+        return f"version {before.get('version') or '-'} -> {after.get('version') or '-'}"
+    if "digest" in after:
+        return f"package {str(after['digest'])[:12]}, run {str(after.get('run_id'))[:12]}"
+    if "revision" in after:
+        return f"revision {after['revision']}: {', '.join(after.get('changes', {})) or 'created'}"
+    if "recorded" in after:
+        return f"{after['recorded']} labels ({after['unknown']} unknown ids)"
+    return ""

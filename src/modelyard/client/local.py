@@ -160,7 +160,9 @@ class LocalBackend:
     def create_model(
         self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
-        return self._catalog.create_model(name, description, tags)
+        created = self._catalog.create_model(name, description, tags)
+        self._audit("create model", f"models/{name}", after={"description": description})
+        return created
 
     def get_model(self, name: str) -> RegisteredModel:
         return self._catalog.get_model(name)
@@ -173,7 +175,10 @@ class LocalBackend:
     def update_model(
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
-        return self._catalog.update_model(name, description=description, tags=tags)
+        updated = self._catalog.update_model(name, description=description, tags=tags)
+        changes = {"description": description, "tags": dict(tags or {})}
+        self._audit("update model", f"models/{name}", after=changes)
+        return updated
 
     def register_version(
         self,
@@ -185,7 +190,7 @@ class LocalBackend:
         tags: Mapping[str, Any] | None = None,
         created_by: str = "",
     ) -> ModelVersion:
-        return self._catalog.register_version(
+        version = self._catalog.register_version(
             name,
             source=source,
             run_id=run_id,
@@ -193,6 +198,12 @@ class LocalBackend:
             tags=tags,
             created_by=created_by,
         )
+        self._audit(
+            "register version",
+            f"models/{version.ref}",
+            after={"run_id": run_id, "digest": version.package_digest, "source": source},
+        )
+        return version
 
     def get_version(self, ref: str) -> ModelVersion:
         return self._catalog.get_version(ref)
@@ -210,13 +221,26 @@ class LocalBackend:
     def update_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> ModelVersion:
-        return self._catalog.update_version(ref, description=description, tags=tags)
+        updated = self._catalog.update_version(ref, description=description, tags=tags)
+        changes = {"description": description, "tags": dict(tags or {})}
+        self._audit("update version", f"models/{updated.ref}", after=changes)
+        return updated
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
-        return self._catalog.set_alias(name, alias, version)
+        before = self._catalog.get_model(name).aliases.get(alias)
+        moved = self._catalog.set_alias(name, alias, version)
+        self._audit(
+            "set alias",
+            f"models/{name}@{alias}",
+            before={"version": before},
+            after={"version": version},
+        )
+        return moved
 
     def delete_alias(self, name: str, alias: str) -> None:
+        before = self._catalog.get_model(name).aliases.get(alias)
         self._catalog.delete_alias(name, alias)
+        self._audit("delete alias", f"models/{name}@{alias}", before={"version": before})
 
     def transition_stage(
         self,
@@ -227,15 +251,65 @@ class LocalBackend:
         comment: str = "",
         archive_others: bool = False,
     ) -> ModelVersion:
-        return self._catalog.transition_stage(
+        before = self._catalog.get_version(ref)
+        moved = self._catalog.transition_stage(
             ref, stage, actor=actor, comment=comment, archive_others=archive_others
         )
+        self._audit(
+            "transition stage",
+            f"models/{moved.ref}",
+            before={"stage": before.stage.value},
+            after={
+                "stage": moved.stage.value,
+                "comment": comment,
+                "archive_others": archive_others,
+            },
+        )
+        return moved
 
     def stage_history(self, ref: str) -> list[dict[str, Any]]:
         return self._catalog.stage_history(ref)
 
     def close(self) -> None:
         self.services.close()
+
+    # -- audit ---------------------------------------------------------------
+
+    def _audit(
+        self,
+        action: str,
+        resource: str,
+        *,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        """Embedded changes to the catalog, endpoints and labels, as the OS user.
+
+        Tracking writes (runs, metrics, artifacts) are the user's own workspace and
+        are not audited embedded; through the server every write is.
+        """
+        summary: dict[str, Any] = {"plane": "embedded"}
+        if before is not None:
+            summary["before"] = before
+        if after is not None:
+            summary["after"] = after
+        self.services.audit.record(
+            actor=current_user(),
+            action=action,
+            resource=resource,
+            outcome="ok",
+            status=200,
+            client="embedded",
+            summary=summary,
+        )
+
+    def _audit_revision(self, endpoint: Endpoint) -> None:
+        revision = self.services.endpoints.revisions(endpoint.name)[-1]
+        self._audit(
+            "change endpoint" if revision.revision > 1 else "create endpoint",
+            f"endpoints/{endpoint.name}",
+            after={"revision": revision.revision, "changes": revision.changes},
+        )
 
     # -- endpoints and predictions ------------------------------------------
 
@@ -249,7 +323,7 @@ class LocalBackend:
         description: str,
         comment: str,
     ) -> Endpoint:
-        return self.services.endpoints.create(
+        created = self.services.endpoints.create(
             name,
             routes=requests_from(routes, shadow=False) or [],
             shadows=requests_from(shadows, shadow=True),
@@ -258,6 +332,8 @@ class LocalBackend:
             actor=current_user(),
             comment=comment,
         )
+        self._audit_revision(created)
+        return created
 
     def update_endpoint(
         self,
@@ -269,7 +345,7 @@ class LocalBackend:
         description: str | None,
         comment: str,
     ) -> Endpoint:
-        return self.services.endpoints.update(
+        updated = self.services.endpoints.update(
             name,
             routes=requests_from(routes, shadow=False),
             shadows=requests_from(shadows, shadow=True),
@@ -278,6 +354,8 @@ class LocalBackend:
             actor=current_user(),
             comment=comment,
         )
+        self._audit_revision(updated)
+        return updated
 
     def rollback_endpoint(self, name: str, *, to: int | None, comment: str) -> Endpoint:
         return self.services.endpoints.rollback(name, to=to, actor=current_user(), comment=comment)
@@ -297,7 +375,13 @@ class LocalBackend:
 
     def record_labels(self, name: str, labels: list[tuple[str, Any]]) -> LabelResult:
         self.services.endpoints.get(name)
-        return self.services.predictions.record_labels(name, labels, actor=current_user())
+        result = self.services.predictions.record_labels(name, labels, actor=current_user())
+        self._audit(
+            "post labels",
+            f"endpoints/{name}/labels",
+            after={"recorded": result.recorded, "unknown": len(result.unknown)},
+        )
+        return result
 
     def endpoint_accuracy(
         self, name: str, since: int | None, until: int | None

@@ -1,0 +1,47 @@
+"""Embedded mode audits catalog, deployment and label changes as the OS user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelyard.tracking.environment import current_user
+from tests.conftest import embedded_yard
+from tests.serving.models import cancer, classifier
+
+
+def test_embedded_changes_are_audited_with_before_and_after(home: Path) -> None:
+    yard = embedded_yard(home)
+    features = cancer()[0]
+    first = yard.models.register(classifier(), name="audited", input_example=features.head())
+    second = yard.models.register(classifier(0.1), name="audited", input_example=features.head())
+    yard.models.set_alias("audited", "champion", 1)
+    yard.models.set_alias("audited", "champion", 2)
+    yard.models.transition("audited/2", "staging", comment="looks good")
+    yard.endpoints.create("audited", routes=["audited@champion=100"])
+    yard.endpoints.update("audited", routes=["audited/1=100"], comment="back")
+    yard.endpoints.label("audited", {"no-such-id": 1})
+    audit = yard.backend.services.audit  # type: ignore[attr-defined]
+    events = audit.events()
+    assert {e.actor for e in events} == {current_user()}
+    assert all(e.summary["plane"] == "embedded" for e in events)
+    by_action = [(e.action, e.resource) for e in events]
+    assert by_action == [
+        ("register version", "models/audited/1"),
+        ("register version", "models/audited/2"),
+        ("set alias", "models/audited@champion"),
+        ("set alias", "models/audited@champion"),
+        ("transition stage", "models/audited/2"),
+        ("create endpoint", "endpoints/audited"),
+        ("change endpoint", "endpoints/audited"),
+        ("post labels", "endpoints/audited/labels"),
+    ]
+    assert events[0].summary["after"]["digest"] == first.package_digest
+    assert events[1].summary["after"]["digest"] == second.package_digest
+    assert events[3].summary["before"] == {"version": 1}
+    assert events[3].summary["after"] == {"version": 2}
+    assert events[4].summary["before"] == {"stage": "candidate"}
+    assert events[4].summary["after"]["stage"] == "staging"
+    assert events[6].summary["after"]["changes"]["routes"]["after"] == {"audited/1": 100}
+    assert events[7].summary["after"] == {"recorded": 0, "unknown": 1}
+    assert audit.verify() == len(events)
+    yard.close()
