@@ -45,3 +45,40 @@ def test_embedded_changes_are_audited_with_before_and_after(home: Path) -> None:
     assert events[7].summary["after"] == {"recorded": 0, "unknown": 1}
     assert audit.verify() == len(events)
     yard.close()
+
+
+def test_lineage_exports_as_openlineage_run_events(home: Path) -> None:
+    import json
+
+    from modelyard.governance.openlineage import SCHEMA_URL, to_openlineage
+    from tests.cli.test_cli import invoke
+
+    yard = embedded_yard(home)
+    features, target = cancer()
+    with yard.start_run("ol", name="train-ol") as run:
+        data = run.log_dataset(features.assign(target=target), name="ol-train", role="training")
+        version = run.log_model(classifier(), name="ol", input_example=features.head())
+    yard.endpoints.create("ol", routes=["ol/1=100"])
+    events = to_openlineage(yard.lineage("dataset:ol-train"))
+    yard.close()
+    by_job = {e["job"]["name"]: e for e in events}
+    assert set(by_job) == {"train-ol", "endpoint/ol"}
+    trained = by_job["train-ol"]
+    assert trained["eventType"] == "COMPLETE" and trained["schemaURL"] == SCHEMA_URL
+    assert trained["run"]["runId"].replace("-", "") == run.id
+    assert trained["inputs"] == [
+        {
+            "namespace": "modelyard",
+            "name": "datasets/ol-train",
+            "facets": {"version": trained["inputs"][0]["facets"]["version"]},
+        }
+    ]
+    assert trained["inputs"][0]["facets"]["version"]["datasetVersion"] == data.fingerprint
+    model = trained["outputs"][0]["facets"]["modelyard_model"]
+    assert (model["model"], model["version"]) == ("ol", 1)
+    assert model["packageDigest"] == version.package_digest
+    assert by_job["endpoint/ol"]["inputs"][0]["name"] == "models/ol/1"
+    code, out, err = invoke(home, "lineage", "version:ol/1", "--openlineage")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert {line["job"]["name"] for line in lines} == {"train-ol", "endpoint/ol"}

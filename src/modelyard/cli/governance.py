@@ -196,12 +196,21 @@ def search(
 
 @click.command()
 @click.argument("node")
+@click.option(
+    "--openlineage", is_flag=True, help="Print OpenLineage run events, one JSON per line."
+)
 @json_option
 @pass_context
-def lineage(ctx: CliContext, node: str, as_json: bool) -> None:
+def lineage(ctx: CliContext, node: str, openlineage: bool, as_json: bool) -> None:
     """Upstream and downstream of NODE: dataset:NAME, run:ID, version:MODEL/N,
     endpoint:NAME or prediction:ENDPOINT/ID."""
     graph = ctx.yard().lineage(node)
+    if openlineage:
+        from modelyard.governance.openlineage import to_openlineage
+
+        for event in to_openlineage(graph):
+            click.echo(json.dumps(event, separators=(",", ":")))
+        return
     if as_json:
         emit_json(graph)
         return
