@@ -310,6 +310,40 @@ class PredictionLog:
             tables.append(table)
         return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
+    def _attach(
+        self, con: Any, endpoint: str, *, since: int | None = None, until: int | None = None
+    ) -> None:
+        """Make ``predictions`` a view in ``con``: Parquet segments read by DuckDB itself
+        (only the row groups and columns a query needs), plus the open journals."""
+        directory = self._dir(endpoint)
+        segments = sorted(directory.glob("segment-*.parquet")) if directory.is_dir() else []
+        sealed = {p.name[len("segment-") : -len(".parquet")] for p in segments}
+        journals = []
+        for path in sorted(directory.glob("journal-*.jsonl")) if directory.is_dir() else []:
+            match = _JOURNAL.match(path.name)
+            if match is None or match["token"] in sealed:
+                continue
+            table = read_journal(path)
+            segment = path.with_name(f"segment-{match['token']}.parquet")
+            if table.num_rows == 0 and segment.is_file():  # sealed since the listing
+                segments.append(segment)
+            else:
+                journals.append(table)
+        con.register(
+            "open_journals", pa.concat_tables(journals) if journals else SCHEMA.empty_table()
+        )
+        columns = ", ".join(SCHEMA.names)
+        parts = ["SELECT * FROM open_journals"]
+        if segments:
+            files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in segments)
+            parts.append(f"SELECT {columns} FROM read_parquet([{files}])")
+        try:
+            con.execute(f"CREATE TEMP VIEW predictions AS {' UNION ALL '.join(parts)}")
+            con.execute("SELECT count(*) FROM predictions WHERE false").fetchall()
+        except Exception:  # a segment sealed or removed meanwhile: read a consistent copy
+            con.execute("DROP VIEW IF EXISTS predictions")
+            con.register("predictions", self.table(endpoint, since=since, until=until))
+
     def labels(self, endpoint: str) -> pa.Table:
         """Every label ever posted for ``endpoint``, oldest first."""
         directory = self._dir(endpoint) / "labels"
@@ -340,7 +374,7 @@ class PredictionLog:
             raise InvalidInput(f"limit must be at least 1, got {limit}")
         conditions, params = _conditions(version, model, role, since, until, prefix="p.")
         con = _duckdb()
-        con.register("predictions", self.table(endpoint, since=since, until=until))
+        self._attach(con, endpoint, since=since, until=until)
         if ids is not None:
             con.register("wanted", pa.table({"id": pa.array(list(ids), pa.string())}))
             conditions.append("p.id IN (SELECT id FROM wanted)")
@@ -396,7 +430,7 @@ class PredictionLog:
 
     def known_ids(self, endpoint: str, ids: list[str]) -> set[str]:
         con = _duckdb()
-        con.register("predictions", self.table(endpoint))
+        self._attach(con, endpoint)
         con.register("posted", pa.table({"id": pa.array(ids, pa.string())}))
         found = con.execute(
             "SELECT DISTINCT id FROM posted WHERE id IN (SELECT id FROM predictions)"
@@ -427,7 +461,7 @@ class PredictionLog:
         conditions, params = _conditions(None, None, None, since, until, prefix="p.")
         where = " AND ".join([*conditions, "p.error IS NULL"])
         con = _duckdb()
-        con.register("predictions", self.table(endpoint, since=since, until=until))
+        self._attach(con, endpoint, since=since, until=until)
         con.register("labels", self.labels(endpoint))
         sql = f"""
             SELECT p.model, p.version, p.role,
@@ -454,7 +488,7 @@ class PredictionLog:
         conditions, params = _conditions(None, None, None, since, until)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         con = _duckdb()
-        con.register("predictions", self.table(endpoint, since=since, until=until))
+        self._attach(con, endpoint, since=since, until=until)
         con.register("labels", self.labels(endpoint))
         con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM predictions {where}", params)
         stats = con.execute(

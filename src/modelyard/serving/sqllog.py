@@ -114,6 +114,11 @@ class SqlPredictionLog(PredictionLog):
             rows = conn.execute(query).all()
         return _arrow(rows, SCHEMA)
 
+    def _attach(
+        self, con: Any, endpoint: str, *, since: int | None = None, until: int | None = None
+    ) -> None:
+        con.register("predictions", self.table(endpoint, since=since, until=until))
+
     def labels(self, endpoint: str) -> pa.Table:
         label = t.prediction_labels.c
         query = (
