@@ -11,7 +11,9 @@ HTTP status codes and the CLI to exit code 2, each in one place::
      ├── PermissionDenied  the caller may not do this               (HTTP 403)
      │    └── NotAuthenticated  no valid API key                    (HTTP 401)
      ├── IntegrityError    stored data failed a hash check          (HTTP 409)
-     └── NotMigrated       the database schema is not at head       (HTTP 503)
+     ├── NotMigrated       the database schema is not at head       (HTTP 503)
+     └── serving: BadRequest 400, TooLarge 413, ModelFailed 500,
+         NotReady 503, LogUnavailable 503
 
 Messages name the thing and the bad value: "model 'churn' has no version 7
 (latest is 5)".
@@ -80,6 +82,55 @@ class NotMigrated(ModelyardError):
     kind = "not_migrated"
 
 
+# -- the serving data plane --------------------------------------------------
+
+
+class BadRequest(ModelyardError):
+    """A request body that is not JSON."""
+
+    status_code = 400
+    kind = "bad_request"
+
+
+class TooLarge(ModelyardError):
+    """A request body over the serving process's limit."""
+
+    status_code = 413
+    kind = "too_large"
+
+
+class ModelFailed(ModelyardError):
+    """The model raised on input that passed its signature."""
+
+    status_code = 500
+    kind = "model_error"
+
+
+class NotReady(ModelyardError):
+    """The endpoint is still loading its versions."""
+
+    status_code = 503
+    kind = "not_ready"
+
+
+class LogUnavailable(ModelyardError):
+    """The answer was computed but could not be logged, so it is not given."""
+
+    status_code = 503
+    kind = "log_unavailable"
+
+
+# the branches an unknown error kind falls back to, by its HTTP status
+BRANCHES: tuple[type[ModelyardError], ...] = (
+    NotFound,
+    Conflict,
+    InvalidInput,
+    PermissionDenied,
+    NotAuthenticated,
+    IntegrityError,
+    NotMigrated,
+)
+
 ERROR_KINDS: dict[str, type[ModelyardError]] = {
     cls.kind: cls
     for cls in (
@@ -91,5 +142,10 @@ ERROR_KINDS: dict[str, type[ModelyardError]] = {
         NotAuthenticated,
         IntegrityError,
         NotMigrated,
+        BadRequest,
+        TooLarge,
+        ModelFailed,
+        NotReady,
+        LogUnavailable,
     )
 }

@@ -3,37 +3,20 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from modelyard.cli.main import main
 from modelyard.serving.predictlog import Journal, record_line
+from tests.cli.test_cli import invoke
 from tests.conftest import embedded_yard
 
 NAME = "churn-api"
-
-
-def invoke(home: Path, *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process through ``main`` (the real error mapping) and capture output."""
-    runner = CliRunner()
-    with runner.isolation(env={"MODELYARD_HOME": str(home), "MODELYARD_URL": None}) as streams:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        sys.stdout.flush()
-        sys.stderr.flush()
-        stdout, stderr = streams[0].getvalue(), streams[1].getvalue()
-    return code, stdout.decode(), stderr.decode()
 
 
 def ok(home: Path, *args: str) -> str:

@@ -35,7 +35,7 @@ from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision, endpoint_from_dict, revision_from_dict
 from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
-from modelyard.errors import ERROR_KINDS, InvalidInput, ModelyardError, NotFound
+from modelyard.errors import BRANCHES, ERROR_KINDS, InvalidInput, ModelyardError, NotFound
 from modelyard.governance.lineage import LineageGraph, graph_from_dict
 from modelyard.packaging import verify_package
 from modelyard.serving.predictlog import LabelResult, canonical
@@ -542,7 +542,7 @@ def error_class(kind: str, status_code: int) -> type[ModelyardError]:
     with the same status code (so a newer server's sub-kinds still land on the right branch)."""
     if kind in ERROR_KINDS:
         return ERROR_KINDS[kind]
-    for candidate in ERROR_KINDS.values():
-        if candidate is not ModelyardError and candidate.status_code == status_code:
+    for candidate in BRANCHES:
+        if candidate.status_code == status_code:
             return candidate
     return ModelyardError

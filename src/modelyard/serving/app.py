@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from modelyard import __version__
 from modelyard.domain.identity import Permission, Principal
-from modelyard.errors import InvalidInput, ModelyardError, PermissionDenied
+from modelyard.errors import BadRequest, InvalidInput, ModelyardError, PermissionDenied, TooLarge
 from modelyard.serving.runtime import EndpointState, Runtime
 
 log = logging.getLogger("modelyard.serving")
@@ -56,16 +56,6 @@ ROUTE_RULES: list[tuple[str, str, Permission | None]] = [
     ("GET", "/v2/models/{name}/ready", Permission.PREDICT),
     ("POST", "/v2/models/{name}/infer", Permission.PREDICT),
 ]
-
-
-class BadRequest(ModelyardError):
-    status_code = 400
-    kind = "bad_request"
-
-
-class TooLarge(ModelyardError):
-    status_code = 413
-    kind = "too_large"
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -36,7 +36,15 @@ from modelyard.bootstrap import Services
 from modelyard.catalog.packages import package_directory
 from modelyard.domain.endpoints import Spec, Target
 from modelyard.domain.models import ModelRef
-from modelyard.errors import InvalidInput, ModelyardError, NotFound, SignatureError
+from modelyard.errors import (
+    InvalidInput,
+    LogUnavailable,
+    ModelFailed,
+    ModelyardError,
+    NotFound,
+    NotReady,
+    SignatureError,
+)
 from modelyard.packaging import LoadedModel, load_package
 from modelyard.packaging.signature import Signature, enforce
 from modelyard.serving.batching import Batcher
@@ -52,25 +60,6 @@ SHADOW_QUEUE = 1024
 SHADOW_BATCH = 512
 SHADOW_WAIT_MS = 100.0
 SHADOW_NICE = 10
-
-
-class ModelFailed(ModelyardError):
-    """The model raised on input that passed its signature."""
-
-    status_code = 500
-    kind = "model_error"
-
-
-class LogUnavailable(ModelyardError):
-    """The answer was computed but could not be logged, so it is not given."""
-
-    status_code = 503
-    kind = "log_unavailable"
-
-
-class NotReady(ModelyardError):
-    status_code = 503
-    kind = "not_ready"
 
 
 # -- a loaded version ------------------------------------------------------
