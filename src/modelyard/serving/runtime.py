@@ -25,7 +25,6 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -184,13 +183,12 @@ class Runtime:
         names: list[str] | None = None,
         *,
         refresh: float = 1.0,
-        log_root: Path | None = None,
     ) -> None:
         self.services = services
         self.names = names or None
         self.refresh = refresh
         self.endpoints_service = services.endpoints
-        self.log = PredictionLog(log_root) if log_root else services.predictions
+        self.log: PredictionLog = services.predictions
         self.metrics = ServingMetrics()
         self.endpoints: dict[str, EndpointState] = {}
         self.status: dict[str, str] = {}
@@ -202,7 +200,6 @@ class Runtime:
         self._expected: set[str] = set()
         self._ids = itertools.count(1)
         self._id_prefix = f"{secrets.token_hex(4)}{os.getpid() % 0xFFFF:04x}"
-        self.started = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -300,7 +297,18 @@ class Runtime:
         for lane in current.routes + current.shadows if current is not None else []:
             if id(lane.batcher) not in kept:  # finish its queue and any late arrival, then end
                 lane.batcher.stop(wait=False)
+        self._forget_unused_models()
         log.info("endpoint %s: serving revision %s", name, revision)
+
+    def _forget_unused_models(self) -> None:
+        """Drop versions no endpoint routes to any more (a long-running process changes often)."""
+        used = {
+            (lane.model.model, lane.model.version, lane.model.digest)
+            for state in list(self.endpoints.values())
+            for lane in state.routes + state.shadows
+        }
+        for key in [k for k in self._models if k not in used]:
+            del self._models[key]
 
     def _model(self, target: Target) -> Model:
         version = self.services.catalog.get_version(ModelRef(target.model, target.version))
