@@ -63,3 +63,35 @@ def test_lineage_of_a_bad_node_names_the_problem(
 ) -> None:
     with pytest.raises(error, match=message):
         yard.lineage(node)
+
+
+def test_sensitivity_classes_propagate_to_versions_and_endpoints(yard: Yard, unique: str) -> None:
+    features, target = cancer()
+    with yard.start_run(unique) as run:
+        run.log_dataset(features.assign(target=target), name=f"{unique}-pii", role="training")
+        run.log_dataset(features.head(50), name=f"{unique}-ref", role="test")
+        version = run.log_model(classifier(), name=unique, input_example=features.head())
+    clean = yard.models.register(classifier(0.1), name=unique, input_example=features.head())
+    yard.endpoints.create(unique, routes=[f"{unique}/1=90", f"{unique}/2=10"])
+    assert yard.datasets.classes(f"{unique}-pii") == []
+    assert yard.datasets.classify(f"{unique}-pii", ["pii", "confidential", "pii"]) == [
+        "confidential",
+        "pii",
+    ]
+    yard.datasets.classify(f"{unique}-ref", ["internal"])
+
+    def classes(graph, ref: str) -> list[str]:  # type: ignore[no-untyped-def]
+        return next(n for n in graph.nodes if n.ref == ref).attributes["sensitivity"]
+
+    graph = yard.lineage(f"endpoint:{unique}")
+    assert classes(graph, f"version:{version.ref}") == ["confidential", "internal", "pii"]
+    assert classes(graph, f"version:{clean.ref}") == []
+    assert classes(graph, f"endpoint:{unique}") == ["confidential", "internal", "pii"]
+    yard.datasets.classify(f"{unique}-pii", [])  # cleared
+    graph = yard.lineage(f"version:{version.ref}")
+    assert classes(graph, f"version:{version.ref}") == ["internal"]
+    with pytest.raises(InvalidInput, match="invalid sensitivity class 'PII!'"):
+        yard.datasets.classify(f"{unique}-ref", ["PII!"])
+    with pytest.raises(NotFound, match="dataset 'no-such-data' does not exist"):
+        yard.datasets.classify("no-such-data", ["pii"])
+    assert yard.datasets.classes(f"{unique}-ref") == ["internal"]

@@ -82,3 +82,27 @@ def test_lineage_exports_as_openlineage_run_events(home: Path) -> None:
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert {line["job"]["name"] for line in lines} == {"train-ol", "endpoint/ol"}
+
+
+def test_classifying_a_dataset_is_audited_and_the_cli_checks_its_input(home: Path) -> None:
+    from tests.cli.test_cli import invoke
+
+    yard = embedded_yard(home)
+    with yard.start_run("classes") as run:
+        run.log_dataset(cancer()[0], name="patients", role="training")
+    yard.close()
+    code, out, err = invoke(home, "dataset", "classify", "patients", "pii")
+    assert code == 0 and "patients: pii" in out, err
+    code, _, err = invoke(home, "dataset", "classify", "patients")
+    assert code == 2 and err.strip() == "error: give one or more classes (e.g. pii), or --clear"
+    code, _, err = invoke(home, "dataset", "classify", "patients", "pii", "--clear")
+    assert code == 2 and "not both" in err
+    code, out, _ = invoke(home, "dataset", "classify", "patients", "--clear")
+    assert code == 0 and "no sensitivity classes" in out
+    yard = embedded_yard(home)
+    events = [e for e in yard.backend.services.audit.events() if e.action == "classify dataset"]  # type: ignore[attr-defined]
+    yard.close()
+    assert [(e.summary["before"], e.summary["after"]) for e in events] == [
+        ({"classes": []}, {"classes": ["pii"]}),
+        ({"classes": ["pii"]}, {"classes": []}),
+    ]

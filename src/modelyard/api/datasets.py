@@ -70,3 +70,22 @@ def log_dataset(run_id: str, body: DatasetIn, request: Request) -> Response:
 @router.get("/runs/{run_id}/datasets", response_model=list[DatasetUse], **guard(Permission.READ))
 def run_datasets(run_id: str, request: Request) -> Response:
     return respond(services_of(request).datasets.run_datasets(run_id))
+
+
+class ClassesIn(BaseModel):
+    classes: list[str]
+
+
+@router.put("/datasets/{name}/classes", **guard(Permission.REGISTER))
+def classify_dataset(name: str, body: ClassesIn, request: Request) -> Response:
+    """Sensitivity classes (e.g. pii) of every content version of dataset ``name``;
+    they propagate along lineage to versions and endpoints."""
+    principal = getattr(request.state, "principal", None)
+    actor = principal.user if principal else ""
+    classes = services_of(request).datasets.classify(name, body.classes, actor=actor)
+    return respond({"name": name, "classes": classes})
+
+
+@router.get("/datasets/{name}/classes", **guard(Permission.READ))
+def dataset_classes(name: str, request: Request) -> Response:
+    return respond({"name": name, "classes": services_of(request).datasets.classes(name)})

@@ -12,7 +12,7 @@ from modelyard.cli.context import CliContext, json_option, pass_context
 from modelyard.cli.output import console, emit_json, moment, table, when
 from modelyard.config import Settings
 from modelyard.domain.identity import Role
-from modelyard.errors import Conflict
+from modelyard.errors import Conflict, InvalidInput
 from modelyard.jsonable import plain
 from modelyard.tracking.environment import current_user
 
@@ -225,3 +225,35 @@ def lineage(ctx: CliContext, node: str, openlineage: bool, as_json: bool) -> Non
             rows.append((found.kind, found.key, found.label, ", ".join(relations)))
         if rows:
             console.print(table(title, ["kind", "key", "name", "relations"], rows))
+
+
+@click.group()
+def dataset() -> None:
+    """Logged datasets: their sensitivity classes."""
+
+
+@dataset.command("classify")
+@click.argument("name")
+@click.argument("classes", nargs=-1)
+@click.option("--clear", is_flag=True, help="Remove every class.")
+@pass_context
+def classify_dataset(ctx: CliContext, name: str, classes: tuple[str, ...], clear: bool) -> None:
+    """Set the sensitivity CLASSES (e.g. pii confidential) of dataset NAME."""
+    if not classes and not clear:
+        raise InvalidInput("give one or more classes (e.g. pii), or --clear")
+    if classes and clear:
+        raise InvalidInput("give classes or --clear, not both")
+    found = ctx.yard().datasets.classify(name, list(classes))
+    console.print(f"dataset {name}: {', '.join(found) or 'no sensitivity classes'}")
+
+
+@dataset.command("classes")
+@click.argument("name")
+@json_option
+@pass_context
+def dataset_classes(ctx: CliContext, name: str, as_json: bool) -> None:
+    found = ctx.yard().datasets.classes(name)
+    if as_json:
+        emit_json({"name": name, "classes": found})
+        return
+    console.print(f"dataset {name}: {', '.join(found) or 'no sensitivity classes'}")

@@ -11,7 +11,7 @@ import click
 from modelyard.cli.admin import db, server
 from modelyard.cli.context import CliContext
 from modelyard.cli.endpoints import endpoint, serve
-from modelyard.cli.governance import admin, audit, lineage
+from modelyard.cli.governance import admin, audit, dataset, lineage
 from modelyard.cli.models import alias, models, package, stage
 from modelyard.cli.runs import experiments, runs
 from modelyard.errors import ModelyardError
@@ -62,6 +62,7 @@ for command in (
     admin,
     audit,
     lineage,
+    dataset,
 ):
     cli.add_command(command)
 

@@ -397,3 +397,18 @@ class LocalBackend:
 
     def lineage(self, node: str) -> LineageGraph:
         return self.services.lineage.of(node)
+
+    def classify_dataset(self, name: str, tags: list[str]) -> list[str]:
+        registry = self.services.datasets
+        before = registry.classes(name)
+        after = registry.classify(name, tags, actor=current_user())
+        self._audit(
+            "classify dataset",
+            f"datasets/{name}",
+            before={"classes": before},
+            after={"classes": after},
+        )
+        return after
+
+    def dataset_classes(self, name: str) -> list[str]:
+        return self.services.datasets.classes(name)

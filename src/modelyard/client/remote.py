@@ -514,6 +514,13 @@ class RemoteBackend:
     def lineage(self, node: str) -> LineageGraph:
         return graph_from_dict(self._json("GET", "/lineage", params={"node": node}))
 
+    def classify_dataset(self, name: str, tags: list[str]) -> list[str]:
+        answer = self._json("PUT", f"/datasets/{_path(name)}/classes", json={"classes": tags})
+        return list(answer["classes"])
+
+    def dataset_classes(self, name: str) -> list[str]:
+        return list(self._json("GET", f"/datasets/{_path(name)}/classes")["classes"])
+
     def close(self) -> None:
         self._http.close()
 

@@ -87,6 +87,25 @@ class ExperimentsAPI:
         return self._backend.list_experiments()
 
 
+class DatasetsAPI:
+    """``yard.datasets``: the sensitivity classes of logged datasets.
+
+    >>> yard.datasets.classify("churn-train", ["pii"])
+    >>> yard.lineage("endpoint:churn").nodes[0].attributes["sensitivity"]
+    ['pii']
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def classify(self, name: str, classes: Sequence[str]) -> list[str]:
+        """Set the classes of every content version of ``name`` (empty clears them)."""
+        return self._backend.classify_dataset(name, list(classes))
+
+    def classes(self, name: str) -> list[str]:
+        return self._backend.dataset_classes(name)
+
+
 class Yard:
     """A connection to a yard. Make one with ``modelyard.connect()``."""
 
@@ -96,6 +115,7 @@ class Yard:
         self.experiments = ExperimentsAPI(backend)
         self.models = ModelsAPI(self)
         self.endpoints = EndpointsAPI(self)
+        self.datasets = DatasetsAPI(backend)
         self._buffer = MetricBuffer(self._write_metrics)
 
     def _write_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:

@@ -27,6 +27,7 @@ from modelyard.errors import InvalidInput, NotFound
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
 from modelyard.store.database import Database
+from modelyard.tracking.dataset_registry import dataset_classes
 
 KINDS = ("dataset", "run", "version", "endpoint", "prediction")
 
@@ -112,10 +113,58 @@ class Lineage:
                 self._dataset(conn, graph, key)
             else:
                 self._endpoint(conn, graph, key)
-        root = graph.root
-        if root is None:
-            raise NotFound(f"{node} does not exist")
+            root = graph.root
+            if root is None:
+                raise NotFound(f"{node} does not exist")
+            self._sensitivity(conn, graph)
         return LineageGraph(root=root, nodes=list(graph.nodes.values()), edges=graph.edges)
+
+    def _sensitivity(self, conn: Any, graph: _Builder) -> None:
+        """Datasets carry their classes; a version carries those of the data its run
+        used; an endpoint those of the versions it serves now; a prediction those of
+        the version that answered it."""
+        v, m, u, d = t.model_versions.c, t.models.c, t.run_datasets.c, t.datasets.c
+        versions = [n for n in graph.nodes.values() if n.kind == "version"]
+        datasets = [n for n in graph.nodes.values() if n.kind == "dataset"]
+        names = {n.label for n in datasets}
+        by_version: dict[str, set[str]] = {}
+        for node in versions:
+            model, _, number = node.key.rpartition("/")
+            rows = conn.execute(
+                select(d.name)
+                .join(t.run_datasets, u.dataset_id == d.id)
+                .join(t.model_versions, v.run_id == u.run_id)
+                .join(t.models, m.id == v.model_id)
+                .where(m.name == model, v.version == int(number))
+            ).all()
+            by_version[node.ref] = {row.name for row in rows}
+            names |= by_version[node.ref]
+        classes = dataset_classes(conn, names)
+
+        def mark(ref: str, found: set[str]) -> None:
+            old = graph.nodes[ref]
+            graph.nodes[ref] = Node(
+                old.kind, old.key, old.label, {**old.attributes, "sensitivity": sorted(found)}
+            )
+
+        for node in datasets:
+            mark(node.ref, set(classes.get(node.label, [])))
+        version_classes = {
+            ref: {tag for name in used for tag in classes.get(name, [])}
+            for ref, used in by_version.items()
+        }
+        for ref, found in version_classes.items():
+            mark(ref, found)
+        for node in list(graph.nodes.values()):
+            if node.kind in ("endpoint", "prediction"):
+                relations = ("serves",) if node.kind == "endpoint" else ("answered",)
+                found = {
+                    tag
+                    for e in graph.edges
+                    if e.target == node.ref and e.relation in relations
+                    for tag in version_classes.get(e.source, set())
+                }
+                mark(node.ref, found)
 
     # -- walks ----------------------------------------------------------------
 

@@ -353,3 +353,13 @@ prediction_labels = Table(
     Column("actor", String(250), nullable=False, default=""),
     Index("ix_prediction_labels_endpoint_prediction_id", "endpoint", "prediction_id"),
 )
+
+# sensitivity classes of a dataset name (every content version of it), e.g. ["pii"]
+dataset_classes = Table(
+    "dataset_classes",
+    metadata,
+    Column("name", String(250), primary_key=True),
+    Column("tags", JSON, nullable=False),
+    Column("updated_by", String(250), nullable=False, default=""),
+    Column("updated_at", BigInteger, nullable=False),
+)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from modelyard.artifacts.store import ArtifactStore
 from modelyard.clock import now_ms
@@ -136,3 +137,65 @@ class DatasetRegistry:
                 .order_by(link.role, d.name)
             ).all()
         return [DatasetUse(dataset=_dataset_from_row(r), role=r.role) for r in rows]
+
+    # -- sensitivity ----------------------------------------------------------
+
+    def classify(self, name: str, tags: list[str], *, actor: str = "") -> list[str]:
+        """Set the sensitivity classes of every content version of dataset ``name``.
+
+        An empty list clears them. Classes propagate along lineage to the
+        versions trained on the data and the endpoints that serve them.
+        """
+        clean = sorted({check_sensitivity(tag) for tag in tags})
+        with self.db.write() as conn:
+            known = conn.execute(
+                select(t.datasets.c.id).where(t.datasets.c.name == name).limit(1)
+            ).first()
+            if known is None:
+                raise NotFound(f"dataset '{name}' does not exist")
+            conn.execute(t.dataset_classes.delete().where(t.dataset_classes.c.name == name))
+            if clean:
+                conn.execute(
+                    t.dataset_classes.insert().values(
+                        name=name, tags=clean, updated_by=actor, updated_at=now_ms()
+                    )
+                )
+        return clean
+
+    def classes(self, name: str) -> list[str]:
+        with self.db.read() as conn:
+            found = dataset_classes(conn, [name])
+            if (
+                not found
+                and conn.execute(
+                    select(t.datasets.c.id).where(t.datasets.c.name == name).limit(1)
+                ).first()
+                is None
+            ):
+                raise NotFound(f"dataset '{name}' does not exist")
+        return found.get(name, [])
+
+
+_SENSITIVITY = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
+
+
+def check_sensitivity(tag: str) -> str:
+    if not isinstance(tag, str) or not _SENSITIVITY.match(tag):
+        raise InvalidInput(
+            f"invalid sensitivity class {tag!r}: use a lower-case word such as pii or "
+            "confidential (letters, digits, '_' or '-', at most 32)"
+        )
+    return tag
+
+
+def dataset_classes(conn: Connection, names: Iterable[str]) -> dict[str, list[str]]:
+    """Sensitivity classes by dataset name, for the names that have any."""
+    wanted = list(set(names))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(t.dataset_classes.c.name, t.dataset_classes.c.tags).where(
+            t.dataset_classes.c.name.in_(wanted)
+        )
+    ).all()
+    return {row.name: list(row.tags) for row in rows}
