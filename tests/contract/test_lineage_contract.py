@@ -95,3 +95,8 @@ def test_sensitivity_classes_propagate_to_versions_and_endpoints(yard: Yard, uni
     with pytest.raises(NotFound, match="dataset 'no-such-data' does not exist"):
         yard.datasets.classify("no-such-data", ["pii"])
     assert yard.datasets.classes(f"{unique}-ref") == ["internal"]
+    found = [v.ref for v in yard.models.versions(unique, sensitivity="internal")]
+    assert found == [version.ref]
+    assert yard.models.versions(unique, sensitivity="pii") == []  # cleared above
+    with pytest.raises(InvalidInput, match="invalid sensitivity class"):
+        yard.models.versions(unique, sensitivity="Not A Class")

@@ -84,3 +84,14 @@ def test_racing_changes_never_share_a_revision_number(store: Services) -> None:
     assert numbers == list(range(1, len(numbers) + 1))
     assert endpoints.get("race").revision == numbers[-1]
     assert outcomes.count("ok") == len(numbers) - 1
+
+
+def test_versions_are_found_by_the_sensitivity_of_their_data(store: Services) -> None:
+    yard = Yard(LocalBackend(store))
+    features, target = cancer()
+    with yard.start_run("sensitive") as run:
+        run.log_dataset(features.assign(target=target), name="patients", role="training")
+        version = run.log_model(classifier(), name="sensitive", input_example=features.head())
+    yard.datasets.classify("patients", ["pii"])
+    assert [v.ref for v in yard.models.versions(sensitivity="pii")] == [version.ref]
+    assert yard.models.versions(sensitivity="confidential") == []

@@ -91,8 +91,11 @@ def search_versions(
     stage: str | None = None,
     run_id: str | None = None,
     tag: str | None = None,
+    sensitivity: str | None = None,
 ) -> Response:
-    found = services_of(request).catalog.search_versions(name, stage=stage, run_id=run_id, tag=tag)
+    found = services_of(request).catalog.search_versions(
+        name, stage=stage, run_id=run_id, tag=tag, sensitivity=sensitivity
+    )
     return respond(found)
 
 

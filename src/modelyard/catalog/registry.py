@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Text, cast, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from modelyard.artifacts.store import ArtifactStore
@@ -31,6 +31,7 @@ from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
+from modelyard.tracking.dataset_registry import check_sensitivity
 from modelyard.tracking.runs import stringify
 
 
@@ -328,8 +329,10 @@ class Catalog:
         stage: str | None = None,
         run_id: str | None = None,
         tag: str | None = None,
+        sensitivity: str | None = None,
     ) -> list[ModelVersion]:
-        """Versions filtered by model name, stage, source run or tag (``key[=value]``)."""
+        """Versions filtered by model name, stage, source run, tag (``key[=value]``) or a
+        sensitivity class of the data their run used (``pii``)."""
         v = t.model_versions.c
         conditions: list[Any] = []
         if name:
@@ -344,6 +347,15 @@ class Catalog:
             if value:
                 sub = sub.where(t.version_tags.c.value == value)
             conditions.append(v.id.in_(sub))
+        if sensitivity:
+            u, d, c = t.run_datasets.c, t.datasets.c, t.dataset_classes.c
+            runs = (
+                select(u.run_id)
+                .join(t.datasets, d.id == u.dataset_id)
+                .join(t.dataset_classes, c.name == d.name)
+                .where(cast(c.tags, Text).contains(f'"{check_sensitivity(sensitivity)}"'))
+            )
+            conditions.append(v.run_id.in_(runs))
         with self.db.read() as conn:
             if name:
                 self._model_id(conn, name)

@@ -94,6 +94,9 @@ def show_model(ctx: CliContext, name: str, as_json: bool) -> None:
 @click.option("--stage", default=None, type=click.Choice([s.value for s in Stage]))
 @click.option("--run", "run_id", default=None, help="Only versions registered from this run.")
 @click.option("--tag", default=None, help="Only versions with this tag: KEY or KEY=VALUE.")
+@click.option(
+    "--sensitivity", default=None, help="Only versions trained on data of this class (pii)."
+)
 @json_option
 @pass_context
 def list_versions(
@@ -102,10 +105,13 @@ def list_versions(
     stage: str | None,
     run_id: str | None,
     tag: str | None,
+    sensitivity: str | None,
     as_json: bool,
 ) -> None:
-    """Versions of one model (or of all), filtered by stage, run or tag."""
-    found = ctx.yard().models.versions(name, stage=stage, run_id=run_id, tag=tag)
+    """Versions of one model (or of all), filtered by stage, run, tag or data sensitivity."""
+    found = ctx.yard().models.versions(
+        name, stage=stage, run_id=run_id, tag=tag, sensitivity=sensitivity
+    )
     if as_json:
         emit_json(found)
         return

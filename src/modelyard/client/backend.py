@@ -117,6 +117,7 @@ class Backend(Protocol):
         stage: str | None = None,
         run_id: str | None = None,
         tag: str | None = None,
+        sensitivity: str | None = None,
     ) -> list[ModelVersion]: ...
     def update_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None

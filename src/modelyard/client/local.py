@@ -215,8 +215,11 @@ class LocalBackend:
         stage: str | None = None,
         run_id: str | None = None,
         tag: str | None = None,
+        sensitivity: str | None = None,
     ) -> list[ModelVersion]:
-        return self._catalog.search_versions(name, stage=stage, run_id=run_id, tag=tag)
+        return self._catalog.search_versions(
+            name, stage=stage, run_id=run_id, tag=tag, sensitivity=sensitivity
+        )
 
     def update_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None

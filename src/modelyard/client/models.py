@@ -103,8 +103,12 @@ class ModelsAPI:
         stage: str | None = None,
         run_id: str | None = None,
         tag: str | None = None,
+        sensitivity: str | None = None,
     ) -> builtins.list[ModelVersion]:
-        return self._backend.search_versions(name, stage=stage, run_id=run_id, tag=tag)
+        """Versions filtered by stage, run, tag or a sensitivity class of their data."""
+        return self._backend.search_versions(
+            name, stage=stage, run_id=run_id, tag=tag, sensitivity=sensitivity
+        )
 
     def update_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None

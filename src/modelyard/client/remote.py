@@ -378,8 +378,15 @@ class RemoteBackend:
         stage: str | None = None,
         run_id: str | None = None,
         tag: str | None = None,
+        sensitivity: str | None = None,
     ) -> list[ModelVersion]:
-        query = {"name": name, "stage": stage, "run_id": run_id, "tag": tag}
+        query = {
+            "name": name,
+            "stage": stage,
+            "run_id": run_id,
+            "tag": tag,
+            "sensitivity": sensitivity,
+        }
         params = {k: v for k, v in query.items() if v}
         return parse(list[ModelVersion], self._json("GET", "/versions", params=params))
 
