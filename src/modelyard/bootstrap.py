@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelyard.artifacts.store import ArtifactStore, open_store
-from modelyard.catalog.registry import Catalog
+from modelyard.catalog.registry import Catalog, InventoryService
 from modelyard.config import Settings
 from modelyard.governance.audit import AuditLog
 from modelyard.governance.identity import Identity
@@ -36,6 +36,7 @@ class Services:
     endpoints: EndpointService
     predictions: PredictionLog
     lineage: Lineage
+    inventory: InventoryService
 
     def close(self) -> None:
         self.db.dispose()
@@ -76,4 +77,5 @@ def bootstrap(
         endpoints=EndpointService(db, catalog),
         predictions=predictions,
         lineage=Lineage(db, predictions),
+        inventory=InventoryService(db),
     )

@@ -106,3 +106,34 @@ def test_classifying_a_dataset_is_audited_and_the_cli_checks_its_input(home: Pat
         ({"classes": []}, {"classes": ["pii"]}),
         ({"classes": ["pii"]}, {"classes": []}),
     ]
+
+
+def test_inventory_from_the_cli_is_audited_and_lists_overdue_validations(home: Path) -> None:
+    import json
+
+    from tests.cli.test_cli import invoke
+
+    yard = embedded_yard(home)
+    yard.models.register(classifier(), name="risky", input_example=cancer()[0].head())
+    yard.close()
+    code, out, err = invoke(
+        home,
+        "models",
+        "inventory",
+        "risky",
+        "--risk-tier",
+        "high",
+        "--next-validation",
+        "2026-01-31",
+    )
+    assert code == 0 and "high" in out, err
+    code, out, err = invoke(home, "models", "overdue", "--on", "2026-02-01", "--json")
+    assert code == 0, err
+    assert [i["model"] for i in json.loads(out)] == ["risky"]
+    code, _, err = invoke(home, "models", "inventory", "risky", "--next-validation", "soon")
+    assert code == 2 and err.startswith("error: next_validation must be a date")
+    yard = embedded_yard(home)
+    events = [e for e in yard.backend.services.audit.events() if e.action == "update inventory"]  # type: ignore[attr-defined]
+    yard.close()
+    assert events[0].summary["before"] == {"risk_tier": None, "next_validation": None}
+    assert events[0].summary["after"] == {"risk_tier": "high", "next_validation": "2026-01-31"}

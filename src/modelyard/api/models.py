@@ -20,7 +20,7 @@ from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import guard
 from modelyard.api.wire import AliasIn, ModelIn, ModelUpdate, StageIn, VersionIn, respond
 from modelyard.domain.identity import Permission
-from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
+from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
 from modelyard.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1", tags=["models"], responses=ERROR_RESPONSES)
@@ -159,3 +159,37 @@ def set_alias(name: str, alias: str, body: AliasIn, request: Request) -> Respons
 def delete_alias(name: str, alias: str, request: Request) -> Response:
     services_of(request).catalog.delete_alias(name, alias)
     return Response(status_code=204)
+
+
+@router.get("/models/{name}/inventory", response_model=Inventory, **guard(Permission.READ))
+def get_inventory(name: str, request: Request) -> Response:
+    return respond(services_of(request).inventory.get(name))
+
+
+@router.patch("/models/{name}/inventory", response_model=Inventory, **guard(Permission.PROMOTE))
+def update_inventory(name: str, body: dict[str, Any], request: Request) -> Response:
+    """Change the given model-risk fields (risk_tier, business_owner, validator,
+    validation_status, last_validated, next_validation); the others are kept."""
+    principal = getattr(request.state, "principal", None)
+    actor = principal.user if principal else ""
+    return respond(services_of(request).inventory.update(name, actor=actor, **body))
+
+
+@router.get("/inventory", response_model=list[Inventory], **guard(Permission.READ))
+def search_inventory(
+    request: Request,
+    risk_tier: str | None = None,
+    owner: str | None = None,
+    validator: str | None = None,
+    status: str | None = None,
+    overdue_on: str | None = None,
+) -> Response:
+    """Models by inventory field; ``overdue_on=2026-11-23`` lists validations due before it."""
+    found = services_of(request).inventory.search(
+        risk_tier=risk_tier,
+        owner=owner,
+        validator=validator,
+        status=status,
+        overdue_on=overdue_on,
+    )
+    return respond(found)

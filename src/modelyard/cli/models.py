@@ -8,7 +8,13 @@ import click
 
 from modelyard.cli.context import CliContext, json_option, pass_context
 from modelyard.cli.output import console, emit_json, table, when
-from modelyard.domain.models import ModelVersion, Stage
+from modelyard.domain.models import (
+    RISK_TIERS,
+    VALIDATION_STATUSES,
+    Inventory,
+    ModelVersion,
+    Stage,
+)
 
 
 def version_rows(versions: list[ModelVersion]) -> list[list[object]]:
@@ -204,3 +210,55 @@ def import_package(ctx: CliContext, directory: Path, name: str | None, as_json: 
         emit_json(version)
         return
     console.print(f"imported {directory} as {version.ref}")
+
+
+INVENTORY_COLUMNS = ["model", "risk", "owner", "validator", "status", "last", "next"]
+
+
+def _inventory_rows(found: list[Inventory]) -> list[list[object]]:
+    return [
+        [
+            i.model,
+            i.risk_tier,
+            i.business_owner,
+            i.validator,
+            i.validation_status,
+            i.last_validated,
+            i.next_validation,
+        ]
+        for i in found
+    ]
+
+
+@models.command("inventory")
+@click.argument("name")
+@click.option("--risk-tier", type=click.Choice(list(RISK_TIERS)), default=None)
+@click.option("--owner", "business_owner", default=None, help="The business owner.")
+@click.option("--validator", default=None, help="Who validates the model.")
+@click.option("--status", "validation_status", type=click.Choice(list(VALIDATION_STATUSES)))
+@click.option("--last-validated", default=None, help="Date, e.g. 2026-11-01.")
+@click.option("--next-validation", default=None, help="Date, e.g. 2027-05-01.")
+@json_option
+@pass_context
+def inventory(ctx: CliContext, /, name: str, as_json: bool, **fields: str | None) -> None:
+    """Show, or change, the model-risk inventory fields of model NAME."""
+    changes = {k: v for k, v in fields.items() if v is not None}
+    api = ctx.yard().models
+    found = api.set_inventory(name, **changes) if changes else api.inventory(name)
+    if as_json:
+        emit_json(found)
+        return
+    console.print(table(f"inventory of {name}", INVENTORY_COLUMNS, _inventory_rows([found])))
+
+
+@models.command("overdue")
+@click.option("--on", "on", default=None, help="Date to compare with (default: today).")
+@json_option
+@pass_context
+def overdue(ctx: CliContext, on: str | None, as_json: bool) -> None:
+    """Models whose next validation date has passed."""
+    found = ctx.yard().models.overdue(on)
+    if as_json:
+        emit_json(found)
+        return
+    console.print(table("overdue validations", INVENTORY_COLUMNS, _inventory_rows(found)))

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision
-from modelyard.domain.models import ModelVersion, RegisteredModel
+from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.governance.lineage import LineageGraph
 from modelyard.serving.predictlog import LabelResult
@@ -134,6 +134,9 @@ class Backend(Protocol):
         archive_others: bool = False,
     ) -> ModelVersion: ...
     def stage_history(self, ref: str) -> list[dict[str, Any]]: ...
+    def get_inventory(self, name: str) -> Inventory: ...
+    def update_inventory(self, name: str, changes: dict[str, Any]) -> Inventory: ...
+    def search_inventory(self, **filters: str | None) -> list[Inventory]: ...
 
     # endpoints (routes and shadows as the API dicts: target_to_request) and predictions
     def create_endpoint(

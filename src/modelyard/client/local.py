@@ -15,7 +15,7 @@ from modelyard.bootstrap import Services
 from modelyard.catalog.packages import package_directory
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision, batching_from, requests_from
-from modelyard.domain.models import ModelVersion, RegisteredModel
+from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.governance.lineage import LineageGraph
 from modelyard.serving.predictlog import LabelResult
@@ -272,6 +272,24 @@ class LocalBackend:
 
     def stage_history(self, ref: str) -> list[dict[str, Any]]:
         return self._catalog.stage_history(ref)
+
+    def get_inventory(self, name: str) -> Inventory:
+        return self.services.inventory.get(name)
+
+    def update_inventory(self, name: str, changes: dict[str, Any]) -> Inventory:
+        inventory = self.services.inventory
+        before = inventory.get(name)
+        after = inventory.update(name, actor=current_user(), **changes)
+        self._audit(
+            "update inventory",
+            f"models/{name}/inventory",
+            before={k: getattr(before, k) for k in changes},
+            after={k: getattr(after, k) for k in changes},
+        )
+        return after
+
+    def search_inventory(self, **filters: str | None) -> list[Inventory]:
+        return self.services.inventory.search(**filters)
 
     def close(self) -> None:
         self.services.close()

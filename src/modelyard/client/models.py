@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
+from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
 from modelyard.errors import Conflict, InvalidInput
 from modelyard.packaging import LoadedModel, load_package, verify_package, write_package
 from modelyard.tracking.environment import current_user
@@ -108,6 +108,38 @@ class ModelsAPI:
         """Versions filtered by stage, run, tag or a sensitivity class of their data."""
         return self._backend.search_versions(
             name, stage=stage, run_id=run_id, tag=tag, sensitivity=sensitivity
+        )
+
+    def inventory(self, name: str) -> Inventory:
+        """The model-risk inventory fields of model ``name``."""
+        return self._backend.get_inventory(name)
+
+    def set_inventory(self, name: str, **fields: Any) -> Inventory:
+        """Change inventory fields: risk_tier (low, medium, high, critical),
+        business_owner, validator, validation_status (not_validated, in_progress,
+        validated, rejected, expired), last_validated and next_validation (dates)."""
+        changes = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in fields.items()}
+        return self._backend.update_inventory(name, changes)
+
+    def inventory_search(
+        self,
+        *,
+        risk_tier: str | None = None,
+        owner: str | None = None,
+        validator: str | None = None,
+        status: str | None = None,
+    ) -> builtins.list[Inventory]:
+        return self._backend.search_inventory(
+            risk_tier=risk_tier, owner=owner, validator=validator, status=status
+        )
+
+    def overdue(self, on: Any = None) -> builtins.list[Inventory]:
+        """Models whose next validation date is before ``on`` (default: today)."""
+        import datetime as dt
+
+        day = on or dt.date.today()
+        return self._backend.search_inventory(
+            overdue_on=day.isoformat() if hasattr(day, "isoformat") else str(day)
         )
 
     def update_version(

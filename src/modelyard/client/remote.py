@@ -33,7 +33,7 @@ from modelyard.artifacts.keys import safe_key
 from modelyard.artifacts.store import iter_files
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision, endpoint_from_dict, revision_from_dict
-from modelyard.domain.models import ModelRef, ModelVersion, RegisteredModel
+from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.errors import BRANCHES, ERROR_KINDS, InvalidInput, ModelyardError, NotFound
 from modelyard.governance.lineage import LineageGraph, graph_from_dict
@@ -527,6 +527,17 @@ class RemoteBackend:
 
     def dataset_classes(self, name: str) -> list[str]:
         return list(self._json("GET", f"/datasets/{_path(name)}/classes")["classes"])
+
+    def get_inventory(self, name: str) -> Inventory:
+        return parse(Inventory, self._json("GET", f"/models/{_path(name)}/inventory"))
+
+    def update_inventory(self, name: str, changes: dict[str, Any]) -> Inventory:
+        answer = self._json("PATCH", f"/models/{_path(name)}/inventory", json=changes)
+        return parse(Inventory, answer)
+
+    def search_inventory(self, **filters: str | None) -> list[Inventory]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return parse(list[Inventory], self._json("GET", "/inventory", params=params))
 
     def close(self) -> None:
         self._http.close()

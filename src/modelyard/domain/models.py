@@ -127,3 +127,66 @@ class ModelVersion:
     @property
     def ref(self) -> str:
         return f"{self.model}/{self.version}"
+
+
+RISK_TIERS = ("low", "medium", "high", "critical")
+VALIDATION_STATUSES = ("not_validated", "in_progress", "validated", "rejected", "expired")
+INVENTORY_FIELDS = (
+    "risk_tier",
+    "business_owner",
+    "validator",
+    "validation_status",
+    "last_validated",
+    "next_validation",
+)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Model-risk inventory fields of a registered model (typed, not free tags)."""
+
+    model: str
+    risk_tier: str | None = None
+    business_owner: str = ""
+    validator: str = ""
+    validation_status: str = "not_validated"
+    last_validated: str | None = None  # ISO date, YYYY-MM-DD
+    next_validation: str | None = None  # ISO date, YYYY-MM-DD
+    updated_by: str = ""
+    updated_at: int = 0
+
+    def overdue(self, today: str) -> bool:
+        return self.next_validation is not None and self.next_validation < today
+
+
+def check_inventory(changes: dict[str, Any]) -> dict[str, Any]:
+    """Checked inventory changes; every problem names the field and the allowed values."""
+    import datetime as dt
+
+    unknown = set(changes) - set(INVENTORY_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            f"unknown inventory field(s): {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(INVENTORY_FIELDS)})"
+        )
+    clean = dict(changes)
+    tier = clean.get("risk_tier")
+    if tier is not None and tier not in RISK_TIERS:
+        raise InvalidInput(f"risk_tier must be one of {', '.join(RISK_TIERS)}, got {tier!r}")
+    status = clean.get("validation_status")
+    if "validation_status" in clean and status not in VALIDATION_STATUSES:
+        raise InvalidInput(
+            f"validation_status must be one of {', '.join(VALIDATION_STATUSES)}, got {status!r}"
+        )
+    for name in ("last_validated", "next_validation"):
+        value = clean.get(name)
+        if value is None:
+            continue
+        try:
+            clean[name] = dt.date.fromisoformat(str(value)).isoformat()
+        except ValueError:
+            raise InvalidInput(f"{name} must be a date like 2026-11-23, got {value!r}") from None
+    for name in ("business_owner", "validator"):
+        if name in clean and (not isinstance(clean[name], str) or len(clean[name]) > 250):
+            raise InvalidInput(f"{name} must be text of at most 250 characters")
+    return clean

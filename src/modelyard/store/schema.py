@@ -363,3 +363,19 @@ dataset_classes = Table(
     Column("updated_by", String(250), nullable=False, default=""),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# model-risk inventory fields, one row per registered model
+model_inventory = Table(
+    "model_inventory",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("risk_tier", String(16)),
+    Column("business_owner", String(250), nullable=False, default=""),
+    Column("validator", String(250), nullable=False, default=""),
+    Column("validation_status", String(16), nullable=False, default="not_validated"),
+    Column("last_validated", String(10)),
+    Column("next_validation", String(10)),
+    Column("updated_by", String(250), nullable=False, default=""),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_model_inventory_next_validation", "next_validation"),
+)
