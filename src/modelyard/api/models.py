@@ -22,6 +22,7 @@ from modelyard.api.wire import AliasIn, ModelIn, ModelUpdate, StageIn, VersionIn
 from modelyard.domain.identity import Permission
 from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
 from modelyard.errors import InvalidInput
+from modelyard.governance.cards import model_card
 
 router = APIRouter(prefix="/api/v1", tags=["models"], responses=ERROR_RESPONSES)
 
@@ -193,3 +194,16 @@ def search_inventory(
         overdue_on=overdue_on,
     )
     return respond(found)
+
+
+@router.get(
+    "/models/{name}/versions/{selector}/card",
+    response_class=Response,
+    responses={200: {"content": {"text/markdown": {}, "text/html": {}}}},
+    **guard(Permission.READ),
+)
+def version_card(name: str, selector: str, request: Request, format: str = "markdown") -> Response:
+    """The version's model card as Markdown (default) or a self-contained HTML page."""
+    text = model_card(services_of(request), str(ref_of(name, selector)), format)
+    media = "text/html" if format == "html" else "text/markdown"
+    return Response(text, media_type=f"{media}; charset=utf-8")

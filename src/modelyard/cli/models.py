@@ -262,3 +262,18 @@ def overdue(ctx: CliContext, on: str | None, as_json: bool) -> None:
         emit_json(found)
         return
     console.print(table("overdue validations", INVENTORY_COLUMNS, _inventory_rows(found)))
+
+
+@models.command("card")
+@click.argument("ref")
+@click.option("--html", "as_html", is_flag=True, help="A self-contained HTML page.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write to a file.")
+@pass_context
+def card(ctx: CliContext, ref: str, as_html: bool, output: Path | None) -> None:
+    """The model card of version REF (churn/3, churn@champion) as Markdown or HTML."""
+    text = ctx.yard().models.card(ref, "html" if as_html else "markdown")
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.write_text(text)
+    console.print(f"wrote the model card of {ref} to {output}")

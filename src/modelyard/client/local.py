@@ -17,6 +17,7 @@ from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision, batching_from, requests_from
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
+from modelyard.governance.cards import model_card
 from modelyard.governance.lineage import LineageGraph
 from modelyard.serving.predictlog import LabelResult
 from modelyard.tracking.environment import current_user
@@ -272,6 +273,9 @@ class LocalBackend:
 
     def stage_history(self, ref: str) -> list[dict[str, Any]]:
         return self._catalog.stage_history(ref)
+
+    def model_card(self, ref: str, form: str) -> str:
+        return model_card(self.services, ref, form)
 
     def get_inventory(self, name: str) -> Inventory:
         return self.services.inventory.get(name)

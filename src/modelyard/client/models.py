@@ -110,6 +110,10 @@ class ModelsAPI:
             name, stage=stage, run_id=run_id, tag=tag, sensitivity=sensitivity
         )
 
+    def card(self, ref: str, format: str = "markdown") -> str:
+        """The model card of version ``ref`` as Markdown or (``format="html"``) HTML."""
+        return self._backend.model_card(str(ModelRef.parse(ref)), format)
+
     def inventory(self, name: str) -> Inventory:
         """The model-risk inventory fields of model ``name``."""
         return self._backend.get_inventory(name)

@@ -528,6 +528,11 @@ class RemoteBackend:
     def dataset_classes(self, name: str) -> list[str]:
         return list(self._json("GET", f"/datasets/{_path(name)}/classes")["classes"])
 
+    def model_card(self, ref: str, form: str) -> str:
+        name, selector = _selector(ref)
+        url = f"/models/{_path(name)}/versions/{_path(selector)}/card"
+        return self._send("GET", url, params={"format": form}).text
+
     def get_inventory(self, name: str) -> Inventory:
         return parse(Inventory, self._json("GET", f"/models/{_path(name)}/inventory"))
 

@@ -1,0 +1,247 @@
+"""Model cards: Markdown or HTML for any version, from what the platform knows.
+
+A card is built as a list of sections (text lines and tables) and rendered to
+Markdown or to a self-contained HTML page, so both say exactly the same thing.
+Sections: identity, purpose and ownership (descriptions and the model-risk
+inventory), training data (with sensitivity classes), the training run's
+parameters and metrics, the signature, deployments (endpoints that serve or
+served it), lifecycle history, and what is not recorded yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelyard.domain.models import ModelRef
+from modelyard.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from modelyard.bootstrap import Services
+
+FORMATS = ("markdown", "html")
+
+
+@dataclass
+class Section:
+    title: str
+    lines: list[str] = field(default_factory=list)
+    tables: list[tuple[list[str], list[list[Any]]]] = field(default_factory=list)
+
+
+def _when(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def build_card(services: Services, ref: str) -> tuple[str, list[Section]]:
+    """(title, sections) of the card for version ``ref`` (``churn/3``, ``churn@champion``)."""
+    version = services.catalog.get_version(ModelRef.parse(ref))
+    model = services.catalog.get_model(version.model)
+    inventory = services.inventory.get(version.model)
+    title = f"Model card: {version.ref}"
+    sections = [
+        Section(
+            "Identity",
+            [
+                f"Model **{version.model}**, version **{version.version}**, stage "
+                f"**{version.stage.value}**"
+                + (f", aliases: {', '.join(version.aliases)}" if version.aliases else ""),
+                f"Registered {_when(version.created_at)} by {version.created_by or 'unknown'}; "
+                f"flavor {version.flavor}; package digest `{version.package_digest}`",
+            ],
+        )
+    ]
+    purpose = Section("Purpose and ownership")
+    purpose.lines.append(version.description or model.description or "No description recorded.")
+    purpose.tables.append(
+        (
+            ["risk tier", "business owner", "validator", "validation", "last", "next"],
+            [
+                [
+                    inventory.risk_tier or "-",
+                    inventory.business_owner or "-",
+                    inventory.validator or "-",
+                    inventory.validation_status,
+                    inventory.last_validated or "-",
+                    inventory.next_validation or "-",
+                ]
+            ],
+        )
+    )
+    sections.append(purpose)
+    sections.extend(_training(services, version.run_id))
+    sections.append(_signature(version.signature))
+    sections.append(_deployments(services, version.model, version.version))
+    history = services.catalog.stage_history(version.ref)
+    sections.append(
+        Section(
+            "Lifecycle",
+            [] if history else ["No stage changes."],
+            [
+                (
+                    ["at", "from", "to", "by", "comment"],
+                    [
+                        [_when(h["at"]), h["from"], h["to"], h["actor"], h["comment"]]
+                        for h in history
+                    ],
+                )
+            ]
+            if history
+            else [],
+        )
+    )
+    sections.append(
+        Section(
+            "Not recorded yet",
+            [
+                "Approvals: no approval policy applies to this workspace yet.",
+                "Monitoring: no monitors or alerts are recorded for this version yet.",
+            ],
+        )
+    )
+    return title, sections
+
+
+def _training(services: Services, run_id: str | None) -> list[Section]:
+    if not run_id:
+        return [Section("Training", ["Registered without a run: no training data recorded."])]
+    run = services.tracking.get_run(run_id)
+    uses = services.datasets.run_datasets(run_id)
+    data = Section("Training data")
+    if uses:
+        rows = []
+        for use in uses:
+            classes = services.datasets.classes(use.dataset.name)
+            rows.append(
+                [
+                    use.dataset.name,
+                    use.role,
+                    use.dataset.row_count,
+                    len(use.dataset.columns),
+                    use.dataset.fingerprint[:12],
+                    ", ".join(classes) or "-",
+                ]
+            )
+        data.tables.append((["dataset", "role", "rows", "columns", "content", "sensitivity"], rows))
+    else:
+        data.lines.append("The training run logged no datasets.")
+    training = Section(
+        "Training run",
+        [
+            f"Run `{run.id}` ({run.name}) in experiment {run.experiment}, by "
+            f"{run.user or 'unknown'}, {run.status.value}, started {_when(run.start_time)}"
+        ],
+    )
+    if run.params:
+        training.tables.append(
+            (["parameter", "value"], [[k, v] for k, v in sorted(run.params.items())])
+        )
+    if run.metrics:
+        training.tables.append(
+            (["metric", "latest value"], [[k, f"{v:.6g}"] for k, v in sorted(run.metrics.items())])
+        )
+    return [data, training]
+
+
+def _signature(signature: dict[str, Any] | None) -> Section:
+    if not signature:
+        return Section("Signature", ["No signature: inputs are not checked."])
+    rows = [[c["name"], c["type"], "yes" if c["nullable"] else "no"] for c in signature["inputs"]]
+    return Section("Signature", [], [(["input", "type", "nullable"], rows)])
+
+
+def _deployments(services: Services, model: str, number: int) -> Section:
+    section = Section("Deployments")
+    rows = []
+    for endpoint in services.endpoints.list():
+        history = services.endpoints.revisions(endpoint.name)
+        used = [
+            r
+            for r in history
+            if any(t.model == model and t.version == number for _, t in r.spec.targets())
+        ]
+        if not used:
+            continue
+        now = next(
+            (
+                f"{role} {t.weight}%" if role == "primary" else "shadow"
+                for role, t in endpoint.spec.targets()
+                if t.model == model and t.version == number
+            ),
+            "not now",
+        )
+        rows.append(
+            [endpoint.name, now, f"since revision {used[0].revision}", _when(used[0].created_at)]
+        )
+    if rows:
+        section.tables.append((["endpoint", "serving now", "first routed", "at"], rows))
+    else:
+        section.lines.append("Not deployed behind any endpoint.")
+    return section
+
+
+def render(title: str, sections: list[Section], form: str = "markdown") -> str:
+    if form not in FORMATS:
+        raise InvalidInput(f"card format must be one of {', '.join(FORMATS)}, got {form!r}")
+    return _markdown(title, sections) if form == "markdown" else _html(title, sections)
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(title: str, sections: list[Section]) -> str:
+    out = [f"# {title}", ""]
+    for section in sections:
+        out += [f"## {section.title}", ""]
+        out += [line + "\n" for line in section.lines]
+        for columns, rows in section.tables:
+            out.append("| " + " | ".join(columns) + " |")
+            out.append("|" + "---|" * len(columns))
+            out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _inline(text: str) -> str:
+    """Escape, then turn the card's own **bold** and `code` marks into tags."""
+    escaped = html.escape(text)
+    parts = escaped.split("**")
+    escaped = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+    parts = escaped.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _html(title: str, sections: list[Section]) -> str:
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for section in sections:
+        body.append(f"<h2>{html.escape(section.title)}</h2>")
+        body += [f"<p>{_inline(line)}</p>" for line in section.lines]
+        for columns, rows in section.tables:
+            head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+            cells = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                for row in rows
+            )
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
+        "table{border-collapse:collapse;margin:.5rem 0 1rem}"
+        "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}"
+        "code{background:#f4f4f4;padding:0 .2rem}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
+
+
+def model_card(services: Services, ref: str, form: str = "markdown") -> str:
+    if form not in FORMATS:
+        raise InvalidInput(f"card format must be one of {', '.join(FORMATS)}, got {form!r}")
+    title, sections = build_card(services, ref)
+    return render(title, sections, form)
