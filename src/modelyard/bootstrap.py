@@ -10,6 +10,7 @@ from modelyard.config import Settings
 from modelyard.governance.audit import AuditLog
 from modelyard.governance.identity import Identity
 from modelyard.governance.lineage import Lineage
+from modelyard.governance.retirement import Retirement
 from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.serving.sqllog import SqlPredictionLog
@@ -37,6 +38,7 @@ class Services:
     predictions: PredictionLog
     lineage: Lineage
     inventory: InventoryService
+    retirement: Retirement
 
     def close(self) -> None:
         self.db.dispose()
@@ -59,6 +61,7 @@ def bootstrap(
     ensure_current(db, create_if_empty=create_if_empty)
     artifacts = artifacts or open_store(settings.artifact_root)
     catalog = Catalog(db, artifacts)
+    endpoints = EndpointService(db, catalog)
     predictions = (
         SqlPredictionLog(db)
         if settings.prediction_log_in_database
@@ -74,8 +77,9 @@ def bootstrap(
         catalog=catalog,
         identity=Identity(db),
         audit=AuditLog(db),
-        endpoints=EndpointService(db, catalog),
+        endpoints=endpoints,
         predictions=predictions,
         lineage=Lineage(db, predictions),
         inventory=InventoryService(db),
+        retirement=Retirement(db, catalog, endpoints),
     )

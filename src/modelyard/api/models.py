@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
@@ -207,3 +208,33 @@ def version_card(name: str, selector: str, request: Request, format: str = "mark
     text = model_card(services_of(request), str(ref_of(name, selector)), format)
     media = "text/html" if format == "html" else "text/markdown"
     return Response(text, media_type=f"{media}; charset=utf-8")
+
+
+class RetireIn(BaseModel):
+    comment: str = ""
+
+
+@router.post(
+    "/models/{name}/versions/{selector}/retire",
+    response_model=ModelVersion,
+    **guard(Permission.PROMOTE),
+)
+def retire_version(name: str, selector: str, body: RetireIn, request: Request) -> Response:
+    """Retire a version nothing serves and no alias names; its history is kept."""
+    principal = getattr(request.state, "principal", None)
+    retired = services_of(request).retirement.retire_version(
+        str(ref_of(name, selector)), actor=principal.user if principal else "", comment=body.comment
+    )
+    return respond(retired)
+
+
+@router.post(
+    "/models/{name}/retire", response_model=list[ModelVersion], **guard(Permission.PROMOTE)
+)
+def retire_model(name: str, body: RetireIn, request: Request) -> Response:
+    """Retire every version of a model (all or none) and refuse new versions of it."""
+    principal = getattr(request.state, "principal", None)
+    retired = services_of(request).retirement.retire_model(
+        name, actor=principal.user if principal else "", comment=body.comment
+    )
+    return respond(retired)

@@ -93,6 +93,10 @@ class Catalog:
         )
         return self._model_id(conn, name)
 
+    def model_id(self, conn: Connection, name: str) -> int:
+        """The id of model ``name`` on an open connection; ``NotFound`` if it does not exist."""
+        return self._model_id(conn, name)
+
     def _model_id(self, conn: Connection, name: str) -> int:
         row = conn.execute(select(t.models.c.id).where(t.models.c.name == name)).first()
         if row is None:
@@ -208,6 +212,11 @@ class Catalog:
             ):
                 raise NotFound(f"run '{run_id}' does not exist")
             model_id = self._ensure_model(conn, name)
+            retired = conn.execute(
+                select(t.models.c.retired_at).where(t.models.c.id == model_id)
+            ).scalar()
+            if retired is not None:
+                raise Conflict(f"model '{name}' is retired and takes no new versions")
             number = self._next_number(conn, model_id)
             stamp = now_ms()
             result = conn.execute(
@@ -398,6 +407,13 @@ class Catalog:
         check_alias(alias)
         with self.db.write() as conn:
             model_id, number = self.resolve(conn, ModelRef(name, version=version))
+            stage = conn.execute(
+                select(t.model_versions.c.stage).where(
+                    t.model_versions.c.model_id == model_id, t.model_versions.c.version == number
+                )
+            ).scalar()
+            if stage == Stage.RETIRED.value:
+                raise Conflict(f"{name}/{number} is retired: no alias may point at it")
             stmt = insert_for(self.db.dialect, t.aliases)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["model_id", "alias"],

@@ -277,3 +277,23 @@ def card(ctx: CliContext, ref: str, as_html: bool, output: Path | None) -> None:
         return
     output.write_text(text)
     console.print(f"wrote the model card of {ref} to {output}")
+
+
+@models.command("retire")
+@click.argument("target")
+@click.option("--model", "whole", is_flag=True, help="Retire every version of model TARGET.")
+@click.option("--comment", default="", help="Why: kept in the stage history.")
+@json_option
+@pass_context
+def retire(ctx: CliContext, target: str, whole: bool, comment: str, as_json: bool) -> None:
+    """Retire version TARGET (churn/3), or with --model every version of model TARGET."""
+    api = ctx.yard().models
+    found = (
+        api.retire_model(target, comment=comment)
+        if whole
+        else [api.retire(target, comment=comment)]
+    )
+    if as_json:
+        emit_json(found)
+        return
+    console.print(table("retired", VERSION_COLUMNS, version_rows(found)))

@@ -274,6 +274,28 @@ class LocalBackend:
     def stage_history(self, ref: str) -> list[dict[str, Any]]:
         return self._catalog.stage_history(ref)
 
+    def retire_version(self, ref: str, comment: str) -> ModelVersion:
+        before = self._catalog.get_version(ref)
+        retired = self.services.retirement.retire_version(
+            ref, actor=current_user(), comment=comment
+        )
+        self._audit(
+            "retire version",
+            f"models/{retired.ref}",
+            before={"stage": before.stage.value},
+            after={"stage": retired.stage.value, "comment": comment},
+        )
+        return retired
+
+    def retire_model(self, name: str, comment: str) -> list[ModelVersion]:
+        retired = self.services.retirement.retire_model(name, actor=current_user(), comment=comment)
+        self._audit(
+            "retire model",
+            f"models/{name}",
+            after={"versions": [v.version for v in retired], "comment": comment},
+        )
+        return retired
+
     def model_card(self, ref: str, form: str) -> str:
         return model_card(self.services, ref, form)
 

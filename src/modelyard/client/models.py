@@ -110,6 +110,21 @@ class ModelsAPI:
             name, stage=stage, run_id=run_id, tag=tag, sensitivity=sensitivity
         )
 
+    def retire(self, ref: str, *, comment: str = "") -> ModelVersion:
+        """Retire version ``ref`` (``churn/3``): nothing may serve it and no alias name it.
+
+        Its record, package and history stay; its stage never changes again."""
+        parsed = ModelRef.parse(ref)
+        if parsed.version is None and parsed.alias is None:
+            raise InvalidInput(
+                f"name one version to retire (e.g. {parsed.name}/3), or use retire_model"
+            )
+        return self._backend.retire_version(str(parsed), comment)
+
+    def retire_model(self, name: str, *, comment: str = "") -> builtins.list[ModelVersion]:
+        """Retire every version of ``name`` (all or none); the model takes no new versions."""
+        return self._backend.retire_model(name, comment)
+
     def card(self, ref: str, format: str = "markdown") -> str:
         """The model card of version ``ref`` as Markdown or (``format="html"``) HTML."""
         return self._backend.model_card(str(ModelRef.parse(ref)), format)

@@ -528,6 +528,15 @@ class RemoteBackend:
     def dataset_classes(self, name: str) -> list[str]:
         return list(self._json("GET", f"/datasets/{_path(name)}/classes")["classes"])
 
+    def retire_version(self, ref: str, comment: str) -> ModelVersion:
+        name, selector = _selector(ref)
+        url = f"/models/{_path(name)}/versions/{_path(selector)}/retire"
+        return parse(ModelVersion, self._json("POST", url, json={"comment": comment}))
+
+    def retire_model(self, name: str, comment: str) -> list[ModelVersion]:
+        answer = self._json("POST", f"/models/{_path(name)}/retire", json={"comment": comment})
+        return parse(list[ModelVersion], answer)
+
     def model_card(self, ref: str, form: str) -> str:
         name, selector = _selector(ref)
         url = f"/models/{_path(name)}/versions/{_path(selector)}/card"

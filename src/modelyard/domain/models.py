@@ -15,6 +15,7 @@ class Stage(enum.StrEnum):
     STAGING = "staging"
     PRODUCTION = "production"
     ARCHIVED = "archived"
+    RETIRED = "retired"  # terminal: reached only through retirement, never left
 
 
 LEGAL_TRANSITIONS: dict[Stage, frozenset[Stage]] = {
@@ -22,6 +23,7 @@ LEGAL_TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     Stage.STAGING: frozenset({Stage.PRODUCTION, Stage.CANDIDATE, Stage.ARCHIVED}),
     Stage.PRODUCTION: frozenset({Stage.STAGING, Stage.ARCHIVED}),
     Stage.ARCHIVED: frozenset({Stage.CANDIDATE}),
+    Stage.RETIRED: frozenset(),
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
@@ -40,6 +42,13 @@ def check_transition(model: str, version: int, current: Stage, target: Stage) ->
     """Raise ``Conflict`` unless ``current -> target`` is a legal lifecycle move."""
     if target in LEGAL_TRANSITIONS[current]:
         return
+    if current is Stage.RETIRED:
+        raise Conflict(f"model '{model}' version {version} is retired: its stage never changes")
+    if target is Stage.RETIRED:
+        raise Conflict(
+            f"retire model '{model}' version {version} with `modelyard models retire "
+            f"{model}/{version}`: retirement checks that nothing serves it"
+        )
     allowed = ", ".join(sorted(s.value for s in LEGAL_TRANSITIONS[current]))
     raise Conflict(
         f"model '{model}' version {version} cannot move from {current.value} to "

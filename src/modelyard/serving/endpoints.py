@@ -235,8 +235,8 @@ class EndpointService:
         signatures = {}
         for _, target in spec.targets():
             version = self.catalog.version_in(conn, ModelRef(target.model, target.version))
-            if version.stage is Stage.ARCHIVED:
-                raise Conflict(f"{target.ref} is archived and cannot receive traffic")
+            if version.stage in (Stage.ARCHIVED, Stage.RETIRED):
+                raise Conflict(f"{target.ref} is {version.stage.value} and cannot receive traffic")
             if not version.signature:
                 raise InvalidInput(
                     f"{target.ref} has no signature: register it with an input example "
@@ -315,16 +315,32 @@ class EndpointService:
         if names:
             query = query.where(e.name.in_(names))
         with self.db.read() as conn:
-            rows = conn.execute(query.order_by(e.name)).all()
-            specs = [(row.name, row.revision, Spec.from_dict(row.spec)) for row in rows]
-            wanted = {
-                (target.model, target.alias)
-                for _, _, spec in specs
-                for _, target in spec.targets()
-                if target.follow and target.alias
-            }
-            resolved = self._aliases(conn, wanted)
+            return self._live(conn, query)
+
+    def _live(self, conn: Connection, query: Any) -> builtins.list[tuple[str, int, Spec]]:
+        e = t.endpoints.c
+        rows = conn.execute(query.order_by(e.name)).all()
+        specs = [(row.name, row.revision, Spec.from_dict(row.spec)) for row in rows]
+        wanted = {
+            (target.model, target.alias)
+            for _, _, spec in specs
+            for _, target in spec.targets()
+            if target.follow and target.alias
+        }
+        resolved = self._aliases(conn, wanted)
         return [(name, number, spec.with_versions(resolved)) for name, number, spec in specs]
+
+    def serving(self, conn: Connection) -> dict[tuple[str, int], builtins.list[str]]:
+        """For each (model, version) any endpoint routes or shadows to now: the endpoints."""
+        e, r = t.endpoints.c, t.endpoint_revisions.c
+        query = select(e.name, e.revision, r.spec).join(
+            t.endpoint_revisions, (r.endpoint_id == e.id) & (r.revision == e.revision)
+        )
+        found: dict[tuple[str, int], builtins.list[str]] = {}
+        for name, _, spec in self._live(conn, query):
+            for _, target in spec.targets():
+                found.setdefault((target.model, target.version), []).append(name)
+        return found
 
     def _aliases(
         self, conn: Connection, wanted: set[tuple[str, str]]

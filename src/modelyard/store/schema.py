@@ -171,6 +171,7 @@ models = Table(
     Column("last_version", Integer, nullable=False, default=0),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("retired_at", BigInteger),  # a retired model takes no new versions
 )
 
 model_tags = Table(

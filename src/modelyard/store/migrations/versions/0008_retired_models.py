@@ -1,0 +1,26 @@
+"""retired models take no new versions
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-23 16:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("models", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("retired_at", sa.BigInteger(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("models", schema=None) as batch_op:
+        batch_op.drop_column("retired_at")
