@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard
+from modelyard.api.security import actor_of, guard
 from modelyard.api.uploads import RAW_BODY, spooled_body, with_request_body
 from modelyard.api.wire import DatasetIn, respond
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
@@ -80,9 +80,7 @@ class ClassesIn(BaseModel):
 def classify_dataset(name: str, body: ClassesIn, request: Request) -> Response:
     """Sensitivity classes (e.g. pii) of every content version of dataset ``name``;
     they propagate along lineage to versions and endpoints."""
-    principal = getattr(request.state, "principal", None)
-    actor = principal.user if principal else ""
-    classes = services_of(request).datasets.classify(name, body.classes, actor=actor)
+    classes = services_of(request).datasets.classify(name, body.classes, actor=actor_of(request))
     return respond({"name": name, "classes": classes})
 
 

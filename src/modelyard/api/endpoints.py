@@ -19,18 +19,13 @@ from fastapi import APIRouter, Query, Request, Response
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard
+from modelyard.api.security import actor_of, guard
 from modelyard.api.wire import EndpointIn, EndpointUpdate, LabelsIn, RollbackIn, respond
 from modelyard.domain.endpoints import Endpoint, batching_from, requests_from
-from modelyard.domain.identity import Permission, Principal
+from modelyard.domain.identity import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["endpoints"], responses=ERROR_RESPONSES)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-
-
-def _actor(request: Request) -> str:
-    principal: Principal | None = getattr(request.state, "principal", None)
-    return principal.user if principal else ""
 
 
 @router.post("/endpoints", status_code=201, response_model=Endpoint, **guard(Permission.DEPLOY))
@@ -41,7 +36,7 @@ def create_endpoint(body: EndpointIn, request: Request) -> Response:
         shadows=requests_from(body.shadows, shadow=True),
         batching=batching_from(body.batching),
         description=body.description,
-        actor=_actor(request),
+        actor=actor_of(request),
         comment=body.comment,
     )
     return respond(created, 201)
@@ -66,7 +61,7 @@ def update_endpoint(name: str, body: EndpointUpdate, request: Request) -> Respon
         shadows=requests_from(body.shadows, shadow=True),
         batching=body.batching,
         description=body.description,
-        actor=_actor(request),
+        actor=actor_of(request),
         comment=body.comment,
     )
     return respond(updated)
@@ -77,7 +72,7 @@ def rollback_endpoint(name: str, body: RollbackIn, request: Request) -> Response
     """A new revision with the routes of revision ``to`` (default: the previous one)."""
     endpoints = services_of(request).endpoints
     return respond(
-        endpoints.rollback(name, to=body.to, actor=_actor(request), comment=body.comment)
+        endpoints.rollback(name, to=body.to, actor=actor_of(request), comment=body.comment)
     )
 
 
@@ -131,7 +126,7 @@ def post_labels(name: str, body: LabelsIn, request: Request) -> Response:
     services = services_of(request)
     services.endpoints.get(name)
     result = services.predictions.record_labels(
-        name, [(item.id, item.label) for item in body.labels], actor=_actor(request)
+        name, [(item.id, item.label) for item in body.labels], actor=actor_of(request)
     )
     return respond(result)
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard
+from modelyard.api.security import actor_of, guard
 from modelyard.api.wire import AliasIn, ModelIn, ModelUpdate, StageIn, VersionIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
@@ -172,9 +172,7 @@ def get_inventory(name: str, request: Request) -> Response:
 def update_inventory(name: str, body: dict[str, Any], request: Request) -> Response:
     """Change the given model-risk fields (risk_tier, business_owner, validator,
     validation_status, last_validated, next_validation); the others are kept."""
-    principal = getattr(request.state, "principal", None)
-    actor = principal.user if principal else ""
-    return respond(services_of(request).inventory.update(name, actor=actor, **body))
+    return respond(services_of(request).inventory.update(name, actor=actor_of(request), **body))
 
 
 @router.get("/inventory", response_model=list[Inventory], **guard(Permission.READ))
@@ -221,9 +219,8 @@ class RetireIn(BaseModel):
 )
 def retire_version(name: str, selector: str, body: RetireIn, request: Request) -> Response:
     """Retire a version nothing serves and no alias names; its history is kept."""
-    principal = getattr(request.state, "principal", None)
     retired = services_of(request).retirement.retire_version(
-        str(ref_of(name, selector)), actor=principal.user if principal else "", comment=body.comment
+        str(ref_of(name, selector)), actor=actor_of(request), comment=body.comment
     )
     return respond(retired)
 
@@ -233,8 +230,7 @@ def retire_version(name: str, selector: str, body: RetireIn, request: Request) -
 )
 def retire_model(name: str, body: RetireIn, request: Request) -> Response:
     """Retire every version of a model (all or none) and refuse new versions of it."""
-    principal = getattr(request.state, "principal", None)
     retired = services_of(request).retirement.retire_model(
-        name, actor=principal.user if principal else "", comment=body.comment
+        name, actor=actor_of(request), comment=body.comment
     )
     return respond(retired)

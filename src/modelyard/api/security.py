@@ -42,6 +42,12 @@ def _checker(permission: Permission) -> Any:
     return check
 
 
+def actor_of(request: Request) -> str:
+    """The user a guarded request acts as (recorded on what it changes)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal.user if principal else ""
+
+
 def guard(permission: Permission) -> dict[str, Any]:
     """Keyword arguments for a route decorator that require ``permission``."""
     return {
