@@ -576,3 +576,18 @@ def test_predictions_without_limit_returns_every_row(
     )
     journal.close()
     assert len(yard.endpoints.predictions(unique, limit=None)) == 10_010
+
+
+def test_retention_policy_is_checked_and_applied(yard: Yard, unique: str, model: str) -> None:
+    yard.endpoints.create(unique, routes=[f"{model}/1=100"])
+    with pytest.raises(InvalidInput, match="keeps its predictions forever: set a retention"):
+        yard.endpoints.prune(unique)
+    for bad in (0, 40_000):
+        with pytest.raises(InvalidInput, match="retention must be 1 to 36500 days"):
+            yard.endpoints.set_retention(unique, bad)
+    assert yard.endpoints.set_retention(unique, 30).retention_days == 30
+    assert yard.endpoints.get(unique).retention_days == 30
+    assert yard.endpoints.prune(unique) == 0
+    assert yard.endpoints.set_retention(unique, None).retention_days is None
+    with pytest.raises(NotFound, match="endpoint 'nowhere' does not exist"):
+        yard.endpoints.set_retention("nowhere", 3)

@@ -175,3 +175,16 @@ def test_compare_puts_primary_and_shadow_side_by_side(log: PredictionLog) -> Non
 def test_endpoint_names_cannot_escape_the_log_folder(log: PredictionLog) -> None:
     with pytest.raises(InvalidInput, match="invalid endpoint name"):
         log.query("../secrets")
+
+
+def test_prune_deletes_only_what_is_older_than_the_cutoff(log: PredictionLog) -> None:
+    import time
+
+    now = int(time.time() * 1000)
+    write(log, "ep", line("old-1", ts=1000) + line("old-2", ts=2000))  # a segment of old rows
+    write(log, "ep", line("old-3", ts=3000) + line("new-1", ts=now))  # a mixed one
+    log.record_labels("ep", [("new-1", 1), ("old-1", 0)])
+    assert log.prune("ep", now - 1000) == 3
+    assert log.query("ep").column("id").to_pylist() == ["new-1"]
+    assert log.prune("ep", now - 1000) == 0  # nothing left to delete
+    assert [r["label"] for r in log.query("ep").to_pylist()] == ["1"]  # recent labels stay

@@ -16,6 +16,7 @@ import io
 
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
@@ -23,6 +24,7 @@ from modelyard.api.security import actor_of, guard
 from modelyard.api.wire import EndpointIn, EndpointUpdate, LabelsIn, RollbackIn, respond
 from modelyard.domain.endpoints import Endpoint, batching_from, requests_from
 from modelyard.domain.identity import Permission
+from modelyard.serving.retention import prune_endpoint
 
 router = APIRouter(prefix="/api/v1", tags=["endpoints"], responses=ERROR_RESPONSES)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -147,3 +149,21 @@ def endpoint_compare(
     services = services_of(request)
     services.endpoints.get(name)
     return respond(services.predictions.compare(name, since=since, until=until))
+
+
+class RetentionIn(BaseModel):
+    days: int | None = None
+
+
+@router.put("/endpoints/{name}/retention", response_model=Endpoint, **guard(Permission.ADMIN))
+def set_retention(name: str, body: RetentionIn, request: Request) -> Response:
+    """Keep the endpoint's prediction log ``days`` days (null: forever)."""
+    return respond(services_of(request).endpoints.set_retention(name, body.days))
+
+
+@router.post("/endpoints/{name}/prune", **guard(Permission.ADMIN))
+def prune_predictions(name: str, request: Request) -> Response:
+    """Apply the retention policy now: delete older predictions and labels (audited)."""
+    client = request.client.host if request.client else ""
+    deleted = prune_endpoint(services_of(request), name, actor=actor_of(request), client=client)
+    return respond({"deleted": deleted})

@@ -385,3 +385,26 @@ def serve(
         refresh=refresh,
         max_body=max_body,
     )
+
+
+@endpoint.command("retention")
+@click.argument("name")
+@click.option("--days", type=int, default=None, help="Keep predictions and labels this long.")
+@click.option("--forever", is_flag=True, help="Keep everything (no retention).")
+@pass_context
+def retention(ctx: CliContext, name: str, days: int | None, forever: bool) -> None:
+    """Set how long NAME's prediction log is kept; serving processes prune hourly."""
+    if (days is None) == (not forever):
+        raise InvalidInput("give --days N or --forever")
+    found = ctx.yard().endpoints.set_retention(name, None if forever else days)
+    kept = f"{found.retention_days} days" if found.retention_days else "forever"
+    console.print(f"endpoint {name} keeps its predictions {kept}")
+
+
+@endpoint.command("prune")
+@click.argument("name")
+@pass_context
+def prune(ctx: CliContext, name: str) -> None:
+    """Apply NAME's retention policy now: delete older predictions and labels."""
+    deleted = ctx.yard().endpoints.prune(name)
+    console.print(f"endpoint {name}: deleted {deleted} predictions past retention")

@@ -94,6 +94,15 @@ class EndpointsAPI:
         """A new revision with the routes of revision ``to`` (default: the previous one)."""
         return self._backend.rollback_endpoint(name, to=to, comment=comment)
 
+    def set_retention(self, name: str, days: int | None) -> Endpoint:
+        """Keep ``name``'s predictions and labels ``days`` days (None: forever); serving
+        processes delete older ones hourly."""
+        return self._backend.set_retention(name, days)
+
+    def prune(self, name: str) -> int:
+        """Apply the retention policy now; the number of predictions deleted."""
+        return self._backend.prune_predictions(name)
+
     def get(self, name: str) -> Endpoint:
         return self._backend.get_endpoint(name)
 

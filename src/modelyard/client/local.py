@@ -20,6 +20,7 @@ from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint
 from modelyard.governance.cards import model_card
 from modelyard.governance.lineage import LineageGraph
 from modelyard.serving.predictlog import LabelResult
+from modelyard.serving.retention import prune_endpoint
 from modelyard.tracking.environment import current_user
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
@@ -415,6 +416,20 @@ class LocalBackend:
 
     def endpoint_revisions(self, name: str) -> list[Revision]:
         return self.services.endpoints.revisions(name)
+
+    def set_retention(self, name: str, days: int | None) -> Endpoint:
+        before = self.services.endpoints.get(name).retention_days
+        after = self.services.endpoints.set_retention(name, days)
+        self._audit(
+            "set retention",
+            f"endpoints/{name}",
+            before={"retention_days": before},
+            after={"retention_days": days},
+        )
+        return after
+
+    def prune_predictions(self, name: str) -> int:
+        return prune_endpoint(self.services, name, actor=current_user(), client="embedded")
 
     def predictions(self, name: str, **filters: Any) -> pa.Table:
         self.services.endpoints.get(name)

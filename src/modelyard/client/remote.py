@@ -486,6 +486,13 @@ class RemoteBackend:
         answer = self._json("GET", f"/endpoints/{_path(name)}/revisions")
         return [revision_from_dict(r) for r in answer]
 
+    def set_retention(self, name: str, days: int | None) -> Endpoint:
+        answer = self._json("PUT", f"/endpoints/{_path(name)}/retention", json={"days": days})
+        return endpoint_from_dict(answer)
+
+    def prune_predictions(self, name: str) -> int:
+        return int(self._json("POST", f"/endpoints/{_path(name)}/prune")["deleted"])
+
     def predictions(self, name: str, **filters: Any) -> pa.Table:
         params: list[tuple[str, Any]] = []
         if "limit" in filters and filters["limit"] is None:

@@ -245,6 +245,7 @@ class Endpoint:
     created_by: str
     created_at: int
     updated_at: int
+    retention_days: int | None = None  # None: the prediction log is kept forever
 
 
 def endpoint_from_dict(data: dict[str, Any]) -> Endpoint:
@@ -256,6 +257,7 @@ def endpoint_from_dict(data: dict[str, Any]) -> Endpoint:
         created_by=data["created_by"],
         created_at=int(data["created_at"]),
         updated_at=int(data["updated_at"]),
+        retention_days=data.get("retention_days"),
     )
 
 

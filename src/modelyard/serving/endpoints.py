@@ -297,6 +297,29 @@ class EndpointService:
             for rev in rows
         ]
 
+    def set_retention(self, name: str, days: int | None) -> Endpoint:
+        """Keep ``name``'s prediction log for ``days`` (None: forever); serving processes
+        delete older predictions and labels on schedule."""
+        if days is not None and (isinstance(days, bool) or not 1 <= days <= 36_500):
+            raise InvalidInput(f"retention must be 1 to 36500 days (or none), got {days!r}")
+        with self.db.write() as conn:
+            row = self._row(conn, name)
+            conn.execute(
+                update(t.endpoints)
+                .where(t.endpoints.c.id == row.id)
+                .values(retention_days=days, updated_at=now_ms())
+            )
+        return self.get(name)
+
+    def retention(self) -> dict[str, int]:
+        """Days to keep, for every endpoint that has a retention policy."""
+        e = t.endpoints.c
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(e.name, e.retention_days).where(e.retention_days.is_not(None))
+            ).all()
+        return {row.name: int(row.retention_days) for row in rows}
+
     def revision_at(self, name: str, at: int) -> Revision | None:
         """The revision that was current at epoch ms ``at`` (None before the endpoint existed)."""
         earlier = [r for r in self.revisions(name) if r.created_at <= at]
@@ -364,6 +387,7 @@ class EndpointService:
             created_by=row.created_by,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            retention_days=row.retention_days,
         )
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
@@ -343,6 +344,44 @@ class PredictionLog:
         except Exception:  # a segment sealed or removed meanwhile: read a consistent copy
             con.execute("DROP VIEW IF EXISTS predictions")
             con.register("predictions", self.table(endpoint, since=since, until=until))
+
+    def prune(self, endpoint: str, before: int) -> int:
+        """Delete predictions logged before epoch ms ``before`` and labels posted before it;
+        the number of predictions deleted. Sealed segments are dropped or rewritten
+        (temp file + rename); open journals are younger than a seal interval."""
+        directory = self._dir(endpoint)
+        if not directory.is_dir():
+            return 0
+        deleted = 0
+        for path in sorted(directory.glob("segment-*.parquet")):
+            try:
+                table = pq.read_table(path, schema=SCHEMA)
+            except FileNotFoundError:
+                continue
+            keep = pc.greater_equal(table.column("ts"), before)
+            kept = table.filter(keep)
+            if kept.num_rows == table.num_rows:
+                continue
+            deleted += table.num_rows - kept.num_rows
+            if kept.num_rows == 0:
+                path.unlink(missing_ok=True)
+            else:
+                temporary = path.with_name(f".{path.name}.tmp")
+                pq.write_table(kept, temporary, compression="zstd")
+                os.replace(temporary, path)
+        labels = directory / "labels"
+        for path in sorted(labels.glob("labels-*.parquet")) if labels.is_dir() else []:
+            table = pq.read_table(path, schema=LABEL_SCHEMA)
+            kept = table.filter(pc.greater_equal(table.column("labelled_at"), before))
+            if kept.num_rows == table.num_rows:
+                continue
+            if kept.num_rows == 0:
+                path.unlink(missing_ok=True)
+            else:
+                temporary = path.with_name(f".{path.name}.tmp")
+                pq.write_table(kept, temporary, compression="zstd")
+                os.replace(temporary, path)
+        return deleted
 
     def labels(self, endpoint: str) -> pa.Table:
         """Every label ever posted for ``endpoint``, oldest first."""

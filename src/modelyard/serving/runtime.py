@@ -50,6 +50,7 @@ from modelyard.serving.batching import Batcher
 from modelyard.serving.endpoints import check_compatible
 from modelyard.serving.metrics import ServingMetrics
 from modelyard.serving.predictlog import Journal, PredictionLog, canonical
+from modelyard.serving.retention import PRUNE_EVERY, prune_endpoint
 from modelyard.serving.sqllog import SqlJournal
 
 log = logging.getLogger("modelyard.serving")
@@ -235,15 +236,34 @@ class Runtime:
         )
 
     def _watch(self) -> None:
+        next_prune = time.monotonic() + self.refresh
         while not self._stop.is_set():
             try:
                 self.sync()
             except Exception:
                 log.exception("could not refresh endpoints")
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY
+                self._prune()
             for journal in list(self._journals.values()):
                 if journal.due():
                     journal.rotate()
             self._stop.wait(self.refresh)
+
+    def _prune(self) -> None:
+        """Apply the retention policy of every hosted endpoint that has one."""
+        try:
+            policies = self.endpoints_service.retention()
+        except Exception:
+            log.exception("could not read retention policies")
+            return
+        for name in sorted(set(policies) & self._expected):
+            try:
+                deleted = prune_endpoint(self.services, name, actor="modelyard serve")
+                if deleted:
+                    log.info("endpoint %s: pruned %d predictions past retention", name, deleted)
+            except Exception:
+                log.exception("endpoint %s: could not apply retention", name)
 
     def sync(self) -> None:
         """Bring every hosted endpoint to what the control plane says now."""

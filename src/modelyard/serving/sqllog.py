@@ -119,6 +119,22 @@ class SqlPredictionLog(PredictionLog):
     ) -> None:
         con.register("predictions", self.table(endpoint, since=since, until=until))
 
+    def prune(self, endpoint: str, before: int) -> int:
+        name = check_endpoint_name(endpoint)
+        with self.db.write() as conn:
+            done = conn.execute(
+                t.predictions.delete().where(
+                    t.predictions.c.endpoint == name, t.predictions.c.ts < before
+                )
+            )
+            conn.execute(
+                t.prediction_labels.delete().where(
+                    t.prediction_labels.c.endpoint == name,
+                    t.prediction_labels.c.labelled_at < before,
+                )
+            )
+        return int(done.rowcount or 0)
+
     def labels(self, endpoint: str) -> pa.Table:
         label = t.prediction_labels.c
         query = (

@@ -305,6 +305,7 @@ endpoints = Table(
     Column("name", String(128), nullable=False, unique=True),
     Column("description", Text, nullable=False, default=""),
     Column("revision", Integer, nullable=False),
+    Column("retention_days", Integer),  # NULL: keep the prediction log forever
     Column("created_by", String(250), nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),

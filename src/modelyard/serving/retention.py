@@ -1,0 +1,47 @@
+"""Prediction-log retention: delete what an endpoint's policy no longer keeps.
+
+Serving processes apply every hosted endpoint's policy on a schedule
+(``PRUNE_EVERY``); ``modelyard endpoint prune NAME`` applies it now. Each prune
+that deletes anything is an audit event recording how many predictions went and
+the cutoff, never the data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelyard.clock import now_ms
+from modelyard.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from modelyard.bootstrap import Services
+
+PRUNE_EVERY = 3600.0
+DAY_MS = 86_400_000
+
+
+def prune_endpoint(services: Services, name: str, *, actor: str, client: str = "") -> int:
+    """Apply ``name``'s retention policy now; the number of predictions deleted."""
+    endpoint = services.endpoints.get(name)
+    if endpoint.retention_days is None:
+        raise InvalidInput(
+            f"endpoint '{name}' keeps its predictions forever: set a retention first "
+            f"(modelyard endpoint retention {name} --days N)"
+        )
+    cutoff = now_ms() - endpoint.retention_days * DAY_MS
+    deleted = services.predictions.prune(name, cutoff)
+    if deleted:
+        services.audit.record(
+            actor=actor,
+            action="prune predictions",
+            resource=f"endpoints/{name}/predictions",
+            outcome="ok",
+            status=200,
+            client=client,
+            summary={
+                "deleted": deleted,
+                "before": cutoff,
+                "retention_days": endpoint.retention_days,
+            },
+        )
+    return deleted

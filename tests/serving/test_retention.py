@@ -1,0 +1,57 @@
+"""Retention: the serving process prunes on schedule; every prune is audited, not the data."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+
+from modelyard.serving.predictlog import record_line
+from modelyard.serving.runtime import Runtime
+from tests.conftest import embedded_yard
+from tests.serving.models import cancer, classifier
+
+
+def old_rows(count: int, ts: int) -> bytes:
+    return b"".join(
+        record_line(
+            id=f"old-{i}",
+            endpoint="kept",
+            revision=1,
+            model="kept",
+            version=1,
+            role="primary",
+            ts=ts,
+            latency_ms=1.0,
+            input=orjson.dumps({"subject": f"s{i}"}),
+            output=b"1",
+            scores=None,
+        )
+        for i in range(count)
+    )
+
+
+def test_the_serving_process_applies_retention_and_the_prune_is_audited(home: Path) -> None:
+    yard = embedded_yard(home)
+    services = yard.backend.services  # type: ignore[attr-defined]
+    yard.models.register(classifier(), name="kept", input_example=cancer()[0].head())
+    yard.endpoints.create("kept", routes=["kept/1=100"])
+    journal = services.predictions.journal("kept")
+    three_days_ago = int(time.time() * 1000) - 3 * 86_400_000
+    journal.append(old_rows(5, three_days_ago))
+    journal.close()  # sealed into a segment
+    yard.endpoints.set_retention("kept", 2)
+
+    runtime = Runtime(services, ["kept"])
+    runtime.sync()
+    runtime._prune()  # what the watcher does every PRUNE_EVERY seconds
+    runtime.stop()
+    assert services.predictions.query("kept").num_rows == 0
+    events = [e for e in services.audit.events() if e.action == "prune predictions"]
+    assert len(events) == 1 and events[0].actor == "modelyard serve"
+    assert events[0].summary["deleted"] == 5 and events[0].summary["retention_days"] == 2
+    assert "s0" not in str(events[0].summary) and "old-0" not in str(events[0].summary)
+    settings = [e for e in services.audit.events() if e.action == "set retention"]
+    assert settings[0].summary["after"] == {"retention_days": 2}
+    yard.close()
