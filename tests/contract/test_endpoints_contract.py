@@ -591,3 +591,14 @@ def test_retention_policy_is_checked_and_applied(yard: Yard, unique: str, model:
     assert yard.endpoints.set_retention(unique, None).retention_days is None
     with pytest.raises(NotFound, match="endpoint 'nowhere' does not exist"):
         yard.endpoints.set_retention("nowhere", 3)
+
+
+def test_subject_column_and_erasure_are_checked(yard: Yard, unique: str, model: str) -> None:
+    yard.endpoints.create(unique, routes=[f"{model}/1=100"])
+    with pytest.raises(InvalidInput, match="has no subject column"):
+        yard.endpoints.erase(unique, "c1")
+    with pytest.raises(InvalidInput, match="invalid subject column 'a\\\"b'"):
+        yard.endpoints.set_subject_column(unique, 'a"b')
+    assert yard.endpoints.set_subject_column(unique, "customer_id").subject_column == "customer_id"
+    assert yard.endpoints.erase(unique, "c1") == 0
+    assert yard.endpoints.set_subject_column(unique, None).subject_column is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,3 +189,53 @@ def test_prune_deletes_only_what_is_older_than_the_cutoff(log: PredictionLog) ->
     assert log.query("ep").column("id").to_pylist() == ["new-1"]
     assert log.prune("ep", now - 1000) == 0  # nothing left to delete
     assert [r["label"] for r in log.query("ep").to_pylist()] == ["1"]  # recent labels stay
+
+
+def subject_line(prediction_id: str, customer: object, ts: int = 1000) -> bytes:
+    return record_line(
+        id=prediction_id,
+        endpoint="ep",
+        revision=1,
+        model="m",
+        version=1,
+        role="primary",
+        ts=ts,
+        latency_ms=1.0,
+        input=orjson.dumps({"customer": customer, "x": 1.0}),
+        output=b"1",
+        scores=None,
+    )
+
+
+def test_erasure_removes_every_row_and_label_of_one_subject(log: PredictionLog) -> None:
+    write(log, "ep", subject_line("a", "c1") + subject_line("b", "c2") + subject_line("c", 7))
+    write(log, "ep", subject_line("d", "c1") + subject_line("e", "c3"))
+    log.record_labels("ep", [("a", 1), ("b", 0), ("d", 1)])
+    assert log.erase("ep", "customer", "c1") == 2
+    remaining = log.query("ep").to_pylist()
+    assert sorted(r["id"] for r in remaining) == ["b", "c", "e"]
+    assert {r["id"]: r["label"] for r in remaining}["b"] == "0"
+    assert log.labels("ep").column("id").to_pylist() == ["b"]
+    assert log.erase("ep", "customer", "7") == 1  # numbers match their text
+    assert log.erase("ep", "customer", "nobody") == 0
+
+
+def test_an_open_journal_forgets_an_erased_subject_when_read_and_sealed(
+    files: PredictionLog,
+) -> None:
+    journal = files.journal("ep")
+    journal.append(subject_line("a", "c1") + subject_line("b", "c2"))
+    assert files.erase("ep", "customer", "c1") == 1
+    assert files.query("ep").column("id").to_pylist() == ["b"]
+    journal.append(subject_line("old", "c1", ts=2000))  # logged before the erasure
+    later = int(time.time() * 1000) + 60_000
+    journal.append(subject_line("new", "c1", ts=later))  # a later prediction is kept
+    journal.close()  # sealed
+    assert files.query("ep").column("id").to_pylist() == ["b", "new"]
+    import pyarrow.parquet as pq
+
+    sealed = [pq.read_table(p) for p in (files.root / "ep").glob("segment-*.parquet")]
+    stored = [
+        row for t in sealed for row in zip(t["id"].to_pylist(), t["input"].to_pylist(), strict=True)
+    ]
+    assert [i for i, x in stored if "c1" in x] == ["new"]  # nothing erased reached the disk

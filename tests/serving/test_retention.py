@@ -55,3 +55,28 @@ def test_the_serving_process_applies_retention_and_the_prune_is_audited(home: Pa
     settings = [e for e in services.audit.events() if e.action == "set retention"]
     assert settings[0].summary["after"] == {"retention_days": 2}
     yard.close()
+
+
+def test_erasing_a_subject_is_audited_by_digest_never_by_value(home: Path) -> None:
+    from modelyard.errors import InvalidInput
+
+    yard = embedded_yard(home)
+    services = yard.backend.services  # type: ignore[attr-defined]
+    yard.models.register(classifier(), name="kept", input_example=cancer()[0].head())
+    yard.endpoints.create("kept", routes=["kept/1=100"])
+    journal = services.predictions.journal("kept")
+    journal.append(old_rows(4, int(time.time() * 1000) - 1000))  # subjects s0..s3
+    journal.close()
+    try:
+        yard.endpoints.erase("kept", "s1")
+        raise AssertionError("erasure without a subject column must be refused")
+    except InvalidInput as refused:
+        assert "has no subject column" in str(refused)
+    yard.endpoints.set_subject_column("kept", "subject")
+    assert yard.endpoints.erase("kept", "s1") == 1
+    left = services.predictions.query("kept").column("id").to_pylist()
+    assert sorted(left) == ["old-0", "old-2", "old-3"]
+    event = next(e for e in services.audit.events() if e.action == "erase subject")
+    assert event.summary["deleted"] == 1 and event.summary["column"] == "subject"
+    assert "s1" not in str(event.summary) and len(event.summary["subject_sha256"]) == 64
+    yard.close()

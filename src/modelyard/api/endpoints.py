@@ -13,6 +13,7 @@ reading predictions is a read of prediction data and is audited like a write::
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request, Response
@@ -24,7 +25,7 @@ from modelyard.api.security import actor_of, guard
 from modelyard.api.wire import EndpointIn, EndpointUpdate, LabelsIn, RollbackIn, respond
 from modelyard.domain.endpoints import Endpoint, batching_from, requests_from
 from modelyard.domain.identity import Permission
-from modelyard.serving.retention import prune_endpoint
+from modelyard.serving.retention import erase_subject, prune_endpoint
 
 router = APIRouter(prefix="/api/v1", tags=["endpoints"], responses=ERROR_RESPONSES)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -166,4 +167,28 @@ def prune_predictions(name: str, request: Request) -> Response:
     """Apply the retention policy now: delete older predictions and labels (audited)."""
     client = request.client.host if request.client else ""
     deleted = prune_endpoint(services_of(request), name, actor=actor_of(request), client=client)
+    return respond({"deleted": deleted})
+
+
+class SubjectColumnIn(BaseModel):
+    column: str | None = None
+
+
+class EraseIn(BaseModel):
+    subject: Any
+
+
+@router.put("/endpoints/{name}/subject", response_model=Endpoint, **guard(Permission.ADMIN))
+def set_subject_column(name: str, body: SubjectColumnIn, request: Request) -> Response:
+    """The input field that identifies a data subject, for erasure requests."""
+    return respond(services_of(request).endpoints.set_subject_column(name, body.column))
+
+
+@router.post("/endpoints/{name}/erase", **guard(Permission.ADMIN))
+def erase(name: str, body: EraseIn, request: Request) -> Response:
+    """Delete every prediction and label of one subject (audited by digest, not value)."""
+    client = request.client.host if request.client else ""
+    deleted = erase_subject(
+        services_of(request), name, body.subject, actor=actor_of(request), client=client
+    )
     return respond({"deleted": deleted})

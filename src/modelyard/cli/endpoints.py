@@ -408,3 +408,26 @@ def prune(ctx: CliContext, name: str) -> None:
     """Apply NAME's retention policy now: delete older predictions and labels."""
     deleted = ctx.yard().endpoints.prune(name)
     console.print(f"endpoint {name}: deleted {deleted} predictions past retention")
+
+
+@endpoint.command("subject")
+@click.argument("name")
+@click.argument("column", required=False)
+@click.option("--none", "clear", is_flag=True, help="No subject column.")
+@pass_context
+def subject(ctx: CliContext, name: str, column: str | None, clear: bool) -> None:
+    """Set the input field COLUMN that identifies a data subject of NAME."""
+    if (column is None) == (not clear):
+        raise InvalidInput("give a COLUMN or --none")
+    found = ctx.yard().endpoints.set_subject_column(name, None if clear else column)
+    console.print(f"endpoint {name}: subject column {found.subject_column or 'none'}")
+
+
+@endpoint.command("erase")
+@click.argument("name")
+@click.argument("subject_id")
+@pass_context
+def erase(ctx: CliContext, name: str, subject_id: str) -> None:
+    """Delete every prediction and label of SUBJECT_ID on endpoint NAME (audited)."""
+    deleted = ctx.yard().endpoints.erase(name, subject_id)
+    console.print(f"endpoint {name}: erased {deleted} predictions of the subject")

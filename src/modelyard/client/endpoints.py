@@ -103,6 +103,14 @@ class EndpointsAPI:
         """Apply the retention policy now; the number of predictions deleted."""
         return self._backend.prune_predictions(name)
 
+    def set_subject_column(self, name: str, column: str | None) -> Endpoint:
+        """The input field that identifies a data subject (e.g. ``customer_id``)."""
+        return self._backend.set_subject_column(name, column)
+
+    def erase(self, name: str, subject: Any) -> int:
+        """Delete every prediction and label of ``subject``; the number of predictions."""
+        return self._backend.erase_subject(name, subject)
+
     def get(self, name: str) -> Endpoint:
         return self._backend.get_endpoint(name)
 

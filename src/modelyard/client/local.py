@@ -20,7 +20,7 @@ from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint
 from modelyard.governance.cards import model_card
 from modelyard.governance.lineage import LineageGraph
 from modelyard.serving.predictlog import LabelResult
-from modelyard.serving.retention import prune_endpoint
+from modelyard.serving.retention import erase_subject, prune_endpoint
 from modelyard.tracking.environment import current_user
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
@@ -430,6 +430,20 @@ class LocalBackend:
 
     def prune_predictions(self, name: str) -> int:
         return prune_endpoint(self.services, name, actor=current_user(), client="embedded")
+
+    def set_subject_column(self, name: str, column: str | None) -> Endpoint:
+        before = self.services.endpoints.get(name).subject_column
+        after = self.services.endpoints.set_subject_column(name, column)
+        self._audit(
+            "set subject column",
+            f"endpoints/{name}",
+            before={"subject_column": before},
+            after={"subject_column": column},
+        )
+        return after
+
+    def erase_subject(self, name: str, subject: Any) -> int:
+        return erase_subject(self.services, name, subject, actor=current_user(), client="embedded")
 
     def predictions(self, name: str, **filters: Any) -> pa.Table:
         self.services.endpoints.get(name)

@@ -493,6 +493,14 @@ class RemoteBackend:
     def prune_predictions(self, name: str) -> int:
         return int(self._json("POST", f"/endpoints/{_path(name)}/prune")["deleted"])
 
+    def set_subject_column(self, name: str, column: str | None) -> Endpoint:
+        answer = self._json("PUT", f"/endpoints/{_path(name)}/subject", json={"column": column})
+        return endpoint_from_dict(answer)
+
+    def erase_subject(self, name: str, subject: Any) -> int:
+        body = {"subject": orjson.loads(canonical(subject))}
+        return int(self._json("POST", f"/endpoints/{_path(name)}/erase", json=body)["deleted"])
+
     def predictions(self, name: str, **filters: Any) -> pa.Table:
         params: list[tuple[str, Any]] = []
         if "limit" in filters and filters["limit"] is None:

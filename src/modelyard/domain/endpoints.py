@@ -246,6 +246,7 @@ class Endpoint:
     created_at: int
     updated_at: int
     retention_days: int | None = None  # None: the prediction log is kept forever
+    subject_column: str | None = None  # the input field erasure requests match
 
 
 def endpoint_from_dict(data: dict[str, Any]) -> Endpoint:
@@ -258,6 +259,7 @@ def endpoint_from_dict(data: dict[str, Any]) -> Endpoint:
         created_at=int(data["created_at"]),
         updated_at=int(data["updated_at"]),
         retention_days=data.get("retention_days"),
+        subject_column=data.get("subject_column"),
     )
 
 
@@ -321,3 +323,15 @@ def batching_from(data: dict[str, Any] | None, base: Batching | None = None) -> 
         )
     except (TypeError, ValueError):
         raise InvalidInput("batching settings must be numbers") from None
+
+
+_SUBJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .\-]{0,127}$")
+
+
+def check_subject_column(column: str) -> str:
+    if not isinstance(column, str) or not _SUBJECT.match(column):
+        raise InvalidInput(
+            f"invalid subject column {column!r}: an input field name of letters, digits, "
+            "spaces, '_', '.' or '-' (at most 128)"
+        )
+    return column

@@ -26,6 +26,7 @@ from modelyard.domain.endpoints import (
     TargetRequest,
     batching_from,
     check_endpoint_name,
+    check_subject_column,
     check_weights,
     diff_specs,
 )
@@ -311,6 +312,19 @@ class EndpointService:
             )
         return self.get(name)
 
+    def set_subject_column(self, name: str, column: str | None) -> Endpoint:
+        """The input field that identifies a data subject (for erasure requests)."""
+        if column is not None:
+            check_subject_column(column)
+        with self.db.write() as conn:
+            row = self._row(conn, name)
+            conn.execute(
+                update(t.endpoints)
+                .where(t.endpoints.c.id == row.id)
+                .values(subject_column=column, updated_at=now_ms())
+            )
+        return self.get(name)
+
     def retention(self) -> dict[str, int]:
         """Days to keep, for every endpoint that has a retention policy."""
         e = t.endpoints.c
@@ -388,6 +402,7 @@ class EndpointService:
             created_at=row.created_at,
             updated_at=row.updated_at,
             retention_days=row.retention_days,
+            subject_column=row.subject_column,
         )
 
 

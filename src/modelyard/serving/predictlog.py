@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import io
 import os
 import re
@@ -204,10 +205,11 @@ def read_journal(path: Path) -> pa.Table:
     end = data.rfind(b"\n")
     if end < 0:
         return SCHEMA.empty_table()
-    return pa_json.read_json(
+    table = pa_json.read_json(
         io.BytesIO(data[: end + 1]),
         parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA),
     ).select(SCHEMA.names)
+    return without_erased(table, erasures(path.parent))
 
 
 def record_line(
@@ -245,6 +247,68 @@ def record_line(
         )
         + b"\n"
     )
+
+
+# -- erasure ---------------------------------------------------------------
+
+
+def subject_digest(value: Any) -> str:
+    """How an erased subject is remembered: a SHA-256 of its text, never the value."""
+    text = value if isinstance(value, str) else canonical(value)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def erasures(directory: Path) -> list[tuple[str, str, int]]:
+    """(column, digest, time) of every erasure recorded for the endpoint folder
+    ``directory``; an erasure covers predictions logged up to its time."""
+    folder = directory / "erasures"
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            record = orjson.loads(path.read_bytes())
+            found.append((str(record["column"]), str(record["digest"]), int(record["at"])))
+    return found
+
+
+def _erased_ids(path: Path, tombstone: list[tuple[str, str, int]]) -> set[str]:
+    """Ids in an open journal that ``tombstone`` matches (they are dropped when read)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return set()
+    end = data.rfind(b"\n")
+    if end < 0:
+        return set()
+    table = pa_json.read_json(
+        io.BytesIO(data[: end + 1]),
+        parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA),
+    ).select(SCHEMA.names)
+    kept = set(without_erased(table, tombstone).column("id").to_pylist())
+    return {i for i in table.column("id").to_pylist() if i not in kept}
+
+
+def _json_path(column: str) -> str:
+    return '$."' + column.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def without_erased(table: pa.Table, tombstones: list[tuple[str, str, int]]) -> pa.Table:
+    """``table`` without the rows an erasure covers (its subject, logged up to its time)."""
+    if not tombstones or table.num_rows == 0:
+        return table
+    con = _duckdb()
+    con.register("rows_in", table)
+    conditions, params = [], []
+    for column, digest, at in tombstones:
+        conditions.append(
+            "NOT (ts <= ? AND sha256(coalesce(json_extract_string(input, ?), '')) = ?)"
+        )
+        params += [at, _json_path(column), digest]
+    kept: pa.Table = con.sql(
+        f"SELECT * FROM rows_in WHERE {' AND '.join(conditions)}", params=params
+    ).to_arrow_table()
+    return kept.select(SCHEMA.names).cast(SCHEMA)
 
 
 # -- reading ---------------------------------------------------------------
@@ -363,25 +427,69 @@ class PredictionLog:
             if kept.num_rows == table.num_rows:
                 continue
             deleted += table.num_rows - kept.num_rows
-            if kept.num_rows == 0:
-                path.unlink(missing_ok=True)
-            else:
-                temporary = path.with_name(f".{path.name}.tmp")
-                pq.write_table(kept, temporary, compression="zstd")
-                os.replace(temporary, path)
+            self._rewrite(path, kept)
         labels = directory / "labels"
         for path in sorted(labels.glob("labels-*.parquet")) if labels.is_dir() else []:
             table = pq.read_table(path, schema=LABEL_SCHEMA)
             kept = table.filter(pc.greater_equal(table.column("labelled_at"), before))
+            if kept.num_rows != table.num_rows:
+                self._rewrite(path, kept)
+        return deleted
+
+    def erase(self, endpoint: str, column: str, value: Any) -> int:
+        """Delete every prediction whose input ``column`` equals ``value``, and its labels.
+
+        The erasure is remembered by digest and time, so rows logged before it that
+        are still in an open journal are dropped when read and when sealed; the
+        subject's later predictions are kept. The number of predictions deleted.
+        """
+        directory = self._dir(endpoint)
+        if not directory.is_dir():
+            return 0
+        digest = subject_digest(value)
+        stamp = int(time.time() * 1000)
+        folder = directory / "erasures"
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{digest}.json.tmp"
+        temporary.write_bytes(orjson.dumps({"column": column, "digest": digest, "at": stamp}))
+        os.replace(temporary, folder / f"{digest}-{stamp}.json")
+        tombstone = [(column, digest, stamp)]
+        erased_ids: set[str] = set()
+        deleted = 0
+        for path in sorted(directory.glob("segment-*.parquet")):
+            try:
+                table = pq.read_table(path, schema=SCHEMA)
+            except FileNotFoundError:
+                continue
+            kept = without_erased(table, tombstone)
             if kept.num_rows == table.num_rows:
                 continue
-            if kept.num_rows == 0:
-                path.unlink(missing_ok=True)
-            else:
-                temporary = path.with_name(f".{path.name}.tmp")
-                pq.write_table(kept, temporary, compression="zstd")
-                os.replace(temporary, path)
+            remaining = set(kept.column("id").to_pylist())
+            erased_ids |= {i for i in table.column("id").to_pylist() if i not in remaining}
+            deleted += table.num_rows - kept.num_rows
+            self._rewrite(path, kept)
+        for path in sorted(directory.glob("journal-*.jsonl")):
+            in_journal = _erased_ids(path, tombstone)  # dropped when read, and when sealed
+            erased_ids |= in_journal
+            deleted += len(in_journal)
+        labels = directory / "labels"
+        for path in sorted(labels.glob("labels-*.parquet")) if labels.is_dir() else []:
+            table = pq.read_table(path, schema=LABEL_SCHEMA)
+            kept = table.filter(
+                pc.invert(pc.is_in(table.column("id"), pa.array(sorted(erased_ids), pa.string())))
+            )
+            if kept.num_rows != table.num_rows:
+                self._rewrite(path, kept)
         return deleted
+
+    @staticmethod
+    def _rewrite(path: Path, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            path.unlink(missing_ok=True)
+            return
+        temporary = path.with_name(f".{path.name}.tmp")
+        pq.write_table(table, temporary, compression="zstd")
+        os.replace(temporary, path)
 
     def labels(self, endpoint: str) -> pa.Table:
         """Every label ever posted for ``endpoint``, oldest first."""

@@ -21,7 +21,7 @@ import pyarrow as pa
 from sqlalchemy import select
 
 from modelyard.domain.endpoints import check_endpoint_name
-from modelyard.serving.predictlog import LABEL_SCHEMA, SCHEMA, PredictionLog
+from modelyard.serving.predictlog import LABEL_SCHEMA, SCHEMA, PredictionLog, subject_digest
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 
@@ -134,6 +134,33 @@ class SqlPredictionLog(PredictionLog):
                 )
             )
         return int(done.rowcount or 0)
+
+    def erase(self, endpoint: str, column: str, value: Any) -> int:
+        name = check_endpoint_name(endpoint)
+        p, label = t.predictions.c, t.prediction_labels.c
+        wanted = subject_digest(value)
+        with self.db.write() as conn:
+            matched = set()
+            for prediction_id, text in conn.execute(
+                select(p.id, p.input).where(p.endpoint == name)
+            ):
+                found = orjson.loads(text).get(column)
+                if found is not None and subject_digest(found) == wanted:
+                    matched.add(prediction_id)
+            deleted = 0
+            ids = sorted(matched)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                done = conn.execute(
+                    t.predictions.delete().where(p.endpoint == name, p.id.in_(chunk))
+                )
+                deleted += int(done.rowcount or 0)
+                conn.execute(
+                    t.prediction_labels.delete().where(
+                        label.endpoint == name, label.prediction_id.in_(chunk)
+                    )
+                )
+        return deleted
 
     def labels(self, endpoint: str) -> pa.Table:
         label = t.prediction_labels.c

@@ -306,6 +306,7 @@ endpoints = Table(
     Column("description", Text, nullable=False, default=""),
     Column("revision", Integer, nullable=False),
     Column("retention_days", Integer),  # NULL: keep the prediction log forever
+    Column("subject_column", String(128)),  # the input field erasure requests match
     Column("created_by", String(250), nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
