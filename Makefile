@@ -43,6 +43,7 @@ test: check
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/monitoring.py  # makes .venv-evidently (Evidently needs pandas < 3)
 
 clean:
 	rm -rf $(VENV) .modelyard .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,10 @@ from modelyard.governance.audit import AuditLog
 from modelyard.governance.identity import Identity
 from modelyard.governance.lineage import Lineage
 from modelyard.governance.retirement import Retirement
+from modelyard.governance.secrets import SecretBox, SecretService
+from modelyard.monitoring.alerts import AlertService
+from modelyard.monitoring.monitors import MonitorService
+from modelyard.monitoring.reference import ReferenceService
 from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.serving.sqllog import SqlPredictionLog
@@ -39,6 +43,10 @@ class Services:
     lineage: Lineage
     inventory: InventoryService
     retirement: Retirement
+    references: ReferenceService
+    alerts: AlertService
+    monitors: MonitorService
+    secrets: SecretService
 
     def close(self) -> None:
         self.db.dispose()
@@ -50,6 +58,7 @@ def bootstrap(
     create_if_empty: bool = True,
     db: Database | None = None,
     artifacts: ArtifactStore | None = None,
+    secret_box: SecretBox | None = None,
 ) -> Services:
     """Build the services for ``settings`` (default: from the environment).
 
@@ -59,6 +68,7 @@ def bootstrap(
     settings = settings or Settings.from_env()
     db = db or Database(settings.db_url)
     ensure_current(db, create_if_empty=create_if_empty)
+    secret_box = secret_box or _secret_box(settings, embedded=create_if_empty)
     artifacts = artifacts or open_store(settings.artifact_root)
     catalog = Catalog(db, artifacts)
     endpoints = EndpointService(db, catalog)
@@ -67,13 +77,29 @@ def bootstrap(
         if settings.prediction_log_in_database
         else PredictionLog(settings.predictions_root)
     )
+    datasets = DatasetRegistry(db, artifacts)
+    secrets = SecretService(db, secret_box)
+    references = ReferenceService(
+        db, artifacts, catalog, datasets, settings.home / "cache" / "packages"
+    )
+    alerts = AlertService(db, secrets)
+    monitors = MonitorService(
+        db,
+        predictions,
+        references,
+        alerts,
+        endpoint_exists=endpoints.exists,
+        skew_rows=references.training_rows,
+    )
+    catalog.subscribe(references.on_event)
+    endpoints.subscribe(monitors.on_event)
     return Services(
         settings=settings,
         db=db,
         artifacts=artifacts,
         tracking=TrackingService(db, artifacts),
         queries=RunQueries(db),
-        datasets=DatasetRegistry(db, artifacts),
+        datasets=datasets,
         catalog=catalog,
         identity=Identity(db),
         audit=AuditLog(db),
@@ -82,4 +108,15 @@ def bootstrap(
         lineage=Lineage(db, predictions),
         inventory=InventoryService(db),
         retirement=Retirement(db, catalog, endpoints),
+        secrets=secrets,
+        references=references,
+        alerts=alerts,
+        monitors=monitors,
     )
+
+
+def _secret_box(settings: Settings, *, embedded: bool) -> SecretBox:
+    # Only embedded mode creates its own store, and only it may keep the secret key in a
+    # file beside it; a server must be given MODELYARD_SECRET_KEY.
+    key_file = settings.home / "secret.key" if embedded else None
+    return SecretBox(settings.secret_key, key_file=key_file)

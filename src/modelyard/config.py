@@ -5,13 +5,15 @@ artifact folder in embedded mode; ``MODELYARD_DB_URL`` points the metadata store
 PostgreSQL; ``MODELYARD_ARTIFACTS`` at another artifact root (a folder or an
 fsspec URL); ``MODELYARD_URL`` and ``MODELYARD_API_KEY`` make the SDK and CLI talk
 to a server; ``MODELYARD_PREDICTIONS`` moves the prediction log out of the home
-(a folder), or into the metadata database (``database``).
+(a folder), or into the metadata database (``database``);
+``MODELYARD_SECRET_KEY`` is the Fernet key that encrypts stored secrets (required
+by ``modelyard server``; embedded mode falls back to ``HOME/secret.key``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PORT = 8700
@@ -25,6 +27,7 @@ class Settings:
     server_url: str | None = None
     api_key: str | None = None
     prediction_root: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
 
     @property
     def prediction_log_in_database(self) -> bool:
@@ -48,4 +51,5 @@ class Settings:
             server_url=os.environ.get("MODELYARD_URL") or None,
             api_key=os.environ.get("MODELYARD_API_KEY") or None,
             prediction_root=os.environ.get("MODELYARD_PREDICTIONS") or None,
+            secret_key=os.environ.get("MODELYARD_SECRET_KEY") or None,
         )

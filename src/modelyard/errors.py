@@ -12,6 +12,7 @@ HTTP status codes and the CLI to exit code 2, each in one place::
      │    └── NotAuthenticated  no valid API key                    (HTTP 401)
      ├── IntegrityError    stored data failed a hash check          (HTTP 409)
      ├── NotMigrated       the database schema is not at head       (HTTP 503)
+     ├── NotConfigured     a setting this needs is missing or wrong (HTTP 503)
      └── serving: BadRequest 400, TooLarge 413, ModelFailed 500,
          NotReady 503, LogUnavailable 503
 
@@ -82,6 +83,13 @@ class NotMigrated(ModelyardError):
     kind = "not_migrated"
 
 
+class NotConfigured(ModelyardError):
+    """The process lacks a setting the request needs (e.g. ``MODELYARD_SECRET_KEY``)."""
+
+    status_code = 503
+    kind = "not_configured"
+
+
 # -- the serving data plane --------------------------------------------------
 
 
@@ -142,6 +150,7 @@ ERROR_KINDS: dict[str, type[ModelyardError]] = {
         NotAuthenticated,
         IntegrityError,
         NotMigrated,
+        NotConfigured,
         BadRequest,
         TooLarge,
         ModelFailed,

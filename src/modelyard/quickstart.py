@@ -194,6 +194,7 @@ def run_quickstart(yard: Yard, console: Console | None = None) -> QuickstartResu
     _report(yard, console, runs, champion)
     if isinstance(yard.backend, LocalBackend):
         _deploy(yard, yard.backend.services, console, split, versions, champion)
+        _monitor(yard, yard.backend.services, console, split)
         _show_audit(yard.backend.services, console, started)
     return QuickstartResult(
         runs=runs, versions=[yard.models.version(v.ref) for v in versions], champion=champion
@@ -291,6 +292,50 @@ def _deploy(
         f"evidence: modelyard endpoint compare {ENDPOINT} | modelyard endpoint accuracy "
         f"{ENDPOINT} | modelyard endpoint revisions {ENDPOINT}"
     )
+
+
+DRIFT = {"mean_radius": 1.35, "mean_texture": 1.6, "worst_area": 1.8}  # column: factor
+WINDOW_ROWS = 100
+
+
+def _monitor(yard: Yard, services: Services, console: Console, split: Split) -> None:
+    """Drifted traffic after normal traffic: the endpoint's monitor flags the drifted
+    features, alerts (log channel), opens a retraining request; then the HTML report."""
+    yard.monitors.update(ENDPOINT, {"window": f"{WINDOW_ROWS} rows", "min_rows": 50})
+    rows = split.test.to_dict(orient="records")[:WINDOW_ROWS]
+    drifted = [{k: v * DRIFT.get(k, 1.0) for k, v in row.items()} for row in rows]
+    key = _endpoint_key(services)
+    with (
+        serve_in_thread(services, [ENDPOINT]) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
+    ):
+        for start in range(0, len(drifted), 10):
+            body = {"records": drifted[start : start + 10]}
+            http.post(f"/endpoints/{ENDPOINT}/predict", json=body).raise_for_status()
+    report = yard.monitors.run(ENDPOINT)
+    console.print(
+        f"sent {len(drifted)} requests with {', '.join(DRIFT)} scaled up; "
+        f"monitor [bold]{ENDPOINT}[/bold] ({WINDOW_ROWS}-row windows):"
+    )
+    grid = table(
+        "monitor windows computed now",
+        ["rows from", "rows", "severity", "drifted features"],
+        [
+            (w["start"], w["rows"], w["severity"], ", ".join(w["drifted"]) or "-")
+            for w in report["computed"]
+        ],
+    )
+    console.print(grid)
+    for alert in report["alerts"]:
+        console.print(
+            f"alert {alert['event']} ({alert['severity']}) sent to the log: {alert['summary']}"
+        )
+    for request in yard.monitors.retraining_requests(ENDPOINT, status="open"):
+        console.print(f"retraining request {request['id']} open: {request['reason']}")
+    target = services.settings.home / "reports" / f"{ENDPOINT}-monitor.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    yard.monitors.report(ENDPOINT, target)
+    console.print(f"monitoring report: {target}")
 
 
 def _endpoint_key(services: Services) -> str:

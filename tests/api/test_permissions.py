@@ -22,6 +22,7 @@ PLACEHOLDERS = {
     "key_id": "nokey",
     "upload_id": "a" * 32,
     "fingerprint": "f" * 64,
+    "request_id": "r" * 32,
 }
 
 

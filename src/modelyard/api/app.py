@@ -4,8 +4,8 @@
 >>> app = create_app(bootstrap(settings, create_if_empty=False))   # then: uvicorn.run(app)
 
 Routes live in one module per noun (experiments, runs, artifacts, datasets,
-models, packages, admin) under ``/api/v1``; each parses its input, calls one
-service and returns. Every route names its permission (``api/security.guard``)
+models, packages, endpoints, monitors, admin, secrets) under ``/api/v1``; each parses its
+input, calls one service and returns. Every route names its permission (``api/security.guard``)
 and writes are audited. Errors become ``{"error": {"kind", "message"}}`` in
 ``api/errors.py``.
 ``/healthz`` answers without touching the database; ``/openapi.json`` and
@@ -24,14 +24,27 @@ from modelyard.api import (
     endpoints,
     experiments,
     models,
+    monitors,
     packages,
     runs,
+    secrets,
 )
 from modelyard.api.errors import install_error_handlers
 from modelyard.api.security import AuditMiddleware
 from modelyard.bootstrap import Services, bootstrap
 
-ROUTERS = (experiments, runs, artifacts, datasets, models, packages, endpoints, admin)
+ROUTERS = (
+    experiments,
+    runs,
+    artifacts,
+    datasets,
+    models,
+    packages,
+    endpoints,
+    monitors,
+    admin,
+    secrets,
+)
 
 
 def create_app(services: Services | None = None) -> FastAPI:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from modelyard.artifacts.store import ArtifactStore
 from modelyard.catalog.packages import verified_manifest
 from modelyard.clock import now_ms
+from modelyard.domain.events import Publisher, VersionRegistered
 from modelyard.domain.models import (
     Inventory,
     ModelRef,
@@ -37,7 +38,7 @@ from modelyard.tracking.dataset_registry import check_sensitivity
 from modelyard.tracking.runs import stringify
 
 
-class Catalog:
+class Catalog(Publisher):
     """Register, find and move model versions.
 
     >>> catalog.register_version("churn", source="runs/ab12.../artifacts/model", run_id="ab12...")
@@ -237,6 +238,7 @@ class Catalog:
             )
             version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             self._write_tags(conn, t.version_tags, "version_id", version_id, tags)
+        self.publish(VersionRegistered(name, number, created_by))
         return self.get_version(ModelRef(name, version=number))
 
     def _next_number(self, conn: Connection, model_id: int) -> int:

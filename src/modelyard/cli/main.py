@@ -13,7 +13,9 @@ from modelyard.cli.context import CliContext
 from modelyard.cli.endpoints import endpoint, serve
 from modelyard.cli.governance import admin, audit, dataset, lineage
 from modelyard.cli.models import alias, models, package, stage
+from modelyard.cli.monitors import monitor, profile, worker
 from modelyard.cli.runs import experiments, runs
+from modelyard.cli.secrets import secret
 from modelyard.errors import ModelyardError
 
 USER_ERROR = 2
@@ -63,6 +65,10 @@ for command in (
     audit,
     lineage,
     dataset,
+    secret,
+    monitor,
+    profile,
+    worker,
 ):
     cli.add_command(command)
 

@@ -35,6 +35,7 @@ from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision, endpoint_from_dict, revision_from_dict
 from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
+from modelyard.domain.secrets import SecretRecord, check_secret_name
 from modelyard.errors import BRANCHES, ERROR_KINDS, InvalidInput, ModelyardError, NotFound
 from modelyard.governance.lineage import LineageGraph, graph_from_dict
 from modelyard.packaging import verify_package
@@ -533,6 +534,62 @@ class RemoteBackend:
         params = {k: v for k, v in {"since": since, "until": until}.items() if v is not None}
         return list(self._json("GET", f"/endpoints/{_path(name)}/compare", params=params))
 
+    # -- monitoring ---------------------------------------------------------------
+
+    def create_monitor(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {"name": name, "spec": spec}
+        return dict(self._json("POST", "/monitors", json=body))
+
+    def update_monitor(
+        self, name: str, changes: dict[str, Any], enabled: bool | None
+    ) -> dict[str, Any]:
+        body = {"changes": changes, "enabled": enabled}
+        return dict(self._json("PATCH", f"/monitors/{_path(name)}", json=body))
+
+    def get_monitor(self, name: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/monitors/{_path(name)}"))
+
+    def list_monitors(self, endpoint: str | None) -> list[dict[str, Any]]:
+        params = {"endpoint": endpoint} if endpoint else {}
+        return list(self._json("GET", "/monitors", params=params))
+
+    def run_monitor(self, name: str) -> dict[str, Any]:
+        return dict(self._json("POST", f"/monitors/{_path(name)}/run"))
+
+    def monitor_windows(self, name: str, limit: int) -> list[dict[str, Any]]:
+        return list(self._json("GET", f"/monitors/{_path(name)}/windows", params={"limit": limit}))
+
+    def monitor_results(self, name: str, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return list(self._json("GET", f"/monitors/{_path(name)}/results", params=params))
+
+    def monitor_alerts(
+        self, name: str | None, status: str | None, since: int | None
+    ) -> list[dict[str, Any]]:
+        params = {"monitor": name, "status": status, "since": since}
+        return list(
+            self._json("GET", "/alerts", params={k: v for k, v in params.items() if v is not None})
+        )
+
+    def retraining_requests(self, name: str | None, status: str | None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"monitor": name, "status": status}.items() if v is not None}
+        return list(self._json("GET", "/retraining-requests", params=params))
+
+    def close_retraining_request(self, request_id: str, comment: str) -> dict[str, Any]:
+        path = f"/retraining-requests/{_path(request_id)}/close"
+        return dict(self._json("POST", path, json={"comment": comment}))
+
+    def monitor_report(self, name: str) -> str:
+        response = self._send("GET", f"/monitors/{_path(name)}/report")
+        return str(response.text)
+
+    def get_reference(self, ref: str) -> dict[str, Any]:
+        return dict(self._json("GET", "/references", params={"version": ref}))
+
+    def build_reference(self, ref: str, dataset: str | None, target: str | None) -> dict[str, Any]:
+        body = {"version": ref, "dataset": dataset, "target": target}
+        return dict(self._json("POST", "/references", json=body))
+
     def lineage(self, node: str) -> LineageGraph:
         return graph_from_dict(self._json("GET", "/lineage", params={"node": node}))
 
@@ -542,6 +599,18 @@ class RemoteBackend:
 
     def dataset_classes(self, name: str) -> list[str]:
         return list(self._json("GET", f"/datasets/{_path(name)}/classes")["classes"])
+
+    def set_secret(self, name: str, value: str) -> SecretRecord:
+        check_secret_name(name)  # a name like '..' would change the URL's path
+        answer = self._json("PUT", f"/secrets/{_path(name)}", json={"value": value})
+        return parse(SecretRecord, answer)
+
+    def list_secrets(self) -> list[SecretRecord]:
+        return parse(list[SecretRecord], self._json("GET", "/secrets"))
+
+    def delete_secret(self, name: str) -> None:
+        check_secret_name(name)
+        self._send("DELETE", f"/secrets/{_path(name)}")
 
     def retire_version(self, ref: str, comment: str) -> ModelVersion:
         name, selector = _selector(ref)

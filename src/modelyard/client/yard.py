@@ -13,6 +13,8 @@ from modelyard.client.backend import Backend
 from modelyard.client.buffer import MetricBuffer
 from modelyard.client.endpoints import EndpointsAPI
 from modelyard.client.models import ModelsAPI
+from modelyard.client.monitors import MonitorsAPI
+from modelyard.client.secrets import SecretsAPI
 from modelyard.domain.runs import Experiment, MetricPoint, Run, RunPage
 from modelyard.governance.lineage import LineageGraph
 from modelyard.tracking.environment import capture_environment, current_user
@@ -116,6 +118,8 @@ class Yard:
         self.models = ModelsAPI(self)
         self.endpoints = EndpointsAPI(self)
         self.datasets = DatasetsAPI(backend)
+        self.secrets = SecretsAPI(backend)
+        self.monitors = MonitorsAPI(backend)
         self._buffer = MetricBuffer(self._write_metrics)
 
     def _write_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:

@@ -23,6 +23,7 @@ class Permission(enum.StrEnum):
     DEPLOY = "deploy"  # create and change endpoints, roll them back
     PREDICT = "predict"  # call an endpoint's prediction routes
     LABEL = "label"  # post ground truth for logged predictions
+    MONITOR = "monitor"  # create, edit and run monitors; handle alerts and retraining requests
     ADMIN = "admin"  # users, keys, audit log
 
 
@@ -46,6 +47,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.LABEL,
             Permission.PROMOTE,
             Permission.DEPLOY,
+            Permission.MONITOR,
         }
     ),
     Role.ADMIN: frozenset(Permission),

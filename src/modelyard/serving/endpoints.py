@@ -30,13 +30,14 @@ from modelyard.domain.endpoints import (
     check_weights,
     diff_specs,
 )
+from modelyard.domain.events import EndpointCreated, Publisher
 from modelyard.domain.models import ModelRef, Stage
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 
 
-class EndpointService:
+class EndpointService(Publisher):
     """Create, change, roll back and read endpoints.
 
     >>> endpoints.create("churn", routes=[TargetRequest.parse("churn/3=90"),
@@ -86,6 +87,7 @@ class EndpointService:
                 self._write_revision(conn, endpoint_id, 1, spec, None, actor, comment, stamp)
         except DBIntegrityError:
             raise Conflict(f"endpoint '{name}' already exists") from None
+        self.publish(EndpointCreated(name, actor))
         return self.get(name)
 
     def update(
@@ -262,6 +264,11 @@ class EndpointService:
         if spec is None:
             raise NotFound(f"endpoint has no revision {number}")
         return Spec.from_dict(spec)
+
+    def exists(self, name: str) -> bool:
+        with self.db.read() as conn:
+            found = conn.execute(select(t.endpoints.c.id).where(t.endpoints.c.name == name))
+            return found.first() is not None
 
     def get(self, name: str) -> Endpoint:
         with self.db.read() as conn:

@@ -510,8 +510,10 @@ class PredictionLog:
         ids: Sequence[str] | None = None,
         limit: int | None = 10_000,
         with_labels: bool = True,
+        offset: int = 0,
     ) -> pa.Table:
-        """Predictions filtered by version, role, time range (epoch ms) or ids, oldest first.
+        """Predictions filtered by version, role, time range (epoch ms) or ids, oldest first
+        (by time, then id); ``offset`` skips that many of them.
 
         With ``with_labels`` each row carries the newest label of its id (or null).
         """
@@ -532,11 +534,29 @@ class PredictionLog:
             label_column = ", l.label, l.labelled_at"
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         tail = f"LIMIT {int(limit)}" if limit is not None else ""
+        if offset:
+            tail += f" OFFSET {int(offset)}"
         sql = (
             f"SELECT p.*{label_column} FROM predictions p {label_join} {where} "
             f"ORDER BY p.ts, p.id, p.role {tail}"
         )
         return con.sql(sql, params=params).to_arrow_table()
+
+    def count(
+        self,
+        endpoint: str,
+        *,
+        role: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> int:
+        """How many predictions match (role, time range)."""
+        conditions, params = _conditions(None, None, role, since, until)
+        con = _duckdb()
+        self._attach(con, endpoint, since=since, until=until)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = con.execute(f"SELECT count(*) FROM predictions {where}", params).fetchall()
+        return int(rows[0][0])
 
     def record_labels(
         self, endpoint: str, labels: Iterable[tuple[str, Any]], *, actor: str = ""

@@ -113,7 +113,7 @@ class Model:
                 ignore_index=True,
             )
         try:
-            outputs, scores = self._call(frame)
+            outputs, scores = self.predict_frame(frame)
         except Exception as exc:
             failure = ModelFailed(f"{self.ref} failed: {type(exc).__name__}: {exc}")
             return [failure] * len(prepared)
@@ -125,7 +125,8 @@ class Model:
             start = end
         return results
 
-    def _call(self, frame: pd.DataFrame) -> tuple[list[Any], list[Any] | None]:
+    def predict_frame(self, frame: pd.DataFrame) -> tuple[list[Any], list[Any] | None]:
+        """(outputs, class probabilities or None) for an enforced frame, as served."""
         native = self.loaded.model
         if self._scored:
             proba = np.asarray(native.predict_proba(frame))

@@ -382,3 +382,139 @@ model_inventory = Table(
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_model_inventory_next_validation", "next_validation"),
 )
+
+# -- monitoring ----------------------------------------------------------------
+
+reference_profiles = Table(
+    "reference_profiles",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("dataset_id", String(32)),
+    Column("status", String(16), nullable=False),
+    Column("error", Text, nullable=False, default=""),
+    Column("profile", JSON),
+    Column("created_by", String(250), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("model_id", "version"),
+)
+
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("endpoint", String(128), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_by", String(250), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_by", String(250), nullable=False, default=""),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_monitors_endpoint", "endpoint"),
+)
+
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor_id", Integer, ForeignKey("monitors.id"), nullable=False),
+    Column("start", BigInteger, nullable=False),
+    Column("end", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("claimed_by", String(250), nullable=False, default=""),
+    Column("lease_until", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("rows", Integer, nullable=False, default=0),
+    Column("labelled", Integer, nullable=False, default=0),
+    Column("severity", String(16), nullable=False, default="ok"),
+    Column("summary", JSON),
+    Column("error", Text, nullable=False, default=""),
+    Column("computed_at", BigInteger),
+    UniqueConstraint("monitor_id", "start"),
+    Index("ix_monitor_windows_status_lease", "status", "lease_until"),
+)
+
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("window_id", Integer, ForeignKey("monitor_windows.id"), nullable=False),
+    Column("monitor_id", Integer, ForeignKey("monitors.id"), nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("window_end", BigInteger, nullable=False),
+    Column("check", String(64), nullable=False),
+    Column("column", String(250), nullable=False, default=""),
+    Column("metric", String(64), nullable=False),
+    Column("version", String(260), nullable=False, default=""),
+    Column("value", Float),
+    Column("severity", String(16), nullable=False),
+    Column("details", JSON),
+    Index("ix_monitor_results_series", "monitor_id", "check", "window_start"),
+    Index("ix_monitor_results_window", "window_id"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("monitor_id", Integer, ForeignKey("monitors.id"), nullable=False),
+    Column("key", String(320), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    Column("evidence", JSON),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("opened_window", BigInteger, nullable=False),
+    Column("last_window", BigInteger, nullable=False),
+    Column("resolved_at", BigInteger),
+    Column("notified_at", BigInteger),
+    Index("ix_alerts_monitor_key_status", "monitor_id", "key", "status"),
+)
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(32), ForeignKey("alerts.id"), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("channel", String(250), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=False, default=""),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_alert_deliveries_alert", "alert_id"),
+)
+
+retraining_requests = Table(
+    "retraining_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("monitor_id", Integer, ForeignKey("monitors.id"), nullable=False),
+    Column("alert_id", String(32), ForeignKey("alerts.id")),
+    Column("model", String(250), nullable=False),
+    Column("version", Integer),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("evidence", JSON),
+    Column("action", JSON),
+    Column("created_by", String(250), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_retraining_requests_model", "model", "status"),
+)
+
+# -- secrets -------------------------------------------------------------------
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("ciphertext", Text, nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("created_by", String(250), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_by", String(250), nullable=False, default=""),
+    Column("updated_at", BigInteger, nullable=False),
+)

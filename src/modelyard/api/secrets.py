@@ -1,0 +1,50 @@
+"""Routes for secrets: set, list and delete (maintainers and admins); values never come back.
+
+    PUT    /api/v1/secrets/{name}   {"value": "..."}   create or replace
+    GET    /api/v1/secrets                             names and who set them when
+    DELETE /api/v1/secrets/{name}
+
+Setting one needs ``MODELYARD_SECRET_KEY`` on the server (503 ``not_configured``
+otherwise). Each change is an audit event with the name, never the value.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, SecretStr
+
+from modelyard.api.dependencies import services_of
+from modelyard.api.security import actor_of, guard
+from modelyard.api.wire import respond
+from modelyard.domain.identity import Permission
+from modelyard.domain.secrets import SecretRecord
+
+router = APIRouter(prefix="/api/v1", tags=["governance"])
+
+# Secrets belong to the alert channels of monitors: whoever may configure monitors manages them.
+SECRETS_PERMISSION = Permission.MONITOR
+
+
+class SecretIn(BaseModel):
+    value: SecretStr  # shown as '**********' if the body is ever printed
+
+
+@router.put("/secrets/{name}", response_model=SecretRecord, **guard(SECRETS_PERMISSION))
+def set_secret(name: str, body: SecretIn, request: Request) -> Response:
+    """Create or replace secret ``name``; the answer names it and never holds the value."""
+    client = request.client.host if request.client else ""
+    value = body.value.get_secret_value()
+    record = services_of(request).secrets.set(name, value, actor_of(request), client=client)
+    return respond(record)
+
+
+@router.get("/secrets", response_model=list[SecretRecord], **guard(SECRETS_PERMISSION))
+def list_secrets(request: Request) -> Response:
+    return respond(services_of(request).secrets.names())
+
+
+@router.delete("/secrets/{name}", **guard(SECRETS_PERMISSION))
+def delete_secret(name: str, request: Request) -> Response:
+    client = request.client.host if request.client else ""
+    services_of(request).secrets.delete(name, actor_of(request), client=client)
+    return respond({"name": name, "deleted": True})

@@ -1,0 +1,519 @@
+"""Alerts: fire when a check group crosses its threshold, resolve when it clears.
+
+A check group is one check of one monitor (per version for the checks that are
+per version): ``drift``, ``quality``, ``output_drift@churn/3``, ... Its severity
+in a window is the worst of its results. A group at or above the monitor's
+``min_severity`` opens an alert, or keeps the open one (deduplicated: one open
+alert per group); the next window where the group is evaluated and clean
+resolves it. Notifications go to the monitor's channels after the window's
+transaction commits; the same group is not notified again within the cooldown
+(an escalation from warn to critical always is). An alert at or above
+``retrain.min_severity`` opens a retraining request (one open per monitor) and
+runs its command or webhook.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, select, update
+
+from modelyard.clock import now_ms
+from modelyard.domain.monitors import SEVERITY_ORDER, Monitor
+from modelyard.errors import InvalidInput, NotFound
+from modelyard.monitoring.checks import Result
+from modelyard.store import schema as t
+from modelyard.store.database import Database
+
+log = logging.getLogger("modelyard.monitoring")
+PER_VERSION = ("output_drift", "performance", "estimated_performance")
+REQUEST_STATUSES = ("open", "triggered", "closed")
+
+
+@dataclass(frozen=True)
+class Notification:
+    """An alert event to deliver once the window's transaction has committed."""
+
+    alert_id: str
+    event: str
+    severity: str
+    key: str
+    summary: str
+    evidence: dict[str, Any]
+    window: int
+
+    def payload(self, monitor: Monitor) -> dict[str, Any]:
+        return {
+            "monitor": monitor.name,
+            "endpoint": monitor.spec.endpoint,
+            "alert": self.alert_id,
+            "event": self.event,
+            "severity": self.severity,
+            "check": self.key,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "window": self.window,
+            "time": now_ms(),
+        }
+
+
+@dataclass
+class Outcome:
+    """What alerting did for one window."""
+
+    notifications: list[Notification] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+
+def group_key(result: Result) -> str:
+    if result.check in PER_VERSION and result.version:
+        return f"{result.check}@{result.version}"
+    return result.check
+
+
+def _evaluated(result: Result) -> bool:
+    """Whether a result says anything about its group (a label count does not)."""
+    return not (result.check == "performance" and result.metric == "labelled")
+
+
+def summarise(key: str, results: Sequence[Result]) -> tuple[str, dict[str, Any]]:
+    """A one-line summary and the evidence of a group's bad results."""
+    bad = [r for r in results if r.severity != "ok" and _evaluated(r)]
+    bad.sort(key=lambda r: (-SEVERITY_ORDER[r.severity], -(r.value or 0)))
+    items = [
+        {
+            "column": r.column,
+            "metric": r.metric,
+            "value": r.value,
+            "severity": r.severity,
+            **({"version": r.version} if r.version else {}),
+        }
+        for r in bad
+    ]
+    named = ", ".join(
+        f"{r.column or r.metric} ({r.metric} {_fmt(r.value)})"
+        if r.column
+        else f"{r.metric} {_fmt(r.value)}"
+        for r in bad[:5]
+    )
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    noun = "columns" if any(r.column for r in bad) else "figures"
+    return f"{key}: {len(bad)} {noun} past threshold: {named}{more}", {"results": items}
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+class AlertService:
+    """Alert state per monitor and check group, deliveries and retraining requests."""
+
+    def __init__(self, db: Database, secrets: Any = None) -> None:
+        self.db = db
+        self.secrets = secrets
+
+    # -- state, inside the window's transaction ------------------------------------
+
+    def evaluate(
+        self, conn: Connection, monitor: Monitor, window: int, results: Iterable[Result]
+    ) -> Outcome:
+        groups: dict[str, list[Result]] = {}
+        for result in results:
+            groups.setdefault(group_key(result), []).append(result)
+        outcome = Outcome()
+        floor = SEVERITY_ORDER[monitor.spec.alerts.min_severity]
+        for key, members in groups.items():
+            evaluated = [r for r in members if _evaluated(r)]
+            if not evaluated:
+                continue
+            severity = max((r.severity for r in evaluated), key=SEVERITY_ORDER.__getitem__)
+            if SEVERITY_ORDER[severity] >= floor:
+                self._fire(conn, monitor, window, key, severity, members, outcome)
+            else:
+                self._resolve(conn, monitor, window, key, outcome)
+        return outcome
+
+    def _open(self, conn: Connection, monitor: Monitor, key: str) -> Any:
+        a = t.alerts.c
+        return conn.execute(
+            select(t.alerts).where(a.monitor_id == monitor.id, a.key == key, a.status == "firing")
+        ).first()
+
+    def _fire(
+        self,
+        conn: Connection,
+        monitor: Monitor,
+        window: int,
+        key: str,
+        severity: str,
+        members: list[Result],
+        outcome: Outcome,
+    ) -> None:
+        summary, evidence = summarise(key, members)
+        current = self._open(conn, monitor, key)
+        stamp = now_ms()
+        if current is not None:
+            if window < current.last_window:
+                return  # an older window computed late says nothing new
+            escalated = SEVERITY_ORDER[severity] > SEVERITY_ORDER[current.severity]
+            conn.execute(
+                update(t.alerts)
+                .where(t.alerts.c.id == current.id)
+                .values(
+                    last_window=window,
+                    severity=max(severity, current.severity, key=SEVERITY_ORDER.__getitem__),
+                    summary=summary if escalated else current.summary,
+                    evidence=evidence if escalated else current.evidence,
+                )
+            )
+            if escalated:
+                outcome.notifications.append(
+                    Notification(current.id, "escalated", severity, key, summary, evidence, window)
+                )
+            return
+        alert_id = uuid.uuid4().hex
+        conn.execute(
+            t.alerts.insert().values(
+                id=alert_id,
+                monitor_id=monitor.id,
+                key=key,
+                severity=severity,
+                status="firing",
+                summary=summary,
+                evidence=evidence,
+                opened_at=stamp,
+                opened_window=window,
+                last_window=window,
+            )
+        )
+        if self._cooled(conn, monitor, key, stamp):
+            outcome.notifications.append(
+                Notification(alert_id, "fired", severity, key, summary, evidence, window)
+            )
+
+    def _cooled(self, conn: Connection, monitor: Monitor, key: str, stamp: int) -> bool:
+        """No notification for this group within the cooldown."""
+        a = t.alerts.c
+        last = conn.execute(
+            select(a.notified_at)
+            .where(a.monitor_id == monitor.id, a.key == key, a.notified_at.is_not(None))
+            .order_by(a.notified_at.desc())
+            .limit(1)
+        ).scalar()
+        return last is None or stamp - int(last) >= monitor.spec.alerts.cooldown
+
+    def _resolve(
+        self, conn: Connection, monitor: Monitor, window: int, key: str, outcome: Outcome
+    ) -> None:
+        current = self._open(conn, monitor, key)
+        if current is None or window <= current.last_window:
+            return
+        conn.execute(
+            update(t.alerts)
+            .where(t.alerts.c.id == current.id, t.alerts.c.status == "firing")
+            .values(status="resolved", resolved_at=now_ms(), last_window=window)
+        )
+        outcome.notifications.append(
+            Notification(
+                current.id,
+                "resolved",
+                "ok",
+                key,
+                f"{key}: back within thresholds",
+                {"opened_window": current.opened_window},
+                window,
+            )
+        )
+
+    # -- after commit --------------------------------------------------------------
+
+    def deliver(self, monitor: Monitor, outcome: Outcome) -> None:
+        """Send each notification to every channel, record each delivery, and act on
+        retraining; a failing channel never stops the others."""
+        from modelyard.monitoring.channels import channel_from_spec
+
+        for note in outcome.notifications:
+            payload = note.payload(monitor)
+            if note.event in ("fired", "escalated"):
+                request = self._retraining(monitor, note)
+                if request is not None:
+                    outcome.requests.append(request)
+                    payload["retraining_request"] = request
+            delivered = False
+            for spec in monitor.spec.alerts.channels:
+                try:
+                    delivery = channel_from_spec(spec, self.secrets).send(payload)
+                    status, attempts, error = delivery.status, delivery.attempts, delivery.error
+                    name = delivery.channel
+                except Exception as exc:  # a misconfigured channel is recorded, not raised
+                    status, attempts, error = "failed", 0, f"{type(exc).__name__}: {exc}"
+                    name = str(spec.get("type", "?"))
+                delivered = delivered or status == "sent"
+                self._record(note, name, status, attempts, error or "")
+            if delivered:
+                with self.db.write() as conn:
+                    conn.execute(
+                        update(t.alerts)
+                        .where(t.alerts.c.id == note.alert_id)
+                        .values(notified_at=now_ms())
+                    )
+
+    def _record(
+        self, note: Notification, channel: str, status: str, attempts: int, error: str
+    ) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                t.alert_deliveries.insert().values(
+                    alert_id=note.alert_id,
+                    event=note.event,
+                    channel=channel[:250],
+                    status=status,
+                    attempts=attempts,
+                    error=error[:2000],
+                    at=now_ms(),
+                )
+            )
+
+    # -- retraining ----------------------------------------------------------------
+
+    def _retraining(self, monitor: Monitor, note: Notification) -> str | None:
+        retrain = monitor.spec.alerts.retrain
+        if not retrain.open_request:
+            return None
+        if SEVERITY_ORDER[note.severity] < SEVERITY_ORDER[retrain.min_severity]:
+            return None
+        model, version = _model_of(note)
+        r = t.retraining_requests.c
+        with self.db.write() as conn:
+            existing = conn.execute(
+                select(r.id).where(r.monitor_id == monitor.id, r.status != "closed")
+            ).first()
+            if existing is not None:
+                return None
+            if model is None:
+                model, version = self._served(conn, monitor)
+            request_id = uuid.uuid4().hex
+            stamp = now_ms()
+            conn.execute(
+                t.retraining_requests.insert().values(
+                    id=request_id,
+                    monitor_id=monitor.id,
+                    alert_id=note.alert_id,
+                    model=model or "",
+                    version=version,
+                    status="open",
+                    reason=note.summary,
+                    evidence=note.evidence,
+                    created_by=f"monitor:{monitor.name}",
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+            )
+        action = self._act(monitor, request_id, note, model, version)
+        if action:
+            with self.db.write() as conn:
+                conn.execute(
+                    update(t.retraining_requests)
+                    .where(r.id == request_id)
+                    .values(action=action, status="triggered", updated_at=now_ms())
+                )
+        return request_id
+
+    def _served(self, conn: Connection, monitor: Monitor) -> tuple[str | None, int | None]:
+        """The model version the alert's window was checked against."""
+        w = t.monitor_windows.c
+        summary = conn.execute(
+            select(w.summary)
+            .where(w.monitor_id == monitor.id, w.status == "done")
+            .order_by(w.start.desc())
+            .limit(1)
+        ).scalar()
+        versions = (summary or {}).get("versions") or []
+        if not versions:
+            return None, None
+        name, _, number = str(versions[0]["version"]).rpartition("/")
+        return name, int(number)
+
+    def _act(
+        self,
+        monitor: Monitor,
+        request_id: str,
+        note: Notification,
+        model: str | None,
+        version: int | None,
+    ) -> dict[str, Any] | None:
+        retrain = monitor.spec.alerts.retrain
+        event = {
+            "retraining_request": request_id,
+            "monitor": monitor.name,
+            "model": model,
+            "version": version,
+            "reason": note.summary,
+            "evidence": note.evidence,
+        }
+        action: dict[str, Any] = {}
+        if retrain.command:
+            action["command"] = _run_command(list(retrain.command), event, retrain.timeout_s)
+        if retrain.webhook:
+            from modelyard.monitoring.channels import channel_from_spec
+
+            spec = {"type": "webhook", **retrain.webhook}
+            try:
+                delivery = channel_from_spec(spec, self.secrets).send(event)
+                action["webhook"] = {"status": delivery.status, "error": delivery.error}
+            except Exception as exc:
+                action["webhook"] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        return action or None
+
+    # -- queries -------------------------------------------------------------------
+
+    def alerts(
+        self,
+        monitor_ids: dict[int, str],
+        *,
+        status: str | None = None,
+        since: int | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        a = t.alerts.c
+        conditions: list[ColumnElement[bool]] = [a.monitor_id.in_(list(monitor_ids))]
+        if status is not None:
+            if status not in ("firing", "resolved"):
+                raise InvalidInput(f"alert status must be 'firing' or 'resolved', got {status!r}")
+            conditions.append(a.status == status)
+        if since is not None:
+            conditions.append(a.opened_at >= since)
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(t.alerts).where(and_(*conditions)).order_by(a.opened_at.desc()).limit(limit)
+            ).all()
+            ids = [row.id for row in rows]
+            deliveries: dict[str, list[dict[str, Any]]] = {}
+            if ids:
+                d = t.alert_deliveries.c
+                for item in conn.execute(
+                    select(t.alert_deliveries).where(d.alert_id.in_(ids)).order_by(d.id)
+                ).all():
+                    deliveries.setdefault(item.alert_id, []).append(
+                        {
+                            "event": item.event,
+                            "channel": item.channel,
+                            "status": item.status,
+                            "attempts": item.attempts,
+                            "error": item.error,
+                            "at": item.at,
+                        }
+                    )
+        return [
+            {
+                "id": row.id,
+                "monitor": monitor_ids[row.monitor_id],
+                "check": row.key,
+                "severity": row.severity,
+                "status": row.status,
+                "summary": row.summary,
+                "evidence": row.evidence,
+                "opened_at": row.opened_at,
+                "resolved_at": row.resolved_at,
+                "opened_window": row.opened_window,
+                "last_window": row.last_window,
+                "deliveries": deliveries.get(row.id, []),
+            }
+            for row in rows
+        ]
+
+    def requests(
+        self, monitor_ids: dict[int, str], *, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        r = t.retraining_requests.c
+        conditions: list[ColumnElement[bool]] = [r.monitor_id.in_(list(monitor_ids))]
+        if status is not None:
+            if status not in REQUEST_STATUSES:
+                raise InvalidInput(
+                    f"request status must be one of {', '.join(REQUEST_STATUSES)}, got {status!r}"
+                )
+            conditions.append(r.status == status)
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(t.retraining_requests).where(and_(*conditions)).order_by(r.created_at.desc())
+            ).all()
+        return [_request(row, monitor_ids) for row in rows]
+
+    def close_request(
+        self, request_id: str, *, comment: str = "", actor: str = ""
+    ) -> dict[str, Any]:
+        r = t.retraining_requests.c
+        with self.db.write() as conn:
+            row = conn.execute(select(t.retraining_requests).where(r.id == request_id)).first()
+            if row is None:
+                raise NotFound(f"retraining request '{request_id}' does not exist")
+            if row.status == "closed":
+                raise InvalidInput(f"retraining request '{request_id}' is already closed")
+            action = dict(row.action or {})
+            action["closed"] = {"by": actor, "comment": comment, "at": now_ms()}
+            conn.execute(
+                update(t.retraining_requests)
+                .where(r.id == request_id)
+                .values(status="closed", action=action, updated_at=now_ms())
+            )
+            name = conn.execute(
+                select(t.monitors.c.name).where(t.monitors.c.id == row.monitor_id)
+            ).scalar_one()
+            row = conn.execute(select(t.retraining_requests).where(r.id == request_id)).one()
+        return _request(row, {row.monitor_id: name})
+
+
+def _model_of(note: Notification) -> tuple[str | None, int | None]:
+    _, _, version = note.key.partition("@")
+    if not version:
+        return None, None
+    name, _, number = version.rpartition("/")
+    return name, int(number)
+
+
+def _request(row: Any, monitor_ids: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "monitor": monitor_ids.get(row.monitor_id, ""),
+        "alert": row.alert_id,
+        "model": row.model,
+        "version": row.version,
+        "status": row.status,
+        "reason": row.reason,
+        "evidence": row.evidence,
+        "action": row.action,
+        "created_by": row.created_by,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def _run_command(argv: list[str], event: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run the retraining command with the request as JSON on stdin and in the env."""
+    env = dict(os.environ)
+    env["MODELYARD_RETRAINING_REQUEST"] = str(event["retraining_request"])
+    try:
+        done = subprocess.run(
+            argv,
+            input=json.dumps(event).encode(),
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return {"argv": argv, "status": "failed", "error": f"{type(error).__name__}: {error}"}
+    return {
+        "argv": argv,
+        "status": "ok" if done.returncode == 0 else "failed",
+        "exit_code": done.returncode,
+        "output": done.stdout.decode(errors="replace")[-2000:],
+        "error": done.stderr.decode(errors="replace")[-2000:],
+    }

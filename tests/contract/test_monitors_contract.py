@@ -1,0 +1,111 @@
+"""One monitoring suite, run against the embedded and the remote backend."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import orjson
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from modelyard.client.yard import Yard
+from modelyard.errors import InvalidInput, NotFound
+from modelyard.serving.predictlog import Journal, canonical, record_line
+from tests.monitoring.traffic import FEATURES, inputs, labels_for
+
+
+@pytest.fixture
+def log_root(request: pytest.FixtureRequest, home: Path) -> Path:
+    if request.node.callspec.params["yard"] == "embedded":
+        return home / "predictions"
+    return Path(request.getfixturevalue("server").home) / "predictions"
+
+
+def send(
+    root: Path,
+    endpoint: str,
+    model: str,
+    fitted: LogisticRegression,
+    seed: int,
+    shift: dict[str, float] | None,
+    start: int,
+) -> None:
+    frame = inputs(300, seed, shift)
+    proba = fitted.predict_proba(frame)
+    lines = b"".join(
+        record_line(
+            id=f"{seed}-{i}",
+            endpoint=endpoint,
+            revision=1,
+            model=model,
+            version=1,
+            role="primary",
+            ts=start + i,
+            latency_ms=1.5,
+            input=orjson.dumps(row),
+            output=canonical(int(p.argmax())).encode(),
+            scores=orjson.dumps(p.tolist()),
+        )
+        for i, (row, p) in enumerate(zip(frame.to_dict(orient="records"), proba, strict=True))
+    )
+    journal = Journal(root / endpoint)
+    journal.append(lines)
+    journal.close()
+
+
+def test_monitor_lifecycle_through_the_sdk(yard: Yard, unique: str, log_root: Path) -> None:
+    train = inputs(2000, 1)
+    fitted = LogisticRegression().fit(train, labels_for(train, 1))
+    with yard.start_run(unique, name="train") as run:
+        run.log_dataset(
+            train.assign(target=labels_for(train, 1)), name=f"{unique}-train", role="training"
+        )
+        run.log_model(fitted, name=unique, input_example=train.head(3))
+    reference = yard.monitors.reference(f"{unique}/1")
+    assert set(reference.inputs.columns) == set(FEATURES)
+    assert reference.task == "classification" and reference.classes == ["0", "1"]
+    assert reference.performance["accuracy"] is not None and reference.calibration
+
+    yard.endpoints.create(unique, routes=[f"{unique}/1=100"])
+    default = yard.monitors.get(unique)
+    assert default["spec"]["endpoint"] == unique and default["enabled"]
+    updated = yard.monitors.update(unique, {"window": "300 rows", "alerts": {"cooldown": "1s"}})
+    assert updated["spec"]["window"] == {"kind": "rows", "size": 300}
+    with pytest.raises(InvalidInput, match="window"):
+        yard.monitors.update(unique, {"window": "whenever"})
+    with pytest.raises(NotFound):
+        yard.monitors.get(f"{unique}-none")
+
+    send(log_root, unique, unique, fitted, 5, None, 1_790_000_000_000)
+    send(log_root, unique, unique, fitted, 6, {"income": 1.5}, 1_790_000_100_000)
+    report = yard.monitors.run(unique)
+    assert [w["drifted"] for w in report["computed"]] == [[], ["income"]]
+    assert [a["check"] for a in report["alerts"] if a["event"] == "fired"][:1] == ["drift"]
+    assert len(report["requests"]) == 1
+
+    series = yard.monitors.results(unique, check="drift", column="income")
+    assert list(series["severity"]) == ["ok", "critical"]
+    assert list(series["window_start"]) == [0, 300]
+    alerts = yard.monitors.alerts(unique, status="firing")
+    assert any(a["check"] == "drift" and "income" in a["summary"] for a in alerts)
+    requests = yard.monitors.retraining_requests(unique, status="open")
+    closed = yard.monitors.close_request(requests[0]["id"], comment="retrained as v2")
+    assert closed["status"] == "closed"
+    assert yard.monitors.retraining_requests(unique, status="open") == []
+
+    html = yard.monitors.report(unique)
+    assert isinstance(html, str) and "income" in html
+    HTMLParser().feed(html)
+    assert [m["name"] for m in yard.monitors.list(unique)] == [unique]
+    disabled = yard.monitors.update(unique, enabled=False)
+    assert disabled["enabled"] is False
+
+
+def test_unknown_things_are_named(yard: Yard, unique: str) -> None:
+    with pytest.raises(NotFound, match=f"endpoint '{unique}'"):
+        yard.monitors.create(unique, endpoint=unique)
+    with pytest.raises(NotFound):
+        yard.monitors.reference(f"{unique}/1")
+    with pytest.raises(NotFound, match="retraining request"):
+        yard.monitors.close_request("0" * 32)
