@@ -458,11 +458,12 @@ def measure(contender: str, rows: int, args: argparse.Namespace, notes: list[str
 
 
 def megabytes(count: float) -> str:
-    return f"{count / 2**20:,.0f}"
+    size = count / 2**20
+    return f"{size:,.0f}" if abs(size) >= 10 else f"{size:.1f}"
 
 
 def ratio(top: float | None, bottom: float | None) -> str:
-    return f"{top / bottom:,.2f}x" if top and bottom else "-"
+    return f"{top / bottom:,.2f}x" if top is not None and bottom else "-"
 
 
 def flagged_text(flagged: list[str] | None) -> str:

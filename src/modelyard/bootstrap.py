@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from modelyard.artifacts.store import ArtifactStore, open_store
 from modelyard.catalog.registry import Catalog, InventoryService
 from modelyard.config import Settings
+from modelyard.governance.approvals import ApprovalService
 from modelyard.governance.audit import AuditLog
 from modelyard.governance.identity import Identity
 from modelyard.governance.lineage import Lineage
@@ -46,6 +47,7 @@ class Services:
     references: ReferenceService
     alerts: AlertService
     monitors: MonitorService
+    approvals: ApprovalService
     secrets: SecretService
 
     def close(self) -> None:
@@ -91,6 +93,9 @@ def bootstrap(
         endpoint_exists=endpoints.exists,
         skew_rows=references.training_rows,
     )
+    approvals = ApprovalService(db, catalog)
+    catalog.approval_gate = approvals.check
+    endpoints.approval_gate = approvals.check
     catalog.subscribe(references.on_event)
     endpoints.subscribe(monitors.on_event)
     return Services(
@@ -112,6 +117,7 @@ def bootstrap(
         references=references,
         alerts=alerts,
         monitors=monitors,
+        approvals=approvals,
     )
 
 

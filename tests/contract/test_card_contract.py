@@ -39,7 +39,9 @@ def test_a_card_says_what_the_platform_knows(yard: Yard, unique: str) -> None:
         f"| {unique} | primary 100% | since revision 1 |",
         "| candidate | staging |",
         "passed review",
-        "Approvals: no approval policy",
+        "State: not required (0 of 0 approvals)",
+        f"Monitors: {unique} (endpoint {unique})",
+        "No alerts.",
     ):
         assert needle in card, needle
 

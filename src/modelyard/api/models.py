@@ -128,7 +128,7 @@ def transition_stage(name: str, selector: str, body: StageIn, request: Request) 
     moved = services_of(request).catalog.transition_stage(
         ref_of(name, selector),
         body.stage,
-        actor=body.actor,
+        actor=actor_of(request),  # the key's user, never a name the client claims
         comment=body.comment,
         archive_others=body.archive_others,
     )
@@ -234,3 +234,53 @@ def retire_model(name: str, body: RetireIn, request: Request) -> Response:
         name, actor=actor_of(request), comment=body.comment
     )
     return respond(retired)
+
+
+class ApprovalIn(BaseModel):
+    comment: str = ""
+
+
+class DecisionIn(BaseModel):
+    decision: str
+    comment: str = ""
+
+
+class PolicyIn(BaseModel):
+    required: int
+
+
+@router.post("/models/{name}/versions/{selector}/approval-requests", **guard(Permission.REGISTER))
+def request_approval(name: str, selector: str, body: ApprovalIn, request: Request) -> Response:
+    """Ask reviewers to approve the version (its current package) for production and traffic."""
+    status = services_of(request).approvals.request(
+        ref_of(name, selector), actor=actor_of(request), comment=body.comment
+    )
+    return respond(status.to_dict())
+
+
+@router.post("/models/{name}/versions/{selector}/approvals", **guard(Permission.APPROVE))
+def decide_approval(name: str, selector: str, body: DecisionIn, request: Request) -> Response:
+    """Approve or reject (with a comment): never the requester's or the author's own version."""
+    approvals = services_of(request).approvals
+    if body.decision not in ("approve", "reject"):
+        raise InvalidInput(f"decision must be 'approve' or 'reject', got {body.decision!r}")
+    act = approvals.approve if body.decision == "approve" else approvals.reject
+    status = act(ref_of(name, selector), actor=actor_of(request), comment=body.comment)
+    return respond(status.to_dict())
+
+
+@router.get("/models/{name}/versions/{selector}/approvals", **guard(Permission.READ))
+def approval_status(name: str, selector: str, request: Request) -> Response:
+    return respond(services_of(request).approvals.status(ref_of(name, selector)).to_dict())
+
+
+@router.get("/policies/approvals", **guard(Permission.READ))
+def approval_policy(request: Request) -> Response:
+    return respond({"required": services_of(request).approvals.policy()})
+
+
+@router.put("/policies/approvals", **guard(Permission.ADMIN))
+def set_approval_policy(body: PolicyIn, request: Request) -> Response:
+    """How many approvals a version needs before production or traffic (0: none)."""
+    required = services_of(request).approvals.set_policy(body.required, actor=actor_of(request))
+    return respond({"required": required})

@@ -8,7 +8,7 @@ version, never neither.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Text, cast, select, update
@@ -50,6 +50,8 @@ class Catalog(Publisher):
     def __init__(self, db: Database, artifacts: ArtifactStore) -> None:
         self.db = db
         self.artifacts = artifacts
+        # set by bootstrap: refuses a move to production the approval policy forbids
+        self.approval_gate: Callable[[Connection, ModelRef, str], None] | None = None
 
     # -- models ------------------------------------------------------------
 
@@ -478,6 +480,8 @@ class Catalog(Publisher):
             select(v.id, v.stage).where(v.model_id == model_id, v.version == number)
         ).one()
         check_transition(name, number, Stage(row.stage), target)
+        if target is Stage.PRODUCTION and self.approval_gate is not None:
+            self.approval_gate(conn, ModelRef(name, version=number), "production")
         stamp = now_ms()
         moved = conn.execute(
             update(t.model_versions)

@@ -297,3 +297,42 @@ def retire(ctx: CliContext, target: str, whole: bool, comment: str, as_json: boo
         emit_json(found)
         return
     console.print(table("retired", VERSION_COLUMNS, version_rows(found)))
+
+
+@models.command("approval")
+@click.argument("action", type=click.Choice(["request", "approve", "reject", "show"]))
+@click.argument("ref")
+@click.option("--comment", default="", help="Why (a rejection needs one).")
+@json_option
+@pass_context
+def approval(ctx: CliContext, action: str, ref: str, comment: str, as_json: bool) -> None:
+    """Request, approve, reject or show the approval of REF (MODEL/N)."""
+    api = ctx.yard().models
+    if action == "show":
+        status = api.approvals(ref)
+    elif action == "reject":
+        status = api.reject(ref, comment=comment)
+    else:
+        status = (api.request_approval if action == "request" else api.approve)(
+            ref, comment=comment
+        )
+    if as_json:
+        emit_json(status)
+        return
+    approvers = ", ".join(status["approved_by"]) or "nobody yet"
+    console.print(
+        f"{status['version']}: {status['state']} ({len(status['approved_by'])} of "
+        f"{status['required']} approvals: {approvers}; package {status['digest'][:12]})"
+    )
+    rows = [(when(h["at"]), h["actor"], h["decision"], h["comment"]) for h in status["history"]]
+    if rows:
+        console.print(table("decisions", ["when", "who", "decision", "comment"], rows))
+
+
+@models.command("approval-policy")
+@click.argument("required", type=int, required=False)
+@pass_context
+def approval_policy(ctx: CliContext, required: int | None) -> None:
+    """Show, or set to REQUIRED, how many approvals a version needs (0: none)."""
+    current = ctx.yard().models.approval_policy(required)
+    console.print(f"versions need {current} approval(s) before production or traffic")

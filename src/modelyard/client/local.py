@@ -18,6 +18,7 @@ from modelyard.domain.endpoints import Endpoint, Revision, batching_from, reques
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.domain.secrets import SecretRecord
+from modelyard.errors import InvalidInput
 from modelyard.governance.cards import model_card
 from modelyard.governance.lineage import LineageGraph
 from modelyard.serving.predictlog import LabelResult
@@ -474,6 +475,42 @@ class LocalBackend:
 
     def lineage(self, node: str) -> LineageGraph:
         return self.services.lineage.of(node)
+
+    # -- approvals ----------------------------------------------------------------
+
+    def approval_decision(self, ref: str, decision: str, comment: str) -> dict[str, Any]:
+        approvals = self.services.approvals
+        act = {
+            "request": approvals.request,
+            "approve": approvals.approve,
+            "reject": approvals.reject,
+        }.get(decision)
+        if act is None:
+            raise InvalidInput(f"decision must be request, approve or reject, got {decision!r}")
+        status = act(ref, actor=current_user(), comment=comment)
+        self._audit(
+            f"{decision} approval",
+            f"models/{status.version}/approvals",
+            after={"decision": decision, "digest": status.digest, "state": status.state},
+        )
+        return status.to_dict()
+
+    def approval_status(self, ref: str) -> dict[str, Any]:
+        return self.services.approvals.status(ref).to_dict()
+
+    def approval_policy(self, required: int | None) -> int:
+        approvals = self.services.approvals
+        if required is None:
+            return approvals.policy()
+        before = approvals.policy()
+        approvals.set_policy(required, actor=current_user())
+        self._audit(
+            "set approval policy",
+            "policies/approvals",
+            before={"required": before},
+            after={"required": required},
+        )
+        return required
 
     # -- monitoring ---------------------------------------------------------------
 

@@ -125,6 +125,27 @@ class ModelsAPI:
         """Retire every version of ``name`` (all or none); the model takes no new versions."""
         return self._backend.retire_model(name, comment)
 
+    def request_approval(self, ref: str, *, comment: str = "") -> dict[str, Any]:
+        """Ask reviewers to approve version ``ref`` (its current package) for production
+        and traffic; the answer is where it stands."""
+        return self._backend.approval_decision(str(ModelRef.parse(ref)), "request", comment)
+
+    def approve(self, ref: str, *, comment: str = "") -> dict[str, Any]:
+        """Approve ``ref``: you may not approve your own request or your own version."""
+        return self._backend.approval_decision(str(ModelRef.parse(ref)), "approve", comment)
+
+    def reject(self, ref: str, *, comment: str) -> dict[str, Any]:
+        """Reject ``ref`` with a comment saying why; it stays blocked until requested again."""
+        return self._backend.approval_decision(str(ModelRef.parse(ref)), "reject", comment)
+
+    def approvals(self, ref: str) -> dict[str, Any]:
+        """Where ``ref`` stands (state, approvers, required) and its decision history."""
+        return self._backend.approval_status(str(ModelRef.parse(ref)))
+
+    def approval_policy(self, required: int | None = None) -> int:
+        """How many approvals a version needs (set it with ``required``; 0 turns it off)."""
+        return self._backend.approval_policy(required)
+
     def card(self, ref: str, format: str = "markdown") -> str:
         """The model card of version ``ref`` as Markdown or (``format="html"``) HTML."""
         return self._backend.model_card(str(ModelRef.parse(ref)), format)

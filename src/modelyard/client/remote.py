@@ -64,6 +64,11 @@ def _selector(ref: str) -> tuple[str, str]:
     return parsed.name, "latest" if parsed.version is None else str(parsed.version)
 
 
+def _quoted_selector(ref: str) -> tuple[str, str]:
+    name, selector = _selector(ref)
+    return _path(name), _path(selector)
+
+
 def _path(text: str) -> str:
     return quote(text, safe="")
 
@@ -533,6 +538,28 @@ class RemoteBackend:
     ) -> list[dict[str, Any]]:
         params = {k: v for k, v in {"since": since, "until": until}.items() if v is not None}
         return list(self._json("GET", f"/endpoints/{_path(name)}/compare", params=params))
+
+    # -- approvals ----------------------------------------------------------------
+
+    def approval_decision(self, ref: str, decision: str, comment: str) -> dict[str, Any]:
+        name, selector = _quoted_selector(ref)
+        body = {"comment": comment}
+        if decision == "request":
+            path = f"/models/{name}/versions/{selector}/approval-requests"
+        else:
+            path = f"/models/{name}/versions/{selector}/approvals"
+            body["decision"] = decision
+        return dict(self._json("POST", path, json=body))
+
+    def approval_status(self, ref: str) -> dict[str, Any]:
+        name, selector = _quoted_selector(ref)
+        return dict(self._json("GET", f"/models/{name}/versions/{selector}/approvals"))
+
+    def approval_policy(self, required: int | None) -> int:
+        if required is None:
+            return int(self._json("GET", "/policies/approvals")["required"])
+        answer = self._json("PUT", "/policies/approvals", json={"required": required})
+        return int(answer["required"])
 
     # -- monitoring ---------------------------------------------------------------
 

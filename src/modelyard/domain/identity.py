@@ -24,6 +24,7 @@ class Permission(enum.StrEnum):
     PREDICT = "predict"  # call an endpoint's prediction routes
     LABEL = "label"  # post ground truth for logged predictions
     MONITOR = "monitor"  # create, edit and run monitors; handle alerts and retraining requests
+    APPROVE = "approve"  # approve or reject versions (never one's own request or version)
     ADMIN = "admin"  # users, keys, audit log
 
 
@@ -48,6 +49,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PROMOTE,
             Permission.DEPLOY,
             Permission.MONITOR,
+            Permission.APPROVE,
         }
     ),
     Role.ADMIN: frozenset(Permission),

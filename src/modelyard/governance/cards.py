@@ -94,16 +94,58 @@ def build_card(services: Services, ref: str) -> tuple[str, list[Section]]:
             else [],
         )
     )
-    sections.append(
-        Section(
-            "Not recorded yet",
-            [
-                "Approvals: no approval policy applies to this workspace yet.",
-                "Monitoring: no monitors or alerts are recorded for this version yet.",
-            ],
-        )
-    )
+    sections.append(_approvals(services, version.ref))
+    sections.append(_monitoring(services, version.model, version.version))
     return title, sections
+
+
+def _approvals(services: Services, ref: str) -> Section:
+    status = services.approvals.status(ref)
+    lines = [
+        f"State: {status.state.replace('_', ' ')} ({len(status.approved_by)} of "
+        f"{status.required} approvals"
+        + (f": {', '.join(status.approved_by)}" if status.approved_by else "")
+        + f"), package {status.digest[:12]}."
+    ]
+    rows = [
+        [_when(h["at"]), h["actor"], h["decision"], h["digest"][:12], h["comment"]]
+        for h in status.history
+    ]
+    tables = [(["at", "by", "decision", "package", "comment"], rows)] if rows else []
+    return Section("Approvals", lines, tables)
+
+
+def _monitoring(services: Services, model: str, version: int) -> Section:
+    ref = f"{model}/{version}"
+    reference = services.references.status(ref)
+    lines = [
+        "Reference profile: "
+        + ("none (the run kept no training data)" if reference is None else reference["status"])
+        + (f" ({reference['error']})" if reference and reference["error"] else "")
+    ]
+    endpoints = {
+        e.name
+        for e in services.endpoints.list()
+        if any(t.model == model and t.version == version for _, t in e.spec.targets())
+    }
+    monitors = [m for m in services.monitors.list() if m.spec.endpoint in endpoints]
+    if not monitors:
+        lines.append("No monitor watches an endpoint that serves this version.")
+        return Section("Monitoring", lines)
+    lines.append(
+        "Monitors: " + ", ".join(f"{m.name} (endpoint {m.spec.endpoint})" for m in monitors)
+    )
+    alerts = services.alerts.alerts({m.id: m.name for m in monitors}, limit=10)
+    rows = [
+        [_when(a["opened_at"]), a["monitor"], a["check"], a["severity"], a["status"], a["summary"]]
+        for a in alerts
+    ]
+    tables = (
+        [(["opened", "monitor", "check", "severity", "status", "summary"], rows)] if rows else []
+    )
+    if not rows:
+        lines.append("No alerts.")
+    return Section("Monitoring and recent alerts", lines, tables)
 
 
 def _training(services: Services, run_id: str | None) -> list[Section]:

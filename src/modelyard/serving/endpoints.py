@@ -10,6 +10,7 @@ a message naming the problem, and the current revision keeps serving.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -32,7 +33,7 @@ from modelyard.domain.endpoints import (
 )
 from modelyard.domain.events import EndpointCreated, Publisher
 from modelyard.domain.models import ModelRef, Stage
-from modelyard.errors import Conflict, InvalidInput, NotFound
+from modelyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 
@@ -48,6 +49,8 @@ class EndpointService(Publisher):
     def __init__(self, db: Database, catalog: Catalog) -> None:
         self.db = db
         self.catalog = catalog
+        # set by bootstrap: refuses routing traffic to a version the approval policy forbids
+        self.approval_gate: Callable[[Connection, ModelRef, str], None] | None = None
 
     # -- changes -----------------------------------------------------------
 
@@ -246,6 +249,9 @@ class EndpointService(Publisher):
                     "so the endpoint can check requests"
                 )
             signatures[target.ref] = version.signature
+        if self.approval_gate is not None:
+            for route in spec.routes:
+                self.approval_gate(conn, ModelRef(route.model, route.version), "taking traffic")
         check_compatible(spec, signatures)
 
     # -- reads -------------------------------------------------------------
@@ -372,6 +378,13 @@ class EndpointService(Publisher):
             if target.follow and target.alias
         }
         resolved = self._aliases(conn, wanted)
+        if self.approval_gate is not None:
+            # an alias moved to a version not approved for traffic: keep serving the old one
+            for (model, alias), number in list(resolved.items()):
+                try:
+                    self.approval_gate(conn, ModelRef(model, version=number), "taking traffic")
+                except PermissionDenied:
+                    del resolved[(model, alias)]
         return [(name, number, spec.with_versions(resolved)) for name, number, spec in specs]
 
     def serving(self, conn: Connection) -> dict[tuple[str, int], builtins.list[str]]:

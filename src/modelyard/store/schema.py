@@ -518,3 +518,28 @@ secrets = Table(
     Column("updated_by", String(250), nullable=False, default=""),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# -- approvals -------------------------------------------------------------------
+
+approval_policies = Table(
+    "approval_policies",
+    metadata,
+    Column("workspace", String(128), primary_key=True),
+    Column("required", Integer, nullable=False),
+    Column("updated_by", String(250), nullable=False, default=""),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("actor", String(250), nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_approvals_version", "model_id", "version"),
+)
