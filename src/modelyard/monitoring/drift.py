@@ -35,7 +35,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from modelyard.errors import InvalidInput
 from modelyard.monitoring.profile import (
@@ -262,6 +261,8 @@ def jensen_shannon(expected: FloatArray, actual: FloatArray) -> float:
 
 
 def _ks(expected: FloatArray, actual: FloatArray, n: int, m: int) -> tuple[float, float]:
+    from scipy import stats  # imported on first use: the serving path never pays for it
+
     statistic = float(np.max(np.abs(np.cumsum(expected) - np.cumsum(actual))))
     effective = n * m / (n + m) if n and m else 0
     p_value = float(stats.kstwo.sf(statistic, max(1, round(effective)))) if effective else 1.0
@@ -298,6 +299,8 @@ def _chisquare(reference: ColumnProfile, observed: Observed) -> tuple[float, flo
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or not table[1].sum() or not table[0].sum():
         return 0.0, 1.0
+    from scipy import stats
+
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / expected))
     return statistic, float(stats.chi2.sf(statistic, table.shape[1] - 1))
