@@ -46,4 +46,4 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/monitoring.py  # makes .venv-evidently (Evidently needs pandas < 3)
 
 clean:
-	rm -rf $(VENV) .modelyard .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-evidently .modelyard .pytest_cache .mypy_cache .ruff_cache

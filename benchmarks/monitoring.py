@@ -369,9 +369,10 @@ def evidently_python() -> Path:
     return python
 
 
-def last_lines(text: str, count: int = 3) -> str:
+def last_lines(text: str, count: int = 2, width: int = 200) -> str:
     kept = [line.strip() for line in text.splitlines() if line.strip()]
-    return " | ".join(kept[-count:]) or "(no output)"
+    shortened = [line if len(line) <= width else line[:width] + " ..." for line in kept]
+    return " | ".join(shortened[-count:]) or "(no output)"
 
 
 # -- the parent --------------------------------------------------------------------------
