@@ -5,6 +5,7 @@ requests, late labels, and two workers that never compute a window twice."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -245,3 +246,33 @@ def test_time_windows_cover_closed_hours_only(services: Services, hook: Hook) ->
     assert [(c["start"], c["rows"]) for c in later.computed] == [(start + hour, 200)]
     throughput = services.monitors.results("hourly", check="technical", metric="throughput_rps")
     assert [round(r["value"], 4) for r in throughput] == [round(200 / 3600, 4)] * 2
+
+
+def test_a_critical_alert_runs_the_retraining_command(
+    services: Services, hook: Hook, tmp_path: Path
+) -> None:
+    deployed = deploy(services, "retrain")
+    received = tmp_path / "request.json"
+    script = f"import sys; open({str(received)!r}, 'w').write(sys.stdin.read())"
+    services.monitors.update(
+        "retrain",
+        {
+            "window": f"{WINDOW} rows",
+            "alerts": {
+                "channels": [{"type": "webhook", "url": hook.url}],
+                "retrain": {"command": [sys.executable, "-c", script], "timeout_s": 30},
+            },
+        },
+    )
+    deployed.send(inputs(WINDOW, 60, shift={"visits": 2.0}), start_ts=T0)
+    report = services.monitors.run("retrain")
+
+    (request_id,) = report.requests
+    sent = json.loads(received.read_text())
+    assert sent["retraining_request"] == request_id
+    assert (sent["model"], sent["version"], sent["monitor"]) == ("retrain", 1, "retrain")
+    assert "visits" in sent["reason"]
+    (request,) = services.alerts.requests(services.monitors.monitor_ids("retrain"))
+    assert request["status"] == "triggered"
+    assert request["action"]["command"]["status"] == "ok"
+    assert (request["model"], request["version"]) == ("retrain", 1)
