@@ -37,8 +37,10 @@ typecheck: install-test
 
 check: lint typecheck
 
+# one BLAS thread per process: two test workers (and the servers they start) on two cores
+# would otherwise oversubscribe them, and OpenBLAS's spinning threads slow fits ~30x
 test: check
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/tracking.py

@@ -15,6 +15,10 @@
 from __future__ import annotations
 
 import os
+
+# before NumPy loads (see the Makefile's test target): one BLAS thread per test process
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import socket
 import subprocess
 import sys
