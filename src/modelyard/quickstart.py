@@ -387,19 +387,31 @@ def _show_lineage(yard: Yard, console: Console, prediction_id: str) -> None:
     )
 
 
+TRACKING_ACTIONS = (
+    "create experiment",
+    "create run",
+    "log batch",
+    "finish run",
+    "log artifact",
+    "log dataset",
+)
+
+
 def _show_audit(services: Services, console: Console, since: int) -> None:
     """The audit trail of what the quickstart changed (hash-chained; `modelyard audit verify`)."""
     events = services.audit.events(since=since)
+    tracking = [e for e in events if e.action in TRACKING_ACTIONS]
     rows = [
-        [
-            event.actor,
-            event.action,
-            event.resource,
-            _what(event.summary),
-        ]
+        [event.actor, event.action, event.resource, _what(event.summary)]
         for event in events
+        if event.action not in TRACKING_ACTIONS
     ]
     console.print(table("audit trail of this quickstart", ["who", "did", "to", "what"], rows))
+    runs = len({e.resource.split("/")[1] for e in tracking if e.resource.startswith("runs/")})
+    console.print(
+        f"and {len(tracking)} tracking writes to {runs} runs (runs, metric batches, artifacts, "
+        f"datasets): modelyard audit search --action 'log batch'"
+    )
     console.print(f"{services.audit.verify()} audit events, hash chain intact")
 
 

@@ -137,3 +137,36 @@ def test_inventory_from_the_cli_is_audited_and_lists_overdue_validations(home: P
     yard.close()
     assert events[0].summary["before"] == {"risk_tier": None, "next_validation": None}
     assert events[0].summary["after"] == {"risk_tier": "high", "next_validation": "2026-01-31"}
+
+
+def test_embedded_tracking_writes_are_audited_by_key_never_by_value(home: Path) -> None:
+    yard = embedded_yard(home)
+    features, target = cancer()
+    with yard.start_run("audited-tracking", params={"secret_sauce": 0.123456}) as run:
+        for step in range(3):
+            run.log_metric("loss", 9.87654 - step, step=step)
+        run.log_dict({"payload": "classified-value"}, "notes/config.json")
+        run.log_dataset(features.assign(target=target), name="audited-data", role="training")
+    audit = yard.backend.services.audit  # type: ignore[attr-defined]
+    events = [e for e in audit.events() if e.resource.startswith("runs/")]
+    actions = [e.action for e in events]
+    assert actions[0] == "create run" and actions[-1] == "finish run"
+    assert {"log batch", "log artifact", "log dataset"} <= set(actions)
+    created = events[0].summary["after"]
+    assert created["params"] == ["secret_sauce"] and created["experiment"] == "audited-tracking"
+    batches = [e.summary["after"] for e in events if e.action == "log batch"]
+    assert sum(b["points"] for b in batches) == 3
+    assert all(b.get("metrics") == ["loss"] for b in batches if b["points"])
+    artifact = next(e for e in events if e.action == "log artifact")
+    assert artifact.resource.endswith("/artifacts/notes/config.json")
+    dataset = next(e for e in events if e.action == "log dataset").summary["after"]
+    assert (dataset["role"], dataset["rows"], dataset["stored"]) == (
+        "training",
+        len(features),
+        True,
+    )
+    assert events[-1].summary["after"] == {"status": "FINISHED"}
+    text = repr([e.summary for e in events])
+    for value in ("0.123456", "9.87654", "classified-value"):
+        assert value not in text
+    assert audit.verify() == len(audit.events())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from modelyard.api.dependencies import services_of
-from modelyard.api.security import guard
+from modelyard.api.security import guard, record_change
 from modelyard.api.wire import respond
-from modelyard.domain.identity import Permission
+from modelyard.domain.identity import ApiKey, Permission
 
 router = APIRouter(prefix="/api/v1", tags=["governance"])
 
@@ -35,7 +37,9 @@ def whoami(request: Request) -> Response:
 
 @router.post("/users", status_code=201, **guard(Permission.ADMIN))
 def create_user(body: UserIn, request: Request) -> Response:
-    return respond(services_of(request).identity.create_user(body.name, body.role), 201)
+    user = services_of(request).identity.create_user(body.name, body.role)
+    record_change(request, after={"name": user.name, "role": user.role})
+    return respond(user, 201)
 
 
 @router.get("/users", **guard(Permission.ADMIN))
@@ -45,7 +49,11 @@ def list_users(request: Request) -> Response:
 
 @router.patch("/users/{name}", **guard(Permission.ADMIN))
 def set_role(name: str, body: RoleIn, request: Request) -> Response:
-    return respond(services_of(request).identity.set_role(name, body.role))
+    identity = services_of(request).identity
+    before = identity.get_user(name)
+    after = identity.set_role(name, body.role)
+    record_change(request, before={"role": before.role}, after={"role": after.role})
+    return respond(after)
 
 
 @router.post("/users/{name}/keys", status_code=201, **guard(Permission.ADMIN))
@@ -54,6 +62,7 @@ def create_key(name: str, body: KeyIn, request: Request) -> Response:
     record, token = services_of(request).identity.create_key(
         name, name=body.name, expires_in_days=body.expires_in_days, endpoint=body.endpoint
     )
+    record_change(request, after=_key_summary(record))  # the key id, never the token
     return respond({"key": record, "token": token}, 201)
 
 
@@ -64,7 +73,20 @@ def list_keys(request: Request, user: str | None = None) -> Response:
 
 @router.delete("/keys/{key_id}", **guard(Permission.ADMIN))
 def revoke_key(key_id: str, request: Request) -> Response:
-    return respond(services_of(request).identity.revoke_key(key_id))
+    revoked = services_of(request).identity.revoke_key(key_id)
+    record_change(request, after=_key_summary(revoked))
+    return respond(revoked)
+
+
+def _key_summary(key: ApiKey) -> dict[str, Any]:
+    return {
+        "key_id": key.id,
+        "user": key.user,
+        "name": key.name,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "endpoint": key.endpoint,
+    }
 
 
 @router.get("/audit", **guard(Permission.ADMIN))

@@ -21,10 +21,11 @@ from pydantic import BaseModel
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import actor_of, guard
+from modelyard.api.security import actor_of, guard, record_change
 from modelyard.api.wire import EndpointIn, EndpointUpdate, LabelsIn, RollbackIn, respond
-from modelyard.domain.endpoints import Endpoint, batching_from, requests_from
+from modelyard.domain.endpoints import Endpoint, batching_from, requests_from, spec_summary
 from modelyard.domain.identity import Permission
+from modelyard.serving.predictlog import subject_digest
 from modelyard.serving.retention import erase_subject, prune_endpoint
 
 router = APIRouter(prefix="/api/v1", tags=["endpoints"], responses=ERROR_RESPONSES)
@@ -42,7 +43,12 @@ def create_endpoint(body: EndpointIn, request: Request) -> Response:
         actor=actor_of(request),
         comment=body.comment,
     )
+    record_change(request, after=_serving(created))
     return respond(created, 201)
+
+
+def _serving(endpoint: Endpoint) -> dict[str, Any]:
+    return {"revision": endpoint.revision, **spec_summary(endpoint.spec)}
 
 
 @router.get("/endpoints", response_model=list[Endpoint], **guard(Permission.READ))
@@ -58,7 +64,9 @@ def get_endpoint(name: str, request: Request) -> Response:
 @router.patch("/endpoints/{name}", response_model=Endpoint, **guard(Permission.DEPLOY))
 def update_endpoint(name: str, body: EndpointUpdate, request: Request) -> Response:
     """A new revision: what the body leaves out is carried over from the current one."""
-    updated = services_of(request).endpoints.update(
+    endpoints = services_of(request).endpoints
+    before = endpoints.get(name)
+    updated = endpoints.update(
         name,
         routes=requests_from(body.routes, shadow=False),
         shadows=requests_from(body.shadows, shadow=True),
@@ -67,6 +75,7 @@ def update_endpoint(name: str, body: EndpointUpdate, request: Request) -> Respon
         actor=actor_of(request),
         comment=body.comment,
     )
+    record_change(request, before=_serving(before), after=_serving(updated))
     return respond(updated)
 
 
@@ -74,9 +83,10 @@ def update_endpoint(name: str, body: EndpointUpdate, request: Request) -> Respon
 def rollback_endpoint(name: str, body: RollbackIn, request: Request) -> Response:
     """A new revision with the routes of revision ``to`` (default: the previous one)."""
     endpoints = services_of(request).endpoints
-    return respond(
-        endpoints.rollback(name, to=body.to, actor=actor_of(request), comment=body.comment)
-    )
+    before = endpoints.get(name)
+    after = endpoints.rollback(name, to=body.to, actor=actor_of(request), comment=body.comment)
+    record_change(request, before=_serving(before), after=_serving(after))
+    return respond(after)
 
 
 @router.get("/endpoints/{name}/revisions", **guard(Permission.READ))
@@ -131,6 +141,7 @@ def post_labels(name: str, body: LabelsIn, request: Request) -> Response:
     result = services.predictions.record_labels(
         name, [(item.id, item.label) for item in body.labels], actor=actor_of(request)
     )
+    record_change(request, after={"recorded": result.recorded, "unknown": len(result.unknown)})
     return respond(result)
 
 
@@ -159,7 +170,13 @@ class RetentionIn(BaseModel):
 @router.put("/endpoints/{name}/retention", response_model=Endpoint, **guard(Permission.ADMIN))
 def set_retention(name: str, body: RetentionIn, request: Request) -> Response:
     """Keep the endpoint's prediction log ``days`` days (null: forever)."""
-    return respond(services_of(request).endpoints.set_retention(name, body.days))
+    endpoints = services_of(request).endpoints
+    before = endpoints.get(name).retention_days
+    after = endpoints.set_retention(name, body.days)
+    record_change(
+        request, before={"retention_days": before}, after={"retention_days": after.retention_days}
+    )
+    return respond(after)
 
 
 @router.post("/endpoints/{name}/prune", **guard(Permission.ADMIN))
@@ -167,6 +184,7 @@ def prune_predictions(name: str, request: Request) -> Response:
     """Apply the retention policy now: delete older predictions and labels (audited)."""
     client = request.client.host if request.client else ""
     deleted = prune_endpoint(services_of(request), name, actor=actor_of(request), client=client)
+    record_change(request, after={"deleted": deleted})
     return respond({"deleted": deleted})
 
 
@@ -181,7 +199,13 @@ class EraseIn(BaseModel):
 @router.put("/endpoints/{name}/subject", response_model=Endpoint, **guard(Permission.ADMIN))
 def set_subject_column(name: str, body: SubjectColumnIn, request: Request) -> Response:
     """The input field that identifies a data subject, for erasure requests."""
-    return respond(services_of(request).endpoints.set_subject_column(name, body.column))
+    endpoints = services_of(request).endpoints
+    before = endpoints.get(name).subject_column
+    after = endpoints.set_subject_column(name, body.column)
+    record_change(
+        request, before={"subject_column": before}, after={"subject_column": after.subject_column}
+    )
+    return respond(after)
 
 
 @router.post("/endpoints/{name}/erase", **guard(Permission.ADMIN))
@@ -190,5 +214,8 @@ def erase(name: str, body: EraseIn, request: Request) -> Response:
     client = request.client.host if request.client else ""
     deleted = erase_subject(
         services_of(request), name, body.subject, actor=actor_of(request), client=client
+    )
+    record_change(
+        request, after={"deleted": deleted, "subject_sha256": subject_digest(body.subject)}
     )
     return respond({"deleted": deleted})

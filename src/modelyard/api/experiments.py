@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard
+from modelyard.api.security import guard, record_change
 from modelyard.api.wire import ExperimentIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.runs import Experiment
@@ -17,6 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["experiments"], responses=ERROR_RESPO
 @router.post("/experiments", status_code=201, response_model=Experiment, **guard(Permission.TRACK))
 def create_experiment(body: ExperimentIn, request: Request) -> Response:
     created = services_of(request).tracking.create_experiment(body.name, body.description)
+    record_change(request, after={"experiment_id": created.id, "name": created.name})
     return respond(created, 201)
 
 

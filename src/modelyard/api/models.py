@@ -18,11 +18,12 @@ from pydantic import BaseModel
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import actor_of, guard
+from modelyard.api.security import actor_of, guard, record_change
 from modelyard.api.wire import AliasIn, ModelIn, ModelUpdate, StageIn, VersionIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
 from modelyard.errors import InvalidInput
+from modelyard.governance.approvals import ApprovalStatus
 from modelyard.governance.cards import model_card
 
 router = APIRouter(prefix="/api/v1", tags=["models"], responses=ERROR_RESPONSES)
@@ -44,6 +45,7 @@ def ref_of(name: str, selector: str) -> ModelRef:
 )
 def create_model(body: ModelIn, request: Request) -> Response:
     created = services_of(request).catalog.create_model(body.name, body.description, body.tags)
+    record_change(request, after={"name": created.name, "description": created.description})
     return respond(created, 201)
 
 
@@ -63,7 +65,16 @@ def get_model(name: str, request: Request) -> Response:
 @router.patch("/models/{name}", response_model=RegisteredModel, **guard(Permission.REGISTER))
 def update_model(name: str, body: ModelUpdate, request: Request) -> Response:
     catalog = services_of(request).catalog
-    return respond(catalog.update_model(name, description=body.description, tags=body.tags))
+    before = catalog.get_model(name)
+    after = catalog.update_model(name, description=body.description, tags=body.tags)
+    record_change(request, before=_described(before, body), after=_described(after, body))
+    return respond(after)
+
+
+def _described(item: RegisteredModel | ModelVersion, body: ModelUpdate) -> dict[str, Any]:
+    """The description and tags of ``item``, as far as ``body`` changes them."""
+    fields = [field for field in ("description", "tags") if getattr(body, field) is not None]
+    return {field: getattr(item, field) for field in fields}
 
 
 @router.post(
@@ -82,6 +93,15 @@ def register_version(name: str, body: VersionIn, request: Request) -> Response:
         description=body.description,
         tags=body.tags,
         created_by=body.created_by,
+    )
+    record_change(
+        request,
+        after={
+            "version": version.version,
+            "run_id": version.run_id,
+            "digest": version.package_digest,
+            "source": version.source,
+        },
     )
     return respond(version, 201)
 
@@ -112,9 +132,12 @@ def get_version(name: str, selector: str, request: Request) -> Response:
     "/models/{name}/versions/{selector}", response_model=ModelVersion, **guard(Permission.REGISTER)
 )
 def update_version(name: str, selector: str, body: ModelUpdate, request: Request) -> Response:
-    updated = services_of(request).catalog.update_version(
+    catalog = services_of(request).catalog
+    before = catalog.get_version(ref_of(name, selector))
+    updated = catalog.update_version(
         ref_of(name, selector), description=body.description, tags=body.tags
     )
+    record_change(request, before=_described(before, body), after=_described(updated, body))
     return respond(updated)
 
 
@@ -125,12 +148,24 @@ def update_version(name: str, selector: str, body: ModelUpdate, request: Request
 )
 def transition_stage(name: str, selector: str, body: StageIn, request: Request) -> Response:
     """Move the version to ``stage``; an illegal move is 409 naming both stages."""
-    moved = services_of(request).catalog.transition_stage(
+    catalog = services_of(request).catalog
+    before = catalog.get_version(ref_of(name, selector))
+    moved = catalog.transition_stage(
         ref_of(name, selector),
         body.stage,
         actor=actor_of(request),  # the key's user, never a name the client claims
         comment=body.comment,
         archive_others=body.archive_others,
+    )
+    record_change(
+        request,
+        before={"version": before.version, "stage": before.stage},
+        after={
+            "version": moved.version,
+            "stage": moved.stage,
+            "comment": body.comment,
+            "archive_others": body.archive_others,
+        },
     )
     return respond(moved)
 
@@ -149,7 +184,11 @@ def stage_history(name: str, selector: str, request: Request) -> Response:
 )
 def set_alias(name: str, alias: str, body: AliasIn, request: Request) -> Response:
     """Point ``alias`` at a version (moving it if it pointed elsewhere)."""
-    return respond(services_of(request).catalog.set_alias(name, alias, body.version))
+    catalog = services_of(request).catalog
+    before = catalog.get_model(name).aliases.get(alias)
+    moved = catalog.set_alias(name, alias, body.version)
+    record_change(request, before={"version": before}, after={"version": moved.version})
+    return respond(moved)
 
 
 @router.delete(
@@ -159,7 +198,10 @@ def set_alias(name: str, alias: str, body: AliasIn, request: Request) -> Respons
     **guard(Permission.PROMOTE),
 )
 def delete_alias(name: str, alias: str, request: Request) -> Response:
-    services_of(request).catalog.delete_alias(name, alias)
+    catalog = services_of(request).catalog
+    before = catalog.get_model(name).aliases.get(alias)
+    catalog.delete_alias(name, alias)
+    record_change(request, before={"version": before}, after={"version": None})
     return Response(status_code=204)
 
 
@@ -172,7 +214,15 @@ def get_inventory(name: str, request: Request) -> Response:
 def update_inventory(name: str, body: dict[str, Any], request: Request) -> Response:
     """Change the given model-risk fields (risk_tier, business_owner, validator,
     validation_status, last_validated, next_validation); the others are kept."""
-    return respond(services_of(request).inventory.update(name, actor=actor_of(request), **body))
+    inventory = services_of(request).inventory
+    before = inventory.get(name)
+    after = inventory.update(name, actor=actor_of(request), **body)
+    record_change(
+        request,
+        before={field: getattr(before, field) for field in body},
+        after={field: getattr(after, field) for field in body},
+    )
+    return respond(after)
 
 
 @router.get("/inventory", response_model=list[Inventory], **guard(Permission.READ))
@@ -219,8 +269,15 @@ class RetireIn(BaseModel):
 )
 def retire_version(name: str, selector: str, body: RetireIn, request: Request) -> Response:
     """Retire a version nothing serves and no alias names; its history is kept."""
-    retired = services_of(request).retirement.retire_version(
+    services = services_of(request)
+    before = services.catalog.get_version(ref_of(name, selector))
+    retired = services.retirement.retire_version(
         str(ref_of(name, selector)), actor=actor_of(request), comment=body.comment
+    )
+    record_change(
+        request,
+        before={"version": before.version, "stage": before.stage},
+        after={"version": retired.version, "stage": retired.stage, "comment": body.comment},
     )
     return respond(retired)
 
@@ -233,6 +290,8 @@ def retire_model(name: str, body: RetireIn, request: Request) -> Response:
     retired = services_of(request).retirement.retire_model(
         name, actor=actor_of(request), comment=body.comment
     )
+    retired_versions = [version.version for version in retired]
+    record_change(request, after={"versions": retired_versions, "comment": body.comment})
     return respond(retired)
 
 
@@ -252,10 +311,22 @@ class PolicyIn(BaseModel):
 @router.post("/models/{name}/versions/{selector}/approval-requests", **guard(Permission.REGISTER))
 def request_approval(name: str, selector: str, body: ApprovalIn, request: Request) -> Response:
     """Ask reviewers to approve the version (its current package) for production and traffic."""
-    status = services_of(request).approvals.request(
+    approvals = services_of(request).approvals
+    before = approvals.status(ref_of(name, selector))
+    status = approvals.request(
         ref_of(name, selector), actor=actor_of(request), comment=body.comment
     )
+    record_change(request, before={"state": before.state}, after=_decided("request", status))
     return respond(status.to_dict())
+
+
+def _decided(decision: str, status: ApprovalStatus) -> dict[str, Any]:
+    return {
+        "decision": decision,
+        "version": status.version,
+        "digest": status.digest,
+        "state": status.state,
+    }
 
 
 @router.post("/models/{name}/versions/{selector}/approvals", **guard(Permission.APPROVE))
@@ -265,7 +336,9 @@ def decide_approval(name: str, selector: str, body: DecisionIn, request: Request
     if body.decision not in ("approve", "reject"):
         raise InvalidInput(f"decision must be 'approve' or 'reject', got {body.decision!r}")
     act = approvals.approve if body.decision == "approve" else approvals.reject
+    before = approvals.status(ref_of(name, selector))
     status = act(ref_of(name, selector), actor=actor_of(request), comment=body.comment)
+    record_change(request, before={"state": before.state}, after=_decided(body.decision, status))
     return respond(status.to_dict())
 
 
@@ -282,5 +355,8 @@ def approval_policy(request: Request) -> Response:
 @router.put("/policies/approvals", **guard(Permission.ADMIN))
 def set_approval_policy(body: PolicyIn, request: Request) -> Response:
     """How many approvals a version needs before production or traffic (0: none)."""
-    required = services_of(request).approvals.set_policy(body.required, actor=actor_of(request))
+    approvals = services_of(request).approvals
+    before = approvals.policy()
+    required = approvals.set_policy(body.required, actor=actor_of(request))
+    record_change(request, before={"required": before}, after={"required": required})
     return respond({"required": required})

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard
+from modelyard.api.security import guard, record_change
 from modelyard.api.wire import BatchIn, FinishIn, RunIn, SearchIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.runs import Environment, MetricPoint, Run, RunPage, RunStatus
@@ -42,6 +42,15 @@ def create_run(body: RunIn, request: Request) -> Response:
         environment=_environment(body.environment),
         environment_id=body.environment_id,
         user=body.user,
+    )
+    record_change(
+        request,
+        after={
+            "run_id": run.id,
+            "experiment": run.experiment,
+            "params": sorted(body.params),
+            "tags": sorted(body.tags),
+        },
     )
     return respond(run, 201)
 
@@ -127,10 +136,23 @@ def get_run(run_id: str, request: Request) -> Response:
 )
 def log_batch(run_id: str, body: BatchIn, request: Request) -> Response:
     """Metrics (parallel arrays), params and tags, written in one transaction."""
+    points = _points(body)
     services_of(request).tracking.log_batch(
-        run_id, metrics=_points(body), params=body.params, tags=body.tags
+        run_id, metrics=points, params=body.params, tags=body.tags
     )
+    record_change(request, after=_batch_summary(run_id, body, len(points)))
     return Response(status_code=204)
+
+
+def _batch_summary(run_id: str, body: BatchIn, points: int) -> dict[str, Any]:
+    """What kind of thing a batch wrote (keys and a count), never the values."""
+    return {
+        "run_id": run_id,
+        "params": sorted(body.params),
+        "tags": sorted(body.tags),
+        "metrics": sorted(set(body.metrics.keys)),
+        "points": points,
+    }
 
 
 def _points(body: BatchIn) -> list[MetricPoint]:
@@ -149,7 +171,9 @@ def _points(body: BatchIn) -> list[MetricPoint]:
 @router.post("/runs/{run_id}/finish", response_model=Run, **guard(Permission.TRACK))
 def finish_run(run_id: str, body: FinishIn, request: Request) -> Response:
     status = _status(body.status)
-    return respond(services_of(request).tracking.finish_run(run_id, status, body.error))
+    run = services_of(request).tracking.finish_run(run_id, status, body.error)
+    record_change(request, after={"run_id": run.id, "status": run.status})
+    return respond(run)
 
 
 def _status(value: str) -> RunStatus:

@@ -2,7 +2,9 @@
 
 ``guard(Permission.X)`` goes into a route decorator: it authenticates the bearer
 key, checks the caller's role, and records the permission in the OpenAPI schema
-(``x-permission``) so a test can walk every route for every role.
+(``x-permission``) so a test can walk every route for every role. A write route
+calls ``record_change`` with a short before/after summary of what it changed,
+which the audit event carries.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from modelyard.api.dependencies import services_of
 from modelyard.domain.identity import Permission, Principal
 from modelyard.errors import PermissionDenied
 from modelyard.governance.identity import KEY_PREFIX
+from modelyard.jsonable import plain
 
 PERMISSION_KEY = "x-permission"
 _READS = ("GET", "HEAD", "OPTIONS")
@@ -54,6 +57,23 @@ def guard(permission: Permission) -> dict[str, Any]:
         "dependencies": [Depends(_checker(permission))],
         "openapi_extra": {PERMISSION_KEY: permission.value},
     }
+
+
+def record_change(
+    request: Request,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Have the request's audit event say what the write changed.
+
+    >>> record_change(request, before={"stage": "staging"}, after={"stage": "production"})
+
+    Both summaries stay small (ids, names, versions, stages, counts) and never
+    hold a secret value, an API key or the data itself. A route calls this once
+    its write succeeded; the event is written when the response starts.
+    """
+    request.state.audit_change = {"before": plain(before), "after": plain(after)}
 
 
 def _key_id_of(request: Request) -> str | None:
@@ -115,5 +135,11 @@ def _event(request: Request, status: int, refused: bool) -> dict[str, Any]:
             "permission": state.get("permission"),
             "path": dict(request.scope.get("path_params", {})),
             "query": dict(request.query_params),
+            **_change_of(state),
         },
     }
+
+
+def _change_of(state: dict[str, Any]) -> dict[str, Any]:
+    change: dict[str, Any] = state.get("audit_change") or {}
+    return {side: value for side, value in change.items() if value is not None}

@@ -37,7 +37,9 @@ class LocalBackend:
         self._catalog = services.catalog
 
     def create_experiment(self, name: str, description: str = "") -> Experiment:
-        return self._tracking.create_experiment(name, description)
+        created = self._tracking.create_experiment(name, description)
+        self._audit("create experiment", f"experiments/{name}", after={"id": created.id})
+        return created
 
     def get_experiment(self, name: str) -> Experiment:
         return self._tracking.get_experiment(name)
@@ -55,9 +57,15 @@ class LocalBackend:
         environment: Environment | None,
         user: str,
     ) -> Run:
-        return self._tracking.create_run(
+        run = self._tracking.create_run(
             experiment, name=name, params=params, tags=tags, environment=environment, user=user
         )
+        self._audit(
+            "create run",
+            f"runs/{run.id}",
+            after={"experiment": experiment, "params": sorted(params), "tags": sorted(tags)},
+        )
+        return run
 
     def log_batch(
         self,
@@ -68,9 +76,20 @@ class LocalBackend:
         tags: Mapping[str, Any] | None = None,
     ) -> None:
         self._tracking.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        # what was written, never the values: keys and how many metric points
+        written: dict[str, Any] = {"points": len(metrics)}
+        if metrics:
+            written["metrics"] = sorted({point.key for point in metrics})
+        if params:
+            written["params"] = sorted(params)
+        if tags:
+            written["tags"] = sorted(tags)
+        self._audit("log batch", f"runs/{run_id}", after=written)
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> Run:
-        return self._tracking.finish_run(run_id, status, error)
+        finished = self._tracking.finish_run(run_id, status, error)
+        self._audit("finish run", f"runs/{run_id}", after={"status": finished.status.value})
+        return finished
 
     def get_run(self, run_id: str) -> Run:
         return self._tracking.get_run(run_id)
@@ -106,7 +125,13 @@ class LocalBackend:
         return [self._tracking.get_experiment(name).id for name in experiments]
 
     def log_artifact(self, run_id: str, path: str, source: BinaryIO) -> Artifact:
-        return self._tracking.log_artifact(run_id, path, source)
+        artifact = self._tracking.log_artifact(run_id, path, source)
+        self._audit(
+            "log artifact",
+            f"runs/{run_id}/artifacts/{path}",
+            after={"size": artifact.size, "sha256": artifact.sha256},
+        )
+        return artifact
 
     def list_artifacts(self, run_id: str) -> list[Artifact]:
         return self._tracking.list_artifacts(run_id)
@@ -127,7 +152,7 @@ class LocalBackend:
         uri: str | None,
         content: BinaryIO | None,
     ) -> Dataset:
-        return self.services.datasets.log_dataset(
+        dataset = self.services.datasets.log_dataset(
             run_id,
             name=name,
             role=role,
@@ -137,6 +162,17 @@ class LocalBackend:
             uri=uri,
             content=content,
         )
+        self._audit(
+            "log dataset",
+            f"runs/{run_id}/datasets/{name}",
+            after={
+                "role": role,
+                "fingerprint": fingerprint,
+                "rows": row_count,
+                "stored": dataset.stored,
+            },
+        )
+        return dataset
 
     def run_datasets(self, run_id: str) -> list[DatasetUse]:
         return self.services.datasets.run_datasets(run_id)
@@ -333,11 +369,9 @@ class LocalBackend:
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
     ) -> None:
-        """Embedded changes to the catalog, endpoints and labels, as the OS user.
-
-        Tracking writes (runs, metrics, artifacts) are the user's own workspace and
-        are not audited embedded; through the server every write is.
-        """
+        """Every embedded write, as the OS user: the catalog, endpoints, labels,
+        monitors, approvals and tracking (runs, batches by key and count, artifacts,
+        datasets; never the values)."""
         summary: dict[str, Any] = {"plane": "embedded"}
         if before is not None:
             summary["before"] = before

@@ -205,19 +205,20 @@ def check_weights(routes: list[TargetRequest] | list[Target]) -> None:
         raise InvalidInput(f"route weights must add up to 100, got {shown} = {total}")
 
 
+def spec_summary(spec: Spec | None) -> dict[str, Any]:
+    """What a spec serves, in short: ``{"routes": {"churn/3": 90, ...}, "shadows", "batching"}``."""
+    if spec is None:
+        return {"routes": {}, "shadows": [], "batching": None}
+    return {
+        "routes": {r.describe(): r.weight for r in spec.routes},
+        "shadows": sorted(s.describe() for s in spec.shadows),
+        "batching": asdict(spec.batching),
+    }
+
+
 def diff_specs(before: Spec | None, after: Spec) -> dict[str, Any]:
     """A short summary of what changed, stored with each revision and audited."""
-
-    def view(spec: Spec | None) -> dict[str, Any]:
-        if spec is None:
-            return {"routes": {}, "shadows": [], "batching": None}
-        return {
-            "routes": {r.describe(): r.weight for r in spec.routes},
-            "shadows": sorted(s.describe() for s in spec.shadows),
-            "batching": asdict(spec.batching),
-        }
-
-    old, new = view(before), view(after)
+    old, new = spec_summary(before), spec_summary(after)
     changes: dict[str, Any] = {}
     for key in ("routes", "shadows", "batching"):
         if old[key] != new[key]:

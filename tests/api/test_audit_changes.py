@@ -1,0 +1,239 @@
+"""Writes through the server are audited with a summary of before and after.
+
+Each test makes a few real writes and reads their events back from ``GET /audit``:
+the event of a route carries ``summary.before`` / ``summary.after`` (ids, names,
+versions, stages, counts), a refused write is still an event, and no summary
+holds an API key or the data a write carried.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from modelyard.client.yard import connect
+from tests.api.conftest import new_run
+from tests.conftest import ServerProcess
+from tests.serving.models import cancer, classifier
+
+Event = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def model(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A model with versions 1 and 2, both candidates, registered through the server."""
+    name = f"a{uuid.uuid4().hex[:10]}"
+    yard = connect(server.url, api_key=server.admin_key, home=tmp_path_factory.mktemp("audit"))
+    fitted, example = classifier(), cancer()[0].head()
+    for _ in range(2):
+        yard.models.register(fitted, name=name, input_example=example)
+    yard.close()
+    return name
+
+
+@pytest.fixture
+def viewer(api: httpx.Client, server: ServerProcess, unique: str) -> Iterator[httpx.Client]:
+    api.post("/api/v1/users", json={"name": f"{unique}-viewer", "role": "viewer"})
+    token = api.post(f"/api/v1/users/{unique}-viewer/keys", json={}).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, timeout=30, headers=headers) as client:
+        yield client
+
+
+def events_of(api: httpx.Client, action: str, resource: str) -> list[Event]:
+    """The events of ``action`` (``"METHOD /route"``) on exactly ``resource``, oldest first."""
+    params = {"action": action, "resource": resource, "limit": 10_000}
+    answer = api.get("/api/v1/audit", params=params)
+    assert answer.status_code == 200, answer.text
+    return [e for e in answer.json() if e["action"] == action and e["resource"] == resource]
+
+
+def change_of(api: httpx.Client, action: str, resource: str) -> tuple[Any, Any]:
+    """(before, after) of the newest successful event of ``action`` on ``resource``."""
+    done = [e for e in events_of(api, action, resource) if e["outcome"] == "ok"]
+    assert done, (action, resource)
+    summary = done[-1]["summary"]
+    return summary.get("before"), summary.get("after")
+
+
+def test_a_stage_transition_records_the_stage_before_and_after(
+    api: httpx.Client, model: str
+) -> None:
+    path = f"/api/v1/models/{model}/versions/1/stage"
+    answer = api.post(path, json={"stage": "staging", "comment": "ready"})
+    assert answer.status_code == 200, answer.text
+
+    before, after = change_of(api, "POST /api/v1/models/{name}/versions/{selector}/stage", path)
+    assert before == {"version": 1, "stage": "candidate"}
+    assert after == {
+        "version": 1,
+        "stage": "staging",
+        "comment": "ready",
+        "archive_others": False,
+    }
+
+
+def test_an_alias_move_records_where_it_pointed(api: httpx.Client, model: str) -> None:
+    path = f"/api/v1/models/{model}/aliases/champion"
+    action = "PUT /api/v1/models/{name}/aliases/{alias}"
+    assert api.put(path, json={"version": 1}).status_code == 200
+    assert change_of(api, action, path) == ({"version": None}, {"version": 1})
+
+    assert api.put(path, json={"version": 2}).status_code == 200
+    assert change_of(api, action, path) == ({"version": 1}, {"version": 2})
+
+    assert api.delete(path).status_code == 204
+    deleted = change_of(api, "DELETE /api/v1/models/{name}/aliases/{alias}", path)
+    assert deleted == ({"version": 2}, {"version": None})
+
+
+def test_endpoint_revisions_record_the_routes_before_and_after(
+    api: httpx.Client, model: str, unique: str
+) -> None:
+    body = {"name": unique, "routes": [{"model": model, "version": 1, "weight": 100}]}
+    assert api.post("/api/v1/endpoints", json=body).status_code == 201
+    path = f"/api/v1/endpoints/{unique}"
+    created = change_of(api, "POST /api/v1/endpoints", "/api/v1/endpoints")
+    assert created[0] is None
+    assert created[1]["revision"] == 1 and created[1]["routes"] == {f"{model}/1": 100}
+
+    change = {"routes": [{"model": model, "version": 2, "weight": 100}], "comment": "v2"}
+    assert api.patch(path, json=change).status_code == 200
+    before, after = change_of(api, "PATCH /api/v1/endpoints/{name}", path)
+    assert (before["revision"], before["routes"]) == (1, {f"{model}/1": 100})
+    assert (after["revision"], after["routes"]) == (2, {f"{model}/2": 100})
+
+    assert api.post(f"{path}/rollback", json={}).status_code == 200
+    before, after = change_of(api, "POST /api/v1/endpoints/{name}/rollback", f"{path}/rollback")
+    assert (before["revision"], before["routes"]) == (2, {f"{model}/2": 100})
+    assert (after["revision"], after["routes"]) == (3, {f"{model}/1": 100})
+
+
+def test_a_monitor_update_records_the_spec_it_changed(
+    api: httpx.Client, model: str, unique: str
+) -> None:
+    body = {"name": unique, "routes": [{"model": model, "version": 1, "weight": 100}]}
+    assert api.post("/api/v1/endpoints", json=body).status_code == 201
+    path = f"/api/v1/monitors/{unique}"  # every new endpoint gets a default monitor
+    assert api.get(path).status_code == 200
+    assert api.patch(path, json={"enabled": False}).status_code == 200
+
+    before, after = change_of(api, "PATCH /api/v1/monitors/{name}", path)
+    assert before["enabled"] is True and before["spec"]["endpoint"] == unique
+    assert after == {"enabled": False, "changes": {}}
+
+
+def test_an_inventory_patch_records_only_the_fields_it_changes(
+    api: httpx.Client, model: str
+) -> None:
+    path = f"/api/v1/models/{model}/inventory"
+    action = "PATCH /api/v1/models/{name}/inventory"
+    first = {"risk_tier": "high", "business_owner": "risk-team"}
+    assert api.patch(path, json=first).status_code == 200
+    assert change_of(api, action, path) == ({"risk_tier": None, "business_owner": ""}, first)
+
+    assert api.patch(path, json={"risk_tier": "low"}).status_code == 200
+    assert change_of(api, action, path) == ({"risk_tier": "high"}, {"risk_tier": "low"})
+
+
+def test_dataset_writes_record_the_description_and_the_classes(
+    api: httpx.Client, unique: str
+) -> None:
+    run_id = new_run(api, unique)
+    description = {
+        "name": unique,
+        "role": "training",
+        "fingerprint": "c" * 64,
+        "row_count": 2,
+        "columns": [{"name": "x", "type": "float"}, {"name": "y", "type": "int"}],
+    }
+    assert api.post(f"/api/v1/runs/{run_id}/datasets", json=description).status_code == 201
+    path = f"/api/v1/runs/{run_id}/datasets"
+    _, logged = change_of(api, "POST /api/v1/runs/{run_id}/datasets", path)
+    assert logged["run_id"] == run_id and logged["name"] == unique
+    assert (logged["row_count"], logged["columns"], logged["stored"]) == (2, 2, False)
+
+    classes = f"/api/v1/datasets/{unique}/classes"
+    assert api.put(classes, json={"classes": ["pii"]}).status_code == 200
+    changed = change_of(api, "PUT /api/v1/datasets/{name}/classes", classes)
+    assert changed == ({"classes": []}, {"classes": ["pii"]})
+
+
+def test_run_writes_record_what_was_written_never_the_values(
+    api: httpx.Client, unique: str
+) -> None:
+    run_id = new_run(api, unique, params={"alpha": "value-of-alpha"})
+    metrics = {"keys": ["loss", "loss", "acc"], "values": [0.5, 0.25, 0.875]}
+    batch = {
+        "metrics": {**metrics, "steps": [0, 1, 0], "timestamps": [1, 2, 3]},
+        "params": {"beta": "value-of-beta"},
+    }
+    assert api.post(f"/api/v1/runs/{run_id}/batch", json=batch).status_code == 204
+    path = f"/api/v1/runs/{run_id}/batch"
+    _, after = change_of(api, "POST /api/v1/runs/{run_id}/batch", path)
+    assert after == {
+        "run_id": run_id,
+        "params": ["beta"],
+        "tags": [],
+        "metrics": ["acc", "loss"],
+        "points": 3,
+    }
+    put = api.put(f"/api/v1/runs/{run_id}/artifacts/notes/a.txt", content=b"artifact body")
+    assert put.status_code == 201
+    artifact = f"/api/v1/runs/{run_id}/artifacts/notes/a.txt"
+    _, stored = change_of(api, "PUT /api/v1/runs/{run_id}/artifacts/{path:path}", artifact)
+    assert stored == {"run_id": run_id, "path": "notes/a.txt", "size": len(b"artifact body")}
+
+    events = api.get("/api/v1/audit", params={"resource": f"/api/v1/runs/{run_id}"}).json()
+    written = json.dumps([e["summary"] for e in events])
+    for value in ("value-of-alpha", "value-of-beta", "0.875", "artifact body"):
+        assert value not in written
+
+
+def test_a_refused_write_is_recorded_as_denied_without_a_change(
+    api: httpx.Client, viewer: httpx.Client, model: str, unique: str
+) -> None:
+    path = f"/api/v1/models/{model}/versions/2/stage"
+    refused = viewer.post(path, json={"stage": "staging"})
+    assert refused.status_code == 403
+
+    events = events_of(api, "POST /api/v1/models/{name}/versions/{selector}/stage", path)
+    denied = [e for e in events if e["actor"] == f"{unique}-viewer"]
+    assert [(e["outcome"], e["status"]) for e in denied] == [("denied", 403)]
+    assert "before" not in denied[0]["summary"] and "after" not in denied[0]["summary"]
+    assert api.get(f"/api/v1/models/{model}/versions/2").json()["stage"] == "candidate"
+
+
+def test_user_and_key_changes_name_the_key_never_its_token(
+    api: httpx.Client, server: ServerProcess, unique: str
+) -> None:
+    user = f"{unique}-user"
+    assert api.post("/api/v1/users", json={"name": user, "role": "viewer"}).status_code == 201
+    assert api.patch(f"/api/v1/users/{user}", json={"role": "contributor"}).status_code == 200
+    role_change = change_of(api, "PATCH /api/v1/users/{name}", f"/api/v1/users/{user}")
+    assert role_change == ({"role": "viewer"}, {"role": "contributor"})
+
+    created = api.post(f"/api/v1/users/{user}/keys", json={"name": "ci"}).json()
+    token, key_id = created["token"], created["key"]["id"]
+    _, key = change_of(api, "POST /api/v1/users/{name}/keys", f"/api/v1/users/{user}/keys")
+    assert (key["key_id"], key["user"], key["name"]) == (key_id, user, "ci")
+    assert api.delete(f"/api/v1/keys/{key_id}").status_code == 200
+    _, revoked = change_of(api, "DELETE /api/v1/keys/{key_id}", f"/api/v1/keys/{key_id}")
+    assert revoked["key_id"] == key_id and revoked["revoked_at"] is not None
+
+    everything = json.dumps(api.get("/api/v1/audit", params={"limit": 0}).json())
+    assert token not in everything and server.admin_key not in everything
+    assert api.get("/api/v1/audit/verify").json()["intact"] is True
+
+
+def test_setting_the_approval_policy_records_the_old_requirement(api: httpx.Client) -> None:
+    current = api.get("/api/v1/policies/approvals").json()["required"]
+    assert api.put("/api/v1/policies/approvals", json={"required": current}).status_code == 200
+    policy = "/api/v1/policies/approvals"
+    change = change_of(api, "PUT /api/v1/policies/approvals", policy)
+    assert change == ({"required": current}, {"required": current})
