@@ -26,9 +26,8 @@ import os
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Select, delete, select
 
 from modelyard.clock import now_ms
@@ -38,6 +37,9 @@ from modelyard.governance.audit import AuditLog
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 KEY_VARIABLE = "MODELYARD_SECRET_KEY"
 MAX_VALUE_CHARS = 65_536
@@ -102,6 +104,8 @@ class SecretBox:
 
 
 def _fernet(key: bytes, problem: str) -> Fernet:
+    from cryptography.fernet import Fernet  # on first use: serving processes never load it
+
     try:
         return Fernet(key)
     except (ValueError, binascii.Error):
@@ -121,6 +125,8 @@ def _read_or_create(path: Path) -> bytes:
     descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(descriptor, "wb") as handle:
+            from cryptography.fernet import Fernet
+
             handle.write(Fernet.generate_key() + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -211,6 +217,8 @@ class SecretService:
                 f"secret '{name}' was encrypted with another key (key id {row.key_id}); "
                 f"set {KEY_VARIABLE} to that key"
             )
+        from cryptography.fernet import InvalidToken
+
         try:
             return self.box.decrypt(row.ciphertext)
         except InvalidToken:
