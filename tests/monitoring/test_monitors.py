@@ -223,6 +223,9 @@ def test_specs_are_validated_and_names_are_unique(services: Services) -> None:
         with pytest.raises(InvalidInput, match=message):
             services.monitors.create("other", spec)
     assert [m.name for m in services.monitors.list()] == ["spec"]
+    for read in (services.monitors.windows, services.monitors.results):
+        with pytest.raises(InvalidInput, match="limit must be at least 1"):
+            read("spec", limit=-1)
     updated = services.monitors.update("spec", {"window": "15m"}, enabled=False)
     assert (updated.spec.window.kind, updated.spec.window.size, updated.enabled) == (
         "time",

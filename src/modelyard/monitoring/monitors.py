@@ -484,6 +484,8 @@ class MonitorService:
     # -- reading -------------------------------------------------------------------
 
     def windows(self, name: str, *, limit: int = 100) -> builtins.list[dict[str, Any]]:
+        if limit < 1:
+            raise InvalidInput(f"limit must be at least 1, got {limit}")
         monitor = self.get(name)
         w = t.monitor_windows.c
         with self.db.read() as conn:
