@@ -13,6 +13,7 @@ from modelyard.governance.identity import Identity
 from modelyard.governance.lineage import Lineage
 from modelyard.governance.retirement import Retirement
 from modelyard.governance.secrets import SecretBox, SecretService
+from modelyard.governance.workspaces import Workspaces
 from modelyard.monitoring.alerts import AlertService
 from modelyard.monitoring.monitors import MonitorService
 from modelyard.monitoring.reference import ReferenceService
@@ -38,6 +39,7 @@ class Services:
     datasets: DatasetRegistry
     catalog: Catalog
     identity: Identity
+    workspaces: Workspaces
     audit: AuditLog
     endpoints: EndpointService
     predictions: PredictionLog
@@ -107,6 +109,7 @@ def bootstrap(
         datasets=datasets,
         catalog=catalog,
         identity=Identity(db),
+        workspaces=Workspaces(db),
         audit=AuditLog(db),
         endpoints=endpoints,
         predictions=predictions,

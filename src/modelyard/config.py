@@ -7,7 +7,8 @@ fsspec URL); ``MODELYARD_URL`` and ``MODELYARD_API_KEY`` make the SDK and CLI ta
 to a server; ``MODELYARD_PREDICTIONS`` moves the prediction log out of the home
 (a folder), or into the metadata database (``database``);
 ``MODELYARD_SECRET_KEY`` is the Fernet key that encrypts stored secrets (required
-by ``modelyard server``; embedded mode falls back to ``HOME/secret.key``).
+by ``modelyard server``; embedded mode falls back to ``HOME/secret.key``);
+``MODELYARD_WORKSPACE`` names the workspace the SDK and CLI act in.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Settings:
     api_key: str | None = None
     prediction_root: str | None = None
     secret_key: str | None = field(default=None, repr=False)
+    workspace: str | None = None
 
     @property
     def prediction_log_in_database(self) -> bool:
@@ -52,4 +54,5 @@ class Settings:
             api_key=os.environ.get("MODELYARD_API_KEY") or None,
             prediction_root=os.environ.get("MODELYARD_PREDICTIONS") or None,
             secret_key=os.environ.get("MODELYARD_SECRET_KEY") or None,
+            workspace=os.environ.get("MODELYARD_WORKSPACE") or None,
         )

@@ -216,7 +216,10 @@ def test_user_and_key_changes_name_the_key_never_its_token(
     assert api.post("/api/v1/users", json={"name": user, "role": "viewer"}).status_code == 201
     assert api.patch(f"/api/v1/users/{user}", json={"role": "contributor"}).status_code == 200
     role_change = change_of(api, "PATCH /api/v1/users/{name}", f"/api/v1/users/{user}")
-    assert role_change == ({"role": "viewer"}, {"role": "contributor"})
+    assert role_change == (
+        {"workspace": "default", "role": "viewer"},
+        {"workspace": "default", "role": "contributor"},
+    )
 
     created = api.post(f"/api/v1/users/{user}/keys", json={"name": "ci"}).json()
     token, key_id = created["token"], created["key"]["id"]

@@ -23,6 +23,8 @@ PLACEHOLDERS = {
     "upload_id": "a" * 32,
     "fingerprint": "f" * 64,
     "request_id": "r" * 32,
+    "workspace": "default",
+    "user": "nouser",
 }
 
 

@@ -44,3 +44,34 @@ def test_audit_verify_names_the_edited_event(tmp_path: Path) -> None:
     assert code == 2 and "error: audit event 2 was edited" in err
     code, _, err = invoke(tmp_path, "audit", "export", "--since", "yesterday")
     assert code == 2 and "'yesterday' is not a date" in err
+
+
+def test_workspaces_members_and_the_workspace_option(tmp_path: Path) -> None:
+    invoke(tmp_path, "admin", "init", "--name", "root")
+    assert invoke(tmp_path, "admin", "workspace", "create", "fraud")[0] == 0
+    code, _, err = invoke(tmp_path, "admin", "workspace", "create", "Bad Name")
+    assert code == 2 and "workspace name 'Bad Name' is not valid" in err
+    add = ("admin", "user", "add", "ana", "--role", "maintainer", "--workspace", "fraud")
+    assert invoke(tmp_path, *add)[0] == 0
+    assert (
+        invoke(tmp_path, "admin", "workspace", "add-member", "fraud", "root", "--role", "viewer")[0]
+        == 0
+    )
+    code, out, _ = invoke(tmp_path, "admin", "user", "list", "--workspace", "fraud", "--json")
+    assert {u["name"]: u["role"] for u in json.loads(out)} == {
+        "ana": "maintainer",
+        "root": "viewer",
+    }
+    code, out, _ = invoke(tmp_path, "admin", "workspace", "list", "--json")
+    assert {w["name"]: w["members"] for w in json.loads(out)} == {"default": 1, "fraud": 2}
+    code, _, err = invoke(tmp_path, "admin", "workspace", "remove-member", "fraud", "ana")
+    assert code == 2 and "only one" in err
+    assert invoke(tmp_path, "admin", "workspace", "remove-member", "fraud", "root")[0] == 0
+
+    assert invoke(tmp_path, "--workspace", "fraud", "experiments", "create", "fraud-exp")[0] == 0
+    code, out, _ = invoke(tmp_path, "--workspace", "fraud", "experiments", "list", "--json")
+    assert [e["workspace"] for e in json.loads(out)] == ["fraud"]
+    code, out, _ = invoke(tmp_path, "--workspace", "default", "experiments", "list", "--json")
+    assert json.loads(out) == []
+    code, _, err = invoke(tmp_path, "--workspace", "risk", "experiments", "create", "x")
+    assert code == 2 and "workspace 'risk' does not exist" in err

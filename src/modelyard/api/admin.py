@@ -1,4 +1,5 @@
-"""Routes for users, API keys and the audit log (admins), and ``whoami`` (everyone)."""
+"""Routes for users, workspaces and their members, API keys and the audit log (admins),
+and ``whoami`` (everyone)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from modelyard.api.dependencies import services_of
-from modelyard.api.security import guard, record_change
+from modelyard.api.security import actor_of, guard, record_change
 from modelyard.api.wire import respond
-from modelyard.domain.identity import ApiKey, Permission
+from modelyard.domain.identity import DEFAULT_WORKSPACE, ApiKey, Permission, Role
 
 router = APIRouter(prefix="/api/v1", tags=["governance"])
 
@@ -18,6 +19,11 @@ router = APIRouter(prefix="/api/v1", tags=["governance"])
 class UserIn(BaseModel):
     name: str
     role: str
+    workspace: str = DEFAULT_WORKSPACE
+
+
+class WorkspaceIn(BaseModel):
+    name: str
 
 
 class RoleIn(BaseModel):
@@ -37,8 +43,10 @@ def whoami(request: Request) -> Response:
 
 @router.post("/users", status_code=201, **guard(Permission.ADMIN))
 def create_user(body: UserIn, request: Request) -> Response:
-    user = services_of(request).identity.create_user(body.name, body.role)
-    record_change(request, after={"name": user.name, "role": user.role})
+    user = services_of(request).identity.create_user(body.name, body.role, workspace=body.workspace)
+    record_change(
+        request, after={"name": user.name, "role": user.role, "workspace": body.workspace}
+    )
     return respond(user, 201)
 
 
@@ -49,10 +57,62 @@ def list_users(request: Request) -> Response:
 
 @router.patch("/users/{name}", **guard(Permission.ADMIN))
 def set_role(name: str, body: RoleIn, request: Request) -> Response:
+    """The user's role in the ``default`` workspace (other workspaces: ``/workspaces``)."""
+    return _set_member(request, DEFAULT_WORKSPACE, name, body.role)
+
+
+@router.post("/workspaces", status_code=201, **guard(Permission.ADMIN))
+def create_workspace(body: WorkspaceIn, request: Request) -> Response:
+    """A new workspace, administered by its creator; give it members with
+    ``PUT /workspaces/{workspace}/members/{user}``."""
+    services = services_of(request)
+    created = services.workspaces.create(body.name, actor=actor_of(request))
+    # its creator administers it, so someone can add its first members
+    services.identity.set_role(actor_of(request), Role.ADMIN, workspace=created.name)
+    record_change(request, after={"workspace": created.name, "admin": actor_of(request)})
+    return respond(services.workspaces.get(created.name), 201)
+
+
+@router.get("/workspaces", **guard(Permission.ADMIN))
+def list_workspaces(request: Request) -> Response:
+    return respond(services_of(request).workspaces.list())
+
+
+@router.get("/workspaces/{workspace}/members", **guard(Permission.ADMIN))
+def list_members(workspace: str, request: Request) -> Response:
+    """Members of ``workspace`` with their role there (its admins may ask)."""
+    services_of(request).workspaces.get(workspace)
+    return respond(services_of(request).identity.list_users(workspace))
+
+
+@router.put("/workspaces/{workspace}/members/{user}", **guard(Permission.ADMIN))
+def set_member(workspace: str, user: str, body: RoleIn, request: Request) -> Response:
+    """Add ``user`` to ``workspace`` with a role, or change the role it has there."""
+    return _set_member(request, workspace, user, body.role)
+
+
+@router.delete("/workspaces/{workspace}/members/{user}", **guard(Permission.ADMIN))
+def remove_member(workspace: str, user: str, request: Request) -> Response:
     identity = services_of(request).identity
-    before = identity.get_user(name)
-    after = identity.set_role(name, body.role)
-    record_change(request, before={"role": before.role}, after={"role": after.role})
+    before = identity.get_user(user, workspace)
+    after = identity.remove_member(user, workspace)
+    record_change(
+        request,
+        before={"workspace": workspace, "role": before.role},
+        after={"workspaces": sorted(after.workspaces or {})},
+    )
+    return respond(after)
+
+
+def _set_member(request: Request, workspace: str, name: str, role: str) -> Response:
+    identity = services_of(request).identity
+    current = (identity.get_user(name).workspaces or {}).get(workspace)
+    after = identity.set_role(name, role, workspace=workspace)
+    record_change(
+        request,
+        before={"workspace": workspace, "role": current},
+        after={"workspace": workspace, "role": after.role},
+    )
     return respond(after)
 
 

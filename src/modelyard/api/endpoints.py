@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import actor_of, guard, record_change
+from modelyard.api.security import actor_of, guard, record_change, workspace_of
 from modelyard.api.wire import EndpointIn, EndpointUpdate, LabelsIn, RollbackIn, respond
 from modelyard.domain.endpoints import Endpoint, batching_from, requests_from, spec_summary
 from modelyard.domain.identity import Permission
@@ -42,6 +42,7 @@ def create_endpoint(body: EndpointIn, request: Request) -> Response:
         description=body.description,
         actor=actor_of(request),
         comment=body.comment,
+        workspace=workspace_of(request),
     )
     record_change(request, after=_serving(created))
     return respond(created, 201)
@@ -53,7 +54,7 @@ def _serving(endpoint: Endpoint) -> dict[str, Any]:
 
 @router.get("/endpoints", response_model=list[Endpoint], **guard(Permission.READ))
 def list_endpoints(request: Request) -> Response:
-    return respond(services_of(request).endpoints.list())
+    return respond(services_of(request).endpoints.list(workspace_of(request)))
 
 
 @router.get("/endpoints/{name}", response_model=Endpoint, **guard(Permission.READ))

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard, record_change
+from modelyard.api.security import guard, record_change, workspace_of
 from modelyard.api.wire import ExperimentIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.runs import Experiment
@@ -16,14 +16,16 @@ router = APIRouter(prefix="/api/v1", tags=["experiments"], responses=ERROR_RESPO
 
 @router.post("/experiments", status_code=201, response_model=Experiment, **guard(Permission.TRACK))
 def create_experiment(body: ExperimentIn, request: Request) -> Response:
-    created = services_of(request).tracking.create_experiment(body.name, body.description)
+    created = services_of(request).tracking.create_experiment(
+        body.name, body.description, workspace=workspace_of(request)
+    )
     record_change(request, after={"experiment_id": created.id, "name": created.name})
     return respond(created, 201)
 
 
 @router.get("/experiments", response_model=list[Experiment], **guard(Permission.READ))
 def list_experiments(request: Request) -> Response:
-    return respond(services_of(request).tracking.list_experiments())
+    return respond(services_of(request).tracking.list_experiments(workspace_of(request)))
 
 
 @router.get("/experiments/{name}", response_model=Experiment, **guard(Permission.READ))

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import actor_of, guard, record_change
+from modelyard.api.security import actor_of, guard, record_change, workspace_of
 from modelyard.api.wire import AliasIn, ModelIn, ModelUpdate, StageIn, VersionIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
@@ -44,7 +44,9 @@ def ref_of(name: str, selector: str) -> ModelRef:
     "/models", status_code=201, response_model=RegisteredModel, **guard(Permission.REGISTER)
 )
 def create_model(body: ModelIn, request: Request) -> Response:
-    created = services_of(request).catalog.create_model(body.name, body.description, body.tags)
+    created = services_of(request).catalog.create_model(
+        body.name, body.description, body.tags, workspace=workspace_of(request)
+    )
     record_change(request, after={"name": created.name, "description": created.description})
     return respond(created, 201)
 
@@ -54,7 +56,10 @@ def list_models(
     request: Request, name_contains: str | None = None, tag: str | None = None
 ) -> Response:
     """Models whose name contains ``name_contains`` and that carry ``tag`` (``key=value``)."""
-    return respond(services_of(request).catalog.list_models(name_contains, tag))
+    found = services_of(request).catalog.list_models(
+        name_contains, tag, workspace=workspace_of(request)
+    )
+    return respond(found)
 
 
 @router.get("/models/{name}", response_model=RegisteredModel, **guard(Permission.READ))
@@ -93,6 +98,7 @@ def register_version(name: str, body: VersionIn, request: Request) -> Response:
         description=body.description,
         tags=body.tags,
         created_by=body.created_by,
+        workspace=workspace_of(request),
     )
     record_change(
         request,
@@ -116,7 +122,12 @@ def search_versions(
     sensitivity: str | None = None,
 ) -> Response:
     found = services_of(request).catalog.search_versions(
-        name, stage=stage, run_id=run_id, tag=tag, sensitivity=sensitivity
+        name,
+        stage=stage,
+        run_id=run_id,
+        tag=tag,
+        sensitivity=sensitivity,
+        workspace=workspace_of(request),
     )
     return respond(found)
 
@@ -241,6 +252,7 @@ def search_inventory(
         validator=validator,
         status=status,
         overdue_on=overdue_on,
+        workspace=workspace_of(request),
     )
     return respond(found)
 
@@ -349,14 +361,15 @@ def approval_status(name: str, selector: str, request: Request) -> Response:
 
 @router.get("/policies/approvals", **guard(Permission.READ))
 def approval_policy(request: Request) -> Response:
-    return respond({"required": services_of(request).approvals.policy()})
+    return respond({"required": services_of(request).approvals.policy(workspace_of(request))})
 
 
 @router.put("/policies/approvals", **guard(Permission.ADMIN))
 def set_approval_policy(body: PolicyIn, request: Request) -> Response:
     """How many approvals a version needs before production or traffic (0: none)."""
     approvals = services_of(request).approvals
-    before = approvals.policy()
-    required = approvals.set_policy(body.required, actor=actor_of(request))
+    workspace = workspace_of(request)
+    before = approvals.policy(workspace)
+    required = approvals.set_policy(body.required, actor=actor_of(request), workspace=workspace)
     record_change(request, before={"required": before}, after={"required": required})
     return respond({"required": required})

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import actor_of, guard, record_change
+from modelyard.api.security import actor_of, guard, record_change, require_owned, workspace_of
 from modelyard.api.wire import respond
 from modelyard.domain.identity import Permission
 
@@ -39,14 +39,17 @@ class ReferenceIn(BaseModel):
 
 @router.post("/monitors", status_code=201, **guard(Permission.MONITOR))
 def create_monitor(body: MonitorIn, request: Request) -> Response:
-    monitor = services_of(request).monitors.create(body.name, body.spec, actor=actor_of(request))
+    monitor = services_of(request).monitors.create(
+        body.name, body.spec, actor=actor_of(request), workspace=workspace_of(request)
+    )
     record_change(request, after={"enabled": monitor.enabled, "spec": monitor.spec.to_dict()})
     return respond(monitor.to_dict(), 201)
 
 
 @router.get("/monitors", **guard(Permission.READ))
 def list_monitors(request: Request, endpoint: str | None = None) -> Response:
-    return respond([m.to_dict() for m in services_of(request).monitors.list(endpoint=endpoint)])
+    found = services_of(request).monitors.list(endpoint=endpoint, workspace=workspace_of(request))
+    return respond([m.to_dict() for m in found])
 
 
 @router.get("/monitors/{name}", **guard(Permission.READ))
@@ -58,7 +61,13 @@ def get_monitor(name: str, request: Request) -> Response:
 def update_monitor(name: str, body: MonitorUpdate, request: Request) -> Response:
     monitors = services_of(request).monitors
     before = monitors.get(name)
-    monitor = monitors.update(name, body.changes, enabled=body.enabled, actor=actor_of(request))
+    monitor = monitors.update(
+        name,
+        body.changes,
+        enabled=body.enabled,
+        actor=actor_of(request),
+        workspace=workspace_of(request),
+    )
     record_change(
         request,
         before={"enabled": before.enabled, "spec": before.spec.to_dict()},
@@ -119,7 +128,7 @@ def list_alerts(
     since: int | None = None,
 ) -> Response:
     services = services_of(request)
-    ids = services.monitors.monitor_ids(monitor)
+    ids = services.monitors.monitor_ids(monitor, workspace_of(request))
     return respond(services.alerts.alerts(ids, status=status, since=since))
 
 
@@ -128,7 +137,7 @@ def list_requests(
     request: Request, monitor: str | None = None, status: str | None = None
 ) -> Response:
     services = services_of(request)
-    ids = services.monitors.monitor_ids(monitor)
+    ids = services.monitors.monitor_ids(monitor, workspace_of(request))
     return respond(services.alerts.requests(ids, status=status))
 
 
@@ -149,6 +158,7 @@ def get_reference(version: str, request: Request) -> Response:
 
 @router.post("/references", status_code=201, **guard(Permission.MONITOR))
 def build_reference(body: ReferenceIn, request: Request) -> Response:
+    require_owned(request, "version", body.version)
     built = services_of(request).references.build(
         body.version, dataset=body.dataset, target=body.target, actor=actor_of(request)
     )

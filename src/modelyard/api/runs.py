@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard, record_change
+from modelyard.api.security import guard, record_change, workspace_of
 from modelyard.api.wire import BatchIn, FinishIn, RunIn, SearchIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.runs import Environment, MetricPoint, Run, RunPage, RunStatus
@@ -42,6 +42,7 @@ def create_run(body: RunIn, request: Request) -> Response:
         environment=_environment(body.environment),
         environment_id=body.environment_id,
         user=body.user,
+        workspace=workspace_of(request),
     )
     record_change(
         request,
@@ -103,10 +104,8 @@ def _search(request: Request, body: SearchIn) -> RunPage:
 
 
 def _experiment_ids(request: Request, names: list[str] | None) -> list[int] | None:
-    if names is None:
-        return None
-    tracking = services_of(request).tracking
-    return [tracking.get_experiment(name).id for name in names]
+    """The named experiments, or all of the request's workspace."""
+    return services_of(request).tracking.experiment_ids(names, workspace_of(request))
 
 
 @router.post(

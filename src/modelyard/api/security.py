@@ -1,7 +1,8 @@
 """Every route names the permission it needs; every write and every refusal is audited.
 
 ``guard(Permission.X)`` goes into a route decorator: it authenticates the bearer
-key, checks the caller's role, and records the permission in the OpenAPI schema
+key, finds the workspace the request acts in, checks the caller's role there,
+and records the permission in the OpenAPI schema
 (``x-permission``) so a test can walk every route for every role. A write route
 calls ``record_change`` with a short before/after summary of what it changed,
 which the audit event carries.
@@ -15,13 +16,36 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.dependencies import services_of
-from modelyard.domain.identity import Permission, Principal
+from modelyard.bootstrap import Services
+from modelyard.domain.identity import (
+    DEFAULT_WORKSPACE,
+    Permission,
+    Principal,
+    check_workspace_name,
+)
 from modelyard.errors import PermissionDenied
 from modelyard.governance.identity import KEY_PREFIX
+from modelyard.governance.lineage import KINDS as LINEAGE_KINDS
+from modelyard.governance.workspaces import check_same
 from modelyard.jsonable import plain
 
 PERMISSION_KEY = "x-permission"
+WORKSPACE_HEADER = "x-modelyard-workspace"
 _READS = ("GET", "HEAD", "OPTIONS")
+_WORKSPACES = "/api/v1/workspaces"
+# platform-wide: users and keys span workspaces, the audit log is one chain, secrets are
+# shared by every team's alert channels; only admins of ``default`` manage them
+_PLATFORM = ("/api/v1/users", "/api/v1/keys", "/api/v1/audit", "/api/v1/secrets")
+# a route naming a resource acts in the workspace that owns it
+_OWNED_BY = (
+    ("/api/v1/models/{name}", "model", "name"),
+    ("/api/v1/endpoints/{name}", "endpoint", "name"),
+    ("/api/v1/monitors/{name}", "monitor", "name"),
+    ("/api/v1/experiments/{name}", "experiment", "name"),
+    ("/api/v1/datasets/{name}", "dataset", "name"),
+    ("/api/v1/runs/{run_id}", "run", "run_id"),
+    ("/api/v1/retraining-requests/{request_id}", "retraining_request", "request_id"),
+)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -33,7 +57,10 @@ def bearer_token(request: Request) -> str | None:
 def _checker(permission: Permission) -> Any:
     def check(request: Request) -> Principal:
         request.state.permission = permission.value
-        principal = services_of(request).identity.authenticate(bearer_token(request))
+        services = services_of(request)
+        principal = services.identity.authenticate(bearer_token(request))
+        request.state.principal = principal
+        principal = principal.acting_in(_workspace_for(request, services, principal))
         request.state.principal = principal
         if not principal.can(permission):
             raise PermissionDenied(
@@ -43,6 +70,47 @@ def _checker(permission: Permission) -> Any:
         return principal
 
     return check
+
+
+def _workspace_for(request: Request, services: Services, principal: Principal) -> str:
+    """The workspace a request acts in: the owner of the resource its path names, the
+    platform's ``default`` for users, keys, audit and secrets, else the one chosen."""
+    route = request.scope.get("route")
+    template: str = route.path if route is not None else request.url.path
+    if template == _WORKSPACES or template.startswith(_PLATFORM):
+        return DEFAULT_WORKSPACE
+    if template.startswith(_WORKSPACES + "/{workspace}"):
+        return check_workspace_name(request.path_params["workspace"])
+    owner = _owner(request, services, template)
+    if owner is not None:
+        return owner
+    chosen = request.headers.get(WORKSPACE_HEADER)
+    return check_workspace_name(chosen) if chosen else principal.home_workspace()
+
+
+def _owner(request: Request, services: Services, template: str) -> str | None:
+    for prefix, kind, param in _OWNED_BY:
+        if template.startswith(prefix):
+            return services.workspaces.owner(kind, request.path_params[param])
+    if template == "/api/v1/lineage":
+        kind, _, key = request.query_params.get("node", "").partition(":")
+        if kind in LINEAGE_KINDS and key:
+            return services.workspaces.owner(kind, key)
+    if template == "/api/v1/references" and request.query_params.get("version"):
+        return services.workspaces.owner("version", request.query_params["version"])
+    return None
+
+
+def require_owned(request: Request, kind: str, key: str) -> None:
+    """Refuse a request whose body names ``kind`` ``key`` of another workspace."""
+    owner = services_of(request).workspaces.owner(kind, key)
+    check_same(f"{kind} '{key}'", owner, workspace_of(request))
+
+
+def workspace_of(request: Request) -> str:
+    """The workspace a guarded request acts in (where it creates, what it lists)."""
+    principal: Principal = request.state.principal
+    return principal.workspace
 
 
 def actor_of(request: Request) -> str:

@@ -18,6 +18,7 @@ from modelyard.artifacts.store import ArtifactStore
 from modelyard.catalog.packages import verified_manifest
 from modelyard.clock import now_ms
 from modelyard.domain.events import Publisher, VersionRegistered
+from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.models import (
     Inventory,
     ModelRef,
@@ -31,6 +32,7 @@ from modelyard.domain.models import (
     parse_stage,
 )
 from modelyard.errors import Conflict, InvalidInput, NotFound
+from modelyard.governance.workspaces import check_same
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
@@ -56,18 +58,23 @@ class Catalog(Publisher):
     # -- models ------------------------------------------------------------
 
     def create_model(
-        self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        *,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> RegisteredModel:
         check_model_name(name)
         try:
             with self.db.write() as conn:
-                self._insert_model(conn, name, description)
+                self._insert_model(conn, name, description, workspace)
                 self._write_tags(conn, t.model_tags, "model_id", self._model_id(conn, name), tags)
         except DBIntegrityError:
             raise Conflict(f"model '{name}' already exists") from None
         return self.get_model(name)
 
-    def _insert_model(self, conn: Connection, name: str, description: str) -> None:
+    def _insert_model(self, conn: Connection, name: str, description: str, workspace: str) -> None:
         stamp = now_ms()
         conn.execute(
             t.models.insert().values(
@@ -76,10 +83,11 @@ class Catalog(Publisher):
                 last_version=0,
                 created_at=stamp,
                 updated_at=stamp,
+                workspace=workspace,
             )
         )
 
-    def _ensure_model(self, conn: Connection, name: str) -> int:
+    def _ensure_model(self, conn: Connection, name: str, workspace: str) -> int:
         stmt = insert_for(self.db.dialect, t.models).on_conflict_do_nothing(index_elements=["name"])
         stamp = now_ms()
         conn.execute(
@@ -91,9 +99,12 @@ class Catalog(Publisher):
                     "last_version": 0,
                     "created_at": stamp,
                     "updated_at": stamp,
+                    "workspace": workspace,
                 }
             ],
         )
+        owner = conn.execute(select(t.models.c.workspace).where(t.models.c.name == name)).scalar()
+        check_same(f"model '{name}'", owner, workspace)
         return self._model_id(conn, name)
 
     def model_id(self, conn: Connection, name: str) -> int:
@@ -135,13 +146,20 @@ class Catalog(Publisher):
             latest_version=row.last_version or None,
             tags=tags,
             aliases=aliases,
+            workspace=row.workspace,
         )
 
     def list_models(
-        self, name_contains: str | None = None, tag: str | None = None
+        self,
+        name_contains: str | None = None,
+        tag: str | None = None,
+        *,
+        workspace: str | None = None,
     ) -> list[RegisteredModel]:
-        """Models by name; ``tag`` is ``key`` or ``key=value``."""
+        """Models by name; ``tag`` is ``key`` or ``key=value``; only ``workspace``'s if given."""
         query = select(t.models).order_by(t.models.c.name)
+        if workspace is not None:
+            query = query.where(t.models.c.workspace == workspace)
         if name_contains:
             query = query.where(t.models.c.name.contains(name_contains, autoescape=True))
         if tag:
@@ -194,11 +212,13 @@ class Catalog(Publisher):
         description: str = "",
         tags: Mapping[str, Any] | None = None,
         created_by: str = "",
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> ModelVersion:
         """Register the package stored at artifact prefix ``source`` as the next version.
 
         Every file of the package is hash-checked first; the manifest digest is
-        recorded, so a package changed later is refused when loaded.
+        recorded, so a package changed later is refused when loaded. A new model
+        is created in ``workspace``; the model and the run must both belong to it.
         """
         check_model_name(name)
         manifest, digest = verified_manifest(self.artifacts, source)
@@ -209,12 +229,9 @@ class Catalog(Publisher):
             )
         run_id = run_id or manifest_run
         with self.db.write() as conn:
-            if (
-                run_id
-                and conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first() is None
-            ):
-                raise NotFound(f"run '{run_id}' does not exist")
-            model_id = self._ensure_model(conn, name)
+            if run_id:
+                self._check_run(conn, run_id, workspace)
+            model_id = self._ensure_model(conn, name, workspace)
             retired = conn.execute(
                 select(t.models.c.retired_at).where(t.models.c.id == model_id)
             ).scalar()
@@ -242,6 +259,15 @@ class Catalog(Publisher):
             self._write_tags(conn, t.version_tags, "version_id", version_id, tags)
         self.publish(VersionRegistered(name, number, created_by))
         return self.get_version(ModelRef(name, version=number))
+
+    def _check_run(self, conn: Connection, run_id: str, workspace: str) -> None:
+        e, r = t.experiments.c, t.runs.c
+        owner = conn.execute(
+            select(e.workspace).join(t.runs, r.experiment_id == e.id).where(r.id == run_id)
+        ).first()
+        if owner is None:
+            raise NotFound(f"run '{run_id}' does not exist")
+        check_same(f"run '{run_id}'", owner.workspace, workspace)
 
     def _next_number(self, conn: Connection, model_id: int) -> int:
         conn.execute(
@@ -345,13 +371,16 @@ class Catalog(Publisher):
         run_id: str | None = None,
         tag: str | None = None,
         sensitivity: str | None = None,
+        workspace: str | None = None,
     ) -> list[ModelVersion]:
-        """Versions filtered by model name, stage, source run, tag (``key[=value]``) or a
-        sensitivity class of the data their run used (``pii``)."""
+        """Versions filtered by model name, stage, source run, tag (``key[=value]``), a
+        sensitivity class of the data their run used (``pii``) or their model's workspace."""
         v = t.model_versions.c
         conditions: list[Any] = []
         if name:
             conditions.append(t.models.c.name == name)
+        if workspace is not None:
+            conditions.append(t.models.c.workspace == workspace)
         if stage:
             conditions.append(v.stage == parse_stage(stage).value)
         if run_id:
@@ -584,6 +613,7 @@ class InventoryService:
         validator: str | None = None,
         status: str | None = None,
         overdue_on: str | None = None,
+        workspace: str | None = None,
     ) -> list[Inventory]:
         """Models by inventory field; ``overdue_on`` (a date) lists validations due before it."""
         check_inventory(
@@ -599,6 +629,8 @@ class InventoryService:
         )
         i, m = t.model_inventory.c, t.models.c
         query = select(t.model_inventory, m.name).join(t.models, m.id == i.model_id)
+        if workspace is not None:
+            query = query.where(m.workspace == workspace)
         if risk_tier:
             query = query.where(i.risk_tier == risk_tier)
         if owner:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from modelyard.client.yard import Yard, connect
+if TYPE_CHECKING:  # the client (and pandas) load only for commands that use a yard
+    from modelyard.client.yard import Yard
 
 
 @dataclass
@@ -15,11 +17,16 @@ class CliContext:
     home: Path | None
     url: str | None
     api_key: str | None
+    workspace: str | None = None
     _yard: Yard | None = field(default=None, repr=False)
 
     def yard(self) -> Yard:
         if self._yard is None:
-            self._yard = connect(self.url, api_key=self.api_key, home=self.home)
+            from modelyard.client.yard import connect
+
+            self._yard = connect(
+                self.url, api_key=self.api_key, home=self.home, workspace=self.workspace
+            )
         return self._yard
 
     def close(self) -> None:

@@ -73,29 +73,86 @@ def user_group() -> None:
 @user_group.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--workspace", default="default", show_default=True, help="Its first workspace.")
 @pass_context
-def add_user(ctx: CliContext, name: str, role: str) -> None:
+def add_user(ctx: CliContext, name: str, role: str, workspace: str) -> None:
     services = _services(ctx)
-    created = services.identity.create_user(name, role)
-    _audit(services, "admin user add", f"users/{name}", role=role)
-    console.print(f"user '{created.name}' added as {created.role.value}")
+    created = services.identity.create_user(name, role, workspace=workspace)
+    _audit(services, "admin user add", f"users/{name}", role=role, workspace=workspace)
+    console.print(f"user '{created.name}' added to '{workspace}' as {created.role.value}")
 
 
 @user_group.command("list")
+@click.option("--workspace", default=None, help="Only this workspace's members.")
 @json_option
 @pass_context
-def list_users(ctx: CliContext, as_json: bool) -> None:
-    users = _services(ctx).identity.list_users()
+def list_users(ctx: CliContext, workspace: str | None, as_json: bool) -> None:
+    users = _services(ctx).identity.list_users(workspace)
     if as_json:
         emit_json(users)
         return
     console.print(
         table(
             "users",
-            ["name", "role", "created"],
-            [(u.name, u.role.value, when(u.created_at)) for u in users],
+            ["name", "workspaces", "created"],
+            [(u.name, _memberships(u.workspaces), when(u.created_at)) for u in users],
         )
     )
+
+
+def _memberships(workspaces: dict[str, Role] | None) -> str:
+    return ", ".join(f"{name}: {role.value}" for name, role in (workspaces or {}).items())
+
+
+@admin.group("workspace")
+def workspace_group() -> None:
+    """Workspaces (one per team) and the role each member holds there."""
+
+
+@workspace_group.command("create")
+@click.argument("name")
+@pass_context
+def create_workspace(ctx: CliContext, name: str) -> None:
+    services = _services(ctx)
+    services.workspaces.create(name, actor=current_user())
+    _audit(services, "admin workspace create", f"workspaces/{name}")
+    console.print(f"workspace '{name}' created: add members with `admin workspace add-member`")
+
+
+@workspace_group.command("list")
+@json_option
+@pass_context
+def list_workspaces(ctx: CliContext, as_json: bool) -> None:
+    found = _services(ctx).workspaces.list()
+    if as_json:
+        emit_json(found)
+        return
+    rows = [(w.name, str(w.members), when(w.created_at)) for w in found]
+    console.print(table("workspaces", ["name", "members", "created"], rows))
+
+
+@workspace_group.command("add-member")
+@click.argument("workspace")
+@click.argument("user")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@pass_context
+def add_member(ctx: CliContext, workspace: str, user: str, role: str) -> None:
+    """Give USER ROLE in WORKSPACE (a new membership or a changed role)."""
+    services = _services(ctx)
+    services.identity.set_role(user, role, workspace=workspace)
+    _audit(services, "admin workspace add-member", f"workspaces/{workspace}/{user}", role=role)
+    console.print(f"'{user}' is {role} in '{workspace}'")
+
+
+@workspace_group.command("remove-member")
+@click.argument("workspace")
+@click.argument("user")
+@pass_context
+def remove_member(ctx: CliContext, workspace: str, user: str) -> None:
+    services = _services(ctx)
+    services.identity.remove_member(user, workspace)
+    _audit(services, "admin workspace remove-member", f"workspaces/{workspace}/{user}")
+    console.print(f"'{user}' removed from '{workspace}'")
 
 
 @admin.group("key")

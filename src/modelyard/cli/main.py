@@ -32,11 +32,23 @@ USER_ERROR = 2
 @click.option(
     "--api-key", envvar="MODELYARD_API_KEY", help="API key for the server.", show_envvar=True
 )
+@click.option(
+    "--workspace",
+    envvar="MODELYARD_WORKSPACE",
+    help="The team workspace to create in and list from.",
+    show_envvar=True,
+)
 @click.version_option(package_name="modelyard")
 @click.pass_context
-def cli(click_ctx: click.Context, home: Path | None, url: str | None, api_key: str | None) -> None:
+def cli(
+    click_ctx: click.Context,
+    home: Path | None,
+    url: str | None,
+    api_key: str | None,
+    workspace: str | None,
+) -> None:
     """modelyard: track runs, register and package models, serve the catalog."""
-    context = CliContext(home=home, url=url, api_key=api_key)
+    context = CliContext(home=home, url=url, api_key=api_key, workspace=workspace)
     click_ctx.obj = context
     click_ctx.call_on_close(context.close)
 

@@ -163,7 +163,16 @@ def compare_runs(ctx: CliContext, run_ids: tuple[str, ...], as_json: bool) -> No
 
 @click.group()
 def experiments() -> None:
-    """List experiments."""
+    """Create and list experiments (of the chosen workspace)."""
+
+
+@experiments.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="What the experiment is about.")
+@pass_context
+def create_experiment(ctx: CliContext, name: str, description: str) -> None:
+    created = ctx.yard().experiments.create(name, description)
+    console.print(f"experiment '{created.name}' created in workspace '{created.workspace}'")
 
 
 @experiments.command("list")
@@ -177,7 +186,7 @@ def list_experiments(ctx: CliContext, as_json: bool) -> None:
     console.print(
         table(
             "experiments",
-            ["id", "name", "created"],
-            [(e.id, e.name, when(e.created_at)) for e in found],
+            ["id", "name", "workspace", "created"],
+            [(e.id, e.name, e.workspace, when(e.created_at)) for e in found],
         )
     )

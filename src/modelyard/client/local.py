@@ -15,6 +15,7 @@ from modelyard.bootstrap import Services
 from modelyard.catalog.packages import package_directory
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision, batching_from, requests_from
+from modelyard.domain.identity import DEFAULT_WORKSPACE, check_workspace_name
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.domain.secrets import SecretRecord
@@ -30,14 +31,27 @@ from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 class LocalBackend:
     """``Backend`` over in-process services (SQLite or PostgreSQL, local or fsspec files)."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, workspace: str | None = None) -> None:
         self.services = services
         self.location = f"{services.db.describe()} + {services.artifacts.root}"
         self._tracking = services.tracking
         self._catalog = services.catalog
+        # embedded mode acts as the OS user, who owns the store: without a workspace it
+        # lists every workspace's resources and creates in ``default``
+        self.workspace = workspace
+        self._checked_workspace = workspace is None
+
+    @property
+    def _home(self) -> str:
+        """The workspace new resources go to (it must exist)."""
+        if not self._checked_workspace:
+            with self.services.db.read() as conn:
+                self.services.workspaces.require(conn, check_workspace_name(self.workspace or ""))
+            self._checked_workspace = True
+        return self.workspace or DEFAULT_WORKSPACE
 
     def create_experiment(self, name: str, description: str = "") -> Experiment:
-        created = self._tracking.create_experiment(name, description)
+        created = self._tracking.create_experiment(name, description, workspace=self._home)
         self._audit("create experiment", f"experiments/{name}", after={"id": created.id})
         return created
 
@@ -45,7 +59,7 @@ class LocalBackend:
         return self._tracking.get_experiment(name)
 
     def list_experiments(self) -> list[Experiment]:
-        return self._tracking.list_experiments()
+        return self._tracking.list_experiments(self.workspace)
 
     def create_run(
         self,
@@ -58,7 +72,13 @@ class LocalBackend:
         user: str,
     ) -> Run:
         run = self._tracking.create_run(
-            experiment, name=name, params=params, tags=tags, environment=environment, user=user
+            experiment,
+            name=name,
+            params=params,
+            tags=tags,
+            environment=environment,
+            user=user,
+            workspace=self._home,
         )
         self._audit(
             "create run",
@@ -120,9 +140,7 @@ class LocalBackend:
         return self.services.queries.frame(self._experiment_ids(experiments), filter, order_by)
 
     def _experiment_ids(self, experiments: Sequence[str] | None) -> list[int] | None:
-        if experiments is None:
-            return None
-        return [self._tracking.get_experiment(name).id for name in experiments]
+        return self._tracking.experiment_ids(experiments, self.workspace)
 
     def log_artifact(self, run_id: str, path: str, source: BinaryIO) -> Artifact:
         artifact = self._tracking.log_artifact(run_id, path, source)
@@ -200,7 +218,7 @@ class LocalBackend:
     def create_model(
         self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
-        created = self._catalog.create_model(name, description, tags)
+        created = self._catalog.create_model(name, description, tags, workspace=self._home)
         self._audit("create model", f"models/{name}", after={"description": description})
         return created
 
@@ -210,7 +228,7 @@ class LocalBackend:
     def list_models(
         self, name_contains: str | None = None, tag: str | None = None
     ) -> list[RegisteredModel]:
-        return self._catalog.list_models(name_contains, tag)
+        return self._catalog.list_models(name_contains, tag, workspace=self.workspace)
 
     def update_model(
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
@@ -237,6 +255,7 @@ class LocalBackend:
             description=description,
             tags=tags,
             created_by=created_by,
+            workspace=self._home,
         )
         self._audit(
             "register version",
@@ -258,7 +277,12 @@ class LocalBackend:
         sensitivity: str | None = None,
     ) -> list[ModelVersion]:
         return self._catalog.search_versions(
-            name, stage=stage, run_id=run_id, tag=tag, sensitivity=sensitivity
+            name,
+            stage=stage,
+            run_id=run_id,
+            tag=tag,
+            sensitivity=sensitivity,
+            workspace=self.workspace,
         )
 
     def update_version(
@@ -354,7 +378,7 @@ class LocalBackend:
         return after
 
     def search_inventory(self, **filters: str | None) -> list[Inventory]:
-        return self.services.inventory.search(**filters)
+        return self.services.inventory.search(**filters, workspace=self.workspace)
 
     def close(self) -> None:
         self.services.close()
@@ -415,6 +439,7 @@ class LocalBackend:
             description=description,
             actor=current_user(),
             comment=comment,
+            workspace=self._home,
         )
         self._audit_revision(created)
         return created
@@ -448,7 +473,7 @@ class LocalBackend:
         return self.services.endpoints.get(name)
 
     def list_endpoints(self) -> list[Endpoint]:
-        return self.services.endpoints.list()
+        return self.services.endpoints.list(self.workspace)
 
     def endpoint_revisions(self, name: str) -> list[Revision]:
         return self.services.endpoints.revisions(name)
@@ -535,9 +560,9 @@ class LocalBackend:
     def approval_policy(self, required: int | None) -> int:
         approvals = self.services.approvals
         if required is None:
-            return approvals.policy()
-        before = approvals.policy()
-        approvals.set_policy(required, actor=current_user())
+            return approvals.policy(self._home)
+        before = approvals.policy(self._home)
+        approvals.set_policy(required, actor=current_user(), workspace=self._home)
         self._audit(
             "set approval policy",
             "policies/approvals",
@@ -549,7 +574,9 @@ class LocalBackend:
     # -- monitoring ---------------------------------------------------------------
 
     def create_monitor(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        monitor = self.services.monitors.create(name, spec, actor=current_user())
+        monitor = self.services.monitors.create(
+            name, spec, actor=current_user(), workspace=self.workspace
+        )
         self._audit("create monitor", f"monitors/{name}", after=monitor.spec.to_dict())
         return monitor.to_dict()
 
@@ -557,7 +584,9 @@ class LocalBackend:
         self, name: str, changes: dict[str, Any], enabled: bool | None
     ) -> dict[str, Any]:
         before = self.services.monitors.get(name)
-        after = self.services.monitors.update(name, changes, enabled=enabled, actor=current_user())
+        after = self.services.monitors.update(
+            name, changes, enabled=enabled, actor=current_user(), workspace=self.workspace
+        )
         self._audit(
             "update monitor",
             f"monitors/{name}",
@@ -570,7 +599,8 @@ class LocalBackend:
         return self.services.monitors.get(name).to_dict()
 
     def list_monitors(self, endpoint: str | None) -> list[dict[str, Any]]:
-        return [m.to_dict() for m in self.services.monitors.list(endpoint=endpoint)]
+        found = self.services.monitors.list(endpoint=endpoint, workspace=self.workspace)
+        return [m.to_dict() for m in found]
 
     def run_monitor(self, name: str) -> dict[str, Any]:
         report = self.services.monitors.run(name)
@@ -590,11 +620,11 @@ class LocalBackend:
     def monitor_alerts(
         self, name: str | None, status: str | None, since: int | None
     ) -> list[dict[str, Any]]:
-        ids = self.services.monitors.monitor_ids(name)
+        ids = self.services.monitors.monitor_ids(name, self.workspace)
         return self.services.alerts.alerts(ids, status=status, since=since)
 
     def retraining_requests(self, name: str | None, status: str | None) -> list[dict[str, Any]]:
-        ids = self.services.monitors.monitor_ids(name)
+        ids = self.services.monitors.monitor_ids(name, self.workspace)
         return self.services.alerts.requests(ids, status=status)
 
     def close_retraining_request(self, request_id: str, comment: str) -> dict[str, Any]:

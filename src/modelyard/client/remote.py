@@ -33,6 +33,7 @@ from modelyard.artifacts.keys import safe_key
 from modelyard.artifacts.store import iter_files
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision, endpoint_from_dict, revision_from_dict
+from modelyard.domain.identity import check_workspace_name
 from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.domain.secrets import SecretRecord, check_secret_name
@@ -77,12 +78,20 @@ class RemoteBackend:
     """``Backend`` over HTTP to a modelyard server."""
 
     def __init__(
-        self, url: str, *, api_key: str | None = None, home: Path | None = None, timeout: float = 60
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        home: Path | None = None,
+        timeout: float = 60,
+        workspace: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        self.location = self.url
+        self.location = self.url if workspace is None else f"{self.url} (workspace {workspace})"
         self.home = home or Path(".modelyard").absolute()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        if workspace is not None:
+            headers["X-Modelyard-Workspace"] = check_workspace_name(workspace)
         self._http = httpx.Client(
             base_url=self.url,
             headers=headers,

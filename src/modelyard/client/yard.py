@@ -176,6 +176,7 @@ def connect(
     *,
     api_key: str | None = None,
     home: str | os.PathLike[str] | None = None,
+    workspace: str | None = None,
 ) -> Yard:
     """Open a yard.
 
@@ -183,16 +184,22 @@ def connect(
     ``./.modelyard``), or the database in ``MODELYARD_DB_URL``.
     ``connect("http://host:8700", api_key=...)`` talks to ``modelyard server``;
     ``MODELYARD_URL`` and ``MODELYARD_API_KEY`` set the same from the environment.
+    ``workspace`` (or ``MODELYARD_WORKSPACE``) is the team's workspace the yard
+    creates in and lists from; by default the server picks the key's user's own.
     """
     from modelyard.config import Settings
 
     settings = Settings.from_env(home)
     url = url or settings.server_url
+    workspace = workspace or settings.workspace
     if url:
         from modelyard.client.remote import RemoteBackend
 
-        return Yard(RemoteBackend(url, api_key=api_key or settings.api_key, home=settings.home))
+        remote = RemoteBackend(
+            url, api_key=api_key or settings.api_key, home=settings.home, workspace=workspace
+        )
+        return Yard(remote)
     from modelyard.bootstrap import bootstrap
     from modelyard.client.local import LocalBackend
 
-    return Yard(LocalBackend(bootstrap(settings)))
+    return Yard(LocalBackend(bootstrap(settings), workspace=workspace))

@@ -248,6 +248,7 @@ class Endpoint:
     updated_at: int
     retention_days: int | None = None  # None: the prediction log is kept forever
     subject_column: str | None = None  # the input field erasure requests match
+    workspace: str = "default"
 
 
 def endpoint_from_dict(data: dict[str, Any]) -> Endpoint:
@@ -261,6 +262,7 @@ def endpoint_from_dict(data: dict[str, Any]) -> Endpoint:
         updated_at=int(data["updated_at"]),
         retention_days=data.get("retention_days"),
         subject_column=data.get("subject_column"),
+        workspace=data.get("workspace", "default"),
     )
 
 

@@ -112,6 +112,7 @@ class RegisteredModel:
     latest_version: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
     aliases: dict[str, int] = field(default_factory=dict)
+    workspace: str = "default"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ class Experiment:
     name: str
     created_at: int
     description: str = ""
+    workspace: str = "default"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, select
 
 from modelyard.catalog.registry import Catalog
 from modelyard.clock import now_ms
+from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.models import ModelRef, ModelVersion
 from modelyard.errors import Conflict, InvalidInput, PermissionDenied
 from modelyard.store import schema as t
@@ -33,7 +34,6 @@ from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
 
 DECISIONS = ("request", "approve", "reject")
-WORKSPACE = "default"
 MAX_REQUIRED = 10
 
 
@@ -63,23 +63,26 @@ class ApprovalService:
 
     # -- policy ----------------------------------------------------------------
 
-    def policy(self) -> int:
+    def policy(self, workspace: str = DEFAULT_WORKSPACE) -> int:
+        """How many approvals a version of ``workspace`` needs (0: none)."""
         with self.db.read() as conn:
-            return self._required(conn)
+            return self._required(conn, workspace)
 
-    def _required(self, conn: Connection) -> int:
+    def _required(self, conn: Connection, workspace: str) -> int:
         p = t.approval_policies.c
-        found = conn.execute(select(p.required).where(p.workspace == WORKSPACE)).scalar()
+        found = conn.execute(select(p.required).where(p.workspace == workspace)).scalar()
         return int(found or 0)
 
-    def set_policy(self, required: int, *, actor: str = "") -> int:
-        """Require ``required`` approvals (0 turns approvals off)."""
+    def set_policy(
+        self, required: int, *, actor: str = "", workspace: str = DEFAULT_WORKSPACE
+    ) -> int:
+        """Require ``required`` approvals for ``workspace``'s versions (0 turns approvals off)."""
         if isinstance(required, bool) or not isinstance(required, int):
             raise InvalidInput(f"required approvals must be a whole number, got {required!r}")
         if not 0 <= required <= MAX_REQUIRED:
             raise InvalidInput(f"required approvals must be 0 to {MAX_REQUIRED}, got {required}")
         row = {
-            "workspace": WORKSPACE,
+            "workspace": workspace,
             "required": required,
             "updated_by": actor,
             "updated_at": now_ms(),
@@ -178,7 +181,8 @@ class ApprovalService:
         ]
 
     def _status(self, conn: Connection, model_id: int, version: ModelVersion) -> ApprovalStatus:
-        required = self._required(conn)
+        owner = conn.execute(select(t.models.c.workspace).where(t.models.c.id == model_id)).scalar()
+        required = self._required(conn, owner or DEFAULT_WORKSPACE)
         history = self._history(conn, model_id, version.version)
         requests = [h for h in history if h["decision"] == "request"]
         latest = requests[-1] if requests else None

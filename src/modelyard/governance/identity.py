@@ -13,6 +13,7 @@ import hmac
 import secrets
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from modelyard.clock import now_ms
 from modelyard.domain.endpoints import check_endpoint_name
 from modelyard.domain.identity import (
+    DEFAULT_WORKSPACE,
     ROLE_PERMISSIONS,
     ApiKey,
     Permission,
@@ -33,7 +35,6 @@ from modelyard.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 
-DEFAULT_WORKSPACE = "default"
 KEY_PREFIX = "my_"
 ENDPOINT_SCOPE = "endpoint:"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -73,72 +74,111 @@ class Identity:
         self._recent: dict[bytes, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
 
-    def _workspace_id(self, conn: Connection) -> int:
+    def _workspace_id(self, conn: Connection, workspace: str) -> int:
         row = conn.execute(
-            select(t.workspaces.c.id).where(t.workspaces.c.name == DEFAULT_WORKSPACE)
+            select(t.workspaces.c.id).where(t.workspaces.c.name == workspace)
         ).first()
         if row is not None:
             return int(row.id)
+        if workspace != DEFAULT_WORKSPACE:
+            raise NotFound(f"workspace '{workspace}' does not exist")
         result = conn.execute(
             t.workspaces.insert().values(name=DEFAULT_WORKSPACE, created_at=now_ms())
         )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def create_user(self, name: str, role: Role | str) -> User:
+    def create_user(
+        self, name: str, role: Role | str, *, workspace: str = DEFAULT_WORKSPACE
+    ) -> User:
+        """A new user, member of ``workspace`` with ``role``."""
         if not name or len(name) > 250:
             raise InvalidInput("a user name must be 1 to 250 characters")
         chosen = parse_role(role) if isinstance(role, str) else role
         try:
             with self.db.write() as conn:
-                workspace = self._workspace_id(conn)
+                workspace_id = self._workspace_id(conn, workspace)
                 user_id = conn.execute(
                     t.users.insert().values(name=name, disabled=False, created_at=now_ms())
                 ).inserted_primary_key[0]  # type: ignore[index]
                 conn.execute(
                     t.memberships.insert().values(
-                        user_id=user_id, workspace_id=workspace, role=chosen.value
+                        user_id=user_id, workspace_id=workspace_id, role=chosen.value
                     )
                 )
         except DBIntegrityError:
             raise Conflict(f"user '{name}' already exists") from None
-        return self.get_user(name)
+        return self.get_user(name, workspace)
 
-    def get_user(self, name: str) -> User:
+    def get_user(self, name: str, workspace: str | None = None) -> User:
+        """``name`` with its role in ``workspace`` (default: its home workspace)."""
         with self.db.read() as conn:
-            rows = self._user_rows(conn, t.users.c.name == name)
-        if not rows:
+            users = self._users(conn, t.users.c.name == name)
+        if not users:
             raise NotFound(f"user '{name}' does not exist")
-        return rows[0]
+        return _in_workspace(users[0], workspace) if workspace else users[0]
 
-    def list_users(self) -> list[User]:
+    def list_users(self, workspace: str | None = None) -> list[User]:
+        """Every user, or the members of ``workspace`` with their role there."""
         with self.db.read() as conn:
-            return self._user_rows(conn, None)
+            users = self._users(conn, None)
+        if workspace is None:
+            return users
+        return [_in_workspace(u, workspace) for u in users if workspace in (u.workspaces or {})]
 
-    def _user_rows(self, conn: Connection, condition: Any) -> list[User]:
-        u, m = t.users.c, t.memberships.c
-        query = select(t.users, m.role).join(t.memberships, m.user_id == u.id).order_by(u.name)
+    def _users(self, conn: Connection, condition: Any) -> list[User]:
+        u, m, w = t.users.c, t.memberships.c, t.workspaces.c
+        query = (
+            select(t.users, m.role, w.name.label("workspace"))
+            .join(t.memberships, m.user_id == u.id)
+            .join(t.workspaces, w.id == m.workspace_id)
+            .order_by(u.name, w.name)
+        )
         if condition is not None:
             query = query.where(condition)
-        return [
-            User(
-                id=r.id,
-                name=r.name,
-                role=Role(r.role),
-                created_at=r.created_at,
-                disabled=r.disabled,
-            )
-            for r in conn.execute(query)
-        ]
+        grouped: dict[str, list[Any]] = {}
+        for row in conn.execute(query):
+            grouped.setdefault(row.name, []).append(row)
+        return [_user(rows) for rows in grouped.values()]
 
-    def set_role(self, name: str, role: Role | str) -> User:
+    def set_role(self, name: str, role: Role | str, *, workspace: str = DEFAULT_WORKSPACE) -> User:
+        """Give ``name`` ``role`` in ``workspace``, adding the membership if it is new."""
         chosen = parse_role(role) if isinstance(role, str) else role
         user = self.get_user(name)
         with self.db.write() as conn:
-            conn.execute(
+            workspace_id = self._workspace_id(conn, workspace)
+            m = t.memberships.c
+            done = conn.execute(
                 update(t.memberships)
-                .where(t.memberships.c.user_id == user.id)
+                .where(m.user_id == user.id, m.workspace_id == workspace_id)
                 .values(role=chosen.value)
             )
+            if done.rowcount == 0:
+                conn.execute(
+                    t.memberships.insert().values(
+                        user_id=user.id, workspace_id=workspace_id, role=chosen.value
+                    )
+                )
+        self._recent.clear()
+        return self.get_user(name, workspace)
+
+    def remove_member(self, name: str, workspace: str) -> User:
+        """Take ``name`` out of ``workspace``; a user keeps at least one membership."""
+        user = self.get_user(name)
+        memberships = user.workspaces or {}
+        if workspace not in memberships:
+            raise NotFound(f"user '{name}' is not a member of workspace '{workspace}'")
+        if len(memberships) == 1:
+            raise Conflict(
+                f"workspace '{workspace}' is the only one user '{name}' belongs to: "
+                "disable the user instead"
+            )
+        with self.db.write() as conn:
+            workspace_id = self._workspace_id(conn, workspace)
+            m = t.memberships.c
+            conn.execute(
+                t.memberships.delete().where(m.user_id == user.id, m.workspace_id == workspace_id)
+            )
+        self._recent.clear()
         return self.get_user(name)
 
     def has_admin(self) -> bool:
@@ -164,6 +204,7 @@ class Identity:
         user = self.get_user(user_name)
         if endpoint is not None:
             check_endpoint_name(endpoint)
+            user = self._user_for_endpoint(user, endpoint)
             if Permission.PREDICT not in ROLE_PERMISSIONS[user.role]:
                 raise InvalidInput(
                     f"user '{user.name}' has the {user.role.value} role, which may not predict: "
@@ -188,6 +229,20 @@ class Identity:
             )
         record = ApiKey(key_id, user.name, name, created, expires, endpoint=endpoint)
         return record, f"{KEY_PREFIX}{key_id}_{secret}"
+
+    def _user_for_endpoint(self, user: User, endpoint: str) -> User:
+        """``user`` with its role in the workspace of ``endpoint``, which must be one of its."""
+        with self.db.read() as conn:
+            owner = conn.execute(
+                select(t.endpoints.c.workspace).where(t.endpoints.c.name == endpoint)
+            ).scalar()
+        workspace = owner or DEFAULT_WORKSPACE
+        if workspace not in (user.workspaces or {}):
+            raise InvalidInput(
+                f"endpoint '{endpoint}' belongs to workspace '{workspace}', "
+                f"of which user '{user.name}' is not a member"
+            )
+        return _in_workspace(user, workspace)
 
     def revoke_key(self, key_id: str) -> ApiKey:
         with self.db.write() as conn:
@@ -217,11 +272,10 @@ class Identity:
         return [_key(r) for r in rows]
 
     def _key_row(self, key_id: str) -> Any:
-        k, u, m = t.api_keys.c, t.users.c, t.memberships.c
+        k, u = t.api_keys.c, t.users.c
         query = (
-            select(t.api_keys, u.name.label("user"), u.disabled, m.role)
+            select(t.api_keys, u.name.label("user"), u.disabled)
             .join(t.users, u.id == k.user_id)
-            .join(t.memberships, m.user_id == u.id)
             .where(k.id == key_id)
         )
         with self.db.read() as conn:
@@ -247,8 +301,14 @@ class Identity:
             raise NotAuthenticated(f"user '{row.user}' is disabled")
         if not self._secret_ok(key_id, secret, row.secret_hash):
             raise NotAuthenticated(f"API key '{key_id}' is not valid")
+        user = self.get_user(row.user)
         return Principal(
-            user=row.user, role=Role(row.role), key_id=key_id, endpoint=_endpoint_of(row.scope)
+            user=row.user,
+            role=user.role,
+            key_id=key_id,
+            workspace=_home_of(user),
+            endpoint=_endpoint_of(row.scope),
+            roles=tuple((user.workspaces or {}).items()),
         )
 
     def recent(self, token: str) -> Principal | None:
@@ -293,6 +353,35 @@ class Identity:
         with self._lock:
             self._verified[key_id] = (fast, time.monotonic() + _REMEMBER_SECONDS)
         return True
+
+
+def _home_of(user: User) -> str:
+    return _home_of_names(list(user.workspaces or {}))
+
+
+def _user(rows: list[Any]) -> User:
+    """One user from its rows (one per membership); ``role`` is the home workspace's."""
+    memberships = {row.workspace: Role(row.role) for row in rows}
+    first = rows[0]
+    return User(
+        id=first.id,
+        name=first.name,
+        role=memberships[_home_of_names(list(memberships))],
+        created_at=first.created_at,
+        disabled=first.disabled,
+        workspaces=memberships,
+    )
+
+
+def _home_of_names(names: list[str]) -> str:
+    return DEFAULT_WORKSPACE if DEFAULT_WORKSPACE in names or not names else names[0]
+
+
+def _in_workspace(user: User, workspace: str) -> User:
+    role = (user.workspaces or {}).get(workspace)
+    if role is None:
+        raise NotFound(f"user '{user.name}' is not a member of workspace '{workspace}'")
+    return replace(user, role=role)
 
 
 def _endpoint_of(scope: str | None) -> str | None:

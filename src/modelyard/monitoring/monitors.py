@@ -34,6 +34,7 @@ from modelyard.clock import now_ms
 from modelyard.domain.events import EndpointCreated
 from modelyard.domain.monitors import Monitor, Spec, check_monitor_name, merge
 from modelyard.errors import Conflict, InvalidInput, NotFound
+from modelyard.governance.workspaces import check_same
 from modelyard.monitoring.alerts import AlertService, Outcome
 from modelyard.monitoring.checks import Result, WindowData, evaluate
 from modelyard.monitoring.reference import Reference, ReferenceService
@@ -88,11 +89,20 @@ class MonitorService:
 
     # -- specs ---------------------------------------------------------------------
 
-    def create(self, name: str, spec: Mapping[str, Any], *, actor: str = "") -> Monitor:
-        """A new monitor; ``spec`` needs only ``endpoint``, the rest has defaults."""
+    def create(
+        self,
+        name: str,
+        spec: Mapping[str, Any],
+        *,
+        actor: str = "",
+        workspace: str | None = None,
+    ) -> Monitor:
+        """A new monitor; ``spec`` needs only ``endpoint``, the rest has defaults.
+
+        With ``workspace``, the endpoint must belong to it."""
         check_monitor_name(name)
         parsed = Spec.parse(spec)
-        self._check(parsed)
+        self._check(parsed, workspace)
         stamp = now_ms()
         try:
             with self.db.write() as conn:
@@ -112,9 +122,14 @@ class MonitorService:
             raise Conflict(f"monitor '{name}' already exists") from None
         return self.get(name)
 
-    def _check(self, spec: Spec) -> None:
+    def _check(self, spec: Spec, workspace: str | None) -> None:
         if not self.endpoint_exists(spec.endpoint):
             raise NotFound(f"endpoint '{spec.endpoint}' does not exist")
+        if workspace is not None:
+            e = t.endpoints.c
+            with self.db.read() as conn:
+                owner = conn.execute(select(e.workspace).where(e.name == spec.endpoint)).scalar()
+            check_same(f"endpoint '{spec.endpoint}'", owner, workspace)
         from modelyard.monitoring.channels import check_channel_spec
 
         for channel in spec.alerts.channels:
@@ -127,13 +142,14 @@ class MonitorService:
         *,
         enabled: bool | None = None,
         actor: str = "",
+        workspace: str | None = None,
     ) -> Monitor:
         """Merge ``changes`` into the spec (objects key by key) and/or enable/disable."""
         current = self.get(name)
         spec = current.spec
         if changes:
             spec = Spec.parse(merge(current.spec.to_dict(), changes))
-            self._check(spec)
+            self._check(spec, workspace)
         values: dict[str, Any] = {"updated_by": actor, "updated_at": now_ms()}
         values |= {"spec": spec.to_dict(), "endpoint": spec.endpoint}
         if enabled is not None:
@@ -149,10 +165,18 @@ class MonitorService:
             raise NotFound(f"monitor '{name}' does not exist")
         return _monitor(row)
 
-    def list(self, *, endpoint: str | None = None) -> builtins.list[Monitor]:
+    def list(
+        self, *, endpoint: str | None = None, workspace: str | None = None
+    ) -> builtins.list[Monitor]:
+        """Every monitor, of one ``endpoint``, or of the endpoints of ``workspace``."""
         query = select(t.monitors).order_by(t.monitors.c.name)
         if endpoint is not None:
             query = query.where(t.monitors.c.endpoint == endpoint)
+        if workspace is not None:
+            e = t.endpoints.c
+            query = query.where(
+                t.monitors.c.endpoint.in_(select(e.name).where(e.workspace == workspace))
+            )
         with self.db.read() as conn:
             return [_monitor(row) for row in conn.execute(query).all()]
 
@@ -585,9 +609,14 @@ class MonitorService:
         html: str = render_report(monitor, references, windows, results, alerts)
         return html
 
-    def monitor_ids(self, name: str | None = None) -> dict[int, str]:
-        monitors = [self.get(name)] if name else self.list()
-        return {m.id: m.name for m in monitors}
+    def monitor_ids(self, name: str | None = None, workspace: str | None = None) -> dict[int, str]:
+        """Ids of monitor ``name``, or of every monitor (of ``workspace``'s endpoints)."""
+        if name is None:
+            return {m.id: m.name for m in self.list(workspace=workspace)}
+        found = [m for m in self.list(workspace=workspace) if m.name == name]
+        if not found:
+            raise NotFound(f"monitor '{name}' does not exist")
+        return {found[0].id: found[0].name}
 
 
 def _performance_only(spec: Spec) -> Any:

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -28,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelyard import __version__
-from modelyard.domain.identity import Permission, Principal
+from modelyard.domain.identity import DEFAULT_WORKSPACE, Permission, Principal
 from modelyard.errors import BadRequest, InvalidInput, ModelyardError, PermissionDenied, TooLarge
 from modelyard.serving.runtime import EndpointState, Runtime
 
@@ -90,16 +91,38 @@ def create_serving_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY) ->
             await run_in_threadpool(_audit_refusal, runtime, request, exc)
         return _error(exc)
 
+    owners = runtime.services.workspaces
+
+    async def workspace_of(endpoint: str) -> str:
+        known = owners.known_endpoint(endpoint)
+        if known is not None:
+            return known
+        found = await run_in_threadpool(owners.owner, "endpoint", endpoint)
+        return found or DEFAULT_WORKSPACE
+
     async def allowed(request: Request, permission: Permission, endpoint: str | None) -> None:
         principal = await principal_of(request)
         request.state.principal = principal
-        if permission is Permission.PREDICT and endpoint is not None:
-            if not principal.may_predict(endpoint):
-                raise PermissionDenied(f"this key may not call endpoint '{endpoint}'")
-        elif not principal.can(permission):
+        if endpoint is None:
+            # routes that name no endpoint: a role allowing it in any workspace will do
+            if not any(
+                replace(principal, role=role).can(permission) for _, role in principal.roles
+            ):
+                raise PermissionDenied(
+                    f"user '{principal.user}' has no role that allows '{permission.value}'"
+                )
+            return
+        workspace = await workspace_of(endpoint)
+        if permission is Permission.PREDICT:
+            if not principal.may_predict(endpoint, workspace):
+                raise PermissionDenied(_refusal(principal, endpoint, workspace))
+            return
+        acting = principal.acting_in(workspace)
+        request.state.principal = acting
+        if not acting.can(permission):
             raise PermissionDenied(
-                f"user '{principal.user}' has the {principal.role.value} role, which does "
-                f"not allow '{permission.value}'"
+                f"user '{principal.user}' has the {acting.role.value} role in workspace "
+                f"'{workspace}', which does not allow '{permission.value}'"
             )
 
     Handler = Callable[[Request], Awaitable[Response]]
@@ -297,6 +320,17 @@ def create_serving_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY) ->
 def _sticky(body: Any) -> str | None:
     value = body.get("sticky_key") if isinstance(body, dict) else None
     return str(value) if value is not None else None
+
+
+def _refusal(principal: Principal, endpoint: str, workspace: str) -> str:
+    if principal.endpoint is not None:
+        return f"this key may not call endpoint '{endpoint}'"
+    role = principal.role_in(workspace)
+    held = f"the {role.value} role" if role else "no role"
+    return (
+        f"user '{principal.user}' has {held} in workspace '{workspace}', "
+        f"so may not call endpoint '{endpoint}'"
+    )
 
 
 def rows_of(body: Any) -> list[dict[str, Any]]:

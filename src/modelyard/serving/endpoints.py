@@ -32,8 +32,10 @@ from modelyard.domain.endpoints import (
     diff_specs,
 )
 from modelyard.domain.events import EndpointCreated, Publisher
+from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.models import ModelRef, Stage
 from modelyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from modelyard.governance.workspaces import check_same
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 
@@ -64,7 +66,9 @@ class EndpointService(Publisher):
         description: str = "",
         actor: str = "",
         comment: str = "",
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> Endpoint:
+        """A new endpoint of ``workspace``, serving versions of that workspace's models."""
         check_endpoint_name(name)
         check_weights(routes)
         stamp = now_ms()
@@ -75,10 +79,11 @@ class EndpointService(Publisher):
                     shadows=self._resolve(conn, shadows or []),
                     batching=batching or Batching(),
                 )
-                self._validate(conn, spec)
+                self._validate(conn, spec, workspace)
                 result = conn.execute(
                     t.endpoints.insert().values(
                         name=name,
+                        workspace=workspace,
                         description=description,
                         revision=1,
                         created_by=actor,
@@ -126,7 +131,7 @@ class EndpointService(Publisher):
                 raise InvalidInput(
                     f"endpoint '{name}' already serves this at revision {row.revision}"
                 )
-            self._validate(conn, spec)
+            self._validate(conn, spec, row.workspace)
             self._advance(conn, row, spec, current, actor, comment, description)
         return self.get(name)
 
@@ -152,7 +157,7 @@ class EndpointService(Publisher):
                     f"revision {target} of endpoint '{name}' serves what revision "
                     f"{row.revision} serves already"
                 )
-            self._validate(conn, spec)
+            self._validate(conn, spec, row.workspace)
             note = comment or f"rollback to revision {target}"
             self._advance(conn, row, spec, current, actor, note, None, rollback_to=target)
         return self.get(name)
@@ -229,7 +234,7 @@ class EndpointService(Publisher):
             )
         return targets
 
-    def _validate(self, conn: Connection, spec: Spec) -> None:
+    def _validate(self, conn: Connection, spec: Spec, workspace: str) -> None:
         seen: set[str] = set()
         for role, target in spec.targets():
             key = f"{role}:{target.ref}"
@@ -239,7 +244,15 @@ class EndpointService(Publisher):
         if {r.ref for r in spec.routes} & {s.ref for s in spec.shadows}:
             raise InvalidInput("a version cannot be both a route and a shadow")
         signatures = {}
+        owners = dict(
+            conn.execute(
+                select(t.models.c.name, t.models.c.workspace).where(
+                    t.models.c.name.in_({target.model for _, target in spec.targets()})
+                )
+            ).all()
+        )
         for _, target in spec.targets():
+            check_same(f"model '{target.model}'", owners.get(target.model), workspace)
             version = self.catalog.version_in(conn, ModelRef(target.model, target.version))
             if version.stage in (Stage.ARCHIVED, Stage.RETIRED):
                 raise Conflict(f"{target.ref} is {version.stage.value} and cannot receive traffic")
@@ -281,13 +294,16 @@ class EndpointService(Publisher):
             row = self._row(conn, name)
             return self._endpoint(row, self._spec(conn, row.id, row.revision))
 
-    def list(self) -> list[Endpoint]:
+    def list(self, workspace: str | None = None) -> list[Endpoint]:
+        """Every endpoint, or ``workspace``'s."""
         e, r = t.endpoints.c, t.endpoint_revisions.c
         query = (
             select(t.endpoints, r.spec)
             .join(t.endpoint_revisions, (r.endpoint_id == e.id) & (r.revision == e.revision))
             .order_by(e.name)
         )
+        if workspace is not None:
+            query = query.where(e.workspace == workspace)
         with self.db.read() as conn:
             return [self._endpoint(row, Spec.from_dict(row.spec)) for row in conn.execute(query)]
 
@@ -423,6 +439,7 @@ class EndpointService(Publisher):
             updated_at=row.updated_at,
             retention_days=row.retention_days,
             subject_column=row.subject_column,
+            workspace=row.workspace,
         )
 
 

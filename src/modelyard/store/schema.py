@@ -63,6 +63,8 @@ experiments = Table(
     Column("name", String(250), nullable=False, unique=True),
     Column("description", Text, nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
+    Column("workspace", String(128), nullable=False, default="default", server_default="default"),
+    Index("ix_experiments_workspace", "workspace"),
 )
 
 environments = Table(
@@ -150,6 +152,7 @@ datasets = Table(
     Column("uri", Text),
     Column("stored", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("workspace", String(128), nullable=False, default="default", server_default="default"),
     UniqueConstraint("name", "fingerprint"),
 )
 
@@ -172,6 +175,8 @@ models = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("retired_at", BigInteger),  # a retired model takes no new versions
+    Column("workspace", String(128), nullable=False, default="default", server_default="default"),
+    Index("ix_models_workspace", "workspace"),
 )
 
 model_tags = Table(
@@ -310,6 +315,8 @@ endpoints = Table(
     Column("created_by", String(250), nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("workspace", String(128), nullable=False, default="default", server_default="default"),
+    Index("ix_endpoints_workspace", "workspace"),
 )
 
 endpoint_revisions = Table(

@@ -87,8 +87,13 @@ class DatasetRegistry:
             "created_at": now_ms(),
         }
         with self.db.write() as conn:
-            if conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first() is None:
+            e, r = t.experiments.c, t.runs.c
+            owner = conn.execute(
+                select(e.workspace).join(t.runs, r.experiment_id == e.id).where(r.id == run_id)
+            ).first()
+            if owner is None:
                 raise NotFound(f"run '{run_id}' does not exist")
+            row["workspace"] = owner.workspace  # a dataset is first owned by its first run's team
             insert = insert_for(self.db.dialect, t.datasets).on_conflict_do_nothing(
                 index_elements=["name", "fingerprint"]
             )

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from modelyard.artifacts.keys import safe_key
 from modelyard.artifacts.store import ArtifactStore
 from modelyard.clock import now_ms
+from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.runs import (
     Artifact,
     Environment,
@@ -30,6 +31,7 @@ from modelyard.domain.runs import (
     RunStatus,
 )
 from modelyard.errors import Conflict, InvalidInput, NotFound
+from modelyard.governance.workspaces import check_same
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
@@ -104,13 +106,15 @@ class TrackingService:
 
     # -- experiments -------------------------------------------------------
 
-    def create_experiment(self, name: str, description: str = "") -> Experiment:
+    def create_experiment(
+        self, name: str, description: str = "", *, workspace: str = DEFAULT_WORKSPACE
+    ) -> Experiment:
         _check_key("experiment", name)
         try:
             with self.db.write() as conn:
                 conn.execute(
                     t.experiments.insert().values(
-                        name=name, description=description, created_at=now_ms()
+                        name=name, description=description, created_at=now_ms(), workspace=workspace
                     )
                 )
         except DBIntegrityError:
@@ -122,32 +126,46 @@ class TrackingService:
             row = conn.execute(select(t.experiments).where(t.experiments.c.name == name)).first()
         if row is None:
             raise NotFound(f"experiment '{name}' does not exist")
-        return Experiment(row.id, row.name, row.created_at, row.description)
+        return _experiment(row)
 
-    def ensure_experiment(self, name: str) -> Experiment:
-        """Get the experiment, creating it if needed; safe when racing other processes."""
-        known = self._experiments.get(name)
-        if known is not None:
-            return known
-        try:
-            found = self.get_experiment(name)
-        except NotFound:
+    def ensure_experiment(self, name: str, workspace: str = DEFAULT_WORKSPACE) -> Experiment:
+        """Get the experiment, creating it in ``workspace`` if needed; safe when racing
+        other processes. One that exists in another workspace is refused."""
+        found = self._experiments.get(name)
+        if found is None:
             try:
-                found = self.create_experiment(name)
-            except Conflict:
                 found = self.get_experiment(name)
-        self._experiments[name] = found
+            except NotFound:
+                try:
+                    found = self.create_experiment(name, workspace=workspace)
+                except Conflict:
+                    found = self.get_experiment(name)
+            self._experiments[name] = found
+        check_same(f"experiment '{name}'", found.workspace, workspace)
         return found
 
-    def list_experiments(self) -> list[Experiment]:
+    def list_experiments(self, workspace: str | None = None) -> list[Experiment]:
+        query = select(t.experiments).order_by(t.experiments.c.id)
+        if workspace is not None:
+            query = query.where(t.experiments.c.workspace == workspace)
         with self.db.read() as conn:
-            rows = conn.execute(select(t.experiments).order_by(t.experiments.c.id)).all()
-        return [Experiment(r.id, r.name, r.created_at, r.description) for r in rows]
+            rows = conn.execute(query).all()
+        return [_experiment(r) for r in rows]
 
-    def _experiment_ids(self, names: Sequence[str] | None) -> list[int] | None:
+    def experiment_ids(
+        self, names: Sequence[str] | None, workspace: str | None = None
+    ) -> list[int] | None:
+        """Ids of the named experiments, or of every experiment of ``workspace``
+        (None: no restriction); a named experiment of another workspace is not found."""
         if names is None:
-            return None
-        return [self.get_experiment(name).id for name in names]
+            if workspace is None:
+                return None
+            return [e.id for e in self.list_experiments(workspace)]
+        found = [self.get_experiment(name) for name in names]
+        for experiment in found:
+            if workspace is not None and experiment.workspace != workspace:
+                raise NotFound(f"experiment '{experiment.name}' does not exist")
+        return [experiment.id for experiment in found]
 
     # -- runs --------------------------------------------------------------
 
@@ -162,13 +180,14 @@ class TrackingService:
         environment_id: str | None = None,
         user: str = "",
         run_id: str | None = None,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> Run:
-        """Start a RUNNING run in ``experiment`` (created if it does not exist).
+        """Start a RUNNING run in ``experiment`` (created in ``workspace`` if it does not exist).
 
         Pass the captured ``environment``, or the ``environment_id`` of one stored
         before (clients send the environment once per process, then its id).
         """
-        exp = self.ensure_experiment(experiment)
+        exp = self.ensure_experiment(experiment, workspace)
         run = Run(
             id=run_id or new_run_id(),
             experiment_id=exp.id,
@@ -416,6 +435,10 @@ def _grouped(conn: Connection, table: Any, ids: list[str]) -> dict[str, dict[str
     for run_id, key, value in conn.execute(query):
         grouped.setdefault(run_id, {})[key] = value
     return grouped
+
+
+def _experiment(row: Any) -> Experiment:
+    return Experiment(row.id, row.name, row.created_at, row.description, row.workspace)
 
 
 def _run_from_row(

@@ -1,0 +1,171 @@
+"""Workspaces: the teams that own experiments, models, endpoints and datasets.
+
+A user holds a role per workspace (``Identity.set_role``). Each experiment,
+model, endpoint and dataset belongs to one workspace; runs and versions belong
+to their experiment's and model's, monitors and retraining requests to their
+endpoint's. A request acts in the workspace of the resource it names, else in
+the one the caller chose, so a role in one team grants nothing in another.
+Names stay unique across workspaces: an endpoint's URL and a lineage node keep
+meaning one thing.
+
+>>> workspaces.create("fraud", actor="ana")
+>>> workspaces.owner("model", "churn")
+'default'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+
+from modelyard.clock import now_ms
+from modelyard.domain.identity import DEFAULT_WORKSPACE, Workspace, check_workspace_name
+from modelyard.errors import Conflict, InvalidInput, NotFound
+from modelyard.store import schema as t
+from modelyard.store.database import Database
+
+OWNED = ("experiment", "model", "endpoint", "dataset")
+
+
+class Workspaces:
+    """Create and list workspaces; say which workspace owns a resource."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._endpoint_owners: dict[str, str] = {}  # never changes once created
+
+    def create(self, name: str, *, actor: str = "") -> Workspace:
+        check_workspace_name(name)
+        try:
+            with self.db.write() as conn:
+                conn.execute(t.workspaces.insert().values(name=name, created_at=now_ms()))
+        except DBIntegrityError:
+            raise Conflict(f"workspace '{name}' already exists") from None
+        return self.get(name)
+
+    def get(self, name: str) -> Workspace:
+        found = [w for w in self.list() if w.name == name]
+        if not found:
+            raise NotFound(f"workspace '{name}' does not exist")
+        return found[0]
+
+    def list(self) -> list[Workspace]:
+        w, m = t.workspaces.c, t.memberships.c
+        query = (
+            select(w.name, w.created_at, func.count(m.user_id).label("members"))
+            .select_from(t.workspaces.outerjoin(t.memberships, m.workspace_id == w.id))
+            .group_by(w.name, w.created_at)
+            .order_by(w.name)
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        return [Workspace(r.name, r.created_at, int(r.members)) for r in rows]
+
+    def require(self, conn: Connection, name: str) -> str:
+        """``name`` if that workspace exists (``default`` always does)."""
+        if name == DEFAULT_WORKSPACE:
+            return name
+        found = conn.execute(select(t.workspaces.c.id).where(t.workspaces.c.name == name)).first()
+        if found is None:
+            raise NotFound(f"workspace '{name}' does not exist")
+        return name
+
+    def known_endpoint(self, name: str) -> str | None:
+        """The owner of endpoint ``name`` if already looked up (no database read)."""
+        return self._endpoint_owners.get(name)
+
+    def owner(self, kind: str, key: str) -> str | None:
+        """The workspace that owns ``kind`` ``key``, or None when there is no such thing.
+
+        Kinds: experiment, model, version (``model/N``), endpoint, prediction
+        (``endpoint/id``), monitor, run, dataset (name or id), retraining_request.
+        """
+        if kind == "endpoint" and key in self._endpoint_owners:
+            return self._endpoint_owners[key]
+        resolve = _RESOLVERS.get(kind)
+        if resolve is None:
+            raise InvalidInput(f"unknown resource kind '{kind}'")
+        with self.db.read() as conn:
+            found = resolve(conn, key)
+        if kind == "endpoint" and found is not None:
+            self._endpoint_owners[key] = found
+        return found
+
+
+def check_same(what: str, owner: str | None, workspace: str) -> None:
+    """Refuse to tie something in ``workspace`` to ``what``, owned by another workspace."""
+    if owner is not None and owner != workspace:
+        raise InvalidInput(
+            f"{what} belongs to workspace '{owner}', not '{workspace}': "
+            "resources are only combined within one workspace"
+        )
+
+
+def _scalar(conn: Connection, query: Any) -> str | None:
+    found = conn.execute(query).scalar()
+    return None if found is None else str(found)
+
+
+def _model(conn: Connection, key: str) -> str | None:
+    return _scalar(conn, select(t.models.c.workspace).where(t.models.c.name == key))
+
+
+def _endpoint(conn: Connection, key: str) -> str | None:
+    return _scalar(conn, select(t.endpoints.c.workspace).where(t.endpoints.c.name == key))
+
+
+def _experiment(conn: Connection, key: str) -> str | None:
+    e = t.experiments.c
+    condition = e.name == key
+    if key.isdigit():
+        condition = condition | (e.id == int(key))
+    return _scalar(conn, select(e.workspace).where(condition).order_by(e.id).limit(1))
+
+
+def _run(conn: Connection, key: str) -> str | None:
+    e, r = t.experiments.c, t.runs.c
+    query = select(e.workspace).join(t.runs, r.experiment_id == e.id).where(r.id == key)
+    return _scalar(conn, query)
+
+
+def _dataset(conn: Connection, key: str) -> str | None:
+    d = t.datasets.c
+    query = select(d.workspace).where((d.name == key) | (d.id == key))
+    return _scalar(conn, query.order_by(d.created_at).limit(1))
+
+
+def _monitor(conn: Connection, key: str) -> str | None:
+    endpoint = _scalar(conn, select(t.monitors.c.endpoint).where(t.monitors.c.name == key))
+    return None if endpoint is None else _endpoint(conn, endpoint) or DEFAULT_WORKSPACE
+
+
+def _retraining_request(conn: Connection, key: str) -> str | None:
+    q, m = t.retraining_requests.c, t.monitors.c
+    query = select(m.name).join(t.monitors, m.id == q.monitor_id).where(q.id == key)
+    monitor = _scalar(conn, query)
+    return None if monitor is None else _monitor(conn, monitor)
+
+
+def _version(conn: Connection, key: str) -> str | None:
+    """``model/3``, ``model@alias`` or ``model``."""
+    return _model(conn, key.replace("@", "/").partition("/")[0])
+
+
+def _prediction(conn: Connection, key: str) -> str | None:
+    return _endpoint(conn, key.partition("/")[0])
+
+
+_RESOLVERS: dict[str, Callable[[Connection, str], str | None]] = {
+    "experiment": _experiment,
+    "model": _model,
+    "version": _version,
+    "endpoint": _endpoint,
+    "prediction": _prediction,
+    "monitor": _monitor,
+    "run": _run,
+    "dataset": _dataset,
+    "retraining_request": _retraining_request,
+}
