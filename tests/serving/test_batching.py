@@ -88,6 +88,25 @@ def test_a_full_shadow_queue_drops_copies_instead_of_growing() -> None:
     assert sorted(done) == [i for i, ok in enumerate(accepted) if ok]
 
 
+def test_a_held_batch_runs_as_soon_as_it_is_full() -> None:
+    batches: list[list[int]] = []
+    first = threading.Event()
+
+    def work(payloads: list[Any]) -> list[Any]:
+        batches.append(payloads)
+        first.set()
+        return [None] * len(payloads)
+
+    # held open for ten minutes unless full: arrivals do not wake it, a full batch does
+    batcher = Batcher("h", work, loop=None, max_batch_size=4, max_wait_ms=600_000)
+    for i in range(6):
+        batcher.offer(i, 1)
+    assert first.wait(60), "a full batch waited for its hold to end"
+    assert batches[0] == [0, 1, 2, 3]
+    batcher.stop()  # the rest is finished on stop, without waiting out the hold
+    assert [p for batch in batches for p in batch] == list(range(6))
+
+
 def test_stop_finishes_what_is_queued() -> None:
     seen: list[int] = []
 

@@ -18,10 +18,9 @@ import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import select
@@ -41,6 +40,9 @@ from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
 from modelyard.tracking.dataset_registry import DatasetRegistry
+
+if TYPE_CHECKING:  # serving processes import this module and never load pandas
+    import pandas as pd
 
 log = logging.getLogger("modelyard.monitoring")
 
@@ -367,6 +369,8 @@ class _Predictor:
     def predict_frame(self, frame: pd.DataFrame) -> tuple[list[Any], list[Any] | None]:
         prepared = self.model.prepare(frame.to_dict(orient="records"))
         if isinstance(prepared, np.ndarray):
+            import pandas as pd
+
             prepared = pd.DataFrame(prepared, columns=self.names)
         result: tuple[list[Any], list[Any] | None] = self.model.predict_frame(prepared)
         return result

@@ -9,13 +9,21 @@ scikit-learn, before the python-function flavor that takes any object with a
 from __future__ import annotations
 
 import importlib.util
+import sys
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from modelyard.errors import InvalidInput
+from modelyard.packaging.signature import PANDAS_IMPORT
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Flavor:
@@ -41,6 +49,14 @@ class Flavor:
         if not hasattr(model, "predict_proba"):
             raise InvalidInput(f"a {type(model).__name__} model has no predict_proba")
         return model.predict_proba(_features(model, frame))
+
+    def reads_arrays(self, model: Any, columns: list[str]) -> bool:
+        """Whether ``model`` answers a 2-D float array in ``columns`` order as it answers a frame.
+
+        Then an all-float signature is served without building a pandas frame
+        (call the model inside ``unnamed_features()``).
+        """
+        return False
 
 
 def _features(model: Any, frame: pd.DataFrame) -> Any:
@@ -70,7 +86,98 @@ class SklearnFlavor(Flavor):
     def load(self, directory: Path) -> Any:
         import joblib
 
+        _import_sklearn_without_pandas()
         return joblib.load(directory / self.file)
+
+    def reads_arrays(self, model: Any, columns: list[str]) -> bool:
+        """scikit-learn's own estimators, fitted on these columns in this order (or on arrays).
+
+        A column transformer or a function transformer may select columns by name,
+        and a third-party step may expect a frame: those keep the frame.
+        """
+        fitted = getattr(model, "feature_names_in_", None)
+        if fitted is not None and [str(name) for name in fitted] != columns:
+            return False
+        return all(_reads_arrays(part) for part in _estimators(model))
+
+
+def _import_sklearn_without_pandas() -> None:
+    """Import scikit-learn, keeping pandas out of the process if nothing has loaded it yet.
+
+    ``sklearn.utils.fixes`` imports pandas when it is installed and never uses it
+    (75 MB for a serving process whose signatures are all floats); it falls back
+    cleanly when the import fails. pandas still loads later for whoever needs it.
+    """
+    if "sklearn" in sys.modules:
+        return
+    with PANDAS_IMPORT:
+        blocked = "pandas" not in sys.modules
+        if blocked:
+            sys.modules["pandas"] = None  # type: ignore[assignment]
+        try:
+            import sklearn.base  # noqa: F401
+        finally:
+            if blocked and sys.modules.get("pandas", 0) is None:
+                del sys.modules["pandas"]
+
+
+_FRAME_STEPS = {"ColumnTransformer", "FunctionTransformer"}
+
+
+def _estimators(model: Any) -> Iterator[Any]:
+    yield model
+    params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+    for value in params.values():
+        if hasattr(value, "fit"):
+            yield value
+        elif isinstance(value, list | tuple):  # steps, transformers: (name, estimator) pairs
+            for item in value:
+                part = item[1] if isinstance(item, tuple) and len(item) > 1 else item
+                if hasattr(part, "fit"):
+                    yield part
+
+
+def _reads_arrays(estimator: Any) -> bool:
+    kind = type(estimator)
+    return kind.__module__.startswith("sklearn.") and kind.__name__ not in _FRAME_STEPS
+
+
+# scikit-learn warns when a model fitted on named columns is given an array; the array path
+# checks the names itself, so exactly that warning is silenced while such calls run
+_UNNAMED = r"X does not have valid feature names, but \w+ was fitted with feature names"
+_unnamed_lock = threading.Lock()
+_unnamed_calls = 0
+
+
+@contextmanager
+def unnamed_features() -> Iterator[None]:
+    """Silence scikit-learn's "X does not have valid feature names" warning inside the block.
+
+    ``warnings.catch_warnings`` swaps the process-wide filter list and is not
+    thread-safe, and batchers predict on several threads at once: the filter is
+    in place while at least one such block runs, and only then.
+    """
+    global _unnamed_calls
+    with _unnamed_lock:
+        if _unnamed_calls == 0:
+            warnings.filterwarnings("ignore", message=_UNNAMED, category=UserWarning)
+        _unnamed_calls += 1
+    try:
+        yield
+    finally:
+        with _unnamed_lock:
+            _unnamed_calls -= 1
+            if _unnamed_calls == 0:
+                _remove_unnamed_filter()
+
+
+def _remove_unnamed_filter() -> None:
+    filters: list[Any] = warnings.filters  # type: ignore[assignment]
+    for entry in filters:
+        message = entry[1]
+        if entry[0] == "ignore" and message is not None and message.pattern == _UNNAMED:
+            filters.remove(entry)
+            return
 
 
 class PyfuncFlavor(Flavor):

@@ -15,15 +15,17 @@ import json
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from modelyard.clock import now_ms
 from modelyard.errors import IntegrityError, InvalidInput, NotFound
 from modelyard.packaging.flavors import Flavor, flavor_for, get_flavor
 from modelyard.packaging.signature import Signature, enforce, infer_signature, to_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -214,6 +216,8 @@ class LoadedModel:
         if not path.is_file():
             return None
         import io
+
+        import pandas as pd
 
         return pd.read_json(io.StringIO(path.read_text()), orient="split")
 

@@ -63,6 +63,8 @@ class Batcher:
         self.on_batch = on_batch
         self.nice = nice
         self._queue: deque[Item] = deque()
+        self._queued_rows = 0
+        self._holding = False  # the worker holds a batch open for ``max_wait``
         self._ready = threading.Condition(threading.Lock())
         self._stopping = False
         self._stopped_at: float | None = None
@@ -77,17 +79,23 @@ class Batcher:
         assert self.loop is not None
         future: asyncio.Future[Any] = self.loop.create_future()
         with self._ready:
-            self._queue.append(Item(payload, rows, future))
-            self._ready.notify()
+            self._put(Item(payload, rows, future))
         return future
 
     def offer(self, payload: Any, rows: int) -> bool:
         with self._ready:
             if self.max_queue is not None and len(self._queue) >= self.max_queue:
                 return False
-            self._queue.append(Item(payload, rows, None))
-            self._ready.notify()
+            self._put(Item(payload, rows, None))
         return True
+
+    def _put(self, item: Item) -> None:
+        self._queue.append(item)
+        self._queued_rows += item.rows
+        # a batch held open sleeps until its deadline or until it is full: waking the
+        # worker for every arrival would cost the callers a thread switch each
+        if not self._holding or self._queued_rows >= self.max_batch_size:
+            self._ready.notify()
 
     def stop(self, wait: bool = True) -> None:
         """Finish what is queued (and what arrives within a short grace), then end."""
@@ -127,7 +135,10 @@ class Batcher:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._stopping:
                     break
+                self._holding = True
                 self._ready.wait(remaining)
+                self._holding = False
+            self._queued_rows -= rows
             return batch
 
     def _run(self) -> None:

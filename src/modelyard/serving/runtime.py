@@ -25,11 +25,10 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 
 from modelyard.bootstrap import Services
 from modelyard.catalog.packages import package_directory
@@ -45,7 +44,8 @@ from modelyard.errors import (
     SignatureError,
 )
 from modelyard.packaging import LoadedModel, load_package
-from modelyard.packaging.signature import Signature, enforce
+from modelyard.packaging.flavors import get_flavor, unnamed_features
+from modelyard.packaging.signature import Signature, enforce, frames
 from modelyard.serving.batching import Batcher
 from modelyard.serving.endpoints import check_compatible
 from modelyard.serving.metrics import ServingMetrics
@@ -53,20 +53,31 @@ from modelyard.serving.predictlog import Journal, PredictionLog, canonical
 from modelyard.serving.retention import PRUNE_EVERY, prune_endpoint
 from modelyard.serving.sqllog import SqlJournal
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger("modelyard.serving")
 SHADOW_QUEUE = 1024
-# shadows are off the response path: they batch more and wait longer, so a shadow's
-# model costs little CPU per row, and their threads run at a lower priority
+# shadows are off the response path: a copy is handed over after the answer is written,
+# and a shadow holds its batch open a second (unless it fills), so its model is called
+# rarely: each call takes the GIL from the primary many times (a forest: once per tree).
+# Their threads keep the normal priority: a niced thread holding the GIL when the CPU is
+# busy stalls the whole process until it is scheduled again.
 SHADOW_BATCH = 512
-SHADOW_WAIT_MS = 100.0
-SHADOW_NICE = 10
+SHADOW_WAIT_MS = 1000.0
 
 
 # -- a loaded version ------------------------------------------------------
 
 
 class Model:
-    """One loaded version: turns request rows into the frame it needs, predicts a batch."""
+    """One loaded version: turns request rows into what it needs, predicts a batch.
+
+    An all-float signature becomes a 2-D NumPy array in the signature's column
+    order; a scikit-learn model that reads arrays (``Flavor.reads_arrays``) is
+    called with it directly, so serving it never imports pandas. Anything else is
+    enforced into a pandas frame (pandas is loaded on first use).
+    """
 
     def __init__(self, model: str, version: int, digest: str, loaded: LoadedModel) -> None:
         self.model = model
@@ -78,6 +89,8 @@ class Model:
         self.names = self.signature.input_names
         self._numeric = all(c.type == "float" for c in self.signature.inputs)
         native = loaded.model
+        self._flavor = get_flavor(loaded.manifest.flavor)
+        self._arrays = self._numeric and self._flavor.reads_arrays(native, self.names)
         self._scored = (
             loaded.manifest.flavor == "sklearn"
             and hasattr(native, "predict_proba")
@@ -102,18 +115,13 @@ class Model:
 
     def predict(self, prepared: list[Any]) -> list[Any]:
         """One call for the whole batch; per request (outputs, scores) or an error."""
-        if all(isinstance(p, np.ndarray) for p in prepared):
-            frame = pd.DataFrame(np.concatenate(prepared), columns=self.names)
-        else:
-            frame = pd.concat(
-                [
-                    pd.DataFrame(p, columns=self.names) if isinstance(p, np.ndarray) else p
-                    for p in prepared
-                ],
-                ignore_index=True,
-            )
         try:
-            outputs, scores = self.predict_frame(frame)
+            if self._arrays and all(isinstance(p, np.ndarray) for p in prepared):
+                # column-major, as a frame's values are: BLAS then sums exactly as for a frame
+                features = np.asfortranarray(np.concatenate(prepared))
+                outputs, scores = self.predict_array(features)
+            else:
+                outputs, scores = self.predict_frame(self._frame(prepared))
         except Exception as exc:
             failure = ModelFailed(f"{self.ref} failed: {type(exc).__name__}: {exc}")
             return [failure] * len(prepared)
@@ -125,17 +133,41 @@ class Model:
             start = end
         return results
 
+    def predict_array(self, features: np.ndarray[Any, Any]) -> tuple[list[Any], list[Any] | None]:
+        """(outputs, class probabilities or None) for a float array in signature order."""
+        with unnamed_features():
+            return self._answer(features)
+
     def predict_frame(self, frame: pd.DataFrame) -> tuple[list[Any], list[Any] | None]:
         """(outputs, class probabilities or None) for an enforced frame, as served."""
+        return self._answer(frame)
+
+    def _frame(self, prepared: list[Any]) -> pd.DataFrame:
+        pd = frames().pd
+
+        if all(isinstance(p, np.ndarray) for p in prepared):
+            return pd.DataFrame(np.concatenate(prepared), columns=self.names)
+        return pd.concat(
+            [
+                pd.DataFrame(p, columns=self.names) if isinstance(p, np.ndarray) else p
+                for p in prepared
+            ],
+            ignore_index=True,
+        )
+
+    def _answer(self, features: Any) -> tuple[list[Any], list[Any] | None]:
         native = self.loaded.model
         if self._scored:
-            proba = np.asarray(native.predict_proba(frame))
+            proba = np.asarray(native.predict_proba(features))
             outputs = self._classes[proba.argmax(axis=1)]  # type: ignore[index]
             return outputs.tolist(), proba.tolist()
-        predicted = self.loaded._flavor.predict(native, frame)
+        if isinstance(features, np.ndarray):
+            predicted = native.predict(features)
+        else:
+            predicted = self._flavor.predict(native, features)
         array = np.asarray(predicted)
-        if array.ndim == 0 or len(array) != len(frame):
-            raise InvalidInput(f"returned {array.size} outputs for {len(frame)} rows")
+        if array.ndim == 0 or len(array) != len(features):
+            raise InvalidInput(f"returned {array.size} outputs for {len(features)} rows")
         return array.tolist(), None
 
 
@@ -369,7 +401,6 @@ class Runtime:
                 max_wait_ms=max(spec.batching.max_wait_ms, SHADOW_WAIT_MS),
                 max_queue=SHADOW_QUEUE,
                 on_batch=batch_sizes.observe,
-                nice=SHADOW_NICE,
             )
         self.metrics.queue_depth.labels(endpoint, model.ref, role).set_function(
             lambda: batcher.depth
@@ -411,12 +442,15 @@ class Runtime:
                 raise LogUnavailable(
                     f"the prediction log could not store the answer: {exc}"
                 ) from None
-        for shadow in state.shadows:
-            if not shadow.batcher.offer(
-                (state.revision, ids, rows, time.perf_counter()), len(rows)
-            ):
-                self.metrics.shadow_dropped.labels(state.name, shadow.model.ref).inc()
+        if state.shadows:
+            # handed over on the loop's next turn: after this answer has been written
+            asyncio.get_running_loop().call_soon(self._offer_shadows, state, ids, rows)
         return lane, ids, outputs, scores
+
+    def _offer_shadows(self, state: EndpointState, ids: list[str], rows: list[Any]) -> None:
+        for shadow in state.shadows:
+            if not shadow.batcher.offer((state.revision, ids, rows), len(rows)):
+                self.metrics.shadow_dropped.labels(state.name, shadow.model.ref).inc()
 
     def _log(
         self,
@@ -474,7 +508,7 @@ class Runtime:
             prepared, usable = [], []
             started = time.perf_counter()
             for payload in payloads:
-                revision, ids, rows, _ = payload
+                revision, ids, rows = payload
                 try:
                     prepared.append(model.prepare(rows))
                     usable.append(payload)
@@ -483,7 +517,7 @@ class Runtime:
             if prepared:
                 results = model.predict(prepared)
                 for payload, result in zip(usable, results, strict=True):
-                    revision, ids, rows, _ = payload
+                    revision, ids, rows = payload
                     if isinstance(result, ModelFailed):
                         self._log(
                             state, lane, ids, rows, None, None, started, result.message, revision

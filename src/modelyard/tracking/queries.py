@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Connection, Select, func, select
 
 from modelyard.domain.runs import RunPage
@@ -17,6 +16,9 @@ from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.tracking.runs import load_runs
 from modelyard.tracking.search import build_run_query, decode_cursor, encode_cursor
+
+if TYPE_CHECKING:  # serving processes import this module and never load pandas
+    import pandas as pd
 
 MAX_PAGE = 10_000
 _ATTRIBUTE_COLUMNS = ["run_id", "experiment", "name", "status", "user", "start_time", "end_time"]
@@ -73,6 +75,7 @@ class RunQueries:
         order_by: str | Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Every matching run as a row: attributes, then ``params.*``, ``metrics.*``, ``tags.*``."""
+
         query = self._query(experiment_ids, filter, order_by, None, 0)
         ids = query.with_only_columns(query.selected_columns[0]).subquery()
         with self.db.read() as conn:
@@ -92,12 +95,16 @@ class RunQueries:
 
 def _columns_frame(conn: Connection, query: Any, names: list[str]) -> pd.DataFrame:
     """Build the frame column by column: pandas is slow on SQLAlchemy row objects."""
+    import pandas as pd
+
     rows = conn.execute(query).all()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     return pd.DataFrame({name: list(values) for name, values in zip(names, columns, strict=True)})
 
 
 def _attributes(conn: Connection, ids: Any) -> pd.DataFrame:
+    import pandas as pd
+
     r, e = t.runs.c, t.experiments.c
     query = (
         select(
@@ -120,6 +127,8 @@ def _attributes(conn: Connection, ids: Any) -> pd.DataFrame:
 
 def _pivot_numbers(conn: Connection, table: Any, ids: Any, prefix: str) -> pd.DataFrame:
     """One float column per key, from rows: exact, and NaN and infinities survive."""
+    import pandas as pd
+
     query = select(table.c.run_id, table.c.key, table.c.value).where(
         table.c.run_id.in_(select(ids.c[0]))
     )
@@ -133,6 +142,8 @@ def _pivot_numbers(conn: Connection, table: Any, ids: Any, prefix: str) -> pd.Da
 
 def _pivot_texts(conn: Connection, table: Any, ids: Any, prefix: str) -> pd.DataFrame:
     """One column per key: the database folds each run's text values into one JSON object."""
+    import pandas as pd
+
     aggregate = (
         func.json_object_agg if conn.dialect.name == "postgresql" else func.json_group_object
     )
