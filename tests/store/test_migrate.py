@@ -73,3 +73,27 @@ def test_upgrade_from_the_first_revision_keeps_data(tmp_path: Path) -> None:
     with db.read() as conn:
         assert conn.execute(text("SELECT name FROM experiments")).scalar_one() == "kept"
         assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one() == 0
+
+
+def test_the_head_constant_is_the_newest_migration_script() -> None:
+    # the fast startup check compares the stored revision with HEAD, never loading alembic
+    from modelyard.store.migrate import HEAD
+
+    assert HEAD == head_revision()
+
+
+def test_checking_a_current_store_does_not_load_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db_url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(Database(db_url))
+    probe = (
+        "import sys\n"
+        "from modelyard.store.database import Database\n"
+        "from modelyard.store.migrate import ensure_current\n"
+        f"ensure_current(Database({db_url!r}), create_if_empty=False)\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
