@@ -79,7 +79,7 @@ def test_the_head_constant_is_the_newest_migration_script() -> None:
     # the fast startup check compares the stored revision with HEAD, never loading alembic
     from modelyard.store.migrate import HEAD
 
-    assert HEAD == head_revision()
+    assert head_revision() == HEAD
 
 
 def test_checking_a_current_store_does_not_load_alembic(tmp_path: Path) -> None:

@@ -121,6 +121,5 @@ def ensure_current(db: Database, *, create_if_empty: bool) -> None:
     current = current_revision(db)
     state = "has no modelyard schema" if current is None else f"is at revision {current}"
     raise NotMigrated(
-        f"the database at {db.describe()} {state}, not {HEAD}: "
-        "run `modelyard db upgrade` first"
+        f"the database at {db.describe()} {state}, not {HEAD}: run `modelyard db upgrade` first"
     )
