@@ -65,10 +65,19 @@ def test_predicting_needs_a_role_in_the_endpoints_workspace(
     assert metadata.status_code == 403
     assert "has no role in workspace 'fraud'" in metadata.json()["error"]["message"]
 
+    listed = httpx.get(
+        f"{url}/endpoints", headers={"Authorization": f"Bearer {tokens['outsider']}"}
+    )
+    assert listed.status_code == 200 and listed.json()["endpoints"] == []
+
     identity.set_role("outsider", "contributor", workspace="fraud")
     deadline = time.monotonic() + 10  # a principal is remembered for up to 2 s
     while predict("outsider").status_code != 200:
         assert time.monotonic() < deadline, "the new membership never took effect"
         time.sleep(0.2)
+    listed = httpx.get(
+        f"{url}/endpoints", headers={"Authorization": f"Bearer {tokens['outsider']}"}
+    )
+    assert [e["name"] for e in listed.json()["endpoints"]] == ["scoring"]
     denied = [e for e in services.audit.events() if e.actor == "outsider" and e.status == 403]
     assert denied and all(e.summary.get("plane") == "serving" for e in denied)

@@ -187,7 +187,12 @@ def create_serving_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY) ->
 
     @guarded(Permission.READ)
     async def endpoints(request: Request) -> Response:
-        return _json({"endpoints": runtime.describe()})
+        """The hosted endpoints of the caller's workspaces."""
+        principal: Principal = request.state.principal
+        mine = {workspace for workspace, _ in principal.roles}
+        described = runtime.describe()
+        visible = [d for d in described if await workspace_of(d["name"]) in mine]
+        return _json({"endpoints": visible})
 
     # -- predictions ---------------------------------------------------------
 
