@@ -284,15 +284,29 @@ class Identity:
             raise NotFound(f"API key '{key_id}' does not exist")
         return row
 
+    def _key_rows(self, key_id: str) -> list[Any]:
+        """The key with its user, one row per membership of the user (one query)."""
+        k, u, m, w = t.api_keys.c, t.users.c, t.memberships.c, t.workspaces.c
+        query = (
+            select(t.api_keys, u.name.label("user"), u.disabled, m.role, w.name.label("workspace"))
+            .join(t.users, u.id == k.user_id)
+            .outerjoin(t.memberships, m.user_id == u.id)
+            .outerjoin(t.workspaces, w.id == m.workspace_id)
+            .where(k.id == key_id)
+            .order_by(w.name)
+        )
+        with self.db.read() as conn:
+            return list(conn.execute(query).all())
+
     def authenticate(self, token: str | None) -> Principal:
         """The principal behind ``token``; ``NotAuthenticated`` names the key id, never the key."""
         if not token:
             raise NotAuthenticated("an API key is required: send 'Authorization: Bearer <key>'")
         key_id, secret = split_key(token)
-        try:
-            row = self._key_row(key_id)
-        except NotFound:
-            raise NotAuthenticated(f"API key '{key_id}' is not valid") from None
+        rows = self._key_rows(key_id)
+        if not rows:
+            raise NotAuthenticated(f"API key '{key_id}' is not valid")
+        row = rows[0]
         if row.revoked_at is not None:
             raise NotAuthenticated(f"API key '{key_id}' was revoked")
         if row.expires_at is not None and row.expires_at <= now_ms():
@@ -301,14 +315,15 @@ class Identity:
             raise NotAuthenticated(f"user '{row.user}' is disabled")
         if not self._secret_ok(key_id, secret, row.secret_hash):
             raise NotAuthenticated(f"API key '{key_id}' is not valid")
-        user = self.get_user(row.user)
+        roles = {r.workspace: Role(r.role) for r in rows if r.workspace is not None}
+        home = _home_of_names(list(roles))
         return Principal(
             user=row.user,
-            role=user.role,
+            role=roles.get(home, Role.VIEWER),
             key_id=key_id,
-            workspace=_home_of(user),
+            workspace=home,
             endpoint=_endpoint_of(row.scope),
-            roles=tuple((user.workspaces or {}).items()),
+            roles=tuple(roles.items()),
         )
 
     def recent(self, token: str) -> Principal | None:
@@ -353,10 +368,6 @@ class Identity:
         with self._lock:
             self._verified[key_id] = (fast, time.monotonic() + _REMEMBER_SECONDS)
         return True
-
-
-def _home_of(user: User) -> str:
-    return _home_of_names(list(user.workspaces or {}))
 
 
 def _user(rows: list[Any]) -> User:
