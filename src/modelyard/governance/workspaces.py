@@ -28,6 +28,10 @@ from modelyard.store import schema as t
 from modelyard.store.database import Database
 
 OWNED = ("experiment", "model", "endpoint", "dataset")
+# owners that never change once found: nothing moves between workspaces, and experiments,
+# models and endpoints are never renamed (a monitor may be pointed at another endpoint)
+_LASTING = frozenset({"experiment", "model", "version", "endpoint", "prediction", "run", "dataset"})
+_REMEMBERED = 10_000
 
 
 class Workspaces:
@@ -35,7 +39,7 @@ class Workspaces:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._endpoint_owners: dict[str, str] = {}  # never changes once created
+        self._owners: dict[tuple[str, str], str] = {}
 
     def create(self, name: str, *, actor: str = "") -> Workspace:
         check_workspace_name(name)
@@ -75,7 +79,7 @@ class Workspaces:
 
     def known_endpoint(self, name: str) -> str | None:
         """The owner of endpoint ``name`` if already looked up (no database read)."""
-        return self._endpoint_owners.get(name)
+        return self._owners.get(("endpoint", name))
 
     def owner(self, kind: str, key: str) -> str | None:
         """The workspace that owns ``kind`` ``key``, or None when there is no such thing.
@@ -83,15 +87,18 @@ class Workspaces:
         Kinds: experiment, model, version (``model/N``), endpoint, prediction
         (``endpoint/id``), monitor, run, dataset (name or id), retraining_request.
         """
-        if kind == "endpoint" and key in self._endpoint_owners:
-            return self._endpoint_owners[key]
+        known = self._owners.get((kind, key))
+        if known is not None:
+            return known
         resolve = _RESOLVERS.get(kind)
         if resolve is None:
             raise InvalidInput(f"unknown resource kind '{kind}'")
         with self.db.read() as conn:
             found = resolve(conn, key)
-        if kind == "endpoint" and found is not None:
-            self._endpoint_owners[key] = found
+        if found is not None and kind in _LASTING:
+            if len(self._owners) >= _REMEMBERED:
+                self._owners.clear()
+            self._owners[(kind, key)] = found
         return found
 
 
