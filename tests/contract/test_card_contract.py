@@ -29,6 +29,7 @@ def test_a_card_says_what_the_platform_knows(yard: Yard, unique: str) -> None:
     assert card.startswith(f"# Model card: {version.ref}\n")
     for needle in (
         "## Purpose and ownership",
+        "Owned by workspace **default**.",
         "Flags <b>risky</b> cases | for review",
         "| high | clinic-ops |",
         f"| {unique}-data | training | {len(features)} | {len(features.columns) + 1} |",

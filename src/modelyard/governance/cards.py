@@ -57,6 +57,7 @@ def build_card(services: Services, ref: str) -> tuple[str, list[Section]]:
     ]
     purpose = Section("Purpose and ownership")
     purpose.lines.append(version.description or model.description or "No description recorded.")
+    purpose.lines.append(f"Owned by workspace **{model.workspace}**.")
     purpose.tables.append(
         (
             ["risk tier", "business owner", "validator", "validation", "last", "next"],
