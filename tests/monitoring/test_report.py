@@ -31,10 +31,11 @@ from modelyard.bootstrap import Services, bootstrap
 from modelyard.client.local import LocalBackend
 from modelyard.client.yard import Yard
 from modelyard.domain.monitors import Monitor
+from modelyard.monitoring.distributions import numeric_bins
 from modelyard.monitoring.drift import observe
 from modelyard.monitoring.profile import profile_table
 from modelyard.monitoring.reference import Reference
-from modelyard.monitoring.report import _numeric_bins, render_report
+from modelyard.monitoring.report import render_report
 from modelyard.serving.predictlog import canonical, record_line
 from tests.conftest import sqlite_settings
 
@@ -400,7 +401,7 @@ def test_numeric_bins_are_densities_on_merged_reference_bins_with_tails() -> Non
     current = rng.normal(0.5, 1.5, 800)
     observed = observe(profile, pa.array(current)).to_dict()
 
-    bins = _numeric_bins(profile, observed)
+    bins = numeric_bins(profile, observed)
 
     assert bins is not None
     edges, reference_density, current_density = bins
