@@ -169,6 +169,21 @@ def test_approval_policies_and_membership_are_per_workspace(teams: Teams, fraud_
             ["admin", f"ana-{teams.tag}", f"carol-{teams.tag}"]
         )
         assert admin.put("/api/v1/policies/approvals", json={"required": 0}).status_code == 200
+    with teams.client("admin") as platform:
+        events = platform.get(
+            "/api/v1/audit", params={"actor": f"bob-{teams.tag}", "limit": 10_000}
+        ).json()
+    refused = [e for e in events if e["status"] == 403 and "members" in e["action"]]
+    assert refused and refused[-1]["summary"]["workspace"] == teams.fraud  # where he tried
+    crossed = [e for e in events if e["action"] == "POST /api/v1/endpoints"]
+    assert crossed and crossed[-1]["summary"]["workspace"] == teams.churn
+    with teams.client("admin", teams.fraud) as team_admin:
+        mine = team_admin.get(f"/api/v1/workspaces/{teams.fraud}/audit").json()
+    assert mine and {e["summary"]["workspace"] for e in mine} == {teams.fraud}
+    assert f"bob-{teams.tag}" in {e["actor"] for e in mine}  # his refused attempt is there
+    with teams.client("ana") as maintainer:
+        denied = maintainer.get(f"/api/v1/workspaces/{teams.fraud}/audit")
+        assert denied.status_code == 403
 
 
 def test_the_sdk_picks_its_workspace(teams: Teams, fraud_model: str, tmp_path: Path) -> None:

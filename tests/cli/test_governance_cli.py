@@ -75,3 +75,18 @@ def test_workspaces_members_and_the_workspace_option(tmp_path: Path) -> None:
     assert json.loads(out) == []
     code, _, err = invoke(tmp_path, "--workspace", "risk", "experiments", "create", "x")
     assert code == 2 and "workspace 'risk' does not exist" in err
+
+
+def test_audit_search_by_workspace(tmp_path: Path) -> None:
+    invoke(tmp_path, "admin", "init", "--name", "root")
+    invoke(tmp_path, "admin", "workspace", "create", "fraud")
+    invoke(tmp_path, "admin", "user", "add", "ana", "--role", "viewer")
+    invoke(tmp_path, "admin", "workspace", "add-member", "fraud", "ana", "--role", "admin")
+    code, out, _ = invoke(tmp_path, "audit", "search", "--workspace", "fraud", "--json")
+    assert code == 0
+    assert [e["action"] for e in json.loads(out)] == [
+        "admin workspace create",
+        "admin workspace add-member",
+    ]
+    code, out, _ = invoke(tmp_path, "audit", "search", "--json")
+    assert len(json.loads(out)) == 4

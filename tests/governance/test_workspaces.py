@@ -156,3 +156,21 @@ def test_endpoint_keys_need_a_role_in_the_endpoints_workspace(services: Services
     services.identity.set_role("eve", "contributor", workspace="fraud")
     record, _ = services.identity.create_key("eve", endpoint="scoring")
     assert record.endpoint == "scoring"
+
+
+def test_audit_events_are_searched_by_workspace(services: Services) -> None:
+    for workspace in ("fraud", "churn", "fraud", None):
+        services.audit.record(
+            actor="ana",
+            key_id=None,
+            action="POST /api/v1/experiments",
+            resource="/api/v1/experiments",
+            outcome="ok",
+            status=201,
+            client="127.0.0.1",
+            summary={"workspace": workspace},
+        )
+    found = services.audit.events(workspace="fraud")
+    assert [e.summary["workspace"] for e in found] == ["fraud", "fraud"]
+    assert len(services.audit.events()) == 4
+    assert services.audit.verify() == 4

@@ -158,9 +158,33 @@ def audit_events(
     since: int | None = None,
     until: int | None = None,
     limit: int = 1000,
+    workspace: str | None = None,
 ) -> Response:
     found = services_of(request).audit.events(
-        actor=actor, action=action, resource=resource, since=since, until=until, limit=limit
+        actor=actor,
+        action=action,
+        resource=resource,
+        since=since,
+        until=until,
+        limit=limit,
+        workspace=workspace,
+    )
+    return respond(found)
+
+
+@router.get("/workspaces/{workspace}/audit", **guard(Permission.ADMIN))
+def workspace_audit(
+    workspace: str,
+    request: Request,
+    actor: str | None = None,
+    action: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    limit: int = 1000,
+) -> Response:
+    """The audit events of requests that acted in ``workspace`` (its admins may read them)."""
+    found = services_of(request).audit.events(
+        actor=actor, action=action, since=since, until=until, limit=limit, workspace=workspace
     )
     return respond(found)
 

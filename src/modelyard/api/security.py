@@ -60,7 +60,8 @@ def _checker(permission: Permission) -> Any:
         services = services_of(request)
         principal = services.identity.authenticate(bearer_token(request))
         request.state.principal = principal
-        principal = principal.acting_in(_workspace_for(request, services, principal))
+        request.state.workspace = _workspace_for(request, services, principal)
+        principal = principal.acting_in(request.state.workspace)
         request.state.principal = principal
         if not principal.can(permission):
             raise PermissionDenied(
@@ -201,6 +202,7 @@ def _event(request: Request, status: int, refused: bool) -> dict[str, Any]:
         "client": request.client.host if request.client else "",
         "summary": {
             "permission": state.get("permission"),
+            "workspace": state.get("workspace"),  # where it acted, or tried to
             "path": dict(request.scope.get("path_params", {})),
             "query": dict(request.query_params),
             **_change_of(state),

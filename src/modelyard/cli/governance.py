@@ -115,7 +115,7 @@ def workspace_group() -> None:
 def create_workspace(ctx: CliContext, name: str) -> None:
     services = _services(ctx)
     services.workspaces.create(name, actor=current_user())
-    _audit(services, "admin workspace create", f"workspaces/{name}")
+    _audit(services, "admin workspace create", f"workspaces/{name}", workspace=name)
     console.print(f"workspace '{name}' created: add members with `admin workspace add-member`")
 
 
@@ -140,7 +140,13 @@ def add_member(ctx: CliContext, workspace: str, user: str, role: str) -> None:
     """Give USER ROLE in WORKSPACE (a new membership or a changed role)."""
     services = _services(ctx)
     services.identity.set_role(user, role, workspace=workspace)
-    _audit(services, "admin workspace add-member", f"workspaces/{workspace}/{user}", role=role)
+    _audit(
+        services,
+        "admin workspace add-member",
+        f"workspaces/{workspace}/{user}",
+        role=role,
+        workspace=workspace,
+    )
     console.print(f"'{user}' is {role} in '{workspace}'")
 
 
@@ -151,7 +157,12 @@ def add_member(ctx: CliContext, workspace: str, user: str, role: str) -> None:
 def remove_member(ctx: CliContext, workspace: str, user: str) -> None:
     services = _services(ctx)
     services.identity.remove_member(user, workspace)
-    _audit(services, "admin workspace remove-member", f"workspaces/{workspace}/{user}")
+    _audit(
+        services,
+        "admin workspace remove-member",
+        f"workspaces/{workspace}/{user}",
+        workspace=workspace,
+    )
     console.print(f"'{user}' removed from '{workspace}'")
 
 
@@ -228,6 +239,7 @@ def export(ctx: CliContext, since: str | None, until: str | None, output: Path |
 @click.option("--resource", default=None, help="Prefix, e.g. '/api/v1/runs/'.")
 @click.option("--since", default=None)
 @click.option("--limit", default=100, type=click.IntRange(1, 100_000))
+@click.option("--workspace", default=None, help="Requests that acted in this workspace.")
 @json_option
 @pass_context
 def search(
@@ -237,10 +249,16 @@ def search(
     resource: str | None,
     since: str | None,
     limit: int,
+    workspace: str | None,
     as_json: bool,
 ) -> None:
     events = _services(ctx).audit.events(
-        actor=actor, action=action, resource=resource, since=moment(since), limit=limit
+        actor=actor,
+        action=action,
+        resource=resource,
+        since=moment(since),
+        limit=limit,
+        workspace=workspace,
     )
     if as_json:
         emit_json(events)

@@ -93,10 +93,14 @@ class AuditLog:
         since: int | None = None,
         until: int | None = None,
         limit: int | None = None,
+        workspace: str | None = None,
     ) -> list[AuditEvent]:
-        """Events in order, filtered by actor, action (prefix), resource (prefix) and time."""
+        """Events in order, filtered by actor, action (prefix), resource (prefix), time and
+        the workspace a request acted in (or tried to)."""
         a = t.audit_events.c
         query = select(t.audit_events).order_by(a.id)
+        if workspace:
+            query = query.where(a.summary["workspace"].as_string() == workspace)
         if actor:
             query = query.where(a.actor == actor)
         if action:
