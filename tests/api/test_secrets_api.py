@@ -86,6 +86,7 @@ def test_maintainers_set_list_and_delete_and_never_see_a_value(
         assert [s["name"] for s in listed.json()] == ["pager-token"]
         assert set(listed.json()[0]) == {
             "name",
+            "workspace",
             "created_by",
             "created_at",
             "updated_by",

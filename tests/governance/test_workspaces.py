@@ -174,3 +174,34 @@ def test_audit_events_are_searched_by_workspace(services: Services) -> None:
     assert [e.summary["workspace"] for e in found] == ["fraud", "fraud"]
     assert len(services.audit.events()) == 4
     assert services.audit.verify() == 4
+
+
+def test_secrets_belong_to_a_workspace_and_only_its_monitors_use_them(
+    services: Services,
+) -> None:
+    services.workspaces.create("fraud")
+    model, example = fitted()
+    fraud = team_yard(services, "fraud")
+    fraud.models.register(model, name="scorer", input_example=example)
+    fraud.endpoints.create("scoring", routes=["scorer/1=100"])
+    default = team_yard(services, "default")
+    default.models.register(model, name="mine", input_example=example)
+    default.endpoints.create("own", routes=["mine/1=100"])
+
+    secrets = services.secrets
+    secrets.set("fraud-token", "s3cr3t-value", "ana", workspace="fraud")
+    with pytest.raises(Conflict, match="secret 'fraud-token' belongs to workspace 'fraud'"):
+        secrets.set("fraud-token", "overwrite", "mallory")
+    assert secrets.scoped("fraud").reveal("fraud-token") == "s3cr3t-value"
+    with pytest.raises(NotFound):
+        secrets.scoped("default").reveal("fraud-token")
+    assert [r.name for r in secrets.names("fraud")] == ["fraud-token"]
+    assert secrets.names("default") == []
+
+    stolen = {"type": "webhook", "url": "http://127.0.0.1:9/x", "token_secret": "fraud-token"}
+    with pytest.raises(InvalidInput, match="secret 'fraud-token' belongs to workspace 'fraud'"):
+        services.monitors.update("own", {"alerts": {"channels": [stolen]}})
+    with pytest.raises(InvalidInput, match="secret 'fraud-token' belongs to workspace 'fraud'"):
+        services.monitors.create("peek", {"endpoint": "own", "alerts": {"channels": [stolen]}})
+    services.monitors.update("scoring", {"alerts": {"channels": [stolen]}})  # its own: fine
+    assert services.workspaces.owner("secret", "fraud-token") == "fraud"

@@ -207,6 +207,21 @@ def test_webhook_with_a_missing_secret_fails_without_sending(
     assert receiver.received == []
 
 
+def test_a_channel_reads_only_its_own_workspaces_secrets(
+    receiver: Receiver, services: Services
+) -> None:
+    services.workspaces.create("fraud")
+    services.secrets.set("fraud-token", TOKEN, "ana", workspace="fraud")
+    spec = {"type": "webhook", "url": receiver.url, "token_secret": "fraud-token"}
+    elsewhere = channel_from_spec(spec, services.secrets.scoped("default")).send(EVENT)
+    assert (elsewhere.status, elsewhere.attempts) == ("failed", 0)
+    assert elsewhere.error == "secret 'fraud-token' does not exist"
+    assert receiver.received == []  # the other team's token went nowhere
+    own = channel_from_spec(spec, services.secrets.scoped("fraud")).send(EVENT)
+    assert own.status == "sent"
+    assert receiver.received[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
 def test_a_secret_field_without_a_secret_store_is_refused() -> None:
     spec = {"type": "webhook", "url": "http://127.0.0.1/x", "token_secret": "t"}
     with pytest.raises(InvalidInput, match="token_secret 't' needs the secret store"):

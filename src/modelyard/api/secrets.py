@@ -1,4 +1,5 @@
-"""Routes for secrets: set, list and delete (maintainers and admins); values never come back.
+"""Routes for secrets: set, list and delete (maintainers and admins of the workspace that
+holds them); values never come back, and only that workspace's monitors may use them.
 
     PUT    /api/v1/secrets/{name}   {"value": "..."}   create or replace
     GET    /api/v1/secrets                             names and who set them when
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, SecretStr
 
 from modelyard.api.dependencies import services_of
-from modelyard.api.security import actor_of, guard
+from modelyard.api.security import actor_of, guard, workspace_of
 from modelyard.api.wire import respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.secrets import SecretRecord
@@ -34,13 +35,15 @@ def set_secret(name: str, body: SecretIn, request: Request) -> Response:
     """Create or replace secret ``name``; the answer names it and never holds the value."""
     client = request.client.host if request.client else ""
     value = body.value.get_secret_value()
-    record = services_of(request).secrets.set(name, value, actor_of(request), client=client)
+    record = services_of(request).secrets.set(
+        name, value, actor_of(request), client=client, workspace=workspace_of(request)
+    )
     return respond(record)
 
 
 @router.get("/secrets", response_model=list[SecretRecord], **guard(SECRETS_PERMISSION))
 def list_secrets(request: Request) -> Response:
-    return respond(services_of(request).secrets.names())
+    return respond(services_of(request).secrets.names(workspace_of(request)))
 
 
 @router.delete("/secrets/{name}", **guard(SECRETS_PERMISSION))

@@ -33,9 +33,9 @@ PERMISSION_KEY = "x-permission"
 WORKSPACE_HEADER = "x-modelyard-workspace"
 _READS = ("GET", "HEAD", "OPTIONS")
 _WORKSPACES = "/api/v1/workspaces"
-# platform-wide: users and keys span workspaces, the audit log is one chain, secrets are
-# shared by every team's alert channels; only admins of ``default`` manage them
-_PLATFORM = ("/api/v1/users", "/api/v1/keys", "/api/v1/audit", "/api/v1/secrets")
+# platform-wide: users and keys span workspaces and the audit log is one chain; only
+# admins of ``default`` manage them
+_PLATFORM = ("/api/v1/users", "/api/v1/keys", "/api/v1/audit")
 # a route naming a resource acts in the workspace that owns it
 _OWNED_BY = (
     ("/api/v1/models/{name}", "model", "name"),
@@ -45,6 +45,7 @@ _OWNED_BY = (
     ("/api/v1/datasets/{name}", "dataset", "name"),
     ("/api/v1/runs/{run_id}", "run", "run_id"),
     ("/api/v1/retraining-requests/{request_id}", "retraining_request", "request_id"),
+    ("/api/v1/secrets/{name}", "secret", "name"),
 )
 
 
@@ -75,7 +76,7 @@ def _checker(permission: Permission) -> Any:
 
 def _workspace_for(request: Request, services: Services, principal: Principal) -> str:
     """The workspace a request acts in: the owner of the resource its path names, the
-    platform's ``default`` for users, keys, audit and secrets, else the one chosen."""
+    platform's ``default`` for users, keys and the audit log, else the one chosen."""
     route = request.scope.get("route")
     template: str = route.path if route is not None else request.url.path
     if template == _WORKSPACES or template.startswith(_PLATFORM):

@@ -62,8 +62,9 @@ def list_secrets(ctx: CliContext, as_json: bool) -> None:
     if as_json:
         emit_json(found)
         return
-    rows = [(s.name, s.updated_by, when(s.updated_at), s.created_by) for s in found]
-    console.print(table("secrets", ["name", "updated by", "updated", "created by"], rows))
+    rows = [(s.name, s.workspace, s.updated_by, when(s.updated_at), s.created_by) for s in found]
+    head = ["name", "workspace", "updated by", "updated", "created by"]
+    console.print(table("secrets", head, rows))
 
 
 @secret.command("delete")

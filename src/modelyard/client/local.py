@@ -673,10 +673,12 @@ class LocalBackend:
     # -- secrets (audited by the service, with the name and never the value) --
 
     def set_secret(self, name: str, value: str) -> SecretRecord:
-        return self.services.secrets.set(name, value, current_user(), client="embedded")
+        return self.services.secrets.set(
+            name, value, current_user(), client="embedded", workspace=self._home
+        )
 
     def list_secrets(self) -> list[SecretRecord]:
-        return self.services.secrets.names()
+        return self.services.secrets.names(self.workspace)
 
     def delete_secret(self, name: str) -> None:
         self.services.secrets.delete(name, current_user(), client="embedded")

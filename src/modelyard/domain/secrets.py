@@ -19,6 +19,7 @@ class SecretRecord:
     created_at: int
     updated_by: str
     updated_at: int
+    workspace: str = "default"
 
 
 def check_secret_name(name: str) -> str:

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, delete, select
 
 from modelyard.clock import now_ms
+from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.secrets import SecretRecord, check_secret_name
-from modelyard.errors import IntegrityError, InvalidInput, NotConfigured, NotFound
+from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotConfigured, NotFound
 from modelyard.governance.audit import AuditLog
 from modelyard.store import schema as t
 from modelyard.store.database import Database
@@ -150,16 +151,30 @@ class SecretService:
         self.box = box
         self.audit = audit or AuditLog(db)
 
-    def set(self, name: str, value: str, actor: str, *, client: str = "") -> SecretRecord:
-        """Create or replace secret ``name``; ``client`` is recorded in the audit event."""
+    def set(
+        self,
+        name: str,
+        value: str,
+        actor: str,
+        *,
+        client: str = "",
+        workspace: str = DEFAULT_WORKSPACE,
+    ) -> SecretRecord:
+        """Create or replace secret ``name`` of ``workspace``; ``client`` is recorded in the
+        audit event. A name another workspace holds is refused."""
         check_secret_name(name)
         _check_value(name, value)
         ciphertext, key_id = self.box.encrypt(value), self.box.key_id
         now = now_ms()
         with self.db.write() as conn:
-            existed = conn.execute(select(t.secrets.c.name).where(t.secrets.c.name == name)).first()
+            existed = conn.execute(
+                select(t.secrets.c.workspace).where(t.secrets.c.name == name)
+            ).first()
+            if existed is not None and existed.workspace != workspace:
+                raise Conflict(f"secret '{name}' belongs to workspace '{existed.workspace}'")
             stmt = insert_for(self.db.dialect, t.secrets).values(
                 name=name,
+                workspace=workspace,
                 ciphertext=ciphertext,
                 key_id=key_id,
                 created_by=actor,
@@ -189,11 +204,22 @@ class SecretService:
             raise NotFound(f"secret '{name}' does not exist")
         return SecretRecord(**row._mapping)
 
-    def names(self) -> list[SecretRecord]:
-        """Every secret's record, by name; values are never listed."""
+    def names(self, workspace: str | None = None) -> list[SecretRecord]:
+        """Every secret's record (of ``workspace``), by name; values are never listed."""
+        query = _records().order_by(t.secrets.c.name)
+        if workspace is not None:
+            query = query.where(t.secrets.c.workspace == workspace)
         with self.db.read() as conn:
-            rows = conn.execute(_records().order_by(t.secrets.c.name)).all()
+            rows = conn.execute(query).all()
         return [SecretRecord(**row._mapping) for row in rows]
+
+    def owner(self, name: str) -> str | None:
+        """The workspace that holds secret ``name`` (None: no such secret)."""
+        with self.db.read() as conn:
+            found = conn.execute(
+                select(t.secrets.c.workspace).where(t.secrets.c.name == name)
+            ).scalar()
+        return None if found is None else str(found)
 
     def delete(self, name: str, actor: str, *, client: str = "") -> None:
         """Remove secret ``name`` (possible without the key, e.g. after losing it)."""
@@ -203,14 +229,23 @@ class SecretService:
             raise NotFound(f"secret '{name}' does not exist")
         self._audit("delete secret", name, actor, client, before=True, after=False)
 
-    def reveal(self, name: str) -> str:
-        """The value of secret ``name``: for alert channels only, never for display."""
+    def scoped(self, workspace: str) -> WorkspaceSecrets:
+        """What a channel of ``workspace``'s monitors may reveal: that workspace's secrets."""
+        return WorkspaceSecrets(self, workspace)
+
+    def reveal(self, name: str, workspace: str | None = None) -> str:
+        """The value of secret ``name``: for alert channels only, never for display.
+
+        With ``workspace``, a secret another workspace holds is not found, so one
+        team's monitor can never send another team's token anywhere.
+        """
         key_id = self.box.key_id  # without a key, refuse before looking
+        s = t.secrets.c
         with self.db.read() as conn:
             row = conn.execute(
-                select(t.secrets.c.ciphertext, t.secrets.c.key_id).where(t.secrets.c.name == name)
+                select(s.ciphertext, s.key_id, s.workspace).where(s.name == name)
             ).first()
-        if row is None:
+        if row is None or (workspace is not None and row.workspace != workspace):
             raise NotFound(f"secret '{name}' does not exist")
         if row.key_id != key_id:
             raise NotConfigured(
@@ -244,10 +279,26 @@ class SecretService:
         )
 
 
+class WorkspaceSecrets:
+    """The secrets one workspace's alert channels may reveal (``SecretService.scoped``)."""
+
+    def __init__(self, service: SecretService, workspace: str) -> None:
+        self.service = service
+        self.workspace = workspace
+
+    def reveal(self, name: str) -> str:
+        return self.service.reveal(name, self.workspace)
+
+
 def _records() -> Select[Any]:
     columns = t.secrets.c
     return select(
-        columns.name, columns.created_by, columns.created_at, columns.updated_by, columns.updated_at
+        columns.name,
+        columns.workspace,
+        columns.created_by,
+        columns.created_at,
+        columns.updated_by,
+        columns.updated_at,
     )
 
 

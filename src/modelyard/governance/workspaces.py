@@ -85,7 +85,7 @@ class Workspaces:
         """The workspace that owns ``kind`` ``key``, or None when there is no such thing.
 
         Kinds: experiment, model, version (``model/N``), endpoint, prediction
-        (``endpoint/id``), monitor, run, dataset (name or id), retraining_request.
+        (``endpoint/id``), monitor, run, dataset (name or id), retraining_request, secret.
         """
         known = self._owners.get((kind, key))
         if known is not None:
@@ -156,6 +156,10 @@ def _retraining_request(conn: Connection, key: str) -> str | None:
     return None if monitor is None else _monitor(conn, monitor)
 
 
+def _secret(conn: Connection, key: str) -> str | None:
+    return _scalar(conn, select(t.secrets.c.workspace).where(t.secrets.c.name == key))
+
+
 def _version(conn: Connection, key: str) -> str | None:
     """``model/3``, ``model@alias`` or ``model``."""
     return _model(conn, key.replace("@", "/").partition("/")[0])
@@ -175,4 +179,5 @@ _RESOLVERS: dict[str, Callable[[Connection, str], str | None]] = {
     "run": _run,
     "dataset": _dataset,
     "retraining_request": _retraining_request,
+    "secret": _secret,
 }

@@ -21,16 +21,20 @@ import subprocess
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, and_, select, update
 
 from modelyard.clock import now_ms
+from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.monitors import SEVERITY_ORDER, Monitor
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.monitoring.checks import Result
 from modelyard.store import schema as t
 from modelyard.store.database import Database
+
+if TYPE_CHECKING:
+    from modelyard.governance.secrets import WorkspaceSecrets
 
 log = logging.getLogger("modelyard.monitoring")
 PER_VERSION = ("output_drift", "performance", "estimated_performance")
@@ -249,7 +253,7 @@ class AlertService:
             delivered = False
             for spec in monitor.spec.alerts.channels:
                 try:
-                    delivery = channel_from_spec(spec, self.secrets).send(payload)
+                    delivery = channel_from_spec(spec, self._secrets_of(monitor)).send(payload)
                     status, attempts, error = delivery.status, delivery.attempts, delivery.error
                     name = delivery.channel
                 except Exception as exc:  # a misconfigured channel is recorded, not raised
@@ -282,6 +286,18 @@ class AlertService:
             )
 
     # -- retraining ----------------------------------------------------------------
+
+    def _secrets_of(self, monitor: Monitor) -> WorkspaceSecrets | None:
+        """The secrets ``monitor``'s channels may read: its endpoint's workspace's."""
+        if self.secrets is None:
+            return None
+        e = t.endpoints.c
+        with self.db.read() as conn:
+            owner = conn.execute(
+                select(e.workspace).where(e.name == monitor.spec.endpoint)
+            ).scalar()
+        scoped: WorkspaceSecrets = self.secrets.scoped(owner or DEFAULT_WORKSPACE)
+        return scoped
 
     def _retraining(self, monitor: Monitor, note: Notification) -> str | None:
         retrain = monitor.spec.alerts.retrain
@@ -366,7 +382,7 @@ class AlertService:
 
             spec = {"type": "webhook", **retrain.webhook}
             try:
-                delivery = channel_from_spec(spec, self.secrets).send(event)
+                delivery = channel_from_spec(spec, self._secrets_of(monitor)).send(event)
                 action["webhook"] = {"status": delivery.status, "error": delivery.error}
             except Exception as exc:
                 action["webhook"] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}

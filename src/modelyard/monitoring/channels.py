@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -54,8 +54,12 @@ from modelyard.errors import InvalidInput, ModelyardError
 from modelyard.monitoring.alertmail import alert_id_of, alert_mail, event_json
 from modelyard.monitoring.channelspecs import check_channel_spec
 
-if TYPE_CHECKING:
-    from modelyard.governance.secrets import SecretService
+
+class SecretSource(Protocol):
+    """Where a channel reads the secrets it names (a workspace's, for a monitor)."""
+
+    def reveal(self, name: str) -> str: ...
+
 
 __all__ = [
     "Channel",
@@ -93,7 +97,7 @@ class Channel(Protocol):
     def send(self, event: Mapping[str, Any]) -> Delivery: ...
 
 
-def channel_from_spec(spec: Mapping[str, Any], secrets: SecretService | None) -> Channel:
+def channel_from_spec(spec: Mapping[str, Any], secrets: SecretSource | None) -> Channel:
     """The channel a spec describes (checked first); ``secrets`` resolves ``*_secret`` fields.
 
     >>> channel_from_spec({"type": "log"}, None).send(event).status
@@ -172,7 +176,7 @@ def _deliver(
 
 
 def _reveal(
-    secrets: SecretService | None, name: str | None, description: str
+    secrets: SecretSource | None, name: str | None, description: str
 ) -> tuple[str | None, Delivery | None]:
     """The secret's value, or a failed delivery naming why it could not be read."""
     if not name:
@@ -208,7 +212,7 @@ class WebhookChannel:
     retries: int = 3
     backoff_s: float = 0.5
     timeout_s: float = 5.0
-    secrets: SecretService | None = field(default=None, repr=False)
+    secrets: SecretSource | None = field(default=None, repr=False)
 
     @property
     def description(self) -> str:
@@ -284,7 +288,7 @@ class EmailChannel:
     timeout_s: float = 10.0
     retries: int = 3
     backoff_s: float = 0.5
-    secrets: SecretService | None = field(default=None, repr=False)
+    secrets: SecretSource | None = field(default=None, repr=False)
 
     @property
     def description(self) -> str:

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from modelyard.clock import now_ms
 from modelyard.domain.events import EndpointCreated
+from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.monitors import Monitor, Spec, check_monitor_name, merge
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.governance.workspaces import check_same
@@ -125,15 +126,31 @@ class MonitorService:
     def _check(self, spec: Spec, workspace: str | None) -> None:
         if not self.endpoint_exists(spec.endpoint):
             raise NotFound(f"endpoint '{spec.endpoint}' does not exist")
+        e = t.endpoints.c
+        with self.db.read() as conn:
+            owner = conn.execute(select(e.workspace).where(e.name == spec.endpoint)).scalar()
         if workspace is not None:
-            e = t.endpoints.c
-            with self.db.read() as conn:
-                owner = conn.execute(select(e.workspace).where(e.name == spec.endpoint)).scalar()
             check_same(f"endpoint '{spec.endpoint}'", owner, workspace)
         from modelyard.monitoring.channels import check_channel_spec
 
+        named: list[str] = []
         for channel in spec.alerts.channels:
-            check_channel_spec(channel)
+            checked = check_channel_spec(channel)
+            named += [checked[f] for f in ("token_secret", "password_secret") if checked.get(f)]
+        webhook = spec.alerts.retrain.webhook
+        if webhook and webhook.get("token_secret"):
+            named.append(str(webhook["token_secret"]))
+        self._check_secrets(named, owner or DEFAULT_WORKSPACE)
+
+    def _check_secrets(self, names: builtins.list[str], workspace: str) -> None:
+        """A monitor's channels may name only its own workspace's secrets."""
+        if not names:
+            return
+        s = t.secrets.c
+        with self.db.read() as conn:
+            owners = dict(conn.execute(select(s.name, s.workspace).where(s.name.in_(names))).all())
+        for name in names:
+            check_same(f"secret '{name}'", owners.get(name), workspace)
 
     def update(
         self,

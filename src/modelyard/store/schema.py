@@ -518,6 +518,7 @@ secrets = Table(
     "secrets",
     metadata,
     Column("name", String(128), primary_key=True),
+    Column("workspace", String(128), nullable=False, default="default", server_default="default"),
     Column("ciphertext", Text, nullable=False),
     Column("key_id", String(16), nullable=False),
     Column("created_by", String(250), nullable=False, default=""),
