@@ -490,6 +490,7 @@ class KindResults:
     errors: dict[str, str] = field(default_factory=dict)
     points: dict[tuple[str, int], Point] = field(default_factory=dict)
     shadow: dict[tuple[str, int], list[Point]] = field(default_factory=dict)
+    shadow_copies: dict[str, float] = field(default_factory=dict)
 
 
 def server_specs(kind: str, setup: Setup) -> dict[str, tuple[list[str], dict[str, str], str, str]]:
@@ -581,6 +582,27 @@ def shadow_points(loader: Executor, kind: str, results: KindResults, args: Any) 
                 target = dataclasses.replace(server, url=url)
                 point = measure(loader, target, concurrency, args, label=variant)
                 results.shadow.setdefault((variant, concurrency), []).append(point)
+    time.sleep(2.0)  # the shadow's last batches (held open up to 1 s) are computed
+    results.shadow_copies = shadow_counts(server, f"bench-{kind}-shadow")
+
+
+def shadow_counts(server: Server, endpoint: str) -> dict[str, float]:
+    """From the server's /metrics: primary answers, shadow copies computed and dropped."""
+    base = server.url.split("/endpoints/", 1)[0]
+    try:
+        text = httpx.get(f"{base}/metrics", headers=server.headers, timeout=30).text
+    except httpx.HTTPError:
+        return {}
+    counts = {"answered": 0.0, "computed": 0.0, "dropped": 0.0}
+    for line in text.splitlines():
+        if f'endpoint="{endpoint}"' not in line:
+            continue
+        value = float(line.rsplit(" ", 1)[1])
+        if line.startswith("modelyard_shadow_dropped_total"):
+            counts["dropped"] += value
+        elif line.startswith("modelyard_predictions_requests_total"):
+            counts["computed" if 'role="shadow"' in line else "answered"] += value
+    return counts
 
 
 def bench_kind(kind: str, setup: Setup, loader: Executor, args: Any) -> KindResults:
@@ -663,6 +685,15 @@ def shadow_overhead(results: KindResults, concurrency: int) -> tuple[float, floa
     )
 
 
+def paired_change(results: KindResults, concurrency: int) -> float:
+    """The median over rounds of each round's shadow p50 against the solo p50 just before
+    it: steadier than the ratio of medians when the machine's speed drifts during a run."""
+    pairs = zip(
+        results.shadow[("solo", concurrency)], results.shadow[("shadow", concurrency)], strict=True
+    )
+    return median([100 * (s.percentile_ms(0.5) / p.percentile_ms(0.5) - 1) for p, s in pairs])
+
+
 def print_shadow(kind: str, results: KindResults, args: Any) -> None:
     if not results.shadow:
         return
@@ -676,8 +707,15 @@ def print_shadow(kind: str, results: KindResults, args: Any) -> None:
             solo, shadow = found
             print(
                 f"  c={concurrency:<3} p50 solo {solo:.2f} ms, with shadow {shadow:.2f} ms: "
-                f"{100 * (shadow / solo - 1):+.1f}%"
+                f"{100 * (shadow / solo - 1):+.1f}% (round by round: median "
+                f"{paired_change(results, concurrency):+.1f}%)"
             )
+    copies = results.shadow_copies
+    if copies:
+        print(
+            f"  shadow copies: {copies['answered']:,.0f} primary answers, "
+            f"{copies['computed']:,.0f} computed by the shadow, {copies['dropped']:,.0f} dropped"
+        )
 
 
 def rejected(results: KindResults) -> int:

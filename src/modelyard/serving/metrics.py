@@ -75,7 +75,7 @@ class ServingMetrics:
         )
         self.shadow_dropped = Counter(
             "modelyard_shadow_dropped",
-            "Request copies a shadow skipped because its queue was full",
+            "Request copies a shadow skipped (its queue was full, or the shadow process died)",
             ("endpoint", "version"),
             registry=self.registry,
         )
@@ -102,6 +102,27 @@ class ServingMetrics:
         latency.observe(seconds)
         if failed:
             errors.inc()
+
+    def observe_batch(
+        self,
+        endpoint: str,
+        version: str,
+        role: str,
+        *,
+        requests: int,
+        errors: int,
+        rows: int,
+        seconds: float,
+    ) -> None:
+        """One batch computed elsewhere (the shadow process): every request took ``seconds``."""
+        key = (endpoint, version, role)
+        self.requests.labels(*key).inc(requests)
+        if errors:
+            self.errors.labels(*key).inc(errors)
+        latency = self.latency.labels(*key)
+        for _ in range(requests):
+            latency.observe(seconds)
+        self.batch_size.labels(*key).observe(rows)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

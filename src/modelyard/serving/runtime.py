@@ -8,7 +8,9 @@ moves, the new versions are loaded *before* the endpoint's routing table is
 swapped in one assignment, so requests never see a half-loaded endpoint and
 none fail during a change. A change that cannot take effect (a version that
 fails to load, an alias moved to an incompatible version) is reported in
-``status`` and the endpoint keeps serving what it served.
+``status`` and the endpoint keeps serving what it served. Shadows are computed
+and logged in a child process (``serving/shadows.py``); this process only hands
+it a copy of each answered request.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import secrets
 import threading
 import time
 import zlib
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ import orjson
 from modelyard.bootstrap import Services
 from modelyard.catalog.packages import package_directory
 from modelyard.domain.endpoints import Spec, Target
-from modelyard.domain.models import ModelRef
+from modelyard.domain.models import ModelRef, ModelVersion
 from modelyard.errors import (
     InvalidInput,
     LogUnavailable,
@@ -41,7 +42,6 @@ from modelyard.errors import (
     ModelyardError,
     NotFound,
     NotReady,
-    SignatureError,
 )
 from modelyard.packaging import LoadedModel, load_package
 from modelyard.packaging.flavors import get_flavor, unnamed_features
@@ -51,20 +51,13 @@ from modelyard.serving.endpoints import check_compatible
 from modelyard.serving.metrics import ServingMetrics
 from modelyard.serving.predictlog import Journal, PredictionLog, canonical
 from modelyard.serving.retention import PRUNE_EVERY, prune_endpoint
+from modelyard.serving.shadows import ShadowProcess, ShadowTarget
 from modelyard.serving.sqllog import SqlJournal
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger("modelyard.serving")
-SHADOW_QUEUE = 1024
-# shadows are off the response path: a copy is handed over after the answer is written,
-# and a shadow holds its batch open a second (unless it fills), so its model is called
-# rarely: each call takes the GIL from the primary many times (a forest: once per tree).
-# Their threads keep the normal priority: a niced thread holding the GIL when the CPU is
-# busy stalls the whole process until it is scheduled again.
-SHADOW_BATCH = 512
-SHADOW_WAIT_MS = 1000.0
 
 
 # -- a loaded version ------------------------------------------------------
@@ -171,16 +164,76 @@ class Model:
         return array.tolist(), None
 
 
+def load_model(services: Services, version: ModelVersion) -> Model:
+    """Load ``version`` from its package, verified against its digest."""
+    directory = package_directory(
+        services.artifacts,
+        version.source,
+        version.package_digest,
+        services.settings.home / "cache" / "packages",
+    )
+    loaded = load_package(directory, version.package_digest)
+    if loaded.signature is None:
+        raise InvalidInput(f"{version.ref} has no signature")
+    return Model(version.model, version.version, version.package_digest, loaded)
+
+
+def journal_lines(
+    endpoint: str,
+    revision: int,
+    model: Model,
+    role: str,
+    ids: list[str],
+    rows: list[dict[str, Any]],
+    answers: tuple[list[Any], list[Any] | None] | None,
+    latency_ms: float,
+    error: str | None,
+) -> bytes:
+    """The prediction log's JSON lines for one request: one line per row.
+
+    ``answers`` is (outputs, scores or None), or None when the request failed.
+    """
+    outputs, scores = answers if answers is not None else (None, None)
+    head = orjson.dumps(
+        {
+            "endpoint": endpoint,
+            "revision": revision,
+            "model": model.model,
+            "version": model.version,
+            "role": role,
+            "ts": int(time.time() * 1000),
+            "latency_ms": round(latency_ms, 3),
+            "error": error,
+        }
+    )[1:-1]
+    lines = []
+    for index, prediction_id in enumerate(ids):
+        output = b"null" if outputs is None else orjson.dumps(canonical(outputs[index]))
+        score = b"null" if scores is None else orjson.dumps(_json(scores[index]))
+        lines.append(
+            b'{"id":"%s",%s,"input":%s,"output":%s,"scores":%s}\n'
+            % (
+                prediction_id.encode(),
+                head,
+                orjson.dumps(orjson.dumps(rows[index]).decode()),
+                output,
+                score,
+            )
+        )
+    return b"".join(lines)
+
+
 # -- endpoints -------------------------------------------------------------
 
 
 @dataclass
 class Lane:
-    """A target of one endpoint revision with its batcher."""
+    """A target of one endpoint revision; a route has its batcher, a shadow runs in the
+    shadow process (``serving/shadows.py``)."""
 
     target: Target
     model: Model
-    batcher: Batcher
+    batcher: Batcher | None
     role: str
 
 
@@ -192,9 +245,13 @@ class EndpointState:
     routes: list[Lane]
     shadows: list[Lane]
     bounds: list[int] = field(default_factory=list)
+    shadow_targets: list[ShadowTarget] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.bounds = list(itertools.accumulate(lane.target.weight for lane in self.routes))
+        self.shadow_targets = [
+            (lane.model.model, lane.model.version, lane.model.digest) for lane in self.shadows
+        ]
 
     @property
     def contract(self) -> Model:
@@ -229,6 +286,7 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._models: dict[tuple[str, int, str], Model] = {}
         self._journals: dict[str, Journal | SqlJournal] = {}
+        self.shadows = ShadowProcess(services.settings, self.metrics)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._expected: set[str] = set()
@@ -256,8 +314,10 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=30)
         for state in list(self.endpoints.values()):
-            for lane in state.routes + state.shadows:
-                lane.batcher.stop()
+            for lane in state.routes:
+                if lane.batcher is not None:
+                    lane.batcher.stop()
+        self.shadows.stop()
         for journal in self._journals.values():
             journal.close()
 
@@ -337,18 +397,25 @@ class Runtime:
             }
         lanes: dict[str, list[Lane]] = {"primary": [], "shadow": []}
         for role, target in spec.targets():
+            model = models[target.ref]
+            if role == "shadow":
+                self._watch_shadow(name, model)
+                lanes[role].append(Lane(target, model, None, role))
+                continue
             old = reusable.pop((role, target.ref), None)
             if old is not None:
                 lanes[role].append(Lane(target, old.model, old.batcher, role))
                 continue
-            model = models[target.ref]
-            lanes[role].append(Lane(target, model, self._batcher(name, model, spec, role), role))
+            lanes[role].append(Lane(target, model, self._batcher(name, model, spec), role))
+        if lanes["shadow"]:
+            self.shadows.start()  # before the first copy: the process loads while we serve
         self.endpoints[name] = EndpointState(
             name, revision, spec, lanes["primary"], lanes["shadow"]
         )
-        kept = {id(lane.batcher) for lane in lanes["primary"] + lanes["shadow"]}
-        for lane in current.routes + current.shadows if current is not None else []:
-            if id(lane.batcher) not in kept:  # finish its queue and any late arrival, then end
+        kept = {id(lane.batcher) for lane in lanes["primary"]}
+        for lane in current.routes if current is not None else []:
+            if lane.batcher is not None and id(lane.batcher) not in kept:
+                # finish its queue and any late arrival, then end
                 lane.batcher.stop(wait=False)
         self._forget_unused_models()
         log.info("endpoint %s: serving revision %s", name, revision)
@@ -368,44 +435,28 @@ class Runtime:
         key = (target.model, target.version, version.package_digest)
         model = self._models.get(key)
         if model is None:
-            directory = package_directory(
-                self.services.artifacts,
-                version.source,
-                version.package_digest,
-                self.services.settings.home / "cache" / "packages",
-            )
-            loaded = load_package(directory, version.package_digest)
-            if loaded.signature is None:
-                raise InvalidInput(f"{target.ref} has no signature")
-            model = Model(target.model, target.version, version.package_digest, loaded)
-            self._models[key] = model
+            model = self._models[key] = load_model(self.services, version)
         return model
 
-    def _batcher(self, endpoint: str, model: Model, spec: Spec, role: str) -> Batcher:
-        batch_sizes = self.metrics.batch_size.labels(endpoint, model.ref, role)
-        if role == "primary":
-            batcher = Batcher(
-                f"{endpoint} {model.ref}",
-                model.predict,
-                loop=self.loop,
-                max_batch_size=spec.batching.max_batch_size,
-                max_wait_ms=spec.batching.max_wait_ms,
-                on_batch=batch_sizes.observe,
-            )
-        else:
-            batcher = Batcher(
-                f"{endpoint} {model.ref} shadow",
-                self._shadow_work(endpoint, model),
-                loop=None,
-                max_batch_size=max(spec.batching.max_batch_size, SHADOW_BATCH),
-                max_wait_ms=max(spec.batching.max_wait_ms, SHADOW_WAIT_MS),
-                max_queue=SHADOW_QUEUE,
-                on_batch=batch_sizes.observe,
-            )
-        self.metrics.queue_depth.labels(endpoint, model.ref, role).set_function(
+    def _batcher(self, endpoint: str, model: Model, spec: Spec) -> Batcher:
+        batcher = Batcher(
+            f"{endpoint} {model.ref}",
+            model.predict,
+            loop=self.loop,
+            max_batch_size=spec.batching.max_batch_size,
+            max_wait_ms=spec.batching.max_wait_ms,
+            on_batch=self.metrics.batch_size.labels(endpoint, model.ref, "primary").observe,
+        )
+        self.metrics.queue_depth.labels(endpoint, model.ref, "primary").set_function(
             lambda: batcher.depth
         )
         return batcher
+
+    def _watch_shadow(self, endpoint: str, model: Model) -> None:
+        shadows, ref = self.shadows, model.ref
+        self.metrics.queue_depth.labels(endpoint, ref, "shadow").set_function(
+            lambda: shadows.depth(endpoint, ref)
+        )
 
     # -- the request path ---------------------------------------------------
 
@@ -429,8 +480,10 @@ class Runtime:
         started = time.perf_counter()
         prepared = lane.model.prepare(rows)  # SignatureError names the column
         ids = self.new_ids(len(rows))
+        batcher = lane.batcher
+        assert batcher is not None  # every route has one
         try:
-            outputs, scores = await lane.batcher.submit(prepared, len(rows))
+            outputs, scores = await batcher.submit(prepared, len(rows))
         except ModelFailed as failure:
             self._log(state, lane, ids, rows, None, None, started, failure.message)
             raise
@@ -444,13 +497,10 @@ class Runtime:
                 ) from None
         if state.shadows:
             # handed over on the loop's next turn: after this answer has been written
-            asyncio.get_running_loop().call_soon(self._offer_shadows, state, ids, rows)
+            asyncio.get_running_loop().call_soon(
+                self.shadows.offer, state.name, state.revision, state.shadow_targets, ids, rows
+            )
         return lane, ids, outputs, scores
-
-    def _offer_shadows(self, state: EndpointState, ids: list[str], rows: list[Any]) -> None:
-        for shadow in state.shadows:
-            if not shadow.batcher.offer((state.revision, ids, rows), len(rows)):
-                self.metrics.shadow_dropped.labels(state.name, shadow.model.ref).inc()
 
     def _log(
         self,
@@ -462,72 +512,23 @@ class Runtime:
         scores: list[Any] | None,
         started: float,
         error: str | None,
-        revision: int | None = None,
     ) -> Future[None] | None:
         elapsed = time.perf_counter() - started
-        per_row = elapsed * 1000.0
-        stamp = int(time.time() * 1000)
-        head = orjson.dumps(
-            {
-                "endpoint": state.name,
-                "revision": revision if revision is not None else state.revision,
-                "model": lane.model.model,
-                "version": lane.model.version,
-                "role": lane.role,
-                "ts": stamp,
-                "latency_ms": round(per_row, 3),
-                "error": error,
-            }
-        )[1:-1]
-        lines = []
-        for index, prediction_id in enumerate(ids):
-            output = b"null" if outputs is None else orjson.dumps(canonical(outputs[index]))
-            score = b"null" if scores is None else orjson.dumps(_json(scores[index]))
-            lines.append(
-                b'{"id":"%s",%s,"input":%s,"output":%s,"scores":%s}\n'
-                % (
-                    prediction_id.encode(),
-                    head,
-                    orjson.dumps(orjson.dumps(rows[index]).decode()),
-                    output,
-                    score,
-                )
-            )
-        committed = self._journals[state.name].append(b"".join(lines))
+        answers = (outputs, scores) if outputs is not None else None
+        lines = journal_lines(
+            state.name,
+            state.revision,
+            lane.model,
+            lane.role,
+            ids,
+            rows,
+            answers,
+            elapsed * 1000.0,
+            error,
+        )
+        committed = self._journals[state.name].append(lines)
         self.metrics.observe(state.name, lane.model.ref, lane.role, elapsed, error is not None)
         return committed
-
-    def _shadow_work(self, endpoint: str, model: Model) -> Callable[[list[Any]], list[Any]]:
-        def work(payloads: list[Any]) -> list[Any]:
-            state = self.endpoints.get(endpoint)
-            lane = None
-            if state is not None:
-                lane = next((s for s in state.shadows if s.model is model), None)
-            if state is None or lane is None:
-                return [None] * len(payloads)
-            prepared, usable = [], []
-            started = time.perf_counter()
-            for payload in payloads:
-                revision, ids, rows = payload
-                try:
-                    prepared.append(model.prepare(rows))
-                    usable.append(payload)
-                except SignatureError as exc:
-                    self._log(state, lane, ids, rows, None, None, started, exc.message, revision)
-            if prepared:
-                results = model.predict(prepared)
-                for payload, result in zip(usable, results, strict=True):
-                    revision, ids, rows = payload
-                    if isinstance(result, ModelFailed):
-                        self._log(
-                            state, lane, ids, rows, None, None, started, result.message, revision
-                        )
-                    else:
-                        outputs, scores = result
-                        self._log(state, lane, ids, rows, outputs, scores, started, None, revision)
-            return [None] * len(payloads)
-
-        return work
 
     def describe(self) -> list[dict[str, Any]]:
         return [
