@@ -32,7 +32,7 @@ from modelyard.domain.models import (
     parse_stage,
 )
 from modelyard.errors import Conflict, InvalidInput, NotFound
-from modelyard.governance.workspaces import check_same
+from modelyard.governance.workspaces import check_same, run_workspace
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
@@ -261,13 +261,7 @@ class Catalog(Publisher):
         return self.get_version(ModelRef(name, version=number))
 
     def _check_run(self, conn: Connection, run_id: str, workspace: str) -> None:
-        e, r = t.experiments.c, t.runs.c
-        owner = conn.execute(
-            select(e.workspace).join(t.runs, r.experiment_id == e.id).where(r.id == run_id)
-        ).first()
-        if owner is None:
-            raise NotFound(f"run '{run_id}' does not exist")
-        check_same(f"run '{run_id}'", owner.workspace, workspace)
+        check_same(f"run '{run_id}'", run_workspace(conn, run_id), workspace)
 
     def _next_number(self, conn: Connection, model_id: int) -> int:
         conn.execute(

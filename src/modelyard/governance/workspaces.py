@@ -138,6 +138,14 @@ def _run(conn: Connection, key: str) -> str | None:
     return _scalar(conn, query)
 
 
+def run_workspace(conn: Connection, run_id: str) -> str:
+    """The workspace of run ``run_id`` on an open connection; ``NotFound`` if there is none."""
+    owner = _run(conn, run_id)
+    if owner is None:
+        raise NotFound(f"run '{run_id}' does not exist")
+    return owner
+
+
 def _dataset(conn: Connection, key: str) -> str | None:
     d = t.datasets.c
     query = select(d.workspace).where((d.name == key) | (d.id == key))

@@ -13,6 +13,7 @@ from modelyard.artifacts.store import ArtifactStore
 from modelyard.clock import now_ms
 from modelyard.domain.datasets import DATASET_ROLES, Column, Dataset, DatasetUse
 from modelyard.errors import InvalidInput, NotFound
+from modelyard.governance.workspaces import run_workspace
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
@@ -87,13 +88,8 @@ class DatasetRegistry:
             "created_at": now_ms(),
         }
         with self.db.write() as conn:
-            e, r = t.experiments.c, t.runs.c
-            owner = conn.execute(
-                select(e.workspace).join(t.runs, r.experiment_id == e.id).where(r.id == run_id)
-            ).first()
-            if owner is None:
-                raise NotFound(f"run '{run_id}' does not exist")
-            row["workspace"] = owner.workspace  # a dataset is first owned by its first run's team
+            # a dataset is first owned by the team of the first run that logs it
+            row["workspace"] = run_workspace(conn, run_id)
             insert = insert_for(self.db.dialect, t.datasets).on_conflict_do_nothing(
                 index_elements=["name", "fingerprint"]
             )
