@@ -169,6 +169,10 @@ def test_approval_policies_and_membership_are_per_workspace(teams: Teams, fraud_
             ["admin", f"ana-{teams.tag}", f"carol-{teams.tag}"]
         )
         assert admin.put("/api/v1/policies/approvals", json={"required": 0}).status_code == 200
+    with teams.client("bob") as bob:  # an attempt in his own workspace, refused for its route
+        route = {"model": fraud_model, "version": 1, "weight": 100}
+        attempt = bob.post("/api/v1/endpoints", json={"name": "x", "routes": [route]})
+        assert attempt.status_code == 422
     with teams.client("admin") as platform:
         events = platform.get(
             "/api/v1/audit", params={"actor": f"bob-{teams.tag}", "limit": 10_000}

@@ -62,6 +62,8 @@ def test_workspaces_members_and_the_workspace_option(tmp_path: Path) -> None:
         "ana": "maintainer",
         "root": "viewer",
     }
+    code, _, err = invoke(tmp_path, "admin", "user", "list", "--workspace", "risk")
+    assert code == 2 and "workspace 'risk' does not exist" in err
     code, out, _ = invoke(tmp_path, "admin", "workspace", "list", "--json")
     assert {w["name"]: w["members"] for w in json.loads(out)} == {"default": 1, "fraud": 2}
     code, _, err = invoke(tmp_path, "admin", "workspace", "remove-member", "fraud", "ana")

@@ -121,6 +121,10 @@ class Identity:
         """Every user, or the members of ``workspace`` with their role there."""
         with self.db.read() as conn:
             users = self._users(conn, None)
+            w = t.workspaces.c
+            known = conn.execute(select(w.id).where(w.name == workspace)).first()
+        if workspace is not None and known is None and workspace != DEFAULT_WORKSPACE:
+            raise NotFound(f"workspace '{workspace}' does not exist")
         if workspace is None:
             return users
         return [_in_workspace(u, workspace) for u in users if workspace in (u.workspaces or {})]
