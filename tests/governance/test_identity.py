@@ -78,8 +78,11 @@ def test_users_and_roles(services: Services) -> None:
         identity.create_user("root", "viewer")
     with pytest.raises(InvalidInput, match="unknown role 'boss'"):
         identity.create_user("x", "boss")
+    with pytest.raises(Conflict, match="without an admin"):
+        identity.set_role("root", "maintainer")  # the last admin stays one
+    identity.create_user("ops", "admin")
     assert identity.set_role("root", "maintainer").role is Role.MAINTAINER
-    assert [u.name for u in identity.list_users()] == ["root"]
+    assert [u.name for u in identity.list_users()] == ["ops", "root"]
     with pytest.raises(NotFound, match="user 'ghost' does not exist"):
         identity.create_key("ghost")
     with pytest.raises(NotFound, match="API key 'nope' does not exist"):

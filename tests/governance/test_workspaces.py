@@ -205,3 +205,23 @@ def test_secrets_belong_to_a_workspace_and_only_its_monitors_use_them(
         services.monitors.create("peek", {"endpoint": "own", "alerts": {"channels": [stolen]}})
     services.monitors.update("scoring", {"alerts": {"channels": [stolen]}})  # its own: fine
     assert services.workspaces.owner("secret", "fraud-token") == "fraud"
+
+
+def test_a_workspace_always_keeps_an_admin(services: Services) -> None:
+    identity = services.identity
+    services.workspaces.create("fraud")
+    identity.create_user("root", "admin")
+    identity.create_user("ana", "admin", workspace="fraud")
+    identity.set_role("ana", "viewer")  # ana joins default too
+    with pytest.raises(Conflict, match="without an admin"):
+        identity.set_role("root", "maintainer")
+    with pytest.raises(Conflict, match="without an admin"):
+        identity.set_role("ana", "maintainer", workspace="fraud")
+    with pytest.raises(Conflict, match="without an admin"):
+        identity.remove_member("ana", "fraud")
+    assert identity.get_user("ana", "fraud").role is Role.ADMIN  # nothing changed
+    identity.set_role("root", "admin", workspace="fraud")
+    identity.remove_member("ana", "fraud")
+    assert identity.get_user("ana").workspaces == {"default": Role.VIEWER}
+    identity.set_role("ana", "admin")
+    identity.set_role("root", "viewer")  # another admin remains

@@ -150,6 +150,8 @@ class Identity:
         user = self.get_user(name)
         with self.db.write() as conn:
             workspace_id = self._workspace_id(conn, workspace)
+            if chosen is not Role.ADMIN:
+                self._keep_an_admin(conn, workspace, workspace_id, user.id)
             m = t.memberships.c
             done = conn.execute(
                 update(t.memberships)
@@ -178,12 +180,32 @@ class Identity:
             )
         with self.db.write() as conn:
             workspace_id = self._workspace_id(conn, workspace)
+            self._keep_an_admin(conn, workspace, workspace_id, user.id)
             m = t.memberships.c
             conn.execute(
                 t.memberships.delete().where(m.user_id == user.id, m.workspace_id == workspace_id)
             )
         self._recent.clear()
         return self.get_user(name)
+
+    def _keep_an_admin(
+        self, conn: Connection, workspace: str, workspace_id: int, leaving: int
+    ) -> None:
+        """Refuse a change that would leave ``workspace`` with no admin (nobody could
+        manage its members again)."""
+        m = t.memberships.c
+        admins = (
+            conn.execute(
+                select(m.user_id).where(m.workspace_id == workspace_id, m.role == Role.ADMIN.value)
+            )
+            .scalars()
+            .all()
+        )
+        if admins == [leaving]:
+            raise Conflict(
+                f"this would leave workspace '{workspace}' without an admin: "
+                "make another member admin first"
+            )
 
     def has_admin(self) -> bool:
         with self.db.read() as conn:
