@@ -12,7 +12,7 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from modelyard.serving.predictlog import Journal, record_line
+from modelyard.serving.journal import Journal, record_line
 from tests.cli.test_cli import invoke
 from tests.conftest import embedded_yard
 

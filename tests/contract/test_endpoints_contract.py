@@ -16,7 +16,8 @@ from sklearn.linear_model import LogisticRegression
 from modelyard.client.yard import Yard
 from modelyard.domain.endpoints import Endpoint, Target
 from modelyard.errors import Conflict, InvalidInput, NotFound
-from modelyard.serving.predictlog import SCHEMA, Journal, LabelResult, record_line
+from modelyard.serving.journal import COLUMNS, Journal, record_line
+from modelyard.serving.predictlog import LabelResult
 
 Iris = tuple[pd.DataFrame, pd.Series, LogisticRegression]
 
@@ -415,7 +416,7 @@ def test_a_new_endpoint_has_no_evidence(yard: Yard, unique: str, model: str) -> 
     yard.endpoints.create(unique, routes=[f"{model}/1=100"])
     frame = yard.endpoints.predictions(unique)
     assert frame.empty
-    assert list(frame.columns) == [*SCHEMA.names, "label", "labelled_at"]
+    assert list(frame.columns) == [*COLUMNS, "label", "labelled_at"]
     assert yard.endpoints.predictions(unique, version=1, role="primary").empty
 
     result = yard.endpoints.label(unique, {"nope": 1, "nada": "cat"})

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 from modelyard.client.yard import Yard
 from modelyard.errors import InvalidInput, NotFound
-from modelyard.serving.predictlog import Journal, canonical, record_line
+from modelyard.serving.journal import Journal, canonical, record_line
 from tests.monitoring.traffic import FEATURES, inputs, labels_for
 
 

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from modelyard.bootstrap import Services
 from modelyard.client.local import LocalBackend
 from modelyard.client.yard import Yard
-from modelyard.serving.predictlog import Journal, canonical, record_line
+from modelyard.serving.journal import Journal, canonical, record_line
 from tests.monitoring.traffic import FEATURES, inputs, labels_for
 
 T0 = 1_790_000_000_000

@@ -36,7 +36,7 @@ from modelyard.monitoring.drift import observe
 from modelyard.monitoring.profile import profile_table
 from modelyard.monitoring.reference import Reference
 from modelyard.monitoring.report import render_report
-from modelyard.serving.predictlog import canonical, record_line
+from modelyard.serving.journal import canonical, record_line
 from tests.conftest import sqlite_settings
 
 HOUR = 3_600_000

@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from modelyard.bootstrap import Services
 from modelyard.client.local import LocalBackend
 from modelyard.client.yard import Yard
-from modelyard.serving.predictlog import Journal, canonical, record_line
+from modelyard.serving.journal import Journal, canonical, record_line
 
 FEATURES = ["age", "income", "tenure", "visits", "spend"]
 WEIGHTS = np.array([1.2, -0.8, 0.6, 0.0, 0.9])

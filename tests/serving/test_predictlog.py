@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from modelyard.errors import InvalidInput
-from modelyard.serving.predictlog import PredictionLog, canonical, record_line, recover
+from modelyard.serving.journal import canonical, record_line
+from modelyard.serving.predictlog import PredictionLog, recover
 from modelyard.serving.sqllog import SqlPredictionLog
 from tests.stores import services_on
 
@@ -82,17 +83,31 @@ def test_open_journal_is_read_and_a_torn_last_line_is_ignored(files: PredictionL
     journal.close()
 
 
-def test_sealing_moves_rows_to_a_segment_without_loss_or_doubles(files: PredictionLog) -> None:
+def test_a_reader_seals_closed_journals_into_segments_without_loss_or_doubles(
+    files: PredictionLog,
+) -> None:
     journal = files.journal("ep")
     journal.append(line("a"))
-    journal.rotate(wait=True)
+    journal.rotate()  # closed: the writer goes on in a new journal and never seals
     journal.append(line("b"))
     folder = files.root / "ep"
+    assert len(list(folder.glob("journal-*.jsonl"))) == 2
+    assert not list(folder.glob("segment-*.parquet"))
+    assert sorted(files.table("ep").column("id").to_pylist()) == ["a", "b"]  # reading seals
     assert len(list(folder.glob("segment-*.parquet"))) == 1
-    assert sorted(files.table("ep").column("id").to_pylist()) == ["a", "b"]
+    assert [p.name for p in folder.glob("journal-*.jsonl")] == [journal.path.name]
     journal.close()
+    assert sorted(files.query("ep").column("id").to_pylist()) == ["a", "b"]
     assert not list(folder.glob("journal-*"))
+    assert len(list(folder.glob("segment-*.parquet"))) == 2
     assert sorted(files.table("ep").column("id").to_pylist()) == ["a", "b"]
+
+
+def test_an_empty_journal_is_removed_when_closed(files: PredictionLog) -> None:
+    journal = files.journal("ep")
+    journal.rotate()  # nothing written: nothing to rotate
+    journal.close()
+    assert not list((files.root / "ep").iterdir())
 
 
 def test_recover_seals_only_journals_whose_writer_is_gone(files: PredictionLog) -> None:
@@ -230,7 +245,7 @@ def test_an_open_journal_forgets_an_erased_subject_when_read_and_sealed(
     journal.append(subject_line("old", "c1", ts=2000))  # logged before the erasure
     later = int(time.time() * 1000) + 60_000
     journal.append(subject_line("new", "c1", ts=later))  # a later prediction is kept
-    journal.close()  # sealed
+    journal.close()  # sealed by the next read
     assert files.query("ep").column("id").to_pylist() == ["b", "new"]
     import pyarrow.parquet as pq
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from modelyard.serving.predictlog import record_line
+from modelyard.serving.journal import record_line
 from modelyard.serving.runtime import Runtime
 from tests.conftest import embedded_yard
 from tests.serving.models import cancer, classifier
@@ -40,7 +40,7 @@ def test_the_serving_process_applies_retention_and_the_prune_is_audited(home: Pa
     journal = services.predictions.journal("kept")
     three_days_ago = int(time.time() * 1000) - 3 * 86_400_000
     journal.append(old_rows(5, three_days_ago))
-    journal.close()  # sealed into a segment
+    journal.close()  # sealed into a segment by the next reader
     yard.endpoints.set_retention("kept", 2)
 
     runtime = Runtime(services, ["kept"])

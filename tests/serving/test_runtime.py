@@ -92,7 +92,7 @@ model = Model("m", 1, "digest", load_package(sys.argv[1]))
 rows = json.loads(sys.argv[2])
 [(outputs, scores)] = model.predict([model.prepare(rows)])
 heavy = sorted(
-    name for name in ("pandas", "duckdb", "matplotlib", "pyarrow.dataset")
+    name for name in ("pandas", "duckdb", "matplotlib", "pyarrow")
     if name in sys.modules
 )
 print(json.dumps({"outputs": outputs, "heavy": heavy}))

@@ -25,7 +25,7 @@ from modelyard.api.security import actor_of, guard, record_change, workspace_of
 from modelyard.api.wire import EndpointIn, EndpointUpdate, LabelsIn, RollbackIn, respond
 from modelyard.domain.endpoints import Endpoint, batching_from, requests_from, spec_summary
 from modelyard.domain.identity import Permission
-from modelyard.serving.predictlog import subject_digest
+from modelyard.serving.journal import subject_digest
 from modelyard.serving.retention import erase_subject, prune_endpoint
 
 router = APIRouter(prefix="/api/v1", tags=["endpoints"], responses=ERROR_RESPONSES)

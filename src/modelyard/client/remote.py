@@ -40,7 +40,8 @@ from modelyard.domain.secrets import SecretRecord, check_secret_name
 from modelyard.errors import BRANCHES, ERROR_KINDS, InvalidInput, ModelyardError, NotFound
 from modelyard.governance.lineage import LineageGraph, graph_from_dict
 from modelyard.packaging import verify_package
-from modelyard.serving.predictlog import LabelResult, canonical
+from modelyard.serving.journal import canonical
+from modelyard.serving.predictlog import LabelResult
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 T = TypeVar("T")

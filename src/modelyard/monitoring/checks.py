@@ -15,10 +15,9 @@ import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from modelyard.domain.monitors import LOWER_IS_BETTER, PerformanceCheck, Spec, Threshold
 from modelyard.errors import InvalidInput
@@ -42,6 +41,9 @@ from modelyard.monitoring.reference import (
     Reference,
     score_of,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class WindowData:
 
     def inputs(self, profile: Profile) -> tuple[pa.Table, dict[str, int], set[str]]:
         """(typed input columns, unreadable count per column, columns present at all)."""
+        import pyarrow as pa
+
         names = list(profile.columns)
         if not names or not self.rows:
             return pa.table({n: pa.nulls(0) for n in names}), {}, set()
@@ -134,6 +138,8 @@ class WindowData:
         return values, bad, present
 
     def of_version(self, model: str, version: int) -> WindowData:
+        import pyarrow as pa
+
         mask = np.asarray(
             [
                 m == model and v == version
@@ -148,6 +154,8 @@ class WindowData:
 
     def outputs(self, reference: Reference) -> dict[str, Any]:
         """``prediction`` (text or number), ``score`` (per reference), ``label`` text."""
+        import pyarrow as pa
+
         outputs = self.table.column("output").to_pylist()
         columns: dict[str, Any] = {}
         if reference.task == CLASSIFICATION:
@@ -334,6 +342,8 @@ def _per_version(
 
 
 def _performance(check: PerformanceCheck, window: WindowData, reference: Reference) -> list[Result]:
+    import pyarrow as pa
+
     from modelyard.monitoring import performance
 
     labelled = window.table.filter(window.table.column("label").is_valid())

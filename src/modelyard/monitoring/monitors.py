@@ -24,9 +24,8 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from sqlalchemy import Connection, and_, delete, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
@@ -43,6 +42,9 @@ from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger("modelyard.monitoring")
 LEASE_MS = 10 * 60_000

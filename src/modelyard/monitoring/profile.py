@@ -20,13 +20,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from modelyard.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -52,6 +53,8 @@ FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 def kind_of(arrow_type: pa.DataType) -> str:
     """``numeric`` for integers, floats and decimals; ``categorical`` for the rest."""
+    import pyarrow as pa
+
     if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
         return NUMERIC
     if pa.types.is_decimal(arrow_type):
@@ -61,6 +64,9 @@ def kind_of(arrow_type: pa.DataType) -> str:
 
 def numeric_values(column: Any) -> tuple[FloatArray, int]:
     """(the present values as float64, how many were missing: null or NaN)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if isinstance(column, np.ndarray):
         values = column.astype(np.float64, copy=False)
         missing = 0
@@ -82,6 +88,9 @@ def numeric_values(column: Any) -> tuple[FloatArray, int]:
 
 def category_counts(column: Any) -> tuple[Counter[str], int]:
     """(count per category as text, how many were missing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if isinstance(column, np.ndarray):
         column = pa.array(column, from_pandas=True)
     missing = int(column.null_count)
@@ -379,6 +388,8 @@ class ProfileBuilder:
             builder.update(column)
 
     def _new(self, name: str, arrow_type: pa.DataType) -> _Builder:
+        import pyarrow as pa
+
         kind = self.kinds.get(name) or kind_of(arrow_type)
         if kind not in KINDS:
             raise InvalidInput(f"column '{name}': kind {kind!r} is not one of {', '.join(KINDS)}")
@@ -473,6 +484,8 @@ def profile_table(
     With ``sketch`` each numeric column also keeps its KLL sketch, so the profile
     can later be merged with others (costs ~3x the time).
     """
+    import pyarrow as pa
+
     if not isinstance(table, pa.Table):
         from modelyard.tracking.datasets import to_arrow
 
@@ -507,6 +520,8 @@ def profile_batches(
 
 def profile_file(path: Path, kinds: Mapping[str, str] | None = None) -> Profile:
     """Profile a Parquet or CSV file, streaming it (two passes)."""
+    import pyarrow as pa
+
     suffix = path.suffix.lower()
     if not path.is_file():
         raise InvalidInput(f"no file at {path}")

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import select
 
 from modelyard.artifacts.store import ArtifactStore
@@ -35,7 +33,7 @@ from modelyard.domain.models import ModelRef, ModelVersion
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.monitoring.profile import CATEGORICAL, NUMERIC, Profile, profile_table
 from modelyard.packaging import load_package
-from modelyard.serving.predictlog import canonical
+from modelyard.serving.journal import canonical
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
@@ -43,6 +41,7 @@ from modelyard.tracking.dataset_registry import DatasetRegistry
 
 if TYPE_CHECKING:  # serving processes import this module and never load pandas
     import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger("modelyard.monitoring")
 
@@ -125,6 +124,8 @@ def build_reference(
 ) -> Reference:
     """Profile ``training[inputs]`` and ``predictor``'s outputs on it; measure and
     calibrate on ``evaluation`` (or ``training``) when it has ``target``."""
+    import pyarrow as pa
+
     missing = [c for c in inputs if c not in training.schema.names]
     if missing:
         raise InvalidInput(f"the training data lacks the input column(s) {', '.join(missing)}")
@@ -161,6 +162,8 @@ def _task_of(outputs: list[Any]) -> str:
 
 
 def _output_array(outputs: list[Any], task: str) -> pa.Array:
+    import pyarrow as pa
+
     if task == CLASSIFICATION:
         return pa.array([canonical(v) for v in outputs], pa.string())
     return pa.array(np.asarray(outputs, dtype=np.float64))
@@ -311,6 +314,8 @@ class ReferenceService:
         return training.dataset, evaluation
 
     def _read(self, dataset: Dataset) -> pa.Table:
+        import pyarrow.parquet as pq
+
         if not dataset.uri:
             raise NotFound(f"dataset '{dataset.name}' has no stored content")
         path = self.artifacts.local_path(dataset.uri)

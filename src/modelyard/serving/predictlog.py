@@ -2,170 +2,125 @@
 
 Layout under the log root (``MODELYARD_HOME/predictions`` by default)::
 
-    <endpoint>/journal-<token>.jsonl    open journal of one serving process (flock held)
+    <endpoint>/journal-<token>.jsonl    journal of one serving process (serving/journal.py)
     <endpoint>/segment-<token>.parquet  a sealed journal, same token
     <endpoint>/labels/labels-<token>.parquet   ground truth posted by prediction id
 
-Durability: the serving process appends each batch's records to its journal with
-one ``write`` *before* the response is sent, so every acknowledged prediction is
-in the operating system's hands and survives ``kill -9`` of the process. A
-journal is sealed into a Parquet segment of the same token (written to a
-temporary name, then renamed) and only then removed; a reader that sees both
-uses the segment. A journal left by a dead process (its lock is free) is sealed
-by the next serving process that starts; until then readers read it as it is,
-ignoring a torn last line.
+Serving processes only append to journals (``serving/journal.py``) and close them
+from time to time. This module is the reading side: before it reads an endpoint,
+it seals the journals no process holds any more (closed ones, and those of dead
+processes: their lock is free) into Parquet segments of the same token (written
+to a temporary name, then renamed) and only then removes them. A reader that sees
+both uses the segment. Open journals are read as they are, ignoring a torn last
+line.
 
 Queries run in DuckDB over the segments and the journals. Labels are appended,
 never updated: the newest label of an id wins and the history is kept.
+
+pyarrow and DuckDB are imported by the functions that use them, so a serving
+process, which builds this object but never reads, does not load them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
+import functools
 import io
 import os
-import re
 import secrets
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.json as pa_json
-import pyarrow.parquet as pq
 
 from modelyard.domain.endpoints import check_endpoint_name
 from modelyard.errors import InvalidInput
+from modelyard.serving.journal import JOURNAL_NAME, Journal, canonical, subject_digest
 
-SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("endpoint", pa.string()),
-        ("revision", pa.int64()),
-        ("model", pa.string()),
-        ("version", pa.int64()),
-        ("role", pa.string()),
-        ("ts", pa.int64()),
-        ("latency_ms", pa.float64()),
-        ("input", pa.string()),
-        ("output", pa.string()),
-        ("scores", pa.string()),
-        ("error", pa.string()),
-    ]
-)
-LABEL_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("label", pa.string()),
-        ("labelled_at", pa.int64()),
-        ("seq", pa.int64()),
-        ("actor", pa.string()),
-    ]
-)
-_JOURNAL = re.compile(r"^journal-(?P<token>[A-Za-z0-9_\-]+)\.jsonl$")
-SEAL_BYTES = 16 * 1024 * 1024
-SEAL_SECONDS = 10.0
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
-def canonical(value: Any) -> str:
-    """A value as the log stores it: JSON, with integral floats written as integers.
+@functools.cache
+def prediction_schema() -> pa.Schema:
+    """The columns of a logged prediction (``serving.journal.COLUMNS``), typed."""
+    import pyarrow as pa
 
-    Predictions and labels go through the same function, so ``1``, ``1.0`` and
-    ``numpy.int64(1)`` all compare equal.
-    """
-    return orjson.dumps(_plain(value), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("endpoint", pa.string()),
+            ("revision", pa.int64()),
+            ("model", pa.string()),
+            ("version", pa.int64()),
+            ("role", pa.string()),
+            ("ts", pa.int64()),
+            ("latency_ms", pa.float64()),
+            ("input", pa.string()),
+            ("output", pa.string()),
+            ("scores", pa.string()),
+            ("error", pa.string()),
+        ]
+    )
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item") and not isinstance(value, list | dict):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+@functools.cache
+def label_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("label", pa.string()),
+            ("labelled_at", pa.int64()),
+            ("seq", pa.int64()),
+            ("actor", pa.string()),
+        ]
+    )
 
 
-# -- writing ---------------------------------------------------------------
+# -- sealing ---------------------------------------------------------------
 
 
-class Journal:
-    """The append-only journal one serving process keeps for one endpoint."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._sealing: list[threading.Thread] = []
-        self._open()
-
-    def _open(self) -> None:
-        self.token = f"{int(time.time() * 1000):013d}-{os.getpid()}-{secrets.token_hex(4)}"
-        self.path = self.directory / f"journal-{self.token}.jsonl"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._bytes = 0
-        self._opened = time.monotonic()
-
-    def append(self, lines: bytes) -> None:
-        """Hand ``lines`` (whole JSON lines) to the operating system in one write.
-
-        Durable against a crash of this process when it returns (nothing to wait for).
-        """
-        with self._lock:
-            view = memoryview(lines)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            self._bytes += len(lines)
-
-    def due(self) -> bool:
-        return self._bytes >= SEAL_BYTES or (
-            self._bytes > 0 and time.monotonic() - self._opened >= SEAL_SECONDS
-        )
-
-    def rotate(self, *, wait: bool = False) -> None:
-        """Start a new journal and seal the old one into a segment (in the background)."""
-        with self._lock:
-            if self._bytes == 0:
-                return
-            old_fd, old_path, old_token = self._fd, self.path, self.token
-            self._open()
-        worker = threading.Thread(
-            target=_seal_open, args=(old_fd, old_path, old_token), daemon=True
-        )
-        worker.start()
-        self._sealing = [t for t in self._sealing if t.is_alive()] + [worker]
-        if wait:
-            worker.join()
-
-    def close(self) -> None:
-        with self._lock:
-            fd, path, token, empty = self._fd, self.path, self.token, self._bytes == 0
-            self._fd = -1
-        for worker in self._sealing:
-            worker.join()
-        if empty:
-            path.unlink(missing_ok=True)
+def seal_closed(directory: Path) -> int:
+    """Seal the journals in the endpoint folder ``directory`` that no writer holds (it
+    closed them, or it died); the number sealed. A journal another reader is sealing
+    right now is left to it."""
+    sealed = 0
+    for path in sorted(directory.glob("journal-*.jsonl")):
+        match = JOURNAL_NAME.match(path.name)
+        if match is None:
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, PermissionError):
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if path.exists():  # not sealed by a reader that held the lock before us
+                _seal(path, match["token"])
+                sealed += 1
+        except BlockingIOError:
+            pass
+        except PermissionError:  # a reader that may not write the log reads journals as is
+            pass
+        finally:
             os.close(fd)
-        else:
-            _seal_open(fd, path, token)
+    return sealed
 
 
-def _seal_open(fd: int, path: Path, token: str) -> None:
-    """Seal a journal whose lock ``fd`` holds, then release it."""
-    try:
-        seal(path, token)
-    finally:
-        os.close(fd)
+def recover(root: Path) -> int:
+    """Seal every endpoint's journals that no writer holds; the number sealed."""
+    return sum(seal_closed(folder) for folder in sorted(root.iterdir()) if folder.is_dir())
 
 
-def seal(path: Path, token: str) -> None:
+def _seal(path: Path, token: str) -> None:
+    import pyarrow.parquet as pq
+
     segment = path.with_name(f"segment-{token}.parquet")
     table = read_journal(path)
     if table.num_rows:
@@ -175,87 +130,30 @@ def seal(path: Path, token: str) -> None:
     path.unlink(missing_ok=True)
 
 
-def recover(root: Path) -> int:
-    """Seal journals whose writer is gone (their lock is free); the number sealed."""
-    sealed = 0
-    for path in sorted(root.glob("*/journal-*.jsonl")):
-        match = _JOURNAL.match(path.name)
-        if match is None:
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        _seal_open(fd, path, match["token"])
-        sealed += 1
-    return sealed
-
-
 def read_journal(path: Path) -> pa.Table:
-    """A journal's complete lines (a torn last line from a crash is ignored)."""
+    """A journal's complete lines, without erased subjects (a torn last line from a crash
+    is ignored)."""
+    return without_erased(_parse_journal(path), erasures(path.parent))
+
+
+def _parse_journal(path: Path) -> pa.Table:
+    import pyarrow.json as pa_json
+
+    schema = prediction_schema()
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return SCHEMA.empty_table()
+        return schema.empty_table()
     end = data.rfind(b"\n")
     if end < 0:
-        return SCHEMA.empty_table()
-    table = pa_json.read_json(
+        return schema.empty_table()
+    return pa_json.read_json(
         io.BytesIO(data[: end + 1]),
-        parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA),
-    ).select(SCHEMA.names)
-    return without_erased(table, erasures(path.parent))
-
-
-def record_line(
-    *,
-    id: str,
-    endpoint: str,
-    revision: int,
-    model: str,
-    version: int,
-    role: str,
-    ts: int,
-    latency_ms: float,
-    input: bytes,
-    output: bytes | None,
-    scores: bytes | None,
-    error: str | None = None,
-) -> bytes:
-    """One journal line. ``input``, ``output`` and ``scores`` are JSON already."""
-    return (
-        orjson.dumps(
-            {
-                "id": id,
-                "endpoint": endpoint,
-                "revision": revision,
-                "model": model,
-                "version": version,
-                "role": role,
-                "ts": ts,
-                "latency_ms": latency_ms,
-                "input": input.decode(),
-                "output": output.decode() if output is not None else None,
-                "scores": scores.decode() if scores is not None else None,
-                "error": error,
-            }
-        )
-        + b"\n"
-    )
+        parse_options=pa_json.ParseOptions(explicit_schema=schema),
+    ).select(schema.names)
 
 
 # -- erasure ---------------------------------------------------------------
-
-
-def subject_digest(value: Any) -> str:
-    """How an erased subject is remembered: a SHA-256 of its text, never the value."""
-    text = value if isinstance(value, str) else canonical(value)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def erasures(directory: Path) -> list[tuple[str, str, int]]:
@@ -274,17 +172,7 @@ def erasures(directory: Path) -> list[tuple[str, str, int]]:
 
 def _erased_ids(path: Path, tombstone: list[tuple[str, str, int]]) -> set[str]:
     """Ids in an open journal that ``tombstone`` matches (they are dropped when read)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return set()
-    end = data.rfind(b"\n")
-    if end < 0:
-        return set()
-    table = pa_json.read_json(
-        io.BytesIO(data[: end + 1]),
-        parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA),
-    ).select(SCHEMA.names)
+    table = _parse_journal(path)
     kept = set(without_erased(table, tombstone).column("id").to_pylist())
     return {i for i in table.column("id").to_pylist() if i not in kept}
 
@@ -308,7 +196,8 @@ def without_erased(table: pa.Table, tombstones: list[tuple[str, str, int]]) -> p
     kept: pa.Table = con.sql(
         f"SELECT * FROM rows_in WHERE {' AND '.join(conditions)}", params=params
     ).to_arrow_table()
-    return kept.select(SCHEMA.names).cast(SCHEMA)
+    schema = prediction_schema()
+    return kept.select(schema.names).cast(schema)
 
 
 # -- reading ---------------------------------------------------------------
@@ -338,9 +227,12 @@ class PredictionLog:
     def journal(self, endpoint: str) -> Journal:
         return Journal(self._dir(endpoint))
 
-    def recover(self) -> int:
-        """Seal journals left by dead serving processes."""
-        return recover(self.root) if self.root.is_dir() else 0
+    def _sealed_dir(self, endpoint: str) -> Path:
+        """``endpoint``'s folder, its closed journals sealed first."""
+        directory = self._dir(endpoint)
+        if directory.is_dir():
+            seal_closed(directory)
+        return directory
 
     def describe(self) -> str:
         return str(self.root)
@@ -353,17 +245,21 @@ class PredictionLog:
         ``since`` and ``until`` are hints a store may use to read less; callers
         filter again.
         """
-        directory = self._dir(endpoint)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = prediction_schema()
+        directory = self._sealed_dir(endpoint)
         if not directory.is_dir():
-            return SCHEMA.empty_table()
+            return schema.empty_table()
         tables = []
         segments = set()
         for path in sorted(directory.glob("segment-*.parquet")):
             with contextlib.suppress(FileNotFoundError):
-                tables.append(pq.read_table(path, schema=SCHEMA))
+                tables.append(pq.read_table(path, schema=schema))
                 segments.add(path.name[len("segment-") : -len(".parquet")])
         for path in sorted(directory.glob("journal-*.jsonl")):
-            match = _JOURNAL.match(path.name)
+            match = JOURNAL_NAME.match(path.name)
             if match is None or match["token"] in segments:
                 continue
             # a journal sealed between the listing and now is read from its segment
@@ -371,21 +267,24 @@ class PredictionLog:
             if table.num_rows == 0:
                 segment = path.with_name(f"segment-{match['token']}.parquet")
                 with contextlib.suppress(FileNotFoundError):
-                    table = pq.read_table(segment, schema=SCHEMA)
+                    table = pq.read_table(segment, schema=schema)
             tables.append(table)
-        return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+        return pa.concat_tables(tables) if tables else schema.empty_table()
 
     def _attach(
         self, con: Any, endpoint: str, *, since: int | None = None, until: int | None = None
     ) -> None:
         """Make ``predictions`` a view in ``con``: Parquet segments read by DuckDB itself
         (only the row groups and columns a query needs), plus the open journals."""
-        directory = self._dir(endpoint)
+        import pyarrow as pa
+
+        schema = prediction_schema()
+        directory = self._sealed_dir(endpoint)
         segments = sorted(directory.glob("segment-*.parquet")) if directory.is_dir() else []
         sealed = {p.name[len("segment-") : -len(".parquet")] for p in segments}
         journals = []
         for path in sorted(directory.glob("journal-*.jsonl")) if directory.is_dir() else []:
-            match = _JOURNAL.match(path.name)
+            match = JOURNAL_NAME.match(path.name)
             if match is None or match["token"] in sealed:
                 continue
             table = read_journal(path)
@@ -395,9 +294,9 @@ class PredictionLog:
             else:
                 journals.append(table)
         con.register(
-            "open_journals", pa.concat_tables(journals) if journals else SCHEMA.empty_table()
+            "open_journals", pa.concat_tables(journals) if journals else schema.empty_table()
         )
-        columns = ", ".join(SCHEMA.names)
+        columns = ", ".join(schema.names)
         parts = ["SELECT * FROM open_journals"]
         if segments:
             files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in segments)
@@ -412,14 +311,17 @@ class PredictionLog:
     def prune(self, endpoint: str, before: int) -> int:
         """Delete predictions logged before epoch ms ``before`` and labels posted before it;
         the number of predictions deleted. Sealed segments are dropped or rewritten
-        (temp file + rename); open journals are younger than a seal interval."""
-        directory = self._dir(endpoint)
+        (temp file + rename); open journals are younger than a rotation interval."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        directory = self._sealed_dir(endpoint)
         if not directory.is_dir():
             return 0
         deleted = 0
         for path in sorted(directory.glob("segment-*.parquet")):
             try:
-                table = pq.read_table(path, schema=SCHEMA)
+                table = pq.read_table(path, schema=prediction_schema())
             except FileNotFoundError:
                 continue
             keep = pc.greater_equal(table.column("ts"), before)
@@ -430,7 +332,7 @@ class PredictionLog:
             self._rewrite(path, kept)
         labels = directory / "labels"
         for path in sorted(labels.glob("labels-*.parquet")) if labels.is_dir() else []:
-            table = pq.read_table(path, schema=LABEL_SCHEMA)
+            table = pq.read_table(path, schema=label_schema())
             kept = table.filter(pc.greater_equal(table.column("labelled_at"), before))
             if kept.num_rows != table.num_rows:
                 self._rewrite(path, kept)
@@ -443,7 +345,11 @@ class PredictionLog:
         are still in an open journal are dropped when read and when sealed; the
         subject's later predictions are kept. The number of predictions deleted.
         """
-        directory = self._dir(endpoint)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        directory = self._sealed_dir(endpoint)
         if not directory.is_dir():
             return 0
         digest = subject_digest(value)
@@ -458,7 +364,7 @@ class PredictionLog:
         deleted = 0
         for path in sorted(directory.glob("segment-*.parquet")):
             try:
-                table = pq.read_table(path, schema=SCHEMA)
+                table = pq.read_table(path, schema=prediction_schema())
             except FileNotFoundError:
                 continue
             kept = without_erased(table, tombstone)
@@ -474,7 +380,7 @@ class PredictionLog:
             deleted += len(in_journal)
         labels = directory / "labels"
         for path in sorted(labels.glob("labels-*.parquet")) if labels.is_dir() else []:
-            table = pq.read_table(path, schema=LABEL_SCHEMA)
+            table = pq.read_table(path, schema=label_schema())
             kept = table.filter(
                 pc.invert(pc.is_in(table.column("id"), pa.array(sorted(erased_ids), pa.string())))
             )
@@ -484,6 +390,8 @@ class PredictionLog:
 
     @staticmethod
     def _rewrite(path: Path, table: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
         if table.num_rows == 0:
             path.unlink(missing_ok=True)
             return
@@ -493,10 +401,13 @@ class PredictionLog:
 
     def labels(self, endpoint: str) -> pa.Table:
         """Every label ever posted for ``endpoint``, oldest first."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         directory = self._dir(endpoint) / "labels"
         paths = sorted(directory.glob("labels-*.parquet")) if directory.is_dir() else []
-        tables = [pq.read_table(p, schema=LABEL_SCHEMA) for p in paths]
-        return pa.concat_tables(tables) if tables else LABEL_SCHEMA.empty_table()
+        tables = [pq.read_table(p, schema=label_schema()) for p in paths]
+        return pa.concat_tables(tables) if tables else label_schema().empty_table()
 
     def query(
         self,
@@ -525,6 +436,8 @@ class PredictionLog:
         con = _duckdb()
         self._attach(con, endpoint, since=since, until=until)
         if ids is not None:
+            import pyarrow as pa
+
             con.register("wanted", pa.table({"id": pa.array(list(ids), pa.string())}))
             conditions.append("p.id IN (SELECT id FROM wanted)")
         label_join, label_column = "", ""
@@ -580,6 +493,8 @@ class PredictionLog:
         keep = [i for i, prediction_id in enumerate(ids) if prediction_id in known]
         unknown = list(dict.fromkeys(p for p in ids if p not in known))
         if keep:
+            import pyarrow as pa
+
             stamp = int(time.time() * 1000)
             start = time.time_ns()
             table = pa.table(
@@ -590,12 +505,14 @@ class PredictionLog:
                     "seq": pa.array(range(start, start + len(keep)), pa.int64()),
                     "actor": pa.array([actor] * len(keep), pa.string()),
                 },
-                schema=LABEL_SCHEMA,
+                schema=label_schema(),
             )
             self._store_labels(endpoint, table)
         return LabelResult(recorded=len(keep), unknown=unknown)
 
     def known_ids(self, endpoint: str, ids: list[str]) -> set[str]:
+        import pyarrow as pa
+
         con = _duckdb()
         self._attach(con, endpoint)
         con.register("posted", pa.table({"id": pa.array(ids, pa.string())}))
@@ -605,6 +522,8 @@ class PredictionLog:
         return {row[0] for row in found}
 
     def _store_labels(self, endpoint: str, table: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
         directory = self._dir(endpoint) / "labels"
         directory.mkdir(parents=True, exist_ok=True)
         token = f"{int(time.time() * 1000):013d}-{secrets.token_hex(6)}"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.clock import now_ms
 from modelyard.errors import InvalidInput
-from modelyard.serving.predictlog import subject_digest
+from modelyard.serving.journal import subject_digest
 
 if TYPE_CHECKING:
     from modelyard.bootstrap import Services

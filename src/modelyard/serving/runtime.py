@@ -48,8 +48,9 @@ from modelyard.packaging.flavors import get_flavor, unnamed_features
 from modelyard.packaging.signature import Signature, enforce, frames
 from modelyard.serving.batching import Batcher
 from modelyard.serving.endpoints import check_compatible
+from modelyard.serving.journal import Journal, canonical
 from modelyard.serving.metrics import ServingMetrics
-from modelyard.serving.predictlog import Journal, PredictionLog, canonical
+from modelyard.serving.predictlog import PredictionLog
 from modelyard.serving.retention import PRUNE_EVERY, prune_endpoint
 from modelyard.serving.shadows import ShadowProcess, ShadowTarget
 from modelyard.serving.sqllog import SqlJournal
@@ -305,7 +306,6 @@ class Runtime:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.log.recover()
         self._thread = threading.Thread(target=self._watch, name="endpoint watcher", daemon=True)
         self._thread.start()
 

@@ -10,7 +10,7 @@ second, and writes the rows to its own journal per endpoint, exactly as the
 serving process logged shadows before: role ``shadow``, the primary's ids and
 revision, the batch's compute time as latency, the error of a failing shadow.
 Every batch is reported on stdout (one JSON line). When stdin closes it finishes
-what it holds, seals its journals and exits.
+what it holds, closes its journals (readers of the log seal them) and exits.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from modelyard.config import Settings
 from modelyard.domain.models import ModelRef
 from modelyard.errors import ModelFailed, ModelyardError, SignatureError
 from modelyard.serving.batching import Batcher
-from modelyard.serving.predictlog import Journal
+from modelyard.serving.journal import Journal
 from modelyard.serving.runtime import Model, journal_lines, load_model
 from modelyard.serving.shadows import ShadowTarget, lower_priority, read_frames
 from modelyard.serving.sqllog import SqlJournal
@@ -83,8 +83,7 @@ class ShadowWorker:
         self._stop = threading.Event()
 
     def run(self, stream: IO[bytes]) -> None:
-        """Compute every copy read from ``stream`` until it closes; then finish and seal."""
-        self.services.predictions.recover()  # a shadow process that died left its journals
+        """Compute every copy read from ``stream`` until it closes; then finish and close."""
         keeper = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
         keeper.start()
         try:

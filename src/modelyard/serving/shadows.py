@@ -18,7 +18,7 @@ thread turns into the serving process's shadow metrics::
     {"endpoint": e, "version": "model/3", "dropped": n}
 
 The child ends when its stdin closes (this process stopped or died) after
-finishing what it holds and sealing its journals. If it dies, the copies it held
+finishing what it holds and closing its journals. If it dies, the copies it held
 are counted as dropped and it is started again, after a delay that doubles with
 each quick death (up to ``RESTART_MAX`` seconds).
 """
@@ -114,7 +114,7 @@ class ShadowProcess:
     >>> shadows.start()
     >>> shadows.offer("churn", 4, [("churn", 3, digest)], ids, rows)  # never blocks
     True
-    >>> shadows.stop()  # the child finishes, seals its journals and exits
+    >>> shadows.stop()  # the child finishes, closes its journals and exits
 
     ``command`` replaces the child's command line (tests).
     """

@@ -14,16 +14,19 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
 from sqlalchemy import select
 
 from modelyard.domain.endpoints import check_endpoint_name
-from modelyard.serving.predictlog import LABEL_SCHEMA, SCHEMA, PredictionLog, subject_digest
+from modelyard.serving.journal import COLUMNS, subject_digest
+from modelyard.serving.predictlog import PredictionLog, label_schema, prediction_schema
 from modelyard.store import schema as t
 from modelyard.store.database import Database
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class SqlJournal:
@@ -49,7 +52,7 @@ class SqlJournal:
     def due(self) -> bool:
         return False
 
-    def rotate(self, *, wait: bool = False) -> None:
+    def rotate(self) -> None:
         return None
 
     def close(self) -> None:
@@ -96,14 +99,11 @@ class SqlPredictionLog(PredictionLog):
     def journal(self, endpoint: str) -> SqlJournal:  # type: ignore[override]
         return SqlJournal(self.db, check_endpoint_name(endpoint))
 
-    def recover(self) -> int:
-        return 0  # nothing is left half-written: a batch is committed or not at all
-
     def table(
         self, endpoint: str, *, since: int | None = None, until: int | None = None
     ) -> pa.Table:
         p = t.predictions.c
-        query = select(*[getattr(p, name) for name in SCHEMA.names]).where(
+        query = select(*[getattr(p, name) for name in COLUMNS]).where(
             p.endpoint == check_endpoint_name(endpoint)
         )
         if since is not None:
@@ -112,7 +112,7 @@ class SqlPredictionLog(PredictionLog):
             query = query.where(p.ts < until)
         with self.db.read() as conn:
             rows = conn.execute(query).all()
-        return _arrow(rows, SCHEMA)
+        return _arrow(rows, prediction_schema())
 
     def _attach(
         self, con: Any, endpoint: str, *, since: int | None = None, until: int | None = None
@@ -177,7 +177,7 @@ class SqlPredictionLog(PredictionLog):
         )
         with self.db.read() as conn:
             rows = conn.execute(query).all()
-        return _arrow(rows, LABEL_SCHEMA)
+        return _arrow(rows, label_schema())
 
     def known_ids(self, endpoint: str, ids: list[str]) -> set[str]:
         p = t.predictions.c
@@ -210,5 +210,7 @@ class SqlPredictionLog(PredictionLog):
 
 
 def _arrow(rows: Sequence[Any], schema: pa.Schema) -> pa.Table:
+    import pyarrow as pa
+
     columns = {name: [row[i] for row in rows] for i, name in enumerate(schema.names)}
     return pa.table(columns, schema=schema)
