@@ -45,6 +45,7 @@ test: check
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/predictlog.py
 	$(BIN)/python benchmarks/monitoring.py  # makes .venv-evidently (Evidently needs pandas < 3)
 
 clean:

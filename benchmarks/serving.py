@@ -731,6 +731,22 @@ def verdict(ok: bool) -> str:
 def print_targets(all_results: dict[str, KindResults], args: Any) -> None:
     print("\ntargets:")
     top = max(args.concurrency)
+    lr = all_results.get("lr")
+    for concurrency in args.concurrency if lr else []:
+        ours, bare = lr.points.get(("modelyard", concurrency)), lr.points.get(("bare", concurrency))
+        if ours is None or bare is None:
+            continue
+        rate, cpu = ours.rate / bare.rate, ours.cpu_ms_per_request / bare.cpu_ms_per_request
+        at = f"lr at c={concurrency}:"
+        print(f"  {verdict(rate >= 0.7)}  {at} req/s {rate:.2f}x bare (goal >= 0.7x)")
+        print(f"  {verdict(cpu <= 1.5)}  {at} CPU/req {cpu:.2f}x bare (goal <= 1.5x)")
+    for kind, results in all_results.items():
+        server = results.servers.get("modelyard")
+        if server is None:
+            continue
+        ready, idle = server.ready_s, server.idle_mb
+        print(f"  {verdict(ready < 2)}  {kind} ready in {ready:.2f} s (goal < 2 s)")
+        print(f"  {verdict(idle < 200)}  {kind} idle {idle:.0f} MB (goal < 200 MB)")
     rf = all_results.get("rf")
     if rf and ("modelyard", top) in rf.points and ("bare", top) in rf.points:
         gain = rf.points["modelyard", top].rate / rf.points["bare", top].rate

@@ -13,7 +13,8 @@ import pytest
 
 from modelyard.errors import InvalidInput
 from modelyard.serving.journal import canonical, record_line
-from modelyard.serving.predictlog import PredictionLog, recover
+from modelyard.serving.predictlog import PredictionLog
+from modelyard.serving.segments import recover
 from modelyard.serving.sqllog import SqlPredictionLog
 from tests.stores import services_on
 

@@ -128,8 +128,12 @@ class Journal:
     def _open(self) -> None:
         self.token = f"{int(time.time() * 1000):013d}-{os.getpid()}-{secrets.token_hex(4)}"
         self.path = self.directory / f"journal-{self.token}.jsonl"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        # created under a name readers ignore and locked before it gets its own: a reader
+        # must never take a journal this writer has not locked yet for an abandoned one
+        hidden = self.directory / f".journal-{self.token}.jsonl.new"
+        self._fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(hidden, self.path)
         self._bytes = 0
         self._opened = time.monotonic()
 

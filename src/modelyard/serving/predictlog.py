@@ -3,16 +3,14 @@
 Layout under the log root (``MODELYARD_HOME/predictions`` by default)::
 
     <endpoint>/journal-<token>.jsonl    journal of one serving process (serving/journal.py)
-    <endpoint>/segment-<token>.parquet  a sealed journal, same token
+    <endpoint>/segment-<token>.parquet  sealed journals and merged segments (serving/segments.py)
     <endpoint>/labels/labels-<token>.parquet   ground truth posted by prediction id
 
-Serving processes only append to journals (``serving/journal.py``) and close them
-from time to time. This module is the reading side: before it reads an endpoint,
-it seals the journals no process holds any more (closed ones, and those of dead
-processes: their lock is free) into Parquet segments of the same token (written
-to a temporary name, then renamed) and only then removes them. A reader that sees
-both uses the segment. Open journals are read as they are, ignoring a torn last
-line.
+Serving processes only append to journals and close them from time to time.
+This is the reading side: before it reads an endpoint it seals the journals no
+process holds any more and merges small segments (``segments.tidy``); then it reads
+the live segments and the open journals, ignoring a torn last line. Journals are
+listed before segments, so a journal sealed in between is found in its segment.
 
 Queries run in DuckDB over the segments and the journals. Labels are appended,
 never updated: the newest label of an id wins and the history is kept.
@@ -24,9 +22,6 @@ process, which builds this object but never reads, does not load them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import functools
-import io
 import os
 import secrets
 import time
@@ -40,164 +35,23 @@ import orjson
 from modelyard.domain.endpoints import check_endpoint_name
 from modelyard.errors import InvalidInput
 from modelyard.serving.journal import JOURNAL_NAME, Journal, canonical, subject_digest
+from modelyard.serving.segments import (
+    drop_replaced,
+    duckdb_connection,
+    erased_in_journal,
+    exclusive,
+    label_schema,
+    live_segments,
+    prediction_schema,
+    read_journal,
+    tidy,
+    without_erased,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-
-@functools.cache
-def prediction_schema() -> pa.Schema:
-    """The columns of a logged prediction (``serving.journal.COLUMNS``), typed."""
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("id", pa.string()),
-            ("endpoint", pa.string()),
-            ("revision", pa.int64()),
-            ("model", pa.string()),
-            ("version", pa.int64()),
-            ("role", pa.string()),
-            ("ts", pa.int64()),
-            ("latency_ms", pa.float64()),
-            ("input", pa.string()),
-            ("output", pa.string()),
-            ("scores", pa.string()),
-            ("error", pa.string()),
-        ]
-    )
-
-
-@functools.cache
-def label_schema() -> pa.Schema:
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("id", pa.string()),
-            ("label", pa.string()),
-            ("labelled_at", pa.int64()),
-            ("seq", pa.int64()),
-            ("actor", pa.string()),
-        ]
-    )
-
-
-# -- sealing ---------------------------------------------------------------
-
-
-def seal_closed(directory: Path) -> int:
-    """Seal the journals in the endpoint folder ``directory`` that no writer holds (it
-    closed them, or it died); the number sealed. A journal another reader is sealing
-    right now is left to it."""
-    sealed = 0
-    for path in sorted(directory.glob("journal-*.jsonl")):
-        match = JOURNAL_NAME.match(path.name)
-        if match is None:
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except (FileNotFoundError, PermissionError):
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if path.exists():  # not sealed by a reader that held the lock before us
-                _seal(path, match["token"])
-                sealed += 1
-        except BlockingIOError:
-            pass
-        except PermissionError:  # a reader that may not write the log reads journals as is
-            pass
-        finally:
-            os.close(fd)
-    return sealed
-
-
-def recover(root: Path) -> int:
-    """Seal every endpoint's journals that no writer holds; the number sealed."""
-    return sum(seal_closed(folder) for folder in sorted(root.iterdir()) if folder.is_dir())
-
-
-def _seal(path: Path, token: str) -> None:
-    import pyarrow.parquet as pq
-
-    segment = path.with_name(f"segment-{token}.parquet")
-    table = read_journal(path)
-    if table.num_rows:
-        temporary = path.with_name(f".segment-{token}.parquet.tmp")
-        pq.write_table(table, temporary, compression="zstd")
-        os.replace(temporary, segment)
-    path.unlink(missing_ok=True)
-
-
-def read_journal(path: Path) -> pa.Table:
-    """A journal's complete lines, without erased subjects (a torn last line from a crash
-    is ignored)."""
-    return without_erased(_parse_journal(path), erasures(path.parent))
-
-
-def _parse_journal(path: Path) -> pa.Table:
-    import pyarrow.json as pa_json
-
-    schema = prediction_schema()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return schema.empty_table()
-    end = data.rfind(b"\n")
-    if end < 0:
-        return schema.empty_table()
-    return pa_json.read_json(
-        io.BytesIO(data[: end + 1]),
-        parse_options=pa_json.ParseOptions(explicit_schema=schema),
-    ).select(schema.names)
-
-
-# -- erasure ---------------------------------------------------------------
-
-
-def erasures(directory: Path) -> list[tuple[str, str, int]]:
-    """(column, digest, time) of every erasure recorded for the endpoint folder
-    ``directory``; an erasure covers predictions logged up to its time."""
-    folder = directory / "erasures"
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in sorted(folder.glob("*.json")):
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            record = orjson.loads(path.read_bytes())
-            found.append((str(record["column"]), str(record["digest"]), int(record["at"])))
-    return found
-
-
-def _erased_ids(path: Path, tombstone: list[tuple[str, str, int]]) -> set[str]:
-    """Ids in an open journal that ``tombstone`` matches (they are dropped when read)."""
-    table = _parse_journal(path)
-    kept = set(without_erased(table, tombstone).column("id").to_pylist())
-    return {i for i in table.column("id").to_pylist() if i not in kept}
-
-
-def _json_path(column: str) -> str:
-    return '$."' + column.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def without_erased(table: pa.Table, tombstones: list[tuple[str, str, int]]) -> pa.Table:
-    """``table`` without the rows an erasure covers (its subject, logged up to its time)."""
-    if not tombstones or table.num_rows == 0:
-        return table
-    con = _duckdb()
-    con.register("rows_in", table)
-    conditions, params = [], []
-    for column, digest, at in tombstones:
-        conditions.append(
-            "NOT (ts <= ? AND sha256(coalesce(json_extract_string(input, ?), '')) = ?)"
-        )
-        params += [at, _json_path(column), digest]
-    kept: pa.Table = con.sql(
-        f"SELECT * FROM rows_in WHERE {' AND '.join(conditions)}", params=params
-    ).to_arrow_table()
-    schema = prediction_schema()
-    return kept.select(schema.names).cast(schema)
+READ_ATTEMPTS = 5  # listings of a folder before a read holds off compaction
 
 
 # -- reading ---------------------------------------------------------------
@@ -227,11 +81,11 @@ class PredictionLog:
     def journal(self, endpoint: str) -> Journal:
         return Journal(self._dir(endpoint))
 
-    def _sealed_dir(self, endpoint: str) -> Path:
-        """``endpoint``'s folder, its closed journals sealed first."""
+    def _tidy_dir(self, endpoint: str) -> Path:
+        """``endpoint``'s folder, its closed journals sealed and its segments compacted."""
         directory = self._dir(endpoint)
         if directory.is_dir():
-            seal_closed(directory)
+            tidy(directory)
         return directory
 
     def describe(self) -> str:
@@ -246,30 +100,39 @@ class PredictionLog:
         filter again.
         """
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        schema = prediction_schema()
-        directory = self._sealed_dir(endpoint)
+        directory = self._tidy_dir(endpoint)
         if not directory.is_dir():
-            return schema.empty_table()
-        tables = []
-        segments = set()
-        for path in sorted(directory.glob("segment-*.parquet")):
+            return prediction_schema().empty_table()
+        for _ in range(READ_ATTEMPTS):  # files sealed or merged meanwhile: list again
             with contextlib.suppress(FileNotFoundError):
-                tables.append(pq.read_table(path, schema=schema))
-                segments.add(path.name[len("segment-") : -len(".parquet")])
-        for path in sorted(directory.glob("journal-*.jsonl")):
+                segments, journals = self._snapshot(directory)
+                return pa.concat_tables([*map(_read_segment, segments), *journals])
+        with exclusive(directory):  # no compaction now; a journal sealed meanwhile is found
+            segments, journals = self._snapshot(directory)
+            return pa.concat_tables([*map(_read_segment, segments), *journals])
+
+    def _snapshot(self, directory: Path) -> tuple[list[Path], list[pa.Table]]:
+        """The live segments and the rows of the unsealed journals of ``directory``.
+
+        A journal sealed after the listing is taken from its segment; if that segment
+        is gone too (merged), ``FileNotFoundError``: the caller lists again."""
+        unsealed = sorted(directory.glob("journal-*.jsonl"))  # first: one sealed after this
+        listing = live_segments(directory)  # listing is then in the segments listed here
+        segments, journals = list(listing.segments), [prediction_schema().empty_table()]
+        for path in unsealed:
             match = JOURNAL_NAME.match(path.name)
-            if match is None or match["token"] in segments:
+            if match is None or match["token"] in listing.tokens:
                 continue
-            # a journal sealed between the listing and now is read from its segment
             table = read_journal(path)
-            if table.num_rows == 0:
+            if table.num_rows == 0 and not path.exists():  # sealed since the listing
                 segment = path.with_name(f"segment-{match['token']}.parquet")
-                with contextlib.suppress(FileNotFoundError):
-                    table = pq.read_table(segment, schema=schema)
-            tables.append(table)
-        return pa.concat_tables(tables) if tables else schema.empty_table()
+                if not segment.is_file():
+                    raise FileNotFoundError(segment)
+                segments.append(segment)
+            else:
+                journals.append(table)
+        return segments, journals
 
     def _attach(
         self, con: Any, endpoint: str, *, since: int | None = None, until: int | None = None
@@ -279,23 +142,16 @@ class PredictionLog:
         import pyarrow as pa
 
         schema = prediction_schema()
-        directory = self._sealed_dir(endpoint)
-        segments = sorted(directory.glob("segment-*.parquet")) if directory.is_dir() else []
-        sealed = {p.name[len("segment-") : -len(".parquet")] for p in segments}
-        journals = []
-        for path in sorted(directory.glob("journal-*.jsonl")) if directory.is_dir() else []:
-            match = JOURNAL_NAME.match(path.name)
-            if match is None or match["token"] in sealed:
-                continue
-            table = read_journal(path)
-            segment = path.with_name(f"segment-{match['token']}.parquet")
-            if table.num_rows == 0 and segment.is_file():  # sealed since the listing
-                segments.append(segment)
-            else:
-                journals.append(table)
-        con.register(
-            "open_journals", pa.concat_tables(journals) if journals else schema.empty_table()
-        )
+        directory = self._tidy_dir(endpoint)
+        segments: list[Path] = []
+        journals = [schema.empty_table()]
+        try:
+            if directory.is_dir():
+                segments, journals = self._snapshot(directory)
+        except FileNotFoundError:  # sealed and merged while listed: read a consistent copy
+            con.register("predictions", self.table(endpoint, since=since, until=until))
+            return
+        con.register("open_journals", pa.concat_tables(journals))
         columns = ", ".join(schema.names)
         parts = ["SELECT * FROM open_journals"]
         if segments:
@@ -315,27 +171,25 @@ class PredictionLog:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        directory = self._sealed_dir(endpoint)
+        directory = self._tidy_dir(endpoint)
         if not directory.is_dir():
             return 0
         deleted = 0
-        for path in sorted(directory.glob("segment-*.parquet")):
-            try:
+        with exclusive(directory):
+            drop_replaced(directory, grace=0)
+            for path in live_segments(directory).segments:
                 table = pq.read_table(path, schema=prediction_schema())
-            except FileNotFoundError:
-                continue
-            keep = pc.greater_equal(table.column("ts"), before)
-            kept = table.filter(keep)
-            if kept.num_rows == table.num_rows:
-                continue
-            deleted += table.num_rows - kept.num_rows
-            self._rewrite(path, kept)
+                kept = table.filter(pc.greater_equal(table.column("ts"), before))
+                if kept.num_rows == table.num_rows:
+                    continue
+                deleted += table.num_rows - kept.num_rows
+                _rewrite(path, kept)
         labels = directory / "labels"
         for path in sorted(labels.glob("labels-*.parquet")) if labels.is_dir() else []:
             table = pq.read_table(path, schema=label_schema())
             kept = table.filter(pc.greater_equal(table.column("labelled_at"), before))
             if kept.num_rows != table.num_rows:
-                self._rewrite(path, kept)
+                _rewrite(path, kept)
         return deleted
 
     def erase(self, endpoint: str, column: str, value: Any) -> int:
@@ -349,9 +203,28 @@ class PredictionLog:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        directory = self._sealed_dir(endpoint)
+        directory = self._tidy_dir(endpoint)
         if not directory.is_dir():
             return 0
+        with exclusive(directory):
+            drop_replaced(directory, grace=0)  # nothing of the subject stays behind
+            deleted, erased_ids = self._erase_rows(directory, column, value)
+        labels = directory / "labels"
+        for path in sorted(labels.glob("labels-*.parquet")) if labels.is_dir() else []:
+            table = pq.read_table(path, schema=label_schema())
+            kept = table.filter(
+                pc.invert(pc.is_in(table.column("id"), pa.array(sorted(erased_ids), pa.string())))
+            )
+            if kept.num_rows != table.num_rows:
+                _rewrite(path, kept)
+        return deleted
+
+    @staticmethod
+    def _erase_rows(directory: Path, column: str, value: Any) -> tuple[int, set[str]]:
+        """Record the erasure, then rewrite the segments that hold the subject; the
+        number of predictions deleted and their ids."""
+        import pyarrow.parquet as pq
+
         digest = subject_digest(value)
         stamp = int(time.time() * 1000)
         folder = directory / "erasures"
@@ -362,42 +235,24 @@ class PredictionLog:
         tombstone = [(column, digest, stamp)]
         erased_ids: set[str] = set()
         deleted = 0
-        for path in sorted(directory.glob("segment-*.parquet")):
-            try:
-                table = pq.read_table(path, schema=prediction_schema())
-            except FileNotFoundError:
-                continue
+        listing = live_segments(directory)
+        for path in listing.segments:
+            table = pq.read_table(path, schema=prediction_schema())
             kept = without_erased(table, tombstone)
             if kept.num_rows == table.num_rows:
                 continue
             remaining = set(kept.column("id").to_pylist())
             erased_ids |= {i for i in table.column("id").to_pylist() if i not in remaining}
             deleted += table.num_rows - kept.num_rows
-            self._rewrite(path, kept)
+            _rewrite(path, kept)
         for path in sorted(directory.glob("journal-*.jsonl")):
-            in_journal = _erased_ids(path, tombstone)  # dropped when read, and when sealed
+            match = JOURNAL_NAME.match(path.name)
+            if match is None or match["token"] in listing.tokens:
+                continue
+            in_journal = erased_in_journal(path, tombstone)  # dropped when read and sealed
             erased_ids |= in_journal
             deleted += len(in_journal)
-        labels = directory / "labels"
-        for path in sorted(labels.glob("labels-*.parquet")) if labels.is_dir() else []:
-            table = pq.read_table(path, schema=label_schema())
-            kept = table.filter(
-                pc.invert(pc.is_in(table.column("id"), pa.array(sorted(erased_ids), pa.string())))
-            )
-            if kept.num_rows != table.num_rows:
-                self._rewrite(path, kept)
-        return deleted
-
-    @staticmethod
-    def _rewrite(path: Path, table: pa.Table) -> None:
-        import pyarrow.parquet as pq
-
-        if table.num_rows == 0:
-            path.unlink(missing_ok=True)
-            return
-        temporary = path.with_name(f".{path.name}.tmp")
-        pq.write_table(table, temporary, compression="zstd")
-        os.replace(temporary, path)
+        return deleted, erased_ids
 
     def labels(self, endpoint: str) -> pa.Table:
         """Every label ever posted for ``endpoint``, oldest first."""
@@ -433,7 +288,7 @@ class PredictionLog:
         if limit is not None and limit < 1:
             raise InvalidInput(f"limit must be at least 1, got {limit}")
         conditions, params = _conditions(version, model, role, since, until, prefix="p.")
-        con = _duckdb()
+        con = duckdb_connection()
         self._attach(con, endpoint, since=since, until=until)
         if ids is not None:
             import pyarrow as pa
@@ -465,7 +320,7 @@ class PredictionLog:
     ) -> int:
         """How many predictions match (role, time range)."""
         conditions, params = _conditions(None, None, role, since, until)
-        con = _duckdb()
+        con = duckdb_connection()
         self._attach(con, endpoint, since=since, until=until)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = con.execute(f"SELECT count(*) FROM predictions {where}", params).fetchall()
@@ -513,7 +368,7 @@ class PredictionLog:
     def known_ids(self, endpoint: str, ids: list[str]) -> set[str]:
         import pyarrow as pa
 
-        con = _duckdb()
+        con = duckdb_connection()
         self._attach(con, endpoint)
         con.register("posted", pa.table({"id": pa.array(ids, pa.string())}))
         found = con.execute(
@@ -532,7 +387,7 @@ class PredictionLog:
         os.replace(temporary, directory / f"labels-{token}.parquet")
 
     def label_history(self, endpoint: str, prediction_id: str) -> list[dict[str, Any]]:
-        con = _duckdb()
+        con = duckdb_connection()
         con.register("labels", self.labels(endpoint))
         rows = con.execute(
             "SELECT label, labelled_at, actor FROM labels WHERE id = ? ORDER BY seq",
@@ -546,7 +401,7 @@ class PredictionLog:
         """Per version and role: predictions, labelled predictions and accuracy."""
         conditions, params = _conditions(None, None, None, since, until, prefix="p.")
         where = " AND ".join([*conditions, "p.error IS NULL"])
-        con = _duckdb()
+        con = duckdb_connection()
         self._attach(con, endpoint, since=since, until=until)
         con.register("labels", self.labels(endpoint))
         sql = f"""
@@ -573,7 +428,7 @@ class PredictionLog:
         """
         conditions, params = _conditions(None, None, None, since, until)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        con = _duckdb()
+        con = duckdb_connection()
         self._attach(con, endpoint, since=since, until=until)
         con.register("labels", self.labels(endpoint))
         con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM predictions {where}", params)
@@ -657,7 +512,21 @@ def _conditions(
     return conditions, params
 
 
-def _duckdb() -> Any:
-    import duckdb
+def _read_segment(path: Path) -> pa.Table:
+    import pyarrow.parquet as pq
 
-    return duckdb.connect(config={"threads": 2})
+    return pq.read_table(path, schema=prediction_schema())
+
+
+def _rewrite(path: Path, table: pa.Table) -> None:
+    """Replace the Parquet file ``path`` by ``table`` (none left: remove it), keeping the
+    file's own metadata (a merged segment's list of what it replaces)."""
+    import pyarrow.parquet as pq
+
+    if table.num_rows == 0:
+        path.unlink(missing_ok=True)
+        return
+    metadata = pq.read_schema(path).metadata
+    temporary = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table.replace_schema_metadata(metadata), temporary, compression="zstd")
+    os.replace(temporary, path)

@@ -21,7 +21,8 @@ from sqlalchemy import select
 
 from modelyard.domain.endpoints import check_endpoint_name
 from modelyard.serving.journal import COLUMNS, subject_digest
-from modelyard.serving.predictlog import PredictionLog, label_schema, prediction_schema
+from modelyard.serving.predictlog import PredictionLog
+from modelyard.serving.segments import label_schema, prediction_schema
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 
