@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelyard.artifacts.store import ArtifactStore, open_store
-from modelyard.catalog.registry import Catalog, InventoryService
+from modelyard.catalog.inventory import InventoryService
+from modelyard.catalog.registry import Catalog
 from modelyard.config import Settings
 from modelyard.governance.approvals import ApprovalService
 from modelyard.governance.audit import AuditLog

@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from modelyard.client.remote import RemoteBackend, error_class
+from modelyard.client.remote import RemoteBackend
+from modelyard.client.remote_base import error_class
 from modelyard.client.yard import Yard, connect
 from modelyard.errors import (
     Conflict,

@@ -1,9 +1,8 @@
 """The model catalog: registered models, numbered versions, aliases, stages.
 
 Versions are numbered per model by an atomic counter on the model row, so two
-processes registering at once get distinct numbers. An alias is one row per
-(model, alias): moving it is a single upsert, so readers see the old or the new
-version, never neither.
+processes registering at once get distinct numbers. ``Catalog`` takes its alias
+methods from ``aliases.py`` and its stage transitions from ``stages.py``.
 """
 
 from __future__ import annotations
@@ -15,20 +14,18 @@ from sqlalchemy import Connection, Text, cast, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from modelyard.artifacts.store import ArtifactStore
+from modelyard.catalog.aliases import Aliases
 from modelyard.catalog.packages import verified_manifest
+from modelyard.catalog.stages import StageTransitions
 from modelyard.clock import now_ms
 from modelyard.domain.events import Publisher, VersionRegistered
 from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.models import (
-    Inventory,
     ModelRef,
     ModelVersion,
     RegisteredModel,
     Stage,
-    check_alias,
-    check_inventory,
     check_model_name,
-    check_transition,
     parse_stage,
 )
 from modelyard.errors import Conflict, InvalidInput, NotFound
@@ -40,7 +37,7 @@ from modelyard.tracking.dataset_registry import check_sensitivity
 from modelyard.tracking.runs import stringify
 
 
-class Catalog(Publisher):
+class Catalog(Aliases, StageTransitions, Publisher):
     """Register, find and move model versions.
 
     >>> catalog.register_version("churn", source="runs/ab12.../artifacts/model", run_id="ab12...")
@@ -426,239 +423,3 @@ class Catalog(Publisher):
                 select(v.id).where(v.model_id == model_id, v.version == number)
             ).scalar_one()
         )
-
-    # -- aliases -----------------------------------------------------------
-
-    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
-        """Point ``alias`` at ``version`` in one atomic upsert."""
-        check_alias(alias)
-        with self.db.write() as conn:
-            model_id, number = self.resolve(conn, ModelRef(name, version=version))
-            stage = conn.execute(
-                select(t.model_versions.c.stage).where(
-                    t.model_versions.c.model_id == model_id, t.model_versions.c.version == number
-                )
-            ).scalar()
-            if stage == Stage.RETIRED.value:
-                raise Conflict(f"{name}/{number} is retired: no alias may point at it")
-            stmt = insert_for(self.db.dialect, t.aliases)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["model_id", "alias"],
-                set_={"version": stmt.excluded.version, "updated_at": stmt.excluded.updated_at},
-            )
-            conn.execute(
-                stmt,
-                [{"model_id": model_id, "alias": alias, "version": number, "updated_at": now_ms()}],
-            )
-        return self.get_version(ModelRef(name, version=number))
-
-    def delete_alias(self, name: str, alias: str) -> None:
-        with self.db.write() as conn:
-            model_id = self._model_id(conn, name)
-            deleted = conn.execute(
-                t.aliases.delete().where(
-                    t.aliases.c.model_id == model_id, t.aliases.c.alias == alias
-                )
-            )
-            if deleted.rowcount == 0:
-                raise NotFound(f"model '{name}' has no alias '{alias}'")
-
-    # -- lifecycle ---------------------------------------------------------
-
-    def transition_stage(
-        self,
-        ref: ModelRef | str,
-        stage: Stage | str,
-        *,
-        actor: str = "",
-        comment: str = "",
-        archive_others: bool = False,
-    ) -> ModelVersion:
-        """Move a version to ``stage`` if the lifecycle allows it; history is kept.
-
-        With ``archive_others``, other versions already in that stage move to
-        archived in the same transaction (one production version at a time).
-        """
-        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
-        target = parse_stage(stage) if isinstance(stage, str) else stage
-        with self.db.write() as conn:
-            model_id, number = self.resolve(conn, ref)
-            self._move(conn, model_id, ref.name, number, target, actor, comment)
-            if archive_others and target is not Stage.ARCHIVED:
-                self._archive_others(conn, model_id, ref.name, number, target, actor)
-        return self.get_version(ModelRef(ref.name, version=number))
-
-    def _move(
-        self,
-        conn: Connection,
-        model_id: int,
-        name: str,
-        number: int,
-        target: Stage,
-        actor: str,
-        comment: str,
-    ) -> None:
-        v = t.model_versions.c
-        row = conn.execute(
-            select(v.id, v.stage).where(v.model_id == model_id, v.version == number)
-        ).one()
-        check_transition(name, number, Stage(row.stage), target)
-        if target is Stage.PRODUCTION and self.approval_gate is not None:
-            self.approval_gate(conn, ModelRef(name, version=number), "production")
-        stamp = now_ms()
-        moved = conn.execute(
-            update(t.model_versions)
-            .where(v.id == row.id, v.stage == row.stage)
-            .values(stage=target.value, updated_at=stamp)
-        )
-        if moved.rowcount != 1:
-            raise Conflict(f"model '{name}' version {number} changed stage concurrently; try again")
-        conn.execute(
-            t.stage_changes.insert().values(
-                version_id=row.id,
-                from_stage=row.stage,
-                to_stage=target.value,
-                actor=actor,
-                comment=comment,
-                created_at=stamp,
-            )
-        )
-
-    def _archive_others(
-        self, conn: Connection, model_id: int, name: str, number: int, stage: Stage, actor: str
-    ) -> None:
-        v = t.model_versions.c
-        others = conn.execute(
-            select(v.version).where(
-                v.model_id == model_id, v.stage == stage.value, v.version != number
-            )
-        ).scalars()
-        for other in list(others):
-            self._move(
-                conn, model_id, name, other, Stage.ARCHIVED, actor, f"replaced by version {number}"
-            )
-
-    def stage_history(self, ref: ModelRef | str) -> list[dict[str, Any]]:
-        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
-        s = t.stage_changes.c
-        with self.db.read() as conn:
-            model_id, number = self.resolve(conn, ref)
-            version_id = self._version_id(conn, model_id, number)
-            rows = conn.execute(
-                select(t.stage_changes).where(s.version_id == version_id).order_by(s.id)
-            ).all()
-        return [
-            {
-                "from": r.from_stage,
-                "to": r.to_stage,
-                "actor": r.actor,
-                "comment": r.comment,
-                "at": r.created_at,
-            }
-            for r in rows
-        ]
-
-
-class InventoryService:
-    """Model-risk inventory fields: risk tier, owner, validator, validation dates.
-
-    >>> inventory.update("churn", risk_tier="high", next_validation="2027-05-01")
-    >>> [i.model for i in inventory.search(overdue_on="2027-06-01")]
-    ['churn']
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def get(self, name: str) -> Inventory:
-        with self.db.read() as conn:
-            model_id = _model_id_of(conn, name)
-            row = conn.execute(
-                select(t.model_inventory).where(t.model_inventory.c.model_id == model_id)
-            ).first()
-        return _inventory(name, row)
-
-    def update(self, name: str, *, actor: str = "", **changes: Any) -> Inventory:
-        """Change the given fields; the others keep their values."""
-        clean = check_inventory(changes)
-        with self.db.write() as conn:
-            model_id = _model_id_of(conn, name)
-            table = t.model_inventory
-            exists = conn.execute(
-                select(table.c.model_id).where(table.c.model_id == model_id)
-            ).first()
-            values = {**clean, "updated_by": actor, "updated_at": now_ms()}
-            if exists is None:
-                defaults = {
-                    "business_owner": "",
-                    "validator": "",
-                    "validation_status": "not_validated",
-                }
-                conn.execute(table.insert().values(model_id=model_id, **{**defaults, **values}))
-            else:
-                conn.execute(update(table).where(table.c.model_id == model_id).values(**values))
-        return self.get(name)
-
-    def search(
-        self,
-        *,
-        risk_tier: str | None = None,
-        owner: str | None = None,
-        validator: str | None = None,
-        status: str | None = None,
-        overdue_on: str | None = None,
-        workspace: str | None = None,
-    ) -> list[Inventory]:
-        """Models by inventory field; ``overdue_on`` (a date) lists validations due before it."""
-        check_inventory(
-            {
-                k: v
-                for k, v in {
-                    "risk_tier": risk_tier,
-                    "validation_status": status,
-                    "next_validation": overdue_on,
-                }.items()
-                if v is not None
-            }
-        )
-        i, m = t.model_inventory.c, t.models.c
-        query = select(t.model_inventory, m.name).join(t.models, m.id == i.model_id)
-        if workspace is not None:
-            query = query.where(m.workspace == workspace)
-        if risk_tier:
-            query = query.where(i.risk_tier == risk_tier)
-        if owner:
-            query = query.where(i.business_owner == owner)
-        if validator:
-            query = query.where(i.validator == validator)
-        if status:
-            query = query.where(i.validation_status == status)
-        if overdue_on:
-            day = check_inventory({"next_validation": overdue_on})["next_validation"]
-            query = query.where(i.next_validation.is_not(None), i.next_validation < day)
-        with self.db.read() as conn:
-            rows = conn.execute(query.order_by(i.next_validation, m.name)).all()
-        return [_inventory(row.name, row) for row in rows]
-
-
-def _model_id_of(conn: Connection, name: str) -> int:
-    row = conn.execute(select(t.models.c.id).where(t.models.c.name == name)).first()
-    if row is None:
-        raise NotFound(f"model '{name}' does not exist")
-    return int(row.id)
-
-
-def _inventory(name: str, row: Any) -> Inventory:
-    if row is None:
-        return Inventory(model=name)
-    return Inventory(
-        model=name,
-        risk_tier=row.risk_tier,
-        business_owner=row.business_owner,
-        validator=row.validator,
-        validation_status=row.validation_status,
-        last_validated=row.last_validated,
-        next_validation=row.next_validation,
-        updated_by=row.updated_by,
-        updated_at=row.updated_at,
-    )

@@ -1,32 +1,22 @@
-"""Monitors: their specs, their windows, and running them.
+"""Monitors: their specs, running them, and their results as time series.
 
-A monitor's windows are tumbling: by time (aligned to the epoch, computed once
-closed) or by rows (the endpoint's primary predictions in time order, computed
-once full). Running a monitor claims each due window with an atomic statement
-(an insert that a unique key makes exclusive, or an update of a window whose
-lease ran out), so two workers on the same database never compute a window
-twice, and a window left by a crashed worker is taken again when its lease
-expires. The results and the window's completion are written in one
-transaction, guarded by the claim; alerts are evaluated in it and delivered
-after it commits.
+A run plans the monitor's due windows and claims each one (``windows.py``:
+tumbling windows, claims and leases), then evaluates and records every window it
+claimed and refreshes recent windows whose labels grew (``runner.py``: results,
+window completion and alert state in one transaction, alerts delivered after).
 
-Labels that arrive after a window was computed still count: each run recomputes
-the performance of done windows younger than the label horizon whose labelled
-count grew.
+>>> services.monitors.create("churn", {"endpoint": "churn"})
+>>> services.monitors.run("churn").computed
+>>> services.monitors.results("churn", check="drift")
 """
 
 from __future__ import annotations
 
 import builtins
-import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, delete, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from modelyard.clock import now_ms
@@ -35,40 +25,18 @@ from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.monitors import Monitor, Spec, check_monitor_name, merge
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.governance.workspaces import check_same
-from modelyard.monitoring.alerts import AlertService, Outcome
-from modelyard.monitoring.checks import Result, WindowData, evaluate
+from modelyard.monitoring.alerts import AlertService
 from modelyard.monitoring.reference import Reference, ReferenceService
+from modelyard.monitoring.runner import Runner, RunReport, cached_reference
+from modelyard.monitoring.windows import claim_window, due_windows, worker_name
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
 from modelyard.store.database import Database
-from modelyard.store.dialects import insert_for
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-log = logging.getLogger("modelyard.monitoring")
-LEASE_MS = 10 * 60_000
-MAX_WINDOWS_PER_RUN = 200
-MAX_ATTEMPTS = 3
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class RunReport:
-    """What one run of a monitor did."""
-
-    monitor: str
-    computed: builtins.list[dict[str, Any]] = field(default_factory=list)
-    refreshed: builtins.list[int] = field(default_factory=list)
-    skipped: int = 0
-    alerts: builtins.list[dict[str, Any]] = field(default_factory=list)
-    requests: builtins.list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+__all__ = ["MonitorService", "RunReport", "worker_name"]
 
 
 class MonitorService:
@@ -224,305 +192,17 @@ class MonitorService:
         now = now if now is not None else now_ms()
         report = RunReport(monitor.name)
         references: dict[tuple[str, int], Reference | None] = {}
-        for start, end in self._due(monitor, now):
+        runner = Runner(self.db, self.predictions, self.references, self.alerts, self.skew_rows)
+        for start, end in due_windows(self.db, self.predictions, monitor, now):
             if not self._claim(monitor, start, end, worker, now):
                 report.skipped += 1
                 continue
-            self._compute(monitor, start, end, worker, references, report)
-        self._refresh(monitor, now, references, report)
+            runner.compute(monitor, start, end, worker, references, report)
+        runner.refresh(monitor, now, references, report)
         return report
 
-    def _due(self, monitor: Monitor, now: int) -> builtins.list[tuple[int, int]]:
-        window = monitor.spec.window
-        endpoint = monitor.spec.endpoint
-        done = self._finished_starts(monitor)
-        if window.kind == "rows":
-            total = self.predictions.count(endpoint, role="primary")
-            starts = range(0, (total // window.size) * window.size, window.size)
-            due = [(s, s + window.size) for s in starts if s not in done]
-            return due[:MAX_WINDOWS_PER_RUN]
-        first = self.predictions.query(endpoint, role="primary", limit=1, with_labels=False)
-        if first.num_rows == 0:
-            return []
-        origin = int(first.column("ts")[0].as_py()) // window.size * window.size
-        closed = now // window.size * window.size
-        due = [(s, s + window.size) for s in range(origin, closed, window.size) if s not in done]
-        return due[-MAX_WINDOWS_PER_RUN:] if len(due) > MAX_WINDOWS_PER_RUN else due
-
-    def _finished_starts(self, monitor: Monitor) -> set[int]:
-        w = t.monitor_windows.c
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(w.start).where(
-                    w.monitor_id == monitor.id,
-                    (w.status == "done") | ((w.status == "failed") & (w.attempts >= MAX_ATTEMPTS)),
-                )
-            ).all()
-        return {int(r.start) for r in rows}
-
     def _claim(self, monitor: Monitor, start: int, end: int, worker: str, now: int) -> bool:
-        """Take window ``start`` for ``worker``: atomic on SQLite and PostgreSQL alike."""
-        w = t.monitor_windows.c
-        lease = now_ms() + LEASE_MS
-        with self.db.write() as conn:
-            inserted = conn.execute(
-                insert_for(self.db.dialect, t.monitor_windows)
-                .values(
-                    monitor_id=monitor.id,
-                    start=start,
-                    end=end,
-                    status="running",
-                    claimed_by=worker,
-                    lease_until=lease,
-                    attempts=1,
-                )
-                .on_conflict_do_nothing(index_elements=["monitor_id", "start"])
-                .returning(w.id)  # rowcount is not reliable for this statement on PostgreSQL
-            ).first()
-            if inserted is not None:
-                return True
-            taken = conn.execute(
-                update(t.monitor_windows)
-                .where(
-                    w.monitor_id == monitor.id,
-                    w.start == start,
-                    ((w.status == "running") & (w.lease_until < now_ms()))
-                    | ((w.status == "failed") & (w.attempts < MAX_ATTEMPTS)),
-                )
-                .values(
-                    status="running",
-                    claimed_by=worker,
-                    lease_until=lease,
-                    attempts=w.attempts + 1,
-                )
-            )
-            return taken.rowcount == 1
-
-    def _window_data(self, monitor: Monitor, start: int, end: int) -> WindowData:
-        window = monitor.spec.window
-        endpoint = monitor.spec.endpoint
-        if window.kind == "rows":
-            table = self.predictions.query(
-                endpoint, role="primary", limit=window.size, offset=start, with_labels=True
-            )
-        else:
-            table = self.predictions.query(
-                endpoint, role="primary", since=start, until=end, limit=None, with_labels=True
-            )
-        return WindowData(table, start, end, window.kind)
-
-    def _reference(
-        self, cache: dict[tuple[str, int], Reference | None], model: str, version: int
-    ) -> Reference | None:
-        key = (model, version)
-        if key not in cache:
-            try:
-                cache[key] = self.references.get(f"{model}/{version}")
-            except NotFound:
-                cache[key] = None
-        return cache[key]
-
-    def _compute(
-        self,
-        monitor: Monitor,
-        start: int,
-        end: int,
-        worker: str,
-        cache: dict[tuple[str, int], Reference | None],
-        report: RunReport,
-    ) -> None:
-        try:
-            data = self._window_data(monitor, start, end)
-            references = {
-                (m, v): ref
-                for m, v, _ in data.versions()
-                if (ref := self._reference(cache, m, v)) is not None
-            }
-            if data.rows < monitor.spec.min_rows:
-                results: builtins.list[Result] = []
-                summary: dict[str, Any] = {
-                    "rows": data.rows,
-                    "labelled": data.labelled,
-                    "severity": "ok",
-                    "note": f"fewer than {monitor.spec.min_rows} rows: not checked",
-                }
-            else:
-                results, summary = evaluate(
-                    monitor.spec,
-                    data,
-                    references,
-                    skew_rows=self.skew_rows,
-                    predictions=lambda con: self.predictions._attach(con, monitor.spec.endpoint),
-                )
-            if data.rows:
-                stamps = data.table.column("ts")
-                summary["first_ts"] = int(stamps[0].as_py())
-                summary["last_ts"] = int(stamps[-1].as_py())
-        except Exception as error:
-            log.exception("monitor %s window %s failed", monitor.name, start)
-            self._fail(monitor, start, worker, f"{type(error).__name__}: {error}")
-            return
-        outcome = self._finish(monitor, start, end, worker, data, results, summary)
-        if outcome is None:
-            report.skipped += 1
-            return
-        report.computed.append(
-            {
-                "start": start,
-                "end": end,
-                "rows": data.rows,
-                "severity": summary.get("severity", "ok"),
-                "drifted": [d["column"] for d in summary.get("drifted", [])],
-            }
-        )
-        self._deliver(monitor, outcome, report)
-
-    def _finish(
-        self,
-        monitor: Monitor,
-        start: int,
-        end: int,
-        worker: str,
-        data: WindowData,
-        results: builtins.list[Result],
-        summary: dict[str, Any],
-    ) -> Outcome | None:
-        w = t.monitor_windows.c
-        with self.db.write() as conn:
-            done = conn.execute(
-                update(t.monitor_windows)
-                .where(
-                    w.monitor_id == monitor.id,
-                    w.start == start,
-                    w.status == "running",
-                    w.claimed_by == worker,
-                )
-                .values(
-                    status="done",
-                    rows=data.rows,
-                    labelled=data.labelled,
-                    severity=summary.get("severity", "ok"),
-                    summary=summary,
-                    error="",
-                    computed_at=now_ms(),
-                )
-            )
-            if done.rowcount != 1:
-                return None  # the lease ran out and another worker took the window
-            window_id = conn.execute(
-                select(w.id).where(w.monitor_id == monitor.id, w.start == start)
-            ).scalar_one()
-            self._store_results(conn, monitor, window_id, start, end, results)
-            return self.alerts.evaluate(conn, monitor, start, results)
-
-    def _store_results(
-        self,
-        conn: Connection,
-        monitor: Monitor,
-        window_id: int,
-        start: int,
-        end: int,
-        results: builtins.list[Result],
-    ) -> None:
-        if not results:
-            return
-        conn.execute(
-            t.monitor_results.insert(),
-            [
-                {
-                    "window_id": window_id,
-                    "monitor_id": monitor.id,
-                    "window_start": start,
-                    "window_end": end,
-                    "check": r.check,
-                    "column": r.column[:250],
-                    "metric": r.metric,
-                    "version": r.version,
-                    "value": r.value,
-                    "severity": r.severity,
-                    "details": r.details,
-                }
-                for r in results
-            ],
-        )
-
-    def _fail(self, monitor: Monitor, start: int, worker: str, error: str) -> None:
-        w = t.monitor_windows.c
-        with self.db.write() as conn:
-            conn.execute(
-                update(t.monitor_windows)
-                .where(w.monitor_id == monitor.id, w.start == start, w.claimed_by == worker)
-                .values(status="failed", error=error[:2000], computed_at=now_ms())
-            )
-
-    def _deliver(self, monitor: Monitor, outcome: Outcome, report: RunReport) -> None:
-        self.alerts.deliver(monitor, outcome)
-        report.requests += outcome.requests
-        report.alerts += [
-            {
-                "alert": n.alert_id,
-                "event": n.event,
-                "severity": n.severity,
-                "check": n.key,
-                "summary": n.summary,
-            }
-            for n in outcome.notifications
-        ]
-
-    def _refresh(
-        self,
-        monitor: Monitor,
-        now: int,
-        cache: dict[tuple[str, int], Reference | None],
-        report: RunReport,
-    ) -> None:
-        """Recompute performance of recent done windows that gained labels."""
-        check = monitor.spec.checks.performance
-        if not check.enabled:
-            return
-        w = t.monitor_windows.c
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(w.id, w.start, w.end, w.labelled, w.rows, w.computed_at).where(
-                    w.monitor_id == monitor.id,
-                    w.status == "done",
-                    w.labelled < w.rows,
-                    w.computed_at >= now - check.label_horizon,
-                )
-            ).all()
-        for row in rows:
-            data = self._window_data(monitor, int(row.start), int(row.end))
-            if data.labelled <= row.labelled:
-                continue
-            only = Spec(
-                monitor.spec.endpoint,
-                monitor.spec.window,
-                monitor.spec.schedule,
-                monitor.spec.min_rows,
-                _performance_only(monitor.spec),
-                monitor.spec.alerts,
-            )
-            references = {
-                (m, v): ref
-                for m, v, _ in data.versions()
-                if (ref := self._reference(cache, m, v)) is not None
-            }
-            results, _ = evaluate(only, data, references)
-            results = [r for r in results if r.check == "performance"]
-            with self.db.write() as conn:
-                conn.execute(
-                    delete(t.monitor_results).where(
-                        t.monitor_results.c.window_id == row.id,
-                        t.monitor_results.c.check == "performance",
-                    )
-                )
-                self._store_results(conn, monitor, row.id, row.start, row.end, results)
-                conn.execute(
-                    update(t.monitor_windows).where(w.id == row.id).values(labelled=data.labelled)
-                )
-                outcome = self.alerts.evaluate(conn, monitor, int(row.start), results)
-            report.refreshed.append(int(row.start))
-            self._deliver(monitor, outcome, report)
+        return claim_window(self.db, monitor, start, end, worker, now)
 
     # -- reading -------------------------------------------------------------------
 
@@ -619,7 +299,7 @@ class MonitorService:
                 ref = str(item["version"])
                 if ref not in references:
                     model, _, number = ref.rpartition("/")
-                    found = self._reference({}, model, int(number))
+                    found = cached_reference(self.references, {}, model, int(number))
                     if found is not None:
                         references[ref] = found
         since = windows[0]["start"] if windows else None
@@ -636,23 +316,6 @@ class MonitorService:
         if not found:
             raise NotFound(f"monitor '{name}' does not exist")
         return {found[0].id: found[0].name}
-
-
-def _performance_only(spec: Spec) -> Any:
-    from dataclasses import replace
-
-    checks = spec.checks
-    off = replace(checks.drift, enabled=False)
-    return replace(
-        checks,
-        drift=off,
-        output_drift=replace(checks.output_drift, enabled=False),
-        quality=replace(checks.quality, enabled=False),
-        estimated_performance=replace(checks.estimated_performance, enabled=False),
-        technical=replace(checks.technical, enabled=False),
-        skew=None,
-        custom=(),
-    )
 
 
 def _monitor(row: Any) -> Monitor:

@@ -1,7 +1,7 @@
 """``modelyard worker``: runs every enabled monitor on its schedule.
 
 Several workers may share one database: each window is claimed atomically
-(``monitoring/monitors.py``), so they split the work and never compute a window
+(``monitoring/windows.py``), so they split the work and never compute a window
 twice; a window whose worker died is taken again when its lease runs out.
 
 >>> Worker(services).run(stop_event)      # until stop_event is set
@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from modelyard.bootstrap import Services
 from modelyard.clock import now_ms
-from modelyard.monitoring.monitors import RunReport, worker_name
+from modelyard.monitoring.runner import RunReport
+from modelyard.monitoring.windows import worker_name
 
 log = logging.getLogger("modelyard.monitoring")
 

@@ -1,0 +1,206 @@
+"""The model catalog of the embedded backend."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from modelyard.artifacts.store import iter_files
+from modelyard.catalog.packages import package_directory
+from modelyard.client.local_base import LocalBase
+from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
+from modelyard.governance.cards import model_card
+from modelyard.tracking.environment import current_user
+from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
+
+
+class LocalCatalog(LocalBase):
+    """Packages, models, versions, aliases, stages, cards, retirement and inventory,
+    in-process."""
+
+    def upload_package(self, directory: Path, run_id: str | None) -> str:
+        if run_id is not None:
+            for relative, path in iter_files(directory):
+                with path.open("rb") as handle:
+                    self._tracking.log_artifact(run_id, f"{PACKAGE_PATH}/{relative}", handle)
+            return run_artifact_key(run_id, PACKAGE_PATH)
+        prefix = f"uploads/{uuid.uuid4().hex}"
+        for relative, path in iter_files(directory):
+            with path.open("rb") as handle:
+                self.services.artifacts.put(f"{prefix}/{relative}", handle)
+        return prefix
+
+    def fetch_package(self, version: ModelVersion) -> Path:
+        return package_directory(
+            self.services.artifacts,
+            version.source,
+            version.package_digest,
+            self.services.settings.home / "cache" / "packages",
+        )
+
+    def create_model(
+        self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        created = self._catalog.create_model(name, description, tags, workspace=self._home)
+        self._audit("create model", f"models/{name}", after={"description": description})
+        return created
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return self._catalog.get_model(name)
+
+    def list_models(
+        self, name_contains: str | None = None, tag: str | None = None
+    ) -> list[RegisteredModel]:
+        return self._catalog.list_models(name_contains, tag, workspace=self.workspace)
+
+    def update_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        updated = self._catalog.update_model(name, description=description, tags=tags)
+        changes = {"description": description, "tags": dict(tags or {})}
+        self._audit("update model", f"models/{name}", after=changes)
+        return updated
+
+    def register_version(
+        self,
+        name: str,
+        *,
+        source: str,
+        run_id: str | None = None,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        created_by: str = "",
+    ) -> ModelVersion:
+        version = self._catalog.register_version(
+            name,
+            source=source,
+            run_id=run_id,
+            description=description,
+            tags=tags,
+            created_by=created_by,
+            workspace=self._home,
+        )
+        self._audit(
+            "register version",
+            f"models/{version.ref}",
+            after={"run_id": run_id, "digest": version.package_digest, "source": source},
+        )
+        return version
+
+    def get_version(self, ref: str) -> ModelVersion:
+        return self._catalog.get_version(ref)
+
+    def search_versions(
+        self,
+        name: str | None = None,
+        *,
+        stage: str | None = None,
+        run_id: str | None = None,
+        tag: str | None = None,
+        sensitivity: str | None = None,
+    ) -> list[ModelVersion]:
+        return self._catalog.search_versions(
+            name,
+            stage=stage,
+            run_id=run_id,
+            tag=tag,
+            sensitivity=sensitivity,
+            workspace=self.workspace,
+        )
+
+    def update_version(
+        self, ref: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> ModelVersion:
+        updated = self._catalog.update_version(ref, description=description, tags=tags)
+        changes = {"description": description, "tags": dict(tags or {})}
+        self._audit("update version", f"models/{updated.ref}", after=changes)
+        return updated
+
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        before = self._catalog.get_model(name).aliases.get(alias)
+        moved = self._catalog.set_alias(name, alias, version)
+        self._audit(
+            "set alias",
+            f"models/{name}@{alias}",
+            before={"version": before},
+            after={"version": version},
+        )
+        return moved
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        before = self._catalog.get_model(name).aliases.get(alias)
+        self._catalog.delete_alias(name, alias)
+        self._audit("delete alias", f"models/{name}@{alias}", before={"version": before})
+
+    def transition_stage(
+        self,
+        ref: str,
+        stage: str,
+        *,
+        actor: str = "",
+        comment: str = "",
+        archive_others: bool = False,
+    ) -> ModelVersion:
+        before = self._catalog.get_version(ref)
+        moved = self._catalog.transition_stage(
+            ref, stage, actor=actor, comment=comment, archive_others=archive_others
+        )
+        self._audit(
+            "transition stage",
+            f"models/{moved.ref}",
+            before={"stage": before.stage.value},
+            after={
+                "stage": moved.stage.value,
+                "comment": comment,
+                "archive_others": archive_others,
+            },
+        )
+        return moved
+
+    def stage_history(self, ref: str) -> list[dict[str, Any]]:
+        return self._catalog.stage_history(ref)
+
+    def retire_version(self, ref: str, comment: str) -> ModelVersion:
+        before = self._catalog.get_version(ref)
+        retired = self.services.retirement.retire_version(
+            ref, actor=current_user(), comment=comment
+        )
+        self._audit(
+            "retire version",
+            f"models/{retired.ref}",
+            before={"stage": before.stage.value},
+            after={"stage": retired.stage.value, "comment": comment},
+        )
+        return retired
+
+    def retire_model(self, name: str, comment: str) -> list[ModelVersion]:
+        retired = self.services.retirement.retire_model(name, actor=current_user(), comment=comment)
+        self._audit(
+            "retire model",
+            f"models/{name}",
+            after={"versions": [v.version for v in retired], "comment": comment},
+        )
+        return retired
+
+    def model_card(self, ref: str, form: str) -> str:
+        return model_card(self.services, ref, form)
+
+    def get_inventory(self, name: str) -> Inventory:
+        return self.services.inventory.get(name)
+
+    def update_inventory(self, name: str, changes: dict[str, Any]) -> Inventory:
+        inventory = self.services.inventory
+        before = inventory.get(name)
+        after = inventory.update(name, actor=current_user(), **changes)
+        self._audit(
+            "update inventory",
+            f"models/{name}/inventory",
+            before={k: getattr(before, k) for k in changes},
+            after={k: getattr(after, k) for k in changes},
+        )
+        return after
+
+    def search_inventory(self, **filters: str | None) -> list[Inventory]:
+        return self.services.inventory.search(**filters, workspace=self.workspace)

@@ -1,0 +1,82 @@
+"""Lineage, dataset classes, approvals and secrets in the embedded backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelyard.client.local_base import LocalBase
+from modelyard.domain.secrets import SecretRecord
+from modelyard.errors import InvalidInput
+from modelyard.governance.lineage import LineageGraph
+from modelyard.tracking.environment import current_user
+
+
+class LocalGovernance(LocalBase):
+    """Lineage, dataset classification, approvals and secrets, in-process."""
+
+    def lineage(self, node: str) -> LineageGraph:
+        return self.services.lineage.of(node)
+
+    def classify_dataset(self, name: str, tags: list[str]) -> list[str]:
+        registry = self.services.datasets
+        before = registry.classes(name)
+        after = registry.classify(name, tags, actor=current_user())
+        self._audit(
+            "classify dataset",
+            f"datasets/{name}",
+            before={"classes": before},
+            after={"classes": after},
+        )
+        return after
+
+    def dataset_classes(self, name: str) -> list[str]:
+        return self.services.datasets.classes(name)
+
+    # -- approvals ----------------------------------------------------------------
+
+    def approval_decision(self, ref: str, decision: str, comment: str) -> dict[str, Any]:
+        approvals = self.services.approvals
+        act = {
+            "request": approvals.request,
+            "approve": approvals.approve,
+            "reject": approvals.reject,
+        }.get(decision)
+        if act is None:
+            raise InvalidInput(f"decision must be request, approve or reject, got {decision!r}")
+        status = act(ref, actor=current_user(), comment=comment)
+        self._audit(
+            f"{decision} approval",
+            f"models/{status.version}/approvals",
+            after={"decision": decision, "digest": status.digest, "state": status.state},
+        )
+        return status.to_dict()
+
+    def approval_status(self, ref: str) -> dict[str, Any]:
+        return self.services.approvals.status(ref).to_dict()
+
+    def approval_policy(self, required: int | None) -> int:
+        approvals = self.services.approvals
+        if required is None:
+            return approvals.policy(self._home)
+        before = approvals.policy(self._home)
+        approvals.set_policy(required, actor=current_user(), workspace=self._home)
+        self._audit(
+            "set approval policy",
+            "policies/approvals",
+            before={"required": before},
+            after={"required": required},
+        )
+        return required
+
+    # -- secrets (audited by the service, with the name and never the value) --
+
+    def set_secret(self, name: str, value: str) -> SecretRecord:
+        return self.services.secrets.set(
+            name, value, current_user(), client="embedded", workspace=self._home
+        )
+
+    def list_secrets(self) -> list[SecretRecord]:
+        return self.services.secrets.names(self.workspace)
+
+    def delete_secret(self, name: str) -> None:
+        self.services.secrets.delete(name, current_user(), client="embedded")

@@ -1,0 +1,161 @@
+"""Experiments, runs, artifacts and datasets of the embedded backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, BinaryIO
+
+import pandas as pd
+
+from modelyard.client.local_base import LocalBase
+from modelyard.domain.datasets import Column, Dataset, DatasetUse
+from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
+
+
+class LocalTracking(LocalBase):
+    """Experiments, runs (params, metrics, tags), their artifacts and datasets, in-process."""
+
+    def create_experiment(self, name: str, description: str = "") -> Experiment:
+        created = self._tracking.create_experiment(name, description, workspace=self._home)
+        self._audit("create experiment", f"experiments/{name}", after={"id": created.id})
+        return created
+
+    def get_experiment(self, name: str) -> Experiment:
+        return self._tracking.get_experiment(name)
+
+    def list_experiments(self) -> list[Experiment]:
+        return self._tracking.list_experiments(self.workspace)
+
+    def create_run(
+        self,
+        experiment: str,
+        *,
+        name: str | None,
+        params: Mapping[str, Any],
+        tags: Mapping[str, Any],
+        environment: Environment | None,
+        user: str,
+    ) -> Run:
+        run = self._tracking.create_run(
+            experiment,
+            name=name,
+            params=params,
+            tags=tags,
+            environment=environment,
+            user=user,
+            workspace=self._home,
+        )
+        self._audit(
+            "create run",
+            f"runs/{run.id}",
+            after={"experiment": experiment, "params": sorted(params), "tags": sorted(tags)},
+        )
+        return run
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[MetricPoint] = (),
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._tracking.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        # what was written, never the values: keys and how many metric points
+        written: dict[str, Any] = {"points": len(metrics)}
+        if metrics:
+            written["metrics"] = sorted({point.key for point in metrics})
+        if params:
+            written["params"] = sorted(params)
+        if tags:
+            written["tags"] = sorted(tags)
+        self._audit("log batch", f"runs/{run_id}", after=written)
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> Run:
+        finished = self._tracking.finish_run(run_id, status, error)
+        self._audit("finish run", f"runs/{run_id}", after={"status": finished.status.value})
+        return finished
+
+    def get_run(self, run_id: str) -> Run:
+        return self._tracking.get_run(run_id)
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        return self._tracking.metric_history(run_id, key)
+
+    def get_environment(self, environment_id: str) -> Environment:
+        return self._tracking.get_environment(environment_id)
+
+    def search_runs(
+        self,
+        experiments: Sequence[str] | None,
+        filter: str | None,
+        order_by: str | Sequence[str] | None,
+        max_results: int,
+        cursor: str | None,
+    ) -> RunPage:
+        ids = self._experiment_ids(experiments)
+        return self.services.queries.search(ids, filter, order_by, max_results, cursor)
+
+    def runs_frame(
+        self,
+        experiments: Sequence[str] | None,
+        filter: str | None,
+        order_by: str | Sequence[str] | None,
+    ) -> pd.DataFrame:
+        return self.services.queries.frame(self._experiment_ids(experiments), filter, order_by)
+
+    def _experiment_ids(self, experiments: Sequence[str] | None) -> list[int] | None:
+        return self._tracking.experiment_ids(experiments, self.workspace)
+
+    def log_artifact(self, run_id: str, path: str, source: BinaryIO) -> Artifact:
+        artifact = self._tracking.log_artifact(run_id, path, source)
+        self._audit(
+            "log artifact",
+            f"runs/{run_id}/artifacts/{path}",
+            after={"size": artifact.size, "sha256": artifact.sha256},
+        )
+        return artifact
+
+    def list_artifacts(self, run_id: str) -> list[Artifact]:
+        return self._tracking.list_artifacts(run_id)
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        with self._tracking.open_artifact(run_id, path) as handle:
+            return handle.read()
+
+    def log_dataset(
+        self,
+        run_id: str,
+        *,
+        name: str,
+        role: str,
+        fingerprint: str,
+        row_count: int,
+        columns: list[Column],
+        uri: str | None,
+        content: BinaryIO | None,
+    ) -> Dataset:
+        dataset = self.services.datasets.log_dataset(
+            run_id,
+            name=name,
+            role=role,
+            fingerprint=fingerprint,
+            row_count=row_count,
+            columns=columns,
+            uri=uri,
+            content=content,
+        )
+        self._audit(
+            "log dataset",
+            f"runs/{run_id}/datasets/{name}",
+            after={
+                "role": role,
+                "fingerprint": fingerprint,
+                "rows": row_count,
+                "stored": dataset.stored,
+            },
+        )
+        return dataset
+
+    def run_datasets(self, run_id: str) -> list[DatasetUse]:
+        return self.services.datasets.run_datasets(run_id)

@@ -1,0 +1,141 @@
+"""A monitor's windows: which are due, and claiming one for a worker.
+
+A monitor's windows are tumbling: by time (aligned to the epoch, computed once
+closed) or by rows (the endpoint's primary predictions in time order, computed
+once full). Running a monitor claims each due window with an atomic statement
+(an insert that a unique key makes exclusive, or an update of a window whose
+lease ran out), so two workers on the same database never compute a window
+twice, and a window left by a crashed worker is taken again when its lease
+expires. A failed window is taken again until it has been tried ``MAX_ATTEMPTS``
+times.
+
+>>> worker = worker_name()
+>>> for start, end in due_windows(db, predictions, monitor, now_ms()):
+...     if claim_window(db, monitor, start, end, worker, now_ms()):
+...         data = window_data(predictions, monitor, start, end)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+from sqlalchemy import select, update
+
+from modelyard.clock import now_ms
+from modelyard.domain.monitors import Monitor
+from modelyard.monitoring.checks import WindowData
+from modelyard.serving.predictlog import PredictionLog
+from modelyard.store import schema as t
+from modelyard.store.database import Database
+from modelyard.store.dialects import insert_for
+
+LEASE_MS = 10 * 60_000
+MAX_WINDOWS_PER_RUN = 200
+MAX_ATTEMPTS = 3
+
+
+def worker_name() -> str:
+    """A name for this process's claims: host, process id and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def due_windows(
+    db: Database, predictions: PredictionLog, monitor: Monitor, now: int
+) -> list[tuple[int, int]]:
+    """The (start, end) of each window that is complete by ``now`` and not done yet."""
+    window = monitor.spec.window
+    endpoint = monitor.spec.endpoint
+    done = _finished_starts(db, monitor)
+    if window.kind == "rows":
+        total = predictions.count(endpoint, role="primary")
+        starts = range(0, (total // window.size) * window.size, window.size)
+        due = [(s, s + window.size) for s in starts if s not in done]
+        return due[:MAX_WINDOWS_PER_RUN]
+    first = predictions.query(endpoint, role="primary", limit=1, with_labels=False)
+    if first.num_rows == 0:
+        return []
+    origin = int(first.column("ts")[0].as_py()) // window.size * window.size
+    closed = now // window.size * window.size
+    due = [(s, s + window.size) for s in range(origin, closed, window.size) if s not in done]
+    return due[-MAX_WINDOWS_PER_RUN:] if len(due) > MAX_WINDOWS_PER_RUN else due
+
+
+def _finished_starts(db: Database, monitor: Monitor) -> set[int]:
+    w = t.monitor_windows.c
+    with db.read() as conn:
+        rows = conn.execute(
+            select(w.start).where(
+                w.monitor_id == monitor.id,
+                (w.status == "done") | ((w.status == "failed") & (w.attempts >= MAX_ATTEMPTS)),
+            )
+        ).all()
+    return {int(r.start) for r in rows}
+
+
+def claim_window(
+    db: Database, monitor: Monitor, start: int, end: int, worker: str, now: int
+) -> bool:
+    """Take window ``start`` for ``worker``: atomic on SQLite and PostgreSQL alike."""
+    w = t.monitor_windows.c
+    lease = now_ms() + LEASE_MS
+    with db.write() as conn:
+        inserted = conn.execute(
+            insert_for(db.dialect, t.monitor_windows)
+            .values(
+                monitor_id=monitor.id,
+                start=start,
+                end=end,
+                status="running",
+                claimed_by=worker,
+                lease_until=lease,
+                attempts=1,
+            )
+            .on_conflict_do_nothing(index_elements=["monitor_id", "start"])
+            .returning(w.id)  # rowcount is not reliable for this statement on PostgreSQL
+        ).first()
+        if inserted is not None:
+            return True
+        taken = conn.execute(
+            update(t.monitor_windows)
+            .where(
+                w.monitor_id == monitor.id,
+                w.start == start,
+                ((w.status == "running") & (w.lease_until < now_ms()))
+                | ((w.status == "failed") & (w.attempts < MAX_ATTEMPTS)),
+            )
+            .values(
+                status="running",
+                claimed_by=worker,
+                lease_until=lease,
+                attempts=w.attempts + 1,
+            )
+        )
+        return taken.rowcount == 1
+
+
+def fail_window(db: Database, monitor: Monitor, start: int, worker: str, error: str) -> None:
+    """Mark window ``start``, as claimed by ``worker``, failed with ``error``."""
+    w = t.monitor_windows.c
+    with db.write() as conn:
+        conn.execute(
+            update(t.monitor_windows)
+            .where(w.monitor_id == monitor.id, w.start == start, w.claimed_by == worker)
+            .values(status="failed", error=error[:2000], computed_at=now_ms())
+        )
+
+
+def window_data(predictions: PredictionLog, monitor: Monitor, start: int, end: int) -> WindowData:
+    """The primary predictions (with their labels) that fall in window ``start``."""
+    window = monitor.spec.window
+    endpoint = monitor.spec.endpoint
+    if window.kind == "rows":
+        table = predictions.query(
+            endpoint, role="primary", limit=window.size, offset=start, with_labels=True
+        )
+    else:
+        table = predictions.query(
+            endpoint, role="primary", since=start, until=end, limit=None, with_labels=True
+        )
+    return WindowData(table, start, end, window.kind)
