@@ -9,9 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from modelyard.bootstrap import bootstrap
+from modelyard.monitoring.worker import Worker
 from modelyard.serving import segments
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.serving.segments import compact, drop_replaced, exclusive, live_segments
+from tests.conftest import sqlite_settings
 from tests.serving.test_predictlog import line, subject_line
 
 
@@ -148,3 +151,25 @@ def test_readers_never_see_doubles_or_gaps_while_journals_are_sealed_and_merged(
             reader.join()
     assert problems == []
     assert len(live_segments(files.root / "ep").segments) < 8
+
+
+def test_the_monitor_worker_seals_and_compacts_a_log_nobody_reads(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(segments, "COMPACT_AFTER", 4)
+    services = bootstrap(sqlite_settings(home))
+    try:
+        ids = close_journals(services.predictions, 5)
+        other = services.predictions.journal("other")
+        other.append(line("o-1"))
+        other.close()
+        folder = services.predictions.root / "ep"
+        assert len(list(folder.glob("journal-*.jsonl"))) == 5
+        Worker(services).run_once()  # no monitor exists: only the log is looked after
+        assert not list(folder.glob("journal-*.jsonl"))
+        assert len(live_segments(folder).segments) == 1
+        assert not list((services.predictions.root / "other").glob("journal-*.jsonl"))
+        assert sorted(services.predictions.table("ep").column("id").to_pylist()) == sorted(ids)
+        assert services.predictions.maintain() == (0, 0)  # nothing left to do
+    finally:
+        services.close()

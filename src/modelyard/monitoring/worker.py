@@ -4,6 +4,9 @@ Several workers may share one database: each window is claimed atomically
 (``monitoring/windows.py``), so they split the work and never compute a window
 twice; a window whose worker died is taken again when its lease runs out.
 
+Every ``MAINTAIN_EVERY`` seconds it also seals and compacts the file prediction
+log (``serving/segments.py``), so a log nobody queried for a while is ready.
+
 >>> Worker(services).run(stop_event)      # until stop_event is set
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from modelyard.bootstrap import Services
@@ -19,6 +23,8 @@ from modelyard.monitoring.runner import RunReport
 from modelyard.monitoring.windows import worker_name
 
 log = logging.getLogger("modelyard.monitoring")
+
+MAINTAIN_EVERY = 60.0
 
 
 class Worker:
@@ -37,6 +43,7 @@ class Worker:
         self.poll = poll
         self.name = name or worker_name()
         self._next: dict[str, int] = {}
+        self._maintained = float("-inf")
 
     def run_once(self, *, force: bool = False) -> list[RunReport]:
         """Run each enabled monitor that is due (all of them with ``force``)."""
@@ -61,7 +68,20 @@ class Worker:
                     len(report.alerts),
                 )
             reports.append(report)
+        if force or time.monotonic() - self._maintained >= MAINTAIN_EVERY:
+            self.maintain_log()
         return reports
+
+    def maintain_log(self) -> None:
+        """Seal and compact the prediction log; a failure is logged and tried again later."""
+        self._maintained = time.monotonic()
+        try:
+            sealed, merged = self.services.predictions.maintain()
+        except Exception:
+            log.exception("could not seal or compact the prediction log")
+            return
+        if sealed or merged:
+            log.info("prediction log: %d journals sealed, %d segments merged", sealed, merged)
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set, waking every ``poll`` seconds."""

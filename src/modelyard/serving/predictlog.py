@@ -91,6 +91,17 @@ class PredictionLog:
     def describe(self) -> str:
         return str(self.root)
 
+    def maintain(self) -> tuple[int, int]:
+        """Seal and compact every endpoint's log now (``modelyard worker`` does, so a log
+        nobody reads for a while is ready when someone does); journals sealed and
+        segments merged."""
+        sealed = merged = 0
+        for directory in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if directory.is_dir():
+                done = tidy(directory)
+                sealed, merged = sealed + done[0], merged + done[1]
+        return sealed, merged
+
     def table(
         self, endpoint: str, *, since: int | None = None, until: int | None = None
     ) -> pa.Table:

@@ -212,12 +212,14 @@ def without_erased(table: pa.Table, tombstones: list[tuple[str, str, int]]) -> p
 # -- live segments and compaction -------------------------------------------
 
 
-def tidy(directory: Path) -> None:
+def tidy(directory: Path) -> tuple[int, int]:
     """Seal the closed journals of the endpoint folder ``directory``, and compact its
-    segments when enough small ones piled up (unless another reader is at it)."""
-    seal_closed(directory)
+    segments when enough small ones piled up (unless another reader is at it); the
+    number of journals sealed and of segments merged."""
+    sealed, merged = seal_closed(directory), 0
     with contextlib.suppress(BlockingIOError, PermissionError), exclusive(directory, wait=False):
-        compact(directory)
+        merged = compact(directory)
+    return sealed, merged
 
 
 @contextlib.contextmanager

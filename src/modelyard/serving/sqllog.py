@@ -97,6 +97,9 @@ class SqlPredictionLog(PredictionLog):
     def describe(self) -> str:
         return f"the predictions table of {self.db.describe()}"
 
+    def maintain(self) -> tuple[int, int]:
+        return 0, 0  # rows are committed where queries read them: nothing to seal or merge
+
     def journal(self, endpoint: str) -> SqlJournal:  # type: ignore[override]
         return SqlJournal(self.db, check_endpoint_name(endpoint))
 
