@@ -21,11 +21,11 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from modelyard.errors import InvalidInput
+from modelyard.monitoring.calibration import Calibration
+from modelyard.monitoring.estimation import estimate_classification
 from modelyard.monitoring.performance import (
-    Calibration,
     MetricValues,
     classification_metrics,
-    estimate_classification,
     normalise_labels,
     regression_metrics,
     sliced,

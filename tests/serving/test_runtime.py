@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from modelyard.packaging import load_package, write_package
 from modelyard.packaging.signature import enforce
-from modelyard.serving.runtime import Model
+from modelyard.serving.models import Model
 from tests.serving.models import Constant, cancer
 
 
@@ -86,7 +86,7 @@ SERVE_WITHOUT_PANDAS = """
 import json, sys
 import modelyard.cli.main, modelyard.serving.server
 from modelyard.packaging import load_package
-from modelyard.serving.runtime import Model
+from modelyard.serving.models import Model
 
 model = Model("m", 1, "digest", load_package(sys.argv[1]))
 rows = json.loads(sys.argv[2])

@@ -5,9 +5,10 @@ time, as plain functions over NumPy arrays with no I/O:
 
 * ``classification_metrics`` and ``regression_metrics`` score a window whose labels
   have arrived; ``sliced`` does the same per value of a segment column.
-* ``Calibration`` and ``estimate_classification`` estimate a classifier's
-  performance on a window whose labels have *not* arrived yet, from its scores
-  alone (confidence-based performance estimation, CBPE).
+* ``calibration.Calibration`` and ``estimation.estimate_classification``, in their
+  own modules, estimate a classifier's performance on a window whose labels have
+  *not* arrived yet, from its scores alone (confidence-based performance
+  estimation, CBPE); they share the label and score helpers public here.
 
 A metric that cannot be computed on a window (an empty window, ROC AUC with one
 class present, precision when nothing was predicted positive, no scores) is
@@ -18,32 +19,34 @@ Labels are compared as text after ``normalise_labels``, so ``"1"``, ``1`` and
 ``1.0`` are the same class, on both sides. ``classes`` is the model's class order
 (scikit-learn's ``classes_``): column ``j`` of a score matrix is the probability of
 ``classes[j]``, and in a binary problem ``classes[1]`` is the positive class.
-
-CBPE assumes no concept drift: the inputs' distribution may shift, but P(y | x)
-must stay what it was on the reference data the calibration was fitted on.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from modelyard.errors import InvalidInput
-from modelyard.types import JSON
 
 __all__ = [
-    "Calibration",
-    "IsotonicMap",
+    "Floats",
     "MetricValues",
+    "as_column",
+    "class_indices",
     "classification_metrics",
-    "estimate_classification",
+    "confusion_counts",
+    "known_classes",
+    "macro_auc",
     "normalise_labels",
+    "precision_recall_f1",
+    "probability_matrix",
     "regression_metrics",
+    "require_same_length",
+    "score_columns",
     "sliced",
 ]
 
@@ -52,7 +55,6 @@ Labels: TypeAlias = NDArray[np.str_]
 Floats: TypeAlias = NDArray[np.float64]
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
-ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("mae", "rmse", "r2")
 
 # Probabilities are clipped to [eps, 1 - eps] before the log, as scikit-learn does.
@@ -116,20 +118,22 @@ def _natural_order(labels: Sequence[str]) -> list[str]:
 # -- input checks -------------------------------------------------------------
 
 
-def _column(values: ArrayLike, name: str) -> NDArray[Any]:
+def as_column(values: ArrayLike, name: str) -> NDArray[Any]:
+    """``values`` as a 1-D array; ``InvalidInput`` naming ``name`` when it is not."""
     array = np.asarray(values)
     if array.ndim != 1:
         raise InvalidInput(f"{name} must be one-dimensional, got shape {array.shape}")
     return array
 
 
-def _same_length(rows: int, **arrays: NDArray[Any] | None) -> None:
+def require_same_length(rows: int, **arrays: NDArray[Any] | None) -> None:
+    """Raise ``InvalidInput`` unless every array given (and not None) has ``rows`` rows."""
     for name, array in arrays.items():
         if array is not None and len(array) != rows:
             raise InvalidInput(f"{name} has {len(array)} rows but y_true has {rows}")
 
 
-def _probability_matrix(scores: ArrayLike, n_classes: int) -> Floats:
+def probability_matrix(scores: ArrayLike, n_classes: int) -> Floats:
     """Scores as an [n, k] matrix: a 1-D binary score is P(positive), i.e. column 1."""
     matrix = np.asarray(scores, dtype=np.float64)
     if matrix.size == 0:
@@ -146,12 +150,14 @@ def _probability_matrix(scores: ArrayLike, n_classes: int) -> Floats:
     return matrix
 
 
-def _score_columns(scores: ArrayLike) -> int:
+def score_columns(scores: ArrayLike) -> int:
+    """How many classes a score array covers: 2 for a 1-D binary score."""
     shape = np.shape(scores)
     return 2 if len(shape) == 1 else int(shape[-1])
 
 
-def _known_classes(classes: ArrayLike | None, *observed: Labels) -> list[str]:
+def known_classes(classes: ArrayLike | None, *observed: Labels) -> list[str]:
+    """``classes`` as normalised labels, else the ``observed`` labels in natural order."""
     if classes is None:
         return _natural_order(np.concatenate(observed).tolist())
     known = normalise_labels(classes).tolist()
@@ -160,7 +166,8 @@ def _known_classes(classes: ArrayLike | None, *observed: Labels) -> list[str]:
     return list(known)
 
 
-def _class_indices(labels: Labels, classes: Sequence[str], name: str) -> NDArray[np.intp]:
+def class_indices(labels: Labels, classes: Sequence[str], name: str) -> NDArray[np.intp]:
+    """Each label's position in ``classes``; ``InvalidInput`` for a label not among them."""
     position = {label: index for index, label in enumerate(classes)}
     unknown = sorted(set(labels.tolist()) - position.keys())
     if unknown:
@@ -193,10 +200,10 @@ def classification_metrics(
         >>> metrics["accuracy"], metrics["recall"], metrics["roc_auc"]
         (0.75, 0.5, 1.0)
     """
-    truth = normalise_labels(_column(y_true, "y_true"))
-    predicted = normalise_labels(_column(y_pred, "y_pred"))
-    _same_length(len(truth), y_pred=predicted)
-    known = _known_classes(classes, truth, predicted)
+    truth = normalise_labels(as_column(y_true, "y_true"))
+    predicted = normalise_labels(as_column(y_pred, "y_pred"))
+    require_same_length(len(truth), y_pred=predicted)
+    known = known_classes(classes, truth, predicted)
     matrix = _window_scores(scores, known, len(truth), explicit=classes is not None)
     return _score_classification(truth, predicted, matrix, known)
 
@@ -206,11 +213,11 @@ def _window_scores(
 ) -> Floats | None:
     if scores is None:
         return None
-    columns = _score_columns(scores)
+    columns = score_columns(scores)
     if not explicit and len(classes) < columns:
         return None  # the window lacks a class, so columns cannot be matched to labels
-    matrix = _probability_matrix(scores, len(classes))
-    _same_length(rows, scores=matrix)
+    matrix = probability_matrix(scores, len(classes))
+    require_same_length(rows, scores=matrix)
     return matrix
 
 
@@ -224,16 +231,16 @@ def _score_classification(
     if len(classes) < 2:
         return metrics
     scored = classes[1:] if len(classes) == 2 else classes
-    counts = [_counts(truth == label, predicted == label) for label in scored]
-    metrics.update(_precision_recall_f1(counts))
+    counts = [confusion_counts(truth == label, predicted == label) for label in scored]
+    metrics.update(precision_recall_f1(counts))
     if scores is not None:
-        truth_index = _class_indices(truth, classes, "y_true")
-        metrics["roc_auc"] = _macro_auc(scores, np.eye(len(classes))[truth_index])
+        truth_index = class_indices(truth, classes, "y_true")
+        metrics["roc_auc"] = macro_auc(scores, np.eye(len(classes))[truth_index])
         metrics["log_loss"] = _log_loss(scores, truth_index)
     return metrics
 
 
-def _counts(actual: NDArray[Any], predicted: NDArray[Any]) -> tuple[float, float, float]:
+def confusion_counts(actual: NDArray[Any], predicted: NDArray[Any]) -> tuple[float, float, float]:
     """True positives, false positives and false negatives; weights may be fractional."""
     actual = actual.astype(np.float64)
     predicted = predicted.astype(np.float64)
@@ -244,7 +251,8 @@ def _counts(actual: NDArray[Any], predicted: NDArray[Any]) -> tuple[float, float
     )
 
 
-def _precision_recall_f1(counts: Sequence[tuple[float, float, float]]) -> MetricValues:
+def precision_recall_f1(counts: Sequence[tuple[float, float, float]]) -> MetricValues:
+    """Precision, recall and F1 from (tp, fp, fn) counts, averaged over the classes."""
     precision = [_ratio(tp, tp + fp) for tp, fp, _ in counts]
     recall = [_ratio(tp, tp + fn) for tp, _, fn in counts]
     f1 = [_ratio(2 * tp, 2 * tp + fp + fn) for tp, fp, fn in counts]
@@ -260,7 +268,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return sum(defined) / len(defined) if defined else None
 
 
-def _macro_auc(ranking: Floats, positive_weights: Floats) -> float | None:
+def macro_auc(ranking: Floats, positive_weights: Floats) -> float | None:
     """Positive-class AUC for binary, one-vs-rest macro AUC for multiclass."""
     if ranking.shape[1] == 2:
         return _weighted_auc(ranking[:, 1], positive_weights[:, 1])
@@ -310,7 +318,7 @@ def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> MetricValues:
     """
     truth = _numbers(y_true, "y_true")
     predicted = _numbers(y_pred, "y_pred")
-    _same_length(len(truth), y_pred=predicted)
+    require_same_length(len(truth), y_pred=predicted)
     metrics: MetricValues = dict.fromkeys(REGRESSION_METRICS)
     if len(truth) == 0:
         return metrics
@@ -325,7 +333,7 @@ def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> MetricValues:
 
 def _numbers(values: ArrayLike, name: str) -> Floats:
     try:
-        return _column(values, name).astype(np.float64)
+        return as_column(values, name).astype(np.float64)
     except (TypeError, ValueError) as error:
         raise InvalidInput(f"{name} must hold numbers: {error}") from None
 
@@ -362,7 +370,7 @@ def sliced(
     """
     if kind not in ("classification", "regression"):
         raise InvalidInput(f"kind must be 'classification' or 'regression', got {kind!r}")
-    segment_values = _column(segments, "segments")
+    segment_values = as_column(segments, "segments")
     rows_by_segment = {
         segment: rows
         for segment, rows in _rows_by_segment(segment_values).items()
@@ -380,7 +388,7 @@ def _sliced_regression(
     rows_by_segment: dict[Hashable, NDArray[np.intp]],
 ) -> dict[Hashable, MetricValues]:
     truth, predicted = _numbers(y_true, "y_true"), _numbers(y_pred, "y_pred")
-    _same_length(len(truth), y_pred=predicted, segments=segments)
+    require_same_length(len(truth), y_pred=predicted, segments=segments)
     return {
         segment: regression_metrics(truth[rows], predicted[rows])
         for segment, rows in rows_by_segment.items()
@@ -395,10 +403,10 @@ def _sliced_classification(
     segments: NDArray[Any],
     rows_by_segment: dict[Hashable, NDArray[np.intp]],
 ) -> dict[Hashable, MetricValues]:
-    truth = normalise_labels(_column(y_true, "y_true"))
-    predicted = normalise_labels(_column(y_pred, "y_pred"))
-    _same_length(len(truth), y_pred=predicted, segments=segments)
-    known = _known_classes(classes, truth, predicted)
+    truth = normalise_labels(as_column(y_true, "y_true"))
+    predicted = normalise_labels(as_column(y_pred, "y_pred"))
+    require_same_length(len(truth), y_pred=predicted, segments=segments)
+    known = known_classes(classes, truth, predicted)
     matrix = _window_scores(scores, known, len(truth), explicit=classes is not None)
     return {
         segment: _score_classification(
@@ -414,176 +422,3 @@ def _rows_by_segment(segments: NDArray[Any]) -> dict[Hashable, NDArray[np.intp]]
         missing = value is None or (isinstance(value, float | np.floating) and math.isnan(value))
         rows.setdefault(None if missing else value, []).append(index)
     return {segment: np.array(indices, dtype=np.intp) for segment, indices in rows.items()}
-
-
-# -- calibration --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IsotonicMap:
-    """A fitted isotonic regression as its thresholds: scores in, probabilities out.
-
-    Between thresholds it interpolates linearly and outside them it clips, exactly
-    as scikit-learn's ``IsotonicRegression(out_of_bounds="clip")`` predicts.
-
-        >>> IsotonicMap(scores=(0.2, 0.8), probabilities=(0.1, 0.7)).apply(np.array([0.5, 1.0]))
-        array([0.4, 0.7])
-    """
-
-    scores: tuple[float, ...]
-    probabilities: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        if not self.scores or len(self.scores) != len(self.probabilities):
-            raise InvalidInput(
-                f"an isotonic map needs as many probabilities as scores, and at least one: "
-                f"got {len(self.scores)} scores and {len(self.probabilities)} probabilities"
-            )
-
-    def apply(self, scores: Floats) -> Floats:
-        """Calibrated probabilities of ``scores``."""
-        return np.interp(scores, self.scores, self.probabilities)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Maps a classifier's scores to probabilities that match outcome frequencies.
-
-    Fitted by isotonic regression on reference data (the model's scores on labelled
-    held-out or training rows). Binary problems keep one map, for the positive
-    class ``classes[1]``; multiclass problems keep one map per class, one-vs-rest,
-    and renormalise each row to sum to 1. The fitted maps are plain floats, so a
-    calibration travels as JSON and applies without scikit-learn.
-
-        >>> calibration = Calibration.fit(reference_scores, reference_labels, model.classes_)
-        >>> stored = json.dumps(calibration.to_dict())
-        >>> Calibration.from_dict(json.loads(stored)).apply(current_scores)
-    """
-
-    classes: tuple[str, ...]
-    maps: tuple[IsotonicMap, ...]
-
-    def __post_init__(self) -> None:
-        expected = 1 if len(self.classes) == 2 else len(self.classes)
-        if len(self.classes) < 2 or len(self.maps) != expected:
-            raise InvalidInput(
-                f"a calibration of {len(self.classes)} classes needs {expected} maps, "
-                f"got {len(self.maps)}"
-            )
-
-    @classmethod
-    def fit(cls, scores: ArrayLike, y_true: ArrayLike, classes: ArrayLike) -> Calibration:
-        """Fit on reference ``scores`` (``[n]`` or ``[n, k]``, ``classes`` order) and labels."""
-        known = _known_classes(classes)
-        truth = normalise_labels(_column(y_true, "y_true"))
-        matrix = _probability_matrix(scores, len(known))
-        _same_length(len(truth), scores=matrix)
-        outcomes = np.eye(len(known))[_class_indices(truth, known, "y_true")]
-        missing = [label for column, label in enumerate(known) if not outcomes[:, column].any()]
-        if missing:
-            raise InvalidInput(f"the reference labels never hold class {missing[0]!r}")
-        columns = [1] if len(known) == 2 else range(len(known))
-        maps = tuple(_fit_isotonic(matrix[:, column], outcomes[:, column]) for column in columns)
-        return cls(classes=tuple(known), maps=maps)
-
-    def apply(self, scores: ArrayLike) -> Floats:
-        """Calibrated probabilities, in the shape of ``scores`` (``[n]`` or ``[n, k]``)."""
-        matrix = _probability_matrix(scores, len(self.classes))
-        if len(self.classes) == 2:
-            positive = self.maps[0].apply(matrix[:, 1])
-            return positive if np.ndim(scores) == 1 else np.column_stack([1.0 - positive, positive])
-        calibrated = np.column_stack(
-            [mapping.apply(matrix[:, column]) for column, mapping in enumerate(self.maps)]
-        )
-        return _renormalised(calibrated)
-
-    def to_dict(self) -> JSON:
-        """The calibration as JSON-ready lists of floats; ``from_dict`` reads it back."""
-        return {
-            "classes": list(self.classes),
-            "maps": [
-                {"scores": list(mapping.scores), "probabilities": list(mapping.probabilities)}
-                for mapping in self.maps
-            ],
-        }
-
-    @classmethod
-    def from_dict(cls, data: JSON) -> Calibration:
-        """The calibration ``to_dict`` wrote."""
-        try:
-            maps = tuple(
-                IsotonicMap(
-                    scores=tuple(float(score) for score in mapping["scores"]),
-                    probabilities=tuple(float(p) for p in mapping["probabilities"]),
-                )
-                for mapping in data["maps"]
-            )
-            classes = tuple(str(label) for label in data["classes"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise InvalidInput(f"not a stored calibration: {error!r}") from None
-        return cls(classes=classes, maps=maps)
-
-
-def _fit_isotonic(scores: Floats, outcomes: Floats) -> IsotonicMap:
-    from sklearn.isotonic import IsotonicRegression
-
-    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, outcomes)
-    return IsotonicMap(
-        scores=tuple(float(score) for score in fitted.X_thresholds_),
-        probabilities=tuple(float(p) for p in fitted.y_thresholds_),
-    )
-
-
-def _renormalised(probabilities: Floats) -> Floats:
-    """Rows scaled to sum to 1; a row every map sent to 0 becomes uniform."""
-    totals = probabilities.sum(axis=1, keepdims=True)
-    uniform = np.full_like(probabilities, 1.0 / probabilities.shape[1])
-    safe_totals = np.where(totals > 0, totals, 1.0)
-    return np.where(totals > 0, probabilities / safe_totals, uniform)
-
-
-# -- confidence-based performance estimation ----------------------------------
-
-
-def estimate_classification(
-    scores: ArrayLike,
-    calibration: Calibration | None = None,
-    threshold: float = 0.5,
-) -> MetricValues:
-    """Expected accuracy, precision, recall, F1 and ROC AUC of an unlabelled window.
-
-    The model's prediction comes from its raw ``scores`` (binary: positive when
-    P(positive) >= ``threshold``; multiclass: the highest score); the chance that
-    each prediction is right comes from the calibrated scores. Expected accuracy
-    is the mean of that chance; precision, recall and F1 come from the expected
-    confusion matrix; ROC AUC ranks rows by raw score and counts each row as a
-    fractional positive (its calibrated probability) and negative (the rest).
-    Without ``calibration`` the raw scores are taken as calibrated. Keys match
-    ``classification_metrics``, so estimates and realised values compare directly.
-
-        >>> calibration = Calibration.fit(reference_scores, reference_labels, [0, 1])
-        >>> estimate_classification(current_scores, calibration)["accuracy"]
-        0.87...
-    """
-    columns = len(calibration.classes) if calibration is not None else _score_columns(scores)
-    raw = _probability_matrix(scores, columns)
-    metrics: MetricValues = dict.fromkeys(ESTIMATED_METRICS)
-    if len(raw) == 0:
-        return metrics
-    calibrated = raw if calibration is None else calibration.apply(raw)
-    predicted = _predicted_columns(raw, threshold)
-    metrics["accuracy"] = float(np.mean(calibrated[np.arange(len(raw)), predicted]))
-    predicted_onehot = np.eye(columns)[predicted]
-    scored = [1] if columns == 2 else range(columns)
-    counts = [_counts(calibrated[:, c], predicted_onehot[:, c]) for c in scored]
-    metrics.update(_precision_recall_f1(counts))
-    metrics["roc_auc"] = _macro_auc(raw, calibrated)
-    return metrics
-
-
-def _predicted_columns(scores: Floats, threshold: float) -> NDArray[np.intp]:
-    if scores.shape[1] == 2:
-        positive: NDArray[np.intp] = (scores[:, 1] >= threshold).astype(np.intp)
-        return positive
-    highest: NDArray[np.intp] = np.argmax(scores, axis=1).astype(np.intp)
-    return highest

@@ -7,6 +7,9 @@ keeps its category counts (the top ``TOP_CATEGORIES`` and the rest). A profile i
 built in one streaming pass over record batches; when the source can be read a
 second time the bin shares are counted exactly rather than read off the sketch.
 
+The parts: ``columns`` (``ColumnProfile``, kinds), ``numeric`` (values, KLL sketch,
+bins) and ``categories`` (counts); what others import from them is exported here.
+
 >>> profile = profile_table(pyarrow.parquet.read_table("train.parquet"))
 >>> profile.columns["age"].quantiles[50]   # the median
 41.0
@@ -14,202 +17,51 @@ second time the bin shares are counted exactly rather than read off the sketch.
 
 from __future__ import annotations
 
-import base64
-import math
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from modelyard.errors import InvalidInput
+from modelyard.monitoring.categories import _CategoricalBuilder, category_counts
+from modelyard.monitoring.columns import (
+    CATEGORICAL,
+    KINDS,
+    NUMERIC,
+    ColumnProfile,
+    FloatArray,
+    kind_of,
+)
+from modelyard.monitoring.numeric import (
+    _exact_numeric,
+    _NumericBuilder,
+    bin_counts,
+    numeric_values,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-NUMERIC = "numeric"
-CATEGORICAL = "categorical"
-KINDS = (NUMERIC, CATEGORICAL)
-SKETCH_K = 400
-QUANTILES = 101
-# bins split at every percentile, and finer in the tails, where a percentile bin is wide
-SPLIT_RANKS = np.unique(
-    np.concatenate(
-        [
-            np.linspace(0.0, 1.0, QUANTILES),
-            [0.001, 0.002, 0.003, 0.005, 0.0075, 0.0125, 0.015, 0.0175],
-            [0.9825, 0.985, 0.9875, 0.9925, 0.995, 0.997, 0.998, 0.999],
-        ]
-    )
-)
-TOP_CATEGORIES = 200
-MAX_TRACKED = 10_000
+__all__ = [
+    "CATEGORICAL",
+    "NUMERIC",
+    "ColumnProfile",
+    "FloatArray",
+    "Profile",
+    "ProfileBuilder",
+    "bin_counts",
+    "category_counts",
+    "exact_shares",
+    "kind_of",
+    "numeric_values",
+    "profile_batches",
+    "profile_file",
+    "profile_table",
+]
+
 BATCH_ROWS = 262_144
-
-FloatArray = np.ndarray[Any, np.dtype[np.float64]]
-
-
-def kind_of(arrow_type: pa.DataType) -> str:
-    """``numeric`` for integers, floats and decimals; ``categorical`` for the rest."""
-    import pyarrow as pa
-
-    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
-        return NUMERIC
-    if pa.types.is_decimal(arrow_type):
-        return NUMERIC
-    return CATEGORICAL
-
-
-def numeric_values(column: Any) -> tuple[FloatArray, int]:
-    """(the present values as float64, how many were missing: null or NaN)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(column, np.ndarray):
-        values = column.astype(np.float64, copy=False)
-        missing = 0
-    else:
-        missing = int(column.null_count)
-        if missing:
-            column = pc.drop_null(column)
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-        if not pa.types.is_floating(column.type) or pa.types.is_float16(column.type):
-            column = pc.cast(column, pa.float64())
-        values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    nan = np.isnan(values)
-    if nan.any():
-        missing += int(nan.sum())
-        values = values[~nan]
-    return values, missing
-
-
-def category_counts(column: Any) -> tuple[Counter[str], int]:
-    """(count per category as text, how many were missing)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(column, np.ndarray):
-        column = pa.array(column, from_pandas=True)
-    missing = int(column.null_count)
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        if pa.types.is_dictionary(column.type):
-            column = pc.cast(column, column.type.value_type)
-        column = pc.cast(column, pa.string())
-    counts: Counter[str] = Counter()
-    for item in pc.value_counts(column).to_pylist():
-        if item["values"] is not None:
-            counts[item["values"]] = int(item["counts"])
-    return counts, missing
-
-
-# -- finished profiles -----------------------------------------------------------
-
-
-@dataclass
-class ColumnProfile:
-    """One column of a profile; numeric or categorical fields are set by ``kind``."""
-
-    name: str
-    kind: str
-    type: str
-    count: int = 0
-    missing: int = 0
-    minimum: float | None = None
-    maximum: float | None = None
-    mean: float | None = None
-    std: float | None = None
-    quantiles: list[float] = field(default_factory=list)
-    splits: list[float] = field(default_factory=list)
-    shares: list[float] = field(default_factory=list)
-    sketch: str | None = None
-    categories: dict[str, int] = field(default_factory=dict)
-    other: int = 0
-    distinct: int = 0
-    complete: bool = True
-
-    @property
-    def rows(self) -> int:
-        return self.count + self.missing
-
-    @property
-    def missing_rate(self) -> float:
-        return self.missing / self.rows if self.rows else 0.0
-
-    def histogram(self, bins: int = 20) -> tuple[list[float], list[float]]:
-        """(edges, share of rows per bin) on equal-width bins over the column's range."""
-        if self.kind != NUMERIC or self.minimum is None or self.maximum is None:
-            return [], []
-        low, high = self.minimum, self.maximum
-        if high <= low:
-            return [low, low], [1.0]
-        edges = np.linspace(low, high, bins + 1)
-        cdf = np.interp(edges, self.splits_array(), self.cdf_at_splits())
-        return edges.tolist(), np.diff(cdf).clip(min=0).tolist()
-
-    def splits_array(self) -> FloatArray:
-        return np.asarray(self.splits, dtype=np.float64)
-
-    def cdf_at_splits(self) -> FloatArray:
-        """Share of rows below each split point; 1 at the last one, the maximum."""
-        cumulative = np.cumsum(np.asarray(self.shares, dtype=np.float64))[: len(self.splits)]
-        if len(cumulative):
-            cumulative[-1] = 1.0
-        return cumulative
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "name": self.name,
-            "kind": self.kind,
-            "type": self.type,
-            "count": self.count,
-            "missing": self.missing,
-        }
-        if self.kind == NUMERIC:
-            data |= {
-                "min": self.minimum,
-                "max": self.maximum,
-                "mean": self.mean,
-                "std": self.std,
-                "quantiles": self.quantiles,
-                "splits": self.splits,
-                "shares": self.shares,
-                "sketch": self.sketch,
-            }
-        else:
-            data |= {
-                "categories": self.categories,
-                "other": self.other,
-                "distinct": self.distinct,
-                "complete": self.complete,
-            }
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ColumnProfile:
-        if data.get("kind") not in KINDS:
-            raise InvalidInput(f"column profile kind {data.get('kind')!r} is not one of {KINDS}")
-        return cls(
-            name=str(data["name"]),
-            kind=str(data["kind"]),
-            type=str(data.get("type", "")),
-            count=int(data.get("count", 0)),
-            missing=int(data.get("missing", 0)),
-            minimum=data.get("min"),
-            maximum=data.get("max"),
-            mean=data.get("mean"),
-            std=data.get("std"),
-            quantiles=list(data.get("quantiles", [])),
-            splits=list(data.get("splits", [])),
-            shares=list(data.get("shares", [])),
-            sketch=data.get("sketch"),
-            categories={str(k): int(v) for k, v in data.get("categories", {}).items()},
-            other=int(data.get("other", 0)),
-            distinct=int(data.get("distinct", 0)),
-            complete=bool(data.get("complete", True)),
-        )
 
 
 @dataclass
@@ -232,134 +84,6 @@ class Profile:
         builder = ProfileBuilder.from_profile(self)
         builder.merge(ProfileBuilder.from_profile(other))
         return builder.finish()
-
-
-# -- building --------------------------------------------------------------------
-
-
-class _NumericBuilder:
-    def __init__(self, name: str, arrow_type: str) -> None:
-        from datasketches import kll_doubles_sketch
-
-        self.name = name
-        self.type = arrow_type
-        self.sketch = kll_doubles_sketch(SKETCH_K)
-        self.count = 0
-        self.missing = 0
-        self.mean = 0.0
-        self.m2 = 0.0
-        self.minimum = math.inf
-        self.maximum = -math.inf
-
-    def update(self, column: Any) -> None:
-        values, missing = numeric_values(column)
-        self.missing += missing
-        if not len(values):
-            return
-        # the sketch takes only writable arrays; Arrow's zero-copy views are read-only
-        self.sketch.update(np.require(values, requirements=["W"]))
-        self._moments(len(values), float(values.mean()), float(values.var()) * len(values))
-        self.minimum = min(self.minimum, float(values.min()))
-        self.maximum = max(self.maximum, float(values.max()))
-
-    def _moments(self, count: int, mean: float, m2: float) -> None:
-        total = self.count + count
-        delta = mean - self.mean
-        self.mean += delta * count / total
-        self.m2 += m2 + delta * delta * self.count * count / total
-        self.count = total
-
-    def merge(self, other: _NumericBuilder) -> None:
-        self.missing += other.missing
-        if not other.count:
-            return
-        self.sketch.merge(other.sketch)
-        self._moments(other.count, other.mean, other.m2)
-        self.minimum = min(self.minimum, other.minimum)
-        self.maximum = max(self.maximum, other.maximum)
-
-    def finish(self) -> ColumnProfile:
-        profile = ColumnProfile(self.name, NUMERIC, self.type, self.count, self.missing)
-        if not self.count:
-            return profile
-        ranks = np.linspace(0.0, 1.0, QUANTILES)
-        quantiles = [float(q) for q in self.sketch.get_quantiles(ranks.tolist())]
-        quantiles[0], quantiles[-1] = self.minimum, self.maximum
-        points = [float(q) for q in self.sketch.get_quantiles(SPLIT_RANKS.tolist())]
-        splits = sorted({*quantiles, *points[1:-1]})
-        profile.minimum, profile.maximum = self.minimum, self.maximum
-        profile.mean = self.mean
-        profile.std = math.sqrt(self.m2 / self.count)
-        profile.quantiles = quantiles
-        profile.splits = splits
-        profile.shares = [max(0.0, float(s)) for s in self.sketch.get_pmf(splits)]
-        profile.sketch = base64.b64encode(self.sketch.serialize()).decode()
-        return profile
-
-    @classmethod
-    def from_profile(cls, profile: ColumnProfile) -> _NumericBuilder:
-        from datasketches import kll_doubles_sketch
-
-        if profile.count and profile.sketch is None:
-            raise InvalidInput(f"column '{profile.name}' was profiled without its sketch")
-        builder = cls(profile.name, profile.type)
-        builder.missing = profile.missing
-        if profile.count and profile.sketch:
-            builder.sketch = kll_doubles_sketch.deserialize(base64.b64decode(profile.sketch))
-            builder.count = profile.count
-            builder.mean = float(profile.mean or 0.0)
-            builder.m2 = float(profile.std or 0.0) ** 2 * profile.count
-            builder.minimum = float(profile.minimum or 0.0)
-            builder.maximum = float(profile.maximum or 0.0)
-        return builder
-
-
-class _CategoricalBuilder:
-    def __init__(self, name: str, arrow_type: str) -> None:
-        self.name = name
-        self.type = arrow_type
-        self.counts: Counter[str] = Counter()
-        self.missing = 0
-        self.untracked = 0
-        self.complete = True
-
-    def update(self, column: Any) -> None:
-        counts, missing = category_counts(column)
-        self.missing += missing
-        self._add(counts)
-
-    def _add(self, counts: Mapping[str, int]) -> None:
-        self.counts.update(counts)
-        if len(self.counts) > MAX_TRACKED:
-            kept = self.counts.most_common(MAX_TRACKED)
-            self.untracked += sum(self.counts.values()) - sum(n for _, n in kept)
-            self.counts = Counter(dict(kept))
-            self.complete = False
-
-    def merge(self, other: _CategoricalBuilder) -> None:
-        self.missing += other.missing
-        self.untracked += other.untracked
-        self.complete = self.complete and other.complete
-        self._add(other.counts)
-
-    def finish(self) -> ColumnProfile:
-        top = dict(self.counts.most_common(TOP_CATEGORIES))
-        total = sum(self.counts.values()) + self.untracked
-        profile = ColumnProfile(self.name, CATEGORICAL, self.type, total, self.missing)
-        profile.categories = top
-        profile.other = total - sum(top.values())
-        profile.distinct = len(self.counts)
-        profile.complete = self.complete and len(self.counts) <= TOP_CATEGORIES
-        return profile
-
-    @classmethod
-    def from_profile(cls, profile: ColumnProfile) -> _CategoricalBuilder:
-        builder = cls(profile.name, profile.type)
-        builder.counts = Counter(profile.categories)
-        builder.missing = profile.missing
-        builder.untracked = profile.other
-        builder.complete = profile.complete
-        return builder
 
 
 _Builder = _NumericBuilder | _CategoricalBuilder
@@ -439,41 +163,6 @@ def exact_shares(profile: Profile, batches: Iterable[pa.RecordBatch | pa.Table])
         total = counts[name].sum()
         if total:
             column.shares = (counts[name] / total).tolist()
-
-
-def bin_counts(splits: FloatArray, values: FloatArray) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Counts of ``values`` below the first split, in each [split, next split), and at or
-    above the last: ``len(splits) + 1`` bins."""
-    edges = np.concatenate([[-np.inf], splits, [np.inf]])
-    # histogram sorts blocks and searches the edges in them: ~4x faster than searchsorted
-    counts, _ = np.histogram(values, bins=edges)
-    return counts.astype(np.int64)
-
-
-def _exact_numeric(name: str, arrow_type: str, column: Any, sketch: bool) -> ColumnProfile:
-    """A numeric column profiled from its sorted values: exact quantiles and shares."""
-    values, missing = numeric_values(column)
-    profile = ColumnProfile(name, NUMERIC, arrow_type, len(values), missing)
-    if not len(values):
-        return profile
-    ordered = np.sort(values)
-    last = len(ordered) - 1
-    positions = np.rint(np.linspace(0.0, 1.0, QUANTILES) * last).astype(np.int64)
-    quantiles = ordered[positions]
-    splits = np.unique(ordered[np.rint(SPLIT_RANKS * last).astype(np.int64)])
-    below = np.searchsorted(ordered, splits, side="left")
-    counts = np.diff(np.concatenate([[0], below, [len(ordered)]]))
-    profile.minimum, profile.maximum = float(ordered[0]), float(ordered[-1])
-    profile.mean = float(values.mean())
-    profile.std = float(values.std())
-    profile.quantiles = quantiles.tolist()
-    profile.splits = splits.tolist()
-    profile.shares = (counts / len(ordered)).tolist()
-    if sketch:
-        builder = _NumericBuilder(name, arrow_type)
-        builder.sketch.update(ordered)
-        profile.sketch = base64.b64encode(builder.sketch.serialize()).decode()
-    return profile
 
 
 def profile_table(

@@ -171,6 +171,7 @@ def _output_array(outputs: list[Any], task: str) -> pa.Array:
 
 def _evaluate(reference: Reference, predictor: Any, features: pa.Table, target: Any) -> None:
     from modelyard.monitoring import performance
+    from modelyard.monitoring.calibration import Calibration
 
     outputs, scores = predictor.predict_frame(features.to_pandas())
     truth = target.to_pylist()
@@ -182,7 +183,7 @@ def _evaluate(reference: Reference, predictor: Any, features: pa.Table, target: 
             labels, predicted, proba, reference.classes
         )
         if proba is not None and reference.classes:
-            calibration = performance.Calibration.fit(proba, labels, reference.classes)
+            calibration = Calibration.fit(proba, labels, reference.classes)
             reference.calibration = calibration.to_dict()
     else:
         reference.performance = performance.regression_metrics(
@@ -325,7 +326,7 @@ class ReferenceService:
             return pq.read_table(io.BytesIO(handle.read()))
 
     def _predictor(self, version: ModelVersion) -> Any:
-        from modelyard.serving.runtime import Model
+        from modelyard.serving.models import Model
 
         directory = package_directory(
             self.artifacts, version.source, version.package_digest, self.cache

@@ -26,8 +26,10 @@ from modelyard.clock import now_ms
 from modelyard.domain.monitors import Monitor, Spec
 from modelyard.errors import NotFound
 from modelyard.monitoring.alerts import AlertService, Outcome
-from modelyard.monitoring.checks import Result, WindowData, evaluate
+from modelyard.monitoring.checks import evaluate
 from modelyard.monitoring.reference import Reference, ReferenceService
+from modelyard.monitoring.results import Result
+from modelyard.monitoring.window_data import WindowData
 from modelyard.monitoring.windows import fail_window, window_data
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t

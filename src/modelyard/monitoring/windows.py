@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 
 from modelyard.clock import now_ms
 from modelyard.domain.monitors import Monitor
-from modelyard.monitoring.checks import WindowData
+from modelyard.monitoring.window_data import WindowData
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
 from modelyard.store.database import Database

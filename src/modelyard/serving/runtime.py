@@ -10,7 +10,8 @@ none fail during a change. A change that cannot take effect (a version that
 fails to load, an alias moved to an incompatible version) is reported in
 ``status`` and the endpoint keeps serving what it served. Shadows are computed
 and logged in a child process (``serving/shadows.py``); this process only hands
-it a copy of each answered request.
+it a copy of each answered request. A loaded version is a ``Model``
+(``serving/models.py``).
 """
 
 from __future__ import annotations
@@ -26,202 +27,23 @@ import time
 import zlib
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
-import orjson
+from typing import Any
 
 from modelyard.bootstrap import Services
-from modelyard.catalog.packages import package_directory
 from modelyard.domain.endpoints import Spec, Target
-from modelyard.domain.models import ModelRef, ModelVersion
-from modelyard.errors import (
-    InvalidInput,
-    LogUnavailable,
-    ModelFailed,
-    ModelyardError,
-    NotFound,
-    NotReady,
-)
-from modelyard.packaging import LoadedModel, load_package
-from modelyard.packaging.flavors import get_flavor, unnamed_features
-from modelyard.packaging.signature import Signature, enforce, frames
+from modelyard.domain.models import ModelRef
+from modelyard.errors import LogUnavailable, ModelFailed, ModelyardError, NotFound, NotReady
 from modelyard.serving.batching import Batcher
 from modelyard.serving.endpoints import check_compatible
-from modelyard.serving.journal import Journal, canonical
+from modelyard.serving.journal import Journal
 from modelyard.serving.metrics import ServingMetrics
+from modelyard.serving.models import Model, journal_lines, load_model
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.serving.retention import PRUNE_EVERY, prune_endpoint
 from modelyard.serving.shadows import ShadowProcess, ShadowTarget
 from modelyard.serving.sqllog import SqlJournal
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 log = logging.getLogger("modelyard.serving")
-
-
-# -- a loaded version ------------------------------------------------------
-
-
-class Model:
-    """One loaded version: turns request rows into what it needs, predicts a batch.
-
-    An all-float signature becomes a 2-D NumPy array in the signature's column
-    order; a scikit-learn model that reads arrays (``Flavor.reads_arrays``) is
-    called with it directly, so serving it never imports pandas. Anything else is
-    enforced into a pandas frame (pandas is loaded on first use).
-    """
-
-    def __init__(self, model: str, version: int, digest: str, loaded: LoadedModel) -> None:
-        self.model = model
-        self.version = version
-        self.ref = f"{model}/{version}"
-        self.digest = digest
-        self.loaded = loaded
-        self.signature: Signature = loaded.signature  # type: ignore[assignment]
-        self.names = self.signature.input_names
-        self._numeric = all(c.type == "float" for c in self.signature.inputs)
-        native = loaded.model
-        self._flavor = get_flavor(loaded.manifest.flavor)
-        self._arrays = self._numeric and self._flavor.reads_arrays(native, self.names)
-        self._scored = (
-            loaded.manifest.flavor == "sklearn"
-            and hasattr(native, "predict_proba")
-            and getattr(native, "classes_", None) is not None
-        )
-        self._classes = np.asarray(native.classes_) if self._scored else None
-
-    def prepare(self, rows: list[dict[str, Any]]) -> Any:
-        """Rows as a 2-D float array (all-float signatures) or an enforced frame.
-
-        Every problem raises ``SignatureError`` naming the column and row.
-        """
-        if self._numeric:
-            try:
-                values = [[row[name] for name in self.names] for row in rows]
-                array = np.array(values, dtype=np.float64)
-                if array.ndim == 2 and not any(type(v) is bool for line in values for v in line):
-                    return array
-            except (KeyError, TypeError, ValueError):
-                pass
-        return enforce(self.signature, rows)
-
-    def predict(self, prepared: list[Any]) -> list[Any]:
-        """One call for the whole batch; per request (outputs, scores) or an error."""
-        try:
-            if self._arrays and all(isinstance(p, np.ndarray) for p in prepared):
-                # column-major, as a frame's values are: BLAS then sums exactly as for a frame
-                features = np.asfortranarray(np.concatenate(prepared))
-                outputs, scores = self.predict_array(features)
-            else:
-                outputs, scores = self.predict_frame(self._frame(prepared))
-        except Exception as exc:
-            failure = ModelFailed(f"{self.ref} failed: {type(exc).__name__}: {exc}")
-            return [failure] * len(prepared)
-        results: list[Any] = []
-        start = 0
-        for part in prepared:
-            end = start + len(part)
-            results.append((outputs[start:end], None if scores is None else scores[start:end]))
-            start = end
-        return results
-
-    def predict_array(self, features: np.ndarray[Any, Any]) -> tuple[list[Any], list[Any] | None]:
-        """(outputs, class probabilities or None) for a float array in signature order."""
-        with unnamed_features():
-            return self._answer(features)
-
-    def predict_frame(self, frame: pd.DataFrame) -> tuple[list[Any], list[Any] | None]:
-        """(outputs, class probabilities or None) for an enforced frame, as served."""
-        return self._answer(frame)
-
-    def _frame(self, prepared: list[Any]) -> pd.DataFrame:
-        pd = frames().pd
-
-        if all(isinstance(p, np.ndarray) for p in prepared):
-            return pd.DataFrame(np.concatenate(prepared), columns=self.names)
-        return pd.concat(
-            [
-                pd.DataFrame(p, columns=self.names) if isinstance(p, np.ndarray) else p
-                for p in prepared
-            ],
-            ignore_index=True,
-        )
-
-    def _answer(self, features: Any) -> tuple[list[Any], list[Any] | None]:
-        native = self.loaded.model
-        if self._scored:
-            proba = np.asarray(native.predict_proba(features))
-            outputs = self._classes[proba.argmax(axis=1)]  # type: ignore[index]
-            return outputs.tolist(), proba.tolist()
-        if isinstance(features, np.ndarray):
-            predicted = native.predict(features)
-        else:
-            predicted = self._flavor.predict(native, features)
-        array = np.asarray(predicted)
-        if array.ndim == 0 or len(array) != len(features):
-            raise InvalidInput(f"returned {array.size} outputs for {len(features)} rows")
-        return array.tolist(), None
-
-
-def load_model(services: Services, version: ModelVersion) -> Model:
-    """Load ``version`` from its package, verified against its digest."""
-    directory = package_directory(
-        services.artifacts,
-        version.source,
-        version.package_digest,
-        services.settings.home / "cache" / "packages",
-    )
-    loaded = load_package(directory, version.package_digest)
-    if loaded.signature is None:
-        raise InvalidInput(f"{version.ref} has no signature")
-    return Model(version.model, version.version, version.package_digest, loaded)
-
-
-def journal_lines(
-    endpoint: str,
-    revision: int,
-    model: Model,
-    role: str,
-    ids: list[str],
-    rows: list[dict[str, Any]],
-    answers: tuple[list[Any], list[Any] | None] | None,
-    latency_ms: float,
-    error: str | None,
-) -> bytes:
-    """The prediction log's JSON lines for one request: one line per row.
-
-    ``answers`` is (outputs, scores or None), or None when the request failed.
-    """
-    outputs, scores = answers if answers is not None else (None, None)
-    head = orjson.dumps(
-        {
-            "endpoint": endpoint,
-            "revision": revision,
-            "model": model.model,
-            "version": model.version,
-            "role": role,
-            "ts": int(time.time() * 1000),
-            "latency_ms": round(latency_ms, 3),
-            "error": error,
-        }
-    )[1:-1]
-    lines = []
-    for index, prediction_id in enumerate(ids):
-        output = b"null" if outputs is None else orjson.dumps(canonical(outputs[index]))
-        score = b"null" if scores is None else orjson.dumps(_json(scores[index]))
-        lines.append(
-            b'{"id":"%s",%s,"input":%s,"output":%s,"scores":%s}\n'
-            % (
-                prediction_id.encode(),
-                head,
-                orjson.dumps(orjson.dumps(rows[index]).decode()),
-                output,
-                score,
-            )
-        )
-    return b"".join(lines)
 
 
 # -- endpoints -------------------------------------------------------------
@@ -544,7 +366,3 @@ class Runtime:
             }
             for name in sorted(self._expected)
         ]
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()

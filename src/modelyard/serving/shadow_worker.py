@@ -34,7 +34,7 @@ from modelyard.domain.models import ModelRef
 from modelyard.errors import ModelFailed, ModelyardError, SignatureError
 from modelyard.serving.batching import Batcher
 from modelyard.serving.journal import Journal
-from modelyard.serving.runtime import Model, journal_lines, load_model
+from modelyard.serving.models import Model, journal_lines, load_model
 from modelyard.serving.shadows import ShadowTarget, lower_priority, read_frames
 from modelyard.serving.sqllog import SqlJournal
 
