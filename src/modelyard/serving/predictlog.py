@@ -34,6 +34,7 @@ import orjson
 
 from modelyard.domain.endpoints import check_endpoint_name
 from modelyard.errors import InvalidInput
+from modelyard.serving import evidence
 from modelyard.serving.journal import JOURNAL_NAME, Journal, canonical, subject_digest
 from modelyard.serving.segments import (
     drop_replaced,
@@ -298,7 +299,7 @@ class PredictionLog:
             raise InvalidInput(f"role must be 'primary' or 'shadow', got {role!r}")
         if limit is not None and limit < 1:
             raise InvalidInput(f"limit must be at least 1, got {limit}")
-        conditions, params = _conditions(version, model, role, since, until, prefix="p.")
+        conditions, params = evidence.sql_filters(version, model, role, since, until, prefix="p.")
         con = duckdb_connection()
         self._attach(con, endpoint, since=since, until=until)
         if ids is not None:
@@ -309,7 +310,7 @@ class PredictionLog:
         label_join, label_column = "", ""
         if with_labels:
             con.register("labels", self.labels(endpoint))
-            label_join = f"LEFT JOIN ({LATEST_LABELS}) l ON l.id = p.id"
+            label_join = f"LEFT JOIN ({evidence.LATEST_LABELS}) l ON l.id = p.id"
             label_column = ", l.label, l.labelled_at"
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         tail = f"LIMIT {int(limit)}" if limit is not None else ""
@@ -330,7 +331,7 @@ class PredictionLog:
         until: int | None = None,
     ) -> int:
         """How many predictions match (role, time range)."""
-        conditions, params = _conditions(None, None, role, since, until)
+        conditions, params = evidence.sql_filters(None, None, role, since, until)
         con = duckdb_connection()
         self._attach(con, endpoint, since=since, until=until)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -410,117 +411,21 @@ class PredictionLog:
         self, endpoint: str, *, since: int | None = None, until: int | None = None
     ) -> list[dict[str, Any]]:
         """Per version and role: predictions, labelled predictions and accuracy."""
-        conditions, params = _conditions(None, None, None, since, until, prefix="p.")
-        where = " AND ".join([*conditions, "p.error IS NULL"])
-        con = duckdb_connection()
-        self._attach(con, endpoint, since=since, until=until)
-        con.register("labels", self.labels(endpoint))
-        sql = f"""
-            SELECT p.model, p.version, p.role,
-                   count(*) AS predictions,
-                   count(l.label) AS labelled,
-                   avg(CASE WHEN l.label IS NULL THEN NULL
-                            WHEN p.output = l.label THEN 1.0 ELSE 0.0 END) AS accuracy
-            FROM predictions p LEFT JOIN ({LATEST_LABELS}) l ON l.id = p.id
-            WHERE {where}
-            GROUP BY p.model, p.version, p.role ORDER BY p.role, p.model, p.version
-        """
-        columns = ["model", "version", "role", "predictions", "labelled", "accuracy"]
-        return [dict(zip(columns, row, strict=True)) for row in con.execute(sql, params).fetchall()]
+        return evidence.accuracy(self._with_labels(endpoint, since, until), since, until)
 
     def compare(
         self, endpoint: str, *, since: int | None = None, until: int | None = None
     ) -> list[dict[str, Any]]:
-        """The primary and each shadow side by side, on the requests the shadow saw.
+        """The primary and each shadow side by side, on the requests the shadow saw
+        (``serving/evidence.compare``: agreement, latency, accuracy, output shares)."""
+        return evidence.compare(self._with_labels(endpoint, since, until), since, until)
 
-        For each (model, version, role): requests, errors, agreement with the
-        primary answer to the same request, latency p50/p99, accuracy where labels
-        exist, and the distribution of outputs (shares of the most common values).
-        """
-        conditions, params = _conditions(None, None, None, since, until)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    def _with_labels(self, endpoint: str, since: int | None, until: int | None) -> Any:
+        """A DuckDB connection with ``predictions`` and ``labels`` of ``endpoint``."""
         con = duckdb_connection()
         self._attach(con, endpoint, since=since, until=until)
         con.register("labels", self.labels(endpoint))
-        con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM predictions {where}", params)
-        stats = con.execute(
-            f"""
-            SELECT s.model, s.version, s.role,
-                   count(*) AS requests,
-                   count(s.error) AS errors,
-                   avg(CASE WHEN s.role = 'primary' THEN NULL
-                            WHEN s.error IS NULL AND s.output = p.output THEN 1.0
-                            ELSE 0.0 END) AS agreement,
-                   quantile_cont(s.latency_ms, 0.5) AS latency_p50_ms,
-                   quantile_cont(s.latency_ms, 0.99) AS latency_p99_ms,
-                   count(l.label) AS labelled,
-                   avg(CASE WHEN l.label IS NULL OR s.error IS NOT NULL THEN NULL
-                            WHEN s.output = l.label THEN 1.0 ELSE 0.0 END) AS accuracy
-            FROM window_rows s
-            LEFT JOIN window_rows p ON p.id = s.id AND p.role = 'primary'
-            LEFT JOIN ({LATEST_LABELS}) l ON l.id = s.id
-            GROUP BY s.model, s.version, s.role
-            ORDER BY s.role, s.model, s.version
-            """
-        ).fetchall()
-        columns = [
-            "model",
-            "version",
-            "role",
-            "requests",
-            "errors",
-            "agreement",
-            "latency_p50_ms",
-            "latency_p99_ms",
-            "labelled",
-            "accuracy",
-        ]
-        rows = [dict(zip(columns, row, strict=True)) for row in stats]
-        shares = con.execute(
-            """
-            SELECT model, version, role, output, count(*) AS n
-            FROM window_rows WHERE error IS NULL
-            GROUP BY model, version, role, output
-            ORDER BY model, version, role, n DESC, output
-            """
-        ).fetchall()
-        for row in rows:
-            mine = [s for s in shares if s[:3] == (row["model"], row["version"], row["role"])]
-            total = sum(s[4] for s in mine) or 1
-            row["outputs"] = [
-                {"value": orjson.loads(s[3]), "share": round(s[4] / total, 4)} for s in mine[:10]
-            ]
-        return rows
-
-
-LATEST_LABELS = (
-    "SELECT id, arg_max(label, seq) AS label, max(labelled_at) AS labelled_at "
-    "FROM labels GROUP BY id"
-)
-
-
-def _conditions(
-    version: int | None,
-    model: str | None,
-    role: str | None,
-    since: int | None,
-    until: int | None,
-    *,
-    prefix: str = "",
-) -> tuple[list[str], list[Any]]:
-    conditions: list[str] = []
-    params: list[Any] = []
-    for column, op, value in (
-        ("version", "=", version),
-        ("model", "=", model),
-        ("role", "=", role),
-        ("ts", ">=", since),
-        ("ts", "<", until),
-    ):
-        if value is not None:
-            conditions.append(f"{prefix}{column} {op} ?")
-            params.append(value)
-    return conditions, params
+        return con
 
 
 def _read_segment(path: Path) -> pa.Table:
