@@ -173,3 +173,25 @@ def test_the_monitor_worker_seals_and_compacts_a_log_nobody_reads(
         assert services.predictions.maintain() == (0, 0)  # nothing left to do
     finally:
         services.close()
+
+
+def test_a_full_disk_while_sealing_or_merging_never_fails_a_read(
+    files: PredictionLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = close_journals(files, 5)
+    folder = files.root / "ep"
+    real_write = pq.write_table
+
+    def disk_full(table: object, where: object, **options: object) -> None:
+        Path(str(where)).write_bytes(b"PAR1 half")  # a write that stopped half-way
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", disk_full)
+    assert sorted(files.table("ep").column("id").to_pylist()) == sorted(ids)
+    assert files.count("ep") == len(ids)
+    assert len(list(folder.glob("journal-*.jsonl"))) == 5  # still there, read as they are
+    assert not list(folder.glob(".*.tmp"))  # nothing half-written is left
+    monkeypatch.setattr(pq, "write_table", real_write)
+    assert files.count("ep") == len(ids)  # the disk has room again: sealed and merged
+    assert not list(folder.glob("journal-*.jsonl"))
+    assert len(live_segments(folder).segments) == 1

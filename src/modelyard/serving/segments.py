@@ -29,6 +29,7 @@ import contextlib
 import fcntl
 import functools
 import io
+import logging
 import os
 import re
 import secrets
@@ -44,6 +45,8 @@ from modelyard.serving.journal import JOURNAL_NAME
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+log = logging.getLogger("modelyard.serving.segments")
 
 SEGMENT_NAME = re.compile(r"^segment-(?P<token>[A-Za-z0-9_\-]+)\.parquet$")
 MERGED = re.compile(r"-m[0-9a-f]+$")
@@ -117,6 +120,8 @@ def seal_closed(directory: Path) -> int:
             pass
         except PermissionError:  # a reader that may not write the log reads journals as is
             pass
+        except OSError as exc:  # a full disk, say: the journal is read as it is meanwhile
+            log.warning("could not seal %s: %s", path, exc)
         finally:
             os.close(fd)
     return sealed
@@ -134,8 +139,9 @@ def _seal(path: Path, token: str) -> None:
     table = read_journal(path)
     if table.num_rows:
         temporary = path.with_name(f".segment-{token}.parquet.tmp")
-        pq.write_table(table, temporary, compression="zstd")
-        os.replace(temporary, segment)
+        with _removed_on_failure(temporary):
+            pq.write_table(table, temporary, compression="zstd")
+            os.replace(temporary, segment)
     path.unlink(missing_ok=True)
 
 
@@ -217,8 +223,13 @@ def tidy(directory: Path) -> tuple[int, int]:
     segments when enough small ones piled up (unless another reader is at it); the
     number of journals sealed and of segments merged."""
     sealed, merged = seal_closed(directory), 0
-    with contextlib.suppress(BlockingIOError, PermissionError), exclusive(directory, wait=False):
-        merged = compact(directory)
+    try:
+        with exclusive(directory, wait=False):
+            merged = compact(directory)
+    except (BlockingIOError, PermissionError):  # another reader compacts, or we may not
+        pass
+    except OSError as exc:  # a full disk, say: the sources stay and are read as they are
+        log.warning("could not compact %s: %s", directory, exc)
     return sealed, merged
 
 
@@ -305,14 +316,24 @@ def _merge(directory: Path, sources: list[Path]) -> int:
     token = f"{MERGED.sub('', first)}-m{secrets.token_hex(4)}"
     metadata = {REPLACES: orjson.dumps(sorted(t for t in replaces if t))}
     temporary = directory / f".segment-{token}.parquet.tmp"
-    pq.write_table(
-        table.replace_schema_metadata(metadata),
-        temporary,
-        compression="zstd",
-        row_group_size=128 * 1024,
-    )
-    os.replace(temporary, directory / f"segment-{token}.parquet")
+    with _removed_on_failure(temporary):
+        pq.write_table(
+            table.replace_schema_metadata(metadata),
+            temporary,
+            compression="zstd",
+            row_group_size=128 * 1024,
+        )
+        os.replace(temporary, directory / f"segment-{token}.parquet")
     return len(sources)  # the sources go after GRACE seconds (drop_replaced)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(temporary: Path) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _token(path: Path) -> str | None:
