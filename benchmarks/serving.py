@@ -22,7 +22,8 @@ Workload, all in one run on this machine:
    per request (utime+stime of the process tree, read from /proc around each point).
 5. shadow: a second modelyard server hosts ``bench-KIND-solo`` (version 1 only) and
    ``bench-KIND-shadow`` (version 1, version 2 as shadow); their p50 are measured in
-   alternating rounds to show what a shadow adds to the primary's latency.
+   alternating rounds (the order flips every round) to show what a shadow adds to
+   the primary's latency.
 
 Run it (the ``bench`` extra provides MLflow)::
 
@@ -571,13 +572,15 @@ def measure(
 
 
 def shadow_points(loader: Executor, kind: str, results: KindResults, args: Any) -> None:
-    """Alternate solo and shadow endpoints on the same server, round after round."""
+    """Alternate solo and shadow endpoints on the same server, round after round (ABBA)."""
     server = results.servers.get("shadow")
     if server is None:
         return
-    for _ in range(args.shadow_rounds):
+    for round_ in range(args.shadow_rounds):
         for concurrency in args.shadow_concurrency:
-            for variant in ("solo", "shadow"):
+            # ABBA: the order flips every round, so a drift of the machine does not
+            # always land on the same side
+            for variant in ("solo", "shadow") if round_ % 2 == 0 else ("shadow", "solo"):
                 url = server.url.replace(f"bench-{kind}-solo", f"bench-{kind}-{variant}")
                 target = dataclasses.replace(server, url=url)
                 point = measure(loader, target, concurrency, args, label=variant)
@@ -786,7 +789,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", default="lr,rf", help="comma-separated: lr, rf")
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument("--shadow-concurrency", type=integers, default=[1, 16])
-    parser.add_argument("--shadow-rounds", type=int, default=2)
+    parser.add_argument("--shadow-rounds", type=int, default=4)
     args = parser.parse_args()
     args.models = [kind.strip() for kind in args.models.split(",") if kind.strip()]
     unknown = set(args.models) - set(KINDS)
