@@ -3,7 +3,9 @@ and no reader sees a row twice or misses one while it happens."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -195,3 +197,16 @@ def test_a_full_disk_while_sealing_or_merging_never_fails_a_read(
     assert files.count("ep") == len(ids)  # the disk has room again: sealed and merged
     assert not list(folder.glob("journal-*.jsonl"))
     assert len(live_segments(folder).segments) == 1
+
+
+def test_a_journal_its_writer_never_named_is_removed_once_abandoned(files: PredictionLog) -> None:
+    ids = close_journals(files, 1)
+    folder = files.root / "ep"
+    abandoned = folder / ".journal-1-2-dead.jsonl.new"  # a writer died before renaming it
+    abandoned.write_bytes(b"")
+    recent = folder / ".journal-3-4-busy.jsonl.new"
+    recent.write_bytes(b"")
+    os.utime(abandoned, (time.time() - 120, time.time() - 120))
+    assert files.query("ep").column("id").to_pylist() == ids
+    assert not abandoned.exists()
+    assert recent.exists()  # a writer may be naming it right now

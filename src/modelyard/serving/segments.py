@@ -55,6 +55,7 @@ COMPACT_AFTER = 32  # small segments in a folder before they are merged
 SMALL_SEGMENT = 64 * 1024 * 1024  # bytes: larger segments are left as they are
 MERGE_BYTES = 256 * 1024 * 1024  # source bytes merged into one segment at most
 GRACE = 600.0  # seconds a replaced segment stays on disk for queries that listed it
+ABANDONED_AFTER = 60.0  # seconds before a journal left unnamed by a dead writer goes
 
 
 @functools.cache
@@ -124,7 +125,27 @@ def seal_closed(directory: Path) -> int:
             log.warning("could not seal %s: %s", path, exc)
         finally:
             os.close(fd)
+    _remove_abandoned_openings(directory)
     return sealed
+
+
+def _remove_abandoned_openings(directory: Path) -> None:
+    """Remove journals a writer created and died before naming (``Journal`` creates one
+    under a hidden name, locks it and renames it at once: one left a minute is empty)."""
+    cutoff = time.time() - ABANDONED_AFTER
+    for path in directory.glob(".journal-*.jsonl.new"):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, PermissionError):
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_mtime <= cutoff and os.fstat(fd).st_size == 0:
+                path.unlink(missing_ok=True)
+        except OSError:  # held by its writer (it renames it now), or not ours to remove
+            pass
+        finally:
+            os.close(fd)
 
 
 def recover(root: Path) -> int:
