@@ -6,31 +6,30 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.security import actor_of, guard, record_change
-from modelyard.api.wire import respond
+from modelyard.api.wire import Body, respond
 from modelyard.domain.identity import DEFAULT_WORKSPACE, ApiKey, Permission, Role
 
 router = APIRouter(prefix="/api/v1", tags=["governance"])
 
 
-class UserIn(BaseModel):
+class UserIn(Body):
     name: str
     role: str
     workspace: str = DEFAULT_WORKSPACE
 
 
-class WorkspaceIn(BaseModel):
+class WorkspaceIn(Body):
     name: str
 
 
-class RoleIn(BaseModel):
+class RoleIn(Body):
     role: str
 
 
-class KeyIn(BaseModel):
+class KeyIn(Body):
     name: str = ""
     expires_in_days: float | None = None
     endpoint: str | None = None  # a key that may only call this endpoint's predict routes

@@ -23,7 +23,7 @@ from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import actor_of, guard, record_change
 from modelyard.api.uploads import RAW_BODY, spooled_body, with_request_body
-from modelyard.api.wire import DatasetIn, respond
+from modelyard.api.wire import Body, DatasetIn, respond
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.identity import Permission
 
@@ -88,7 +88,7 @@ def run_datasets(run_id: str, request: Request) -> Response:
     return respond(services_of(request).datasets.run_datasets(run_id))
 
 
-class ClassesIn(BaseModel):
+class ClassesIn(Body):
     classes: list[str]
 
 

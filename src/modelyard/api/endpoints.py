@@ -17,12 +17,11 @@ from typing import Any
 
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import actor_of, guard, record_change, workspace_of
-from modelyard.api.wire import EndpointIn, EndpointUpdate, LabelsIn, RollbackIn, respond
+from modelyard.api.wire import Body, EndpointIn, EndpointUpdate, LabelsIn, RollbackIn, respond
 from modelyard.domain.endpoints import Endpoint, batching_from, requests_from, spec_summary
 from modelyard.domain.identity import Permission
 from modelyard.serving.journal import subject_digest
@@ -164,7 +163,7 @@ def endpoint_compare(
     return respond(services.predictions.compare(name, since=since, until=until))
 
 
-class RetentionIn(BaseModel):
+class RetentionIn(Body):
     days: int | None = None
 
 
@@ -189,11 +188,11 @@ def prune_predictions(name: str, request: Request) -> Response:
     return respond({"deleted": deleted})
 
 
-class SubjectColumnIn(BaseModel):
+class SubjectColumnIn(Body):
     column: str | None = None
 
 
-class EraseIn(BaseModel):
+class EraseIn(Body):
     subject: Any
 
 

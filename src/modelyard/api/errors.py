@@ -78,11 +78,18 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def validation_message(errors: Any) -> JSONResponse:
-    """One line for the first problem: a broken JSON body is 400, a bad field 422."""
-    first: dict[str, Any] = dict(errors[0]) if errors else {}
+    """One line for the first problem: a broken JSON body is 400, a bad field 422.
+
+    A field the route does not know is named first, before what is missing: it is
+    most often a typo, or a field (such as who acts) that a client may not set.
+    """
+    ordered = sorted(errors, key=lambda error: error.get("type") != "extra_forbidden")
+    first: dict[str, Any] = dict(ordered[0]) if ordered else {}
     message = str(first.get("msg", "invalid")).splitlines()[0]
     if first.get("type") == "json_invalid":
         return error_response(400, InvalidInput.kind, f"request body is not valid JSON: {message}")
+    if first.get("type") == "extra_forbidden":
+        message = "not a field of this request"
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
     return error_response(422, InvalidInput.kind, f"{where or 'request'}: {message}")
 

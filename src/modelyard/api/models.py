@@ -14,14 +14,20 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import ConfigDict
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import actor_of, guard, record_change, workspace_of
-from modelyard.api.wire import AliasIn, ModelIn, ModelUpdate, StageIn, VersionIn, respond
+from modelyard.api.wire import AliasIn, Body, ModelIn, ModelUpdate, StageIn, VersionIn, respond
 from modelyard.domain.identity import Permission
-from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
+from modelyard.domain.models import (
+    Inventory,
+    ModelRef,
+    ModelVersion,
+    RegisteredModel,
+    check_inventory,
+)
 from modelyard.errors import InvalidInput
 from modelyard.governance.approvals import ApprovalStatus
 from modelyard.governance.cards import model_card
@@ -97,7 +103,7 @@ def register_version(name: str, body: VersionIn, request: Request) -> Response:
         run_id=body.run_id,
         description=body.description,
         tags=body.tags,
-        created_by=body.created_by,
+        created_by=actor_of(request),  # the key's user, never a name the client claims
         workspace=workspace_of(request),
     )
     record_change(
@@ -221,17 +227,32 @@ def get_inventory(name: str, request: Request) -> Response:
     return respond(services_of(request).inventory.get(name))
 
 
+class InventoryIn(Body):
+    """The model-risk fields to change; a field left out keeps its value. Other fields
+    reach the inventory's own check, which names them and lists the known ones."""
+
+    model_config = ConfigDict(extra="allow")
+
+    risk_tier: str | None = None
+    business_owner: str | None = None
+    validator: str | None = None
+    validation_status: str | None = None
+    last_validated: str | None = None
+    next_validation: str | None = None
+
+
 @router.patch("/models/{name}/inventory", response_model=Inventory, **guard(Permission.PROMOTE))
-def update_inventory(name: str, body: dict[str, Any], request: Request) -> Response:
+def update_inventory(name: str, body: InventoryIn, request: Request) -> Response:
     """Change the given model-risk fields (risk_tier, business_owner, validator,
     validation_status, last_validated, next_validation); the others are kept."""
     inventory = services_of(request).inventory
+    changes = check_inventory(body.model_dump(exclude_unset=True))
     before = inventory.get(name)
-    after = inventory.update(name, actor=actor_of(request), **body)
+    after = inventory.update(name, actor=actor_of(request), **changes)
     record_change(
         request,
-        before={field: getattr(before, field) for field in body},
-        after={field: getattr(after, field) for field in body},
+        before={field: getattr(before, field) for field in changes},
+        after={field: getattr(after, field) for field in changes},
     )
     return respond(after)
 
@@ -270,7 +291,7 @@ def version_card(name: str, selector: str, request: Request, format: str = "mark
     return Response(text, media_type=f"{media}; charset=utf-8")
 
 
-class RetireIn(BaseModel):
+class RetireIn(Body):
     comment: str = ""
 
 
@@ -307,16 +328,16 @@ def retire_model(name: str, body: RetireIn, request: Request) -> Response:
     return respond(retired)
 
 
-class ApprovalIn(BaseModel):
+class ApprovalIn(Body):
     comment: str = ""
 
 
-class DecisionIn(BaseModel):
+class DecisionIn(Body):
     decision: str
     comment: str = ""
 
 
-class PolicyIn(BaseModel):
+class PolicyIn(Body):
     required: int
 
 

@@ -6,32 +6,32 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import actor_of, guard, record_change, require_owned, workspace_of
-from modelyard.api.wire import respond
+from modelyard.api.wire import Body, respond
 from modelyard.domain.identity import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["monitoring"], responses=ERROR_RESPONSES)
 
 
-class MonitorIn(BaseModel):
+class MonitorIn(Body):
     name: str
     spec: dict[str, Any]
 
 
-class MonitorUpdate(BaseModel):
+class MonitorUpdate(Body):
     changes: dict[str, Any] = Field(default_factory=dict)
     enabled: bool | None = None
 
 
-class CloseIn(BaseModel):
+class CloseIn(Body):
     comment: str = ""
 
 
-class ReferenceIn(BaseModel):
+class ReferenceIn(Body):
     version: str
     dataset: str | None = None
     target: str | None = None

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard, record_change, workspace_of
+from modelyard.api.security import actor_of, guard, record_change, workspace_of
 from modelyard.api.wire import BatchIn, FinishIn, RunIn, SearchIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.runs import Environment, MetricPoint, Run, RunPage, RunStatus
@@ -41,7 +41,7 @@ def create_run(body: RunIn, request: Request) -> Response:
         tags=body.tags,
         environment=_environment(body.environment),
         environment_id=body.environment_id,
-        user=body.user,
+        user=actor_of(request),  # the key's user, never a name the client claims
         workspace=workspace_of(request),
     )
     record_change(

@@ -12,11 +12,11 @@ otherwise). Each change is an audit event with the name, never the value.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.security import actor_of, guard, workspace_of
-from modelyard.api.wire import respond
+from modelyard.api.wire import Body, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.secrets import SecretRecord
 
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/v1", tags=["governance"])
 SECRETS_PERMISSION = Permission.MONITOR
 
 
-class SecretIn(BaseModel):
+class SecretIn(Body):
     value: SecretStr  # shown as '**********' if the body is ever printed
 
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from fastapi import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.jsonable import plain
 
@@ -16,22 +16,29 @@ def respond(value: Any, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type="application/json")
 
 
-class ExperimentIn(BaseModel):
+class Body(BaseModel):
+    """A request body: a field the route does not know is refused (422 naming it), so a
+    client can never believe it set something the server ignored, such as who acted:
+    the actor always comes from the API key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExperimentIn(Body):
     name: str
     description: str = ""
 
 
-class RunIn(BaseModel):
+class RunIn(Body):
     experiment: str
     name: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] | None = None
     environment_id: str | None = None
-    user: str = ""
 
 
-class MetricColumns(BaseModel):
+class MetricColumns(Body):
     """Metric points as parallel arrays: compact to send, fast to read."""
 
     keys: list[str] = Field(default_factory=list)
@@ -40,18 +47,18 @@ class MetricColumns(BaseModel):
     timestamps: list[int] = Field(default_factory=list)
 
 
-class BatchIn(BaseModel):
+class BatchIn(Body):
     metrics: MetricColumns = Field(default_factory=MetricColumns)
     params: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, Any] = Field(default_factory=dict)
 
 
-class FinishIn(BaseModel):
+class FinishIn(Body):
     status: str
     error: str | None = None
 
 
-class SearchIn(BaseModel):
+class SearchIn(Body):
     experiments: list[str] | None = None
     filter: str | None = None
     order_by: str | list[str] | None = None
@@ -59,42 +66,40 @@ class SearchIn(BaseModel):
     cursor: str | None = None
 
 
-class ModelIn(BaseModel):
+class ModelIn(Body):
     name: str
     description: str = ""
     tags: dict[str, Any] | None = None
 
 
-class ModelUpdate(BaseModel):
+class ModelUpdate(Body):
     description: str | None = None
     tags: dict[str, Any] | None = None
 
 
-class VersionIn(BaseModel):
+class VersionIn(Body):
     source: str
     run_id: str | None = None
     description: str = ""
     tags: dict[str, Any] | None = None
-    created_by: str = ""
 
 
-class AliasIn(BaseModel):
+class AliasIn(Body):
     version: int
 
 
-class StageIn(BaseModel):
+class StageIn(Body):
     stage: str
-    actor: str = ""
     comment: str = ""
     archive_others: bool = False
 
 
-class ColumnIn(BaseModel):
+class ColumnIn(Body):
     name: str
     type: str
 
 
-class DatasetIn(BaseModel):
+class DatasetIn(Body):
     """What a run records of a dataset: content fingerprint, schema and size; ``stored``
     when its Parquet content was uploaded first (``PUT /datasets/{fingerprint}/content``)."""
 
@@ -107,7 +112,7 @@ class DatasetIn(BaseModel):
     stored: bool = False
 
 
-class EndpointIn(BaseModel):
+class EndpointIn(Body):
     name: str
     routes: list[dict[str, Any]]
     shadows: list[dict[str, Any]] = Field(default_factory=list)
@@ -116,7 +121,7 @@ class EndpointIn(BaseModel):
     comment: str = ""
 
 
-class EndpointUpdate(BaseModel):
+class EndpointUpdate(Body):
     routes: list[dict[str, Any]] | None = None
     shadows: list[dict[str, Any]] | None = None
     batching: dict[str, Any] | None = None
@@ -124,15 +129,15 @@ class EndpointUpdate(BaseModel):
     comment: str = ""
 
 
-class RollbackIn(BaseModel):
+class RollbackIn(Body):
     to: int | None = None
     comment: str = ""
 
 
-class LabelIn(BaseModel):
+class LabelIn(Body):
     id: str
     label: Any
 
 
-class LabelsIn(BaseModel):
+class LabelsIn(Body):
     labels: list[LabelIn]

@@ -40,7 +40,6 @@ class Backend(Protocol):
         params: Mapping[str, Any],
         tags: Mapping[str, Any],
         environment: Environment | None,
-        user: str,
     ) -> Run: ...
     def log_batch(
         self,
@@ -108,7 +107,6 @@ class Backend(Protocol):
         run_id: str | None = None,
         description: str = "",
         tags: Mapping[str, Any] | None = None,
-        created_by: str = "",
     ) -> ModelVersion: ...
     def get_version(self, ref: str) -> ModelVersion: ...
     def search_versions(
@@ -130,7 +128,6 @@ class Backend(Protocol):
         ref: str,
         stage: str,
         *,
-        actor: str = "",
         comment: str = "",
         archive_others: bool = False,
     ) -> ModelVersion: ...

@@ -71,7 +71,6 @@ class LocalCatalog(LocalBase):
         run_id: str | None = None,
         description: str = "",
         tags: Mapping[str, Any] | None = None,
-        created_by: str = "",
     ) -> ModelVersion:
         version = self._catalog.register_version(
             name,
@@ -79,7 +78,7 @@ class LocalCatalog(LocalBase):
             run_id=run_id,
             description=description,
             tags=tags,
-            created_by=created_by,
+            created_by=current_user(),
             workspace=self._home,
         )
         self._audit(
@@ -139,13 +138,12 @@ class LocalCatalog(LocalBase):
         ref: str,
         stage: str,
         *,
-        actor: str = "",
         comment: str = "",
         archive_others: bool = False,
     ) -> ModelVersion:
         before = self._catalog.get_version(ref)
         moved = self._catalog.transition_stage(
-            ref, stage, actor=actor, comment=comment, archive_others=archive_others
+            ref, stage, actor=current_user(), comment=comment, archive_others=archive_others
         )
         self._audit(
             "transition stage",

@@ -10,6 +10,7 @@ import pandas as pd
 from modelyard.client.local_base import LocalBase
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
+from modelyard.tracking.environment import current_user
 
 
 class LocalTracking(LocalBase):
@@ -34,7 +35,6 @@ class LocalTracking(LocalBase):
         params: Mapping[str, Any],
         tags: Mapping[str, Any],
         environment: Environment | None,
-        user: str,
     ) -> Run:
         run = self._tracking.create_run(
             experiment,
@@ -42,7 +42,7 @@ class LocalTracking(LocalBase):
             params=params,
             tags=tags,
             environment=environment,
-            user=user,
+            user=current_user(),  # embedded: the OS user owns the store
             workspace=self._home,
         )
         self._audit(

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
 from modelyard.errors import Conflict, InvalidInput
 from modelyard.packaging import LoadedModel, load_package, verify_package, write_package
-from modelyard.tracking.environment import current_user
 
 if TYPE_CHECKING:
     from modelyard.client.backend import Backend
@@ -71,7 +70,6 @@ class ModelsAPI:
             run_id=run_id,
             description=description,
             tags=tags,
-            created_by=current_user(),
         )
 
     def get(self, name: str) -> RegisteredModel:
@@ -199,7 +197,7 @@ class ModelsAPI:
     ) -> ModelVersion:
         """Move a version along candidate -> staging -> production -> archived."""
         return self._backend.transition_stage(
-            ref, stage, actor=current_user(), comment=comment, archive_others=archive_others
+            ref, stage, comment=comment, archive_others=archive_others
         )
 
     def stage_history(self, ref: str) -> builtins.list[dict[str, Any]]:

@@ -97,14 +97,12 @@ class RemoteCatalog(RemoteBase):
         run_id: str | None = None,
         description: str = "",
         tags: Mapping[str, Any] | None = None,
-        created_by: str = "",
     ) -> ModelVersion:
         body = {
             "source": source,
             "run_id": run_id,
             "description": description,
             "tags": _texts(tags),
-            "created_by": created_by,
         }
         return parse(ModelVersion, self._json("POST", f"/models/{_path(name)}/versions", json=body))
 
@@ -152,14 +150,12 @@ class RemoteCatalog(RemoteBase):
         ref: str,
         stage: str,
         *,
-        actor: str = "",
         comment: str = "",
         archive_others: bool = False,
     ) -> ModelVersion:
         name, selector = _selector(ref)
         body = {
             "stage": stage,
-            "actor": actor,
             "comment": comment,
             "archive_others": archive_others,
         }

@@ -39,14 +39,12 @@ class RemoteTracking(RemoteBase):
         params: Mapping[str, Any],
         tags: Mapping[str, Any],
         environment: Environment | None,
-        user: str,
     ) -> Run:
         body = {
             "experiment": experiment,
             "name": name,
             "params": {k: _text(v) for k, v in params.items()},
             "tags": {k: _text(v) for k, v in tags.items()},
-            "user": user,
         }
         if environment is None:
             return parse(Run, self._json("POST", "/runs", json=body))

@@ -17,7 +17,7 @@ from modelyard.client.monitors import MonitorsAPI
 from modelyard.client.secrets import SecretsAPI
 from modelyard.domain.runs import Experiment, MetricPoint, Run, RunPage
 from modelyard.governance.lineage import LineageGraph
-from modelyard.tracking.environment import capture_environment, current_user
+from modelyard.tracking.environment import capture_environment
 
 
 class RunsAPI:
@@ -145,7 +145,6 @@ class Yard:
             params=params or {},
             tags=tags or {},
             environment=environment,
-            user=current_user(),
         )
         return ActiveRun(self, run)
 
