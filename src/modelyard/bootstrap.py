@@ -75,6 +75,8 @@ def bootstrap(
     ensure_current(db, create_if_empty=create_if_empty)
     secret_box = secret_box or _secret_box(settings, embedded=create_if_empty)
     artifacts = artifacts or open_store(settings.artifact_root)
+    audit = AuditLog(db)
+    db.on_commit("audit", audit.on_changes)  # every service change, in its own transaction
     catalog = Catalog(db, artifacts)
     endpoints = EndpointService(db, catalog)
     predictions = (
@@ -111,7 +113,7 @@ def bootstrap(
         catalog=catalog,
         identity=Identity(db),
         workspaces=Workspaces(db),
-        audit=AuditLog(db),
+        audit=audit,
         endpoints=endpoints,
         predictions=predictions,
         lineage=Lineage(db, predictions),

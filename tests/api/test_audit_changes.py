@@ -1,9 +1,12 @@
 """Writes through the server are audited with a summary of before and after.
 
-Each test makes a few real writes and reads their events back from ``GET /audit``:
-the event of a route carries ``summary.before`` / ``summary.after`` (ids, names,
-versions, stages, counts), a refused write is still an event, and no summary
-holds an API key or the data a write carried.
+Each test makes a few real writes and reads their events back from ``GET /audit``.
+A change is recorded by the service that made it, in its own transaction, under a
+domain action (``"set alias"`` on ``models/churn@champion``), with the key's user,
+key id and client address: the same event embedded mode writes. Its summary carries
+``before`` / ``after`` (ids, names, versions, stages, counts). A refused write is
+recorded by the API under its route, and no summary holds an API key or the data a
+write carried.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ def viewer(api: httpx.Client, server: ServerProcess, unique: str) -> Iterator[ht
 
 
 def events_of(api: httpx.Client, action: str, resource: str) -> list[Event]:
-    """The events of ``action`` (``"METHOD /route"``) on exactly ``resource``, oldest first."""
+    """The events of ``action`` (a service's, or ``"METHOD /route"`` for what only the API
+    records) on exactly ``resource``, oldest first."""
     params = {"action": action, "resource": resource, "limit": 10_000}
     answer = api.get("/api/v1/audit", params=params)
     assert answer.status_code == 200, answer.text
@@ -68,27 +72,27 @@ def test_a_stage_transition_records_the_stage_before_and_after(
     answer = api.post(path, json={"stage": "staging", "comment": "ready"})
     assert answer.status_code == 200, answer.text
 
-    before, after = change_of(api, "POST /api/v1/models/{name}/versions/{selector}/stage", path)
-    assert before == {"version": 1, "stage": "candidate"}
+    before, after = change_of(api, "transition stage", f"models/{model}/1")
+    assert before == {"stage": "candidate"}
     assert after == {
-        "version": 1,
         "stage": "staging",
         "comment": "ready",
         "archive_others": False,
+        "archived": [],
     }
 
 
 def test_an_alias_move_records_where_it_pointed(api: httpx.Client, model: str) -> None:
     path = f"/api/v1/models/{model}/aliases/champion"
-    action = "PUT /api/v1/models/{name}/aliases/{alias}"
+    resource = f"models/{model}@champion"
     assert api.put(path, json={"version": 1}).status_code == 200
-    assert change_of(api, action, path) == ({"version": None}, {"version": 1})
+    assert change_of(api, "set alias", resource) == ({"version": None}, {"version": 1})
 
     assert api.put(path, json={"version": 2}).status_code == 200
-    assert change_of(api, action, path) == ({"version": 1}, {"version": 2})
+    assert change_of(api, "set alias", resource) == ({"version": 1}, {"version": 2})
 
     assert api.delete(path).status_code == 204
-    deleted = change_of(api, "DELETE /api/v1/models/{name}/aliases/{alias}", path)
+    deleted = change_of(api, "delete alias", resource)
     assert deleted == ({"version": 2}, {"version": None})
 
 
@@ -132,13 +136,13 @@ def test_an_inventory_patch_records_only_the_fields_it_changes(
     api: httpx.Client, model: str
 ) -> None:
     path = f"/api/v1/models/{model}/inventory"
-    action = "PATCH /api/v1/models/{name}/inventory"
+    action, resource = "update inventory", f"models/{model}/inventory"
     first = {"risk_tier": "high", "business_owner": "risk-team"}
     assert api.patch(path, json=first).status_code == 200
-    assert change_of(api, action, path) == ({"risk_tier": None, "business_owner": ""}, first)
+    assert change_of(api, action, resource) == ({"risk_tier": None, "business_owner": ""}, first)
 
     assert api.patch(path, json={"risk_tier": "low"}).status_code == 200
-    assert change_of(api, action, path) == ({"risk_tier": "high"}, {"risk_tier": "low"})
+    assert change_of(api, action, resource) == ({"risk_tier": "high"}, {"risk_tier": "low"})
 
 
 def test_dataset_writes_record_the_description_and_the_classes(
@@ -237,6 +241,5 @@ def test_user_and_key_changes_name_the_key_never_its_token(
 def test_setting_the_approval_policy_records_the_old_requirement(api: httpx.Client) -> None:
     current = api.get("/api/v1/policies/approvals").json()["required"]
     assert api.put("/api/v1/policies/approvals", json={"required": current}).status_code == 200
-    policy = "/api/v1/policies/approvals"
-    change = change_of(api, "PUT /api/v1/policies/approvals", policy)
+    change = change_of(api, "set approval policy", "policies/approvals")
     assert change == ({"required": current}, {"required": current})

@@ -12,6 +12,7 @@ from modelyard.bootstrap import Services
 from modelyard.domain.models import ModelRef, Stage
 from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from modelyard.packaging import write_package
+from tests.actors import as_user
 from tests.stores import services_on
 
 
@@ -95,7 +96,7 @@ def test_lifecycle_allows_only_legal_moves_and_keeps_history(
     with pytest.raises(Conflict, match="cannot move from candidate to production"):
         catalog.transition_stage("iris/1", "production")
     catalog.transition_stage("iris/1", "staging")
-    catalog.transition_stage("iris/1", "production", actor="ana", comment="ship it")
+    as_user("ana", catalog.transition_stage, "iris/1", "production", comment="ship it")
     catalog.transition_stage("iris/2", "staging")
     promoted = catalog.transition_stage("iris/2", Stage.PRODUCTION, archive_others=True)
     assert promoted.stage is Stage.PRODUCTION

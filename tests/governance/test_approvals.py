@@ -18,6 +18,7 @@ from modelyard.client.yard import Yard
 from modelyard.domain.endpoints import TargetRequest
 from modelyard.errors import Conflict, InvalidInput, PermissionDenied
 from modelyard.store import schema as t
+from tests.actors import as_user
 from tests.conftest import ServerProcess
 from tests.stores import services_on
 
@@ -42,7 +43,7 @@ def test_maker_checker_gates_production_and_traffic(services: Services) -> None:
     ref = register(services, "churn", author="bob")
     approvals, catalog, endpoints = services.approvals, services.catalog, services.endpoints
     assert approvals.status(ref).state == "not_required"
-    approvals.set_policy(2, actor="admin")
+    as_user("admin", approvals.set_policy, 2)
     catalog.transition_stage(ref, "staging")
 
     with pytest.raises(PermissionDenied, match="needs 2 approval.*request it"):
@@ -52,18 +53,18 @@ def test_maker_checker_gates_production_and_traffic(services: Services) -> None:
     assert catalog.get_version(ref).stage.value == "staging"  # nothing changed
 
     with pytest.raises(InvalidInput, match="nobody requested"):
-        approvals.approve(ref, actor="raj")
-    approvals.request(ref, actor="ana", comment="beats the champion")
+        as_user("raj", approvals.approve, ref)
+    as_user("ana", approvals.request, ref, comment="beats the champion")
     with pytest.raises(PermissionDenied, match="ana requested approval"):
-        approvals.approve(ref, actor="ana")
+        as_user("ana", approvals.approve, ref)
     with pytest.raises(PermissionDenied, match="bob registered"):
-        approvals.approve(ref, actor="bob")
-    assert approvals.approve(ref, actor="raj", comment="validated").state == "pending"
+        as_user("bob", approvals.approve, ref)
+    assert as_user("raj", approvals.approve, ref, comment="validated").state == "pending"
     with pytest.raises(Conflict, match="already decided"):
-        approvals.approve(ref, actor="raj")
+        as_user("raj", approvals.approve, ref)
     with pytest.raises(PermissionDenied, match=r"has 1 of 2: raj"):
         catalog.transition_stage(ref, "production")
-    status = approvals.approve(ref, actor="kim", comment="checked the data")
+    status = as_user("kim", approvals.approve, ref, comment="checked the data")
     assert (status.state, status.approved_by, status.requested_by) == (
         "approved",
         ["kim", "raj"],
@@ -79,23 +80,23 @@ def test_rejection_blocks_until_requested_again(services: Services) -> None:
     ref = register(services, "fraud", author="bob")
     approvals = services.approvals
     approvals.set_policy(1)
-    approvals.request(ref, actor="ana")
+    as_user("ana", approvals.request, ref)
     with pytest.raises(InvalidInput, match="needs a comment"):
-        approvals.reject(ref, actor="raj")
-    assert approvals.reject(ref, actor="raj", comment="leaks the label").state == "rejected"
+        as_user("raj", approvals.reject, ref)
+    assert as_user("raj", approvals.reject, ref, comment="leaks the label").state == "rejected"
     with pytest.raises(PermissionDenied, match="rejected"):
         services.endpoints.create("fraud", routes=[TargetRequest.parse(f"{ref}=100")])
-    approvals.request(ref, actor="ana", comment="label leak fixed upstream")
+    as_user("ana", approvals.request, ref, comment="label leak fixed upstream")
     assert approvals.status(ref).state == "pending"
-    assert approvals.approve(ref, actor="raj").state == "approved"
+    assert as_user("raj", approvals.approve, ref).state == "approved"
 
 
 def test_an_approval_counts_only_for_the_package_it_saw(services: Services) -> None:
     ref = register(services, "churn", author="bob")
     approvals = services.approvals
     approvals.set_policy(1)
-    approvals.request(ref, actor="ana")
-    approvals.approve(ref, actor="raj")
+    as_user("ana", approvals.request, ref)
+    as_user("raj", approvals.approve, ref)
     assert approvals.status(ref).state == "approved"
     with services.db.write() as conn:  # the version's package is no longer the approved one
         conn.execute(update(t.model_versions).values(package_digest="f" * 64))
@@ -114,8 +115,8 @@ def test_shadows_need_no_approval_and_policy_is_validated(services: Services) ->
         .ref
     )
     services.approvals.set_policy(1)
-    services.approvals.request(first, actor="ana")
-    services.approvals.approve(first, actor="raj")
+    as_user("ana", services.approvals.request, first)
+    as_user("raj", services.approvals.approve, first)
     created = services.endpoints.create(
         "m",
         routes=[TargetRequest.parse(f"{first}=100")],
@@ -183,12 +184,12 @@ def test_a_followed_alias_moved_to_an_unapproved_version_keeps_the_old_one(
     services.catalog.set_alias("f", "champion", 1)
     services.endpoints.create("f", routes=[TargetRequest.parse("f@champion=100,follow")])
     services.approvals.set_policy(1)
-    services.approvals.request(first, actor="ana")
-    services.approvals.approve(first, actor="raj")
+    as_user("ana", services.approvals.request, first)
+    as_user("raj", services.approvals.approve, first)
     services.catalog.set_alias("f", "champion", 2)
     ((_, _, spec),) = services.endpoints.live(["f"])
     assert [r.ref for r in spec.routes] == [first]
-    services.approvals.request(second, actor="ana")
-    services.approvals.approve(second, actor="raj")
+    as_user("ana", services.approvals.request, second)
+    as_user("raj", services.approvals.approve, second)
     ((_, _, spec),) = services.endpoints.live(["f"])
     assert [r.ref for r in spec.routes] == [second]

@@ -18,7 +18,7 @@ from pydantic import ConfigDict
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import actor_of, guard, record_change, workspace_of
+from modelyard.api.security import guard, workspace_of
 from modelyard.api.wire import AliasIn, Body, ModelIn, ModelUpdate, StageIn, VersionIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.models import (
@@ -26,10 +26,8 @@ from modelyard.domain.models import (
     ModelRef,
     ModelVersion,
     RegisteredModel,
-    check_inventory,
 )
 from modelyard.errors import InvalidInput
-from modelyard.governance.approvals import ApprovalStatus
 from modelyard.governance.cards import model_card
 
 router = APIRouter(prefix="/api/v1", tags=["models"], responses=ERROR_RESPONSES)
@@ -53,7 +51,6 @@ def create_model(body: ModelIn, request: Request) -> Response:
     created = services_of(request).catalog.create_model(
         body.name, body.description, body.tags, workspace=workspace_of(request)
     )
-    record_change(request, after={"name": created.name, "description": created.description})
     return respond(created, 201)
 
 
@@ -76,16 +73,7 @@ def get_model(name: str, request: Request) -> Response:
 @router.patch("/models/{name}", response_model=RegisteredModel, **guard(Permission.REGISTER))
 def update_model(name: str, body: ModelUpdate, request: Request) -> Response:
     catalog = services_of(request).catalog
-    before = catalog.get_model(name)
-    after = catalog.update_model(name, description=body.description, tags=body.tags)
-    record_change(request, before=_described(before, body), after=_described(after, body))
-    return respond(after)
-
-
-def _described(item: RegisteredModel | ModelVersion, body: ModelUpdate) -> dict[str, Any]:
-    """The description and tags of ``item``, as far as ``body`` changes them."""
-    fields = [field for field in ("description", "tags") if getattr(body, field) is not None]
-    return {field: getattr(item, field) for field in fields}
+    return respond(catalog.update_model(name, description=body.description, tags=body.tags))
 
 
 @router.post(
@@ -103,17 +91,7 @@ def register_version(name: str, body: VersionIn, request: Request) -> Response:
         run_id=body.run_id,
         description=body.description,
         tags=body.tags,
-        created_by=actor_of(request),  # the key's user, never a name the client claims
         workspace=workspace_of(request),
-    )
-    record_change(
-        request,
-        after={
-            "version": version.version,
-            "run_id": version.run_id,
-            "digest": version.package_digest,
-            "source": version.source,
-        },
     )
     return respond(version, 201)
 
@@ -149,12 +127,9 @@ def get_version(name: str, selector: str, request: Request) -> Response:
     "/models/{name}/versions/{selector}", response_model=ModelVersion, **guard(Permission.REGISTER)
 )
 def update_version(name: str, selector: str, body: ModelUpdate, request: Request) -> Response:
-    catalog = services_of(request).catalog
-    before = catalog.get_version(ref_of(name, selector))
-    updated = catalog.update_version(
+    updated = services_of(request).catalog.update_version(
         ref_of(name, selector), description=body.description, tags=body.tags
     )
-    record_change(request, before=_described(before, body), after=_described(updated, body))
     return respond(updated)
 
 
@@ -166,23 +141,11 @@ def update_version(name: str, selector: str, body: ModelUpdate, request: Request
 def transition_stage(name: str, selector: str, body: StageIn, request: Request) -> Response:
     """Move the version to ``stage``; an illegal move is 409 naming both stages."""
     catalog = services_of(request).catalog
-    before = catalog.get_version(ref_of(name, selector))
     moved = catalog.transition_stage(
         ref_of(name, selector),
         body.stage,
-        actor=actor_of(request),  # the key's user, never a name the client claims
         comment=body.comment,
         archive_others=body.archive_others,
-    )
-    record_change(
-        request,
-        before={"version": before.version, "stage": before.stage},
-        after={
-            "version": moved.version,
-            "stage": moved.stage,
-            "comment": body.comment,
-            "archive_others": body.archive_others,
-        },
     )
     return respond(moved)
 
@@ -201,11 +164,7 @@ def stage_history(name: str, selector: str, request: Request) -> Response:
 )
 def set_alias(name: str, alias: str, body: AliasIn, request: Request) -> Response:
     """Point ``alias`` at a version (moving it if it pointed elsewhere)."""
-    catalog = services_of(request).catalog
-    before = catalog.get_model(name).aliases.get(alias)
-    moved = catalog.set_alias(name, alias, body.version)
-    record_change(request, before={"version": before}, after={"version": moved.version})
-    return respond(moved)
+    return respond(services_of(request).catalog.set_alias(name, alias, body.version))
 
 
 @router.delete(
@@ -215,10 +174,7 @@ def set_alias(name: str, alias: str, body: AliasIn, request: Request) -> Respons
     **guard(Permission.PROMOTE),
 )
 def delete_alias(name: str, alias: str, request: Request) -> Response:
-    catalog = services_of(request).catalog
-    before = catalog.get_model(name).aliases.get(alias)
-    catalog.delete_alias(name, alias)
-    record_change(request, before={"version": before}, after={"version": None})
+    services_of(request).catalog.delete_alias(name, alias)
     return Response(status_code=204)
 
 
@@ -245,16 +201,8 @@ class InventoryIn(Body):
 def update_inventory(name: str, body: InventoryIn, request: Request) -> Response:
     """Change the given model-risk fields (risk_tier, business_owner, validator,
     validation_status, last_validated, next_validation); the others are kept."""
-    inventory = services_of(request).inventory
-    changes = check_inventory(body.model_dump(exclude_unset=True))
-    before = inventory.get(name)
-    after = inventory.update(name, actor=actor_of(request), **changes)
-    record_change(
-        request,
-        before={field: getattr(before, field) for field in changes},
-        after={field: getattr(after, field) for field in changes},
-    )
-    return respond(after)
+    changes = body.model_dump(exclude_unset=True)
+    return respond(services_of(request).inventory.update(name, **changes))
 
 
 @router.get("/inventory", response_model=list[Inventory], **guard(Permission.READ))
@@ -302,15 +250,8 @@ class RetireIn(Body):
 )
 def retire_version(name: str, selector: str, body: RetireIn, request: Request) -> Response:
     """Retire a version nothing serves and no alias names; its history is kept."""
-    services = services_of(request)
-    before = services.catalog.get_version(ref_of(name, selector))
-    retired = services.retirement.retire_version(
-        str(ref_of(name, selector)), actor=actor_of(request), comment=body.comment
-    )
-    record_change(
-        request,
-        before={"version": before.version, "stage": before.stage},
-        after={"version": retired.version, "stage": retired.stage, "comment": body.comment},
+    retired = services_of(request).retirement.retire_version(
+        str(ref_of(name, selector)), comment=body.comment
     )
     return respond(retired)
 
@@ -320,11 +261,7 @@ def retire_version(name: str, selector: str, body: RetireIn, request: Request) -
 )
 def retire_model(name: str, body: RetireIn, request: Request) -> Response:
     """Retire every version of a model (all or none) and refuse new versions of it."""
-    retired = services_of(request).retirement.retire_model(
-        name, actor=actor_of(request), comment=body.comment
-    )
-    retired_versions = [version.version for version in retired]
-    record_change(request, after={"versions": retired_versions, "comment": body.comment})
+    retired = services_of(request).retirement.retire_model(name, comment=body.comment)
     return respond(retired)
 
 
@@ -344,22 +281,8 @@ class PolicyIn(Body):
 @router.post("/models/{name}/versions/{selector}/approval-requests", **guard(Permission.REGISTER))
 def request_approval(name: str, selector: str, body: ApprovalIn, request: Request) -> Response:
     """Ask reviewers to approve the version (its current package) for production and traffic."""
-    approvals = services_of(request).approvals
-    before = approvals.status(ref_of(name, selector))
-    status = approvals.request(
-        ref_of(name, selector), actor=actor_of(request), comment=body.comment
-    )
-    record_change(request, before={"state": before.state}, after=_decided("request", status))
+    status = services_of(request).approvals.request(ref_of(name, selector), comment=body.comment)
     return respond(status.to_dict())
-
-
-def _decided(decision: str, status: ApprovalStatus) -> dict[str, Any]:
-    return {
-        "decision": decision,
-        "version": status.version,
-        "digest": status.digest,
-        "state": status.state,
-    }
 
 
 @router.post("/models/{name}/versions/{selector}/approvals", **guard(Permission.APPROVE))
@@ -369,9 +292,7 @@ def decide_approval(name: str, selector: str, body: DecisionIn, request: Request
     if body.decision not in ("approve", "reject"):
         raise InvalidInput(f"decision must be 'approve' or 'reject', got {body.decision!r}")
     act = approvals.approve if body.decision == "approve" else approvals.reject
-    before = approvals.status(ref_of(name, selector))
-    status = act(ref_of(name, selector), actor=actor_of(request), comment=body.comment)
-    record_change(request, before={"state": before.state}, after=_decided(body.decision, status))
+    status = act(ref_of(name, selector), comment=body.comment)
     return respond(status.to_dict())
 
 
@@ -389,8 +310,5 @@ def approval_policy(request: Request) -> Response:
 def set_approval_policy(body: PolicyIn, request: Request) -> Response:
     """How many approvals a version needs before production or traffic (0: none)."""
     approvals = services_of(request).approvals
-    workspace = workspace_of(request)
-    before = approvals.policy(workspace)
-    required = approvals.set_policy(body.required, actor=actor_of(request), workspace=workspace)
-    record_change(request, before={"required": before}, after={"required": required})
+    required = approvals.set_policy(body.required, workspace=workspace_of(request))
     return respond({"required": required})

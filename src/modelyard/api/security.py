@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.dependencies import services_of
 from modelyard.bootstrap import Services
+from modelyard.domain.actors import Actor, act_as
 from modelyard.domain.identity import (
     DEFAULT_WORKSPACE,
     Permission,
@@ -56,22 +57,36 @@ def bearer_token(request: Request) -> str | None:
 
 
 def _checker(permission: Permission) -> Any:
-    def check(request: Request) -> Principal:
-        request.state.permission = permission.value
-        services = services_of(request)
-        principal = services.identity.authenticate(bearer_token(request))
-        request.state.principal = principal
-        request.state.workspace = _workspace_for(request, services, principal)
-        principal = principal.acting_in(request.state.workspace)
-        request.state.principal = principal
-        if not principal.can(permission):
-            raise PermissionDenied(
-                f"user '{principal.user}' has the {principal.role.value} role, "
-                f"which does not allow '{permission.value}'"
-            )
+    async def check(request: Request) -> Principal:
+        principal = await run_in_threadpool(_authorize, request, permission)
+        # async, so the actor is set in the request's own context: the route (run in a
+        # worker thread with a copy of it) and the services it calls see it
+        actor = Actor(principal.user, key_id=principal.key_id, client=_client_of(request))
+        act_as(actor)
+        request.state.actor = actor
         return principal
 
     return check
+
+
+def _authorize(request: Request, permission: Permission) -> Principal:
+    request.state.permission = permission.value
+    services = services_of(request)
+    principal = services.identity.authenticate(bearer_token(request))
+    request.state.principal = principal
+    request.state.workspace = _workspace_for(request, services, principal)
+    principal = principal.acting_in(request.state.workspace)
+    request.state.principal = principal
+    if not principal.can(permission):
+        raise PermissionDenied(
+            f"user '{principal.user}' has the {principal.role.value} role, "
+            f"which does not allow '{permission.value}'"
+        )
+    return principal
+
+
+def _client_of(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 def _workspace_for(request: Request, services: Services, principal: Principal) -> str:
@@ -183,9 +198,17 @@ class AuditMiddleware:
         )
         if is_read and not refused and not request.scope.get("state", {}).get("audit_read"):
             return
+        if status < 400 and _recorded_by_services(request):
+            return
         event = _event(request, status, refused)
         services = services_of(request)
         await run_in_threadpool(lambda: services.audit.record(**event))
+
+
+def _recorded_by_services(request: Request) -> bool:
+    """Whether the services recorded what this request changed (in their transactions)."""
+    actor: Actor | None = request.scope.get("state", {}).get("actor")
+    return bool(actor and actor.recorded)
 
 
 def _event(request: Request, status: int, refused: bool) -> dict[str, Any]:

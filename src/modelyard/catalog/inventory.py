@@ -8,10 +8,12 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from modelyard.clock import now_ms
+from modelyard.domain.actors import current_actor
+from modelyard.domain.events import Changed
 from modelyard.domain.models import Inventory, check_inventory
 from modelyard.errors import NotFound
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 
 
 class InventoryService:
@@ -33,16 +35,15 @@ class InventoryService:
             ).first()
         return _inventory(name, row)
 
-    def update(self, name: str, *, actor: str = "", **changes: Any) -> Inventory:
-        """Change the given fields; the others keep their values."""
+    def update(self, name: str, **changes: Any) -> Inventory:
+        """Change the given fields, as the current actor; the others keep their values."""
         clean = check_inventory(changes)
         with self.db.write() as conn:
-            model_id = _model_id_of(conn, name)
+            model_id, workspace = _model_of(conn, name)
             table = t.model_inventory
-            exists = conn.execute(
-                select(table.c.model_id).where(table.c.model_id == model_id)
-            ).first()
-            values = {**clean, "updated_by": actor, "updated_at": now_ms()}
+            exists = conn.execute(select(table).where(table.c.model_id == model_id)).first()
+            before = _inventory(name, exists)
+            values = {**clean, "updated_by": current_actor().user, "updated_at": now_ms()}
             if exists is None:
                 defaults = {
                     "business_owner": "",
@@ -52,6 +53,14 @@ class InventoryService:
                 conn.execute(table.insert().values(model_id=model_id, **{**defaults, **values}))
             else:
                 conn.execute(update(table).where(table.c.model_id == model_id).values(**values))
+            change = Changed(
+                "update inventory",
+                f"models/{name}/inventory",
+                workspace,
+                {field: getattr(before, field) for field in clean},
+                clean,
+            )
+            publish(conn, change)
         return self.get(name)
 
     def search(
@@ -97,10 +106,15 @@ class InventoryService:
 
 
 def _model_id_of(conn: Connection, name: str) -> int:
-    row = conn.execute(select(t.models.c.id).where(t.models.c.name == name)).first()
+    return _model_of(conn, name)[0]
+
+
+def _model_of(conn: Connection, name: str) -> tuple[int, str]:
+    m = t.models.c
+    row = conn.execute(select(m.id, m.workspace).where(m.name == name)).first()
     if row is None:
         raise NotFound(f"model '{name}' does not exist")
-    return int(row.id)
+    return int(row.id), str(row.workspace)
 
 
 def _inventory(name: str, row: Any) -> Inventory:

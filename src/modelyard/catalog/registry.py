@@ -18,7 +18,8 @@ from modelyard.catalog.aliases import Aliases
 from modelyard.catalog.packages import verified_manifest
 from modelyard.catalog.stages import StageTransitions
 from modelyard.clock import now_ms
-from modelyard.domain.events import Publisher, VersionRegistered
+from modelyard.domain.actors import current_actor
+from modelyard.domain.events import Changed, Publisher, VersionRegistered
 from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.models import (
     ModelRef,
@@ -31,7 +32,7 @@ from modelyard.domain.models import (
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.governance.workspaces import check_same, run_workspace
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 from modelyard.store.dialects import insert_for
 from modelyard.tracking.dataset_registry import check_sensitivity
 from modelyard.tracking.runs import stringify
@@ -67,6 +68,8 @@ class Catalog(Aliases, StageTransitions, Publisher):
             with self.db.write() as conn:
                 self._insert_model(conn, name, description, workspace)
                 self._write_tags(conn, t.model_tags, "model_id", self._model_id(conn, name), tags)
+                after = {"description": description, "tags": dict(tags or {})}
+                publish(conn, Changed("create model", f"models/{name}", workspace, after=after))
         except DBIntegrityError:
             raise Conflict(f"model '{name}' already exists") from None
         return self.get_model(name)
@@ -109,10 +112,19 @@ class Catalog(Aliases, StageTransitions, Publisher):
         return self._model_id(conn, name)
 
     def _model_id(self, conn: Connection, name: str) -> int:
-        row = conn.execute(select(t.models.c.id).where(t.models.c.name == name)).first()
+        return self._model_row(conn, name)[0]
+
+    def model_workspace(self, conn: Connection, name: str) -> str:
+        """The workspace that owns model ``name``; ``NotFound`` if it does not exist."""
+        return self._model_row(conn, name)[1]
+
+    def _model_row(self, conn: Connection, name: str) -> tuple[int, str]:
+        """The id of model ``name`` and the workspace that owns it."""
+        m = t.models.c
+        row = conn.execute(select(m.id, m.workspace).where(m.name == name)).first()
         if row is None:
             raise NotFound(f"model '{name}' does not exist")
-        return int(row.id)
+        return int(row.id), str(row.workspace)
 
     def get_model(self, name: str) -> RegisteredModel:
         with self.db.read() as conn:
@@ -172,13 +184,37 @@ class Catalog(Aliases, StageTransitions, Publisher):
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
         with self.db.write() as conn:
-            model_id = self._model_id(conn, name)
+            model_id, workspace = self._model_row(conn, name)
+            before = self._described(conn, t.models, model_id, t.model_tags, "model_id", tags)
             values: dict[str, Any] = {"updated_at": now_ms()}
             if description is not None:
                 values["description"] = description
             conn.execute(update(t.models).where(t.models.c.id == model_id).values(**values))
             self._write_tags(conn, t.model_tags, "model_id", model_id, tags)
+            after = _change(description, tags)
+            publish(
+                conn,
+                Changed("update model", f"models/{name}", workspace, _only(before, after), after),
+            )
         return self.get_model(name)
+
+    def _described(
+        self,
+        conn: Connection,
+        table: Any,
+        row_id: int,
+        tag_table: Any,
+        owner: str,
+        tags: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The description of a model or version, and the old values of ``tags``."""
+        description = conn.execute(select(table.c.description).where(table.c.id == row_id))
+        old = conn.execute(
+            select(tag_table.c.key, tag_table.c.value).where(
+                getattr(tag_table.c, owner) == row_id, tag_table.c.key.in_(list(tags or {}))
+            )
+        )
+        return {"description": description.scalar(), "tags": {key: value for key, value in old}}
 
     def _write_tags(
         self,
@@ -208,7 +244,6 @@ class Catalog(Aliases, StageTransitions, Publisher):
         run_id: str | None = None,
         description: str = "",
         tags: Mapping[str, Any] | None = None,
-        created_by: str = "",
         workspace: str = DEFAULT_WORKSPACE,
     ) -> ModelVersion:
         """Register the package stored at artifact prefix ``source`` as the next version.
@@ -216,6 +251,7 @@ class Catalog(Aliases, StageTransitions, Publisher):
         Every file of the package is hash-checked first; the manifest digest is
         recorded, so a package changed later is refused when loaded. A new model
         is created in ``workspace``; the model and the run must both belong to it.
+        The author is the current actor (``domain.actors``), never an argument.
         """
         check_model_name(name)
         manifest, digest = verified_manifest(self.artifacts, source)
@@ -225,6 +261,7 @@ class Catalog(Aliases, StageTransitions, Publisher):
                 f"package at '{source}' was written by run '{manifest_run}', not '{run_id}'"
             )
         run_id = run_id or manifest_run
+        created_by = current_actor().user
         with self.db.write() as conn:
             if run_id:
                 self._check_run(conn, run_id, workspace)
@@ -254,6 +291,9 @@ class Catalog(Aliases, StageTransitions, Publisher):
             )
             version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             self._write_tags(conn, t.version_tags, "version_id", version_id, tags)
+            after = {"run_id": run_id, "digest": digest, "source": source}
+            resource = f"models/{name}/{number}"
+            publish(conn, Changed("register version", resource, workspace, after=after))
         self.publish(VersionRegistered(name, number, created_by))
         return self.get_version(ModelRef(name, version=number))
 
@@ -405,8 +445,12 @@ class Catalog(Aliases, StageTransitions, Publisher):
     ) -> ModelVersion:
         ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
         with self.db.write() as conn:
+            model_id, workspace = self._model_row(conn, ref.name)
             model_id, number = self.resolve(conn, ref)
             version_id = self._version_id(conn, model_id, number)
+            before = self._described(
+                conn, t.model_versions, version_id, t.version_tags, "version_id", tags
+            )
             values: dict[str, Any] = {"updated_at": now_ms()}
             if description is not None:
                 values["description"] = description
@@ -414,6 +458,10 @@ class Catalog(Aliases, StageTransitions, Publisher):
                 update(t.model_versions).where(t.model_versions.c.id == version_id).values(**values)
             )
             self._write_tags(conn, t.version_tags, "version_id", version_id, tags)
+            after = _change(description, tags)
+            resource = f"models/{ref.name}/{number}"
+            change = Changed("update version", resource, workspace, _only(before, after), after)
+            publish(conn, change)
         return self.get_version(ModelRef(ref.name, version=number))
 
     def _version_id(self, conn: Connection, model_id: int, number: int) -> int:
@@ -423,3 +471,19 @@ class Catalog(Aliases, StageTransitions, Publisher):
                 select(v.id).where(v.model_id == model_id, v.version == number)
             ).scalar_one()
         )
+
+
+def _only(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """``before`` as far as ``after`` changes it (a description left as is is not said)."""
+    said = dict(before)
+    if after.get("description") is None:
+        said.pop("description", None)
+    return said
+
+
+def _change(description: str | None, tags: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What an update sets: the description when given, and the tags."""
+    after: dict[str, Any] = {"tags": dict(tags or {})}
+    if description is not None:
+        after["description"] = description
+    return after

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select, update
 
 from modelyard.clock import now_ms
+from modelyard.domain.actors import current_actor
+from modelyard.domain.events import Changed
 from modelyard.domain.models import ModelRef, ModelVersion, Stage, check_transition, parse_stage
 from modelyard.errors import Conflict
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 
 
 class StageTransitions:
@@ -29,28 +31,45 @@ class StageTransitions:
         def resolve(self, conn: Connection, ref: ModelRef) -> tuple[int, int]: ...
         def get_version(self, ref: ModelRef | str) -> ModelVersion: ...
         def _version_id(self, conn: Connection, model_id: int, number: int) -> int: ...
+        def model_workspace(self, conn: Connection, name: str) -> str: ...
 
     def transition_stage(
         self,
         ref: ModelRef | str,
         stage: Stage | str,
         *,
-        actor: str = "",
         comment: str = "",
         archive_others: bool = False,
     ) -> ModelVersion:
         """Move a version to ``stage`` if the lifecycle allows it; history is kept.
 
         With ``archive_others``, other versions already in that stage move to
-        archived in the same transaction (one production version at a time).
+        archived in the same transaction (one production version at a time). The
+        move is recorded as the current actor's (``domain.actors``).
         """
         ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
         target = parse_stage(stage) if isinstance(stage, str) else stage
+        actor = current_actor().user
         with self.db.write() as conn:
             model_id, number = self.resolve(conn, ref)
-            self._move(conn, model_id, ref.name, number, target, actor, comment)
+            before = self._move(conn, model_id, ref.name, number, target, actor, comment)
+            archived: list[int] = []
             if archive_others and target is not Stage.ARCHIVED:
-                self._archive_others(conn, model_id, ref.name, number, target, actor)
+                archived = self._archive_others(conn, model_id, ref.name, number, target, actor)
+            after = {
+                "stage": target.value,
+                "comment": comment,
+                "archive_others": archive_others,
+                "archived": archived,
+            }
+            change = Changed(
+                "transition stage",
+                f"models/{ref.name}/{number}",
+                self.model_workspace(conn, ref.name),
+                {"stage": before.value},
+                after,
+            )
+            publish(conn, change)
         return self.get_version(ModelRef(ref.name, version=number))
 
     def _move(
@@ -62,7 +81,8 @@ class StageTransitions:
         target: Stage,
         actor: str,
         comment: str,
-    ) -> None:
+    ) -> Stage:
+        """Move one version; the stage it left."""
         v = t.model_versions.c
         row = conn.execute(
             select(v.id, v.stage).where(v.model_id == model_id, v.version == number)
@@ -88,20 +108,23 @@ class StageTransitions:
                 created_at=stamp,
             )
         )
+        return Stage(row.stage)
 
     def _archive_others(
         self, conn: Connection, model_id: int, name: str, number: int, stage: Stage, actor: str
-    ) -> None:
+    ) -> list[int]:
         v = t.model_versions.c
         others = conn.execute(
             select(v.version).where(
                 v.model_id == model_id, v.stage == stage.value, v.version != number
             )
         ).scalars()
-        for other in list(others):
+        archived = list(others)
+        for other in archived:
             self._move(
                 conn, model_id, name, other, Stage.ARCHIVED, actor, f"replaced by version {number}"
             )
+        return archived
 
     def stage_history(self, ref: ModelRef | str) -> list[dict[str, Any]]:
         ref = ModelRef.parse(ref) if isinstance(ref, str) else ref

@@ -12,7 +12,6 @@ from modelyard.catalog.packages import package_directory
 from modelyard.client.local_base import LocalBase
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
 from modelyard.governance.cards import model_card
-from modelyard.tracking.environment import current_user
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 
@@ -43,9 +42,7 @@ class LocalCatalog(LocalBase):
     def create_model(
         self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
-        created = self._catalog.create_model(name, description, tags, workspace=self._home)
-        self._audit("create model", f"models/{name}", after={"description": description})
-        return created
+        return self._catalog.create_model(name, description, tags, workspace=self._home)
 
     def get_model(self, name: str) -> RegisteredModel:
         return self._catalog.get_model(name)
@@ -58,10 +55,7 @@ class LocalCatalog(LocalBase):
     def update_model(
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
-        updated = self._catalog.update_model(name, description=description, tags=tags)
-        changes = {"description": description, "tags": dict(tags or {})}
-        self._audit("update model", f"models/{name}", after=changes)
-        return updated
+        return self._catalog.update_model(name, description=description, tags=tags)
 
     def register_version(
         self,
@@ -72,21 +66,14 @@ class LocalCatalog(LocalBase):
         description: str = "",
         tags: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
-        version = self._catalog.register_version(
+        return self._catalog.register_version(
             name,
             source=source,
             run_id=run_id,
             description=description,
             tags=tags,
-            created_by=current_user(),
             workspace=self._home,
         )
-        self._audit(
-            "register version",
-            f"models/{version.ref}",
-            after={"run_id": run_id, "digest": version.package_digest, "source": source},
-        )
-        return version
 
     def get_version(self, ref: str) -> ModelVersion:
         return self._catalog.get_version(ref)
@@ -112,26 +99,13 @@ class LocalCatalog(LocalBase):
     def update_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> ModelVersion:
-        updated = self._catalog.update_version(ref, description=description, tags=tags)
-        changes = {"description": description, "tags": dict(tags or {})}
-        self._audit("update version", f"models/{updated.ref}", after=changes)
-        return updated
+        return self._catalog.update_version(ref, description=description, tags=tags)
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
-        before = self._catalog.get_model(name).aliases.get(alias)
-        moved = self._catalog.set_alias(name, alias, version)
-        self._audit(
-            "set alias",
-            f"models/{name}@{alias}",
-            before={"version": before},
-            after={"version": version},
-        )
-        return moved
+        return self._catalog.set_alias(name, alias, version)
 
     def delete_alias(self, name: str, alias: str) -> None:
-        before = self._catalog.get_model(name).aliases.get(alias)
         self._catalog.delete_alias(name, alias)
-        self._audit("delete alias", f"models/{name}@{alias}", before={"version": before})
 
     def transition_stage(
         self,
@@ -141,46 +115,18 @@ class LocalCatalog(LocalBase):
         comment: str = "",
         archive_others: bool = False,
     ) -> ModelVersion:
-        before = self._catalog.get_version(ref)
-        moved = self._catalog.transition_stage(
-            ref, stage, actor=current_user(), comment=comment, archive_others=archive_others
+        return self._catalog.transition_stage(
+            ref, stage, comment=comment, archive_others=archive_others
         )
-        self._audit(
-            "transition stage",
-            f"models/{moved.ref}",
-            before={"stage": before.stage.value},
-            after={
-                "stage": moved.stage.value,
-                "comment": comment,
-                "archive_others": archive_others,
-            },
-        )
-        return moved
 
     def stage_history(self, ref: str) -> list[dict[str, Any]]:
         return self._catalog.stage_history(ref)
 
     def retire_version(self, ref: str, comment: str) -> ModelVersion:
-        before = self._catalog.get_version(ref)
-        retired = self.services.retirement.retire_version(
-            ref, actor=current_user(), comment=comment
-        )
-        self._audit(
-            "retire version",
-            f"models/{retired.ref}",
-            before={"stage": before.stage.value},
-            after={"stage": retired.stage.value, "comment": comment},
-        )
-        return retired
+        return self.services.retirement.retire_version(ref, comment=comment)
 
     def retire_model(self, name: str, comment: str) -> list[ModelVersion]:
-        retired = self.services.retirement.retire_model(name, actor=current_user(), comment=comment)
-        self._audit(
-            "retire model",
-            f"models/{name}",
-            after={"versions": [v.version for v in retired], "comment": comment},
-        )
-        return retired
+        return self.services.retirement.retire_model(name, comment=comment)
 
     def model_card(self, ref: str, form: str) -> str:
         return model_card(self.services, ref, form)
@@ -189,16 +135,7 @@ class LocalCatalog(LocalBase):
         return self.services.inventory.get(name)
 
     def update_inventory(self, name: str, changes: dict[str, Any]) -> Inventory:
-        inventory = self.services.inventory
-        before = inventory.get(name)
-        after = inventory.update(name, actor=current_user(), **changes)
-        self._audit(
-            "update inventory",
-            f"models/{name}/inventory",
-            before={k: getattr(before, k) for k in changes},
-            after={k: getattr(after, k) for k in changes},
-        )
-        return after
+        return self.services.inventory.update(name, **changes)
 
     def search_inventory(self, **filters: str | None) -> list[Inventory]:
         return self.services.inventory.search(**filters, workspace=self.workspace)

@@ -43,13 +43,7 @@ class LocalGovernance(LocalBase):
         }.get(decision)
         if act is None:
             raise InvalidInput(f"decision must be request, approve or reject, got {decision!r}")
-        status = act(ref, actor=current_user(), comment=comment)
-        self._audit(
-            f"{decision} approval",
-            f"models/{status.version}/approvals",
-            after={"decision": decision, "digest": status.digest, "state": status.state},
-        )
-        return status.to_dict()
+        return act(ref, comment=comment).to_dict()
 
     def approval_status(self, ref: str) -> dict[str, Any]:
         return self.services.approvals.status(ref).to_dict()
@@ -58,15 +52,7 @@ class LocalGovernance(LocalBase):
         approvals = self.services.approvals
         if required is None:
             return approvals.policy(self._home)
-        before = approvals.policy(self._home)
-        approvals.set_policy(required, actor=current_user(), workspace=self._home)
-        self._audit(
-            "set approval policy",
-            "policies/approvals",
-            before={"required": before},
-            after={"required": required},
-        )
-        return required
+        return approvals.set_policy(required, workspace=self._home)
 
     # -- secrets (audited by the service, with the name and never the value) --
 

@@ -26,11 +26,13 @@ from sqlalchemy import Connection, select
 
 from modelyard.catalog.registry import Catalog
 from modelyard.clock import now_ms
+from modelyard.domain.actors import current_actor
+from modelyard.domain.events import Changed
 from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.models import ModelRef, ModelVersion
 from modelyard.errors import Conflict, InvalidInput, PermissionDenied
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 from modelyard.store.dialects import insert_for
 
 DECISIONS = ("request", "approve", "reject")
@@ -73,14 +75,13 @@ class ApprovalService:
         found = conn.execute(select(p.required).where(p.workspace == workspace)).scalar()
         return int(found or 0)
 
-    def set_policy(
-        self, required: int, *, actor: str = "", workspace: str = DEFAULT_WORKSPACE
-    ) -> int:
+    def set_policy(self, required: int, *, workspace: str = DEFAULT_WORKSPACE) -> int:
         """Require ``required`` approvals for ``workspace``'s versions (0 turns approvals off)."""
         if isinstance(required, bool) or not isinstance(required, int):
             raise InvalidInput(f"required approvals must be a whole number, got {required!r}")
         if not 0 <= required <= MAX_REQUIRED:
             raise InvalidInput(f"required approvals must be 0 to {MAX_REQUIRED}, got {required}")
+        actor = current_actor().user
         row = {
             "workspace": workspace,
             "required": required,
@@ -88,29 +89,40 @@ class ApprovalService:
             "updated_at": now_ms(),
         }
         with self.db.write() as conn:
+            before = self._required(conn, workspace)
             statement = insert_for(self.db.dialect, t.approval_policies).on_conflict_do_update(
                 index_elements=["workspace"],
                 set_={"required": required, "updated_by": actor, "updated_at": row["updated_at"]},
             )
             conn.execute(statement, [row])
+            change = Changed(
+                "set approval policy",
+                "policies/approvals",
+                workspace,
+                {"required": before},
+                {"required": required},
+            )
+            publish(conn, change)
         return required
 
     # -- decisions ---------------------------------------------------------------
 
-    def request(self, ref: ModelRef | str, *, actor: str, comment: str = "") -> ApprovalStatus:
-        return self._decide(ref, "request", actor, comment)
+    # Who decides is always the current actor (``domain.actors``): the key's user through
+    # the API, the OS user embedded; never a name a caller passes.
 
-    def approve(self, ref: ModelRef | str, *, actor: str, comment: str = "") -> ApprovalStatus:
-        return self._decide(ref, "approve", actor, comment)
+    def request(self, ref: ModelRef | str, *, comment: str = "") -> ApprovalStatus:
+        return self._decide(ref, "request", comment)
 
-    def reject(self, ref: ModelRef | str, *, actor: str, comment: str = "") -> ApprovalStatus:
+    def approve(self, ref: ModelRef | str, *, comment: str = "") -> ApprovalStatus:
+        return self._decide(ref, "approve", comment)
+
+    def reject(self, ref: ModelRef | str, *, comment: str = "") -> ApprovalStatus:
         if not comment.strip():
             raise InvalidInput("a rejection needs a comment saying why")
-        return self._decide(ref, "reject", actor, comment)
+        return self._decide(ref, "reject", comment)
 
-    def _decide(
-        self, ref: ModelRef | str, decision: str, actor: str, comment: str
-    ) -> ApprovalStatus:
+    def _decide(self, ref: ModelRef | str, decision: str, comment: str) -> ApprovalStatus:
+        actor = current_actor().user
         if not actor:
             raise InvalidInput("a decision needs the name of who makes it")
         parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
@@ -119,6 +131,7 @@ class ApprovalService:
             model_id = self.catalog.model_id(conn, version.model)
             if decision != "request":
                 self._check_reviewer(conn, model_id, version, actor, decision)
+            before = self._status(conn, model_id, version)
             conn.execute(
                 t.approvals.insert().values(
                     model_id=model_id,
@@ -130,7 +143,21 @@ class ApprovalService:
                     at=now_ms(),
                 )
             )
-            return self._status(conn, model_id, version)
+            after = self._status(conn, model_id, version)
+            summary = {
+                "decision": decision,
+                "version": version.version,
+                "digest": version.package_digest,
+                "state": after.state,
+                "comment": comment,
+            }
+            resource = f"models/{version.model}/{version.version}/approvals"
+            workspace = self.catalog.model_workspace(conn, version.model)
+            before_state = {"state": before.state}
+            publish(
+                conn, Changed(f"{decision} approval", resource, workspace, before_state, summary)
+            )
+            return after
 
     def _check_reviewer(
         self, conn: Connection, model_id: int, version: ModelVersion, actor: str, decision: str

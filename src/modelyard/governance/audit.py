@@ -15,8 +15,11 @@ from typing import Any
 from sqlalchemy import Connection, select, text
 
 from modelyard.clock import now_ms
+from modelyard.domain.actors import Actor, current_actor
+from modelyard.domain.events import Changed
 from modelyard.domain.identity import AuditEvent
 from modelyard.errors import IntegrityError
+from modelyard.jsonable import plain
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
@@ -32,7 +35,13 @@ def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
 
 
 class AuditLog:
-    """Record events and check that nobody changed them."""
+    """Record events and check that nobody changed them.
+
+    Services never call it: ``bootstrap`` subscribes ``on_changes`` to the database, so
+    every ``Changed`` a service publishes is written in that service's own transaction.
+    ``record`` serves what only an entry point knows (a refused request, a failed
+    write, a sensitive read).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -61,14 +70,27 @@ class AuditLog:
             "summary": summary or {},
         }
         with self.db.write() as conn:
-            if self.db.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK})
-            count, prev_hash = self._head(conn)
-            digest = event_hash(prev_hash, fields)
-            event_id = conn.execute(
-                t.audit_events.insert().values(**fields, prev_hash=prev_hash, hash=digest)
-            ).inserted_primary_key[0]  # type: ignore[index]
-            self._move_head(conn, count + 1, digest)
+            return self._append(conn, fields)
+
+    def on_changes(self, conn: Connection, events: list[Any]) -> None:
+        """Write an event for each ``Changed`` of a write transaction, inside it, as the
+        current actor."""
+        actor = current_actor()
+        for event in events:
+            if isinstance(event, Changed):
+                written = self._append(conn, _fields_of(event, actor))
+                actor.recorded.append(written.id)
+
+    def _append(self, conn: Connection, fields: dict[str, Any]) -> AuditEvent:
+        if self.db.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK})
+        count, prev_hash = self._head(conn)
+        fields = {**fields, "summary": plain(fields["summary"])}
+        digest = event_hash(prev_hash, fields)
+        event_id = conn.execute(
+            t.audit_events.insert().values(**fields, prev_hash=prev_hash, hash=digest)
+        ).inserted_primary_key[0]  # type: ignore[index]
+        self._move_head(conn, count + 1, digest)
         return AuditEvent(id=int(event_id), prev_hash=prev_hash, hash=digest, **fields)
 
     def _head(self, conn: Connection) -> tuple[int, str]:
@@ -141,6 +163,25 @@ class AuditLog:
                 f"but {head_count} were written: events at the end were deleted"
             )
         return count
+
+
+def _fields_of(event: Changed, actor: Actor) -> dict[str, Any]:
+    summary: dict[str, Any] = {"workspace": event.workspace}
+    if event.before is not None:
+        summary["before"] = event.before
+    if event.after is not None:
+        summary["after"] = event.after
+    return {
+        "at": now_ms(),
+        "actor": actor.user,
+        "key_id": actor.key_id,
+        "action": event.action,
+        "resource": event.resource,
+        "outcome": "ok",
+        "status": 200,
+        "client": actor.client,
+        "summary": summary,
+    }
 
 
 def _event(row: Any) -> AuditEvent:

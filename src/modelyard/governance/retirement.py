@@ -12,11 +12,13 @@ from sqlalchemy import Connection, select, update
 
 from modelyard.catalog.registry import Catalog
 from modelyard.clock import now_ms
+from modelyard.domain.actors import current_actor
+from modelyard.domain.events import Changed
 from modelyard.domain.models import ModelRef, ModelVersion, Stage
 from modelyard.errors import Conflict
 from modelyard.serving.endpoints import EndpointService
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 
 
 class Retirement:
@@ -25,14 +27,26 @@ class Retirement:
         self.catalog = catalog
         self.endpoints = endpoints
 
-    def retire_version(self, ref: str, *, actor: str = "", comment: str = "") -> ModelVersion:
+    def retire_version(self, ref: str, *, comment: str = "") -> ModelVersion:
+        """Retire one version, as the current actor (``domain.actors``)."""
         parsed = ModelRef.parse(ref)
+        actor = current_actor().user
         with self.db.write() as conn:
             model_id, number = self.catalog.resolve(conn, parsed)
-            self._retire(conn, model_id, parsed.name, number, actor, comment)
+            before = self._retire(conn, model_id, parsed.name, number, actor, comment)
+            change = Changed(
+                "retire version",
+                f"models/{parsed.name}/{number}",
+                self.catalog.model_workspace(conn, parsed.name),
+                {"stage": before},
+                {"stage": Stage.RETIRED.value, "comment": comment},
+            )
+            publish(conn, change)
         return self.catalog.get_version(ModelRef(parsed.name, version=number))
 
-    def retire_model(self, name: str, *, actor: str = "", comment: str = "") -> list[ModelVersion]:
+    def retire_model(self, name: str, *, comment: str = "") -> list[ModelVersion]:
+        """Retire every version of ``name`` (all or none) and refuse new ones."""
+        actor = current_actor().user
         with self.db.write() as conn:
             model_id = self.catalog.model_id(conn, name)
             v = t.model_versions.c
@@ -41,16 +55,21 @@ class Retirement:
                 .where(v.model_id == model_id, v.stage != Stage.RETIRED.value)
                 .order_by(v.version)
             ).scalars()
-            for number in list(numbers):
+            retired = list(numbers)
+            for number in retired:
                 self._retire(conn, model_id, name, number, actor, comment)
             conn.execute(
                 update(t.models).where(t.models.c.id == model_id).values(retired_at=now_ms())
             )
+            after = {"versions": retired, "comment": comment}
+            workspace = self.catalog.model_workspace(conn, name)
+            publish(conn, Changed("retire model", f"models/{name}", workspace, after=after))
         return self.catalog.search_versions(name)
 
     def _retire(
         self, conn: Connection, model_id: int, name: str, number: int, actor: str, comment: str
-    ) -> None:
+    ) -> str:
+        """Retire one version; the stage it had."""
         serving = self.endpoints.serving(conn).get((name, number), [])
         if serving:
             raise Conflict(
@@ -88,3 +107,4 @@ class Retirement:
                 created_at=now_ms(),
             )
         )
+        return str(row.stage)

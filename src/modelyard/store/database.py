@@ -7,7 +7,7 @@ lock upgrade half-way. PostgreSQL uses its defaults (READ COMMITTED).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +19,11 @@ from sqlalchemy.engine import make_url
 from modelyard.errors import InvalidInput
 
 _IMMEDIATE = "modelyard_immediate"
+_PENDING = "modelyard_pending_events"
+
+Handler = Callable[[Connection, list[Any]], None]
+"""Called with a write transaction's connection and the events published in it, just
+before it commits; an error it raises rolls the whole transaction back."""
 
 
 class Database:
@@ -31,6 +36,12 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._handlers: dict[str, Handler] = {}
+
+    def on_commit(self, name: str, handler: Handler) -> None:
+        """Have ``handler`` see the events of every write transaction before it commits
+        (one handler per ``name``: wiring twice replaces, never doubles)."""
+        self._handlers[name] = handler
 
     @cached_property
     def engine(self) -> Engine:
@@ -53,10 +64,20 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
+        """A write transaction; what ``publish`` adds to it reaches the handlers of
+        ``on_commit`` inside it, so the change and its record commit together."""
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{_IMMEDIATE: True})
             with conn.begin():
-                yield conn
+                pending: list[Any] = []
+                conn.info[_PENDING] = pending
+                try:
+                    yield conn
+                    for handler in self._handlers.values():
+                        if pending:
+                            handler(conn, pending)
+                finally:
+                    conn.info.pop(_PENDING, None)
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:
@@ -71,6 +92,14 @@ class Database:
     def describe(self) -> str:
         """The URL with any password hidden, for messages."""
         return self._redacted()
+
+
+def publish(conn: Connection, event: Any) -> None:
+    """Add ``event`` to the write transaction of ``conn`` (see ``Database.write``)."""
+    pending = conn.info.get(_PENDING)
+    if pending is None:
+        raise RuntimeError(f"{type(event).__name__} published outside a write transaction")
+    pending.append(event)
 
 
 def _number(text: object) -> float | None:

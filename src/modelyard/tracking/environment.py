@@ -6,7 +6,6 @@ process; the result is stored once per distinct content, keyed by its hash.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import importlib.metadata
 import json
@@ -17,6 +16,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
+from modelyard.domain.actors import os_user
 from modelyard.domain.runs import Environment
 
 
@@ -31,10 +31,8 @@ def installed_packages() -> dict[str, str]:
 
 
 def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    """The OS user (the actor of embedded mode; see ``domain.actors``)."""
+    return os_user()
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
