@@ -204,6 +204,18 @@ def test_keys_roles_and_endpoint_scoped_keys(stack: Stack) -> None:
     assert all(stack.keys["main-only"] not in str(e) for e in denied)
 
 
+def test_an_endpoint_key_off_its_endpoint_is_refused_naming_its_scope(stack: Stack) -> None:
+    scope = "an endpoint key for 'main' may only predict on that endpoint"
+    with stack.client("main-only") as scoped:
+        for path in ("/metrics", "/endpoints", "/v2"):
+            refused = scoped.get(path)
+            assert refused.status_code == 403, (path, refused.text)
+            assert refused.json()["error"] == {"kind": "permission_denied", "message": scope}
+        other = scoped.post("/endpoints/split/predict", json={"records": records(1)})
+    assert other.status_code == 403
+    assert other.json()["error"]["message"] == f"{scope}, not on 'split'"
+
+
 def test_a_sticky_key_always_reaches_the_same_version(stack: Stack) -> None:
     body = {"records": records(1)}
     with stack.client() as http:

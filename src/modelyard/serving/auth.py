@@ -11,7 +11,8 @@ checked in the workspace that owns it:
 - anything else: the role held in that workspace.
 
 A route naming no endpoint (``/metrics``, ``/endpoints``, ``/v2``) needs a role
-allowing it in any workspace. Every 401 and 403 is audited with
+allowing it in any workspace. An endpoint key reaches prediction routes of its
+own endpoint only, and a refusal says so. Every 401 and 403 is audited with
 ``plane: serving``.
 """
 
@@ -38,6 +39,9 @@ async def authorize(request: Request, permission: Permission, endpoint: str | No
     runtime = runtime_of(request)
     principal = await principal_of(request, runtime)
     request.state.principal = principal
+    if principal.endpoint is not None:
+        _check_endpoint_key(principal.endpoint, permission, endpoint)
+        return
     if endpoint is None:
         _check_any_role(principal, permission)
         return
@@ -67,6 +71,15 @@ async def workspace_of(runtime: Runtime, endpoint: str) -> str:
     return found or DEFAULT_WORKSPACE
 
 
+def _check_endpoint_key(scope: str, permission: Permission, endpoint: str | None) -> None:
+    if permission is Permission.PREDICT and endpoint == scope:
+        return
+    message = f"an endpoint key for '{scope}' may only predict on that endpoint"
+    if endpoint is not None and endpoint != scope:
+        message += f", not on '{endpoint}'"
+    raise PermissionDenied(message)
+
+
 def _check_any_role(principal: Principal, permission: Permission) -> None:
     if not any(replace(principal, role=role).can(permission) for _, role in principal.roles):
         raise PermissionDenied(
@@ -77,8 +90,6 @@ def _check_any_role(principal: Principal, permission: Permission) -> None:
 def _check_predict(principal: Principal, endpoint: str, workspace: str) -> None:
     if principal.may_predict(endpoint, workspace):
         return
-    if principal.endpoint is not None:
-        raise PermissionDenied(f"this key may not call endpoint '{endpoint}'")
     role = principal.role_in(workspace)
     held = f"the {role.value} role" if role else "no role"
     raise PermissionDenied(
