@@ -452,6 +452,35 @@ def test_every_data_plane_route_has_a_rule_and_keeps_it_for_every_caller(stack: 
             assert answer.status_code < 500, (method, path, who, answer.text)
 
 
+def test_the_openapi_document_lists_every_route_and_the_sticky_key(stack: Stack) -> None:
+    from modelyard.serving.app import ROUTE_RULES
+
+    with stack.client("nobody") as anonymous:
+        answer = anonymous.get("/openapi.json")
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    assert document["openapi"].startswith("3.")
+    listed = {
+        (method.upper(), path, operation.get("x-permission"))
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    rules = {(m, p, permission.value if permission else None) for m, p, permission in ROUTE_RULES}
+    assert listed == rules
+    schemas = document["components"]["schemas"]
+    for path, request in (
+        ("/endpoints/{name}/predict", schemas["PredictRequest"]),
+        ("/v2/models/{name}/infer", schemas["InferParameters"]),
+    ):
+        operation = document["paths"][path]["post"]
+        headers = [p for p in operation["parameters"] if p["in"] == "header"]
+        assert [h["name"] for h in headers] == ["X-Sticky-Key"], path
+        assert "same version" in headers[0]["description"]
+        assert "X-Sticky-Key" in request["properties"]["sticky_key"]["description"]
+    assert document["paths"]["/metrics"]["get"]["security"] == [{"apiKey": []}]
+    assert "security" not in document["paths"]["/healthz"]["get"]
+
+
 def test_the_lineage_of_a_prediction_reaches_its_version_and_endpoint(stack: Stack) -> None:
     with stack.client() as http:
         answer = http.post("/endpoints/shadowed/predict", json={"records": records(1)}).json()

@@ -5,8 +5,8 @@
 A plain Starlette app (no request models): the prediction path parses JSON with
 orjson and checks input against the version's signature itself, so framework
 overhead stays small. ``ROUTES`` names every route once: method, path, handler,
-the permission it needs (``None``: no key) and a summary; ``ROUTE_RULES`` is
-derived from it. Who may call what is ``serving/auth.py``; the
+the permission it needs (``None``: no key) and what ``/openapi.json`` says of it;
+``ROUTE_RULES`` is derived from it. Who may call what is ``serving/auth.py``; the
 plain JSON predict route is ``serving/predict.py``, the Open Inference Protocol
 ``serving/v2.py``.
 
@@ -32,7 +32,7 @@ from starlette.routing import Route
 from modelyard import __version__
 from modelyard.domain.identity import Permission, Principal
 from modelyard.errors import ModelyardError
-from modelyard.serving import predict, v2
+from modelyard.serving import openapi, predict, v2
 from modelyard.serving.auth import audit_refusal, authorize, workspace_of
 from modelyard.serving.runtime import Runtime
 from modelyard.serving.wire import DEFAULT_MAX_BODY, error_answer, error_of, respond, runtime_of
@@ -45,13 +45,16 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class ServedRoute:
-    """One route of the data plane, as served and guarded."""
+    """One route of the data plane, as served, guarded and documented."""
 
     method: str
     path: str
     handler: Handler
     permission: Permission | None  # None: answered without a key
     summary: str
+    request_schema: str | None = None  # the body's schema in /openapi.json
+    response_schema: str | None = None
+    sticky: bool = False  # takes a sticky key (header or body field)
 
 
 # -- probes and listings ---------------------------------------------------
@@ -82,10 +85,15 @@ async def endpoints(request: Request) -> Response:
     return respond({"endpoints": visible})
 
 
+async def openapi_document(request: Request) -> Response:
+    return respond(request.app.state.openapi)
+
+
 READ, PREDICT = Permission.READ, Permission.PREDICT
 ROUTES: tuple[ServedRoute, ...] = (
     ServedRoute("GET", "/healthz", healthz, None, "The process is up"),
     ServedRoute("GET", "/readyz", readyz, None, "Every hosted endpoint is loaded"),
+    ServedRoute("GET", "/openapi.json", openapi_document, None, "This document"),
     ServedRoute("GET", "/v2/health/live", healthz, None, "V2: the process is up"),
     ServedRoute("GET", "/v2/health/ready", v2.server_ready, None, "V2: every endpoint is loaded"),
     ServedRoute("GET", "/v2", v2.server_metadata, READ, "V2: server metadata"),
@@ -97,6 +105,9 @@ ROUTES: tuple[ServedRoute, ...] = (
         predict.predict,
         PREDICT,
         "Predict rows given as records or columns",
+        "PredictRequest",
+        "PredictResponse",
+        sticky=True,
     ),
     ServedRoute("GET", "/v2/models/{name}", v2.model_metadata, PREDICT, "V2: model metadata"),
     ServedRoute("GET", "/v2/models/{name}/ready", v2.model_ready, PREDICT, "V2: model ready"),
@@ -106,6 +117,9 @@ ROUTES: tuple[ServedRoute, ...] = (
         v2.infer,
         PREDICT,
         "V2: inference",
+        "InferRequest",
+        "InferResponse",
+        sticky=True,
     ),
 )
 
@@ -124,6 +138,7 @@ def create_serving_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY) ->
     )
     app.state.runtime = runtime
     app.state.max_body = max_body
+    app.state.openapi = openapi.document(ROUTES)
     return app
 
 

@@ -23,6 +23,13 @@ from modelyard.serving.wire import json_body, respond, runtime_of
 
 STICKY_HEADER = "X-Sticky-Key"
 STICKY_FIELD = "sticky_key"
+STICKY_HELP = (
+    "Sends every request with the same key to the same version of a split endpoint "
+    "while its weights stay the same (the key's CRC-32 modulo 100 falls in one route's "
+    "weight band), e.g. a customer id for a stable A/B split. The X-Sticky-Key header "
+    "wins over the sticky_key field; with neither, each request picks a route at "
+    "random by weight. No other header is read."
+)
 
 
 async def predict(request: Request) -> Response:
