@@ -128,6 +128,15 @@ class LogUnavailable(ModelyardError):
     kind = "log_unavailable"
 
 
+def envelope(kind: str, message: str) -> dict[str, dict[str, str]]:
+    """The body of every HTTP error answer, from the API server and the serving process:
+
+    >>> envelope("not_found", "run 'f00d' does not exist")
+    {'error': {'kind': 'not_found', 'message': "run 'f00d' does not exist"}}
+    """
+    return {"error": {"kind": kind, "message": message}}
+
+
 # the branches an unknown error kind falls back to, by its HTTP status
 BRANCHES: tuple[type[ModelyardError], ...] = (
     NotFound,

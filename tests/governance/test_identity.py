@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from modelyard.bootstrap import Services
 from modelyard.domain.identity import Permission, Role
 from modelyard.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from modelyard.governance.identity import bearer_key
 from modelyard.store import schema as t
 from tests.stores import services_on
 
@@ -17,6 +18,21 @@ from tests.stores import services_on
 def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
     with services_on(request.param, tmp_path) as built:
         yield built
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [
+        ("Bearer my_abc_def", "my_abc_def"),
+        ("bearer   my_abc_def  ", "my_abc_def"),
+        ("Bearer ", None),
+        ("Basic dXNlcjpwYXNz", None),
+        ("my_abc_def", None),
+        ("", None),
+    ],
+)
+def test_the_bearer_key_of_an_authorization_header(header: str, key: str | None) -> None:
+    assert bearer_key(header) == key
 
 
 def test_keys_authenticate_their_user_and_role(services: Services) -> None:

@@ -204,6 +204,18 @@ def test_keys_roles_and_endpoint_scoped_keys(stack: Stack) -> None:
     assert all(stack.keys["main-only"] not in str(e) for e in denied)
 
 
+def test_an_endpoint_key_off_its_endpoint_is_refused_naming_its_scope(stack: Stack) -> None:
+    scope = "an endpoint key for 'main' may only predict on that endpoint"
+    with stack.client("main-only") as scoped:
+        for path in ("/metrics", "/endpoints", "/v2"):
+            refused = scoped.get(path)
+            assert refused.status_code == 403, (path, refused.text)
+            assert refused.json()["error"] == {"kind": "permission_denied", "message": scope}
+        other = scoped.post("/endpoints/split/predict", json={"records": records(1)})
+    assert other.status_code == 403
+    assert other.json()["error"]["message"] == f"{scope}, not on 'split'"
+
+
 def test_a_sticky_key_always_reaches_the_same_version(stack: Stack) -> None:
     body = {"records": records(1)}
     with stack.client() as http:
@@ -438,6 +450,35 @@ def test_every_data_plane_route_has_a_rule_and_keeps_it_for_every_caller(stack: 
                 allowed = permission in ROLE_PERMISSIONS[Role(who)]
             assert (answer.status_code != 403) == allowed, (method, path, who, answer.text)
             assert answer.status_code < 500, (method, path, who, answer.text)
+
+
+def test_the_openapi_document_lists_every_route_and_the_sticky_key(stack: Stack) -> None:
+    from modelyard.serving.app import ROUTE_RULES
+
+    with stack.client("nobody") as anonymous:
+        answer = anonymous.get("/openapi.json")
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    assert document["openapi"].startswith("3.")
+    listed = {
+        (method.upper(), path, operation.get("x-permission"))
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    rules = {(m, p, permission.value if permission else None) for m, p, permission in ROUTE_RULES}
+    assert listed == rules
+    schemas = document["components"]["schemas"]
+    for path, request in (
+        ("/endpoints/{name}/predict", schemas["PredictRequest"]),
+        ("/v2/models/{name}/infer", schemas["InferParameters"]),
+    ):
+        operation = document["paths"][path]["post"]
+        headers = [p for p in operation["parameters"] if p["in"] == "header"]
+        assert [h["name"] for h in headers] == ["X-Sticky-Key"], path
+        assert "same version" in headers[0]["description"]
+        assert "X-Sticky-Key" in request["properties"]["sticky_key"]["description"]
+    assert document["paths"]["/metrics"]["get"]["security"] == [{"apiKey": []}]
+    assert "security" not in document["paths"]["/healthz"]["get"]
 
 
 def test_the_lineage_of_a_prediction_reaches_its_version_and_endpoint(stack: Stack) -> None:

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelyard.errors import InvalidInput, ModelyardError, NotFound
+from modelyard.errors import InvalidInput, ModelyardError, NotFound, envelope
 
 logger = logging.getLogger("modelyard.api")
 
@@ -56,7 +56,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def error_response(status_code: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"kind": kind, "message": message}}, status_code=status_code)
+    return JSONResponse(envelope(kind, message), status_code=status_code)
 
 
 async def _on_modelyard_error(_: Request, exc: Exception) -> JSONResponse:

@@ -25,7 +25,7 @@ from modelyard.domain.identity import (
     check_workspace_name,
 )
 from modelyard.errors import PermissionDenied
-from modelyard.governance.identity import KEY_PREFIX
+from modelyard.governance.identity import KEY_PREFIX, bearer_key
 from modelyard.governance.lineage import KINDS as LINEAGE_KINDS
 from modelyard.governance.workspaces import check_same
 from modelyard.jsonable import plain
@@ -51,9 +51,7 @@ _OWNED_BY = (
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    return bearer_key(request.headers.get("authorization", ""))
 
 
 def _checker(permission: Permission) -> Any:

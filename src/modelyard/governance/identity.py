@@ -65,6 +65,15 @@ def split_key(token: str) -> tuple[str, str]:
     return key_id, secret
 
 
+def bearer_key(authorization: str) -> str | None:
+    """The API key an ``Authorization: Bearer <key>`` header carries, or None.
+
+    The one parser of the header, for the API server and the serving process alike.
+    """
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 class Identity:
     """Create users and keys; authenticate a key to a ``Principal``."""
 
