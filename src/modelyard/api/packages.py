@@ -21,7 +21,7 @@ from modelyard.api.artifacts import chunks_of
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.models import ref_of
-from modelyard.api.security import guard, record_change
+from modelyard.api.security import guard, staging_only
 from modelyard.api.uploads import RAW_BODY, spooled_body, with_request_body
 from modelyard.api.wire import respond
 from modelyard.artifacts.keys import join_key, safe_key
@@ -87,7 +87,7 @@ async def upload_file(upload_id: str, path: str, request: Request) -> Response:
     artifacts = services_of(request).artifacts
     with await spooled_body(request) as body:
         sha256, size = await run_in_threadpool(artifacts.put, key, body)
-    record_change(request, after={"key": key, "size": size})
+    staging_only(request)  # the registration that uses these files is the recorded change
     return respond({"key": key, "sha256": sha256, "size": size}, 201)
 
 

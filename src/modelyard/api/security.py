@@ -159,6 +159,12 @@ def record_change(
     request.state.audit_change = {"before": plain(before), "after": plain(after)}
 
 
+def staging_only(request: Request) -> None:
+    """Mark a write that only stages files for a later change (a package's files before
+    its version is registered): the later change is what the audit log records."""
+    request.state.staging_only = True
+
+
 def _key_id_of(request: Request) -> str | None:
     token = bearer_token(request) or ""
     if not token.startswith(KEY_PREFIX):
@@ -190,13 +196,12 @@ class AuditMiddleware:
 
     async def _record(self, scope: Any, status: int) -> None:
         request = Request(scope)
+        state = request.scope.get("state", {})
         refused = status in (401, 403)
-        is_read = (
-            request.method in _READS or request.scope.get("state", {}).get("permission") == "read"
-        )
-        if is_read and not refused and not request.scope.get("state", {}).get("audit_read"):
+        is_read = request.method in _READS or state.get("permission") == "read"
+        if is_read and not refused and not state.get("audit_read"):
             return
-        if status < 400 and _recorded_by_services(request):
+        if status < 400 and (_recorded_by_services(request) or state.get("staging_only")):
             return
         event = _event(request, status, refused)
         services = services_of(request)
