@@ -157,43 +157,70 @@ def test_dataset_writes_record_the_description_and_the_classes(
         "columns": [{"name": "x", "type": "float"}, {"name": "y", "type": "int"}],
     }
     assert api.post(f"/api/v1/runs/{run_id}/datasets", json=description).status_code == 201
-    path = f"/api/v1/runs/{run_id}/datasets"
-    _, logged = change_of(api, "POST /api/v1/runs/{run_id}/datasets", path)
-    assert logged["run_id"] == run_id and logged["name"] == unique
+    _, logged = change_of(api, "log dataset", f"runs/{run_id}/datasets/{unique}")
+    assert (logged["name"], logged["role"], logged["fingerprint"]) == (unique, "training", "c" * 64)
     assert (logged["row_count"], logged["columns"], logged["stored"]) == (2, 2, False)
 
     classes = f"/api/v1/datasets/{unique}/classes"
     assert api.put(classes, json={"classes": ["pii"]}).status_code == 200
-    changed = change_of(api, "PUT /api/v1/datasets/{name}/classes", classes)
+    changed = change_of(api, "classify dataset", f"datasets/{unique}")
     assert changed == ({"classes": []}, {"classes": ["pii"]})
+
+
+def test_uploading_dataset_content_is_recorded_by_the_dataset_that_uses_it(
+    api: httpx.Client, unique: str
+) -> None:
+    run_id = new_run(api, unique)
+    fingerprint = uuid.uuid4().hex * 2
+    put = api.put(f"/api/v1/datasets/{fingerprint}/content", content=b"parquet bytes here")
+    assert put.status_code == 201, put.text
+    description = {
+        "name": unique,
+        "role": "evaluation",
+        "fingerprint": fingerprint,
+        "row_count": 1,
+        "columns": [],
+        "stored": True,
+    }
+    assert api.post(f"/api/v1/runs/{run_id}/datasets", json=description).status_code == 201
+    _, logged = change_of(api, "log dataset", f"runs/{run_id}/datasets/{unique}")
+    assert logged["stored"] is True and logged["fingerprint"] == fingerprint
+    content = f"/api/v1/datasets/{fingerprint}/content"
+    assert events_of(api, "PUT /api/v1/datasets/{fingerprint}/content", content) == []
 
 
 def test_run_writes_record_what_was_written_never_the_values(
     api: httpx.Client, unique: str
 ) -> None:
     run_id = new_run(api, unique, params={"alpha": "value-of-alpha"})
+    _, created = change_of(api, "create run", f"runs/{run_id}")
+    assert (created["experiment"], created["params"], created["tags"]) == (unique, ["alpha"], [])
     metrics = {"keys": ["loss", "loss", "acc"], "values": [0.5, 0.25, 0.875]}
     batch = {
         "metrics": {**metrics, "steps": [0, 1, 0], "timestamps": [1, 2, 3]},
         "params": {"beta": "value-of-beta"},
     }
     assert api.post(f"/api/v1/runs/{run_id}/batch", json=batch).status_code == 204
-    path = f"/api/v1/runs/{run_id}/batch"
-    _, after = change_of(api, "POST /api/v1/runs/{run_id}/batch", path)
-    assert after == {
-        "run_id": run_id,
-        "params": ["beta"],
-        "tags": [],
-        "metrics": ["acc", "loss"],
-        "points": 3,
-    }
+    _, after = change_of(api, "log batch", f"runs/{run_id}")
+    assert after == {"params": ["beta"], "tags": [], "metrics": ["acc", "loss"], "points": 3}
     put = api.put(f"/api/v1/runs/{run_id}/artifacts/notes/a.txt", content=b"artifact body")
     assert put.status_code == 201
-    artifact = f"/api/v1/runs/{run_id}/artifacts/notes/a.txt"
-    _, stored = change_of(api, "PUT /api/v1/runs/{run_id}/artifacts/{path:path}", artifact)
-    assert stored == {"run_id": run_id, "path": "notes/a.txt", "size": len(b"artifact body")}
+    _, stored = change_of(api, "log artifact", f"runs/{run_id}/artifacts/notes/a.txt")
+    assert (stored["path"], stored["size"]) == ("notes/a.txt", len(b"artifact body"))
+    assert stored["sha256"] == put.json()["sha256"]
+    finished = api.post(f"/api/v1/runs/{run_id}/finish", json={"status": "FINISHED"})
+    assert finished.status_code == 200
+    ended = change_of(api, "finish run", f"runs/{run_id}")
+    assert ended == ({"status": "RUNNING"}, {"status": "FINISHED"})
 
-    events = api.get("/api/v1/audit", params={"resource": f"/api/v1/runs/{run_id}"}).json()
+    events = api.get("/api/v1/audit", params={"resource": f"runs/{run_id}"}).json()
+    assert {e["action"] for e in events} == {
+        "create run",
+        "log batch",
+        "log artifact",
+        "finish run",
+    }
+    assert {e["actor"] for e in events} == {"admin"} and all(e["key_id"] for e in events)
     written = json.dumps([e["summary"] for e in events])
     for value in ("value-of-alpha", "value-of-beta", "0.875", "artifact body"):
         assert value not in written
@@ -218,8 +245,10 @@ def test_user_and_key_changes_name_the_key_never_its_token(
 ) -> None:
     user = f"{unique}-user"
     assert api.post("/api/v1/users", json={"name": user, "role": "viewer"}).status_code == 201
+    created_user = change_of(api, "create user", f"users/{user}")
+    assert created_user == (None, {"workspace": "default", "role": "viewer"})
     assert api.patch(f"/api/v1/users/{user}", json={"role": "contributor"}).status_code == 200
-    role_change = change_of(api, "PATCH /api/v1/users/{name}", f"/api/v1/users/{user}")
+    role_change = change_of(api, "set role", f"users/{user}")
     assert role_change == (
         {"workspace": "default", "role": "viewer"},
         {"workspace": "default", "role": "contributor"},
@@ -227,15 +256,30 @@ def test_user_and_key_changes_name_the_key_never_its_token(
 
     created = api.post(f"/api/v1/users/{user}/keys", json={"name": "ci"}).json()
     token, key_id = created["token"], created["key"]["id"]
-    _, key = change_of(api, "POST /api/v1/users/{name}/keys", f"/api/v1/users/{user}/keys")
+    _, key = change_of(api, "create key", f"keys/{key_id}")
     assert (key["key_id"], key["user"], key["name"]) == (key_id, user, "ci")
     assert api.delete(f"/api/v1/keys/{key_id}").status_code == 200
-    _, revoked = change_of(api, "DELETE /api/v1/keys/{key_id}", f"/api/v1/keys/{key_id}")
+    before, revoked = change_of(api, "revoke key", f"keys/{key_id}")
+    assert before == {"revoked_at": None}
     assert revoked["key_id"] == key_id and revoked["revoked_at"] is not None
 
     everything = json.dumps(api.get("/api/v1/audit", params={"limit": 0}).json())
     assert token not in everything and server.admin_key not in everything
     assert api.get("/api/v1/audit/verify").json()["intact"] is True
+
+
+def test_a_new_workspace_and_its_first_admin_are_both_recorded(
+    api: httpx.Client, unique: str
+) -> None:
+    assert api.post("/api/v1/workspaces", json={"name": unique}).status_code == 201
+    assert change_of(api, "create workspace", f"workspaces/{unique}") == (None, {"name": unique})
+    admin = change_of(api, "add member", "users/admin")
+    assert admin == ({"workspace": unique, "role": None}, {"workspace": unique, "role": "admin"})
+    found = api.get(f"/api/v1/workspaces/{unique}/audit").json()
+    assert [(e["action"], e["actor"]) for e in found] == [
+        ("create workspace", "admin"),
+        ("add member", "admin"),
+    ]
 
 
 def test_setting_the_approval_policy_records_the_old_requirement(api: httpx.Client) -> None:

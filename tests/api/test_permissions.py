@@ -128,8 +128,10 @@ def test_writes_are_audited_with_who_and_where(
     events = admin.get(
         "/api/v1/audit", params={"actor": "walker-contributor", "limit": 10_000}
     ).json()
-    mine = [e for e in events if e["action"] == "POST /api/v1/experiments" and e["outcome"] == "ok"]
-    assert mine and mine[-1]["client"] == "127.0.0.1" and mine[-1]["key_id"]
+    mine = [e for e in events if e["action"] == "create experiment" and e["outcome"] == "ok"]
+    assert mine and mine[-1]["resource"] == f"experiments/{unique}"
+    assert mine[-1]["client"] == "127.0.0.1" and mine[-1]["key_id"]
+    assert mine[-1]["summary"]["workspace"] == "default"
 
 
 def test_whoami_and_revocation(admin: httpx.Client, server: ServerProcess) -> None:

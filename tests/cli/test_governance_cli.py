@@ -4,6 +4,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+from modelyard.domain.actors import os_user
 from tests.cli.test_cli import invoke
 
 
@@ -21,18 +22,21 @@ def test_admin_init_users_keys_and_audit(tmp_path: Path) -> None:
     assert code == 0 and out.strip().splitlines()[-1].startswith(f"my_{key_id}_")
     assert invoke(tmp_path, "admin", "key", "revoke", key_id)[0] == 0
     code, out, _ = invoke(tmp_path, "audit", "verify")
-    assert code == 0 and "4 events" in out
+    assert code == 0 and "5 events" in out
     code, out, _ = invoke(tmp_path, "audit", "export", "--since", "2020-01-01")
     events = [json.loads(line) for line in out.splitlines()]
-    assert [e["action"] for e in events] == [
-        "admin init",
-        "admin user add",
-        "admin key create",
-        "admin key revoke",
+    assert [(e["action"], e["resource"]) for e in events] == [
+        ("create user", "users/root"),
+        ("create key", events[1]["resource"]),
+        ("create user", "users/ana"),
+        ("create key", f"keys/{key_id}"),
+        ("revoke key", f"keys/{key_id}"),
     ]
+    assert {(e["actor"], e["client"]) for e in events} == {(os_user(), "embedded")}
+    assert events[0]["summary"]["after"] == {"workspace": "default", "role": "admin"}
     assert all(token not in line for line in out.splitlines())
-    code, out, _ = invoke(tmp_path, "audit", "search", "--action", "admin key", "--json")
-    assert len(json.loads(out)) == 2
+    code, out, _ = invoke(tmp_path, "audit", "search", "--resource", "keys/", "--json")
+    assert len(json.loads(out)) == 3
 
 
 def test_audit_verify_names_the_edited_event(tmp_path: Path) -> None:
@@ -86,9 +90,9 @@ def test_audit_search_by_workspace(tmp_path: Path) -> None:
     invoke(tmp_path, "admin", "workspace", "add-member", "fraud", "ana", "--role", "admin")
     code, out, _ = invoke(tmp_path, "audit", "search", "--workspace", "fraud", "--json")
     assert code == 0
-    assert [e["action"] for e in json.loads(out)] == [
-        "admin workspace create",
-        "admin workspace add-member",
+    assert [(e["action"], e["resource"]) for e in json.loads(out)] == [
+        ("create workspace", "workspaces/fraud"),
+        ("add member", "users/ana"),
     ]
     code, out, _ = invoke(tmp_path, "audit", "search", "--json")
-    assert len(json.loads(out)) == 4
+    assert len(json.loads(out)) == 5

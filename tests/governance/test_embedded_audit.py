@@ -160,12 +160,17 @@ def test_embedded_tracking_writes_are_audited_by_key_never_by_value(home: Path) 
     artifact = next(e for e in events if e.action == "log artifact")
     assert artifact.resource.endswith("/artifacts/notes/config.json")
     dataset = next(e for e in events if e.action == "log dataset").summary["after"]
-    assert (dataset["role"], dataset["rows"], dataset["stored"]) == (
+    assert (dataset["role"], dataset["row_count"], dataset["stored"]) == (
         "training",
         len(features),
         True,
     )
+    assert dataset["columns"] == features.shape[1] + 1 and dataset["name"] == "audited-data"
+    assert events[-1].summary["before"] == {"status": "RUNNING"}
     assert events[-1].summary["after"] == {"status": "FINISHED"}
+    assert {e.summary["workspace"] for e in events} == {"default"}
+    created_experiment = audit.events(action="create experiment")
+    assert [e.resource for e in created_experiment] == ["experiments/audited-tracking"]
     text = repr([e.summary for e in events])
     for value in ("0.123456", "9.87654", "classified-value"):
         assert value not in text

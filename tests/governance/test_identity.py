@@ -11,6 +11,7 @@ from modelyard.domain.identity import Permission, Role
 from modelyard.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from modelyard.governance.identity import bearer_key
 from modelyard.store import schema as t
+from tests.actors import as_user
 from tests.stores import services_on
 
 
@@ -103,3 +104,51 @@ def test_users_and_roles(services: Services) -> None:
         identity.create_key("ghost")
     with pytest.raises(NotFound, match="API key 'nope' does not exist"):
         identity.revoke_key("nope")
+
+
+def test_every_identity_change_is_recorded_by_the_service_never_a_key(
+    services: Services,
+) -> None:
+    identity, workspaces = services.identity, services.workspaces
+    as_user("root", identity.create_user, "ana", "viewer")
+    as_user("root", workspaces.create, "fraud")
+    as_user("root", identity.set_role, "ana", "maintainer", workspace="fraud")
+    as_user("root", identity.set_role, "ana", "admin", workspace="fraud")
+    as_user("root", identity.remove_member, "ana", "default")
+    record, token = as_user("root", identity.create_key, "ana", name="ci")
+    as_user("root", identity.revoke_key, record.id)
+    with pytest.raises(Conflict):  # refused: no change, no event
+        identity.create_user("ana", "viewer")
+    with pytest.raises(Conflict, match="without an admin"):
+        identity.set_role("ana", "viewer", workspace="fraud")
+
+    events = services.audit.events()
+    assert [(e.action, e.resource, e.summary["workspace"]) for e in events] == [
+        ("create user", "users/ana", "default"),
+        ("create workspace", "workspaces/fraud", "fraud"),
+        ("add member", "users/ana", "fraud"),
+        ("set role", "users/ana", "fraud"),
+        ("remove member", "users/ana", "default"),
+        ("create key", f"keys/{record.id}", "default"),
+        ("revoke key", f"keys/{record.id}", "default"),
+    ]
+    assert {(e.actor, e.client, e.status) for e in events} == {("root", "embedded", 200)}
+    changes = [(e.summary.get("before"), e.summary.get("after")) for e in events[:5]]
+    assert changes == [
+        (None, {"workspace": "default", "role": "viewer"}),
+        (None, {"name": "fraud"}),
+        ({"workspace": "fraud", "role": None}, {"workspace": "fraud", "role": "maintainer"}),
+        (
+            {"workspace": "fraud", "role": "maintainer"},
+            {"workspace": "fraud", "role": "admin"},
+        ),
+        ({"workspace": "default", "role": "viewer"}, {"workspaces": ["fraud"]}),
+    ]
+    created, revoked = events[5].summary, events[6].summary
+    assert (created["after"]["key_id"], created["after"]["user"]) == (record.id, "ana")
+    assert created["after"]["name"] == "ci" and created["after"]["revoked_at"] is None
+    assert revoked["before"] == {"revoked_at": None}
+    assert revoked["after"]["revoked_at"] == identity.get_key(record.id).revoked_at
+    _, secret = token.removeprefix("my_").split("_", 1)
+    assert all(secret not in repr(e) for e in events)
+    assert services.audit.verify() == 7

@@ -19,6 +19,7 @@ from modelyard.errors import IntegrityError, InvalidInput, NotConfigured, NotFou
 from modelyard.governance.secrets import SecretBox, SecretService, key_id_of
 from modelyard.jsonable import plain
 from modelyard.store import schema as t
+from tests.actors import as_user
 from tests.stores import services_on
 
 VALUE = "tok-7f3a9c1e5b-very-secret"
@@ -42,14 +43,14 @@ def stored_rows(services: Services) -> list[dict[str, object]]:
 
 def test_set_list_reveal_replace_and_delete(services: Services, key: str) -> None:
     secrets = SecretService(services.db, SecretBox(key))
-    created = secrets.set("pager-token", VALUE, "ana", client="10.0.0.7")
+    created = as_user("ana", secrets.set, "pager-token", VALUE)
     assert (created.name, created.created_by, created.updated_by) == ("pager-token", "ana", "ana")
     assert secrets.reveal("pager-token") == VALUE
-    replaced = secrets.set("pager-token", VALUE + "-2", "bo")
+    replaced = as_user("bo", secrets.set, "pager-token", VALUE + "-2")
     assert (replaced.created_by, replaced.updated_by) == ("ana", "bo")
     assert replaced.created_at == created.created_at <= replaced.updated_at
     assert secrets.reveal("pager-token") == VALUE + "-2"
-    secrets.set("smtp.password_1", "hunter2-smtp", "ana")
+    secrets.set("smtp.password_1", "hunter2-smtp")
     assert [r.name for r in secrets.names()] == ["pager-token", "smtp.password_1"]
     assert VALUE not in repr(secrets.names()) and VALUE not in repr(secrets)
 
@@ -59,21 +60,21 @@ def test_set_list_reveal_replace_and_delete(services: Services, key: str) -> Non
         assert VALUE not in str(row["ciphertext"]) and "hunter2" not in str(row["ciphertext"])
         assert str(row["ciphertext"]).startswith("gAAAA")
 
-    secrets.delete("pager-token", "bo")
+    secrets.delete("pager-token")
     with pytest.raises(NotFound, match="secret 'pager-token' does not exist"):
         secrets.reveal("pager-token")
     with pytest.raises(NotFound, match="secret 'pager-token' does not exist"):
-        secrets.delete("pager-token", "bo")
+        secrets.delete("pager-token")
     assert [r.name for r in secrets.names()] == ["smtp.password_1"]
 
 
 def test_every_change_is_audited_with_the_name_and_never_the_value(
     services: Services, key: str
 ) -> None:
-    secrets = SecretService(services.db, SecretBox(key), services.audit)
-    secrets.set("hook", VALUE, "ana", client="cli")
-    secrets.set("hook", VALUE + "-new", "ana", client="cli")
-    secrets.delete("hook", "bo", client="10.0.0.7")
+    secrets = SecretService(services.db, SecretBox(key))
+    as_user("ana", secrets.set, "hook", VALUE)
+    as_user("ana", secrets.set, "hook", VALUE + "-new")
+    as_user("bo", secrets.delete, "hook")
     events = services.audit.events()
     assert [(e.action, e.resource, e.actor) for e in events] == [
         ("set secret", "secrets/hook", "ana"),
@@ -81,10 +82,11 @@ def test_every_change_is_audited_with_the_name_and_never_the_value(
         ("delete secret", "secrets/hook", "bo"),
     ]
     assert [(e.summary["before"], e.summary["after"]) for e in events] == [
-        ({"name": "hook", "set": False}, {"name": "hook", "set": True}),
-        ({"name": "hook", "set": True}, {"name": "hook", "set": True}),
-        ({"name": "hook", "set": True}, {"name": "hook", "set": False}),
+        ({"set": False}, {"set": True}),
+        ({"set": True}, {"set": True}),
+        ({"set": True}, {"set": False}),
     ]
+    assert {e.summary["workspace"] for e in events} == {"default"}
     exported = json.dumps(plain(events))
     assert VALUE not in exported
     assert services.audit.verify() == 3
@@ -96,22 +98,22 @@ def test_names_and_values_are_checked_before_anything_is_stored(
     secrets = SecretService(services.db, SecretBox(key))
     for bad in ("", "a/b", "has space", "..", "x" * 129, "ünïcode", "semi;colon"):
         with pytest.raises(InvalidInput, match="invalid secret name"):
-            secrets.set(bad, VALUE, "ana")
-    assert secrets.set("A-z_0.9", VALUE, "ana").name == "A-z_0.9"
+            secrets.set(bad, VALUE)
+    assert secrets.set("A-z_0.9", VALUE).name == "A-z_0.9"
     with pytest.raises(InvalidInput, match="the value of secret 'x' is empty"):
-        secrets.set("x", "", "ana")
+        secrets.set("x", "")
     with pytest.raises(InvalidInput, match="the value of secret 'x' must be text"):
-        secrets.set("x", 12345, "ana")  # type: ignore[arg-type]
+        secrets.set("x", 12345)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="the value of secret 'x' is not valid Unicode text"):
-        secrets.set("x", "ab\ud800", "ana")
+        secrets.set("x", "ab\ud800")
     with pytest.raises(InvalidInput, match="longer than 65536 characters"):
-        secrets.set("x", "v" * 65_537, "ana")
+        secrets.set("x", "v" * 65_537)
     assert [r.name for r in secrets.names()] == ["A-z_0.9"]
     assert len(services.audit.events()) == 1
 
 
 def test_a_value_under_another_key_is_named_not_a_traceback(services: Services, key: str) -> None:
-    SecretService(services.db, SecretBox(key)).set("hook", VALUE, "ana")
+    SecretService(services.db, SecretBox(key)).set("hook", VALUE)
     other = SecretService(services.db, SecretBox(Fernet.generate_key().decode()))
     with pytest.raises(NotConfigured) as raised:
         other.reveal("hook")
@@ -125,7 +127,7 @@ def test_a_value_under_another_key_is_named_not_a_traceback(services: Services, 
 
 def test_an_altered_ciphertext_fails_its_integrity_check(services: Services, key: str) -> None:
     secrets = SecretService(services.db, SecretBox(key))
-    secrets.set("hook", VALUE, "ana")
+    secrets.set("hook", VALUE)
     forged = Fernet(key.encode()).encrypt(b"x")[:-4].decode() + "AAAA"
     with services.db.write() as conn:
         conn.execute(update(t.secrets).values(ciphertext=forged))
@@ -156,7 +158,7 @@ def test_the_environment_key_wins_over_the_key_file(tmp_path: Path, key: str) ->
     settings = Settings(home, f"sqlite:///{home / 'modelyard.db'}", str(home / "artifacts"))
     services = bootstrap(Settings(**{**settings.__dict__, "secret_key": key + "\n"}))
     try:
-        services.secrets.set("hook", VALUE, "ana")
+        services.secrets.set("hook", VALUE)
         assert services.secrets.box.key_id == key_id_of(key.encode())
         assert not (home / "secret.key").exists()
         assert key not in repr(services.settings)
@@ -171,7 +173,7 @@ def test_a_server_refuses_secrets_without_the_variable(tmp_path: Path) -> None:
     server = bootstrap(settings, create_if_empty=False)  # what `modelyard server` builds
     try:
         for attempt in (
-            lambda: server.secrets.set("hook", VALUE, "ana"),
+            lambda: server.secrets.set("hook", VALUE),
             lambda: server.secrets.reveal("hook"),
         ):
             with pytest.raises(NotConfigured, match="secrets need MODELYARD_SECRET_KEY"):
@@ -185,7 +187,7 @@ def test_a_server_refuses_secrets_without_the_variable(tmp_path: Path) -> None:
 def test_a_malformed_key_is_named_without_being_echoed(services: Services) -> None:
     secrets = SecretService(services.db, SecretBox("not-a-fernet-key-but-secret"))
     with pytest.raises(NotConfigured) as raised:
-        secrets.set("hook", VALUE, "ana")
+        secrets.set("hook", VALUE)
     assert str(raised.value).startswith("MODELYARD_SECRET_KEY is not a Fernet key")
     assert "not-a-fernet-key-but-secret" not in str(raised.value)
     assert stored_rows(services) == []

@@ -189,9 +189,9 @@ def test_secrets_belong_to_a_workspace_and_only_its_monitors_use_them(
     default.endpoints.create("own", routes=["mine/1=100"])
 
     secrets = services.secrets
-    secrets.set("fraud-token", "s3cr3t-value", "ana", workspace="fraud")
+    secrets.set("fraud-token", "s3cr3t-value", workspace="fraud")
     with pytest.raises(Conflict, match="secret 'fraud-token' belongs to workspace 'fraud'"):
-        secrets.set("fraud-token", "overwrite", "mallory")
+        secrets.set("fraud-token", "overwrite")
     assert secrets.scoped("fraud").reveal("fraud-token") == "s3cr3t-value"
     with pytest.raises(NotFound):
         secrets.scoped("default").reveal("fraud-token")

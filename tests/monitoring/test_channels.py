@@ -125,7 +125,7 @@ def test_webhook_posts_the_event_with_the_token_from_the_secret_store(
     receiver: Receiver, services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    services.secrets.set("pager-token", TOKEN, "ana")
+    services.secrets.set("pager-token", TOKEN)
     channel = webhook(
         receiver.url, services, token_secret="pager-token", headers={"X-Team": "risk"}
     )
@@ -171,7 +171,7 @@ def test_webhook_does_not_retry_a_4xx(receiver: Receiver) -> None:
 
 
 def test_webhook_errors_never_hold_the_token(receiver: Receiver, services: Services) -> None:
-    services.secrets.set("pager-token", TOKEN, "ana")
+    services.secrets.set("pager-token", TOKEN)
     receiver.answers, receiver.echo_authorization = [401], True
     delivery = webhook(receiver.url, services, token_secret="pager-token").send(EVENT)
     assert delivery.status == "failed" and delivery.attempts == 1
@@ -211,7 +211,7 @@ def test_a_channel_reads_only_its_own_workspaces_secrets(
     receiver: Receiver, services: Services
 ) -> None:
     services.workspaces.create("fraud")
-    services.secrets.set("fraud-token", TOKEN, "ana", workspace="fraud")
+    services.secrets.set("fraud-token", TOKEN, workspace="fraud")
     spec = {"type": "webhook", "url": receiver.url, "token_secret": "fraud-token"}
     elsewhere = channel_from_spec(spec, services.secrets.scoped("default")).send(EVENT)
     assert (elsewhere.status, elsewhere.attempts) == ("failed", 0)
@@ -301,7 +301,7 @@ def test_email_is_delivered_with_auth_from_the_secret_store(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     handler, port = inbox
-    services.secrets.set("smtp-password", PASSWORD, "ana")
+    services.secrets.set("smtp-password", PASSWORD)
     delivery = mailer(port, services).send(EVENT)
     assert (delivery.status, delivery.attempts, delivery.error) == ("sent", 1, "")
     assert delivery.channel == (
@@ -328,7 +328,7 @@ def test_a_wrong_password_fails_at_once_and_is_not_quoted(
     inbox: tuple[Inbox, int], services: Services
 ) -> None:
     handler, port = inbox
-    services.secrets.set("smtp-password", PASSWORD + "-old", "ana")
+    services.secrets.set("smtp-password", PASSWORD + "-old")
     delivery = mailer(port, services, retries=3).send(EVENT)
     assert (delivery.status, delivery.attempts) == ("failed", 1)
     assert delivery.error.startswith("SMTP 535")
@@ -337,7 +337,7 @@ def test_a_wrong_password_fails_at_once_and_is_not_quoted(
 
 def test_a_temporary_smtp_failure_is_retried(inbox: tuple[Inbox, int], services: Services) -> None:
     handler, port = inbox
-    services.secrets.set("smtp-password", PASSWORD, "ana")
+    services.secrets.set("smtp-password", PASSWORD)
     handler.replies = ["451 4.3.0 Try again later"]
     delivery = mailer(port, services).send(EVENT)
     assert (delivery.status, delivery.attempts) == ("sent", 2)
@@ -348,7 +348,7 @@ def test_a_permanent_smtp_refusal_is_not_retried(
     inbox: tuple[Inbox, int], services: Services
 ) -> None:
     handler, port = inbox
-    services.secrets.set("smtp-password", PASSWORD, "ana")
+    services.secrets.set("smtp-password", PASSWORD)
     handler.replies = ["554 5.7.1 Message rejected"]
     delivery = mailer(port, services, retries=3).send(EVENT)
     assert (delivery.status, delivery.attempts) == ("failed", 1)
@@ -357,7 +357,7 @@ def test_a_permanent_smtp_refusal_is_not_retried(
 
 def test_refused_recipients_are_named(inbox: tuple[Inbox, int], services: Services) -> None:
     handler, port = inbox
-    services.secrets.set("smtp-password", PASSWORD, "ana")
+    services.secrets.set("smtp-password", PASSWORD)
     handler.unknown = {"risk@example.test": "550 5.1.1 No such user"}
     partly = mailer(port, services).send(EVENT)
     assert (partly.status, partly.attempts) == ("sent", 1)
@@ -371,7 +371,7 @@ def test_refused_recipients_are_named(inbox: tuple[Inbox, int], services: Servic
 
 
 def test_email_to_a_server_that_is_down_fails_in_bounded_time(services: Services) -> None:
-    services.secrets.set("smtp-password", PASSWORD, "ana")
+    services.secrets.set("smtp-password", PASSWORD)
     port = free_port()
     started = time.monotonic()
     delivery = mailer(port, services, retries=2).send(EVENT)

@@ -3,14 +3,13 @@ and ``whoami`` (everyone)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
 from modelyard.api.dependencies import services_of
-from modelyard.api.security import actor_of, guard, record_change
+from modelyard.api.security import guard
 from modelyard.api.wire import Body, respond
-from modelyard.domain.identity import DEFAULT_WORKSPACE, ApiKey, Permission, Role
+from modelyard.domain.actors import current_actor
+from modelyard.domain.identity import DEFAULT_WORKSPACE, Permission, Role
 
 router = APIRouter(prefix="/api/v1", tags=["governance"])
 
@@ -43,9 +42,6 @@ def whoami(request: Request) -> Response:
 @router.post("/users", status_code=201, **guard(Permission.ADMIN))
 def create_user(body: UserIn, request: Request) -> Response:
     user = services_of(request).identity.create_user(body.name, body.role, workspace=body.workspace)
-    record_change(
-        request, after={"name": user.name, "role": user.role, "workspace": body.workspace}
-    )
     return respond(user, 201)
 
 
@@ -65,10 +61,9 @@ def create_workspace(body: WorkspaceIn, request: Request) -> Response:
     """A new workspace, administered by its creator; give it members with
     ``PUT /workspaces/{workspace}/members/{user}``."""
     services = services_of(request)
-    created = services.workspaces.create(body.name, actor=actor_of(request))
+    created = services.workspaces.create(body.name)
     # its creator administers it, so someone can add its first members
-    services.identity.set_role(actor_of(request), Role.ADMIN, workspace=created.name)
-    record_change(request, after={"workspace": created.name, "admin": actor_of(request)})
+    services.identity.set_role(current_actor().user, Role.ADMIN, workspace=created.name)
     return respond(services.workspaces.get(created.name), 201)
 
 
@@ -92,27 +87,11 @@ def set_member(workspace: str, user: str, body: RoleIn, request: Request) -> Res
 
 @router.delete("/workspaces/{workspace}/members/{user}", **guard(Permission.ADMIN))
 def remove_member(workspace: str, user: str, request: Request) -> Response:
-    identity = services_of(request).identity
-    before = identity.get_user(user, workspace)
-    after = identity.remove_member(user, workspace)
-    record_change(
-        request,
-        before={"workspace": workspace, "role": before.role},
-        after={"workspaces": sorted(after.workspaces or {})},
-    )
-    return respond(after)
+    return respond(services_of(request).identity.remove_member(user, workspace))
 
 
 def _set_member(request: Request, workspace: str, name: str, role: str) -> Response:
-    identity = services_of(request).identity
-    current = (identity.get_user(name).workspaces or {}).get(workspace)
-    after = identity.set_role(name, role, workspace=workspace)
-    record_change(
-        request,
-        before={"workspace": workspace, "role": current},
-        after={"workspace": workspace, "role": after.role},
-    )
-    return respond(after)
+    return respond(services_of(request).identity.set_role(name, role, workspace=workspace))
 
 
 @router.post("/users/{name}/keys", status_code=201, **guard(Permission.ADMIN))
@@ -121,7 +100,6 @@ def create_key(name: str, body: KeyIn, request: Request) -> Response:
     record, token = services_of(request).identity.create_key(
         name, name=body.name, expires_in_days=body.expires_in_days, endpoint=body.endpoint
     )
-    record_change(request, after=_key_summary(record))  # the key id, never the token
     return respond({"key": record, "token": token}, 201)
 
 
@@ -132,20 +110,7 @@ def list_keys(request: Request, user: str | None = None) -> Response:
 
 @router.delete("/keys/{key_id}", **guard(Permission.ADMIN))
 def revoke_key(key_id: str, request: Request) -> Response:
-    revoked = services_of(request).identity.revoke_key(key_id)
-    record_change(request, after=_key_summary(revoked))
-    return respond(revoked)
-
-
-def _key_summary(key: ApiKey) -> dict[str, Any]:
-    return {
-        "key_id": key.id,
-        "user": key.user,
-        "name": key.name,
-        "expires_at": key.expires_at,
-        "revoked_at": key.revoked_at,
-        "endpoint": key.endpoint,
-    }
+    return respond(services_of(request).identity.revoke_key(key_id))
 
 
 @router.get("/audit", **guard(Permission.ADMIN))

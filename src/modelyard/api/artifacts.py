@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard, record_change
+from modelyard.api.security import guard
 from modelyard.api.uploads import CHUNK, RAW_BODY, spooled_body, with_request_body
 from modelyard.api.wire import respond
 from modelyard.domain.identity import Permission
@@ -38,10 +38,6 @@ async def log_artifact(run_id: str, path: str, request: Request) -> Response:
     tracking = services_of(request).tracking
     with await spooled_body(request) as body:
         artifact = await run_in_threadpool(tracking.log_artifact, run_id, path, body)
-    record_change(
-        request,
-        after={"run_id": run_id, "path": artifact.path, "size": artifact.size},
-    )
     return respond(artifact, 201)
 
 

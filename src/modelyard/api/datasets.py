@@ -13,15 +13,13 @@ as easy to describe as one of three (a query string or a header would overflow).
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import actor_of, guard, record_change
+from modelyard.api.security import guard, staging_only
 from modelyard.api.uploads import RAW_BODY, spooled_body, with_request_body
 from modelyard.api.wire import Body, DatasetIn, respond
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
@@ -45,7 +43,7 @@ async def store_dataset_content(fingerprint: str, request: Request) -> Response:
     datasets = services_of(request).datasets
     with await spooled_body(request) as body:
         key = await run_in_threadpool(datasets.store_content, fingerprint, body)
-    record_change(request, after={"uri": key})
+    staging_only(request)  # the dataset logged with this content is the recorded change
     return respond({"uri": key}, 201)
 
 
@@ -67,20 +65,7 @@ def log_dataset(run_id: str, body: DatasetIn, request: Request) -> Response:
         uri=body.uri,
         stored=body.stored,
     )
-    record_change(request, after=_logged(run_id, dataset, body.role))
     return respond(dataset, 201)
-
-
-def _logged(run_id: str, dataset: Dataset, role: str) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "name": dataset.name,
-        "role": role,
-        "fingerprint": dataset.fingerprint,
-        "row_count": dataset.row_count,
-        "columns": len(dataset.columns),
-        "stored": dataset.stored,
-    }
 
 
 @router.get("/runs/{run_id}/datasets", response_model=list[DatasetUse], **guard(Permission.READ))
@@ -96,10 +81,7 @@ class ClassesIn(Body):
 def classify_dataset(name: str, body: ClassesIn, request: Request) -> Response:
     """Sensitivity classes (e.g. pii) of every content version of dataset ``name``;
     they propagate along lineage to versions and endpoints."""
-    datasets = services_of(request).datasets
-    before = datasets.classes(name)
-    classes = datasets.classify(name, body.classes, actor=actor_of(request))
-    record_change(request, before={"classes": before}, after={"classes": classes})
+    classes = services_of(request).datasets.classify(name, body.classes)
     return respond({"name": name, "classes": classes})
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard, record_change, workspace_of
+from modelyard.api.security import guard, workspace_of
 from modelyard.api.wire import ExperimentIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.runs import Experiment
@@ -19,7 +19,6 @@ def create_experiment(body: ExperimentIn, request: Request) -> Response:
     created = services_of(request).tracking.create_experiment(
         body.name, body.description, workspace=workspace_of(request)
     )
-    record_change(request, after={"experiment_id": created.id, "name": created.name})
     return respond(created, 201)
 
 

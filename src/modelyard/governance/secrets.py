@@ -7,10 +7,11 @@ the variable. Each row stores the id of the key that encrypted it (a fingerprint
 not the key), so a value written under another key is named as such.
 
 A value goes in through ``set`` and comes out only through ``reveal``, which alert
-channels call. Listings, errors and audit events carry names, never values::
+channels call. Listings, errors and audit events carry names, never values; who set
+a secret is the current actor (``domain.actors``)::
 
     >>> secrets = SecretService(db, SecretBox(os.environ.get("MODELYARD_SECRET_KEY")))
-    >>> secrets.set("pager-token", token, actor="ana")
+    >>> secrets.set("pager-token", token)
     >>> [s.name for s in secrets.names()]
     ['pager-token']
     >>> secrets.reveal("pager-token") == token
@@ -31,12 +32,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, delete, select
 
 from modelyard.clock import now_ms
+from modelyard.domain.actors import current_actor
+from modelyard.domain.events import Changed
 from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.secrets import SecretRecord, check_secret_name
 from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotConfigured, NotFound
-from modelyard.governance.audit import AuditLog
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 from modelyard.store.dialects import insert_for
 
 if TYPE_CHECKING:
@@ -142,30 +144,22 @@ def _read_or_create(path: Path) -> bytes:
 class SecretService:
     """Store, list, delete and (for alert channels) reveal named secrets.
 
-    Every ``set`` and ``delete`` is an audit event naming the secret, never its
-    value: ``{"before": {"name": ..., "set": false}, "after": {"name": ..., "set": true}}``.
+    Every ``set`` and ``delete`` publishes a ``Changed`` on ``secrets/<name>`` in the
+    secret's workspace, saying whether it was set before and after
+    (``{"set": false}`` -> ``{"set": true}``), never its value.
     """
 
-    def __init__(self, db: Database, box: SecretBox, audit: AuditLog | None = None) -> None:
+    def __init__(self, db: Database, box: SecretBox) -> None:
         self.db = db
         self.box = box
-        self.audit = audit or AuditLog(db)
 
-    def set(
-        self,
-        name: str,
-        value: str,
-        actor: str,
-        *,
-        client: str = "",
-        workspace: str = DEFAULT_WORKSPACE,
-    ) -> SecretRecord:
-        """Create or replace secret ``name`` of ``workspace``; ``client`` is recorded in the
-        audit event. A name another workspace holds is refused."""
+    def set(self, name: str, value: str, *, workspace: str = DEFAULT_WORKSPACE) -> SecretRecord:
+        """Create or replace secret ``name`` of ``workspace``, as the current actor.
+        A name another workspace holds is refused."""
         check_secret_name(name)
         _check_value(name, value)
         ciphertext, key_id = self.box.encrypt(value), self.box.key_id
-        now = now_ms()
+        now, actor = now_ms(), current_actor().user
         with self.db.write() as conn:
             existed = conn.execute(
                 select(t.secrets.c.workspace).where(t.secrets.c.name == name)
@@ -193,7 +187,7 @@ class SecretService:
                     },
                 )
             )
-        self._audit("set secret", name, actor, client, before=existed is not None, after=True)
+            publish(conn, _change("set secret", name, workspace, existed is not None, True))
         return self.get(name)
 
     def get(self, name: str) -> SecretRecord:
@@ -221,13 +215,15 @@ class SecretService:
             ).scalar()
         return None if found is None else str(found)
 
-    def delete(self, name: str, actor: str, *, client: str = "") -> None:
+    def delete(self, name: str) -> None:
         """Remove secret ``name`` (possible without the key, e.g. after losing it)."""
+        s = t.secrets.c
         with self.db.write() as conn:
-            gone = conn.execute(delete(t.secrets).where(t.secrets.c.name == name)).rowcount
-        if not gone:
-            raise NotFound(f"secret '{name}' does not exist")
-        self._audit("delete secret", name, actor, client, before=True, after=False)
+            workspace = conn.execute(select(s.workspace).where(s.name == name)).scalar()
+            if workspace is None:
+                raise NotFound(f"secret '{name}' does not exist")
+            conn.execute(delete(t.secrets).where(s.name == name))
+            publish(conn, _change("delete secret", name, str(workspace), True, False))
 
     def scoped(self, workspace: str) -> WorkspaceSecrets:
         """What a channel of ``workspace``'s monitors may reveal: that workspace's secrets."""
@@ -262,21 +258,10 @@ class SecretService:
                 "its stored ciphertext was altered"
             ) from None
 
-    def _audit(
-        self, action: str, name: str, actor: str, client: str, *, before: bool, after: bool
-    ) -> None:
-        self.audit.record(
-            actor=actor,
-            action=action,
-            resource=f"secrets/{name}",
-            outcome="ok",
-            status=200,
-            client=client,
-            summary={
-                "before": {"name": name, "set": before},
-                "after": {"name": name, "set": after},
-            },
-        )
+
+def _change(action: str, name: str, workspace: str, before: bool, after: bool) -> Changed:
+    """A secret set or deleted: whether it was set before and after, never its value."""
+    return Changed(action, f"secrets/{name}", workspace, {"set": before}, {"set": after})
 
 
 class WorkspaceSecrets:

@@ -8,7 +8,7 @@ the one the caller chose, so a role in one team grants nothing in another.
 Names stay unique across workspaces: an endpoint's URL and a lineage node keep
 meaning one thing.
 
->>> workspaces.create("fraud", actor="ana")
+>>> workspaces.create("fraud")
 >>> workspaces.owner("model", "churn")
 'default'
 """
@@ -22,10 +22,11 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from modelyard.clock import now_ms
+from modelyard.domain.events import Changed
 from modelyard.domain.identity import DEFAULT_WORKSPACE, Workspace, check_workspace_name
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 
 OWNED = ("experiment", "model", "endpoint", "dataset")
 # owners that never change once found: nothing moves between workspaces, and experiments,
@@ -41,11 +42,14 @@ class Workspaces:
         self.db = db
         self._owners: dict[tuple[str, str], str] = {}
 
-    def create(self, name: str, *, actor: str = "") -> Workspace:
+    def create(self, name: str) -> Workspace:
+        """A new, empty workspace (recorded as ``create workspace`` in it)."""
         check_workspace_name(name)
         try:
             with self.db.write() as conn:
                 conn.execute(t.workspaces.insert().values(name=name, created_at=now_ms()))
+                after = {"name": name}
+                publish(conn, Changed("create workspace", f"workspaces/{name}", name, after=after))
         except DBIntegrityError:
             raise Conflict(f"workspace '{name}' already exists") from None
         return self.get(name)

@@ -1,4 +1,8 @@
-"""Datasets that runs used: recorded once per (name, content), linked by role."""
+"""Datasets that runs used: recorded once per (name, content), linked by role.
+
+Logging a dataset and classifying one publish a ``Changed`` in their transaction
+(names, fingerprints, counts and classes; never the data).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,13 @@ from sqlalchemy import Connection, select
 
 from modelyard.artifacts.store import ArtifactStore
 from modelyard.clock import now_ms
+from modelyard.domain.actors import current_actor
 from modelyard.domain.datasets import DATASET_ROLES, Column, Dataset, DatasetUse
+from modelyard.domain.events import Changed
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.governance.workspaces import run_workspace
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 from modelyard.store.dialects import insert_for
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
@@ -89,7 +95,7 @@ class DatasetRegistry:
         }
         with self.db.write() as conn:
             # a dataset is first owned by the team of the first run that logs it
-            row["workspace"] = run_workspace(conn, run_id)
+            row["workspace"] = workspace = run_workspace(conn, run_id)
             insert = insert_for(self.db.dialect, t.datasets).on_conflict_do_nothing(
                 index_elements=["name", "fingerprint"]
             )
@@ -107,6 +113,16 @@ class DatasetRegistry:
                 )
             link = insert_for(self.db.dialect, t.run_datasets).on_conflict_do_nothing()
             conn.execute(link, [{"run_id": run_id, "dataset_id": found.id, "role": role}])
+            after = {
+                "name": name,
+                "role": role,
+                "fingerprint": fingerprint,
+                "row_count": found.row_count,
+                "columns": len(found.columns),
+                "stored": kept or bool(found.stored),
+            }
+            resource = f"runs/{run_id}/datasets/{name}"
+            publish(conn, Changed("log dataset", resource, workspace, after=after))
         return self.get_dataset(found.id)
 
     def store_content(self, fingerprint: str, content: BinaryIO) -> str:
@@ -141,26 +157,35 @@ class DatasetRegistry:
 
     # -- sensitivity ----------------------------------------------------------
 
-    def classify(self, name: str, tags: list[str], *, actor: str = "") -> list[str]:
+    def classify(self, name: str, tags: list[str]) -> list[str]:
         """Set the sensitivity classes of every content version of dataset ``name``.
 
         An empty list clears them. Classes propagate along lineage to the
-        versions trained on the data and the endpoints that serve them.
+        versions trained on the data and the endpoints that serve them. Who set
+        them is the current actor (``domain.actors``).
         """
         clean = sorted({check_sensitivity(tag) for tag in tags})
         with self.db.write() as conn:
-            known = conn.execute(
-                select(t.datasets.c.id).where(t.datasets.c.name == name).limit(1)
-            ).first()
-            if known is None:
-                raise NotFound(f"dataset '{name}' does not exist")
+            workspace = _dataset_workspace(conn, name)
+            before = dataset_classes(conn, [name]).get(name, [])
             conn.execute(t.dataset_classes.delete().where(t.dataset_classes.c.name == name))
             if clean:
                 conn.execute(
                     t.dataset_classes.insert().values(
-                        name=name, tags=clean, updated_by=actor, updated_at=now_ms()
+                        name=name,
+                        tags=clean,
+                        updated_by=current_actor().user,
+                        updated_at=now_ms(),
                     )
                 )
+            change = Changed(
+                "classify dataset",
+                f"datasets/{name}",
+                workspace,
+                {"classes": before},
+                {"classes": clean},
+            )
+            publish(conn, change)
         return clean
 
     def classes(self, name: str) -> list[str]:
@@ -175,6 +200,17 @@ class DatasetRegistry:
             ):
                 raise NotFound(f"dataset '{name}' does not exist")
         return found.get(name, [])
+
+
+def _dataset_workspace(conn: Connection, name: str) -> str:
+    """The workspace that owns dataset ``name`` (its first content version's)."""
+    d = t.datasets.c
+    owner = conn.execute(
+        select(d.workspace).where(d.name == name).order_by(d.created_at).limit(1)
+    ).scalar()
+    if owner is None:
+        raise NotFound(f"dataset '{name}' does not exist")
+    return str(owner)
 
 
 _SENSITIVITY = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")

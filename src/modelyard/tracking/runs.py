@@ -6,6 +6,9 @@ Usable without any server::
     run = service.create_run("churn", params={"C": "0.5"})
     service.log_batch(run.id, metrics=[MetricPoint("loss", 0.3, step=1, timestamp=now_ms())])
     service.finish_run(run.id, RunStatus.FINISHED)
+
+Every write publishes a ``Changed`` in its own transaction (the audit log records
+it as the current actor): names, keys and counts, never a param or metric value.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from modelyard.artifacts.keys import safe_key
 from modelyard.artifacts.store import ArtifactStore
 from modelyard.clock import now_ms
+from modelyard.domain.actors import current_actor
+from modelyard.domain.events import Changed
 from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.runs import (
     Artifact,
@@ -31,9 +36,9 @@ from modelyard.domain.runs import (
     RunStatus,
 )
 from modelyard.errors import Conflict, InvalidInput, NotFound
-from modelyard.governance.workspaces import check_same
+from modelyard.governance.workspaces import check_same, run_workspace
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 from modelyard.store.dialects import insert_for
 
 MAX_KEY = 250
@@ -86,6 +91,18 @@ def _metric_rows(run_id: str, points: Sequence[MetricPoint]) -> list[dict[str, A
     return rows
 
 
+def _batch_summary(
+    rows: list[dict[str, Any]], params: Mapping[str, Any] | None, tags: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What a batch wrote, never the values: the keys, and how many metric points."""
+    return {
+        "params": sorted(params or {}),
+        "tags": sorted(tags or {}),
+        "metrics": sorted({row["key"] for row in rows}),
+        "points": len(rows),
+    }
+
+
 def _latest_per_key(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -112,10 +129,15 @@ class TrackingService:
         _check_key("experiment", name)
         try:
             with self.db.write() as conn:
-                conn.execute(
+                created = conn.execute(
                     t.experiments.insert().values(
                         name=name, description=description, created_at=now_ms(), workspace=workspace
                     )
+                )
+                after = {"experiment_id": int(created.inserted_primary_key[0]), "name": name}  # type: ignore[index]
+                publish(
+                    conn,
+                    Changed("create experiment", f"experiments/{name}", workspace, after=after),
                 )
         except DBIntegrityError:
             raise Conflict(f"experiment '{name}' already exists") from None
@@ -178,14 +200,14 @@ class TrackingService:
         tags: Mapping[str, Any] | None = None,
         environment: Environment | None = None,
         environment_id: str | None = None,
-        user: str = "",
         run_id: str | None = None,
         workspace: str = DEFAULT_WORKSPACE,
     ) -> Run:
         """Start a RUNNING run in ``experiment`` (created in ``workspace`` if it does not exist).
 
         Pass the captured ``environment``, or the ``environment_id`` of one stored
-        before (clients send the environment once per process, then its id).
+        before (clients send the environment once per process, then its id). The
+        run's user is the current actor (``domain.actors``), never an argument.
         """
         exp = self.ensure_experiment(experiment, workspace)
         run = Run(
@@ -195,7 +217,7 @@ class TrackingService:
             name=name or "",
             status=RunStatus.RUNNING,
             start_time=now_ms(),
-            user=user,
+            user=current_actor().user,
             environment_id=environment.id if environment else environment_id,
             params={_check_key("param", k): stringify(v) for k, v in (params or {}).items()},
             tags={_check_key("tag", k): stringify(v) for k, v in (tags or {}).items()},
@@ -220,6 +242,13 @@ class TrackingService:
             )
             self._write_params(conn, run.id, run.params, new_run=True)
             self._write_tags(conn, run.id, run.tags)
+            after = {
+                "experiment": exp.name,
+                "name": run.name,
+                "params": sorted(run.params),
+                "tags": sorted(run.tags),
+            }
+            publish(conn, Changed("create run", f"runs/{run.id}", exp.workspace, after=after))
         if environment is not None:
             self._environments.add(environment.id)
         return run
@@ -252,12 +281,21 @@ class TrackingService:
             raise NotFound(f"run '{run_id}' does not exist")
         return row
 
-    def _require_active(self, conn: Connection, run_id: str) -> None:
-        row = self._require_run(conn, run_id)
+    def _require_active(self, conn: Connection, run_id: str) -> str:
+        """The workspace of run ``run_id``, which must still be running (one read)."""
+        r, e = t.runs.c, t.experiments.c
+        row = conn.execute(
+            select(r.status, e.workspace)
+            .join(t.experiments, e.id == r.experiment_id)
+            .where(r.id == run_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"run '{run_id}' does not exist")
         if row.status != RunStatus.RUNNING.value:
             raise Conflict(
                 f"run '{run_id}' is {row.status}; it no longer accepts metrics or params"
             )
+        return str(row.workspace)
 
     def log_batch(
         self,
@@ -270,12 +308,14 @@ class TrackingService:
         """Record many metric points, params and tags in one transaction."""
         rows = _metric_rows(run_id, metrics)
         with self.db.write() as conn:
-            self._require_active(conn, run_id)
+            workspace = self._require_active(conn, run_id)
             if rows:
                 conn.execute(t.metrics.insert(), rows)
                 self._upsert_latest(conn, _latest_per_key(rows))
             self._write_params(conn, run_id, params or {})
             self._write_tags(conn, run_id, tags or {})
+            after = _batch_summary(rows, params, tags)
+            publish(conn, Changed("log batch", f"runs/{run_id}", workspace, after=after))
 
     def _upsert_latest(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         stmt = insert_for(self.db.dialect, t.latest_metrics)
@@ -351,6 +391,11 @@ class TrackingService:
             if ended.rowcount != 1:
                 row = self._require_run(conn, run_id)
                 raise Conflict(f"run '{run_id}' already ended as {row.status}")
+            before, after = {"status": RunStatus.RUNNING.value}, {"status": final.value}
+            change = Changed(
+                "finish run", f"runs/{run_id}", run_workspace(conn, run_id), before, after
+            )
+            publish(conn, change)
             return load_runs(conn, [run_id])[0]
 
     def get_run(self, run_id: str) -> Run:
@@ -387,6 +432,10 @@ class TrackingService:
         )
         with self.db.write() as conn:
             conn.execute(stmt, [{"run_id": run_id, **artifact.__dict__}])
+            after = {"path": artifact.path, "size": size, "sha256": sha256}
+            resource = f"runs/{run_id}/artifacts/{artifact.path}"
+            workspace = run_workspace(conn, run_id)
+            publish(conn, Changed("log artifact", resource, workspace, after=after))
         return artifact
 
     def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[Artifact]:
