@@ -134,7 +134,8 @@ class TrackingService:
                         name=name, description=description, created_at=now_ms(), workspace=workspace
                     )
                 )
-                after = {"experiment_id": int(created.inserted_primary_key[0]), "name": name}  # type: ignore[index]
+                experiment_id = int(created.inserted_primary_key[0])  # type: ignore[index]
+                after = {"experiment_id": experiment_id, "name": name}
                 publish(
                     conn,
                     Changed("create experiment", f"experiments/{name}", workspace, after=after),
