@@ -31,6 +31,7 @@ demo: install
 lint: install-test
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: install-test
 	$(BIN)/mypy
