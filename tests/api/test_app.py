@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ServerProcess, modelyard_command, prepare_store
 
@@ -135,6 +136,7 @@ def _assert_one_line_refusal(done: subprocess.CompletedProcess[str], state: str)
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
 
 
+@pytest.mark.slow  # starts a process
 def test_server_refuses_a_database_at_an_older_revision(tmp_path: Path) -> None:
     home = tmp_path / "old"
     prepare_store(home)
@@ -143,6 +145,7 @@ def test_server_refuses_a_database_at_an_older_revision(tmp_path: Path) -> None:
     _assert_one_line_refusal(_refused(home), "is at revision 0001")
 
 
+@pytest.mark.slow  # starts a process
 def test_server_refuses_a_database_that_is_not_ours(tmp_path: Path) -> None:
     home = tmp_path / "foreign"
     home.mkdir()
@@ -154,6 +157,7 @@ def test_server_refuses_a_database_that_is_not_ours(tmp_path: Path) -> None:
     assert tables == ["notes"]  # refused without touching it
 
 
+@pytest.mark.slow  # starts a process
 def test_server_refuses_an_empty_database_until_upgraded(tmp_path: Path) -> None:
     _assert_one_line_refusal(_refused(tmp_path / "fresh"), "has no modelyard schema")
     key = prepare_store(tmp_path / "fresh")

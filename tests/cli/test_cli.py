@@ -146,6 +146,7 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     assert f"already at {head_revision()}" in out
 
 
+@pytest.mark.slow  # starts a process
 def test_console_script_quickstart_twice(tmp_path: Path) -> None:
     env = {**os.environ, "MODELYARD_HOME": str(tmp_path / "home")}
     env.pop("MODELYARD_URL", None)

@@ -7,9 +7,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import modelyard_command
 from tests.monitoring.traffic import deploy, inputs
 from tests.stores import services_on
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 T0 = 1_790_000_000_000
 

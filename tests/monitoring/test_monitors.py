@@ -251,6 +251,7 @@ def test_time_windows_cover_closed_hours_only(services: Services, hook: Hook) ->
     assert [round(r["value"], 4) for r in throughput] == [round(200 / 3600, 4)] * 2
 
 
+@pytest.mark.slow  # starts a process
 def test_a_critical_alert_runs_the_retraining_command(
     services: Services, hook: Hook, tmp_path: Path
 ) -> None:

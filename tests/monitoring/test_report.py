@@ -417,6 +417,7 @@ def test_numeric_bins_are_densities_on_merged_reference_bins_with_tails() -> Non
     assert current_density[0] * widths[0] == pytest.approx(below)
 
 
+@pytest.mark.slow  # starts a process
 def test_importing_the_module_does_not_load_matplotlib() -> None:
     code = "import sys, modelyard.monitoring.report; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=Path.cwd())

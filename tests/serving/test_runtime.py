@@ -99,6 +99,7 @@ print(json.dumps({"outputs": outputs, "heavy": heavy}))
 """
 
 
+@pytest.mark.slow  # starts a process
 def test_serving_an_all_float_model_never_imports_pandas(tmp_path: Path) -> None:
     features, target = cancer()
     fitted = LogisticRegression(max_iter=5000).fit(features, target)

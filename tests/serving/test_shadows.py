@@ -25,6 +25,8 @@ from tests.conftest import prepare_store, sqlite_settings
 from tests.serving.models import cancer, classifier
 from tests.serving.process import ServeProcess
 
+pytestmark = pytest.mark.slow  # every test here starts a process
+
 
 def dropped(metrics: ServingMetrics, endpoint: str, version: str) -> float:
     value = metrics.registry.get_sample_value(
