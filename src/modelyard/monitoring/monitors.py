@@ -26,6 +26,7 @@ from modelyard.domain.monitors import Monitor, Spec, check_monitor_name, merge
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.governance.workspaces import check_same
 from modelyard.monitoring.alerts import AlertService
+from modelyard.monitoring.driftmethods import check_rules
 from modelyard.monitoring.reference import Reference, ReferenceService
 from modelyard.monitoring.runner import Runner, RunReport, cached_reference
 from modelyard.monitoring.windows import claim_window, due_windows, worker_name
@@ -94,6 +95,7 @@ class MonitorService:
         return self.get(name)
 
     def _check(self, spec: Spec, workspace: str | None) -> None:
+        check_rules(spec.checks)
         if not self.endpoint_exists(spec.endpoint):
             raise NotFound(f"endpoint '{spec.endpoint}' does not exist")
         e = t.endpoints.c
