@@ -90,3 +90,32 @@ def test_spec_rules_may_name_only_registered_methods() -> None:
     )
     with pytest.raises(InvalidInput, match=r"checks.drift.rules.age.method: expected a drift"):
         Checks.parse({"drift": {"rules": {"age": {"method": 3}}}})
+
+
+def test_hellinger_on_known_distributions() -> None:
+    from scipy.spatial import distance
+
+    hellinger = DRIFT_METHODS["hellinger"]
+    assert (hellinger.kinds, hellinger.warn, hellinger.critical) == (
+        (NUMERIC, CATEGORICAL),
+        0.1,
+        0.2,
+    )
+    assert hellinger.score(categorical([0.5, 0.5], [0.5, 0.5])).value == 0.0
+    assert hellinger.score(categorical([1.0, 0.0], [0.0, 1.0])).value == pytest.approx(1.0)
+    # by hand: sqrt(1 - (sqrt(0.5 * 0.9) + sqrt(0.5 * 0.1))) = sqrt(1 - 0.894427) = 0.324920
+    shifted = hellinger.score(categorical([0.5, 0.5], [0.9, 0.1]))
+    assert shifted.value == pytest.approx(0.324920, abs=1e-6)
+    p, q = np.array([0.2, 0.3, 0.5, 0.0]), np.array([0.1, 0.4, 0.3, 0.2])
+    independent = distance.euclidean(np.sqrt(p), np.sqrt(q)) / np.sqrt(2)
+    assert hellinger.score(categorical(p.tolist(), q.tolist())).value == pytest.approx(independent)
+
+
+def test_hellinger_from_a_monitor_rule() -> None:
+    check_rules(Checks.parse({"drift": {"rules": {"k": {"method": "hellinger"}}}}))
+    reference = profile_table(pa.table({"k": ["a"] * 500 + ["b"] * 500})).columns["k"]
+    current = observe(reference, pa.array(["a"] * 900 + ["b"] * 100))
+    result = column_drift(reference, current, "hellinger")
+    assert result.value == pytest.approx(0.324920, abs=1e-6)
+    assert (result.p_value, result.severity) == (None, "critical")
+    assert column_drift(reference, current, "hellinger", warn=0.4, critical=0.5).severity == "ok"

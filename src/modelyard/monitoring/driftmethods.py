@@ -16,6 +16,7 @@ method             column kind  value (higher is more drift)
 ``psi``            both         population stability index
 ``jensenshannon``  both         Jensen-Shannon distance, base 2, in [0, 1]
 ``chisquare``      categorical  chi-square statistic (p-value too)
+``hellinger``      both         Hellinger distance, in [0, 1]
 =================  ===========  ===========================================
 
 >>> method = DRIFT_METHODS["psi"]
@@ -207,6 +208,18 @@ class ChiSquare(DriftMethod):
         return Score(statistic, float(stats.chi2.sf(statistic, table.shape[1] - 1)))
 
 
+class Hellinger(DriftMethod):
+    """Hellinger distance on coarse bins: ``sqrt(1 - sum(sqrt(p * q)))``, 0 for the same
+    distribution, 1 for two with no bin in common."""
+
+    name = "hellinger"
+
+    def score(self, binned: Binned) -> Score:
+        expected, actual = binned.coarse()
+        overlap = float(np.sum(np.sqrt(expected * actual)))
+        return Score(math.sqrt(max(0.0, 1.0 - overlap)))
+
+
 DRIFT_METHODS: dict[str, DriftMethod] = {
     method.name: method
     for method in (
@@ -215,6 +228,7 @@ DRIFT_METHODS: dict[str, DriftMethod] = {
         PopulationStability(),
         JensenShannon(),
         ChiSquare(),
+        Hellinger(),
     )
 }
 
