@@ -103,12 +103,9 @@ class MonitorService:
             owner = conn.execute(select(e.workspace).where(e.name == spec.endpoint)).scalar()
         if workspace is not None:
             check_same(f"endpoint '{spec.endpoint}'", owner, workspace)
-        from modelyard.monitoring.channels import check_channel_spec
+        from modelyard.monitoring.channels import secret_names
 
-        named: list[str] = []
-        for channel in spec.alerts.channels:
-            checked = check_channel_spec(channel)
-            named += [checked[f] for f in ("token_secret", "password_secret") if checked.get(f)]
+        named = [name for channel in spec.alerts.channels for name in secret_names(channel)]
         webhook = spec.alerts.retrain.webhook
         if webhook and webhook.get("token_secret"):
             named.append(str(webhook["token_secret"]))
