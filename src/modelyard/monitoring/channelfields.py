@@ -13,6 +13,7 @@ refused.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,9 @@ import httpx
 
 from modelyard.domain.secrets import check_secret_name
 from modelyard.errors import InvalidInput
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+_ADDRESS = re.compile(r"^[^\s@<>,;\"]+@[^\s@<>,;\"]+$")
 
 
 class ChannelFields:
@@ -76,6 +80,40 @@ class ChannelFields:
         if parsed.userinfo:
             raise self.fail(name, "credentials in the URL are stored in clear: use token_secret")
         return url
+
+    def headers(self, name: str) -> dict[str, str]:
+        """HTTP header names and one-line values; never ``Authorization`` (a token
+        belongs in a secret)."""
+        headers = self.spec.get(name) or {}
+        if not isinstance(headers, Mapping):
+            raise self.fail(name, "expected an object of header names and values")
+        checked: dict[str, str] = {}
+        for header, value in headers.items():
+            if not isinstance(header, str) or not _HEADER_NAME.match(header):
+                raise self.fail(name, f"invalid header name {header!r}")
+            if header.lower() == "authorization":
+                raise self.fail(name, "keep the token in a secret and name it in token_secret")
+            if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+                raise self.fail(name, f"header '{header}' needs a one-line text value")
+            checked[header] = value
+        return checked
+
+    def address(self, name: str) -> str:
+        """A required email address."""
+        return self._address(name, self.text(name, required=True))
+
+    def addresses(self, name: str) -> list[str]:
+        """An address or a non-empty list of them, as a list."""
+        value = self.spec.get(name)
+        addresses = [value] if isinstance(value, str) else value
+        if not isinstance(addresses, list) or not addresses:
+            raise self.fail(name, "expected an address or a non-empty list of addresses")
+        return [self._address(name, address) for address in addresses]
+
+    def _address(self, name: str, address: Any) -> str:
+        if not isinstance(address, str) or not _ADDRESS.match(address.strip()):
+            raise self.fail(name, f"not an email address: {address!r}")
+        return address.strip()
 
     def secret_name(self, name: str, *, required: bool = False) -> str | None:
         value = self.text(name, required=required)

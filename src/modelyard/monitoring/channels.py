@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -201,8 +200,6 @@ class LogChannel(ChannelType):
 
 # -- webhook -------------------------------------------------------------------------
 
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
-
 
 @dataclass(frozen=True)
 class WebhookChannel(ChannelType):
@@ -224,7 +221,7 @@ class WebhookChannel(ChannelType):
     def check(cls, fields: ChannelFields) -> dict[str, Any]:
         return {
             "url": fields.url("url"),
-            "headers": _headers(fields),
+            "headers": fields.headers("headers"),
             "token_secret": fields.secret_name("token_secret"),
             **fields.retry_policy(5.0),
         }
@@ -262,25 +259,7 @@ class WebhookChannel(ChannelType):
         )
 
 
-def _headers(fields: ChannelFields) -> dict[str, str]:
-    headers = fields.spec.get("headers") or {}
-    if not isinstance(headers, Mapping):
-        raise fields.fail("headers", "expected an object of header names and values")
-    checked: dict[str, str] = {}
-    for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
-            raise fields.fail("headers", f"invalid header name {name!r}")
-        if name.lower() == "authorization":
-            raise fields.fail("headers", "keep the token in a secret and name it in token_secret")
-        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-            raise fields.fail("headers", f"header '{name}' needs a one-line text value")
-        checked[name] = value
-    return checked
-
-
 # -- email ---------------------------------------------------------------------------
-
-_ADDRESS = re.compile(r"^[^\s@<>,;\"]+@[^\s@<>,;\"]+$")
 
 
 @dataclass(frozen=True)
@@ -330,8 +309,8 @@ class EmailChannel(ChannelType):
         return {
             "host": fields.text("host", required=True),
             "port": fields.integer("port", 25, 1, 65535),
-            "from": _address(fields, "from", fields.text("from", required=True) or ""),
-            "to": _recipients(fields),
+            "from": fields.address("from"),
+            "to": fields.addresses("to"),
             "username": username,
             "password_secret": password_secret,
             "starttls": fields.flag("starttls", False),
@@ -361,20 +340,6 @@ class EmailChannel(ChannelType):
             backoff_s=self.backoff_s,
         )
         return scrubbed(delivery, password)
-
-
-def _recipients(fields: ChannelFields) -> list[str]:
-    to = fields.spec.get("to")
-    addresses = [to] if isinstance(to, str) else to
-    if not isinstance(addresses, list) or not addresses:
-        raise fields.fail("to", "expected an address or a non-empty list of addresses")
-    return [_address(fields, "to", address) for address in addresses]
-
-
-def _address(fields: ChannelFields, name: str, address: Any) -> str:
-    if not isinstance(address, str) or not _ADDRESS.match(address.strip()):
-        raise fields.fail(name, f"not an email address: {address!r}")
-    return address.strip()
 
 
 # -- the registry ----------------------------------------------------------------------
