@@ -252,6 +252,8 @@ def test_webhook_posts_the_event_with_the_token_from_the_secret_store(
     assert delivery.channel == f"webhook http://127.0.0.1:{port}"  # no path: it may be a token
     assert TOKEN not in repr(channel) and "path-secret" not in delivery.channel
     assert TOKEN not in caplog.text  # httpx and httpcore log at DEBUG without header values
+    assert "path-secret" not in caplog.text  # httpx's request line shows the host only
+    assert f'POST http://127.0.0.1:{port}/... "HTTP/1.0 200 OK"' in caplog.text
 
 
 def test_webhook_retries_5xx_with_exponential_backoff(receiver: Receiver) -> None:

@@ -13,8 +13,10 @@ Delivery(channel='webhook https://hooks.example.com', status='sent', attempts=1,
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -116,16 +118,53 @@ def post_json(
     timeout_s: float,
 ) -> Delivery:
     """POST ``body`` (JSON) to ``url``, redirects not followed; ``secret`` (a token, or a
-    URL that is one) never shows in the error."""
+    URL that is one) never shows in the error, and httpx's log lines show the URL's
+    scheme and host only (a webhook's path may carry its token)."""
     headers = {**headers, "Content-Type": "application/json"}
-    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
-        delivery = deliver(
-            description,
-            lambda: _post(client, url, body, headers, secret, timeout_s),
-            retries=retries,
-            backoff_s=backoff_s,
-        )
+    _hide_paths.install()
+    _hide_paths.local.active = True
+    try:
+        with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+            delivery = deliver(
+                description,
+                lambda: _post(client, url, body, headers, secret, timeout_s),
+                retries=retries,
+                backoff_s=backoff_s,
+            )
+    finally:
+        _hide_paths.local.active = False
     return scrubbed(delivery, secret)
+
+
+class _HidePaths(logging.Filter):
+    """On a thread posting an alert, httpx's "HTTP Request: POST <url>" lines lose the
+    URL's path and query."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        with self._lock:
+            logger = logging.getLogger("httpx")
+            if self not in logger.filters:
+                logger.addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(self.local, "active", False) and isinstance(record.args, tuple):
+            record.args = tuple(_host_only(arg) for arg in record.args)
+        return True
+
+
+def _host_only(value: object) -> object:
+    if isinstance(value, httpx.URL):
+        port = f":{value.port}" if value.port else ""
+        return f"{value.scheme}://{value.host}{port}/..."
+    return value
+
+
+_hide_paths = _HidePaths()
 
 
 def _post(
