@@ -92,8 +92,15 @@ def test_defaults_are_filled_in() -> None:
     ("spec", "message"),
     [
         ([], "a channel spec must be an object with a 'type'"),
-        ({}, "channel type: expected one of email, log, webhook (got None)"),
-        ({"type": "sms"}, "channel type: expected one of email, log, webhook (got 'sms')"),
+        ({}, "channel type: expected one of email, log, slack, webhook (got None)"),
+        ({"type": "sms"}, "channel type: expected one of email, log, slack, webhook (got 'sms')"),
+        ({"type": "slack"}, "slack channel url_secret: expected non-empty text"),
+        ({"type": "slack", "url_secret": "a b"}, "slack channel url_secret: invalid secret name"),
+        (
+            {"type": "slack", "url": "https://hooks.example.com/services/T0/B0/x"},
+            "slack channel: unknown field 'url' (known: backoff_s, retries, timeout_s, type, url_",
+        ),
+        ({"type": "slack", "url_secret": "s", "retries": 11}, "slack channel retries: expected 0"),
         ({"type": "log", "level": "loud"}, "log channel level: expected one of debug, info"),
         ({**WEBHOOK, "token": "abc"}, "webhook channel: unknown field 'token' (known: "),
         ({"type": "webhook"}, "webhook channel url: expected non-empty text"),
@@ -156,6 +163,7 @@ def test_secret_names_are_read_from_each_types_secret_fields() -> None:
     assert secret_names({**WEBHOOK, "token_secret": "pager"}) == ["pager"]
     full = {**EMAIL, "username": "u", "password_secret": "smtp"}
     assert secret_names(full) == ["smtp"]
+    assert secret_names({"type": "slack", "url_secret": "ops-slack"}) == ["ops-slack"]
     with pytest.raises(InvalidInput, match="webhook channel token_secret: invalid secret name"):
         secret_names({**WEBHOOK, "token_secret": "a/b"})
 
@@ -338,6 +346,106 @@ def test_a_secret_field_without_a_secret_store_is_refused() -> None:
     spec = {"type": "webhook", "url": "http://127.0.0.1/x", "token_secret": "t"}
     with pytest.raises(InvalidInput, match="token_secret 't' needs the secret store"):
         channel_from_spec(spec, None)
+
+
+# -- slack -------------------------------------------------------------------------------
+
+
+def slack(services: Services | None, **fields: Any) -> Any:
+    spec = {"type": "slack", "url_secret": "ops-slack", "backoff_s": 0.05, **fields}
+    return channel_from_spec(spec, services.secrets if services else None)
+
+
+def test_slack_posts_text_and_blocks_to_the_url_from_the_secret_store(
+    receiver: Receiver, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    services.secrets.set("ops-slack", receiver.url, "ana")
+    channel = slack(services)
+    delivery = channel.send(EVENT)
+    assert (delivery.status, delivery.attempts, delivery.error) == ("sent", 1, "")
+    (request,) = receiver.received
+    assert request.path == "/hooks/T0/B0/path-secret"
+    assert request.headers["Content-Type"] == "application/json"
+    assert "Authorization" not in request.headers
+    message = json.loads(request.body)
+    assert message["text"] == "[modelyard] CRITICAL churn-monitor: drift in 3 columns (fired)"
+    assert [block["type"] for block in message["blocks"]] == [
+        "header",
+        "section",
+        "section",
+        "context",
+    ]
+    header, summary, evidence, context = message["blocks"]
+    assert header["text"] == {
+        "type": "plain_text",
+        "text": "CRITICAL churn-monitor: drift in 3 columns (fired)",
+    }
+    assert summary["text"] == {"type": "mrkdwn", "text": "drift in 3 columns"}
+    assert evidence["text"]["text"].splitlines() == [
+        "*Evidence*",
+        "• age: psi=0.3141, threshold=0.2",
+        "• income: psi=0.41, threshold=0.2",
+        "• tenure: psi=0.25, threshold=0.2",
+    ]
+    (line,) = context["elements"]
+    assert line["text"] == (
+        "alert `a1b2c3d4` · 2026-11-18 11:06:40 UTC"
+        " · <http://127.0.0.1:8700/monitors/churn-monitor|monitor>"
+    )
+    assert delivery.channel == "slack webhook in secret 'ops-slack'"
+    assert "path-secret" not in repr(channel) and "path-secret" not in caplog.text
+
+
+def test_slack_text_is_escaped_and_odd_links_are_left_out(
+    receiver: Receiver, services: Services
+) -> None:
+    services.secrets.set("ops-slack", receiver.url, "ana")
+    event = {
+        **EVENT,
+        "summary": "p < 0.01 & shift > 2 <!channel>",
+        "evidence": None,
+        "links": {
+            "mail": "mailto:x@example.test",
+            "odd": "http://127.0.0.1/a|b",
+            "ok": "https://h.test/m",
+        },
+    }
+    assert slack(services).send(event).sent
+    message = json.loads(receiver.received[0].body)
+    assert message["text"].startswith("[modelyard] CRITICAL churn-monitor: p &lt; 0.01 &amp;")
+    assert [block["type"] for block in message["blocks"]] == ["header", "section", "context"]
+    summary = message["blocks"][1]["text"]["text"]
+    assert summary == "p &lt; 0.01 &amp; shift &gt; 2 &lt;!channel&gt;"
+    assert message["blocks"][2]["elements"][0]["text"].endswith("UTC · <https://h.test/m|ok>")
+
+
+def test_slack_retries_5xx_and_never_names_the_url(receiver: Receiver, services: Services) -> None:
+    services.secrets.set("ops-slack", receiver.url, "ana")
+    receiver.answers = [503, 404]
+    delivery = slack(services, retries=3).send(EVENT)
+    assert (delivery.status, delivery.attempts) == ("failed", 2)  # a 404 is not retried
+    assert delivery.error == "HTTP 404: refused (404)"
+    down = f"http://127.0.0.1:{free_port()}/hooks/T1/B1/down-secret"
+    services.secrets.set("ops-slack", down, "ana")
+    failed = slack(services, retries=1, timeout_s=1).send(EVENT)
+    assert (failed.status, failed.attempts) == ("failed", 2)
+    assert failed.error.startswith("cannot connect: ") and "down-secret" not in repr(failed)
+
+
+def test_slack_without_a_usable_url_fails_without_sending(
+    receiver: Receiver, services: Services
+) -> None:
+    missing = slack(services).send(EVENT)
+    assert (missing.status, missing.attempts) == ("failed", 0)
+    assert missing.error == "secret 'ops-slack' does not exist"
+    services.secrets.set("ops-slack", "not-a-url-but-a-token-7f3a", "ana")
+    wrong = slack(services).send(EVENT)
+    assert (wrong.status, wrong.attempts) == ("failed", 0)
+    assert wrong.error == "secret 'ops-slack' does not hold an http:// or https:// URL"
+    assert "7f3a" not in repr(wrong) and receiver.received == []
+    with pytest.raises(InvalidInput, match="url_secret 'ops-slack' needs the secret store"):
+        slack(None)
 
 
 # -- email -------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ why. Specs are stored as JSON with monitors:
 - ``{"type": "email", "host", "port", "from", "to", "username", "password_secret",
   "starttls", "timeout_s", "retries", "backoff_s"}``: a plain-text mail by SMTP
   (``monitoring/alertmail.py`` writes it).
+- ``{"type": "slack", "url_secret", "retries", "backoff_s", "timeout_s"}``: a
+  message to a Slack-style incoming webhook, ``{"text": subject, "blocks": [...]}``;
+  the webhook's URL carries its token, so the whole URL is a secret.
 
 Network channels retry what may pass (``monitoring/delivery.py``). Descriptions
 and error texts never hold a secret: a webhook is described by its scheme and host
@@ -42,8 +45,10 @@ a URL are refused.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,7 +58,13 @@ import httpx
 
 from modelyard import __version__
 from modelyard.errors import InvalidInput
-from modelyard.monitoring.alertmail import alert_id_of, alert_mail, event_json
+from modelyard.monitoring.alertmail import (
+    alert_id_of,
+    alert_mail,
+    alert_subject,
+    event_json,
+    evidence_lines,
+)
 from modelyard.monitoring.channelfields import ChannelFields
 from modelyard.monitoring.delivery import (
     FAILED,
@@ -77,6 +88,7 @@ __all__ = [
     "InMemoryChannel",
     "LogChannel",
     "SecretSource",
+    "SlackChannel",
     "WebhookChannel",
     "channel_from_spec",
     "check_channel_spec",
@@ -342,10 +354,124 @@ class EmailChannel(ChannelType):
         return scrubbed(delivery, password)
 
 
+# -- slack ---------------------------------------------------------------------------
+
+_SLACK_TEXT = 3000  # the longest text of a section block
+_SLACK_HEADER = 150  # the longest header
+
+
+@dataclass(frozen=True)
+class SlackChannel(ChannelType):
+    """A message to a Slack-style incoming webhook: ``text`` (the alert's subject line,
+    shown in notifications) and ``blocks`` (a header, the summary, the evidence, the
+    alert id, time and links).
+
+    An incoming webhook's URL is its credential, so the spec names the secret holding
+    it (``url_secret``) and the URL shows in no description or error.
+    """
+
+    type = "slack"
+    spec_fields = ("url_secret", "retries", "backoff_s", "timeout_s")
+    secret_fields = ("url_secret",)
+
+    url_secret: str
+    retries: int = 3
+    backoff_s: float = 0.5
+    timeout_s: float = 5.0
+    secrets: SecretSource | None = field(default=None, repr=False)
+
+    @classmethod
+    def check(cls, fields: ChannelFields) -> dict[str, Any]:
+        return {
+            "url_secret": fields.secret_name("url_secret", required=True),
+            **fields.retry_policy(5.0),
+        }
+
+    @classmethod
+    def build(cls, spec: dict[str, Any], secrets: SecretSource | None) -> Channel:
+        return cls(secrets=secrets, **spec)
+
+    @property
+    def description(self) -> str:
+        return f"slack webhook in secret '{self.url_secret}'"
+
+    def send(self, event: Mapping[str, Any]) -> Delivery:
+        revealed, refused = reveal(self.secrets, self.url_secret, self.description)
+        if refused:
+            return refused
+        url = revealed or ""
+        if not _is_http_url(url):
+            problem = f"secret '{self.url_secret}' does not hold an http:// or https:// URL"
+            return Delivery(self.description, FAILED, 0, problem)
+        headers = {"User-Agent": f"modelyard/{__version__}"}
+        return post_json(
+            self.description,
+            url,
+            json.dumps(slack_message(event), ensure_ascii=False).encode(),
+            headers,
+            secret=url,
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            timeout_s=self.timeout_s,
+        )
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
+def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"text", "blocks"}`` for an alert event, text escaped as Slack's mrkdwn needs."""
+    subject = alert_subject(event)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain(subject.removeprefix("[modelyard] "), _SLACK_HEADER)},
+        {"type": "section", "text": _mrkdwn(_escape(str(event.get("summary") or "alert")))},
+    ]
+    evidence = evidence_lines(event.get("evidence"))
+    if evidence:
+        lines = "\n".join(f"• {_escape(line)}" for line in evidence)
+        blocks.append({"type": "section", "text": _mrkdwn(f"*Evidence*\n{lines}")})
+    context = [f"alert `{_escape(alert_id_of(event) or '-')}`", _when(event.get("time"))]
+    links = event.get("links")
+    if isinstance(links, Mapping):
+        context += [
+            f"<{url}|{_escape(str(name))}>"
+            for name, url in links.items()
+            if isinstance(url, str) and _is_http_url(url) and not set("<>| ") & set(url)
+        ]
+    blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(context))]})
+    return {"text": _escape(subject), "blocks": blocks}
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    cut = text if len(text) <= limit else text[: limit - 1] + "…"
+    return {"type": "plain_text", "text": cut}
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    cut = text if len(text) <= _SLACK_TEXT else text[: _SLACK_TEXT - 1] + "…"
+    return {"type": "mrkdwn", "text": cut}
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        moment = dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+        return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "time unknown"
+
+
 # -- the registry ----------------------------------------------------------------------
 
 CHANNEL_TYPES: dict[str, type[ChannelType]] = {
-    channel.type: channel for channel in (LogChannel, WebhookChannel, EmailChannel)
+    channel.type: channel for channel in (LogChannel, WebhookChannel, EmailChannel, SlackChannel)
 }
 
 
