@@ -83,3 +83,16 @@ def test_overlapping_blocks_on_threads_keep_the_filter_until_the_last_ends() -> 
             for entry in warnings.filters
         )
     assert np.asarray(model.predict(FRAME)).shape == (4,)  # type: ignore[attr-defined]
+
+
+def test_a_flavor_says_which_models_it_serves_by_their_class_scores() -> None:
+    from sklearn.linear_model import LinearRegression
+    from sklearn.svm import SVC
+
+    sklearn = FLAVORS["sklearn"]
+    classes = sklearn.classes(fitted(LogisticRegression()))
+    assert classes is not None and classes.tolist() == [0, 1]
+    assert sklearn.classes(LogisticRegression()) is None  # not fitted
+    assert sklearn.classes(fitted(LinearRegression())) is None
+    assert sklearn.classes(fitted(SVC())) is None  # no predict_proba without probability=True
+    assert FLAVORS["pyfunc"].classes(fitted(LogisticRegression())) is None
