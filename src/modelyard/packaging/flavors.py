@@ -1,7 +1,7 @@
 """Flavors: how a kind of model is saved, loaded and asked for predictions.
 
 A flavor is a small class with one job per method. ``flavor_for(model)`` picks
-the most specific one: XGBoost and LightGBM (when installed) before
+the most specific one: XGBoost, LightGBM and CatBoost (when installed) before
 scikit-learn, before the python-function flavor that takes any object with a
 ``predict`` method.
 """
@@ -296,9 +296,64 @@ class LightGBMFlavor(Flavor):
         return np.asarray(model.predict(frame))
 
 
+class CatBoostFlavor(Flavor):
+    """CatBoost's classifiers, regressors and rankers, in CatBoost's own binary format;
+    a classifier is served by its class scores."""
+
+    name = "catboost"
+    file = "model.cbm"
+    requirements = ("catboost", "numpy")
+    model_classes = ("CatBoostClassifier", "CatBoostRegressor", "CatBoostRanker", "CatBoost")
+
+    def matches(self, model: Any) -> bool:
+        module = type(model).__module__
+        return module.startswith("catboost") and importlib.util.find_spec("catboost") is not None
+
+    def save(self, model: Any, directory: Path) -> list[str]:
+        model.save_model(str(directory / self.file))
+        (directory / "catboost_class.txt").write_text(type(model).__name__)
+        return [self.file, "catboost_class.txt"]
+
+    def load(self, directory: Path) -> Any:
+        import catboost
+
+        kind = (directory / "catboost_class.txt").read_text().strip()
+        if kind not in self.model_classes:
+            raise InvalidInput(
+                f"catboost model class '{kind}' is not one of {', '.join(self.model_classes)}"
+            )
+        model = getattr(catboost, kind)()
+        model.load_model(str(directory / self.file))
+        return model
+
+    def predict(self, model: Any, frame: Features) -> Any:
+        predicted = np.asarray(model.predict(frame))
+        if predicted.ndim == 2 and predicted.shape[1] == 1:  # a multiclass model's labels
+            return predicted[:, 0]
+        return predicted
+
+    def predict_proba(self, model: Any, frame: Features) -> Any:
+        if not hasattr(model, "predict_proba"):
+            raise InvalidInput(f"a {type(model).__name__} model has no predict_proba")
+        return model.predict_proba(frame)
+
+    def classes(self, model: Any) -> np.ndarray[Any, Any] | None:
+        import catboost
+
+        if isinstance(model, catboost.CatBoostClassifier):
+            return np.asarray(model.classes_)
+        return None
+
+
 FLAVORS: dict[str, Flavor] = {
     flavor.name: flavor
-    for flavor in (XGBoostFlavor(), LightGBMFlavor(), SklearnFlavor(), PyfuncFlavor())
+    for flavor in (
+        XGBoostFlavor(),
+        LightGBMFlavor(),
+        CatBoostFlavor(),
+        SklearnFlavor(),
+        PyfuncFlavor(),
+    )
 }
 
 
