@@ -26,6 +26,7 @@ from modelyard.domain.monitors import Monitor, Spec, check_monitor_name, merge
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.governance.workspaces import check_same
 from modelyard.monitoring.alerts import AlertService
+from modelyard.monitoring.driftmethods import check_rules
 from modelyard.monitoring.reference import Reference, ReferenceService
 from modelyard.monitoring.runner import Runner, RunReport, cached_reference
 from modelyard.monitoring.windows import claim_window, due_windows, worker_name
@@ -94,6 +95,7 @@ class MonitorService:
         return self.get(name)
 
     def _check(self, spec: Spec, workspace: str | None) -> None:
+        check_rules(spec.checks)
         if not self.endpoint_exists(spec.endpoint):
             raise NotFound(f"endpoint '{spec.endpoint}' does not exist")
         e = t.endpoints.c
@@ -101,12 +103,9 @@ class MonitorService:
             owner = conn.execute(select(e.workspace).where(e.name == spec.endpoint)).scalar()
         if workspace is not None:
             check_same(f"endpoint '{spec.endpoint}'", owner, workspace)
-        from modelyard.monitoring.channels import check_channel_spec
+        from modelyard.monitoring.channels import secret_names
 
-        named: list[str] = []
-        for channel in spec.alerts.channels:
-            checked = check_channel_spec(channel)
-            named += [checked[f] for f in ("token_secret", "password_secret") if checked.get(f)]
+        named = [name for channel in spec.alerts.channels for name in secret_names(channel)]
         webhook = spec.alerts.retrain.webhook
         if webhook and webhook.get("token_secret"):
             named.append(str(webhook["token_secret"]))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard.clock import now_ms
 from modelyard.domain.monitors import Monitor, Window
 from modelyard.monitoring import charts, distributions, markup
+from modelyard.monitoring.driftmethods import DRIFT_METHODS
 from modelyard.monitoring.markup import Row
 
 if TYPE_CHECKING:
@@ -239,9 +240,10 @@ def _drift_chart(drift: Sequence[Row], kind: str) -> str:
     figure, axes = charts.figure(len(by_method), height=1.6)
     for ax, (method, rows) in zip(axes, by_method.items(), strict=True):
         _drift_axes(ax, method, rows, shown, kind)
+    tests = ", ".join(m.name for m in DRIFT_METHODS.values() if m.on_p_value)
     intro = markup.note(
         "One line per input column that drifted in any window; the dashed line is the warn "
-        "threshold. Tests (ks, chisquare) are drawn by p-value, where lower means drift."
+        f"threshold. Tests ({tests}) are drawn by p-value, where lower means drift."
     )
     hidden = len(drifted) - len(shown)
     more = markup.note(f"{hidden} more drifted columns not drawn.") if hidden > 0 else ""
@@ -250,7 +252,7 @@ def _drift_chart(drift: Sequence[Row], kind: str) -> str:
 
 def _drift_axes(ax: Axes, method: str, rows: Sequence[Row], columns: list[str], kind: str) -> None:
     details = [r.get("details") or {} for r in rows]
-    # the tests (ks, chisquare) keep a p-value, and their thresholds are on it
+    # the tests keep a p-value, and their thresholds are on it
     on_p_value = any(isinstance(d.get("p_value"), int | float) for d in details)
     handles: list[Any] = []
     for index, column in enumerate(columns):

@@ -49,12 +49,7 @@ class Model:
         native = loaded.model
         self._flavor = get_flavor(loaded.manifest.flavor)
         self._arrays = self._numeric and self._flavor.reads_arrays(native, self.names)
-        self._scored = (
-            loaded.manifest.flavor == "sklearn"
-            and hasattr(native, "predict_proba")
-            and getattr(native, "classes_", None) is not None
-        )
-        self._classes = np.asarray(native.classes_) if self._scored else None
+        self._classes = self._flavor.classes(native)
 
     def prepare(self, rows: list[dict[str, Any]]) -> Any:
         """Rows as a 2-D float array (all-float signatures) or an enforced frame.
@@ -115,15 +110,11 @@ class Model:
 
     def _answer(self, features: Any) -> tuple[list[Any], list[Any] | None]:
         native = self.loaded.model
-        if self._scored:
-            proba = np.asarray(native.predict_proba(features))
-            outputs = self._classes[proba.argmax(axis=1)]  # type: ignore[index]
+        if self._classes is not None:  # the flavor serves it by its class scores
+            proba = np.asarray(self._flavor.predict_proba(native, features))
+            outputs = self._classes[proba.argmax(axis=1)]
             return outputs.tolist(), proba.tolist()
-        if isinstance(features, np.ndarray):
-            predicted = native.predict(features)
-        else:
-            predicted = self._flavor.predict(native, features)
-        array = np.asarray(predicted)
+        array = np.asarray(self._flavor.predict(native, features))
         if array.ndim == 0 or len(array) != len(features):
             raise InvalidInput(f"returned {array.size} outputs for {len(features)} rows")
         return array.tolist(), None
