@@ -19,44 +19,10 @@ def test_health_needs_no_key(server: ServerProcess) -> None:
     assert answer.status_code == 200 and answer.json()["status"] == "ok"
 
 
-def test_openapi_lists_a_route_for_every_backend_operation(api: httpx.Client) -> None:
+def test_openapi_describes_answers_and_errors(api: httpx.Client) -> None:
+    """Every backend operation has a route (tests/contract/test_backend_protocol.py);
+    here, a route's answers are described by their models."""
     paths = api.get("/openapi.json").json()["paths"]
-    routes = {f"{method.upper()} {path}" for path, methods in paths.items() for method in methods}
-    expected = {
-        "POST /api/v1/experiments",
-        "GET /api/v1/experiments",
-        "GET /api/v1/experiments/{name}",
-        "POST /api/v1/runs",
-        "POST /api/v1/runs/{run_id}/batch",
-        "POST /api/v1/runs/{run_id}/finish",
-        "GET /api/v1/runs/{run_id}",
-        "GET /api/v1/runs/{run_id}/metrics/{key}",
-        "GET /api/v1/environments/{environment_id}",
-        "GET /api/v1/runs/search",
-        "POST /api/v1/runs/search",
-        "POST /api/v1/runs/frame",
-        "PUT /api/v1/runs/{run_id}/artifacts/{path}",
-        "GET /api/v1/runs/{run_id}/artifacts",
-        "GET /api/v1/runs/{run_id}/artifacts/{path}",
-        "POST /api/v1/runs/{run_id}/datasets",
-        "GET /api/v1/runs/{run_id}/datasets",
-        "PUT /api/v1/uploads/{upload_id}/{path}",
-        "GET /api/v1/models/{name}/versions/{selector}/package",
-        "GET /api/v1/models/{name}/versions/{selector}/package/{path}",
-        "POST /api/v1/models",
-        "GET /api/v1/models/{name}",
-        "GET /api/v1/models",
-        "PATCH /api/v1/models/{name}",
-        "POST /api/v1/models/{name}/versions",
-        "GET /api/v1/models/{name}/versions/{selector}",
-        "GET /api/v1/versions",
-        "PATCH /api/v1/models/{name}/versions/{selector}",
-        "PUT /api/v1/models/{name}/aliases/{alias}",
-        "DELETE /api/v1/models/{name}/aliases/{alias}",
-        "POST /api/v1/models/{name}/versions/{selector}/stage",
-        "GET /api/v1/models/{name}/versions/{selector}/stages",
-    }
-    assert expected <= routes, expected - routes
     run_schema = paths["/api/v1/runs/{run_id}"]["get"]["responses"]
     assert run_schema["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Run")
     assert run_schema["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
