@@ -130,6 +130,22 @@ def test_user_errors_are_one_line_and_exit_2(
         assert err.count("\n") == 1
 
 
+def test_a_version_from_a_run_imports_into_another_home(filled: Path, tmp_path: Path) -> None:
+    code, _, err = invoke(filled, "package", "export", "breast-cancer/2", str(tmp_path / "pkg"))
+    assert code == 0, err
+    code, out, err = invoke(tmp_path / "other", "package", "import", str(tmp_path / "pkg"))
+    assert code == 0, err
+    assert "imported" in out and "breast-cancer/1" in out
+    code, out, _ = invoke(tmp_path / "other", "models", "versions", "breast-cancer", "--json")
+    source = connect(home=filled)
+    try:
+        run_id = source.models.version("breast-cancer/2").run_id
+    finally:
+        source.close()
+    [version] = json.loads(out)
+    assert version["run_id"] is None and version["tags"]["source_run"] == run_id
+
+
 def test_export_refuses_a_non_empty_folder(filled: Path, tmp_path: Path) -> None:
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file").write_text("x")

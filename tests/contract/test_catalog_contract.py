@@ -129,6 +129,31 @@ def test_export_import_round_trip(yard: Yard, unique: str, iris, tmp_path: Path)
         other.close()
 
 
+def test_a_version_logged_by_a_run_imports_into_another_store(  # type: ignore[no-untyped-def]
+    yard: Yard, unique: str, iris, tmp_path: Path
+) -> None:
+    features, _, model = iris
+    source = embedded_yard(tmp_path / "source-home")
+    try:
+        with source.start_run(unique) as run:
+            run.log_model(model, name=unique, input_example=features.head(3))
+        exported = source.models.export(f"{unique}/1", tmp_path / "export")
+    finally:
+        source.close()
+    imported = yard.models.import_(exported)  # the run exists only in the source store
+    assert imported.ref == f"{unique}/1" and imported.run_id is None
+    assert imported.tags["source_run"] == run.id
+    assert imported.tags["imported_from"] == f"{unique}/1"
+    graph = yard.lineage(f"version:{imported.ref}")
+    assert graph.upstream() == []
+    version_node = next(n for n in graph.nodes if n.ref == graph.root)
+    assert version_node.attributes["source_run"] == run.id
+    loaded = yard.models.load(imported.ref)
+    np.testing.assert_array_equal(loaded.predict(features), model.predict(features))
+    with pytest.raises(NotFound, match=f"run '{run.id}' does not exist"):
+        yard.models.register(model, name=unique, input_example=features.head(1), run_id=run.id)
+
+
 def test_tampered_package_is_refused_on_load(
     yard: Yard,
     unique: str,

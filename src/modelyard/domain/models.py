@@ -28,6 +28,8 @@ LEGAL_TRANSITIONS: dict[Stage, frozenset[Stage]] = {
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+# the version tag naming the run that wrote a package imported from another store
+SOURCE_RUN_TAG = "source_run"
 
 
 def parse_stage(value: str) -> Stage:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from modelyard.domain.endpoints import Spec
-from modelyard.domain.models import ModelRef
+from modelyard.domain.models import SOURCE_RUN_TAG, ModelRef
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
@@ -197,14 +197,16 @@ class Lineage:
             self._version_up(conn, graph, row["model"], row["version"], root=False)
 
     def _version_node(self, conn: Any, graph: _Builder, model: str, number: int) -> str:
-        v, m = t.model_versions.c, t.models.c
+        v, m, g = t.model_versions.c, t.models.c, t.version_tags.c
         row = conn.execute(
-            select(v.stage, v.run_id, v.package_digest, v.created_by)
+            select(v.stage, v.run_id, v.package_digest, v.created_by, g.value.label("source_run"))
             .join(t.models, m.id == v.model_id)
+            .outerjoin(t.version_tags, (g.version_id == v.id) & (g.key == SOURCE_RUN_TAG))
             .where(m.name == model, v.version == number)
         ).first()
         if row is None:
             raise NotFound(f"model '{model}' has no version {number}")
+        provenance = {} if row.source_run is None else {"source_run": row.source_run}
         return graph.add(
             "version",
             f"{model}/{number}",
@@ -212,6 +214,7 @@ class Lineage:
             stage=row.stage,
             digest=row.package_digest,
             created_by=row.created_by,
+            **provenance,
         )
 
     def _version_up(
