@@ -58,6 +58,27 @@ def test_load_predicts_like_the_original(yard: Yard, unique: str, iris) -> None:
         loaded.predict(features.drop(columns="petal_width"))
 
 
+def test_nulls_strings_and_booleans_are_refused_before_the_model_sees_them(  # type: ignore[no-untyped-def]
+    yard: Yard, unique: str, iris
+) -> None:
+    features, _, model = iris
+    version = yard.models.register(model, name=unique, input_example=features.head(3))
+    loaded = yard.models.load(version.ref)
+    rows = features.head(3).to_dict(orient="records")
+    for value, problem in [
+        (None, "null value at row 2 but the column is not nullable"),
+        (float("nan"), "null value at row 2 but the column is not nullable"),
+        ("12.5", "expected float, got '12.5' at row 2"),
+        (True, "expected float, got True at row 2"),
+    ]:
+        bad = [*rows[:2], {**rows[2], "petal_width": value}]
+        with pytest.raises(SignatureError) as refused:
+            loaded.predict(bad)
+        assert str(refused.value) == f"column 'petal_width': {problem}"
+    with pytest.raises(SignatureError, match="column 'sepal_length': null value at row 1"):
+        loaded.predict(features.head(3).assign(sepal_length=[1.0, np.nan, 2.0]))
+
+
 def test_aliases(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
     features, _, model = iris
     for _ in range(2):
