@@ -115,6 +115,29 @@ def test_stages(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyp
     assert [v.version for v in yard.models.versions(unique, stage="production")] == [2]
 
 
+def test_archiving_others_refuses_to_archive_an_alias_target(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
+    features, _, model = iris
+    for _ in range(3):
+        yard.models.register(model, name=unique, input_example=features.head(1))
+    for number in (2, 3):
+        yard.models.transition(f"{unique}/{number}", "staging")
+    yard.models.transition(f"{unique}/2", "production")
+    yard.models.set_alias(unique, "champion", 2)
+    with pytest.raises(
+        Conflict,
+        match=rf"version 2 of '{unique}' is the target of alias 'champion': move or delete "
+        "the alias first",
+    ):
+        yard.models.transition(f"{unique}/3", "production", archive_others=True)
+    assert yard.models.version(f"{unique}/2").stage is Stage.PRODUCTION  # nothing changed
+    assert yard.models.version(f"{unique}/3").stage is Stage.STAGING
+    assert [h["to"] for h in yard.models.stage_history(f"{unique}/3")] == ["staging"]
+    yard.models.set_alias(unique, "champion", 3)
+    promoted = yard.models.transition(f"{unique}/3", "production", archive_others=True)
+    assert promoted.stage is Stage.PRODUCTION
+    assert yard.models.version(f"{unique}/2").stage is Stage.ARCHIVED
+
+
 def test_tags_descriptions_and_search(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
     features, _, model = iris
     yard.models.register(model, name=unique, input_example=features.head(1), tags={"team": "risk"})
