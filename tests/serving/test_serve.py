@@ -284,7 +284,10 @@ def test_shadows_never_slow_or_fail_the_primary(stack: Stack) -> None:
     assert {r["output"] for r in by_model["slow"]} == {"7"}
     assert all(r["error"] is None for r in by_model["slow"])
     assert all("broken on purpose" in r["error"] for r in by_model["broken"])
-    compared = {(r["model"], r["role"]): r for r in stack.yard.endpoints.compare("shadowed")}
+    compared = {
+        (r["model"], r["role"]): r
+        for r in stack.yard.endpoints.compare("shadowed").to_dict(orient="records")
+    }
     assert compared[("cancer", "primary")]["requests"] >= len(answered)
     assert compared[("broken", "shadow")]["errors"] == compared[("broken", "shadow")]["requests"]
     slow = compared[("slow", "shadow")]

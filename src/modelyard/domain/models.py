@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelyard.domain.display import facts_html, when
 from modelyard.errors import Conflict, InvalidInput
 
 
@@ -139,6 +140,24 @@ class ModelVersion:
     @property
     def ref(self) -> str:
         return f"{self.model}/{self.version}"
+
+    def _repr_html_(self) -> str:
+        inputs = (self.signature or {}).get("inputs") or []
+        return facts_html(
+            f"model version {self.ref}",
+            [
+                ("stage", self.stage.value),
+                ("aliases", self.aliases),
+                ("flavor", self.flavor),
+                ("run", self.run_id),
+                ("created", when(self.created_at)),
+                ("created by", self.created_by),
+                ("description", self.description),
+                ("inputs", [f"{c['name']}: {c['type']}" for c in inputs]),
+                ("tags", self.tags),
+                ("package digest", self.package_digest),
+            ],
+        )
 
 
 RISK_TIERS = ("low", "medium", "high", "critical")
