@@ -300,3 +300,12 @@ def test_compare_prints_a_dash_for_no_agreement(deployed: Path) -> None:
     assert (primary["role"], primary["requests"], primary["agreement"]) == ("primary", 2, None)
     table = ok(deployed, "endpoint", "compare", NAME)
     assert "nan" not in table and "m/1" in table
+
+
+def test_tables_show_a_dash_where_a_value_is_missing(deployed: Path) -> None:
+    write_traffic(deployed)
+    table = ok(deployed, "endpoint", "predictions", NAME)
+    assert "nan" not in table and "<NA>" not in table
+    [line] = [line for line in table.splitlines() if " a1 " in line]
+    cells = [cell.strip() for cell in line.split("│")]
+    assert cells[6:8] == ["-", "-"]  # no label, no error

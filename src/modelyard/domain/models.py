@@ -192,7 +192,6 @@ class Inventory:
 
 def check_inventory(changes: dict[str, Any]) -> dict[str, Any]:
     """Checked inventory changes; every problem names the field and the allowed values."""
-    import datetime as dt
 
     unknown = set(changes) - set(INVENTORY_FIELDS)
     if unknown:
@@ -211,13 +210,21 @@ def check_inventory(changes: dict[str, Any]) -> dict[str, Any]:
         )
     for name in ("last_validated", "next_validation"):
         value = clean.get(name)
-        if value is None:
-            continue
-        try:
-            clean[name] = dt.date.fromisoformat(str(value)).isoformat()
-        except ValueError:
-            raise InvalidInput(f"{name} must be a date like 2026-11-23, got {value!r}") from None
+        if value is not None:
+            clean[name] = check_date(name, value)
     for name in ("business_owner", "validator"):
         if name in clean and (not isinstance(clean[name], str) or len(clean[name]) > 250):
             raise InvalidInput(f"{name} must be text of at most 250 characters")
     return clean
+
+
+def check_date(name: str, value: Any) -> str:
+    """``value`` (a date or ISO text) as an ISO date; ``InvalidInput`` naming ``name``."""
+    import datetime as dt
+
+    if isinstance(value, dt.date):
+        return value.isoformat()[:10]
+    try:
+        return dt.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date like 2026-11-23, got {value!r}") from None
