@@ -435,8 +435,22 @@ def test_a_new_endpoint_has_no_evidence(yard: Yard, unique: str, model: str) -> 
         "labelled",
         "accuracy",
     ]
-    assert yard.endpoints.compare(unique) == []
-    assert yard.endpoints.compare(unique, since=0, until=now_ms()) == []
+    for compared in (yard.endpoints.compare(unique), yard.endpoints.compare(unique, since=0)):
+        assert isinstance(compared, pd.DataFrame) and compared.empty  # tabular: a frame
+        assert list(compared.columns) == [
+            "model",
+            "version",
+            "role",
+            "requests",
+            "errors",
+            "agreement",
+            "latency_p50_ms",
+            "latency_p99_ms",
+            "labelled",
+            "accuracy",
+            "outputs",
+        ]
+    assert yard.endpoints.compare(unique, since=0, until=now_ms()).empty
 
 
 def test_label_refusals(yard: Yard, unique: str, model: str) -> None:
@@ -503,6 +517,8 @@ def test_labels_accuracy_and_compare_over_logged_traffic(
     assert list(yard.endpoints.predictions(unique, ids=["r2"])["role"]) == ["primary", "shadow"]
     assert list(yard.endpoints.predictions(unique, since=stamp + 2)["id"]) == ["r3", "r3"]
     assert len(yard.endpoints.predictions(unique, limit=3)) == 3
+    latest = yard.endpoints.predictions(unique, role="primary", limit=2, newest_first=True)
+    assert list(latest["id"]) == ["r3", "r2"]
 
     result = yard.endpoints.label(unique, {"r1": 0, "r2": 0.0, "r3": 1, "ghost": 1})
     assert result == LabelResult(recorded=3, unknown=["ghost"])
@@ -515,8 +531,8 @@ def test_labels_accuracy_and_compare_over_logged_traffic(
     assert accuracy.loc["primary", "accuracy"] == pytest.approx(2 / 3)
     assert accuracy.loc["shadow", "accuracy"] == pytest.approx(1 / 3)
 
-    compared = {row["role"]: row for row in yard.endpoints.compare(unique)}
-    assert compared["primary"]["agreement"] is None
+    compared = yard.endpoints.compare(unique).set_index("role").to_dict(orient="index")
+    assert pd.isna(compared["primary"]["agreement"])
     assert compared["shadow"]["agreement"] == pytest.approx(2 / 3)
     assert compared["shadow"]["requests"] == 3 and compared["shadow"]["errors"] == 0
     assert compared["primary"]["outputs"] == [

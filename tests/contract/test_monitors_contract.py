@@ -97,6 +97,9 @@ def test_monitor_lifecycle_through_the_sdk(yard: Yard, unique: str, log_root: Pa
     html = yard.monitors.report(unique)
     assert isinstance(html, str) and "income" in html
     HTMLParser().feed(html)
+    shown = html._repr_html_()  # type: ignore[union-attr]  # a notebook shows the page framed
+    assert shown.startswith('<iframe sandbox="" srcdoc="&lt;!DOCTYPE html&gt;')
+    assert "<style" not in shown and "<svg" not in shown  # the page's markup stays inside
     assert [m["name"] for m in yard.monitors.list(unique)] == [unique]
     disabled = yard.monitors.update(unique, enabled=False)
     assert disabled["enabled"] is False

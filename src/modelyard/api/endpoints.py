@@ -110,10 +110,11 @@ def endpoint_predictions(
     until: int | None = None,
     id: list[str] | None = Query(default=None),  # noqa: B008
     limit: int = 10_000,
+    newest_first: bool = False,
 ) -> Response:
     """Logged predictions (with their newest label) as an Arrow IPC stream. Audited.
 
-    ``limit=0`` means every matching row."""
+    ``limit=0`` means every matching row; oldest first unless ``newest_first``."""
     request.state.audit_read = True
     services = services_of(request)
     services.endpoints.get(name)
@@ -126,6 +127,7 @@ def endpoint_predictions(
         until=until,
         ids=id,
         limit=limit or None,
+        newest_first=newest_first,
     )
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:

@@ -20,6 +20,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from modelyard.clock import now_ms
+from modelyard.domain.endpoints import Spec as EndpointSpec
 from modelyard.domain.events import EndpointCreated
 from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.monitors import Monitor, Spec, check_monitor_name, merge
@@ -29,7 +30,7 @@ from modelyard.monitoring.alerts import AlertService
 from modelyard.monitoring.driftmethods import check_rules
 from modelyard.monitoring.reference import Reference, ReferenceService
 from modelyard.monitoring.runner import Runner, RunReport, cached_reference
-from modelyard.monitoring.windows import claim_window, due_windows, worker_name
+from modelyard.monitoring.windows import claim_window, due_windows, next_window, worker_name
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
 from modelyard.store.database import Database
@@ -198,6 +199,7 @@ class MonitorService:
                 continue
             runner.compute(monitor, start, end, worker, references, report)
         runner.refresh(monitor, now, references, report)
+        report.next_window = next_window(self.predictions, monitor, now)
         return report
 
     def _claim(self, monitor: Monitor, start: int, end: int, worker: str, now: int) -> bool:
@@ -292,20 +294,36 @@ class MonitorService:
 
         monitor = self.get(name)
         windows = self.windows(name, limit=500)
+        served = [
+            str(item["version"])
+            for window in windows
+            for item in (window.get("summary") or {}).get("versions", [])
+        ]
         references: dict[str, Reference] = {}
-        for window in windows:
-            for item in (window.get("summary") or {}).get("versions", []):
-                ref = str(item["version"])
-                if ref not in references:
-                    model, _, number = ref.rpartition("/")
-                    found = cached_reference(self.references, {}, model, int(number))
-                    if found is not None:
-                        references[ref] = found
+        # the versions windows were computed on, then those the endpoint routes to now:
+        # before its first window a report still names the references it will use
+        for ref in dict.fromkeys([*served, *self._routed_versions(monitor.spec.endpoint)]):
+            model, _, number = ref.rpartition("/")
+            found = cached_reference(self.references, {}, model, int(number))
+            if found is not None:
+                references[ref] = found
         since = windows[0]["start"] if windows else None
         results = self.results(name, since=since, limit=200_000)
         alerts = self.alerts.alerts({monitor.id: monitor.name}, limit=500)
         html: str = render_report(monitor, references, windows, results, alerts)
         return html
+
+    def _routed_versions(self, endpoint: str) -> builtins.list[str]:
+        e, r = t.endpoints.c, t.endpoint_revisions.c
+        with self.db.read() as conn:
+            spec = conn.execute(
+                select(r.spec)
+                .join(t.endpoints, (e.id == r.endpoint_id) & (e.revision == r.revision))
+                .where(e.name == endpoint)
+            ).scalar()
+        if spec is None:
+            return []
+        return [f"{route.model}/{route.version}" for route in EndpointSpec.from_dict(spec).routes]
 
     def monitor_ids(self, name: str | None = None, workspace: str | None = None) -> dict[int, str]:
         """Ids of monitor ``name``, or of every monitor (of ``workspace``'s endpoints)."""

@@ -289,9 +289,10 @@ class PredictionLog:
         limit: int | None = 10_000,
         with_labels: bool = True,
         offset: int = 0,
+        newest_first: bool = False,
     ) -> pa.Table:
         """Predictions filtered by version, role, time range (epoch ms) or ids, oldest first
-        (by time, then id); ``offset`` skips that many of them.
+        (by time, then id) or ``newest_first``; ``offset`` skips that many of them.
 
         With ``with_labels`` each row carries the newest label of its id (or null).
         """
@@ -313,12 +314,13 @@ class PredictionLog:
             label_join = f"LEFT JOIN ({evidence.LATEST_LABELS}) l ON l.id = p.id"
             label_column = ", l.label, l.labelled_at"
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        order = "p.ts DESC, p.id DESC, p.role" if newest_first else "p.ts, p.id, p.role"
         tail = f"LIMIT {int(limit)}" if limit is not None else ""
         if offset:
             tail += f" OFFSET {int(offset)}"
         sql = (
             f"SELECT p.*{label_column} FROM predictions p {label_join} {where} "
-            f"ORDER BY p.ts, p.id, p.role {tail}"
+            f"ORDER BY {order} {tail}"
         )
         return con.sql(sql, params=params).to_arrow_table()
 
