@@ -167,18 +167,24 @@ def test_labels_retention_and_erasure_are_recorded_by_counts(
     assert route_events(api, path) == []
 
 
-def test_a_monitor_update_records_the_spec_it_changed(
+def test_monitor_changes_record_the_spec_they_changed(
     api: httpx.Client, model: str, unique: str
 ) -> None:
     body = {"name": unique, "routes": [{"model": model, "version": 1, "weight": 100}]}
     assert api.post("/api/v1/endpoints", json=body).status_code == 201
-    path = f"/api/v1/monitors/{unique}"  # every new endpoint gets a default monitor
-    assert api.get(path).status_code == 200
+    path, resource = f"/api/v1/monitors/{unique}", f"monitors/{unique}"
+    assert api.get(path).status_code == 200  # every new endpoint gets a default monitor
+    (default,) = events_of(api, "create monitor", resource)
+    assert default["actor"] == api.get("/api/v1/whoami").json()["user"]  # the endpoint's creator
+    assert default["summary"]["after"]["spec"]["endpoint"] == unique
     assert api.patch(path, json={"enabled": False}).status_code == 200
 
-    before, after = change_of(api, "PATCH /api/v1/monitors/{name}", path)
+    before, after = change_of(api, "update monitor", resource)
     assert before["enabled"] is True and before["spec"]["endpoint"] == unique
     assert after == {"enabled": False, "changes": {}}
+    assert api.post(f"{path}/run").status_code == 200
+    assert change_of(api, "run monitor", resource) == (None, {"windows": 0, "alerts": 0})
+    assert route_events(api, path) == []
 
 
 def test_an_inventory_patch_records_only_the_fields_it_changes(
