@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test check lint typecheck install install-test bench clean
+.PHONY: demo test test-fast check lint typecheck install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,7 @@ demo: install
 lint: install-test
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: install-test
 	$(BIN)/mypy
@@ -41,6 +42,12 @@ check: lint typecheck
 # would otherwise oversubscribe them, and OpenBLAS's spinning threads slow fits ~30x
 test: check
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+
+# the inner loop: no server or serving process, no PostgreSQL (tests that need them are
+# marked slow, by hand or by tests/conftest.py; one that starts a process here fails)
+test-fast: install-test
+	MODELYARD_TEST_FAST=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+		$(BIN)/python -m pytest -n 2 -m "not slow and not postgres" -q
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/tracking.py

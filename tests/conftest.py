@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +36,42 @@ from modelyard.client.local import LocalBackend
 from modelyard.client.yard import Yard, connect
 from modelyard.config import Settings
 from tests.stores import throwaway_postgres
+
+# fixtures that start a process or need PostgreSQL: their tests are slow (``make test-fast``
+# skips them); ``yard`` runs against the server in its "remote" parametrisation
+SLOW_FIXTURES = {"server", "pg_url"}
+FAST_LOOP = os.environ.get("MODELYARD_TEST_FAST") == "1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a server process or PostgreSQL as slow."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        remote = callspec is not None and "remote" in callspec.params.values()
+        needs = SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if remote or needs or item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_in_the_fast_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In ``make test-fast``, a test that starts a process fails and says to mark it slow
+    (``git``, which environment capture runs, and ``lscpu``, which joblib runs to count
+    cores, are allowed)."""
+    if not FAST_LOOP:
+        return
+    start = subprocess.Popen.__init__
+
+    def guarded(self: subprocess.Popen[Any], args: Any, *rest: Any, **options: Any) -> None:
+        program = args[0] if isinstance(args, list | tuple) else str(args).split()[0]
+        if Path(str(program)).name not in ("git", "lscpu"):
+            raise RuntimeError(
+                f"this test starts a process ({program}): mark it @pytest.mark.slow, "
+                "so that make test-fast leaves it to make test"
+            )
+        start(self, args, *rest, **options)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
 
 
 def free_port() -> int:

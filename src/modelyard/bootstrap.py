@@ -19,7 +19,9 @@ from modelyard.monitoring.alerts import AlertService
 from modelyard.monitoring.monitors import MonitorService
 from modelyard.monitoring.reference import ReferenceService
 from modelyard.serving.endpoints import EndpointService
+from modelyard.serving.feedback import Feedback
 from modelyard.serving.predictlog import PredictionLog
+from modelyard.serving.retention import Retention
 from modelyard.serving.sqllog import SqlPredictionLog
 from modelyard.store.database import Database
 from modelyard.store.migrate import ensure_current
@@ -44,6 +46,8 @@ class Services:
     audit: AuditLog
     endpoints: EndpointService
     predictions: PredictionLog
+    feedback: Feedback
+    retention: Retention
     lineage: Lineage
     inventory: InventoryService
     retirement: Retirement
@@ -116,6 +120,8 @@ def bootstrap(
         audit=audit,
         endpoints=endpoints,
         predictions=predictions,
+        feedback=Feedback(db, endpoints, predictions),
+        retention=Retention(db, endpoints, predictions),
         lineage=Lineage(db, predictions),
         inventory=InventoryService(db),
         retirement=Retirement(db, catalog, endpoints),

@@ -96,40 +96,95 @@ def test_an_alias_move_records_where_it_pointed(api: httpx.Client, model: str) -
     assert deleted == ({"version": 2}, {"version": None})
 
 
+def route_events(api: httpx.Client, path: str) -> list[Event]:
+    """The events the API wrote itself under a route for ``path`` and below."""
+    answer = api.get("/api/v1/audit", params={"resource": path, "limit": 0})
+    assert answer.status_code == 200, answer.text
+    return list(answer.json())
+
+
 def test_endpoint_revisions_record_the_routes_before_and_after(
     api: httpx.Client, model: str, unique: str
 ) -> None:
     body = {"name": unique, "routes": [{"model": model, "version": 1, "weight": 100}]}
     assert api.post("/api/v1/endpoints", json=body).status_code == 201
-    path = f"/api/v1/endpoints/{unique}"
-    created = change_of(api, "POST /api/v1/endpoints", "/api/v1/endpoints")
+    path, resource = f"/api/v1/endpoints/{unique}", f"endpoints/{unique}"
+    created = change_of(api, "create endpoint", resource)
     assert created[0] is None
     assert created[1]["revision"] == 1 and created[1]["routes"] == {f"{model}/1": 100}
 
     change = {"routes": [{"model": model, "version": 2, "weight": 100}], "comment": "v2"}
     assert api.patch(path, json=change).status_code == 200
-    before, after = change_of(api, "PATCH /api/v1/endpoints/{name}", path)
+    before, after = change_of(api, "change endpoint", resource)
     assert (before["revision"], before["routes"]) == (1, {f"{model}/1": 100})
-    assert (after["revision"], after["routes"]) == (2, {f"{model}/2": 100})
+    assert (after["revision"], after["routes"], after["comment"]) == (2, {f"{model}/2": 100}, "v2")
 
     assert api.post(f"{path}/rollback", json={}).status_code == 200
-    before, after = change_of(api, "POST /api/v1/endpoints/{name}/rollback", f"{path}/rollback")
+    before, after = change_of(api, "rollback endpoint", resource)
     assert (before["revision"], before["routes"]) == (2, {f"{model}/2": 100})
     assert (after["revision"], after["routes"]) == (3, {f"{model}/1": 100})
+    assert after["changes"]["rollback_to"] == 1
+
+    me = api.get("/api/v1/whoami").json()
+    (event,) = events_of(api, "rollback endpoint", resource)
+    assert (event["actor"], event["client"]) == (me["user"], "127.0.0.1")
+    assert event["key_id"] and event["key_id"] == me["key_id"]
+    assert event["summary"]["workspace"] == "default"
+    assert route_events(api, path) == []  # recorded by the service, not again by the API
 
 
-def test_a_monitor_update_records_the_spec_it_changed(
+def test_labels_retention_and_erasure_are_recorded_by_counts(
     api: httpx.Client, model: str, unique: str
 ) -> None:
     body = {"name": unique, "routes": [{"model": model, "version": 1, "weight": 100}]}
     assert api.post("/api/v1/endpoints", json=body).status_code == 201
-    path = f"/api/v1/monitors/{unique}"  # every new endpoint gets a default monitor
-    assert api.get(path).status_code == 200
+    path, resource = f"/api/v1/endpoints/{unique}", f"endpoints/{unique}"
+    labels = {"labels": [{"id": "nobody-predicted-this", "label": "secret-label"}]}
+    assert api.post(f"{path}/labels", json=labels).status_code == 200
+    assert change_of(api, "post labels", f"{resource}/labels") == (
+        None,
+        {"recorded": 0, "unknown": 1},
+    )
+    assert api.put(f"{path}/retention", json={"days": 7}).status_code == 200
+    assert change_of(api, "set retention", resource) == (
+        {"retention_days": None},
+        {"retention_days": 7},
+    )
+    assert api.post(f"{path}/prune").json() == {"deleted": 0}
+    _, pruned = change_of(api, "prune predictions", f"{resource}/predictions")
+    assert (pruned["deleted"], pruned["retention_days"]) == (0, 7)
+    assert api.put(f"{path}/subject", json={"column": "customer"}).status_code == 200
+    assert change_of(api, "set subject column", resource) == (
+        {"subject_column": None},
+        {"subject_column": "customer"},
+    )
+    assert api.post(f"{path}/erase", json={"subject": "subject-17"}).json() == {"deleted": 0}
+    _, erased = change_of(api, "erase subject", f"{resource}/predictions")
+    assert (erased["column"], erased["deleted"]) == ("customer", 0)
+
+    written = json.dumps(api.get("/api/v1/audit", params={"resource": resource}).json())
+    assert "secret-label" not in written and "subject-17" not in written
+    assert route_events(api, path) == []
+
+
+def test_monitor_changes_record_the_spec_they_changed(
+    api: httpx.Client, model: str, unique: str
+) -> None:
+    body = {"name": unique, "routes": [{"model": model, "version": 1, "weight": 100}]}
+    assert api.post("/api/v1/endpoints", json=body).status_code == 201
+    path, resource = f"/api/v1/monitors/{unique}", f"monitors/{unique}"
+    assert api.get(path).status_code == 200  # every new endpoint gets a default monitor
+    (default,) = events_of(api, "create monitor", resource)
+    assert default["actor"] == api.get("/api/v1/whoami").json()["user"]  # the endpoint's creator
+    assert default["summary"]["after"]["spec"]["endpoint"] == unique
     assert api.patch(path, json={"enabled": False}).status_code == 200
 
-    before, after = change_of(api, "PATCH /api/v1/monitors/{name}", path)
+    before, after = change_of(api, "update monitor", resource)
     assert before["enabled"] is True and before["spec"]["endpoint"] == unique
     assert after == {"enabled": False, "changes": {}}
+    assert api.post(f"{path}/run").status_code == 200
+    assert change_of(api, "run monitor", resource) == (None, {"windows": 0, "alerts": 0})
+    assert route_events(api, path) == []
 
 
 def test_an_inventory_patch_records_only_the_fields_it_changes(

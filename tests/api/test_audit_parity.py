@@ -27,6 +27,8 @@ from modelyard.jsonable import plain
 from tests.conftest import ServerProcess, modelyard_command
 from tests.serving.models import cancer, classifier
 
+pytestmark = pytest.mark.slow  # every test here starts a process
+
 GENERATED = re.compile(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{32}\b")
 
 

@@ -130,6 +130,40 @@ def test_user_errors_are_one_line_and_exit_2(
         assert err.count("\n") == 1
 
 
+def test_a_version_from_a_run_imports_into_another_home(filled: Path, tmp_path: Path) -> None:
+    code, _, err = invoke(filled, "package", "export", "breast-cancer/2", str(tmp_path / "pkg"))
+    assert code == 0, err
+    code, out, err = invoke(tmp_path / "other", "package", "import", str(tmp_path / "pkg"))
+    assert code == 0, err
+    assert "imported" in out and "breast-cancer/1" in out
+    code, out, _ = invoke(tmp_path / "other", "models", "versions", "breast-cancer", "--json")
+    source = connect(home=filled)
+    try:
+        run_id = source.models.version("breast-cancer/2").run_id
+    finally:
+        source.close()
+    [version] = json.loads(out)
+    assert version["run_id"] is None and version["tags"]["source_run"] == run_id
+
+
+def test_models_overdue_names_the_on_date_when_it_is_not_one(filled: Path) -> None:
+    code, _, err = invoke(filled, "models", "overdue", "--on", "notadate")
+    assert code == 2
+    assert err == "error: on must be a date like 2026-11-23, got 'notadate'\n"
+
+
+def test_exported_files_follow_the_umask(filled: Path, tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        code, _, err = invoke(filled, "package", "export", "breast-cancer/1", str(tmp_path / "p"))
+    finally:
+        os.umask(previous)
+    assert code == 0, err
+    written = [p for p in (tmp_path).rglob("*") if p.is_file()]
+    assert len(written) >= 3  # the package's files and the record beside them
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o644)}
+
+
 def test_export_refuses_a_non_empty_folder(filled: Path, tmp_path: Path) -> None:
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file").write_text("x")
@@ -146,6 +180,7 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     assert f"already at {head_revision()}" in out
 
 
+@pytest.mark.slow  # starts a process
 def test_console_script_quickstart_twice(tmp_path: Path) -> None:
     env = {**os.environ, "MODELYARD_HOME": str(tmp_path / "home")}
     env.pop("MODELYARD_URL", None)

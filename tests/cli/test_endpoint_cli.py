@@ -244,7 +244,7 @@ def write_traffic(home: Path) -> None:
 def test_labels_and_accuracy_over_logged_traffic(deployed: Path, tmp_path: Path) -> None:
     write_traffic(deployed)
     rows = ok_json(deployed, "endpoint", "predictions", NAME)
-    assert [r["id"] for r in rows] == ["a1", "a2"]
+    assert [r["id"] for r in rows] == ["a2", "a1"]  # newest first
     assert all(pd.isna(r["label"]) for r in rows)  # None once --json prints real JSON
     labels = tmp_path / "labels.csv"
     labels.write_text("id,label\na1,0\na2,0\nzz,1\n")
@@ -274,8 +274,38 @@ def test_json_of_unlabelled_predictions_is_valid_json(deployed: Path) -> None:
     write_traffic(deployed)
     rows = strict_json(ok(deployed, "endpoint", "predictions", NAME, "--json"))
     assert [(r["id"], r["label"], r["error"]) for r in rows] == [
-        ("a1", None, None),
         ("a2", None, None),
+        ("a1", None, None),
     ]
     accuracy = strict_json(ok(deployed, "endpoint", "accuracy", NAME, "--json"))
     assert [(a["labelled"], a["accuracy"]) for a in accuracy] == [(0, None)]
+
+
+def test_predictions_show_the_latest_newest_first(deployed: Path, tmp_path: Path) -> None:
+    write_traffic(deployed)
+    newest = ok_json(deployed, "endpoint", "predictions", NAME, "--limit", "1")
+    assert [r["id"] for r in newest] == ["a2"]  # the latest, not the first ever logged
+    table = ok(deployed, "endpoint", "predictions", NAME)
+    assert table.index("a2") < table.index("a1")
+    oldest = ok_json(deployed, "endpoint", "predictions", NAME, "--oldest-first", "--limit", "1")
+    assert [r["id"] for r in oldest] == ["a1"]
+    written = tmp_path / "all.csv"
+    ok(deployed, "endpoint", "predictions", NAME, "--output", str(written))
+    assert list(pd.read_csv(written)["id"]) == ["a1", "a2"]  # a file keeps time order
+
+
+def test_compare_prints_a_dash_for_no_agreement(deployed: Path) -> None:
+    write_traffic(deployed)
+    [primary] = strict_json(ok(deployed, "endpoint", "compare", NAME, "--json"))
+    assert (primary["role"], primary["requests"], primary["agreement"]) == ("primary", 2, None)
+    table = ok(deployed, "endpoint", "compare", NAME)
+    assert "nan" not in table and "m/1" in table
+
+
+def test_tables_show_a_dash_where_a_value_is_missing(deployed: Path) -> None:
+    write_traffic(deployed)
+    table = ok(deployed, "endpoint", "predictions", NAME)
+    assert "nan" not in table and "<NA>" not in table
+    [line] = [line for line in table.splitlines() if " a1 " in line]
+    cells = [cell.strip() for cell in line.split("│")]
+    assert cells[6:8] == ["-", "-"]  # no label, no error

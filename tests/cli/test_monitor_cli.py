@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
+import pytest
+
+from modelyard.cli.output import when
 from tests.conftest import modelyard_command
 from tests.monitoring.traffic import deploy, inputs
 from tests.stores import services_on
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 T0 = 1_790_000_000_000
 
@@ -88,3 +94,52 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
         assert done.returncode == 2, (args, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, lines)
+
+
+def test_a_run_before_the_first_window_closes_says_which_window_is_next(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    now = int(time.time() * 1000)
+    with services_on("sqlite", home) as services:
+        deploy(services, "churn").send(inputs(50, 1), start_ts=now - 1000, step_ms=1)
+    hour = 3_600_000
+    start = now // hour * hour
+
+    done = cli(home, "monitor", "run", "churn")
+    assert done.returncode == 0, done.stderr
+    assert "monitor churn: no window was due" in done.stdout
+    assert "windows computed" not in done.stdout  # no empty table
+    start_text = when(start)
+    if not done.stdout.count(start_text):  # the hour turned between the two clocks
+        start_text = when(start + hour)
+    assert f"next window: {start_text} to " in done.stdout
+    assert "computed once it has closed" in done.stdout
+
+    report = tmp_path / "report.html"
+    done = cli(home, "monitor", "report", "churn", "--output", str(report))
+    assert done.returncode == 0, done.stderr
+    header = report.read_text().split("</header>")[0]
+    assert "<th>References</th><td>none" not in header
+    assert "<th>References</th><td><code>churn/1</code> (training data" in header
+
+
+def test_a_rows_monitor_says_how_many_rows_the_next_window_lacks(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with services_on("sqlite", home) as services:
+        deploy(services, "churn").send(inputs(250, 1), start_ts=T0)
+    done = cli(home, "monitor", "update", "churn", "--window", "200 rows")
+    assert done.returncode == 0, done.stderr
+
+    done = cli(home, "monitor", "run", "churn")
+    assert done.returncode == 0, done.stderr
+    assert "windows computed" in done.stdout
+    assert (
+        "next window: rows 200 to 399, computed once full (50 of 200 rows logged, 150 to go)"
+        in (done.stdout.replace("\n", " "))
+    )
+    done = cli(home, "monitor", "run", "churn", "--json")
+    assert json.loads(done.stdout)["next_window"] == {
+        "kind": "rows",
+        "start": 200,
+        "end": 400,
+        "logged": 50,
+    }

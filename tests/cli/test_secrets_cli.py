@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
@@ -101,6 +102,7 @@ def test_a_malformed_key_is_refused_by_name(tmp_path: Path) -> None:
     assert "nope-not-a-key" not in err
 
 
+@pytest.mark.slow  # starts a process
 def test_a_terminal_gets_a_hidden_prompt(tmp_path: Path) -> None:
     """On a real pseudo-terminal: the value is typed twice and never echoed."""
     env = {**os.environ, "MODELYARD_HOME": str(tmp_path)}

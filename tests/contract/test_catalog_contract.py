@@ -58,6 +58,27 @@ def test_load_predicts_like_the_original(yard: Yard, unique: str, iris) -> None:
         loaded.predict(features.drop(columns="petal_width"))
 
 
+def test_nulls_strings_and_booleans_are_refused_before_the_model_sees_them(  # type: ignore[no-untyped-def]
+    yard: Yard, unique: str, iris
+) -> None:
+    features, _, model = iris
+    version = yard.models.register(model, name=unique, input_example=features.head(3))
+    loaded = yard.models.load(version.ref)
+    rows = features.head(3).to_dict(orient="records")
+    for value, problem in [
+        (None, "null value at row 2 but the column is not nullable"),
+        (float("nan"), "null value at row 2 but the column is not nullable"),
+        ("12.5", "expected float, got '12.5' at row 2"),
+        (True, "expected float, got True at row 2"),
+    ]:
+        bad = [*rows[:2], {**rows[2], "petal_width": value}]
+        with pytest.raises(SignatureError) as refused:
+            loaded.predict(bad)
+        assert str(refused.value) == f"column 'petal_width': {problem}"
+    with pytest.raises(SignatureError, match="column 'sepal_length': null value at row 1"):
+        loaded.predict(features.head(3).assign(sepal_length=[1.0, np.nan, 2.0]))
+
+
 def test_aliases(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
     features, _, model = iris
     for _ in range(2):
@@ -94,6 +115,29 @@ def test_stages(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyp
     assert [v.version for v in yard.models.versions(unique, stage="production")] == [2]
 
 
+def test_archiving_others_refuses_to_archive_an_alias_target(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
+    features, _, model = iris
+    for _ in range(3):
+        yard.models.register(model, name=unique, input_example=features.head(1))
+    for number in (2, 3):
+        yard.models.transition(f"{unique}/{number}", "staging")
+    yard.models.transition(f"{unique}/2", "production")
+    yard.models.set_alias(unique, "champion", 2)
+    with pytest.raises(
+        Conflict,
+        match=rf"version 2 of '{unique}' is the target of alias 'champion': move or delete "
+        "the alias first",
+    ):
+        yard.models.transition(f"{unique}/3", "production", archive_others=True)
+    assert yard.models.version(f"{unique}/2").stage is Stage.PRODUCTION  # nothing changed
+    assert yard.models.version(f"{unique}/3").stage is Stage.STAGING
+    assert [h["to"] for h in yard.models.stage_history(f"{unique}/3")] == ["staging"]
+    yard.models.set_alias(unique, "champion", 3)
+    promoted = yard.models.transition(f"{unique}/3", "production", archive_others=True)
+    assert promoted.stage is Stage.PRODUCTION
+    assert yard.models.version(f"{unique}/2").stage is Stage.ARCHIVED
+
+
 def test_tags_descriptions_and_search(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
     features, _, model = iris
     yard.models.register(model, name=unique, input_example=features.head(1), tags={"team": "risk"})
@@ -127,6 +171,31 @@ def test_export_import_round_trip(yard: Yard, unique: str, iris, tmp_path: Path)
         np.testing.assert_array_equal(loaded.predict(features), model.predict(features))
     finally:
         other.close()
+
+
+def test_a_version_logged_by_a_run_imports_into_another_store(  # type: ignore[no-untyped-def]
+    yard: Yard, unique: str, iris, tmp_path: Path
+) -> None:
+    features, _, model = iris
+    source = embedded_yard(tmp_path / "source-home")
+    try:
+        with source.start_run(unique) as run:
+            run.log_model(model, name=unique, input_example=features.head(3))
+        exported = source.models.export(f"{unique}/1", tmp_path / "export")
+    finally:
+        source.close()
+    imported = yard.models.import_(exported)  # the run exists only in the source store
+    assert imported.ref == f"{unique}/1" and imported.run_id is None
+    assert imported.tags["source_run"] == run.id
+    assert imported.tags["imported_from"] == f"{unique}/1"
+    graph = yard.lineage(f"version:{imported.ref}")
+    assert graph.upstream() == []
+    version_node = next(n for n in graph.nodes if n.ref == graph.root)
+    assert version_node.attributes["source_run"] == run.id
+    loaded = yard.models.load(imported.ref)
+    np.testing.assert_array_equal(loaded.predict(features), model.predict(features))
+    with pytest.raises(NotFound, match=f"run '{run.id}' does not exist"):
+        yard.models.register(model, name=unique, input_example=features.head(1), run_id=run.id)
 
 
 def test_tampered_package_is_refused_on_load(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -18,6 +19,7 @@ from modelyard.domain.endpoints import Endpoint, Target
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.serving.journal import COLUMNS, Journal, record_line
 from modelyard.serving.predictlog import LabelResult
+from tests.audit_trail import changes, me, trail
 
 Iris = tuple[pd.DataFrame, pd.Series, LogisticRegression]
 
@@ -143,7 +145,9 @@ def test_update_keeps_what_was_not_given(yard: Yard, unique: str, model: str) ->
     assert yard.endpoints.get(unique) == described
 
 
-def test_revisions_list_who_when_and_what_changed(yard: Yard, unique: str, model: str) -> None:
+def test_revisions_list_who_when_and_what_changed(
+    yard: Yard, unique: str, model: str, request: pytest.FixtureRequest
+) -> None:
     before = now_ms()
     yard.endpoints.create(unique, routes=[f"{model}/1=100"], shadows=[f"{model}/3"], comment="go")
     yard.endpoints.update(unique, routes=[f"{model}/1=90", f"{model}/2=10"], comment="canary")
@@ -154,8 +158,9 @@ def test_revisions_list_who_when_and_what_changed(yard: Yard, unique: str, model
     revisions = yard.endpoints.revisions(unique)
     assert [r.revision for r in revisions] == [1, 2, 3, 4]
     assert [r.comment for r in revisions] == ["go", "canary", "", ""]
-    assert all(r.endpoint == unique and r.created_by for r in revisions)
-    assert len({r.created_by for r in revisions}) == 1
+    assert all(r.endpoint == unique for r in revisions)
+    assert {r.created_by for r in revisions} == {me(request)}
+    assert yard.endpoints.get(unique).created_by == me(request)
     stamps = [r.created_at for r in revisions]
     assert stamps == sorted(stamps)
     assert before - 1000 <= stamps[0] and stamps[-1] <= after + 1000
@@ -181,9 +186,28 @@ def test_revisions_list_who_when_and_what_changed(yard: Yard, unique: str, model
     at_none = yard.endpoints.at(unique, None)
     assert at_none is not None and at_none.revision == 4
 
+    # one audit event per revision, the same embedded and remote
+    events = trail(request, yard, f"endpoints/{unique}")
+    assert (
+        changes(events)
+        == [("create endpoint", f"endpoints/{unique}")]
+        + [("change endpoint", f"endpoints/{unique}")] * 3
+    )
+    assert {(e["actor"], e["outcome"]) for e in events} == {(me(request), "ok")}
+    assert [e["summary"]["after"]["changes"] for e in events] == [r.changes for r in revisions]
+    assert [e["summary"]["after"]["comment"] for e in events] == ["go", "canary", "", ""]
+    assert "before" not in events[0]["summary"]
+    assert events[1]["summary"]["before"] == {
+        "revision": 1,
+        "routes": {f"{model}/1": 100},
+        "shadows": [f"{model}/3"],
+        "batching": events[0]["summary"]["after"]["batching"],
+    }
+    assert events[1]["summary"]["after"]["routes"] == {f"{model}/1": 90, f"{model}/2": 10}
+
 
 def test_rollback_makes_a_new_revision_with_the_old_spec(
-    yard: Yard, unique: str, model: str
+    yard: Yard, unique: str, model: str, request: pytest.FixtureRequest
 ) -> None:
     first = yard.endpoints.create(unique, routes=[f"{model}/1=90", f"{model}/2=10"])
     second = yard.endpoints.update(unique, routes=[f"{model}/2=100"], shadows=[f"{model}/3"])
@@ -204,6 +228,12 @@ def test_rollback_makes_a_new_revision_with_the_old_spec(
     once_more = yard.endpoints.rollback(unique, to=1)
     assert once_more.revision == 5 and once_more.spec == first.spec
     assert [r.revision for r in yard.endpoints.revisions(unique)] == [1, 2, 3, 4, 5]
+    rollbacks = trail(request, yard, f"endpoints/{unique}")[2:]
+    assert changes(rollbacks) == [("rollback endpoint", f"endpoints/{unique}")] * 3
+    assert [
+        (e["summary"]["before"]["revision"], e["summary"]["after"]["revision"]) for e in rollbacks
+    ] == [(2, 3), (3, 4), (4, 5)]
+    assert [e["summary"]["after"]["changes"]["rollback_to"] for e in rollbacks] == [1, 2, 1]
 
 
 def test_rollback_refusals(yard: Yard, unique: str, model: str) -> None:
@@ -412,7 +442,9 @@ def test_unknown_endpoint_is_not_found(yard: Yard, unique: str, model: str) -> N
 # -- the evidence an endpoint keeps ----------------------------------------
 
 
-def test_a_new_endpoint_has_no_evidence(yard: Yard, unique: str, model: str) -> None:
+def test_a_new_endpoint_has_no_evidence(
+    yard: Yard, unique: str, model: str, request: pytest.FixtureRequest
+) -> None:
     yard.endpoints.create(unique, routes=[f"{model}/1=100"])
     frame = yard.endpoints.predictions(unique)
     assert frame.empty
@@ -424,6 +456,13 @@ def test_a_new_endpoint_has_no_evidence(yard: Yard, unique: str, model: str) -> 
     as_frame = pd.DataFrame({"id": ["x1", "x2", "x1"], "label": [0, 1, 1]})
     assert yard.endpoints.label(unique, as_frame) == LabelResult(0, ["x1", "x2"])
     assert yard.endpoints.label(unique, [("p", 1)]).unknown == ["p"]
+    posted = trail(request, yard, f"endpoints/{unique}/labels")
+    assert changes(posted) == [("post labels", f"endpoints/{unique}/labels")] * 3
+    assert [e["summary"]["after"] for e in posted] == [
+        {"recorded": 0, "unknown": 2},
+        {"recorded": 0, "unknown": 2},
+        {"recorded": 0, "unknown": 1},
+    ]
 
     accuracy = yard.endpoints.accuracy(unique)
     assert accuracy.empty
@@ -435,8 +474,22 @@ def test_a_new_endpoint_has_no_evidence(yard: Yard, unique: str, model: str) -> 
         "labelled",
         "accuracy",
     ]
-    assert yard.endpoints.compare(unique) == []
-    assert yard.endpoints.compare(unique, since=0, until=now_ms()) == []
+    for compared in (yard.endpoints.compare(unique), yard.endpoints.compare(unique, since=0)):
+        assert isinstance(compared, pd.DataFrame) and compared.empty  # tabular: a frame
+        assert list(compared.columns) == [
+            "model",
+            "version",
+            "role",
+            "requests",
+            "errors",
+            "agreement",
+            "latency_p50_ms",
+            "latency_p99_ms",
+            "labelled",
+            "accuracy",
+            "outputs",
+        ]
+    assert yard.endpoints.compare(unique, since=0, until=now_ms()).empty
 
 
 def test_label_refusals(yard: Yard, unique: str, model: str) -> None:
@@ -503,6 +556,8 @@ def test_labels_accuracy_and_compare_over_logged_traffic(
     assert list(yard.endpoints.predictions(unique, ids=["r2"])["role"]) == ["primary", "shadow"]
     assert list(yard.endpoints.predictions(unique, since=stamp + 2)["id"]) == ["r3", "r3"]
     assert len(yard.endpoints.predictions(unique, limit=3)) == 3
+    latest = yard.endpoints.predictions(unique, role="primary", limit=2, newest_first=True)
+    assert list(latest["id"]) == ["r3", "r2"]
 
     result = yard.endpoints.label(unique, {"r1": 0, "r2": 0.0, "r3": 1, "ghost": 1})
     assert result == LabelResult(recorded=3, unknown=["ghost"])
@@ -515,8 +570,8 @@ def test_labels_accuracy_and_compare_over_logged_traffic(
     assert accuracy.loc["primary", "accuracy"] == pytest.approx(2 / 3)
     assert accuracy.loc["shadow", "accuracy"] == pytest.approx(1 / 3)
 
-    compared = {row["role"]: row for row in yard.endpoints.compare(unique)}
-    assert compared["primary"]["agreement"] is None
+    compared = yard.endpoints.compare(unique).set_index("role").to_dict(orient="index")
+    assert pd.isna(compared["primary"]["agreement"])
     assert compared["shadow"]["agreement"] == pytest.approx(2 / 3)
     assert compared["shadow"]["requests"] == 3 and compared["shadow"]["errors"] == 0
     assert compared["primary"]["outputs"] == [
@@ -579,7 +634,9 @@ def test_predictions_without_limit_returns_every_row(
     assert len(yard.endpoints.predictions(unique, limit=None)) == 10_010
 
 
-def test_retention_policy_is_checked_and_applied(yard: Yard, unique: str, model: str) -> None:
+def test_retention_policy_is_checked_and_applied(
+    yard: Yard, unique: str, model: str, request: pytest.FixtureRequest
+) -> None:
     yard.endpoints.create(unique, routes=[f"{model}/1=100"])
     with pytest.raises(InvalidInput, match="keeps its predictions forever: set a retention"):
         yard.endpoints.prune(unique)
@@ -592,9 +649,25 @@ def test_retention_policy_is_checked_and_applied(yard: Yard, unique: str, model:
     assert yard.endpoints.set_retention(unique, None).retention_days is None
     with pytest.raises(NotFound, match="endpoint 'nowhere' does not exist"):
         yard.endpoints.set_retention("nowhere", 3)
+    events = trail(request, yard, f"endpoints/{unique}")[1:]  # refusals record nothing here
+    assert changes(events) == [
+        ("set retention", f"endpoints/{unique}"),
+        ("prune predictions", f"endpoints/{unique}/predictions"),
+        ("set retention", f"endpoints/{unique}"),
+    ]
+    assert [e["summary"].get("before") for e in events] == [
+        {"retention_days": None},
+        None,
+        {"retention_days": 30},
+    ]
+    assert events[1]["summary"]["after"]["deleted"] == 0
+    assert events[1]["summary"]["after"]["retention_days"] == 30
+    assert events[2]["summary"]["after"] == {"retention_days": None}
 
 
-def test_subject_column_and_erasure_are_checked(yard: Yard, unique: str, model: str) -> None:
+def test_subject_column_and_erasure_are_checked(
+    yard: Yard, unique: str, model: str, request: pytest.FixtureRequest
+) -> None:
     yard.endpoints.create(unique, routes=[f"{model}/1=100"])
     with pytest.raises(InvalidInput, match="has no subject column"):
         yard.endpoints.erase(unique, "c1")
@@ -603,3 +676,14 @@ def test_subject_column_and_erasure_are_checked(yard: Yard, unique: str, model: 
     assert yard.endpoints.set_subject_column(unique, "customer_id").subject_column == "customer_id"
     assert yard.endpoints.erase(unique, "c1") == 0
     assert yard.endpoints.set_subject_column(unique, None).subject_column is None
+    events = trail(request, yard, f"endpoints/{unique}")[1:]
+    assert changes(events) == [
+        ("set subject column", f"endpoints/{unique}"),
+        ("erase subject", f"endpoints/{unique}/predictions"),
+        ("set subject column", f"endpoints/{unique}"),
+    ]
+    erased = events[1]["summary"]["after"]
+    assert (erased["column"], erased["deleted"]) == ("customer_id", 0)
+    assert set(erased) == {"column", "subject_sha256", "deleted"}  # a digest, never the subject
+    assert erased["subject_sha256"] == hashlib.sha256(b"c1").hexdigest()
+    assert events[2]["summary"]["before"] == {"subject_column": "customer_id"}

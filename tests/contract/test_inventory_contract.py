@@ -65,6 +65,11 @@ def test_bad_inventory_values_name_the_field(
     assert yard.models.inventory(unique).risk_tier is None  # nothing stored
 
 
+def test_a_bad_overdue_date_names_the_date_asked_for(yard: Yard) -> None:
+    with pytest.raises(InvalidInput, match="^on must be a date like 2026-11-23, got 'notadate'$"):
+        yard.models.overdue("notadate")
+
+
 def test_inventory_of_an_unknown_model_is_not_found(yard: Yard) -> None:
     with pytest.raises(NotFound, match="model 'no-such-model' does not exist"):
         yard.models.inventory("no-such-model")

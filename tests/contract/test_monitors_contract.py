@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from modelyard.client.yard import Yard
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.serving.journal import Journal, canonical, record_line
+from tests.audit_trail import changes, me, trail
 from tests.monitoring.traffic import FEATURES, inputs, labels_for
 
 
@@ -54,7 +55,9 @@ def send(
     journal.close()
 
 
-def test_monitor_lifecycle_through_the_sdk(yard: Yard, unique: str, log_root: Path) -> None:
+def test_monitor_lifecycle_through_the_sdk(
+    yard: Yard, unique: str, log_root: Path, request: pytest.FixtureRequest
+) -> None:
     train = inputs(2000, 1)
     fitted = LogisticRegression().fit(train, labels_for(train, 1))
     with yard.start_run(unique, name="train") as run:
@@ -97,9 +100,41 @@ def test_monitor_lifecycle_through_the_sdk(yard: Yard, unique: str, log_root: Pa
     html = yard.monitors.report(unique)
     assert isinstance(html, str) and "income" in html
     HTMLParser().feed(html)
+    shown = html._repr_html_()  # type: ignore[union-attr]  # a notebook shows the page framed
+    assert shown.startswith('<iframe sandbox="" srcdoc="&lt;!DOCTYPE html&gt;')
+    assert "<style" not in shown and "<svg" not in shown  # the page's markup stays inside
     assert [m["name"] for m in yard.monitors.list(unique)] == [unique]
     disabled = yard.monitors.update(unique, enabled=False)
     assert disabled["enabled"] is False
+
+    # the same trail embedded and remote: each change recorded once, by its service
+    monitored = trail(request, yard, f"monitors/{unique}")
+    assert changes(monitored) == [
+        ("create monitor", f"monitors/{unique}"),  # the default, as the endpoint's creator
+        ("update monitor", f"monitors/{unique}"),
+        ("run monitor", f"monitors/{unique}"),
+        ("update monitor", f"monitors/{unique}"),
+    ]
+    assert {e["actor"] for e in monitored} == {me(request)}
+    assert monitored[1]["summary"]["after"]["changes"] == {
+        "window": "300 rows",
+        "alerts": {"cooldown": "1s"},
+    }
+    assert monitored[2]["summary"]["after"] == {"windows": 2, "alerts": len(report["alerts"])}
+    assert monitored[3]["summary"]["before"]["enabled"] is True
+    assert monitored[3]["summary"]["after"] == {"enabled": False, "changes": {}}
+    (close,) = trail(request, yard, f"retraining-requests/{requests[0]['id']}")
+    assert (close["action"], close["actor"]) == ("close retraining request", me(request))
+    assert close["summary"]["before"] == {"status": requests[0]["status"]}
+    assert close["summary"]["after"] == {"status": "closed", "comment": "retrained as v2"}
+    assert closed["action"]["closed"]["by"] == me(request)
+    (built,) = trail(request, yard, f"models/{unique}/1/reference")  # at registration
+    assert (built["action"], built["actor"]) == ("build reference", me(request))
+    assert built["summary"]["after"] == {
+        "status": "ready",
+        "dataset": f"{unique}-train",
+        "target": "target",
+    }
 
 
 def test_unknown_things_are_named(yard: Yard, unique: str) -> None:

@@ -154,6 +154,7 @@ def test_search_order_and_pages(yard: Yard, unique: str) -> None:
         'metrics.auc > 0.6 and params.model = "rf"', experiments=unique, order_by="metrics.auc desc"
     )
     assert [r.name for r in page.runs] == ["r5", "r3"]
+    assert [r.name for r in page] == ["r5", "r3"] and len(page) == 2 and page[0].name == "r5"
     seen: list[str] = []
     cursor = None
     while True:

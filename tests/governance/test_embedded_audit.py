@@ -1,4 +1,4 @@
-"""Embedded mode audits catalog, deployment and label changes as the OS user."""
+"""Embedded mode audits catalog, deployment, monitor and label changes as the OS user."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def test_embedded_changes_are_audited_with_before_and_after(home: Path) -> None:
     yard.models.transition("audited/2", "staging", comment="looks good")
     yard.endpoints.create("audited", routes=["audited@champion=100"])
     yard.endpoints.update("audited", routes=["audited/1=100"], comment="back")
+    yard.endpoints.rollback("audited")
     yard.endpoints.label("audited", {"no-such-id": 1})
     audit = yard.backend.services.audit  # type: ignore[attr-defined]
     events = audit.events()
@@ -32,7 +33,9 @@ def test_embedded_changes_are_audited_with_before_and_after(home: Path) -> None:
         ("set alias", "models/audited@champion"),
         ("transition stage", "models/audited/2"),
         ("create endpoint", "endpoints/audited"),
+        ("create monitor", "monitors/audited"),  # its default monitor, as its creator
         ("change endpoint", "endpoints/audited"),
+        ("rollback endpoint", "endpoints/audited"),
         ("post labels", "endpoints/audited/labels"),
     ]
     assert events[0].summary["after"]["digest"] == first.package_digest
@@ -41,8 +44,16 @@ def test_embedded_changes_are_audited_with_before_and_after(home: Path) -> None:
     assert events[3].summary["after"] == {"version": 2}
     assert events[4].summary["before"] == {"stage": "candidate"}
     assert events[4].summary["after"]["stage"] == "staging"
-    assert events[6].summary["after"]["changes"]["routes"]["after"] == {"audited/1": 100}
-    assert events[7].summary["after"] == {"recorded": 0, "unknown": 1}
+    assert events[5].summary["after"]["routes"] == {"audited/2 (via @champion)": 100}
+    assert events[6].summary["after"]["spec"]["endpoint"] == "audited"
+    changed = events[7].summary
+    assert changed["before"]["revision"] == 1 and changed["after"]["revision"] == 2
+    assert changed["after"]["changes"]["routes"]["after"] == {"audited/1": 100}
+    assert changed["after"]["comment"] == "back"
+    rolled = events[8].summary["after"]
+    assert (rolled["revision"], rolled["changes"]["rollback_to"]) == (3, 1)
+    assert events[9].summary["after"] == {"recorded": 0, "unknown": 1}
+    assert {e.summary["workspace"] for e in events} == {"default"}
     assert audit.verify() == len(events)
     yard.close()
 

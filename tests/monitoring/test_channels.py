@@ -1,4 +1,5 @@
-"""Alert channels against real servers on 127.0.0.1: an HTTP receiver and an SMTP server.
+"""Alert channels: specs checked with every bad field named, and delivery against real
+servers on 127.0.0.1 (an HTTP receiver and an SMTP server).
 
 Tokens and passwords come from the encrypted secret store (SQLite, key file in the
 test's home), and never show up in a delivery, a description or an error.
@@ -26,9 +27,12 @@ from modelyard.bootstrap import Services
 from modelyard.errors import InvalidInput
 from modelyard.monitoring.channels import (
     ALERT_LOGGER,
+    CHANNEL_TYPES,
     InMemoryChannel,
     LogChannel,
     channel_from_spec,
+    check_channel_spec,
+    secret_names,
 )
 from tests.conftest import free_port
 
@@ -48,6 +52,120 @@ EVENT: dict[str, Any] = {
     "time": 1_795_000_000_000,
     "links": {"monitor": "http://127.0.0.1:8700/monitors/churn-monitor"},
 }
+
+
+# -- specs ------------------------------------------------------------------------------
+
+WEBHOOK = {"type": "webhook", "url": "https://hooks.example.com/services/x"}
+EMAIL = {"type": "email", "host": "smtp.example.com", "from": "a@example.com", "to": "b@x.org"}
+
+
+def test_defaults_are_filled_in() -> None:
+    assert check_channel_spec({"type": "log"}) == {"type": "log", "level": None}
+    assert check_channel_spec(WEBHOOK) == {
+        **WEBHOOK,
+        "headers": {},
+        "token_secret": None,
+        "retries": 3,
+        "backoff_s": 0.5,
+        "timeout_s": 5.0,
+    }
+    assert check_channel_spec(EMAIL) == {
+        **EMAIL,
+        "to": ["b@x.org"],
+        "port": 25,
+        "username": None,
+        "password_secret": None,
+        "starttls": False,
+        "retries": 3,
+        "backoff_s": 0.5,
+        "timeout_s": 10.0,
+    }
+    full = {**EMAIL, "to": ["b@x.org", "c@x.org"], "username": "u", "password_secret": "pw"}
+    assert check_channel_spec({**full, "port": 587, "starttls": True})["to"] == [
+        "b@x.org",
+        "c@x.org",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ([], "a channel spec must be an object with a 'type'"),
+        ({}, "channel type: expected one of email, log, slack, webhook (got None)"),
+        ({"type": "sms"}, "channel type: expected one of email, log, slack, webhook (got 'sms')"),
+        ({"type": "slack"}, "slack channel url_secret: expected non-empty text"),
+        ({"type": "slack", "url_secret": "a b"}, "slack channel url_secret: invalid secret name"),
+        (
+            {"type": "slack", "url": "https://hooks.example.com/services/T0/B0/x"},
+            "slack channel: unknown field 'url' (known: backoff_s, retries, timeout_s, type, url_",
+        ),
+        ({"type": "slack", "url_secret": "s", "retries": 11}, "slack channel retries: expected 0"),
+        ({"type": "log", "level": "loud"}, "log channel level: expected one of debug, info"),
+        ({**WEBHOOK, "token": "abc"}, "webhook channel: unknown field 'token' (known: "),
+        ({"type": "webhook"}, "webhook channel url: expected non-empty text"),
+        ({**WEBHOOK, "url": "ftp://x/y"}, "webhook channel url: expected an http:// or https://"),
+        ({**WEBHOOK, "url": "https://"}, "webhook channel url: "),
+        (
+            {**WEBHOOK, "url": "https://user:pw@hooks.example.com/x"},
+            "webhook channel url: credentials in the URL are stored in clear: use token_secret",
+        ),
+        (
+            {**WEBHOOK, "headers": {"Authorization": "Bearer abc"}},
+            "webhook channel headers: keep the token in a secret and name it in token_secret",
+        ),
+        (
+            {**WEBHOOK, "headers": {"X-A": "1\r\nX-B: 2"}},
+            "webhook channel headers: header 'X-A' needs a one-line text",
+        ),
+        (
+            {**WEBHOOK, "headers": {"bad name": "1"}},
+            "webhook channel headers: invalid header name 'bad name'",
+        ),
+        ({**WEBHOOK, "headers": ["x"]}, "webhook channel headers: expected an object"),
+        ({**WEBHOOK, "token_secret": "a/b"}, "webhook channel token_secret: invalid secret name"),
+        ({**WEBHOOK, "retries": 11}, "webhook channel retries: expected 0 to 10 (got 11)"),
+        ({**WEBHOOK, "retries": 1.5}, "webhook channel retries: expected a whole number"),
+        ({**WEBHOOK, "retries": True}, "webhook channel retries: expected a whole number"),
+        ({**WEBHOOK, "backoff_s": -1}, "webhook channel backoff_s: expected 0 to 60 (got -1)"),
+        ({**WEBHOOK, "timeout_s": "5"}, "webhook channel timeout_s: expected a number (got str)"),
+        ({**WEBHOOK, "timeout_s": 0}, "webhook channel timeout_s: expected 0.1 to 120 (got 0)"),
+        ({**EMAIL, "host": ""}, "email channel host: expected non-empty text"),
+        ({**EMAIL, "port": 0}, "email channel port: expected 1 to 65535 (got 0)"),
+        ({**EMAIL, "from": "nobody"}, "email channel from: not an email address: 'nobody'"),
+        ({**EMAIL, "from": "a@x.org\nBcc: c@x.org"}, "email channel from: must be one line"),
+        ({**EMAIL, "to": []}, "email channel to: expected an address or a non-empty list"),
+        ({**EMAIL, "to": ["ok@x.org", "a b@x"]}, "email channel to: not an email address"),
+        ({**EMAIL, "username": "u"}, "email channel password_secret: give username and"),
+        ({**EMAIL, "password_secret": "pw"}, "email channel username: give username and"),
+        ({**EMAIL, "starttls": "yes"}, "email channel starttls: expected true or false"),
+        ({**EMAIL, "password": "hunter2"}, "email channel: unknown field 'password'"),
+    ],
+)
+def test_bad_fields_are_named(spec: Any, message: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        check_channel_spec(spec)
+    assert str(raised.value).startswith(message), str(raised.value)
+    assert "hunter2" not in str(raised.value) and "Bearer abc" not in str(raised.value)
+
+
+def test_every_channel_type_lists_its_fields_and_secrets() -> None:
+    for name, channel_type in CHANNEL_TYPES.items():
+        assert channel_type.type == name
+        assert "type" not in channel_type.spec_fields
+        assert set(channel_type.secret_fields) <= set(channel_type.spec_fields), name
+        assert all(f.endswith("_secret") for f in channel_type.secret_fields), name
+
+
+def test_secret_names_are_read_from_each_types_secret_fields() -> None:
+    assert secret_names({"type": "log"}) == []
+    assert secret_names(WEBHOOK) == []
+    assert secret_names({**WEBHOOK, "token_secret": "pager"}) == ["pager"]
+    full = {**EMAIL, "username": "u", "password_secret": "smtp"}
+    assert secret_names(full) == ["smtp"]
+    assert secret_names({"type": "slack", "url_secret": "ops-slack"}) == ["ops-slack"]
+    with pytest.raises(InvalidInput, match="webhook channel token_secret: invalid secret name"):
+        secret_names({**WEBHOOK, "token_secret": "a/b"})
 
 
 # -- a recording HTTP receiver -------------------------------------------------------
@@ -142,6 +260,8 @@ def test_webhook_posts_the_event_with_the_token_from_the_secret_store(
     assert delivery.channel == f"webhook http://127.0.0.1:{port}"  # no path: it may be a token
     assert TOKEN not in repr(channel) and "path-secret" not in delivery.channel
     assert TOKEN not in caplog.text  # httpx and httpcore log at DEBUG without header values
+    assert "path-secret" not in caplog.text  # httpx's request line shows the host only
+    assert f'POST http://127.0.0.1:{port}/... "HTTP/1.0 200 OK"' in caplog.text
 
 
 def test_webhook_retries_5xx_with_exponential_backoff(receiver: Receiver) -> None:
@@ -226,6 +346,106 @@ def test_a_secret_field_without_a_secret_store_is_refused() -> None:
     spec = {"type": "webhook", "url": "http://127.0.0.1/x", "token_secret": "t"}
     with pytest.raises(InvalidInput, match="token_secret 't' needs the secret store"):
         channel_from_spec(spec, None)
+
+
+# -- slack -------------------------------------------------------------------------------
+
+
+def slack(services: Services | None, **fields: Any) -> Any:
+    spec = {"type": "slack", "url_secret": "ops-slack", "backoff_s": 0.05, **fields}
+    return channel_from_spec(spec, services.secrets if services else None)
+
+
+def test_slack_posts_text_and_blocks_to_the_url_from_the_secret_store(
+    receiver: Receiver, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    services.secrets.set("ops-slack", receiver.url, "ana")
+    channel = slack(services)
+    delivery = channel.send(EVENT)
+    assert (delivery.status, delivery.attempts, delivery.error) == ("sent", 1, "")
+    (request,) = receiver.received
+    assert request.path == "/hooks/T0/B0/path-secret"
+    assert request.headers["Content-Type"] == "application/json"
+    assert "Authorization" not in request.headers
+    message = json.loads(request.body)
+    assert message["text"] == "[modelyard] CRITICAL churn-monitor: drift in 3 columns (fired)"
+    assert [block["type"] for block in message["blocks"]] == [
+        "header",
+        "section",
+        "section",
+        "context",
+    ]
+    header, summary, evidence, context = message["blocks"]
+    assert header["text"] == {
+        "type": "plain_text",
+        "text": "CRITICAL churn-monitor: drift in 3 columns (fired)",
+    }
+    assert summary["text"] == {"type": "mrkdwn", "text": "drift in 3 columns"}
+    assert evidence["text"]["text"].splitlines() == [
+        "*Evidence*",
+        "• age: psi=0.3141, threshold=0.2",
+        "• income: psi=0.41, threshold=0.2",
+        "• tenure: psi=0.25, threshold=0.2",
+    ]
+    (line,) = context["elements"]
+    assert line["text"] == (
+        "alert `a1b2c3d4` · 2026-11-18 11:06:40 UTC"
+        " · <http://127.0.0.1:8700/monitors/churn-monitor|monitor>"
+    )
+    assert delivery.channel == "slack webhook in secret 'ops-slack'"
+    assert "path-secret" not in repr(channel) and "path-secret" not in caplog.text
+
+
+def test_slack_text_is_escaped_and_odd_links_are_left_out(
+    receiver: Receiver, services: Services
+) -> None:
+    services.secrets.set("ops-slack", receiver.url, "ana")
+    event = {
+        **EVENT,
+        "summary": "p < 0.01 & shift > 2 <!channel>",
+        "evidence": None,
+        "links": {
+            "mail": "mailto:x@example.test",
+            "odd": "http://127.0.0.1/a|b",
+            "ok": "https://h.test/m",
+        },
+    }
+    assert slack(services).send(event).sent
+    message = json.loads(receiver.received[0].body)
+    assert message["text"].startswith("[modelyard] CRITICAL churn-monitor: p &lt; 0.01 &amp;")
+    assert [block["type"] for block in message["blocks"]] == ["header", "section", "context"]
+    summary = message["blocks"][1]["text"]["text"]
+    assert summary == "p &lt; 0.01 &amp; shift &gt; 2 &lt;!channel&gt;"
+    assert message["blocks"][2]["elements"][0]["text"].endswith("UTC · <https://h.test/m|ok>")
+
+
+def test_slack_retries_5xx_and_never_names_the_url(receiver: Receiver, services: Services) -> None:
+    services.secrets.set("ops-slack", receiver.url, "ana")
+    receiver.answers = [503, 404]
+    delivery = slack(services, retries=3).send(EVENT)
+    assert (delivery.status, delivery.attempts) == ("failed", 2)  # a 404 is not retried
+    assert delivery.error == "HTTP 404: refused (404)"
+    down = f"http://127.0.0.1:{free_port()}/hooks/T1/B1/down-secret"
+    services.secrets.set("ops-slack", down, "ana")
+    failed = slack(services, retries=1, timeout_s=1).send(EVENT)
+    assert (failed.status, failed.attempts) == ("failed", 2)
+    assert failed.error.startswith("cannot connect: ") and "down-secret" not in repr(failed)
+
+
+def test_slack_without_a_usable_url_fails_without_sending(
+    receiver: Receiver, services: Services
+) -> None:
+    missing = slack(services).send(EVENT)
+    assert (missing.status, missing.attempts) == ("failed", 0)
+    assert missing.error == "secret 'ops-slack' does not exist"
+    services.secrets.set("ops-slack", "not-a-url-but-a-token-7f3a", "ana")
+    wrong = slack(services).send(EVENT)
+    assert (wrong.status, wrong.attempts) == ("failed", 0)
+    assert wrong.error == "secret 'ops-slack' does not hold an http:// or https:// URL"
+    assert "7f3a" not in repr(wrong) and receiver.received == []
+    with pytest.raises(InvalidInput, match="url_secret 'ops-slack' needs the secret store"):
+        slack(None)
 
 
 # -- email -------------------------------------------------------------------------------

@@ -10,16 +10,7 @@ import pytest
 from scipy import stats
 
 from modelyard.errors import InvalidInput
-from modelyard.monitoring.drift import (
-    ColumnRule,
-    column_drift,
-    default_method,
-    drift,
-    holm,
-    jensen_shannon,
-    observe,
-    psi,
-)
+from modelyard.monitoring.drift import ColumnRule, column_drift, drift, holm, observe
 from modelyard.monitoring.profile import profile_table
 
 SHIFTED = {"n3", "n7", "c2"}
@@ -60,13 +51,6 @@ def test_large_unshifted_windows_flag_nothing(rows: int) -> None:
     assert worst < 0.02
 
 
-def test_default_method_follows_kind_and_size() -> None:
-    assert default_method("numeric", 999) == "ks"
-    assert default_method("numeric", 1000) == "wasserstein"
-    assert default_method("categorical", 10) == "chisquare"
-    assert default_method("categorical", 50_000) == "jensenshannon"
-
-
 def test_binned_statistics_match_the_exact_ones() -> None:
     rng = np.random.default_rng(5)
     reference_values, current_values = rng.normal(0, 2, 50_000), rng.normal(0.6, 2.4, 50_000)
@@ -76,22 +60,6 @@ def test_binned_statistics_match_the_exact_ones() -> None:
     exact_ks = stats.ks_2samp(reference_values, current_values).statistic
     assert column_drift(profile, seen, "wasserstein").value == pytest.approx(exact_w, rel=0.03)
     assert column_drift(profile, seen, "ks").value == pytest.approx(exact_ks, abs=0.01)
-
-
-def test_every_method_grows_with_the_shift() -> None:
-    reference = profile_table(pa.table({"x": np.random.default_rng(6).normal(size=20_000)}))
-    column = reference.columns["x"]
-    for method in ("wasserstein", "ks", "psi", "jensenshannon"):
-        values = [
-            column_drift(
-                column,
-                observe(column, pa.array(np.random.default_rng(7).normal(size=20_000) + shift)),
-                method,
-            ).value
-            for shift in (0.0, 0.2, 0.5, 1.0)
-        ]
-        assert values == sorted(values), method
-        assert values[0] < 0.05 and values[-1] > 0.2, method
 
 
 def test_values_beyond_the_reference_range_count_fully() -> None:
@@ -104,8 +72,6 @@ def test_values_beyond_the_reference_range_count_fully() -> None:
 
 
 def test_categorical_statistics() -> None:
-    assert psi(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.0
-    assert jensen_shannon(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(1.0)
     reference = profile_table(pa.table({"k": ["a"] * 500 + ["b"] * 500})).columns["k"]
     unseen = observe(reference, pa.array(["a"] * 500 + ["z"] * 500))
     result = column_drift(reference, unseen, "jensenshannon")

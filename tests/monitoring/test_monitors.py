@@ -165,7 +165,7 @@ def test_two_workers_never_compute_a_window_twice(services: Services, hook: Hook
 
     def work(name: str) -> None:
         barrier.wait()
-        reports.append(services.monitors.run("twin", worker=name))
+        reports.append(services.monitors.run_scheduled("twin", worker=name))
 
     threads = [threading.Thread(target=work, args=(n,)) for n in ("worker-a", "worker-b")]
     for thread in threads:
@@ -185,6 +185,7 @@ def test_two_workers_never_compute_a_window_twice(services: Services, hook: Hook
         ).all()
     assert len(rows) == 6 and {r.attempts for r in rows} == {1}
     assert {count for _, count in per_window} == {len(FEATURES)}
+    assert services.audit.events(action="run monitor") == []  # a schedule is nobody's act
 
 
 def test_a_window_left_by_a_crashed_worker_is_taken_again(services: Services, hook: Hook) -> None:
@@ -198,11 +199,16 @@ def test_a_window_left_by_a_crashed_worker_is_taken_again(services: Services, ho
     w = t.monitor_windows.c
     with services.db.write() as conn:
         conn.execute(update(t.monitor_windows).values(lease_until=int(time.time() * 1000) - 1))
-    report = services.monitors.run("crash", worker="rescuer")
+    report = services.monitors.run_scheduled("crash", worker="rescuer")
     assert [c["start"] for c in report.computed] == [0]
     with services.db.read() as conn:
         row = conn.execute(select(w.status, w.attempts, w.claimed_by)).one()
     assert (row.status, row.attempts, row.claimed_by) == ("done", 2, "rescuer")
+    (requested,) = services.audit.events(action="run monitor")  # the run asked for above
+    assert (requested.resource, requested.summary["after"]) == (
+        "monitors/crash",
+        {"windows": 0, "alerts": 0},
+    )
 
 
 def test_specs_are_validated_and_names_are_unique(services: Services) -> None:
@@ -251,6 +257,7 @@ def test_time_windows_cover_closed_hours_only(services: Services, hook: Hook) ->
     assert [round(r["value"], 4) for r in throughput] == [round(200 / 3600, 4)] * 2
 
 
+@pytest.mark.slow  # starts a process
 def test_a_critical_alert_runs_the_retraining_command(
     services: Services, hook: Hook, tmp_path: Path
 ) -> None:
@@ -279,3 +286,30 @@ def test_a_critical_alert_runs_the_retraining_command(
     assert request["status"] == "triggered"
     assert request["action"]["command"]["status"] == "ok"
     assert (request["model"], request["version"]) == ("retrain", 1)
+
+
+def test_a_reference_built_at_registration_is_recorded_as_the_registrant(
+    services: Services,
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from modelyard.client.local import LocalBackend
+    from modelyard.client.yard import Yard
+    from modelyard.domain.actors import Actor, acting_as
+
+    yard = Yard(LocalBackend(services))
+    train = inputs(300, 50)
+    fitted = LogisticRegression().fit(train, labels_for(train, 50))
+    with acting_as(Actor("ana")), yard.start_run("partial") as run:
+        # the kept training data lacks an input: profiling it fails, registration does not
+        kept = train.drop(columns=["age"]).assign(target=labels_for(train, 50))
+        run.log_dataset(kept, name="partial-train", role="training")
+        run.log_model(fitted, name="partial", input_example=train.head(3))
+    assert services.references.status("partial/1")["status"] == "failed"  # type: ignore[index]
+    (built,) = services.audit.events(action="build reference")
+    assert (built.actor, built.resource) == ("ana", "models/partial/1/reference")
+    assert built.summary["after"] == {
+        "status": "failed",
+        "dataset": "partial-train",
+        "target": None,
+    }

@@ -100,6 +100,7 @@ def test_files_profile_in_two_streaming_passes(tmp_path: Path) -> None:
         profile_file(tmp_path / "broken.parquet")
 
 
+@pytest.mark.slow  # starts a process
 def test_profile_command(tmp_path: Path) -> None:
     pq.write_table(sample(1_000, 4), tmp_path / "d.parquet")
     done = subprocess.run(

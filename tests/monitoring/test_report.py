@@ -10,6 +10,7 @@ report is rendered from what ``MonitorService.windows``/``results`` and
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -318,6 +319,60 @@ def test_latency_and_errors_are_drawn_with_their_targets(page: str) -> None:
         assert f">{label}</text>" in technical
 
 
+def svgs(html: str) -> list[str]:
+    return re.findall(r"<svg.*?</svg>", html, re.S)
+
+
+def axes_right_edges(svg: str) -> list[float]:
+    """The right edge of each axes: the white rectangles after the figure's own."""
+    boxes = re.findall(
+        r'<path d="M ([\d.]+) [\d.]+ \nL ([\d.]+) [\d.]+ \nL [^"]*z\n" style="fill: #ffffff"', svg
+    )
+    return [max(float(a), float(b)) for a, b in boxes[1:]]
+
+
+def legend_texts(svg: str) -> list[tuple[float, str]]:
+    """(x, text) of every legend entry (the only 7px text of a chart)."""
+    found = re.findall(r'<text style="font-size: 7px;[^"]*" x="([\d.]+)"[^>]*>([^<]*)</text>', svg)
+    return [(float(x), text) for x, text in found]
+
+
+def line_points(svg: str, text: str) -> list[list[tuple[float, float]]]:
+    """The vertices of every data line (clipped to its axes) in the colour of the legend
+    entry ``text``."""
+    color = re.findall(r"stroke: (#[0-9a-f]{6})", svg[: svg.index(f">{text}</text>")])[-1]
+    paths = re.findall(
+        r'<path d="([^"]*)" clip-path="[^"]*" style="fill: none; stroke: ' + color, svg
+    )
+    return [
+        [(float(x), float(y)) for x, y in re.findall(r"[ML] ([\d.-]+) ([\d.-]+)", d)] for d in paths
+    ]
+
+
+def test_legends_sit_beside_the_axes_never_over_the_data(page: str) -> None:
+    for svg in (svgs(section(page, heading))[0] for heading in ("Input drift", "Performance")):
+        right = max(axes_right_edges(svg))
+        entries = legend_texts(svg)
+        assert entries and all(x > right for x, _ in entries), (right, entries)
+
+
+def test_a_p_value_of_zero_is_drawn_at_the_floor_and_said_so(history: History) -> None:
+    windows = sorted({r["window_start"] for r in history.results})
+    results = [
+        dict(r, details={**r["details"], "p_value": 0.0})
+        if r["check"] == "drift" and r["column"] == "income" and r["window_start"] == windows[2]
+        else r
+        for r in history.results
+    ]
+    page = replace(history, results=results).render()
+    drift = section(page, "Input drift")
+
+    assert "A p-value below 1e-16 (or 0) is drawn at 1e-16, marked ▼" in drift
+    [income] = [points for points in line_points(drift, "income") if len(points) == 3]
+    assert income[2][1] > income[1][1] > 0  # down to the floor, lowest on the axes
+    assert "Latest window (2023-11-15 01:00 UTC)" in drift
+
+
 # -- partial histories -------------------------------------------------------------------
 
 
@@ -379,6 +434,8 @@ def test_rows_windows_failed_windows_and_missing_figures(monitored: Services) ->
     assert "rows 0 to 3000, traffic 2023-11-14 22:00 UTC to 2023-11-15 01:59 UTC" in page
     assert "1 failed, last error: <code>ValueError: &lt;broken&gt;</code>" in page
     assert "Latest window (rows from 1800)" in page
+    assert "against the latest window (line), rows 1800 to 2399;" in page
+    assert "1970" not in page  # a row position is not a time
     assert ">window (first row)</text>" in page
     assert Page(page).count("svg") == 1 + 4 + 1 + 1
 
@@ -417,6 +474,7 @@ def test_numeric_bins_are_densities_on_merged_reference_bins_with_tails() -> Non
     assert current_density[0] * widths[0] == pytest.approx(below)
 
 
+@pytest.mark.slow  # starts a process
 def test_importing_the_module_does_not_load_matplotlib() -> None:
     code = "import sys, modelyard.monitoring.report; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=Path.cwd())

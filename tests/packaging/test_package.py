@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-import lightgbm
 import numpy as np
 import pandas as pd
 import pytest
-import xgboost
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -45,13 +44,19 @@ def data() -> tuple[pd.DataFrame, pd.Series]:
     return bunch.data.iloc[:, :8], bunch.target
 
 
+def optional(module: str) -> Any:
+    """An optional library, or a skip of this test when it is not installed."""
+    return pytest.importorskip(module)
+
+
 @pytest.mark.parametrize(
     ("make", "flavor"),
     [
         (lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), "sklearn"),
         (lambda: RandomForestClassifier(n_estimators=5, random_state=0), "sklearn"),
-        (lambda: xgboost.XGBClassifier(n_estimators=5, max_depth=2), "xgboost"),
-        (lambda: lightgbm.LGBMClassifier(n_estimators=5, verbose=-1), "lightgbm"),
+        # the boosting libraries are optional (the boost extra): their cases skip without them
+        (lambda: optional("xgboost").XGBClassifier(n_estimators=5, max_depth=2), "xgboost"),
+        (lambda: optional("lightgbm").LGBMClassifier(n_estimators=5, verbose=-1), "lightgbm"),
     ],
 )
 def test_round_trip_keeps_predictions(make, flavor, data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -73,6 +78,7 @@ def test_round_trip_keeps_predictions(make, flavor, data, tmp_path: Path) -> Non
 
 def test_lightgbm_booster_uses_native_format(data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     features, target = data
+    lightgbm = optional("lightgbm")
     booster = lightgbm.train(
         {"objective": "binary", "verbose": -1},
         lightgbm.Dataset(features, target),

@@ -72,6 +72,26 @@ def test_integers_widen_to_float_but_not_back() -> None:
             "column 'income': expected float, got 'abc' at row 0",
         ),
         (
+            [{"age": 1, "income": None, "plan": "a", "active": True, "joined": "2024-01-01"}],
+            "column 'income': null value at row 0 but the column is not nullable",
+        ),
+        (
+            [{"age": 1, "income": float("nan"), "plan": "a", "active": True, "joined": "2024"}],
+            "column 'income': null value at row 0 but the column is not nullable",
+        ),
+        (
+            [{"age": 1, "income": "12.5", "plan": "a", "active": True, "joined": "2024-01-01"}],
+            "column 'income': expected float, got '12.5' at row 0",
+        ),
+        (
+            [{"age": 1, "income": True, "plan": "a", "active": True, "joined": "2024-01-01"}],
+            "column 'income': expected float, got True at row 0",
+        ),
+        (
+            [{"age": "12", "income": 1.0, "plan": "a", "active": True, "joined": "2024-01-01"}],
+            "column 'age': expected integer, got '12' at row 0",
+        ),
+        (
             [{"age": 1, "income": 1.0, "plan": 7, "active": True, "joined": "2024-01-01"}],
             "column 'plan': expected string",
         ),
@@ -92,6 +112,17 @@ def test_integers_widen_to_float_but_not_back() -> None:
 def test_violations_name_the_column(rows: list[dict[str, object]], message: str) -> None:
     with pytest.raises(SignatureError, match=message):
         enforce(infer_signature(_example()), rows)
+
+
+def test_a_frame_with_nan_where_the_signature_allows_none_is_refused() -> None:
+    signature = infer_signature(pd.DataFrame({"x": [0.5, 1.5], "y": [1.0, None]}))
+    assert [c.nullable for c in signature.inputs] == [False, True]
+    with pytest.raises(SignatureError, match=r"column 'x': null value at row 2 but the"):
+        enforce(signature, pd.DataFrame({"x": [1.0, 2.0, np.nan], "y": [1.0, 2.0, 3.0]}))
+    with pytest.raises(SignatureError, match=r"column 'x': expected float, got True at row 0"):
+        enforce(signature, pd.DataFrame({"x": [True, False], "y": [1.0, 2.0]}))
+    frame = enforce(signature, pd.DataFrame({"x": [1.0, 2.0], "y": [None, np.nan]}))
+    assert frame["y"].isna().all()
 
 
 def test_unusable_input_is_refused() -> None:

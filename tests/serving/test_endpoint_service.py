@@ -13,6 +13,7 @@ from modelyard.client.local import LocalBackend
 from modelyard.client.yard import Yard
 from modelyard.domain.endpoints import TargetRequest
 from modelyard.errors import Conflict
+from tests.actors import as_user
 from tests.serving.models import cancer, classifier
 from tests.stores import services_on
 
@@ -34,8 +35,8 @@ def parse(*texts: str) -> list[TargetRequest]:
 
 def test_live_resolves_followed_aliases_and_keeps_pinned_ones(store: Services) -> None:
     endpoints = store.endpoints
-    endpoints.create("pinned", routes=parse("cancer@champion=100"), actor="ana")
-    endpoints.create("follows", routes=parse("cancer@champion=100,follow"), actor="ana")
+    as_user("ana", endpoints.create, "pinned", routes=parse("cancer@champion=100"))
+    as_user("ana", endpoints.create, "follows", routes=parse("cancer@champion=100,follow"))
     store.catalog.set_alias("cancer", "champion", 3)
     live = {name: (revision, spec) for name, revision, spec in endpoints.live()}
     assert live["pinned"][1].routes[0].version == 1
@@ -47,7 +48,7 @@ def test_live_resolves_followed_aliases_and_keeps_pinned_ones(store: Services) -
 def test_revision_at_answers_what_served_when(store: Services) -> None:
     endpoints = store.endpoints
     first = endpoints.create("timeline", routes=parse("cancer/1=100"))
-    endpoints.update("timeline", routes=parse("cancer/2=100"), actor="bo", comment="swap")
+    as_user("bo", endpoints.update, "timeline", routes=parse("cancer/2=100"), comment="swap")
     revisions = endpoints.revisions("timeline")
     assert [r.revision for r in revisions] == [1, 2]
     assert revisions[1].created_by == "bo" and revisions[1].comment == "swap"

@@ -11,11 +11,13 @@ from pathlib import Path
 import orjson
 import pytest
 
+from modelyard.domain.actors import os_user
 from modelyard.errors import InvalidInput
 from modelyard.serving.journal import canonical, record_line
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.serving.segments import recover
 from modelyard.serving.sqllog import SqlPredictionLog
+from tests.actors import as_user
 from tests.stores import services_on
 
 
@@ -157,7 +159,7 @@ def test_query_filters_by_version_role_time_and_id(log: PredictionLog) -> None:
 
 def test_labels_last_wins_history_kept_unknown_reported(log: PredictionLog) -> None:
     write(log, "ep", line("a", output=1) + line("b", output=0) + line("c", output=1))
-    first = log.record_labels("ep", [("a", 1), ("b", 1), ("ghost", 0), ("ghost", 1)], actor="u")
+    first = as_user("u", log.record_labels, "ep", [("a", 1), ("b", 1), ("ghost", 0), ("ghost", 1)])
     assert first.recorded == 2 and first.unknown == ["ghost"]
     accuracy = {(r["version"], r["role"]): r for r in log.accuracy("ep")}
     assert accuracy[(1, "primary")]["labelled"] == 2
@@ -166,6 +168,7 @@ def test_labels_last_wins_history_kept_unknown_reported(log: PredictionLog) -> N
     accuracy = {(r["version"], r["role"]): r for r in log.accuracy("ep")}
     assert accuracy[(1, "primary")]["accuracy"] == pytest.approx(1.0)
     assert [h["label"] for h in log.label_history("ep", "b")] == [1, 0]
+    assert [h["actor"] for h in log.label_history("ep", "b")] == ["u", os_user()]
     labelled = {r["id"]: r["label"] for r in log.query("ep").to_pylist()}
     assert labelled == {"a": "1", "b": "0", "c": None}
     with pytest.raises(InvalidInput, match="no labels"):

@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from modelyard.errors import SignatureError
 from modelyard.packaging import load_package, write_package
 from modelyard.packaging.signature import enforce
 from modelyard.serving.models import Model
@@ -99,6 +100,7 @@ print(json.dumps({"outputs": outputs, "heavy": heavy}))
 """
 
 
+@pytest.mark.slow  # starts a process
 def test_serving_an_all_float_model_never_imports_pandas(tmp_path: Path) -> None:
     features, target = cancer()
     fitted = LogisticRegression(max_iter=5000).fit(features, target)
@@ -113,3 +115,41 @@ def test_serving_an_all_float_model_never_imports_pandas(tmp_path: Path) -> None
     answer = json.loads(found.stdout)
     assert answer["heavy"] == []
     assert answer["outputs"] == fitted.predict(features.head(4)).tolist()
+
+
+def _nullable_income() -> pd.DataFrame:
+    return pd.DataFrame({"age": [31.0, 45.0], "income": [1.5, None]})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"age": None}, "column 'age': null value at row 1 but the column is not nullable"),
+        ({"age": float("nan")}, "column 'age': null value at row 1 but the column is not"),
+        ({"age": np.float32("nan")}, "column 'age': null value at row 1 but the column is not"),
+        ({"age": "12.5"}, "column 'age': expected float, got '12.5' at row 1"),
+        ({"age": True}, "column 'age': expected float, got True at row 1"),
+        ({"age": np.True_}, "column 'age': expected float, got True at row 1"),
+        ({"age": [1.0]}, "column 'age': expected float, got [1.0] at row 1"),
+        ({"income": "x"}, "column 'income': expected float, got 'x' at row 1"),
+    ],
+)
+def test_the_array_path_refuses_nulls_strings_and_booleans_as_enforce_does(
+    changes: dict[str, object], message: str, tmp_path: Path
+) -> None:
+    model = served(Constant(1), _nullable_income(), tmp_path / "package")
+    rows: list[dict[str, object]] = [{"age": 30.0, "income": 2.0}, {"age": 40, "income": None}]
+    rows[1].update(changes)
+    with pytest.raises(SignatureError) as on_arrays:
+        model.prepare(rows)  # type: ignore[arg-type]
+    with pytest.raises(SignatureError) as on_frames:
+        enforce(model.signature, rows)
+    assert str(on_arrays.value) == str(on_frames.value)
+    assert str(on_arrays.value).startswith(message)
+
+
+def test_the_array_path_keeps_nulls_a_column_may_hold(tmp_path: Path) -> None:
+    model = served(Constant(1), _nullable_income(), tmp_path / "package")
+    prepared = model.prepare([{"age": 30, "income": None}, {"age": 40.0, "income": np.nan}])
+    assert isinstance(prepared, np.ndarray) and prepared.dtype == np.float64
+    assert prepared[:, 0].tolist() == [30.0, 40.0] and np.isnan(prepared[:, 1]).all()

@@ -179,6 +179,31 @@ def test_a_value_of_the_wrong_type_names_the_column_and_row(stack: Stack) -> Non
     assert unknown.status_code == 404 and "nowhere" in unknown.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "null value at row 1 but the column is not nullable"),
+        ("12.5", "expected float, got '12.5' at row 1"),
+        (True, "expected float, got True at row 1"),
+    ],
+)
+def test_a_null_string_or_boolean_in_a_float_column_is_a_422_naming_column_and_row(
+    stack: Stack, value: object, problem: str
+) -> None:
+    rows = records(2)
+    rows[1]["mean area"] = value
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    with stack.client() as http:
+        by_records = http.post("/endpoints/main/predict", json={"records": rows})
+        by_columns = http.post("/endpoints/main/predict", json={"columns": columns})
+    for answer in (by_records, by_columns):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == {
+            "kind": "signature_error",
+            "message": f"column 'mean area': {problem}",
+        }
+
+
 def test_keys_roles_and_endpoint_scoped_keys(stack: Stack) -> None:
     body = {"records": records(1)}
     with stack.client("nobody") as anonymous:
@@ -271,7 +296,10 @@ def test_shadows_never_slow_or_fail_the_primary(stack: Stack) -> None:
     assert {r["output"] for r in by_model["slow"]} == {"7"}
     assert all(r["error"] is None for r in by_model["slow"])
     assert all("broken on purpose" in r["error"] for r in by_model["broken"])
-    compared = {(r["model"], r["role"]): r for r in stack.yard.endpoints.compare("shadowed")}
+    compared = {
+        (r["model"], r["role"]): r
+        for r in stack.yard.endpoints.compare("shadowed").to_dict(orient="records")
+    }
     assert compared[("cancer", "primary")]["requests"] >= len(answered)
     assert compared[("broken", "shadow")]["errors"] == compared[("broken", "shadow")]["requests"]
     slow = compared[("slow", "shadow")]

@@ -82,6 +82,7 @@ def test_the_head_constant_is_the_newest_migration_script() -> None:
     assert head_revision() == HEAD
 
 
+@pytest.mark.slow  # starts a process
 def test_checking_a_current_store_does_not_load_alembic(tmp_path: Path) -> None:
     import subprocess
     import sys

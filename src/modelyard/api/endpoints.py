@@ -20,12 +20,10 @@ from fastapi import APIRouter, Query, Request, Response
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import actor_of, guard, record_change, workspace_of
+from modelyard.api.security import guard, workspace_of
 from modelyard.api.wire import Body, EndpointIn, EndpointUpdate, LabelsIn, RollbackIn, respond
-from modelyard.domain.endpoints import Endpoint, batching_from, requests_from, spec_summary
+from modelyard.domain.endpoints import Endpoint, batching_from, requests_from
 from modelyard.domain.identity import Permission
-from modelyard.serving.journal import subject_digest
-from modelyard.serving.retention import erase_subject, prune_endpoint
 
 router = APIRouter(prefix="/api/v1", tags=["endpoints"], responses=ERROR_RESPONSES)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -39,16 +37,10 @@ def create_endpoint(body: EndpointIn, request: Request) -> Response:
         shadows=requests_from(body.shadows, shadow=True),
         batching=batching_from(body.batching),
         description=body.description,
-        actor=actor_of(request),
         comment=body.comment,
         workspace=workspace_of(request),
     )
-    record_change(request, after=_serving(created))
     return respond(created, 201)
-
-
-def _serving(endpoint: Endpoint) -> dict[str, Any]:
-    return {"revision": endpoint.revision, **spec_summary(endpoint.spec)}
 
 
 @router.get("/endpoints", response_model=list[Endpoint], **guard(Permission.READ))
@@ -64,18 +56,14 @@ def get_endpoint(name: str, request: Request) -> Response:
 @router.patch("/endpoints/{name}", response_model=Endpoint, **guard(Permission.DEPLOY))
 def update_endpoint(name: str, body: EndpointUpdate, request: Request) -> Response:
     """A new revision: what the body leaves out is carried over from the current one."""
-    endpoints = services_of(request).endpoints
-    before = endpoints.get(name)
-    updated = endpoints.update(
+    updated = services_of(request).endpoints.update(
         name,
         routes=requests_from(body.routes, shadow=False),
         shadows=requests_from(body.shadows, shadow=True),
         batching=body.batching,
         description=body.description,
-        actor=actor_of(request),
         comment=body.comment,
     )
-    record_change(request, before=_serving(before), after=_serving(updated))
     return respond(updated)
 
 
@@ -83,10 +71,7 @@ def update_endpoint(name: str, body: EndpointUpdate, request: Request) -> Respon
 def rollback_endpoint(name: str, body: RollbackIn, request: Request) -> Response:
     """A new revision with the routes of revision ``to`` (default: the previous one)."""
     endpoints = services_of(request).endpoints
-    before = endpoints.get(name)
-    after = endpoints.rollback(name, to=body.to, actor=actor_of(request), comment=body.comment)
-    record_change(request, before=_serving(before), after=_serving(after))
-    return respond(after)
+    return respond(endpoints.rollback(name, to=body.to, comment=body.comment))
 
 
 @router.get("/endpoints/{name}/revisions", **guard(Permission.READ))
@@ -110,10 +95,11 @@ def endpoint_predictions(
     until: int | None = None,
     id: list[str] | None = Query(default=None),  # noqa: B008
     limit: int = 10_000,
+    newest_first: bool = False,
 ) -> Response:
     """Logged predictions (with their newest label) as an Arrow IPC stream. Audited.
 
-    ``limit=0`` means every matching row."""
+    ``limit=0`` means every matching row; oldest first unless ``newest_first``."""
     request.state.audit_read = True
     services = services_of(request)
     services.endpoints.get(name)
@@ -126,6 +112,7 @@ def endpoint_predictions(
         until=until,
         ids=id,
         limit=limit or None,
+        newest_first=newest_first,
     )
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -136,13 +123,8 @@ def endpoint_predictions(
 @router.post("/endpoints/{name}/labels", **guard(Permission.LABEL))
 def post_labels(name: str, body: LabelsIn, request: Request) -> Response:
     """Ground truth by prediction id; ids the log does not hold come back in ``unknown``."""
-    services = services_of(request)
-    services.endpoints.get(name)
-    result = services.predictions.record_labels(
-        name, [(item.id, item.label) for item in body.labels], actor=actor_of(request)
-    )
-    record_change(request, after={"recorded": result.recorded, "unknown": len(result.unknown)})
-    return respond(result)
+    labels = [(item.id, item.label) for item in body.labels]
+    return respond(services_of(request).feedback.record(name, labels))
 
 
 @router.get("/endpoints/{name}/accuracy", **guard(Permission.READ))
@@ -170,22 +152,13 @@ class RetentionIn(Body):
 @router.put("/endpoints/{name}/retention", response_model=Endpoint, **guard(Permission.ADMIN))
 def set_retention(name: str, body: RetentionIn, request: Request) -> Response:
     """Keep the endpoint's prediction log ``days`` days (null: forever)."""
-    endpoints = services_of(request).endpoints
-    before = endpoints.get(name).retention_days
-    after = endpoints.set_retention(name, body.days)
-    record_change(
-        request, before={"retention_days": before}, after={"retention_days": after.retention_days}
-    )
-    return respond(after)
+    return respond(services_of(request).endpoints.set_retention(name, body.days))
 
 
 @router.post("/endpoints/{name}/prune", **guard(Permission.ADMIN))
 def prune_predictions(name: str, request: Request) -> Response:
     """Apply the retention policy now: delete older predictions and labels (audited)."""
-    client = request.client.host if request.client else ""
-    deleted = prune_endpoint(services_of(request), name, actor=actor_of(request), client=client)
-    record_change(request, after={"deleted": deleted})
-    return respond({"deleted": deleted})
+    return respond({"deleted": services_of(request).retention.prune(name)})
 
 
 class SubjectColumnIn(Body):
@@ -199,23 +172,10 @@ class EraseIn(Body):
 @router.put("/endpoints/{name}/subject", response_model=Endpoint, **guard(Permission.ADMIN))
 def set_subject_column(name: str, body: SubjectColumnIn, request: Request) -> Response:
     """The input field that identifies a data subject, for erasure requests."""
-    endpoints = services_of(request).endpoints
-    before = endpoints.get(name).subject_column
-    after = endpoints.set_subject_column(name, body.column)
-    record_change(
-        request, before={"subject_column": before}, after={"subject_column": after.subject_column}
-    )
-    return respond(after)
+    return respond(services_of(request).endpoints.set_subject_column(name, body.column))
 
 
 @router.post("/endpoints/{name}/erase", **guard(Permission.ADMIN))
 def erase(name: str, body: EraseIn, request: Request) -> Response:
     """Delete every prediction and label of one subject (audited by digest, not value)."""
-    client = request.client.host if request.client else ""
-    deleted = erase_subject(
-        services_of(request), name, body.subject, actor=actor_of(request), client=client
-    )
-    record_change(
-        request, after={"deleted": deleted, "subject_sha256": subject_digest(body.subject)}
-    )
-    return respond({"deleted": deleted})
+    return respond({"deleted": services_of(request).retention.erase(name, body.subject)})

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import actor_of, guard, record_change, require_owned, workspace_of
+from modelyard.api.security import guard, require_owned, workspace_of
 from modelyard.api.wire import Body, respond
 from modelyard.domain.identity import Permission
 
@@ -39,10 +39,8 @@ class ReferenceIn(Body):
 
 @router.post("/monitors", status_code=201, **guard(Permission.MONITOR))
 def create_monitor(body: MonitorIn, request: Request) -> Response:
-    monitor = services_of(request).monitors.create(
-        body.name, body.spec, actor=actor_of(request), workspace=workspace_of(request)
-    )
-    record_change(request, after={"enabled": monitor.enabled, "spec": monitor.spec.to_dict()})
+    monitors = services_of(request).monitors
+    monitor = monitors.create(body.name, body.spec, workspace=workspace_of(request))
     return respond(monitor.to_dict(), 201)
 
 
@@ -59,19 +57,8 @@ def get_monitor(name: str, request: Request) -> Response:
 
 @router.patch("/monitors/{name}", **guard(Permission.MONITOR))
 def update_monitor(name: str, body: MonitorUpdate, request: Request) -> Response:
-    monitors = services_of(request).monitors
-    before = monitors.get(name)
-    monitor = monitors.update(
-        name,
-        body.changes,
-        enabled=body.enabled,
-        actor=actor_of(request),
-        workspace=workspace_of(request),
-    )
-    record_change(
-        request,
-        before={"enabled": before.enabled, "spec": before.spec.to_dict()},
-        after={"enabled": monitor.enabled, "changes": body.changes},
+    monitor = services_of(request).monitors.update(
+        name, body.changes, enabled=body.enabled, workspace=workspace_of(request)
     )
     return respond(monitor.to_dict())
 
@@ -79,9 +66,7 @@ def update_monitor(name: str, body: MonitorUpdate, request: Request) -> Response
 @router.post("/monitors/{name}/run", **guard(Permission.MONITOR))
 def run_monitor(name: str, request: Request) -> Response:
     """Compute every due window of the monitor now (as a worker would)."""
-    report = services_of(request).monitors.run(name)
-    record_change(request, after={"windows": len(report.computed), "alerts": len(report.alerts)})
-    return respond(report.to_dict())
+    return respond(services_of(request).monitors.run(name).to_dict())
 
 
 @router.get("/monitors/{name}/windows", **guard(Permission.READ))
@@ -143,11 +128,7 @@ def list_requests(
 
 @router.post("/retraining-requests/{request_id}/close", **guard(Permission.MONITOR))
 def close_request(request_id: str, body: CloseIn, request: Request) -> Response:
-    closed = services_of(request).alerts.close_request(
-        request_id, comment=body.comment, actor=actor_of(request)
-    )
-    record_change(request, after={"status": closed["status"], "comment": body.comment})
-    return respond(closed)
+    return respond(services_of(request).alerts.close_request(request_id, comment=body.comment))
 
 
 @router.get("/references", **guard(Permission.READ))
@@ -160,10 +141,6 @@ def get_reference(version: str, request: Request) -> Response:
 def build_reference(body: ReferenceIn, request: Request) -> Response:
     require_owned(request, "version", body.version)
     built = services_of(request).references.build(
-        body.version, dataset=body.dataset, target=body.target, actor=actor_of(request)
-    )
-    version = f"{built.model}/{built.version}"
-    record_change(
-        request, after={"version": version, "dataset": built.dataset, "target": built.target}
+        body.version, dataset=body.dataset, target=body.target
     )
     return respond(built.to_dict(), 201)

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, select, update
 from modelyard.clock import now_ms
 from modelyard.domain.actors import current_actor
 from modelyard.domain.events import Changed
-from modelyard.domain.models import Inventory, check_inventory
+from modelyard.domain.models import Inventory, check_date, check_inventory
 from modelyard.errors import NotFound
 from modelyard.store import schema as t
 from modelyard.store.database import Database, publish
@@ -77,11 +77,7 @@ class InventoryService:
         check_inventory(
             {
                 k: v
-                for k, v in {
-                    "risk_tier": risk_tier,
-                    "validation_status": status,
-                    "next_validation": overdue_on,
-                }.items()
+                for k, v in {"risk_tier": risk_tier, "validation_status": status}.items()
                 if v is not None
             }
         )
@@ -98,7 +94,7 @@ class InventoryService:
         if status:
             query = query.where(i.validation_status == status)
         if overdue_on:
-            day = check_inventory({"next_validation": overdue_on})["next_validation"]
+            day = check_date("overdue_on", overdue_on)
             query = query.where(i.next_validation.is_not(None), i.next_validation < day)
         with self.db.read() as conn:
             rows = conn.execute(query.order_by(i.next_validation, m.name)).all()

@@ -22,6 +22,7 @@ from modelyard.domain.actors import current_actor
 from modelyard.domain.events import Changed, Publisher, VersionRegistered
 from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.models import (
+    SOURCE_RUN_TAG,
     ModelRef,
     ModelVersion,
     RegisteredModel,
@@ -251,6 +252,9 @@ class Catalog(Aliases, StageTransitions, Publisher):
         Every file of the package is hash-checked first; the manifest digest is
         recorded, so a package changed later is refused when loaded. A new model
         is created in ``workspace``; the model and the run must both belong to it.
+        A package whose manifest names a run this store does not hold (one exported
+        from another yard) keeps that run as provenance, the tag ``source_run``,
+        and is linked to no run here.
         The author is the current actor (``domain.actors``), never an argument.
         """
         check_model_name(name)
@@ -260,9 +264,12 @@ class Catalog(Aliases, StageTransitions, Publisher):
             raise InvalidInput(
                 f"package at '{source}' was written by run '{manifest_run}', not '{run_id}'"
             )
-        run_id = run_id or manifest_run
         created_by = current_actor().user
         with self.db.write() as conn:
+            if not run_id and manifest_run and not self._holds_run(conn, manifest_run):
+                tags = {**(tags or {}), SOURCE_RUN_TAG: manifest_run}
+            else:
+                run_id = run_id or manifest_run
             if run_id:
                 self._check_run(conn, run_id, workspace)
             model_id = self._ensure_model(conn, name, workspace)
@@ -296,6 +303,9 @@ class Catalog(Aliases, StageTransitions, Publisher):
             publish(conn, Changed("register version", resource, workspace, after=after))
         self.publish(VersionRegistered(name, number, created_by))
         return self.get_version(ModelRef(name, version=number))
+
+    def _holds_run(self, conn: Connection, run_id: str) -> bool:
+        return conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first() is not None
 
     def _check_run(self, conn: Connection, run_id: str, workspace: str) -> None:
         check_same(f"run '{run_id}'", run_workspace(conn, run_id), workspace)

@@ -44,8 +44,10 @@ class StageTransitions:
         """Move a version to ``stage`` if the lifecycle allows it; history is kept.
 
         With ``archive_others``, other versions already in that stage move to
-        archived in the same transaction (one production version at a time). The
-        move is recorded as the current actor's (``domain.actors``).
+        archived in the same transaction (one production version at a time); if an
+        alias names one of them, nothing moves (``Conflict`` naming the alias), so
+        no alias is left on a version that endpoints refuse. The move is recorded as
+        the current actor's (``domain.actors``).
         """
         ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
         target = parse_stage(stage) if isinstance(stage, str) else stage
@@ -121,10 +123,26 @@ class StageTransitions:
         ).scalars()
         archived = list(others)
         for other in archived:
+            self._refuse_aliased(conn, model_id, name, other)
             self._move(
                 conn, model_id, name, other, Stage.ARCHIVED, actor, f"replaced by version {number}"
             )
         return archived
+
+    def _refuse_aliased(self, conn: Connection, model_id: int, name: str, number: int) -> None:
+        a = t.aliases.c
+        aliases = sorted(
+            conn.execute(
+                select(a.alias).where(a.model_id == model_id, a.version == number)
+            ).scalars()
+        )
+        if aliases:
+            named = ", ".join(f"'{alias}'" for alias in aliases)
+            plural = "es" if len(aliases) > 1 else ""
+            raise Conflict(
+                f"version {number} of '{name}' is the target of alias{plural} {named}: "
+                f"move or delete the alias{plural} first"
+            )
 
     def stage_history(self, ref: ModelRef | str) -> list[dict[str, Any]]:
         ref = ModelRef.parse(ref) if isinstance(ref, str) else ref

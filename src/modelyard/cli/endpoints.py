@@ -177,6 +177,7 @@ def revisions(ctx: CliContext, name: str, as_json: bool) -> None:
 @click.option("--until", default=None)
 @click.option("--id", "ids", multiple=True, help="Only these prediction ids.")
 @click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--oldest-first", is_flag=True, help="The first predictions, oldest first.")
 @click.option(
     "--output", type=click.Path(path_type=Path), default=None, help="Write .parquet or .csv."
 )
@@ -191,10 +192,13 @@ def predictions(
     until: str | None,
     ids: tuple[str, ...],
     limit: int,
+    oldest_first: bool,
     output: Path | None,
     as_json: bool,
 ) -> None:
-    """Logged predictions of NAME, oldest first, with their labels."""
+    """Logged predictions of NAME with their labels: the latest, newest first.
+
+    --output writes every matching prediction, oldest first."""
     frame = ctx.yard().endpoints.predictions(
         name,
         version=version,
@@ -203,6 +207,7 @@ def predictions(
         until=moment(until),
         ids=list(ids) or None,
         limit=None if output else limit,
+        newest_first=not (oldest_first or output),
     )
     if output is not None:
         _write_frame(frame, output)
@@ -316,14 +321,21 @@ def compare(
     """Primary and shadows side by side: agreement, outputs, latency, accuracy."""
     found = ctx.yard().endpoints.compare(name, since=moment(since), until=moment(until))
     if as_json:
-        emit_json(found)
+        emit_json(found.to_dict(orient="records"))
         return
     console.print(compare_table(name, found))
 
 
-def compare_table(name: str, found: list[dict[str, Any]]) -> Any:
+def compare_table(name: str, frame: Any) -> Any:
+    """The rich table of ``yard.endpoints.compare``'s frame."""
+
     def shares(outputs: list[dict[str, Any]]) -> str:
         return ", ".join(f"{o['value']}: {o['share']:.0%}" for o in outputs[:4])
+
+    def percent(value: Any) -> str:
+        return "-" if value is None or value != value else f"{value:.1%}"
+
+    found = frame.to_dict(orient="records")
 
     rows = [
         (
@@ -331,11 +343,11 @@ def compare_table(name: str, found: list[dict[str, Any]]) -> Any:
             r["role"],
             r["requests"],
             r["errors"],
-            "-" if r["agreement"] is None else f"{r['agreement']:.1%}",
+            percent(r["agreement"]),
             number(r["latency_p50_ms"]),
             number(r["latency_p99_ms"]),
             r["labelled"],
-            "-" if r["accuracy"] is None else f"{r['accuracy']:.1%}",
+            percent(r["accuracy"]),
             shares(r["outputs"]),
         )
         for r in found

@@ -57,7 +57,7 @@ def cli(
 @click.pass_obj
 def quickstart(ctx: CliContext) -> None:
     """Train, log, register and alias models on a bundled dataset: the tour."""
-    from modelyard.quickstart import run_quickstart
+    from modelyard.cli.quickstart import run_quickstart
 
     run_quickstart(ctx.yard())
 

@@ -163,7 +163,11 @@ def stage() -> None:
     "target", metavar="STAGE", type=click.Choice([s.value for s in Stage], case_sensitive=False)
 )
 @click.option("--comment", default="", help="Why; kept in the version's history.")
-@click.option("--archive-others", is_flag=True, help="Archive other versions in that stage.")
+@click.option(
+    "--archive-others",
+    is_flag=True,
+    help="Archive other versions in that stage (refused if an alias names one).",
+)
 @json_option
 @pass_context
 def set_stage(

@@ -146,19 +146,39 @@ def run(ctx: CliContext, name: str, as_json: bool) -> None:
         (w["start"], w["end"], w["rows"], w["severity"], ", ".join(w["drifted"]) or "-")
         for w in report["computed"]
     ]
-    console.print(
-        table(
-            f"monitor {name}: windows computed",
-            ["start", "end", "rows", "severity", "drifted"],
-            rows,
+    if rows:
+        console.print(
+            table(
+                f"monitor {name}: windows computed",
+                ["start", "end", "rows", "severity", "drifted"],
+                rows,
+            )
         )
-    )
+    else:
+        console.print(f"monitor {name}: no window was due")
+    upcoming = report.get("next_window")
+    if upcoming:
+        console.print(_next_window_text(upcoming))
     for alert in report["alerts"]:
         console.print(f"alert {alert['event']} ({alert['severity']}): {alert['summary']}")
     for request in report["requests"]:
         console.print(f"retraining request opened: {request}")
     if report["refreshed"]:
         console.print(f"performance refreshed for {len(report['refreshed'])} windows (late labels)")
+
+
+def _next_window_text(upcoming: dict[str, Any]) -> str:
+    start, end, logged = upcoming["start"], upcoming["end"], upcoming["logged"]
+    if upcoming["kind"] == "rows":
+        size = end - start
+        return (
+            f"next window: rows {start} to {end - 1}, computed once full "
+            f"({logged} of {size} rows logged, {size - logged} to go)"
+        )
+    text = f"next window: {when(start)} to {when(end)} UTC, computed once it has closed"
+    if not logged:
+        text += " (no predictions logged yet: windows begin with the first one)"
+    return text
 
 
 @monitor.command("windows")

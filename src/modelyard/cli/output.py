@@ -39,16 +39,26 @@ def when(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def missing(value: Any) -> bool:
+    """Nothing to show: None, empty text, a NaN, or pandas' NA or NaT."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and value == ""
+
+
 def number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    return "-" if missing(value) else f"{value:.4g}"
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    """A rich table; a missing cell (None, "", NaN, NA) shows as ``-`` in every table."""
     grid = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
-        grid.add_row(*("-" if cell is None or cell == "" else str(cell) for cell in row))
+        grid.add_row(*("-" if missing(cell) else str(cell) for cell in row))
     return grid
 
 

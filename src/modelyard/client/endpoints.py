@@ -19,6 +19,20 @@ if TYPE_CHECKING:
 
 Targets = Sequence[str | dict[str, Any]]
 When = int | datetime | None
+ACCURACY_COLUMNS = ["model", "version", "role", "predictions", "labelled", "accuracy"]
+COMPARE_COLUMNS = [
+    "model",
+    "version",
+    "role",
+    "requests",
+    "errors",
+    "agreement",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "labelled",
+    "accuracy",
+    "outputs",
+]
 
 
 def epoch_ms(value: When) -> int | None:
@@ -32,6 +46,9 @@ def epoch_ms(value: When) -> int | None:
 
 class EndpointsAPI:
     """Endpoints, their revisions, and the evidence they keep.
+
+    Tabular evidence (``predictions``, ``accuracy``, ``compare``) comes back as a
+    pandas DataFrame, empty with the same columns when there is none.
 
     >>> yard.endpoints.create("churn", routes=["churn@champion=90", "churn/4=10"],
     ...                       shadows=["churn/5"])
@@ -137,8 +154,10 @@ class EndpointsAPI:
         until: When = None,
         ids: Sequence[str] | None = None,
         limit: int | None = 10_000,
+        newest_first: bool = False,
     ) -> pd.DataFrame:
-        """Logged predictions, oldest first, each with its newest label (missing: NA).
+        """Logged predictions, oldest first (``newest_first``: the latest ``limit``
+        rows, newest first), each with its newest label (missing: NA).
 
         ``output``, ``scores``, ``input`` and ``label`` are JSON text; ``limit=None``
         returns every matching row.
@@ -152,6 +171,7 @@ class EndpointsAPI:
             until=epoch_ms(until),
             ids=list(ids) if ids is not None else None,
             limit=limit,
+            **({"newest_first": True} if newest_first else {}),
         )
         return table.to_pandas()
 
@@ -175,12 +195,12 @@ class EndpointsAPI:
     def accuracy(self, name: str, *, since: When = None, until: When = None) -> pd.DataFrame:
         """Per version and role: predictions, labelled predictions and accuracy."""
         rows = self._backend.endpoint_accuracy(name, epoch_ms(since), epoch_ms(until))
-        return pd.DataFrame(
-            rows, columns=["model", "version", "role", "predictions", "labelled", "accuracy"]
-        )
+        return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
-    def compare(
-        self, name: str, *, since: When = None, until: When = None
-    ) -> builtins.list[dict[str, Any]]:
-        """The primary and each shadow side by side on the same requests."""
-        return self._backend.endpoint_compare(name, epoch_ms(since), epoch_ms(until))
+    def compare(self, name: str, *, since: When = None, until: When = None) -> pd.DataFrame:
+        """The primary and each shadow side by side on the same requests: one row per
+        model, version and role with requests, errors, agreement with the primary's
+        answer (NaN for the primary itself), latency p50/p99, labelled, accuracy and
+        ``outputs`` (the most common answers and their shares)."""
+        rows = self._backend.endpoint_compare(name, epoch_ms(since), epoch_ms(until))
+        return pd.DataFrame(rows, columns=COMPARE_COLUMNS)

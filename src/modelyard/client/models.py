@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelyard.domain.models import Inventory, ModelRef, ModelVersion, RegisteredModel
+from modelyard.domain.models import (
+    Inventory,
+    ModelRef,
+    ModelVersion,
+    RegisteredModel,
+    check_date,
+)
 from modelyard.errors import Conflict, InvalidInput
 from modelyard.packaging import LoadedModel, load_package, verify_package, write_package
 
@@ -172,13 +178,12 @@ class ModelsAPI:
         )
 
     def overdue(self, on: Any = None) -> builtins.list[Inventory]:
-        """Models whose next validation date is before ``on`` (default: today)."""
+        """Models whose next validation date is before ``on`` (a date or ISO text such
+        as 2026-11-23; default: today)."""
         import datetime as dt
 
-        day = on or dt.date.today()
-        return self._backend.search_inventory(
-            overdue_on=day.isoformat() if hasattr(day, "isoformat") else str(day)
-        )
+        day = check_date("on", on or dt.date.today())
+        return self._backend.search_inventory(overdue_on=day)
 
     def update_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
@@ -217,7 +222,8 @@ class ModelsAPI:
         target = Path(target)
         if target.exists() and any(target.iterdir()):
             raise Conflict(f"export target '{target}' exists and is not empty")
-        shutil.copytree(directory, target, dirs_exist_ok=True)
+        # new files, not copies of the store's private ones: modes follow the umask
+        shutil.copytree(directory, target, dirs_exist_ok=True, copy_function=shutil.copyfile)
         record = {
             "model": version.model,
             "version": version.version,

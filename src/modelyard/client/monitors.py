@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,17 @@ from modelyard.monitoring.reference import Reference
 
 if TYPE_CHECKING:
     from modelyard.client.backend import Backend
+
+
+class MonitorReport(str):
+    """A monitor's HTML report: the page itself (write it to a file as it is), shown
+    in a notebook inside a sandboxed frame, so its styles stay on the page."""
+
+    def _repr_html_(self) -> str:
+        return (
+            f'<iframe sandbox="" srcdoc="{escape(str(self), quote=True)}" '
+            'style="width:100%;height:720px;border:1px solid #ddd"></iframe>'
+        )
 
 
 class MonitorsAPI:
@@ -131,11 +143,12 @@ class MonitorsAPI:
     def close_request(self, request_id: str, *, comment: str = "") -> dict[str, Any]:
         return self._backend.close_retraining_request(request_id, comment)
 
-    def report(self, name: str, path: str | Path | None = None) -> Path | str:
-        """The monitor's self-contained HTML report; written to ``path`` when given."""
+    def report(self, name: str, path: str | Path | None = None) -> Path | MonitorReport:
+        """The monitor's self-contained HTML report (a string a notebook shows as the
+        page); written to ``path`` when given."""
         html = self._backend.monitor_report(name)
         if path is None:
-            return html
+            return MonitorReport(html)
         target = Path(path)
         target.write_text(html, encoding="utf-8")
         return target

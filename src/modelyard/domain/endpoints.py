@@ -338,3 +338,29 @@ def check_subject_column(column: str) -> str:
             "spaces, '_', '.' or '-' (at most 128)"
         )
     return column
+
+
+def check_compatible(spec: Spec, signatures: dict[str, dict[str, Any]]) -> None:
+    """Every route and shadow must accept what the first route accepts.
+
+    The endpoint's request contract is the first route's input columns; another
+    version may need fewer columns, but every column it needs must be in the
+    contract with the same type.
+    """
+    first = spec.routes[0]
+    contract = {c["name"]: c["type"] for c in signatures[first.ref]["inputs"]}
+    for role, target in spec.targets()[1:]:
+        if target.ref == first.ref:
+            continue
+        for column in signatures[target.ref]["inputs"]:
+            name, kind = column["name"], column["type"]
+            if name not in contract:
+                raise InvalidInput(
+                    f"{role} {target.ref} needs column '{name}', which requests for "
+                    f"{first.ref} do not carry: signatures are not compatible"
+                )
+            if contract[name] != kind:
+                raise InvalidInput(
+                    f"{role} {target.ref} reads column '{name}' as {kind}, but {first.ref} "
+                    f"reads it as {contract[name]}: signatures are not compatible"
+                )

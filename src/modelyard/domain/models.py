@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelyard.domain.display import facts_html, when
 from modelyard.errors import Conflict, InvalidInput
 
 
@@ -28,6 +29,8 @@ LEGAL_TRANSITIONS: dict[Stage, frozenset[Stage]] = {
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+# the version tag naming the run that wrote a package imported from another store
+SOURCE_RUN_TAG = "source_run"
 
 
 def parse_stage(value: str) -> Stage:
@@ -138,6 +141,24 @@ class ModelVersion:
     def ref(self) -> str:
         return f"{self.model}/{self.version}"
 
+    def _repr_html_(self) -> str:
+        inputs = (self.signature or {}).get("inputs") or []
+        return facts_html(
+            f"model version {self.ref}",
+            [
+                ("stage", self.stage.value),
+                ("aliases", self.aliases),
+                ("flavor", self.flavor),
+                ("run", self.run_id),
+                ("created", when(self.created_at)),
+                ("created by", self.created_by),
+                ("description", self.description),
+                ("inputs", [f"{c['name']}: {c['type']}" for c in inputs]),
+                ("tags", self.tags),
+                ("package digest", self.package_digest),
+            ],
+        )
+
 
 RISK_TIERS = ("low", "medium", "high", "critical")
 VALIDATION_STATUSES = ("not_validated", "in_progress", "validated", "rejected", "expired")
@@ -171,7 +192,6 @@ class Inventory:
 
 def check_inventory(changes: dict[str, Any]) -> dict[str, Any]:
     """Checked inventory changes; every problem names the field and the allowed values."""
-    import datetime as dt
 
     unknown = set(changes) - set(INVENTORY_FIELDS)
     if unknown:
@@ -190,13 +210,21 @@ def check_inventory(changes: dict[str, Any]) -> dict[str, Any]:
         )
     for name in ("last_validated", "next_validation"):
         value = clean.get(name)
-        if value is None:
-            continue
-        try:
-            clean[name] = dt.date.fromisoformat(str(value)).isoformat()
-        except ValueError:
-            raise InvalidInput(f"{name} must be a date like 2026-11-23, got {value!r}") from None
+        if value is not None:
+            clean[name] = check_date(name, value)
     for name in ("business_owner", "validator"):
         if name in clean and (not isinstance(clean[name], str) or len(clean[name]) > 250):
             raise InvalidInput(f"{name} must be text of at most 250 characters")
     return clean
+
+
+def check_date(name: str, value: Any) -> str:
+    """``value`` (a date or ISO text) as an ISO date; ``InvalidInput`` naming ``name``."""
+    import datetime as dt
+
+    if isinstance(value, dt.date):
+        return value.isoformat()[:10]
+    try:
+        return dt.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date like 2026-11-23, got {value!r}") from None

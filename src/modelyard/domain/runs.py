@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from modelyard.domain.display import facts_html, table_html, when
 
 
 class RunStatus(enum.StrEnum):
@@ -67,13 +70,58 @@ class Run:
     def duration_ms(self) -> int | None:
         return None if self.end_time is None else self.end_time - self.start_time
 
+    def _repr_html_(self) -> str:
+        return facts_html(
+            f"run {self.name or self.id}",
+            [
+                ("id", self.id),
+                ("experiment", self.experiment),
+                ("status", self.status.value),
+                ("started", when(self.start_time)),
+                ("ended", when(self.end_time)),
+                ("user", self.user),
+                ("params", self.params),
+                ("metrics", self.metrics),
+                ("tags", self.tags),
+                ("error", self.error),
+            ],
+        )
+
 
 @dataclass(frozen=True)
 class RunPage:
-    """One page of a run search; pass ``next_cursor`` back to get the next one."""
+    """One page of a run search; iterate it (or take ``len``) for its runs, and pass
+    ``next_cursor`` back to get the next page.
+
+    >>> page = yard.runs.search("metrics.auc > 0.9")
+    >>> [run.id for run in page], len(page), page.next_cursor
+    """
 
     runs: list[Run]
     next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __getitem__(self, index: int) -> Run:
+        return self.runs[index]
+
+    def _repr_html_(self) -> str:
+        keys = sorted({key for run in self.runs for key in run.metrics})[:8]
+        rows = [
+            [run.id[:12], run.name, run.status.value, when(run.start_time)]
+            + [run.metrics.get(key) for key in keys]
+            for run in self.runs
+        ]
+        more = " (more: pass next_cursor)" if self.next_cursor else ""
+        return table_html(
+            f"{len(self.runs)} runs{more}",
+            ["id", "name", "status", "started", *(f"metrics.{k}" for k in keys)],
+            rows,
+        )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from modelyard.domain.endpoints import Spec
-from modelyard.domain.models import ModelRef
+from modelyard.domain.models import SOURCE_RUN_TAG, ModelRef
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
@@ -121,50 +121,69 @@ class Lineage:
 
     def _sensitivity(self, conn: Any, graph: _Builder) -> None:
         """Datasets carry their classes; a version carries those of the data its run
-        used; an endpoint those of the versions it serves now; a prediction those of
-        the version that answered it."""
-        v, m, u, d = t.model_versions.c, t.models.c, t.run_datasets.c, t.datasets.c
-        versions = [n for n in graph.nodes.values() if n.kind == "version"]
-        datasets = [n for n in graph.nodes.values() if n.kind == "dataset"]
-        names = {n.label for n in datasets}
-        by_version: dict[str, set[str]] = {}
-        for node in versions:
-            model, _, number = node.key.rpartition("/")
-            rows = conn.execute(
-                select(d.name)
-                .join(t.run_datasets, u.dataset_id == d.id)
-                .join(t.model_versions, v.run_id == u.run_id)
-                .join(t.models, m.id == v.model_id)
-                .where(m.name == model, v.version == int(number))
-            ).all()
-            by_version[node.ref] = {row.name for row in rows}
-            names |= by_version[node.ref]
+        used; an endpoint those of the versions its current revision serves (whatever
+        the walk reached: the same answer from any root); a prediction those of the
+        version that answered it."""
+        nodes = list(graph.nodes.values())
+        served = {n.ref: self._current_targets(conn, n.key) for n in nodes if n.kind == "endpoint"}
+        versions = {n.ref for n in nodes if n.kind == "version"}
+        versions |= {
+            f"version:{model}/{number}" for found in served.values() for model, number in found
+        }
+        by_version = {ref: self._datasets_of(conn, ref) for ref in versions}
+        names = {n.label for n in nodes if n.kind == "dataset"}
+        names |= {name for used in by_version.values() for name in used}
         classes = dataset_classes(conn, names)
-
-        def mark(ref: str, found: set[str]) -> None:
-            old = graph.nodes[ref]
-            graph.nodes[ref] = Node(
-                old.kind, old.key, old.label, {**old.attributes, "sensitivity": sorted(found)}
-            )
-
-        for node in datasets:
-            mark(node.ref, set(classes.get(node.label, [])))
         version_classes = {
             ref: {tag for name in used for tag in classes.get(name, [])}
             for ref, used in by_version.items()
         }
-        for ref, found in version_classes.items():
-            mark(ref, found)
-        for node in list(graph.nodes.values()):
-            if node.kind in ("endpoint", "prediction"):
-                relations = ("serves",) if node.kind == "endpoint" else ("answered",)
+        for node in nodes:
+            if node.kind == "dataset":
+                found = set(classes.get(node.label, []))
+            elif node.kind == "version":
+                found = version_classes[node.ref]
+            elif node.kind == "endpoint":
+                found = {
+                    tag
+                    for model, number in served[node.ref]
+                    for tag in version_classes[f"version:{model}/{number}"]
+                }
+            else:
                 found = {
                     tag
                     for e in graph.edges
-                    if e.target == node.ref and e.relation in relations
+                    if e.target == node.ref and e.relation == "answered"
                     for tag in version_classes.get(e.source, set())
                 }
-                mark(node.ref, found)
+            graph.nodes[node.ref] = Node(
+                node.kind, node.key, node.label, {**node.attributes, "sensitivity": sorted(found)}
+            )
+
+    def _datasets_of(self, conn: Any, version_ref: str) -> set[str]:
+        """Names of the datasets the run of ``version:<model>/<n>`` used."""
+        v, m, u, d = t.model_versions.c, t.models.c, t.run_datasets.c, t.datasets.c
+        model, _, number = version_ref.removeprefix("version:").rpartition("/")
+        rows = conn.execute(
+            select(d.name)
+            .join(t.run_datasets, u.dataset_id == d.id)
+            .join(t.model_versions, v.run_id == u.run_id)
+            .join(t.models, m.id == v.model_id)
+            .where(m.name == model, v.version == int(number))
+        ).all()
+        return {row.name for row in rows}
+
+    def _current_targets(self, conn: Any, endpoint: str) -> set[tuple[str, int]]:
+        """The versions the current revision of ``endpoint`` routes or shadows to."""
+        e, r = t.endpoints.c, t.endpoint_revisions.c
+        spec = conn.execute(
+            select(r.spec)
+            .join(t.endpoints, (e.id == r.endpoint_id) & (e.revision == r.revision))
+            .where(e.name == endpoint)
+        ).scalar()
+        if spec is None:
+            return set()
+        return {(target.model, target.version) for _, target in Spec.from_dict(spec).targets()}
 
     # -- walks ----------------------------------------------------------------
 
@@ -197,14 +216,16 @@ class Lineage:
             self._version_up(conn, graph, row["model"], row["version"], root=False)
 
     def _version_node(self, conn: Any, graph: _Builder, model: str, number: int) -> str:
-        v, m = t.model_versions.c, t.models.c
+        v, m, g = t.model_versions.c, t.models.c, t.version_tags.c
         row = conn.execute(
-            select(v.stage, v.run_id, v.package_digest, v.created_by)
+            select(v.stage, v.run_id, v.package_digest, v.created_by, g.value.label("source_run"))
             .join(t.models, m.id == v.model_id)
+            .outerjoin(t.version_tags, (g.version_id == v.id) & (g.key == SOURCE_RUN_TAG))
             .where(m.name == model, v.version == number)
         ).first()
         if row is None:
             raise NotFound(f"model '{model}' has no version {number}")
+        provenance = {} if row.source_run is None else {"source_run": row.source_run}
         return graph.add(
             "version",
             f"{model}/{number}",
@@ -212,6 +233,7 @@ class Lineage:
             stage=row.stage,
             digest=row.package_digest,
             created_by=row.created_by,
+            **provenance,
         )
 
     def _version_up(

@@ -1,4 +1,11 @@
-"""Alert channels: deliver one alert event to one destination.
+"""Alert channels: the one registry of channel types, each delivering an event to one place.
+
+A channel type is one class (``ChannelType``): its ``type`` (what a spec's
+``"type"`` says), the fields its spec takes, which of them name secrets, how a
+spec is checked (``check``: defaults filled in, errors naming the field), how a
+channel is built from a checked spec, and ``send``. ``CHANNEL_TYPES`` holds them;
+``check_channel_spec``, ``channel_from_spec`` and ``secret_names`` read it, so a new
+channel type is a new class here and its entry in ``CHANNEL_TYPES``.
 
 An alert event is a JSON-able mapping: ``monitor``, ``alert_id`` (or ``alert``),
 ``event`` ("fired", "escalated", "resolved"), ``severity`` ("warn", "critical",
@@ -13,8 +20,7 @@ travel as they are. A channel is one method::
     Delivery(channel='webhook https://hooks.example.com', status='sent', attempts=1, error='')
 
 ``send`` never raises for a delivery problem: the ``Delivery`` says ``failed`` and
-why. Specs, stored as JSON with monitors (``check_channel_spec`` in
-``monitoring/channelspecs.py`` validates them):
+why. Specs are stored as JSON with monitors:
 
 - ``{"type": "log", "level": "warning"}``: one JSON line per event on the logger
   ``modelyard.alerts``; without ``level``, WARNING for a fired warning, ERROR for
@@ -25,76 +31,118 @@ why. Specs, stored as JSON with monitors (``check_channel_spec`` in
 - ``{"type": "email", "host", "port", "from", "to", "username", "password_secret",
   "starttls", "timeout_s", "retries", "backoff_s"}``: a plain-text mail by SMTP
   (``monitoring/alertmail.py`` writes it).
+- ``{"type": "slack", "url_secret", "retries", "backoff_s", "timeout_s"}``: a
+  message to a Slack-style incoming webhook, ``{"text": subject, "blocks": [...]}``;
+  the webhook's URL carries its token, so the whole URL is a secret.
 
-When a failure may pass (no connection, a timeout, HTTP 5xx or 429, an SMTP 4xx
-reply) both network channels make up to ``retries`` more attempts, waiting
-``backoff_s`` and then twice as long each time (at most 30 s); other refusals fail
-at once. Descriptions and error texts never hold a secret: a webhook is described
-by its scheme and host only (its path may carry a token), and revealed values are
-scrubbed from every error text.
+Network channels retry what may pass (``monitoring/delivery.py``). Descriptions
+and error texts never hold a secret: a webhook is described by its scheme and host
+only (its path may carry a token), and revealed values are scrubbed from every
+error text. Tokens and passwords never sit in a spec (stored in clear with its
+monitor): a spec names a secret, and an ``Authorization`` header or credentials in
+a URL are refused.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
-import smtplib
-import ssl
+import math
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx
 
 from modelyard import __version__
-from modelyard.errors import InvalidInput, ModelyardError
-from modelyard.monitoring.alertmail import alert_id_of, alert_mail, event_json
-from modelyard.monitoring.channelspecs import check_channel_spec
-
-
-class SecretSource(Protocol):
-    """Where a channel reads the secrets it names (a workspace's, for a monitor)."""
-
-    def reveal(self, name: str) -> str: ...
-
+from modelyard.errors import InvalidInput
+from modelyard.monitoring.alertmail import (
+    alert_id_of,
+    alert_mail,
+    alert_subject,
+    event_json,
+    evidence_lines,
+)
+from modelyard.monitoring.channelfields import ChannelFields
+from modelyard.monitoring.delivery import (
+    FAILED,
+    SENT,
+    Delivery,
+    SecretSource,
+    SmtpServer,
+    deliver,
+    post_json,
+    reveal,
+    scrubbed,
+    submit_mail,
+)
 
 __all__ = [
+    "CHANNEL_TYPES",
     "Channel",
+    "ChannelType",
     "Delivery",
     "EmailChannel",
     "InMemoryChannel",
     "LogChannel",
+    "SecretSource",
+    "SlackChannel",
     "WebhookChannel",
     "channel_from_spec",
     "check_channel_spec",
+    "secret_names",
 ]
 
 ALERT_LOGGER = "modelyard.alerts"
-SENT, FAILED = "sent", "failed"
-MAX_WAIT_S = 30.0  # the longest single wait between attempts, however many retries
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What became of one event on one channel (``channel`` never holds a secret)."""
-
-    channel: str
-    status: str
-    attempts: int
-    error: str = ""
-
-    @property
-    def sent(self) -> bool:
-        return self.status == SENT
 
 
 class Channel(Protocol):
     """Delivers alert events to one destination."""
 
     def send(self, event: Mapping[str, Any]) -> Delivery: ...
+
+
+class ChannelType:
+    """A kind of channel: its spec's fields, their check, and building a channel."""
+
+    type: ClassVar[str] = ""
+    spec_fields: ClassVar[tuple[str, ...]] = ()  # besides "type"
+    secret_fields: ClassVar[tuple[str, ...]] = ()  # fields that name a secret
+
+    @classmethod
+    def check(cls, fields: ChannelFields) -> dict[str, Any]:
+        """The spec's values with defaults filled in, or ``InvalidInput`` naming the field."""
+        raise NotImplementedError
+
+    @classmethod
+    def build(cls, spec: dict[str, Any], secrets: SecretSource | None) -> Channel:
+        """The channel a checked spec (without its ``type``) describes."""
+        raise NotImplementedError
+
+
+def check_channel_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec with defaults filled in, or ``InvalidInput`` naming the bad field.
+
+    >>> check_channel_spec({"type": "webhook", "url": "https://hooks.example.com/x"})["retries"]
+    3
+    """
+    if not isinstance(spec, Mapping):
+        raise InvalidInput("a channel spec must be an object with a 'type'")
+    kind = spec.get("type")
+    channel_type = CHANNEL_TYPES.get(kind) if isinstance(kind, str) else None
+    if channel_type is None:
+        known = ", ".join(sorted(CHANNEL_TYPES))
+        raise InvalidInput(f"channel type: expected one of {known} (got {kind!r})")
+    allowed = {"type", *channel_type.spec_fields}
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise InvalidInput(
+            f"{kind} channel: unknown field '{unknown[0]}' "
+            f"(known: {', '.join(sorted(allowed))}; keep tokens and passwords in secrets)"
+        )
+    return {"type": channel_type.type, **channel_type.check(ChannelFields(channel_type.type, spec))}
 
 
 def channel_from_spec(spec: Mapping[str, Any], secrets: SecretSource | None) -> Channel:
@@ -104,34 +152,51 @@ def channel_from_spec(spec: Mapping[str, Any], secrets: SecretSource | None) -> 
     'sent'
     """
     checked = check_channel_spec(spec)
-    kind = checked.pop("type")
-    if kind == "log":
-        return LogChannel(level=checked["level"])
-    for field_name in ("token_secret", "password_secret"):
-        if checked.get(field_name) and secrets is None:
+    channel_type = CHANNEL_TYPES[checked.pop("type")]
+    for name in channel_type.secret_fields:
+        if checked.get(name) and secrets is None:
             raise InvalidInput(
-                f"{kind} channel: {field_name} '{checked[field_name]}' needs the secret store"
+                f"{channel_type.type} channel: {name} '{checked[name]}' needs the secret store"
             )
-    if kind == "webhook":
-        return WebhookChannel(secrets=secrets, **checked)
-    return EmailChannel(
-        secrets=secrets, from_address=checked.pop("from"), to=tuple(checked.pop("to")), **checked
-    )
+    return channel_type.build(checked, secrets)
+
+
+def secret_names(spec: Mapping[str, Any]) -> list[str]:
+    """The secrets a channel spec names (checked first)."""
+    checked = check_channel_spec(spec)
+    fields = CHANNEL_TYPES[checked["type"]].secret_fields
+    return [checked[name] for name in fields if checked.get(name)]
 
 
 # -- log ---------------------------------------------------------------------------
 
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+
 
 @dataclass(frozen=True)
-class LogChannel:
+class LogChannel(ChannelType):
     """One JSON line per event on the ``modelyard.alerts`` logger.
 
     ``level`` fixes the level; without it a fired warning is WARNING, a critical
     alert ERROR and a resolution INFO.
     """
 
+    type = "log"
+    spec_fields = ("level",)
+
     level: str | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger(ALERT_LOGGER))
+
+    @classmethod
+    def check(cls, fields: ChannelFields) -> dict[str, Any]:
+        level = fields.text("level")
+        if level is not None and level.lower() not in _LEVELS:
+            raise fields.fail("level", f"expected one of {', '.join(_LEVELS)} (got {level!r})")
+        return {"level": level.lower() if level else None}
+
+    @classmethod
+    def build(cls, spec: dict[str, Any], secrets: SecretSource | None) -> Channel:
+        return cls(level=spec["level"])
 
     def send(self, event: Mapping[str, Any]) -> Delivery:
         self.logger.log(self._level_of(event), "%s", event_json(event))
@@ -145,66 +210,16 @@ class LogChannel:
         return logging.ERROR if event.get("severity") == "critical" else logging.WARNING
 
 
-# -- retries -------------------------------------------------------------------------
-
-
-class _Retry(Exception):
-    """A failure that may pass: try again after the backoff."""
-
-
-class _GiveUp(Exception):
-    """A refusal that will not pass by trying again."""
-
-
-def _deliver(
-    description: str, attempt: Callable[[], str], *, retries: int, backoff_s: float
-) -> Delivery:
-    """Run ``attempt`` until it returns (a note for a sent delivery, usually empty),
-    gives up, or ``retries`` retries are spent."""
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            note = attempt()
-            return Delivery(description, SENT, attempts, note)
-        except _GiveUp as exc:
-            return Delivery(description, FAILED, attempts, str(exc))
-        except _Retry as exc:
-            if attempts > retries:
-                return Delivery(description, FAILED, attempts, f"{exc} (after {attempts} attempts)")
-        time.sleep(min(backoff_s * 2 ** (attempts - 1), MAX_WAIT_S))
-
-
-def _reveal(
-    secrets: SecretSource | None, name: str | None, description: str
-) -> tuple[str | None, Delivery | None]:
-    """The secret's value, or a failed delivery naming why it could not be read."""
-    if not name:
-        return None, None
-    if secrets is None:
-        return None, Delivery(description, FAILED, 0, f"no secret store to read '{name}'")
-    try:
-        return secrets.reveal(name), None
-    except ModelyardError as exc:  # the message names the secret, never its value
-        return None, Delivery(description, FAILED, 0, str(exc))
-
-
-def _scrubbed(delivery: Delivery, *values: str | None) -> Delivery:
-    error = delivery.error
-    for value in values:
-        if value:
-            error = error.replace(value, "***")
-    if error == delivery.error:
-        return delivery
-    return Delivery(delivery.channel, delivery.status, delivery.attempts, error)
-
-
 # -- webhook -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class WebhookChannel:
+class WebhookChannel(ChannelType):
     """POST the event as JSON to ``url``; a bearer token comes from the secret store."""
+
+    type = "webhook"
+    spec_fields = ("url", "headers", "token_secret", "retries", "backoff_s", "timeout_s")
+    secret_fields = ("token_secret",)
 
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -214,6 +229,19 @@ class WebhookChannel:
     timeout_s: float = 5.0
     secrets: SecretSource | None = field(default=None, repr=False)
 
+    @classmethod
+    def check(cls, fields: ChannelFields) -> dict[str, Any]:
+        return {
+            "url": fields.url("url"),
+            "headers": fields.headers("headers"),
+            "token_secret": fields.secret_name("token_secret"),
+            **fields.retry_policy(5.0),
+        }
+
+    @classmethod
+    def build(cls, spec: dict[str, Any], secrets: SecretSource | None) -> Channel:
+        return cls(secrets=secrets, **spec)
+
     @property
     def description(self) -> str:
         parsed = httpx.URL(self.url)
@@ -221,62 +249,53 @@ class WebhookChannel:
         return f"webhook {parsed.scheme}://{parsed.host}{port}"
 
     def send(self, event: Mapping[str, Any]) -> Delivery:
-        token, refused = _reveal(self.secrets, self.token_secret, self.description)
+        token, refused = reveal(self.secrets, self.token_secret, self.description)
         if refused:
             return refused
         headers = {
             **self.headers,
-            "Content-Type": "application/json",
             "User-Agent": f"modelyard/{__version__}",
             "X-Modelyard-Alert": f"{alert_id_of(event)}/{event.get('event', '')}",
         }
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        body = event_json(event).encode()
-        with httpx.Client(timeout=self.timeout_s, follow_redirects=False) as client:
-            delivery = _deliver(
-                self.description,
-                lambda: self._post(client, body, headers, token),
-                retries=self.retries,
-                backoff_s=self.backoff_s,
-            )
-        return _scrubbed(delivery, token)
-
-    def _post(
-        self, client: httpx.Client, body: bytes, headers: dict[str, str], token: str | None
-    ) -> str:
-        try:
-            response = client.post(self.url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise _Retry(f"no answer within {self.timeout_s:g} s") from None
-        except httpx.TransportError as exc:
-            raise _Retry(f"cannot connect: {exc or type(exc).__name__}") from None
-        if response.is_success:
-            return ""
-        answer = response.text.replace(token, "***") if token else response.text  # before cutting
-        problem = f"HTTP {response.status_code}: {_first_line(answer)}".rstrip(": ")
-        if response.status_code >= 500 or response.status_code == 429:
-            raise _Retry(problem)
-        if response.is_redirect:
-            problem += " (redirects are not followed)"
-        raise _GiveUp(problem)
-
-
-def _first_line(text: str, limit: int = 200) -> str:
-    stripped = text.strip()
-    return stripped.splitlines()[0][:limit] if stripped else ""
+        return post_json(
+            self.description,
+            self.url,
+            event_json(event).encode(),
+            headers,
+            secret=token,
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            timeout_s=self.timeout_s,
+        )
 
 
 # -- email ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class EmailChannel:
+class EmailChannel(ChannelType):
     """A plain-text mail by SMTP: the summary, the evidence as lines, and the event as JSON.
 
     ``password_secret`` names the secret holding ``username``'s password; without
     ``starttls`` it crosses the network in clear, so use that only on a trusted link.
     """
+
+    type = "email"
+    spec_fields = (
+        "host",
+        "port",
+        "from",
+        "to",
+        "username",
+        "password_secret",
+        "starttls",
+        "timeout_s",
+        "retries",
+        "backoff_s",
+    )
+    secret_fields = ("password_secret",)
 
     host: str
     port: int
@@ -290,66 +309,170 @@ class EmailChannel:
     backoff_s: float = 0.5
     secrets: SecretSource | None = field(default=None, repr=False)
 
+    @classmethod
+    def check(cls, fields: ChannelFields) -> dict[str, Any]:
+        username = fields.text("username")
+        password_secret = fields.secret_name("password_secret")
+        if bool(username) != bool(password_secret):
+            raise fields.fail(
+                "username" if password_secret else "password_secret",
+                "give username and password_secret together",
+            )
+        return {
+            "host": fields.text("host", required=True),
+            "port": fields.integer("port", 25, 1, 65535),
+            "from": fields.address("from"),
+            "to": fields.addresses("to"),
+            "username": username,
+            "password_secret": password_secret,
+            "starttls": fields.flag("starttls", False),
+            **fields.retry_policy(10.0),
+        }
+
+    @classmethod
+    def build(cls, spec: dict[str, Any], secrets: SecretSource | None) -> Channel:
+        values = dict(spec)
+        sender, recipients = values.pop("from"), tuple(values.pop("to"))
+        return cls(secrets=secrets, from_address=sender, to=recipients, **values)
+
     @property
     def description(self) -> str:
         return f"email to {', '.join(self.to)} via {self.host}:{self.port}"
 
     def send(self, event: Mapping[str, Any]) -> Delivery:
-        password, refused = _reveal(self.secrets, self.password_secret, self.description)
+        password, refused = reveal(self.secrets, self.password_secret, self.description)
         if refused:
             return refused
         message = alert_mail(event, sender=self.from_address, recipients=self.to)
-        delivery = _deliver(
+        server = SmtpServer(self.host, self.port, self.username, self.starttls, self.timeout_s)
+        delivery = deliver(
             self.description,
-            lambda: self._submit(message, password),
+            lambda: submit_mail(server, message, self.from_address, list(self.to), password),
             retries=self.retries,
             backoff_s=self.backoff_s,
         )
-        return _scrubbed(delivery, password)
-
-    def _submit(self, message: EmailMessage, password: str | None) -> str:
-        """Send ``message``; a note naming the recipients the server refused, if any."""
-        try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.username:
-                    smtp.login(self.username, password or "")
-                refused = smtp.send_message(message, self.from_address, list(self.to))
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise _smtp_refusal(exc.recipients) from None
-        except smtplib.SMTPResponseException as exc:
-            problem = f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}"
-            raise (_Retry if 400 <= exc.smtp_code < 500 else _GiveUp)(problem) from None
-        except smtplib.SMTPServerDisconnected as exc:
-            raise _Retry(f"the SMTP server disconnected: {exc}") from None
-        except smtplib.SMTPException as exc:
-            raise _GiveUp(f"SMTP: {exc}") from None
-        except ssl.SSLError as exc:
-            raise _GiveUp(f"TLS with {self.host}:{self.port} failed: {exc}") from None
-        except (TimeoutError, OSError) as exc:
-            reason = f"no answer within {self.timeout_s:g} s" if _timed_out(exc) else str(exc)
-            raise _Retry(f"cannot reach {self.host}:{self.port}: {reason}") from None
-        return f"refused {_refusals(refused)}" if refused else ""
+        return scrubbed(delivery, password)
 
 
-def _refusals(recipients: Mapping[str, tuple[int, bytes]]) -> str:
-    return "; ".join(f"{rcpt}: {code} {_text(reply)}" for rcpt, (code, reply) in recipients.items())
+# -- slack ---------------------------------------------------------------------------
+
+_SLACK_TEXT = 3000  # the longest text of a section block
+_SLACK_HEADER = 150  # the longest header
 
 
-def _smtp_refusal(recipients: Mapping[str, tuple[int, bytes]]) -> Exception:
-    problem = f"SMTP refused every recipient: {_refusals(recipients)}"
-    temporary = all(400 <= code < 500 for code, _ in recipients.values())
-    return _Retry(problem) if temporary else _GiveUp(problem)
+@dataclass(frozen=True)
+class SlackChannel(ChannelType):
+    """A message to a Slack-style incoming webhook: ``text`` (the alert's subject line,
+    shown in notifications) and ``blocks`` (a header, the summary, the evidence, the
+    alert id, time and links).
+
+    An incoming webhook's URL is its credential, so the spec names the secret holding
+    it (``url_secret``) and the URL shows in no description or error.
+    """
+
+    type = "slack"
+    spec_fields = ("url_secret", "retries", "backoff_s", "timeout_s")
+    secret_fields = ("url_secret",)
+
+    url_secret: str
+    retries: int = 3
+    backoff_s: float = 0.5
+    timeout_s: float = 5.0
+    secrets: SecretSource | None = field(default=None, repr=False)
+
+    @classmethod
+    def check(cls, fields: ChannelFields) -> dict[str, Any]:
+        return {
+            "url_secret": fields.secret_name("url_secret", required=True),
+            **fields.retry_policy(5.0),
+        }
+
+    @classmethod
+    def build(cls, spec: dict[str, Any], secrets: SecretSource | None) -> Channel:
+        return cls(secrets=secrets, **spec)
+
+    @property
+    def description(self) -> str:
+        return f"slack webhook in secret '{self.url_secret}'"
+
+    def send(self, event: Mapping[str, Any]) -> Delivery:
+        revealed, refused = reveal(self.secrets, self.url_secret, self.description)
+        if refused:
+            return refused
+        url = revealed or ""
+        if not _is_http_url(url):
+            problem = f"secret '{self.url_secret}' does not hold an http:// or https:// URL"
+            return Delivery(self.description, FAILED, 0, problem)
+        headers = {"User-Agent": f"modelyard/{__version__}"}
+        return post_json(
+            self.description,
+            url,
+            json.dumps(slack_message(event), ensure_ascii=False).encode(),
+            headers,
+            secret=url,
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            timeout_s=self.timeout_s,
+        )
 
 
-def _text(reply: bytes | str) -> str:
-    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
-    return " ".join(text.split())
+def _is_http_url(url: str) -> bool:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
 
 
-def _timed_out(exc: BaseException) -> bool:
-    return isinstance(exc, TimeoutError) or "timed out" in str(exc)
+def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"text", "blocks"}`` for an alert event, text escaped as Slack's mrkdwn needs."""
+    subject = alert_subject(event)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain(subject.removeprefix("[modelyard] "), _SLACK_HEADER)},
+        {"type": "section", "text": _mrkdwn(_escape(str(event.get("summary") or "alert")))},
+    ]
+    evidence = evidence_lines(event.get("evidence"))
+    if evidence:
+        lines = "\n".join(f"• {_escape(line)}" for line in evidence)
+        blocks.append({"type": "section", "text": _mrkdwn(f"*Evidence*\n{lines}")})
+    context = [f"alert `{_escape(alert_id_of(event) or '-')}`", _when(event.get("time"))]
+    links = event.get("links")
+    if isinstance(links, Mapping):
+        context += [
+            f"<{url}|{_escape(str(name))}>"
+            for name, url in links.items()
+            if isinstance(url, str) and _is_http_url(url) and not set("<>| ") & set(url)
+        ]
+    blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(context))]})
+    return {"text": _escape(subject), "blocks": blocks}
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    cut = text if len(text) <= limit else text[: limit - 1] + "…"
+    return {"type": "plain_text", "text": cut}
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    cut = text if len(text) <= _SLACK_TEXT else text[: _SLACK_TEXT - 1] + "…"
+    return {"type": "mrkdwn", "text": cut}
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        moment = dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+        return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "time unknown"
+
+
+# -- the registry ----------------------------------------------------------------------
+
+CHANNEL_TYPES: dict[str, type[ChannelType]] = {
+    channel.type: channel for channel in (LogChannel, WebhookChannel, EmailChannel, SlackChannel)
+}
 
 
 # -- in memory -----------------------------------------------------------------------

@@ -86,11 +86,32 @@ def line(ax: Axes, rows: Sequence[Row], kind: str, label: str, **style: Any) -> 
     return line
 
 
+def marks(ax: Axes, rows: Sequence[Row], kind: str, **style: Any) -> None:
+    """Markers only (no line, no legend entry) at ``rows``' values: flags on a line."""
+    if rows:
+        ax.plot(
+            [x(r["window_start"], kind) for r in rows],
+            [number(r.get("value")) for r in rows],
+            linestyle="none",
+            markersize=6,
+            label="_nolegend_",
+            **style,
+        )
+
+
 def legend(ax: Axes, handles: Sequence[Any]) -> None:
     drawn = [h for h in handles if h is not None]
     if drawn:
-        # labels passed explicitly, so a column named "_id" is not taken for a hidden one
-        ax.legend(drawn, [str(h.get_label()) for h in drawn], fontsize=7, loc="best")
+        # labels passed explicitly, so a column named "_id" is not taken for a hidden one;
+        # beside the axes, never over the data (the constrained layout makes the room)
+        ax.legend(
+            drawn,
+            [str(h.get_label()) for h in drawn],
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0.0,
+        )
 
 
 def target(

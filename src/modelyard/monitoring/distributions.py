@@ -24,7 +24,10 @@ Bins = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any] | 
 
 
 def features_section(
-    references: Mapping[str, Reference], windows: Sequence[Row], results: Sequence[Row]
+    references: Mapping[str, Reference],
+    windows: Sequence[Row],
+    results: Sequence[Row],
+    kind: str,
 ) -> str:
     title = "Input distributions"
     latest = next((w for w in reversed(windows) if (w.get("summary") or {}).get("observed")), None)
@@ -46,7 +49,7 @@ def features_section(
         feature(reference.inputs.columns[name], observed.get(name), scores.get(name))
         for name in names[:MAX_FEATURES]
     ]
-    intro = features_intro(reference, latest, bool(windows))
+    intro = features_intro(reference, latest, bool(windows), kind)
     hidden = len(names) - MAX_FEATURES
     more = markup.note(f"{hidden} more input features not shown.") if hidden > 0 else ""
     return markup.section(
@@ -62,7 +65,7 @@ def reference_of(references: Mapping[str, Reference], summary: Row) -> Reference
     return found or next(iter(references.values()), None)
 
 
-def features_intro(reference: Reference, latest: Row | None, any_window: bool) -> str:
+def features_intro(reference: Reference, latest: Row | None, any_window: bool, kind: str) -> str:
     if latest is None:
         if any_window:
             why = "No window was checked against a reference yet"
@@ -72,8 +75,9 @@ def features_intro(reference: Reference, latest: Row | None, any_window: bool) -
             f"{why}: the reference distributions of {reference.ref} are drawn alone."
         )
     return markup.note(
-        f"Reference {reference.ref} (filled) against the latest window (line), from "
-        f"{markup.when(latest.get('start'))}; drifted inputs first, outlined in red."
+        f"Reference {reference.ref} (filled) against the latest window (line), "
+        f"{markup.window_span(latest.get('start'), latest.get('end'), kind)}; drifted inputs "
+        "first, outlined in red."
     )
 
 

@@ -4,23 +4,10 @@ The current values are counted on the reference's own bins (101 quantile split
 points for a numeric column, its categories for a categorical one) in one
 vectorised pass; every statistic is then computed from the two binned
 distributions, so the cost is one ``searchsorted`` per column whatever the method.
-
-Methods and what their number means:
-
-=================  ===========  ===========================================
-method             column kind  value (higher is more drift)
-=================  ===========  ===========================================
-``wasserstein``    numeric      Wasserstein-1 distance / reference std
-``ks``             numeric      Kolmogorov-Smirnov statistic D (p-value too)
-``psi``            both         population stability index
-``jensenshannon``  both         Jensen-Shannon distance, base 2, in [0, 1]
-``chisquare``      categorical  chi-square statistic (p-value too)
-=================  ===========  ===========================================
-
-Default per column kind and window size: below ``SMALL_SAMPLE`` current rows a
-test (KS, chi-square) flags on its p-value, where sampling noise is the real
-question; at or above it an effect size (normalised Wasserstein, Jensen-Shannon)
-flags, so a million-row window does not flag a shift too small to matter.
+The methods (Wasserstein, KS, PSI, Jensen-Shannon, chi-square, ...), their
+defaults and their statistics are the registry in ``monitoring/driftmethods.py``;
+a rule without a method gets ``default_method`` for the column's kind and the
+window's size (a test below 1,000 rows, an effect size from there).
 
 >>> report = drift(reference_profile, current_table)
 >>> [c.column for c in report.drifted]
@@ -37,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from modelyard.errors import InvalidInput
+from modelyard.monitoring.driftmethods import Binned, default_method, method_for
 from modelyard.monitoring.profile import (
     CATEGORICAL,
     NUMERIC,
@@ -48,56 +36,16 @@ from modelyard.monitoring.profile import (
     numeric_values,
 )
 
-SMALL_SAMPLE = 1000
 OK, WARN, CRITICAL = "ok", "warn", "critical"
 SEVERITIES = (OK, WARN, CRITICAL)
 UNSEEN = "<unseen>"
 OTHER = "<other>"
-_EPS = 1e-4
 
 
 def worst(severities: Any) -> str:
     """The most severe of ``severities`` (``ok`` for none)."""
     rank = {OK: 0, WARN: 1, CRITICAL: 2}
     return max(severities, key=rank.__getitem__, default=OK)
-
-
-@dataclass(frozen=True)
-class Method:
-    """A drift method: which kinds it applies to, its defaults, and whether its
-    thresholds are on the p-value (lower is worse) or on the value."""
-
-    name: str
-    kinds: tuple[str, ...]
-    warn: float
-    critical: float
-    on_p_value: bool = False
-
-
-METHODS = {
-    "wasserstein": Method("wasserstein", (NUMERIC,), 0.1, 0.2),
-    "ks": Method("ks", (NUMERIC,), 0.05, 0.01, on_p_value=True),
-    "psi": Method("psi", (NUMERIC, CATEGORICAL), 0.1, 0.25),
-    "jensenshannon": Method("jensenshannon", (NUMERIC, CATEGORICAL), 0.1, 0.2),
-    "chisquare": Method("chisquare", (CATEGORICAL,), 0.05, 0.01, on_p_value=True),
-}
-
-
-def default_method(kind: str, current_rows: int) -> str:
-    if kind == NUMERIC:
-        return "ks" if current_rows < SMALL_SAMPLE else "wasserstein"
-    return "chisquare" if current_rows < SMALL_SAMPLE else "jensenshannon"
-
-
-def check_method(column: str, kind: str, name: str) -> Method:
-    method = METHODS.get(name)
-    if method is None:
-        raise InvalidInput(
-            f"column '{column}': drift method {name!r} is not one of {', '.join(METHODS)}"
-        )
-    if kind not in method.kinds:
-        raise InvalidInput(f"column '{column}': method {name!r} does not apply to {kind} columns")
-    return method
 
 
 # -- what the current window holds, on the reference's bins -----------------------
@@ -198,112 +146,36 @@ class ColumnDrift:
         return dict(self.__dict__)
 
 
-def _distributions(reference: ColumnProfile, observed: Observed) -> tuple[FloatArray, FloatArray]:
-    """(reference shares, current shares) over the same bins or categories."""
+def binned(reference: ColumnProfile, observed: Observed) -> Binned:
+    """``observed`` and its reference as shares over the same bins or categories."""
     if reference.kind == NUMERIC:
-        expected = np.asarray(reference.shares, dtype=np.float64)
-        actual = np.asarray(observed.counts, dtype=np.float64)
-    else:
-        names = list(reference.categories)
-        expected = np.asarray([reference.categories[n] for n in names], dtype=np.float64)
-        actual = np.asarray([observed.categories.get(n, 0) for n in names], dtype=np.float64)
-        rest = sum(v for k, v in observed.categories.items() if k not in reference.categories)
-        expected = np.append(expected, reference.other)
-        actual = np.append(actual, rest)
-    return _normalise(expected), _normalise(actual)
+        current = max(observed.count, 1)
+        return Binned(
+            NUMERIC,
+            _normalise(np.asarray(reference.shares, dtype=np.float64)),
+            _normalise(np.asarray(observed.counts, dtype=np.float64)),
+            reference.count,
+            observed.count,
+            reference.splits_array(),
+            reference.std or 0.0,
+            (observed.below_mass + observed.above_mass) / current,
+        )
+    names = list(reference.categories)
+    expected = [reference.categories[n] for n in names] + [reference.other]
+    actual = [observed.categories.get(n, 0) for n in names]
+    actual.append(sum(v for k, v in observed.categories.items() if k not in reference.categories))
+    return Binned(
+        CATEGORICAL,
+        _normalise(np.asarray(expected, dtype=np.float64)),
+        _normalise(np.asarray(actual, dtype=np.float64)),
+        reference.count,
+        observed.count,
+    )
 
 
 def _normalise(counts: FloatArray) -> FloatArray:
     total = counts.sum()
     return counts / total if total > 0 else counts
-
-
-def _coarse(expected: FloatArray, actual: FloatArray, min_share: float = 0.05) -> Any:
-    """Merge adjacent bins until each holds ``min_share`` of the reference (for PSI and
-    Jensen-Shannon, which are noisy on many thin bins)."""
-    groups: list[list[float]] = []
-    acc_e = acc_a = 0.0
-    for e, a in zip(expected, actual, strict=True):
-        acc_e, acc_a = acc_e + e, acc_a + a
-        if acc_e >= min_share:
-            groups.append([acc_e, acc_a])
-            acc_e = acc_a = 0.0
-    if acc_e or acc_a:
-        if groups:
-            groups[-1][0] += acc_e
-            groups[-1][1] += acc_a
-        else:
-            groups.append([acc_e, acc_a])
-    merged = np.asarray(groups, dtype=np.float64)
-    return merged[:, 0], merged[:, 1]
-
-
-def _binned(reference: ColumnProfile, expected: FloatArray, actual: FloatArray) -> Any:
-    """Numeric quantile bins coarsened; categories as they are (merging two categories
-    would hide a share moving from one to the other)."""
-    if reference.kind == NUMERIC:
-        return _coarse(expected, actual)
-    return expected, actual
-
-
-def psi(expected: FloatArray, actual: FloatArray) -> float:
-    e, a = np.clip(expected, _EPS, None), np.clip(actual, _EPS, None)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def jensen_shannon(expected: FloatArray, actual: FloatArray) -> float:
-    middle = (expected + actual) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        left = np.where(expected > 0, expected * np.log2(expected / middle), 0.0)
-        right = np.where(actual > 0, actual * np.log2(actual / middle), 0.0)
-    divergence = max(0.0, float(left.sum() + right.sum()) / 2)
-    return math.sqrt(min(1.0, divergence))
-
-
-def _ks(expected: FloatArray, actual: FloatArray, n: int, m: int) -> tuple[float, float]:
-    from scipy import stats  # imported on first use: the serving path never pays for it
-
-    statistic = float(np.max(np.abs(np.cumsum(expected) - np.cumsum(actual))))
-    effective = n * m / (n + m) if n and m else 0
-    p_value = float(stats.kstwo.sf(statistic, max(1, round(effective)))) if effective else 1.0
-    return statistic, p_value
-
-
-def _wasserstein(reference: ColumnProfile, observed: Observed, actual: FloatArray) -> float:
-    """W1 between the binned distributions (each linear inside a bin), plus the exact
-    contribution of current values beyond the reference's range, over reference std."""
-    splits = reference.splits_array()
-    expected = np.asarray(reference.shares, dtype=np.float64)
-    gap = np.abs(np.cumsum(expected) - np.cumsum(actual))[: len(splits)]
-    inside = 0.0
-    if len(splits) > 1:
-        inside = float(np.sum(np.diff(splits) * (gap[:-1] + gap[1:]) / 2))
-    current = max(observed.count, 1)
-    tails = (observed.below_mass + observed.above_mass) / current
-    scale = reference.std or 0.0
-    distance = inside + tails
-    if scale > 0:
-        return distance / scale
-    return 0.0 if distance == 0 else math.inf
-
-
-def _chisquare(reference: ColumnProfile, observed: Observed) -> tuple[float, float]:
-    """Chi-square test of homogeneity on the 2 x k table of reference and current counts
-    (both are samples: testing the current counts against the reference shares as if
-    they were exact would flag small references' own noise)."""
-    names = list(reference.categories)
-    counts = [reference.categories[n] for n in names] + [reference.other]
-    current = [observed.categories.get(n, 0) for n in names]
-    current.append(sum(v for k, v in observed.categories.items() if k not in reference.categories))
-    table = np.asarray([counts, current], dtype=np.float64)
-    table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2 or not table[1].sum() or not table[0].sum():
-        return 0.0, 1.0
-    from scipy import stats
-
-    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
-    statistic = float(np.sum((table - expected) ** 2 / expected))
-    return statistic, float(stats.chi2.sf(statistic, table.shape[1] - 1))
 
 
 def column_drift(
@@ -315,26 +187,17 @@ def column_drift(
 ) -> ColumnDrift:
     """Score ``observed`` against ``reference`` with ``method`` (default by kind and size)."""
     name = method or default_method(reference.kind, observed.count)
-    spec = check_method(reference.name, reference.kind, name)
-    expected, actual = _distributions(reference, observed)
-    p_value: float | None = None
+    spec = method_for(reference.name, reference.kind, name)
+    bins = binned(reference, observed)
     if not observed.count or not reference.count:
-        value = 0.0
-        p_value = 1.0 if spec.on_p_value else None
-    elif name == "wasserstein":
-        value = _wasserstein(reference, observed, actual)
-    elif name == "ks":
-        value, p_value = _ks(expected, actual, reference.count, observed.count)
-    elif name == "chisquare":
-        value, p_value = _chisquare(reference, observed)
-    elif name == "psi":
-        value = psi(*_binned(reference, expected, actual))
+        value, p_value = 0.0, (1.0 if spec.on_p_value else None)
     else:
-        value = jensen_shannon(*_binned(reference, expected, actual))
+        score = spec.score(bins)
+        value, p_value = score.value, score.p_value
     warn = spec.warn if warn is None else warn
     critical = spec.critical if critical is None else critical
     severity = _severity(p_value if spec.on_p_value else value, warn, critical, spec.on_p_value)
-    detail = _detail(reference, observed, expected, actual)
+    detail = _detail(reference, observed, bins.expected, bins.actual)
     return ColumnDrift(
         reference.name,
         reference.kind,

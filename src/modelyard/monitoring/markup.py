@@ -80,6 +80,16 @@ def when(ms: Any) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def window_span(start: Any, end: Any, kind: str) -> str:
+    """Where a window lies: "from <time>" for time windows, "rows a to b" for row windows
+    (whose start and end are row positions, not times)."""
+    if kind == "rows":
+        if not isinstance(start, int) or not isinstance(end, int):
+            return "rows -"
+        return f"rows {start} to {end - 1}"
+    return f"from {when(start)}"
+
+
 def fmt(value: Any) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return "-"

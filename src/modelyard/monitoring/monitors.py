@@ -5,6 +5,10 @@ tumbling windows, claims and leases), then evaluates and records every window it
 claimed and refreshes recent windows whose labels grew (``runner.py``: results,
 window completion and alert state in one transaction, alerts delivered after).
 
+Creating, changing and running a monitor on request publish a ``Changed`` (as
+``current_actor()``); the worker's scheduled runs (``run_scheduled``) are not
+recorded: nobody asked for them.
+
 >>> services.monitors.create("churn", {"endpoint": "churn"})
 >>> services.monitors.run("churn").computed
 >>> services.monitors.results("churn", check="drift")
@@ -16,22 +20,25 @@ import builtins
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Connection, and_, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from modelyard.clock import now_ms
-from modelyard.domain.events import EndpointCreated
+from modelyard.domain.actors import current_actor
+from modelyard.domain.endpoints import Spec as EndpointSpec
+from modelyard.domain.events import Changed, EndpointCreated
 from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.monitors import Monitor, Spec, check_monitor_name, merge
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.governance.workspaces import check_same
 from modelyard.monitoring.alerts import AlertService
+from modelyard.monitoring.driftmethods import check_rules
 from modelyard.monitoring.reference import Reference, ReferenceService
 from modelyard.monitoring.runner import Runner, RunReport, cached_reference
-from modelyard.monitoring.windows import claim_window, due_windows, worker_name
+from modelyard.monitoring.windows import claim_window, due_windows, next_window, worker_name
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -65,7 +72,6 @@ class MonitorService:
         name: str,
         spec: Mapping[str, Any],
         *,
-        actor: str = "",
         workspace: str | None = None,
     ) -> Monitor:
         """A new monitor; ``spec`` needs only ``endpoint``, the rest has defaults.
@@ -74,7 +80,7 @@ class MonitorService:
         check_monitor_name(name)
         parsed = Spec.parse(spec)
         self._check(parsed, workspace)
-        stamp = now_ms()
+        stamp, actor = now_ms(), current_actor().user
         try:
             with self.db.write() as conn:
                 conn.execute(
@@ -89,11 +95,15 @@ class MonitorService:
                         updated_at=stamp,
                     )
                 )
+                after = {"enabled": True, "spec": parsed.to_dict()}
+                owner = _owner(conn, parsed.endpoint)
+                publish(conn, Changed("create monitor", f"monitors/{name}", owner, None, after))
         except SqlIntegrityError:
             raise Conflict(f"monitor '{name}' already exists") from None
         return self.get(name)
 
     def _check(self, spec: Spec, workspace: str | None) -> None:
+        check_rules(spec.checks)
         if not self.endpoint_exists(spec.endpoint):
             raise NotFound(f"endpoint '{spec.endpoint}' does not exist")
         e = t.endpoints.c
@@ -101,12 +111,9 @@ class MonitorService:
             owner = conn.execute(select(e.workspace).where(e.name == spec.endpoint)).scalar()
         if workspace is not None:
             check_same(f"endpoint '{spec.endpoint}'", owner, workspace)
-        from modelyard.monitoring.channels import check_channel_spec
+        from modelyard.monitoring.channels import secret_names
 
-        named: list[str] = []
-        for channel in spec.alerts.channels:
-            checked = check_channel_spec(channel)
-            named += [checked[f] for f in ("token_secret", "password_secret") if checked.get(f)]
+        named = [name for channel in spec.alerts.channels for name in secret_names(channel)]
         webhook = spec.alerts.retrain.webhook
         if webhook and webhook.get("token_secret"):
             named.append(str(webhook["token_secret"]))
@@ -128,7 +135,6 @@ class MonitorService:
         changes: Mapping[str, Any] | None = None,
         *,
         enabled: bool | None = None,
-        actor: str = "",
         workspace: str | None = None,
     ) -> Monitor:
         """Merge ``changes`` into the spec (objects key by key) and/or enable/disable."""
@@ -137,20 +143,25 @@ class MonitorService:
         if changes:
             spec = Spec.parse(merge(current.spec.to_dict(), changes))
             self._check(spec, workspace)
-        values: dict[str, Any] = {"updated_by": actor, "updated_at": now_ms()}
+        values: dict[str, Any] = {"updated_by": current_actor().user, "updated_at": now_ms()}
         values |= {"spec": spec.to_dict(), "endpoint": spec.endpoint}
         if enabled is not None:
             values["enabled"] = enabled
         with self.db.write() as conn:
+            row = _monitor_row(conn, name)
             conn.execute(update(t.monitors).where(t.monitors.c.name == name).values(**values))
+            before = {"enabled": bool(row.enabled), "spec": row.spec}
+            after = {
+                "enabled": values.get("enabled", before["enabled"]),
+                "changes": dict(changes or {}),
+            }
+            owner = _owner(conn, spec.endpoint)
+            publish(conn, Changed("update monitor", f"monitors/{name}", owner, before, after))
         return self.get(name)
 
     def get(self, name: str) -> Monitor:
         with self.db.read() as conn:
-            row = conn.execute(select(t.monitors).where(t.monitors.c.name == name)).first()
-        if row is None:
-            raise NotFound(f"monitor '{name}' does not exist")
-        return _monitor(row)
+            return _monitor(_monitor_row(conn, name))
 
     def list(
         self, *, endpoint: str | None = None, workspace: str | None = None
@@ -170,23 +181,38 @@ class MonitorService:
     def on_event(self, event: Any) -> None:
         """A newly deployed endpoint gets its default monitor."""
         if isinstance(event, EndpointCreated):
-            self.ensure_default(event.endpoint, actor=event.actor)
+            self.ensure_default(event.endpoint)
 
-    def ensure_default(self, endpoint: str, *, actor: str = "") -> Monitor | None:
+    def ensure_default(self, endpoint: str) -> Monitor | None:
         """The default monitor of a newly deployed endpoint (named after it), unless the
-        endpoint already has one."""
+        endpoint already has one; created as the current actor (the endpoint's creator:
+        ``EndpointCreated`` reaches its subscribers in the creator's context)."""
         if self.list(endpoint=endpoint):
             return None
         try:
-            return self.create(endpoint, {"endpoint": endpoint}, actor=actor)
+            return self.create(endpoint, {"endpoint": endpoint})
         except Conflict:
             return None
 
     # -- running -------------------------------------------------------------------
 
-    def run(self, name: str, *, worker: str | None = None, now: int | None = None) -> RunReport:
+    def run(self, name: str, *, now: int | None = None) -> RunReport:
+        """``run_scheduled`` now, on request: recorded as ``"run monitor"`` with the
+        number of windows computed and alerts fired (in a transaction of its own after
+        the run's: a run commits window by window)."""
+        report = self.run_scheduled(name, now=now)
+        after = {"windows": len(report.computed), "alerts": len(report.alerts)}
+        with self.db.write() as conn:
+            owner = _owner(conn, _monitor_row(conn, name).endpoint)
+            publish(conn, Changed("run monitor", f"monitors/{name}", owner, None, after))
+        return report
+
+    def run_scheduled(
+        self, name: str, *, worker: str | None = None, now: int | None = None
+    ) -> RunReport:
         """Compute every due window of monitor ``name`` not computed yet, refresh the
-        performance of recent windows whose labels grew, and deliver alerts."""
+        performance of recent windows whose labels grew, and deliver alerts (what
+        ``modelyard worker`` does when the schedule comes round; not recorded)."""
         monitor = self.get(name)
         worker = worker or worker_name()
         now = now if now is not None else now_ms()
@@ -199,6 +225,7 @@ class MonitorService:
                 continue
             runner.compute(monitor, start, end, worker, references, report)
         runner.refresh(monitor, now, references, report)
+        report.next_window = next_window(self.predictions, monitor, now)
         return report
 
     def _claim(self, monitor: Monitor, start: int, end: int, worker: str, now: int) -> bool:
@@ -293,20 +320,36 @@ class MonitorService:
 
         monitor = self.get(name)
         windows = self.windows(name, limit=500)
+        served = [
+            str(item["version"])
+            for window in windows
+            for item in (window.get("summary") or {}).get("versions", [])
+        ]
         references: dict[str, Reference] = {}
-        for window in windows:
-            for item in (window.get("summary") or {}).get("versions", []):
-                ref = str(item["version"])
-                if ref not in references:
-                    model, _, number = ref.rpartition("/")
-                    found = cached_reference(self.references, {}, model, int(number))
-                    if found is not None:
-                        references[ref] = found
+        # the versions windows were computed on, then those the endpoint routes to now:
+        # before its first window a report still names the references it will use
+        for ref in dict.fromkeys([*served, *self._routed_versions(monitor.spec.endpoint)]):
+            model, _, number = ref.rpartition("/")
+            found = cached_reference(self.references, {}, model, int(number))
+            if found is not None:
+                references[ref] = found
         since = windows[0]["start"] if windows else None
         results = self.results(name, since=since, limit=200_000)
         alerts = self.alerts.alerts({monitor.id: monitor.name}, limit=500)
         html: str = render_report(monitor, references, windows, results, alerts)
         return html
+
+    def _routed_versions(self, endpoint: str) -> builtins.list[str]:
+        e, r = t.endpoints.c, t.endpoint_revisions.c
+        with self.db.read() as conn:
+            spec = conn.execute(
+                select(r.spec)
+                .join(t.endpoints, (e.id == r.endpoint_id) & (e.revision == r.revision))
+                .where(e.name == endpoint)
+            ).scalar()
+        if spec is None:
+            return []
+        return [f"{route.model}/{route.version}" for route in EndpointSpec.from_dict(spec).routes]
 
     def monitor_ids(self, name: str | None = None, workspace: str | None = None) -> dict[int, str]:
         """Ids of monitor ``name``, or of every monitor (of ``workspace``'s endpoints)."""
@@ -316,6 +359,20 @@ class MonitorService:
         if not found:
             raise NotFound(f"monitor '{name}' does not exist")
         return {found[0].id: found[0].name}
+
+
+def _monitor_row(conn: Connection, name: str) -> Any:
+    row = conn.execute(select(t.monitors).where(t.monitors.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"monitor '{name}' does not exist")
+    return row
+
+
+def _owner(conn: Connection, endpoint: str) -> str | None:
+    """The workspace of ``endpoint``: a monitor belongs where its endpoint does."""
+    e = t.endpoints.c
+    owner = conn.execute(select(e.workspace).where(e.name == endpoint)).scalar()
+    return None if owner is None else str(owner)
 
 
 def _monitor(row: Any) -> Monitor:

@@ -27,15 +27,16 @@ from modelyard.artifacts.store import ArtifactStore
 from modelyard.catalog.packages import package_directory
 from modelyard.catalog.registry import Catalog
 from modelyard.clock import now_ms
+from modelyard.domain.actors import current_actor
 from modelyard.domain.datasets import Dataset
-from modelyard.domain.events import VersionRegistered
+from modelyard.domain.events import Changed, VersionRegistered
 from modelyard.domain.models import ModelRef, ModelVersion
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.monitoring.profile import CATEGORICAL, NUMERIC, Profile, profile_table
 from modelyard.packaging import load_package
 from modelyard.serving.journal import canonical
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 from modelyard.store.dialects import insert_for
 from modelyard.tracking.dataset_registry import DatasetRegistry
 
@@ -215,10 +216,10 @@ class ReferenceService:
         *,
         dataset: str | None = None,
         target: str | None = None,
-        actor: str = "",
     ) -> Reference:
         """Profile the version's training dataset (or the run's dataset named
-        ``dataset``) and store it, replacing an older profile."""
+        ``dataset``) and store it, replacing an older profile, as the current actor's
+        (recorded as ``"build reference"``)."""
         version = self.catalog.get_version(ref)
         training, evaluation = self._datasets(version, dataset)
         table = self._read(training)
@@ -235,29 +236,29 @@ class ReferenceService:
         if reference.performance:
             scored_on = evaluation if evaluation_table is not None else training
             reference.evaluated_on = scored_on.name if scored_on else None
-        self._store(version, training.id, "ready", "", reference.to_dict(), actor)
+        self._store(version, training, "ready", "", reference)
         return reference
 
-    def build_quietly(self, version: ModelVersion, *, actor: str = "") -> Reference | None:
-        """At registration: profile when the run kept its training data; a failure is
-        recorded on the version (and logged), never raised."""
+    def build_quietly(self, version: ModelVersion) -> Reference | None:
+        """At registration (as its registrant): profile when the run kept its training
+        data; a failure is recorded on the version (and logged), never raised."""
         try:
             training, _ = self._datasets(version, None)
         except NotFound:
             return None
         try:
-            return self.build(version.ref, actor=actor)
+            return self.build(version.ref)
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
             log.warning("reference profile of %s failed: %s", version.ref, message)
-            self._store(version, training.id, "failed", message, None, actor)
+            self._store(version, training, "failed", message, None)
             return None
 
     def on_event(self, event: Any) -> None:
         """Profile a version as it is registered (when its run kept training data)."""
         if isinstance(event, VersionRegistered):
             version = self.catalog.get_version(ModelRef(event.model, version=event.version))
-            self.build_quietly(version, actor=event.actor)
+            self.build_quietly(version)  # subscribers run in the registrant's context
 
     def get(self, ref: ModelRef | str) -> Reference:
         version = self.catalog.get_version(ref)
@@ -334,27 +335,29 @@ class ReferenceService:
         loaded = load_package(directory, version.package_digest)
         if loaded.signature is None:
             raise InvalidInput(f"{version.ref} has no signature: its inputs are unknown")
+        # training data may hold nulls its input example did not show; requests may not,
+        # but the reference records what the model answers on the data it learned from
+        loaded.signature = loaded.signature.accepting_nulls()
         return _Predictor(Model(version.model, version.version, version.package_digest, loaded))
 
     def _store(
         self,
         version: ModelVersion,
-        dataset_id: str | None,
+        training: Dataset,
         status: str,
         error: str,
-        profile: dict[str, Any] | None,
-        actor: str,
+        reference: Reference | None,
     ) -> None:
         with self.db.write() as conn:
             model_id = self.catalog.model_id(conn, version.model)
             row = {
                 "model_id": model_id,
                 "version": version.version,
-                "dataset_id": dataset_id,
+                "dataset_id": training.id,
                 "status": status,
                 "error": error,
-                "profile": profile,
-                "created_by": actor,
+                "profile": None if reference is None else reference.to_dict(),
+                "created_by": current_actor().user,
                 "created_at": now_ms(),
             }
             statement = insert_for(self.db.dialect, t.reference_profiles).on_conflict_do_update(
@@ -362,6 +365,14 @@ class ReferenceService:
                 set_={k: v for k, v in row.items() if k not in ("model_id", "version")},
             )
             conn.execute(statement, [row])
+            after = {
+                "status": status,
+                "dataset": training.name,
+                "target": None if reference is None else reference.target,
+            }
+            workspace = self.catalog.model_workspace(conn, version.model)
+            resource = f"models/{version.model}/{version.version}/reference"
+            publish(conn, Changed("build reference", resource, workspace, None, after))
 
 
 class _Predictor:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard.clock import now_ms
 from modelyard.domain.monitors import Monitor, Window
 from modelyard.monitoring import charts, distributions, markup
+from modelyard.monitoring.driftmethods import DRIFT_METHODS
 from modelyard.monitoring.markup import Row
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def render_report(
             _header(monitor, references, windows, alerts, stamp),
             _alerts_section(alerts),
             _drift_section(results, kind),
-            distributions.features_section(references, windows, results),
+            distributions.features_section(references, windows, results, kind),
             _performance_section(results, windows, kind),
             _technical_section(results, kind),
         ]
@@ -239,10 +240,18 @@ def _drift_chart(drift: Sequence[Row], kind: str) -> str:
     figure, axes = charts.figure(len(by_method), height=1.6)
     for ax, (method, rows) in zip(axes, by_method.items(), strict=True):
         _drift_axes(ax, method, rows, shown, kind)
-    intro = markup.note(
+    tests = ", ".join(m.name for m in DRIFT_METHODS.values() if m.on_p_value)
+    text = (
         "One line per input column that drifted in any window; the dashed line is the warn "
-        "threshold. Tests (ks, chisquare) are drawn by p-value, where lower means drift."
+        f"threshold. Tests ({tests}) are drawn by p-value, where lower means drift."
     )
+    drawn = [row for rows in by_method.values() for row in rows]
+    if any(_drift_point(row, on_p_value=True).get("floored") for row in drawn):
+        text += (
+            f" A p-value below {SMALLEST_P_VALUE:g} (or 0) is drawn at {SMALLEST_P_VALUE:g},"
+            " marked ▼: a log axis has no place for 0."
+        )
+    intro = markup.note(text)
     hidden = len(drifted) - len(shown)
     more = markup.note(f"{hidden} more drifted columns not drawn.") if hidden > 0 else ""
     return intro + charts.svg(figure) + more
@@ -250,13 +259,19 @@ def _drift_chart(drift: Sequence[Row], kind: str) -> str:
 
 def _drift_axes(ax: Axes, method: str, rows: Sequence[Row], columns: list[str], kind: str) -> None:
     details = [r.get("details") or {} for r in rows]
-    # the tests (ks, chisquare) keep a p-value, and their thresholds are on it
+    # the tests keep a p-value, and their thresholds are on it
     on_p_value = any(isinstance(d.get("p_value"), int | float) for d in details)
     handles: list[Any] = []
     for index, column in enumerate(columns):
         mine = [_drift_point(r, on_p_value) for r in rows if r.get("column") == column]
         label = markup.plot_text(column, 30)
-        handles.append(charts.line(ax, mine, kind, label, color=f"C{index % 10}"))
+        color = f"C{index % 10}"
+        # the most drifted column first in the legend and on top where lines coincide
+        # (several p-values floored at the same window): never hidden by a milder one
+        zorder = 3 + (len(columns) - index) / 100
+        handles.append(charts.line(ax, mine, kind, label, color=color, zorder=zorder))
+        floored = [r for r in mine if r.get("floored")]
+        charts.marks(ax, floored, kind, color=color, marker="v", zorder=zorder)
     warns = {float(d["warn"]) for d in details if isinstance(d.get("warn"), int | float)}
     for warn in sorted(warns):
         level = max(warn, SMALLEST_P_VALUE) if on_p_value else warn
@@ -270,12 +285,22 @@ def _drift_axes(ax: Axes, method: str, rows: Sequence[Row], columns: list[str], 
     charts.format_x(ax, kind)
 
 
+def _p_value(row: Row) -> float | None:
+    p_value = (row.get("details") or {}).get("p_value")
+    return float(p_value) if isinstance(p_value, int | float) else None
+
+
 def _drift_point(row: Row, on_p_value: bool) -> Row:
+    """The point drawn for a result: its p-value on a test's axis (log scale, so one
+    below ``SMALLEST_P_VALUE``, even 0, is drawn there and flagged ``floored``)."""
     if not on_p_value:
         return row
-    p_value = (row.get("details") or {}).get("p_value")
-    value = max(float(p_value), SMALLEST_P_VALUE) if isinstance(p_value, int | float) else None
-    return {"window_start": row["window_start"], "value": value}
+    p_value = _p_value(row)
+    if p_value is None:
+        return {"window_start": row["window_start"], "value": None}
+    floored = p_value < SMALLEST_P_VALUE
+    value = SMALLEST_P_VALUE if floored else p_value
+    return {"window_start": row["window_start"], "value": value, "floored": floored}
 
 
 def _latest_drift(drift: Sequence[Row], kind: str) -> str:

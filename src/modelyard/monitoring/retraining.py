@@ -2,7 +2,9 @@
 
 One request is open per monitor at a time. Opening it runs the monitor's retraining
 command (the request as JSON on stdin) or calls its webhook, and records what that
-did on the request; a person closes it with a comment.
+did on the request; a person closes it with a comment (recorded as ``"close
+retraining request"``, by ``current_actor()``). Opening one is the monitor's act
+(``created_by="monitor:<name>"``), like the alert that caused it: not recorded.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Connection, and_, select, update
 
 from modelyard.clock import now_ms
+from modelyard.domain.actors import current_actor
+from modelyard.domain.events import Changed
 from modelyard.domain.monitors import SEVERITY_ORDER, Monitor
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 
 if TYPE_CHECKING:
     from modelyard.governance.secrets import WorkspaceSecrets
@@ -148,9 +152,8 @@ class RetrainingRequests:
             ).all()
         return [_request(row, monitor_ids) for row in rows]
 
-    def close_request(
-        self, request_id: str, *, comment: str = "", actor: str = ""
-    ) -> dict[str, Any]:
+    def close_request(self, request_id: str, *, comment: str = "") -> dict[str, Any]:
+        """Close an open request, with a comment, as the current actor."""
         r = t.retraining_requests.c
         with self.db.write() as conn:
             row = conn.execute(select(t.retraining_requests).where(r.id == request_id)).first()
@@ -159,15 +162,22 @@ class RetrainingRequests:
             if row.status == "closed":
                 raise InvalidInput(f"retraining request '{request_id}' is already closed")
             action = dict(row.action or {})
-            action["closed"] = {"by": actor, "comment": comment, "at": now_ms()}
+            action["closed"] = {"by": current_actor().user, "comment": comment, "at": now_ms()}
             conn.execute(
                 update(t.retraining_requests)
                 .where(r.id == request_id)
                 .values(status="closed", action=action, updated_at=now_ms())
             )
-            name = conn.execute(
-                select(t.monitors.c.name).where(t.monitors.c.id == row.monitor_id)
-            ).scalar_one()
+            before = {"status": row.status}
+            m, e = t.monitors.c, t.endpoints.c
+            name, workspace = conn.execute(
+                select(m.name, e.workspace)
+                .join_from(t.monitors, t.endpoints, e.name == m.endpoint, isouter=True)
+                .where(m.id == row.monitor_id)
+            ).one()
+            after = {"status": "closed", "comment": comment}
+            resource = f"retraining-requests/{request_id}"
+            publish(conn, Changed("close retraining request", resource, workspace, before, after))
             row = conn.execute(select(t.retraining_requests).where(r.id == request_id)).one()
         return _request(row, {row.monitor_id: name})
 

@@ -51,6 +51,7 @@ class RunReport:
     skipped: int = 0
     alerts: list[dict[str, Any]] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    next_window: dict[str, Any] | None = None  # windows.next_window: what the next one waits for
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -60,6 +61,31 @@ def due_windows(
     closed = now // window.size * window.size
     due = [(s, s + window.size) for s in range(origin, closed, window.size) if s not in done]
     return due[-MAX_WINDOWS_PER_RUN:] if len(due) > MAX_WINDOWS_PER_RUN else due
+
+
+def next_window(predictions: PredictionLog, monitor: Monitor, now: int) -> dict[str, Any]:
+    """The first window not complete by ``now``, and what it waits for.
+
+    By time: ``{"kind": "time", "start", "end", "logged"}``, computed once ``end``
+    has passed (``logged``: whether the endpoint logged any primary prediction yet,
+    since windows begin with the first one). By rows: ``{"kind": "rows", "start",
+    "end", "logged"}``, computed once ``end - start`` rows are logged (``logged``:
+    how many are so far).
+    """
+    window = monitor.spec.window
+    endpoint = monitor.spec.endpoint
+    if window.kind == "rows":
+        total = predictions.count(endpoint, role="primary")
+        start = total // window.size * window.size
+        return {"kind": "rows", "start": start, "end": start + window.size, "logged": total - start}
+    start = now // window.size * window.size
+    first = predictions.query(endpoint, role="primary", limit=1, with_labels=False)
+    return {
+        "kind": "time",
+        "start": start,
+        "end": start + window.size,
+        "logged": first.num_rows > 0,
+    }
 
 
 def _finished_starts(db: Database, monitor: Monitor) -> set[int]:

@@ -56,7 +56,7 @@ class Worker:
                 continue
             self._next[monitor.name] = now + monitor.spec.schedule
             try:
-                report = self.services.monitors.run(monitor.name, worker=self.name)
+                report = self.services.monitors.run_scheduled(monitor.name, worker=self.name)
             except Exception:
                 log.exception("monitor %s failed to run", monitor.name)
                 continue

@@ -1,7 +1,7 @@
 """Flavors: how a kind of model is saved, loaded and asked for predictions.
 
 A flavor is a small class with one job per method. ``flavor_for(model)`` picks
-the most specific one: XGBoost and LightGBM (when installed) before
+the most specific one: XGBoost, LightGBM and CatBoost (when installed) before
 scikit-learn, before the python-function flavor that takes any object with a
 ``predict`` method.
 """
@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import numpy as np
 
@@ -25,9 +25,17 @@ from modelyard.packaging.signature import PANDAS_IMPORT
 if TYPE_CHECKING:
     import pandas as pd
 
+    Features: TypeAlias = pd.DataFrame | np.ndarray[Any, Any]
+
 
 class Flavor:
-    """Save, load and predict for one family of models."""
+    """Save, load and predict for one family of models, and say whether it scores classes.
+
+    ``predict`` and ``predict_proba`` take a batch as served: an enforced frame, or a
+    2-D float array in signature order for a model that ``reads_arrays``. A flavor
+    whose ``classes`` names labels is served as a classifier: one ``predict_proba``
+    call gives each row's scores and its label (the class of the highest score).
+    """
 
     name: ClassVar[str] = ""
     file: ClassVar[str] = "model.pkl"
@@ -42,13 +50,18 @@ class Flavor:
     def load(self, directory: Path) -> Any:
         raise NotImplementedError
 
-    def predict(self, model: Any, frame: pd.DataFrame) -> Any:
+    def predict(self, model: Any, frame: Features) -> Any:
         return model.predict(_features(model, frame))
 
-    def predict_proba(self, model: Any, frame: pd.DataFrame) -> Any:
+    def predict_proba(self, model: Any, frame: Features) -> Any:
         if not hasattr(model, "predict_proba"):
             raise InvalidInput(f"a {type(model).__name__} model has no predict_proba")
         return model.predict_proba(_features(model, frame))
+
+    def classes(self, model: Any) -> np.ndarray[Any, Any] | None:
+        """The labels of ``predict_proba``'s columns when ``model`` is served by its class
+        scores; None to serve what ``predict`` returns (and log no scores)."""
+        return None
 
     def reads_arrays(self, model: Any, columns: list[str]) -> bool:
         """Whether ``model`` answers a 2-D float array in ``columns`` order as it answers a frame.
@@ -59,9 +72,9 @@ class Flavor:
         return False
 
 
-def _features(model: Any, frame: pd.DataFrame) -> Any:
+def _features(model: Any, frame: Features) -> Any:
     """Frames for models fitted on named columns, arrays for the others."""
-    if getattr(model, "feature_names_in_", None) is not None:
+    if isinstance(frame, np.ndarray) or getattr(model, "feature_names_in_", None) is not None:
         return frame
     return frame.to_numpy()
 
@@ -88,6 +101,13 @@ class SklearnFlavor(Flavor):
 
         _import_sklearn_without_pandas()
         return joblib.load(directory / self.file)
+
+    def classes(self, model: Any) -> np.ndarray[Any, Any] | None:
+        """A fitted classifier's ``classes_``, when it has ``predict_proba``."""
+        labels = getattr(model, "classes_", None)
+        if labels is None or not hasattr(model, "predict_proba"):
+            return None
+        return np.asarray(labels)
 
     def reads_arrays(self, model: Any, columns: list[str]) -> bool:
         """scikit-learn's own estimators, fitted on these columns in this order (or on arrays).
@@ -200,10 +220,10 @@ class PyfuncFlavor(Flavor):
         with (directory / self.file).open("rb") as source:
             return cloudpickle.load(source)
 
-    def predict(self, model: Any, frame: pd.DataFrame) -> Any:
+    def predict(self, model: Any, frame: Features) -> Any:
         return model.predict(frame)
 
-    def predict_proba(self, model: Any, frame: pd.DataFrame) -> Any:
+    def predict_proba(self, model: Any, frame: Features) -> Any:
         if not hasattr(model, "predict_proba"):
             raise InvalidInput(f"a {type(model).__name__} model has no predict_proba")
         return model.predict_proba(frame)
@@ -233,7 +253,7 @@ class XGBoostFlavor(Flavor):
         model.load_model(directory / self.file)
         return model
 
-    def predict(self, model: Any, frame: pd.DataFrame) -> Any:
+    def predict(self, model: Any, frame: Features) -> Any:
         import xgboost
 
         if isinstance(model, xgboost.Booster):
@@ -272,13 +292,68 @@ class LightGBMFlavor(Flavor):
 
         return joblib.load(directory / "model.pkl")
 
-    def predict(self, model: Any, frame: pd.DataFrame) -> Any:
+    def predict(self, model: Any, frame: Features) -> Any:
         return np.asarray(model.predict(frame))
+
+
+class CatBoostFlavor(Flavor):
+    """CatBoost's classifiers, regressors and rankers, in CatBoost's own binary format;
+    a classifier is served by its class scores."""
+
+    name = "catboost"
+    file = "model.cbm"
+    requirements = ("catboost", "numpy")
+    model_classes = ("CatBoostClassifier", "CatBoostRegressor", "CatBoostRanker", "CatBoost")
+
+    def matches(self, model: Any) -> bool:
+        module = type(model).__module__
+        return module.startswith("catboost") and importlib.util.find_spec("catboost") is not None
+
+    def save(self, model: Any, directory: Path) -> list[str]:
+        model.save_model(str(directory / self.file))
+        (directory / "catboost_class.txt").write_text(type(model).__name__)
+        return [self.file, "catboost_class.txt"]
+
+    def load(self, directory: Path) -> Any:
+        import catboost
+
+        kind = (directory / "catboost_class.txt").read_text().strip()
+        if kind not in self.model_classes:
+            raise InvalidInput(
+                f"catboost model class '{kind}' is not one of {', '.join(self.model_classes)}"
+            )
+        model = getattr(catboost, kind)()
+        model.load_model(str(directory / self.file))
+        return model
+
+    def predict(self, model: Any, frame: Features) -> Any:
+        predicted = np.asarray(model.predict(frame))
+        if predicted.ndim == 2 and predicted.shape[1] == 1:  # a multiclass model's labels
+            return predicted[:, 0]
+        return predicted
+
+    def predict_proba(self, model: Any, frame: Features) -> Any:
+        if not hasattr(model, "predict_proba"):
+            raise InvalidInput(f"a {type(model).__name__} model has no predict_proba")
+        return model.predict_proba(frame)
+
+    def classes(self, model: Any) -> np.ndarray[Any, Any] | None:
+        import catboost
+
+        if isinstance(model, catboost.CatBoostClassifier):
+            return np.asarray(model.classes_)
+        return None
 
 
 FLAVORS: dict[str, Flavor] = {
     flavor.name: flavor
-    for flavor in (XGBoostFlavor(), LightGBMFlavor(), SklearnFlavor(), PyfuncFlavor())
+    for flavor in (
+        XGBoostFlavor(),
+        LightGBMFlavor(),
+        CatBoostFlavor(),
+        SklearnFlavor(),
+        PyfuncFlavor(),
+    )
 }
 
 

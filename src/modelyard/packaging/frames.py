@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 
 from modelyard.errors import InvalidInput, SignatureError
-from modelyard.packaging.signature import ColumnSpec, Signature
+from modelyard.packaging.signature import (
+    ColumnSpec,
+    Signature,
+    is_missing,
+    is_number,
+    null_problem,
+    value_problem,
+)
 
 
 def to_frame(data: Any) -> pd.DataFrame:
@@ -124,44 +131,42 @@ def enforce(signature: Signature, data: Any) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
-def _first_bad(series: pd.Series, bad: Any) -> str:
+def _first_bad(series: pd.Series, bad: Any) -> tuple[Any, int]:
     position = int(np.flatnonzero(np.asarray(bad))[0])
-    value = series.iloc[position]
-    value = value.item() if isinstance(value, np.generic) else value
-    return f"{value!r} at row {position}"
+    return series.iloc[position], position
 
 
 def _convert(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     nulls = series.isna()
-    if nulls.any() and not spec.nullable and spec.type != "float":
-        raise SignatureError(
-            spec.name,
-            f"null value at row {int(np.flatnonzero(nulls.to_numpy())[0])} "
-            "but the column is not nullable",
-        )
+    if nulls.any() and not spec.nullable:
+        raise SignatureError(spec.name, null_problem(int(np.flatnonzero(nulls.to_numpy())[0])))
     converter = _CONVERTERS[spec.type]
     return converter(series, spec)
 
 
+def _only_numbers(series: pd.Series, spec: ColumnSpec, expected: str) -> None:
+    """Refuse strings ("12.5") and booleans where a number is expected."""
+    dtype = series.dtype
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        return
+    bad = ~series.map(lambda value: is_missing(value) or is_number(value)).astype(bool)
+    if bad.any():
+        raise SignatureError(spec.name, value_problem(expected, *_first_bad(series, bad)))
+
+
 def _to_float(series: pd.Series, spec: ColumnSpec) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-        return series.astype("float64")
-    converted = pd.to_numeric(series, errors="coerce")
-    bad = converted.isna() & series.notna()
-    if bad.any() or pd.api.types.is_bool_dtype(series.dtype):
-        shown = _first_bad(series, bad) if bad.any() else f"boolean {series.iloc[0]!r} at row 0"
-        raise SignatureError(spec.name, f"expected float, got {shown}")
-    return converted.astype("float64")
+    _only_numbers(series, spec, "float")
+    return series.astype("float64")
 
 
 def _to_integer(series: pd.Series, spec: ColumnSpec) -> pd.Series:
+    _only_numbers(series, spec, "integer")
     if pd.api.types.is_integer_dtype(series.dtype):
         return series
     converted = pd.to_numeric(series, errors="coerce")
-    bad = (converted.isna() & series.notna()) | (converted.notna() & (converted % 1 != 0))
-    if bad.any() or pd.api.types.is_bool_dtype(series.dtype):
-        shown = _first_bad(series, bad) if bad.any() else f"boolean {series.iloc[0]!r} at row 0"
-        raise SignatureError(spec.name, f"expected integer, got {shown}")
+    bad = converted.notna() & (converted % 1 != 0)
+    if bad.any():
+        raise SignatureError(spec.name, value_problem("integer", *_first_bad(series, bad)))
     if converted.isna().any():
         return converted.astype("Int64")
     return converted.astype("int64")
@@ -172,7 +177,7 @@ def _to_boolean(series: pd.Series, spec: ColumnSpec) -> pd.Series:
         return series
     bad = ~series.map(lambda v: isinstance(v, bool | np.bool_) or v is None or v != v)
     if bad.any():
-        raise SignatureError(spec.name, f"expected boolean, got {_first_bad(series, bad)}")
+        raise SignatureError(spec.name, value_problem("boolean", *_first_bad(series, bad)))
     return series.astype("boolean") if series.isna().any() else series.astype(bool)
 
 
@@ -180,7 +185,7 @@ def _to_string(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     if pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
         bad = ~series.map(lambda v: isinstance(v, str) or v is None or v != v)
         if bad.any():
-            raise SignatureError(spec.name, f"expected string, got {_first_bad(series, bad)}")
+            raise SignatureError(spec.name, value_problem("string", *_first_bad(series, bad)))
         return series
     raise SignatureError(
         spec.name, f"expected string, got {series.dtype} values like {series.iloc[0]!r}"
@@ -193,7 +198,7 @@ def _to_datetime(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     converted = pd.to_datetime(series, errors="coerce")
     bad = converted.isna() & series.notna()
     if bad.any():
-        raise SignatureError(spec.name, f"expected datetime, got {_first_bad(series, bad)}")
+        raise SignatureError(spec.name, value_problem("datetime", *_first_bad(series, bad)))
     return converted
 
 

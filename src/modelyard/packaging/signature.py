@@ -14,14 +14,18 @@ process whose signatures are all floats never loads pandas.
 
 from __future__ import annotations
 
+import numbers
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from modelyard.errors import SignatureError
 
 if TYPE_CHECKING:
     import pandas as pd
 
+_NA_TYPES = ("NAType", "NaTType")
 TYPES = ("integer", "float", "boolean", "string", "datetime")
 # held while pandas is first imported, and while scikit-learn is imported without it
 PANDAS_IMPORT = threading.Lock()
@@ -60,6 +64,11 @@ class Signature:
             outputs=[ColumnSpec(**c) for c in outputs] if outputs is not None else None,
         )
 
+    def accepting_nulls(self) -> Signature:
+        """This signature with every input nullable (for data that is not a request)."""
+        inputs = [replace(column, nullable=True) for column in self.inputs]
+        return Signature(inputs=inputs, outputs=self.outputs)
+
 
 def frames() -> ModuleType:
     """``packaging.frames``, importing pandas on first use."""
@@ -90,3 +99,40 @@ def enforce(signature: Signature, data: Any) -> pd.DataFrame:
     the column, the problem and the first bad row.
     """
     return frames().enforce(signature, data)  # type: ignore[no-any-return]
+
+
+def is_missing(value: Any) -> bool:
+    """None, a NaN or pandas' NA: what only a nullable column may hold."""
+    if value is None or type(value).__name__ in _NA_TYPES:
+        return True
+    return isinstance(value, numbers.Real) and value != value  # NaN is the only such value
+
+
+def is_number(value: Any) -> bool:
+    """A real number that is not a boolean (True is no float, nor is "12.5")."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def null_problem(row: int) -> str:
+    return f"null value at row {row} but the column is not nullable"
+
+
+def value_problem(expected: str, value: Any, row: int) -> str:
+    shown = value.item() if hasattr(value, "item") and hasattr(value, "dtype") else value
+    return f"expected {expected}, got {shown!r} at row {row}"
+
+
+def check_float_rows(signature: Signature, values: list[list[Any]]) -> None:
+    """Raise the ``SignatureError`` that ``enforce`` would for these rows of an
+    all-float signature (one list per row, in the signature's column order), without
+    pandas: the first column with a null it may not hold, or a value that is no number.
+    """
+    for index, spec in enumerate(signature.inputs):
+        column = [line[index] for line in values]
+        if not spec.nullable:
+            row = next((r for r, value in enumerate(column) if is_missing(value)), None)
+            if row is not None:
+                raise SignatureError(spec.name, null_problem(row))
+        for row, value in enumerate(column):
+            if not (is_missing(value) or is_number(value)):
+                raise SignatureError(spec.name, value_problem("float", value, row))

@@ -5,6 +5,9 @@ transaction that checks it: weights add up to 100, every version exists and is
 not archived, and every route and shadow can read the requests the endpoint
 accepts (compatible signatures). A change that fails any check is refused with
 a message naming the problem, and the current revision keeps serving.
+
+Each change publishes a ``Changed`` in its transaction (what was served before and
+after, the revision diff), and the revision records ``current_actor()`` as its author.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from modelyard.catalog.registry import Catalog
 from modelyard.clock import now_ms
+from modelyard.domain.actors import current_actor
 from modelyard.domain.endpoints import (
     Batching,
     Endpoint,
@@ -26,18 +30,20 @@ from modelyard.domain.endpoints import (
     Target,
     TargetRequest,
     batching_from,
+    check_compatible,
     check_endpoint_name,
     check_subject_column,
     check_weights,
     diff_specs,
+    spec_summary,
 )
-from modelyard.domain.events import EndpointCreated, Publisher
+from modelyard.domain.events import Changed, EndpointCreated, Publisher
 from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.models import ModelRef, Stage
 from modelyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelyard.governance.workspaces import check_same
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 
 
 class EndpointService(Publisher):
@@ -64,7 +70,6 @@ class EndpointService(Publisher):
         shadows: list[TargetRequest] | None = None,
         batching: Batching | None = None,
         description: str = "",
-        actor: str = "",
         comment: str = "",
         workspace: str = DEFAULT_WORKSPACE,
     ) -> Endpoint:
@@ -72,6 +77,7 @@ class EndpointService(Publisher):
         check_endpoint_name(name)
         check_weights(routes)
         stamp = now_ms()
+        actor = current_actor().user
         try:
             with self.db.write() as conn:
                 spec = Spec(
@@ -92,10 +98,14 @@ class EndpointService(Publisher):
                     )
                 )
                 endpoint_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-                self._write_revision(conn, endpoint_id, 1, spec, None, actor, comment, stamp)
+                changes = self._write_revision(conn, endpoint_id, 1, spec, None, comment, stamp)
+                after = _revised(1, spec, changes, comment)
+                publish(
+                    conn, Changed("create endpoint", f"endpoints/{name}", workspace, None, after)
+                )
         except DBIntegrityError:
             raise Conflict(f"endpoint '{name}' already exists") from None
-        self.publish(EndpointCreated(name, actor))
+        self.publish(EndpointCreated(name, actor))  # its subscribers act as the same actor
         return self.get(name)
 
     def update(
@@ -106,7 +116,6 @@ class EndpointService(Publisher):
         shadows: list[TargetRequest] | None = None,
         batching: Batching | dict[str, Any] | None = None,
         description: str | None = None,
-        actor: str = "",
         comment: str = "",
     ) -> Endpoint:
         """A new revision; what is not given is carried over from the current one.
@@ -132,12 +141,10 @@ class EndpointService(Publisher):
                     f"endpoint '{name}' already serves this at revision {row.revision}"
                 )
             self._validate(conn, spec, row.workspace)
-            self._advance(conn, row, spec, current, actor, comment, description)
+            self._advance(conn, row, spec, current, comment, description)
         return self.get(name)
 
-    def rollback(
-        self, name: str, *, to: int | None = None, actor: str = "", comment: str = ""
-    ) -> Endpoint:
+    def rollback(self, name: str, *, to: int | None = None, comment: str = "") -> Endpoint:
         """A new revision with the spec of revision ``to`` (default: the one before)."""
         with self.db.write() as conn:
             row = self._row(conn, name)
@@ -159,7 +166,7 @@ class EndpointService(Publisher):
                 )
             self._validate(conn, spec, row.workspace)
             note = comment or f"rollback to revision {target}"
-            self._advance(conn, row, spec, current, actor, note, None, rollback_to=target)
+            self._advance(conn, row, spec, current, note, None, rollback_to=target)
         return self.get(name)
 
     def _advance(
@@ -168,7 +175,6 @@ class EndpointService(Publisher):
         row: Any,
         spec: Spec,
         current: Spec,
-        actor: str,
         comment: str,
         description: str | None,
         rollback_to: int | None = None,
@@ -186,9 +192,14 @@ class EndpointService(Publisher):
         )
         if result.rowcount != 1:
             raise Conflict(f"endpoint '{row.name}' changed meanwhile; try again")
-        self._write_revision(
-            conn, row.id, number, spec, current, actor, comment, stamp, rollback_to
+        changes = self._write_revision(
+            conn, row.id, number, spec, current, comment, stamp, rollback_to
         )
+        before, after = _revision(row.revision, current), _revised(number, spec, changes, comment)
+        if description is not None:
+            before["description"], after["description"] = row.description, description
+        action = "change endpoint" if rollback_to is None else "rollback endpoint"
+        publish(conn, Changed(action, f"endpoints/{row.name}", row.workspace, before, after))
 
     def _write_revision(
         self,
@@ -197,11 +208,11 @@ class EndpointService(Publisher):
         number: int,
         spec: Spec,
         before: Spec | None,
-        actor: str,
         comment: str,
         stamp: int,
         rollback_to: int | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Record revision ``number`` as the current actor's; what it changed."""
         changes = diff_specs(before, spec)
         if rollback_to is not None:
             changes["rollback_to"] = rollback_to
@@ -212,10 +223,11 @@ class EndpointService(Publisher):
                 spec=spec.to_dict(),
                 changes=changes,
                 comment=comment,
-                created_by=actor,
+                created_by=current_actor().user,
                 created_at=stamp,
             )
         )
+        return changes
 
     # -- checks ------------------------------------------------------------
 
@@ -284,6 +296,10 @@ class EndpointService(Publisher):
             raise NotFound(f"endpoint has no revision {number}")
         return Spec.from_dict(spec)
 
+    def workspace_of(self, conn: Connection, name: str) -> str:
+        """The workspace that owns endpoint ``name`` (``NotFound`` if there is none)."""
+        return str(self._row(conn, name).workspace)
+
     def exists(self, name: str) -> bool:
         with self.db.read() as conn:
             found = conn.execute(select(t.endpoints.c.id).where(t.endpoints.c.name == name))
@@ -339,6 +355,10 @@ class EndpointService(Publisher):
                 .where(t.endpoints.c.id == row.id)
                 .values(retention_days=days, updated_at=now_ms())
             )
+            before, after = {"retention_days": row.retention_days}, {"retention_days": days}
+            publish(
+                conn, Changed("set retention", f"endpoints/{name}", row.workspace, before, after)
+            )
         return self.get(name)
 
     def set_subject_column(self, name: str, column: str | None) -> Endpoint:
@@ -352,6 +372,11 @@ class EndpointService(Publisher):
                 .where(t.endpoints.c.id == row.id)
                 .values(subject_column=column, updated_at=now_ms())
             )
+            before, after = {"subject_column": row.subject_column}, {"subject_column": column}
+            change = Changed(
+                "set subject column", f"endpoints/{name}", row.workspace, before, after
+            )
+            publish(conn, change)
         return self.get(name)
 
     def retention(self) -> dict[str, int]:
@@ -443,34 +468,10 @@ class EndpointService(Publisher):
         )
 
 
-def check_compatible(spec: Spec, signatures: dict[str, dict[str, Any]]) -> None:
-    """Every route and shadow must accept what the first route accepts.
-
-    The endpoint's request contract is the first route's input columns; another
-    version may need fewer columns, but every column it needs must be in the
-    contract with the same type.
-    """
-    first = spec.routes[0]
-    contract = {c["name"]: c["type"] for c in signatures[first.ref]["inputs"]}
-    for role, target in spec.targets()[1:]:
-        if target.ref == first.ref:
-            continue
-        for column in signatures[target.ref]["inputs"]:
-            name, kind = column["name"], column["type"]
-            if name not in contract:
-                raise InvalidInput(
-                    f"{role} {target.ref} needs column '{name}', which requests for "
-                    f"{first.ref} do not carry: signatures are not compatible"
-                )
-            if contract[name] != kind:
-                raise InvalidInput(
-                    f"{role} {target.ref} reads column '{name}' as {kind}, but {first.ref} "
-                    f"reads it as {contract[name]}: signatures are not compatible"
-                )
+def _revision(number: int, spec: Spec) -> dict[str, Any]:
+    """What revision ``number`` serves, in short (the audit summary of an endpoint)."""
+    return {"revision": number, **spec_summary(spec)}
 
 
-def target_for(spec: Spec, model: str, version: int) -> Target | None:
-    for _, target in spec.targets():
-        if target.model == model and target.version == version:
-            return target
-    return None
+def _revised(number: int, spec: Spec, changes: dict[str, Any], comment: str) -> dict[str, Any]:
+    return {**_revision(number, spec), "changes": changes, "comment": comment}

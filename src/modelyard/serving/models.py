@@ -21,11 +21,14 @@ from modelyard.domain.models import ModelVersion
 from modelyard.errors import InvalidInput, ModelFailed
 from modelyard.packaging import LoadedModel, load_package
 from modelyard.packaging.flavors import get_flavor, unnamed_features
-from modelyard.packaging.signature import Signature, enforce, frames
+from modelyard.packaging.signature import Signature, check_float_rows, enforce, frames
 from modelyard.serving.journal import canonical
 
 if TYPE_CHECKING:
     import pandas as pd
+
+# the types a JSON body's numbers arrive as; anything else is checked value by value
+_PLAIN_NUMBERS = {float, int}
 
 
 class Model:
@@ -46,30 +49,36 @@ class Model:
         self.signature: Signature = loaded.signature  # type: ignore[assignment]
         self.names = self.signature.input_names
         self._numeric = all(c.type == "float" for c in self.signature.inputs)
+        self._refuses_nulls = not all(c.nullable for c in self.signature.inputs)
         native = loaded.model
         self._flavor = get_flavor(loaded.manifest.flavor)
         self._arrays = self._numeric and self._flavor.reads_arrays(native, self.names)
-        self._scored = (
-            loaded.manifest.flavor == "sklearn"
-            and hasattr(native, "predict_proba")
-            and getattr(native, "classes_", None) is not None
-        )
-        self._classes = np.asarray(native.classes_) if self._scored else None
+        self._classes = self._flavor.classes(native)
 
     def prepare(self, rows: list[dict[str, Any]]) -> Any:
         """Rows as a 2-D float array (all-float signatures) or an enforced frame.
 
-        Every problem raises ``SignatureError`` naming the column and row.
+        Every problem raises ``SignatureError`` naming the column and row: on the
+        array path a null in a column that may not hold one, a string or a boolean
+        is refused with the same message ``enforce`` gives, without pandas.
         """
-        if self._numeric:
-            try:
-                values = [[row[name] for name in self.names] for row in rows]
-                array = np.array(values, dtype=np.float64)
-                if array.ndim == 2 and not any(type(v) is bool for line in values for v in line):
-                    return array
-            except (KeyError, TypeError, ValueError):
-                pass
-        return enforce(self.signature, rows)
+        if not self._numeric:
+            return enforce(self.signature, rows)
+        try:
+            values = [[row[name] for name in self.names] for row in rows]
+        except (KeyError, TypeError):
+            return enforce(self.signature, rows)
+        if not {type(v) for line in values for v in line} <= _PLAIN_NUMBERS:
+            check_float_rows(self.signature, values)  # raises on the first bad value
+        try:
+            array = np.array(values, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            return enforce(self.signature, rows)
+        if array.ndim != 2:
+            return enforce(self.signature, rows)
+        if self._refuses_nulls and np.isnan(array).any():
+            check_float_rows(self.signature, values)  # NaN outside nullable columns raises
+        return array
 
     def predict(self, prepared: list[Any]) -> list[Any]:
         """One call for the whole batch; per request (outputs, scores) or an error."""
@@ -115,15 +124,11 @@ class Model:
 
     def _answer(self, features: Any) -> tuple[list[Any], list[Any] | None]:
         native = self.loaded.model
-        if self._scored:
-            proba = np.asarray(native.predict_proba(features))
-            outputs = self._classes[proba.argmax(axis=1)]  # type: ignore[index]
+        if self._classes is not None:  # the flavor serves it by its class scores
+            proba = np.asarray(self._flavor.predict_proba(native, features))
+            outputs = self._classes[proba.argmax(axis=1)]
             return outputs.tolist(), proba.tolist()
-        if isinstance(features, np.ndarray):
-            predicted = native.predict(features)
-        else:
-            predicted = self._flavor.predict(native, features)
-        array = np.asarray(predicted)
+        array = np.asarray(self._flavor.predict(native, features))
         if array.ndim == 0 or len(array) != len(features):
             raise InvalidInput(f"returned {array.size} outputs for {len(features)} rows")
         return array.tolist(), None

@@ -15,6 +15,10 @@ listed before segments, so a journal sealed in between is found in its segment.
 Queries run in DuckDB over the segments and the journals. Labels are appended,
 never updated: the newest label of an id wins and the history is kept.
 
+The writes (labels, prune, erase) are recorded by the services that call them
+(``serving/feedback.py``, ``serving/retention.py``) through ``write_and_record``:
+files cannot join a database transaction, so the record commits just after them.
+
 pyarrow and DuckDB are imported by the functions that use them, so a serving
 process, which builds this object but never reads, does not load them.
 """
@@ -25,13 +29,14 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from modelyard.domain.actors import current_actor
 from modelyard.domain.endpoints import check_endpoint_name
 from modelyard.errors import InvalidInput
 from modelyard.serving import evidence
@@ -51,7 +56,11 @@ from modelyard.serving.segments import (
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from sqlalchemy import Connection
 
+    from modelyard.store.database import Database
+
+T = TypeVar("T")
 READ_ATTEMPTS = 5  # listings of a folder before a read holds off compaction
 
 
@@ -91,6 +100,25 @@ class PredictionLog:
 
     def describe(self) -> str:
         return str(self.root)
+
+    def write_and_record(
+        self,
+        db: Database,
+        write: Callable[[Connection | None], T],
+        record: Callable[[Connection, T], None],
+    ) -> T:
+        """``write`` to the log, then ``record`` what it did in a write transaction of
+        ``db`` (where a service publishes its ``Changed``); what ``write`` returns.
+
+        Files cannot join a database transaction: they are written first (without
+        holding the database's write lock), then the record commits in a small
+        transaction of its own. ``write`` gets no connection. The database log
+        (``SqlPredictionLog``) writes and records in one transaction.
+        """
+        done = write(None)
+        with db.write() as conn:
+            record(conn, done)
+        return done
 
     def maintain(self) -> tuple[int, int]:
         """Seal and compact every endpoint's log now (``modelyard worker`` does, so a log
@@ -176,10 +204,13 @@ class PredictionLog:
             con.execute("DROP VIEW IF EXISTS predictions")
             con.register("predictions", self.table(endpoint, since=since, until=until))
 
-    def prune(self, endpoint: str, before: int) -> int:
+    def prune(self, endpoint: str, before: int, conn: Connection | None = None) -> int:
         """Delete predictions logged before epoch ms ``before`` and labels posted before it;
         the number of predictions deleted. Sealed segments are dropped or rewritten
-        (temp file + rename); open journals are younger than a rotation interval."""
+        (temp file + rename); open journals are younger than a rotation interval.
+
+        ``conn``: a write transaction of the metadata database for the deletion to join
+        (the database log's; files are not part of it, see ``write_and_record``)."""
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
@@ -204,12 +235,13 @@ class PredictionLog:
                 _rewrite(path, kept)
         return deleted
 
-    def erase(self, endpoint: str, column: str, value: Any) -> int:
+    def erase(self, endpoint: str, column: str, value: Any, conn: Connection | None = None) -> int:
         """Delete every prediction whose input ``column`` equals ``value``, and its labels.
 
         The erasure is remembered by digest and time, so rows logged before it that
         are still in an open journal are dropped when read and when sealed; the
         subject's later predictions are kept. The number of predictions deleted.
+        ``conn`` as for ``prune``.
         """
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -289,9 +321,10 @@ class PredictionLog:
         limit: int | None = 10_000,
         with_labels: bool = True,
         offset: int = 0,
+        newest_first: bool = False,
     ) -> pa.Table:
         """Predictions filtered by version, role, time range (epoch ms) or ids, oldest first
-        (by time, then id); ``offset`` skips that many of them.
+        (by time, then id) or ``newest_first``; ``offset`` skips that many of them.
 
         With ``with_labels`` each row carries the newest label of its id (or null).
         """
@@ -313,12 +346,13 @@ class PredictionLog:
             label_join = f"LEFT JOIN ({evidence.LATEST_LABELS}) l ON l.id = p.id"
             label_column = ", l.label, l.labelled_at"
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        order = "p.ts DESC, p.id DESC, p.role" if newest_first else "p.ts, p.id, p.role"
         tail = f"LIMIT {int(limit)}" if limit is not None else ""
         if offset:
             tail += f" OFFSET {int(offset)}"
         sql = (
             f"SELECT p.*{label_column} FROM predictions p {label_join} {where} "
-            f"ORDER BY p.ts, p.id, p.role {tail}"
+            f"ORDER BY {order} {tail}"
         )
         return con.sql(sql, params=params).to_arrow_table()
 
@@ -339,9 +373,13 @@ class PredictionLog:
         return int(rows[0][0])
 
     def record_labels(
-        self, endpoint: str, labels: Iterable[tuple[str, Any]], *, actor: str = ""
+        self,
+        endpoint: str,
+        labels: Iterable[tuple[str, Any]],
+        conn: Connection | None = None,
     ) -> LabelResult:
-        """Store ground truth by prediction id; ids the log does not hold are returned.
+        """Store ground truth by prediction id, as the current actor's; ids the log does
+        not hold are returned. ``conn`` as for ``prune``.
 
         A label for an id that already has one is stored too: the newest wins,
         the history is kept.
@@ -359,6 +397,7 @@ class PredictionLog:
         known = self.known_ids(endpoint, ids)
         keep = [i for i, prediction_id in enumerate(ids) if prediction_id in known]
         unknown = list(dict.fromkeys(p for p in ids if p not in known))
+        actor = current_actor().user
         if keep:
             import pyarrow as pa
 
@@ -374,7 +413,7 @@ class PredictionLog:
                 },
                 schema=label_schema(),
             )
-            self._store_labels(endpoint, table)
+            self._store_labels(endpoint, table, conn)
         return LabelResult(recorded=len(keep), unknown=unknown)
 
     def known_ids(self, endpoint: str, ids: list[str]) -> set[str]:
@@ -388,7 +427,7 @@ class PredictionLog:
         ).fetchall()
         return {row[0] for row in found}
 
-    def _store_labels(self, endpoint: str, table: pa.Table) -> None:
+    def _store_labels(self, endpoint: str, table: pa.Table, conn: Connection | None) -> None:
         import pyarrow.parquet as pq
 
         directory = self._dir(endpoint) / "labels"

@@ -30,16 +30,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.bootstrap import Services
-from modelyard.domain.endpoints import Spec, Target
+from modelyard.domain.actors import Actor, acting_as
+from modelyard.domain.endpoints import Spec, Target, check_compatible
 from modelyard.domain.models import ModelRef
 from modelyard.errors import LogUnavailable, ModelFailed, ModelyardError, NotFound, NotReady
 from modelyard.serving.batching import Batcher
-from modelyard.serving.endpoints import check_compatible
 from modelyard.serving.journal import Journal
 from modelyard.serving.metrics import ServingMetrics
 from modelyard.serving.models import Model, journal_lines, load_model
 from modelyard.serving.predictlog import PredictionLog
-from modelyard.serving.retention import PRUNE_EVERY, prune_endpoint
+from modelyard.serving.retention import PRUNE_EVERY, SERVING_USER
 from modelyard.serving.shadows import ShadowProcess, ShadowTarget
 from modelyard.serving.sqllog import SqlJournal
 
@@ -166,7 +166,8 @@ class Runtime:
             self._stop.wait(self.refresh)
 
     def _prune(self) -> None:
-        """Apply the retention policy of every hosted endpoint that has one."""
+        """Apply the retention policy of every hosted endpoint that has one, as the
+        serving process (never as whoever started it)."""
         try:
             policies = self.endpoints_service.retention()
         except Exception:
@@ -174,7 +175,8 @@ class Runtime:
             return
         for name in sorted(set(policies) & self._expected):
             try:
-                deleted = prune_endpoint(self.services, name, actor="modelyard serve")
+                with acting_as(Actor(SERVING_USER, client="serving")):
+                    deleted = self.services.retention.prune_on_schedule(name)
                 if deleted:
                     log.info("endpoint %s: pruned %d predictions past retention", name, deleted)
             except Exception:

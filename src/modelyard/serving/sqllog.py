@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from modelyard.domain.endpoints import check_endpoint_name
 from modelyard.serving.journal import COLUMNS, subject_digest
@@ -28,6 +29,8 @@ from modelyard.store.database import Database
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+T = TypeVar("T")
 
 
 class SqlJournal:
@@ -97,6 +100,28 @@ class SqlPredictionLog(PredictionLog):
     def describe(self) -> str:
         return f"the predictions table of {self.db.describe()}"
 
+    def write_and_record(
+        self,
+        db: Database,
+        write: Callable[[Connection | None], T],
+        record: Callable[[Connection, T], None],
+    ) -> T:
+        """``write`` and ``record`` in one transaction: the rows and their record commit
+        together or not at all."""
+        with db.write() as conn:
+            done = write(conn)
+            record(conn, done)
+        return done
+
+    @contextmanager
+    def _writing(self, conn: Connection | None) -> Iterator[Connection]:
+        """``conn``'s transaction, or a new one when none is given."""
+        if conn is not None:
+            yield conn
+            return
+        with self.db.write() as own:
+            yield own
+
     def maintain(self) -> tuple[int, int]:
         return 0, 0  # rows are committed where queries read them: nothing to seal or merge
 
@@ -123,9 +148,9 @@ class SqlPredictionLog(PredictionLog):
     ) -> None:
         con.register("predictions", self.table(endpoint, since=since, until=until))
 
-    def prune(self, endpoint: str, before: int) -> int:
+    def prune(self, endpoint: str, before: int, conn: Connection | None = None) -> int:
         name = check_endpoint_name(endpoint)
-        with self.db.write() as conn:
+        with self._writing(conn) as conn:
             done = conn.execute(
                 t.predictions.delete().where(
                     t.predictions.c.endpoint == name, t.predictions.c.ts < before
@@ -139,11 +164,11 @@ class SqlPredictionLog(PredictionLog):
             )
         return int(done.rowcount or 0)
 
-    def erase(self, endpoint: str, column: str, value: Any) -> int:
+    def erase(self, endpoint: str, column: str, value: Any, conn: Connection | None = None) -> int:
         name = check_endpoint_name(endpoint)
         p, label = t.predictions.c, t.prediction_labels.c
         wanted = subject_digest(value)
-        with self.db.write() as conn:
+        with self._writing(conn) as conn:
             matched = set()
             for prediction_id, text in conn.execute(
                 select(p.id, p.input).where(p.endpoint == name)
@@ -198,7 +223,7 @@ class SqlPredictionLog(PredictionLog):
                 found.update(conn.execute(query).scalars())
         return found
 
-    def _store_labels(self, endpoint: str, table: pa.Table) -> None:
+    def _store_labels(self, endpoint: str, table: pa.Table, conn: Connection | None) -> None:
         rows = [
             {
                 "endpoint": endpoint,
@@ -209,8 +234,8 @@ class SqlPredictionLog(PredictionLog):
             }
             for row in table.to_pylist()
         ]
-        with self.db.write() as conn:
-            conn.execute(t.prediction_labels.insert(), rows)
+        with self._writing(conn) as writing:
+            writing.execute(t.prediction_labels.insert(), rows)
 
 
 def _arrow(rows: Sequence[Any], schema: pa.Schema) -> pa.Table:
