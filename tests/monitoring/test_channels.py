@@ -360,7 +360,7 @@ def test_slack_posts_text_and_blocks_to_the_url_from_the_secret_store(
     receiver: Receiver, services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    services.secrets.set("ops-slack", receiver.url, "ana")
+    services.secrets.set("ops-slack", receiver.url)
     channel = slack(services)
     delivery = channel.send(EVENT)
     assert (delivery.status, delivery.attempts, delivery.error) == ("sent", 1, "")
@@ -400,7 +400,7 @@ def test_slack_posts_text_and_blocks_to_the_url_from_the_secret_store(
 def test_slack_text_is_escaped_and_odd_links_are_left_out(
     receiver: Receiver, services: Services
 ) -> None:
-    services.secrets.set("ops-slack", receiver.url, "ana")
+    services.secrets.set("ops-slack", receiver.url)
     event = {
         **EVENT,
         "summary": "p < 0.01 & shift > 2 <!channel>",
@@ -421,13 +421,13 @@ def test_slack_text_is_escaped_and_odd_links_are_left_out(
 
 
 def test_slack_retries_5xx_and_never_names_the_url(receiver: Receiver, services: Services) -> None:
-    services.secrets.set("ops-slack", receiver.url, "ana")
+    services.secrets.set("ops-slack", receiver.url)
     receiver.answers = [503, 404]
     delivery = slack(services, retries=3).send(EVENT)
     assert (delivery.status, delivery.attempts) == ("failed", 2)  # a 404 is not retried
     assert delivery.error == "HTTP 404: refused (404)"
     down = f"http://127.0.0.1:{free_port()}/hooks/T1/B1/down-secret"
-    services.secrets.set("ops-slack", down, "ana")
+    services.secrets.set("ops-slack", down)
     failed = slack(services, retries=1, timeout_s=1).send(EVENT)
     assert (failed.status, failed.attempts) == ("failed", 2)
     assert failed.error.startswith("cannot connect: ") and "down-secret" not in repr(failed)
@@ -439,7 +439,7 @@ def test_slack_without_a_usable_url_fails_without_sending(
     missing = slack(services).send(EVENT)
     assert (missing.status, missing.attempts) == ("failed", 0)
     assert missing.error == "secret 'ops-slack' does not exist"
-    services.secrets.set("ops-slack", "not-a-url-but-a-token-7f3a", "ana")
+    services.secrets.set("ops-slack", "not-a-url-but-a-token-7f3a")
     wrong = slack(services).send(EVENT)
     assert (wrong.status, wrong.attempts) == ("failed", 0)
     assert wrong.error == "secret 'ops-slack' does not hold an http:// or https:// URL"

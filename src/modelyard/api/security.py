@@ -3,9 +3,9 @@
 ``guard(Permission.X)`` goes into a route decorator: it authenticates the bearer
 key, finds the workspace the request acts in, checks the caller's role there,
 and records the permission in the OpenAPI schema
-(``x-permission``) so a test can walk every route for every role. A write route
-calls ``record_change`` with a short before/after summary of what it changed,
-which the audit event carries.
+(``x-permission``) so a test can walk every route for every role. It also sets
+the request's actor (``domain.actors``): the services record what a write changed,
+as that actor; ``AuditMiddleware`` records refusals, failed writes and audited reads.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from modelyard.errors import PermissionDenied
 from modelyard.governance.identity import KEY_PREFIX, bearer_key
 from modelyard.governance.lineage import KINDS as LINEAGE_KINDS
 from modelyard.governance.workspaces import check_same
-from modelyard.jsonable import plain
 
 PERMISSION_KEY = "x-permission"
 WORKSPACE_HEADER = "x-modelyard-workspace"
@@ -128,35 +127,12 @@ def workspace_of(request: Request) -> str:
     return principal.workspace
 
 
-def actor_of(request: Request) -> str:
-    """The user a guarded request acts as (recorded on what it changes)."""
-    principal: Principal | None = getattr(request.state, "principal", None)
-    return principal.user if principal else ""
-
-
 def guard(permission: Permission) -> dict[str, Any]:
     """Keyword arguments for a route decorator that require ``permission``."""
     return {
         "dependencies": [Depends(_checker(permission))],
         "openapi_extra": {PERMISSION_KEY: permission.value},
     }
-
-
-def record_change(
-    request: Request,
-    *,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
-    """Have the request's audit event say what the write changed.
-
-    >>> record_change(request, before={"stage": "staging"}, after={"stage": "production"})
-
-    Both summaries stay small (ids, names, versions, stages, counts) and never
-    hold a secret value, an API key or the data itself. A route calls this once
-    its write succeeded; the event is written when the response starts.
-    """
-    request.state.audit_change = {"before": plain(before), "after": plain(after)}
 
 
 def staging_only(request: Request) -> None:
@@ -232,11 +208,5 @@ def _event(request: Request, status: int, refused: bool) -> dict[str, Any]:
             "workspace": state.get("workspace"),  # where it acted, or tried to
             "path": dict(request.scope.get("path_params", {})),
             "query": dict(request.query_params),
-            **_change_of(state),
         },
     }
-
-
-def _change_of(state: dict[str, Any]) -> dict[str, Any]:
-    change: dict[str, Any] = state.get("audit_change") or {}
-    return {side: value for side, value in change.items() if value is not None}
