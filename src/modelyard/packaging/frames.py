@@ -124,6 +124,12 @@ def enforce(signature: Signature, data: Any) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
+def _bad_row(bad: Any) -> int:
+    """The first bad row (0 when ``bad`` is a scalar: the whole column is of a wrong type)."""
+    flags = np.flatnonzero(np.asarray(bad))
+    return int(flags[0]) if len(flags) else 0
+
+
 def _first_bad(series: pd.Series, bad: Any) -> str:
     position = int(np.flatnonzero(np.asarray(bad))[0])
     value = series.iloc[position]
@@ -134,10 +140,9 @@ def _first_bad(series: pd.Series, bad: Any) -> str:
 def _convert(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     nulls = series.isna()
     if nulls.any() and not spec.nullable and spec.type != "float":
+        row = int(np.flatnonzero(nulls.to_numpy())[0])
         raise SignatureError(
-            spec.name,
-            f"null value at row {int(np.flatnonzero(nulls.to_numpy())[0])} "
-            "but the column is not nullable",
+            spec.name, f"null value at row {row} but the column is not nullable", row=row
         )
     converter = _CONVERTERS[spec.type]
     return converter(series, spec)
@@ -150,7 +155,7 @@ def _to_float(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     bad = converted.isna() & series.notna()
     if bad.any() or pd.api.types.is_bool_dtype(series.dtype):
         shown = _first_bad(series, bad) if bad.any() else f"boolean {series.iloc[0]!r} at row 0"
-        raise SignatureError(spec.name, f"expected float, got {shown}")
+        raise SignatureError(spec.name, f"expected float, got {shown}", row=_bad_row(bad))
     return converted.astype("float64")
 
 
@@ -161,7 +166,7 @@ def _to_integer(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     bad = (converted.isna() & series.notna()) | (converted.notna() & (converted % 1 != 0))
     if bad.any() or pd.api.types.is_bool_dtype(series.dtype):
         shown = _first_bad(series, bad) if bad.any() else f"boolean {series.iloc[0]!r} at row 0"
-        raise SignatureError(spec.name, f"expected integer, got {shown}")
+        raise SignatureError(spec.name, f"expected integer, got {shown}", row=_bad_row(bad))
     if converted.isna().any():
         return converted.astype("Int64")
     return converted.astype("int64")
@@ -172,7 +177,9 @@ def _to_boolean(series: pd.Series, spec: ColumnSpec) -> pd.Series:
         return series
     bad = ~series.map(lambda v: isinstance(v, bool | np.bool_) or v is None or v != v)
     if bad.any():
-        raise SignatureError(spec.name, f"expected boolean, got {_first_bad(series, bad)}")
+        raise SignatureError(
+            spec.name, f"expected boolean, got {_first_bad(series, bad)}", row=_bad_row(bad)
+        )
     return series.astype("boolean") if series.isna().any() else series.astype(bool)
 
 
@@ -180,7 +187,9 @@ def _to_string(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     if pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
         bad = ~series.map(lambda v: isinstance(v, str) or v is None or v != v)
         if bad.any():
-            raise SignatureError(spec.name, f"expected string, got {_first_bad(series, bad)}")
+            raise SignatureError(
+                spec.name, f"expected string, got {_first_bad(series, bad)}", row=_bad_row(bad)
+            )
         return series
     raise SignatureError(
         spec.name, f"expected string, got {series.dtype} values like {series.iloc[0]!r}"
@@ -193,7 +202,9 @@ def _to_datetime(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     converted = pd.to_datetime(series, errors="coerce")
     bad = converted.isna() & series.notna()
     if bad.any():
-        raise SignatureError(spec.name, f"expected datetime, got {_first_bad(series, bad)}")
+        raise SignatureError(
+            spec.name, f"expected datetime, got {_first_bad(series, bad)}", row=_bad_row(bad)
+        )
     return converted
 
 
