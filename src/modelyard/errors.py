@@ -57,10 +57,23 @@ class SignatureError(InvalidInput):
 
     kind = "signature_error"
 
-    def __init__(self, column: str, problem: str) -> None:
+    def __init__(self, column: str, problem: str, *, row: int | None = None) -> None:
         super().__init__(f"column '{column}': {problem}")
         self.column = column
         self.problem = problem
+        self.row = row  # the first bad row of the checked input (from 0), when one is
+
+    def located(self, source: str, offset: int) -> SignatureError:
+        """The same error for rows read from ``source`` starting at row ``offset``:
+        "'in.parquet', row 70003: column 'age': expected integer, got 'old'"."""
+        if self.row is None:
+            return SignatureError(self.column, f"{self.problem} (in '{source}')")
+        row = offset + self.row
+        problem = self.problem.replace(f" at row {self.row}", "", 1)
+        located = SignatureError(self.column, problem, row=row)
+        located.message = f"'{source}', row {row}: column '{self.column}': {problem}"
+        located.args = (located.message,)
+        return located
 
 
 class PermissionDenied(ModelyardError):

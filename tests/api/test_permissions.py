@@ -25,6 +25,7 @@ PLACEHOLDERS = {
     "request_id": "r" * 32,
     "workspace": "default",
     "user": "nouser",
+    "job_id": "nojob",
 }
 
 

@@ -498,7 +498,7 @@ def test_label_refusals(yard: Yard, unique: str, model: str) -> None:
         yard.endpoints.label(unique, {})
     with pytest.raises(InvalidInput, match="missing: label"):
         yard.endpoints.label(unique, pd.DataFrame({"id": ["a"]}))
-    with pytest.raises(InvalidInput, match="role must be 'primary' or 'shadow'"):
+    with pytest.raises(InvalidInput, match="role must be one of primary, shadow, batch"):
         yard.endpoints.predictions(unique, role="canary")
 
 

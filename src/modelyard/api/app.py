@@ -4,7 +4,7 @@
 >>> app = create_app(bootstrap(settings, create_if_empty=False))   # then: uvicorn.run(app)
 
 Routes live in one module per noun (experiments, runs, artifacts, datasets,
-models, packages, endpoints, monitors, admin, secrets) under ``/api/v1``; each parses its
+models, packages, endpoints, monitors, admin, secrets, batch) under ``/api/v1``; each parses its
 input, calls one service and returns. Every route names its permission (``api/security.guard``)
 and writes are audited. Errors become ``{"error": {"kind", "message"}}`` in
 ``api/errors.py``.
@@ -20,6 +20,7 @@ from modelyard import __version__
 from modelyard.api import (
     admin,
     artifacts,
+    batch,
     datasets,
     endpoints,
     experiments,
@@ -44,6 +45,7 @@ ROUTERS = (
     monitors,
     admin,
     secrets,
+    batch,
 )
 
 

@@ -46,6 +46,7 @@ _OWNED_BY = (
     ("/api/v1/runs/{run_id}", "run", "run_id"),
     ("/api/v1/retraining-requests/{request_id}", "retraining_request", "request_id"),
     ("/api/v1/secrets/{name}", "secret", "name"),
+    ("/api/v1/batch-jobs/{job_id}", "batch_job", "job_id"),
 )
 
 

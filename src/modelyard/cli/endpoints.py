@@ -172,7 +172,7 @@ def revisions(ctx: CliContext, name: str, as_json: bool) -> None:
 @endpoint.command("predictions")
 @click.argument("name")
 @click.option("--version", type=int, default=None)
-@click.option("--role", type=click.Choice(["primary", "shadow"]), default=None)
+@click.option("--role", type=click.Choice(["primary", "shadow", "batch"]), default=None)
 @click.option("--since", default=None, help="ISO time (UTC) or a span ago: 30m, 2h, 7d.")
 @click.option("--until", default=None)
 @click.option("--id", "ids", multiple=True, help="Only these prediction ids.")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from modelyard.cli.admin import db, server
+from modelyard.cli.batch import batch, score
 from modelyard.cli.context import CliContext
 from modelyard.cli.endpoints import endpoint, serve
 from modelyard.cli.governance import admin, audit, dataset, lineage
@@ -81,6 +82,8 @@ for command in (
     monitor,
     profile,
     worker,
+    score,
+    batch,
 ):
     cli.add_command(command)
 

@@ -14,6 +14,8 @@ from typing import Any, BinaryIO, Protocol
 import pandas as pd
 import pyarrow as pa
 
+from modelyard.batch.predictions import JournalWriter
+from modelyard.domain.batch import BatchJob, JobOutcome
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
@@ -212,5 +214,24 @@ class Backend(Protocol):
     def set_secret(self, name: str, value: str) -> SecretRecord: ...
     def list_secrets(self) -> list[SecretRecord]: ...
     def delete_secret(self, name: str) -> None: ...
+
+    # batch scoring: the record (the scoring itself runs in the SDK's process)
+    def start_batch_job(
+        self,
+        ref: str,
+        *,
+        input_uri: str,
+        output_uri: str,
+        output_format: str,
+        keep: list[str],
+        workers: int,
+        log_to: str | None,
+    ) -> BatchJob: ...
+    def finish_batch_job(self, job_id: str, outcome: JobOutcome) -> BatchJob: ...
+    def get_batch_job(self, job_id: str) -> BatchJob: ...
+    def list_batch_jobs(
+        self, model: str | None, status: str | None, limit: int
+    ) -> list[BatchJob]: ...
+    def batch_journal(self, endpoint: str) -> JournalWriter: ...
 
     def close(self) -> None: ...

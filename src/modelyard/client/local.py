@@ -8,6 +8,7 @@ over the shared state and audit trail in ``local_base``.
 from __future__ import annotations
 
 from modelyard.bootstrap import Services
+from modelyard.client.local_batch import LocalBatch
 from modelyard.client.local_catalog import LocalCatalog
 from modelyard.client.local_endpoints import LocalEndpoints
 from modelyard.client.local_governance import LocalGovernance
@@ -15,7 +16,9 @@ from modelyard.client.local_monitoring import LocalMonitoring
 from modelyard.client.local_tracking import LocalTracking
 
 
-class LocalBackend(LocalTracking, LocalCatalog, LocalEndpoints, LocalGovernance, LocalMonitoring):
+class LocalBackend(
+    LocalTracking, LocalCatalog, LocalEndpoints, LocalGovernance, LocalMonitoring, LocalBatch
+):
     """``Backend`` over in-process services (SQLite or PostgreSQL, local or fsspec files)."""
 
     def __init__(self, services: Services, *, workspace: str | None = None) -> None:

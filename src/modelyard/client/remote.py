@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from modelyard.client.remote_batch import RemoteBatch
 from modelyard.client.remote_catalog import RemoteCatalog
 from modelyard.client.remote_endpoints import RemoteEndpoints
 from modelyard.client.remote_governance import RemoteGovernance
@@ -29,7 +30,12 @@ from modelyard.domain.identity import check_workspace_name
 
 
 class RemoteBackend(
-    RemoteTracking, RemoteCatalog, RemoteEndpoints, RemoteGovernance, RemoteMonitoring
+    RemoteTracking,
+    RemoteCatalog,
+    RemoteEndpoints,
+    RemoteGovernance,
+    RemoteMonitoring,
+    RemoteBatch,
 ):
     """``Backend`` over HTTP to a modelyard server."""
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from modelyard.client.active_run import ActiveRun
 from modelyard.client.backend import Backend
+from modelyard.client.batch import BatchAPI
 from modelyard.client.buffer import MetricBuffer
 from modelyard.client.endpoints import EndpointsAPI
 from modelyard.client.models import ModelsAPI
@@ -120,6 +121,7 @@ class Yard:
         self.datasets = DatasetsAPI(backend)
         self.secrets = SecretsAPI(backend)
         self.monitors = MonitorsAPI(backend)
+        self.batch = BatchAPI(self)
         self._buffer = MetricBuffer(self._write_metrics)
 
     def _write_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:

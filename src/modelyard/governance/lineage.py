@@ -4,10 +4,13 @@ The graph is the platform's own records, walked on demand::
 
     dataset --(training, test, ...)--> run --(produced)--> version --(served by)--> endpoint
                                                                  \\--(answered)--> prediction
+    dataset --(input)--> job <--(scored)-- version;   job --(output)--> dataset
 
 Nodes are written ``KIND:KEY``: ``dataset:<name>`` (every content version of
 that name) or ``dataset:<id>``, ``run:<id>``, ``version:<model>/<n>``,
-``endpoint:<name>``, ``prediction:<endpoint>/<prediction id>``. A prediction
+``endpoint:<name>``, ``prediction:<endpoint>/<prediction id>``, ``job:<batch job id>``.
+A batch job's input and output are dataset nodes (found by content fingerprint, so a
+run that logged the scored file or trains on the predictions is linked). A prediction
 always names the concrete version that answered, so "which datasets fed the
 model that made prediction X" is a walk up from it; "which endpoints serve
 models trained on dataset D" is a walk down (``serves`` says whether the
@@ -29,7 +32,7 @@ from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.tracking.dataset_registry import dataset_classes
 
-KINDS = ("dataset", "run", "version", "endpoint", "prediction")
+KINDS = ("dataset", "run", "version", "endpoint", "prediction", "job")
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class Lineage:
                 self._run(conn, graph, key, up=True, down=True)
             elif kind == "dataset":
                 self._dataset(conn, graph, key)
+            elif kind == "job":
+                self._job(conn, graph, key)
             else:
                 self._endpoint(conn, graph, key)
             root = graph.root
@@ -212,7 +217,7 @@ class Lineage:
         graph.edge(endpoint_ref, root, f"answered at revision {primary['revision']}")
         for row in rows:
             version = self._version_node(conn, graph, row["model"], row["version"])
-            graph.edge(version, root, "answered" if row["role"] == "primary" else "shadowed")
+            graph.edge(version, root, "shadowed" if row["role"] == "shadow" else "answered")
             self._version_up(conn, graph, row["model"], row["version"], root=False)
 
     def _version_node(self, conn: Any, graph: _Builder, model: str, number: int) -> str:
@@ -257,6 +262,7 @@ class Lineage:
         for name, serves in self._endpoints_of(conn, {(model, number)}).get((model, number), []):
             endpoint = graph.add("endpoint", name, f"endpoint {name}")
             graph.edge(version, endpoint, "serves" if serves else "served")
+        self._jobs_of(conn, graph, t.batch_jobs.c.version == number, model=model)
 
     def _run(self, conn: Any, graph: _Builder, run_id: str, *, up: bool, down: bool) -> str:
         r = t.runs.c
@@ -304,6 +310,8 @@ class Lineage:
         for row in produced:
             version = self._version_node(conn, graph, row.name, row.version)
             graph.edge(runs[row.run_id], version, "produced")
+        for row in produced:
+            self._jobs_of(conn, graph, t.batch_jobs.c.version == row.version, model=row.name)
         served = self._endpoints_of(conn, {(r.name, r.version) for r in produced})
         for (model, number), endpoints in served.items():
             for name, serves in endpoints:
@@ -326,6 +334,10 @@ class Lineage:
                 run = self._run(conn, graph, use.run_id, up=False, down=False)
                 graph.edge(dataset, run, use.role)
                 runs[use.run_id] = run
+            j = t.batch_jobs.c
+            self._jobs_of(conn, graph, j.input_dataset_id == data.id)
+            for written in self._jobs_of(conn, graph, j.output_dataset_id == data.id):
+                self._version_up(conn, graph, written.model, written.version, root=False)
         if len(rows) > 1 and not any(r.id == key for r in rows):
             root = graph.add("dataset", key, key, versions=len(rows))
             for data in rows:
@@ -353,6 +365,57 @@ class Lineage:
             graph.edge(version, endpoint, "serves" if current else "served")
             self._version_up(conn, graph, model, number, root=False)
         graph.root = endpoint
+
+    def _job(self, conn: Any, graph: _Builder, job_id: str) -> None:
+        found = self._jobs_of(conn, graph, t.batch_jobs.c.id == job_id)
+        if not found:
+            raise NotFound(f"batch job '{job_id}' does not exist")
+        graph.root = f"job:{job_id}"
+        self._version_up(conn, graph, found[0].model, found[0].version, root=False)
+
+    def _jobs_of(
+        self, conn: Any, graph: _Builder, condition: Any, *, model: str | None = None
+    ) -> list[Any]:
+        """Batch jobs matching ``condition``, each with its version, input and output."""
+        j, m = t.batch_jobs.c, t.models.c
+        query = (
+            select(t.batch_jobs, m.name.label("model"))
+            .join(t.models, m.id == j.model_id)
+            .where(condition)
+            .order_by(j.created_at)
+        )
+        if model is not None:
+            query = query.where(m.name == model)
+        rows = list(conn.execute(query).all())
+        for row in rows:
+            job = graph.add(
+                "job",
+                row.id,
+                f"batch job {row.id[:12]}",
+                status=row.status,
+                user=row.created_by,
+                started=row.created_at,
+                finished=row.finished_at,
+                rows=row.rows_out,
+                input=row.input_uri,
+                output=row.output_uri,
+            )
+            version = self._version_node(conn, graph, row.model, row.version)
+            graph.edge(version, job, "scored")
+            if row.input_dataset_id is not None:
+                graph.edge(self._dataset_node(conn, graph, row.input_dataset_id), job, "input")
+            if row.output_dataset_id is not None:
+                graph.edge(job, self._dataset_node(conn, graph, row.output_dataset_id), "output")
+        return rows
+
+    def _dataset_node(self, conn: Any, graph: _Builder, dataset_id: str) -> str:
+        d = t.datasets.c
+        data = conn.execute(
+            select(d.id, d.name, d.fingerprint, d.row_count).where(d.id == dataset_id)
+        ).one()
+        return graph.add(
+            "dataset", data.id, data.name, fingerprint=data.fingerprint, rows=data.row_count
+        )
 
     def _endpoints_of(
         self, conn: Any, versions: set[tuple[str, int]]

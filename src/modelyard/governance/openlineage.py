@@ -73,7 +73,7 @@ def _event(
 
 
 def to_openlineage(graph: LineageGraph) -> list[dict[str, Any]]:
-    """One event per run and per endpoint in ``graph``."""
+    """One event per run, batch job and endpoint in ``graph``."""
     nodes = {n.ref: n for n in graph.nodes}
 
     def sources(target: str, kind: str) -> list[Node]:
@@ -101,6 +101,19 @@ def to_openlineage(graph: LineageGraph) -> list[dict[str, Any]]:
                     node.attributes.get("started"),
                     sources(node.ref, "dataset"),
                     targets(node.ref, "version"),
+                )
+            )
+        elif node.kind == "job":  # a batch job reads its input and a version, writes its output
+            scored = sources(node.ref, "version")
+            name = f"batch/{scored[0].key}" if scored else f"batch/{node.key}"
+            run_id = str(uuid.UUID(node.key)) if len(node.key) == 32 else str(uuid.uuid4())
+            events.append(
+                _event(
+                    name,
+                    run_id,
+                    node.attributes.get("finished") or node.attributes.get("started"),
+                    [*sources(node.ref, "dataset"), *scored],
+                    targets(node.ref, "dataset"),
                 )
             )
         elif node.kind == "endpoint":

@@ -89,7 +89,8 @@ class Workspaces:
         """The workspace that owns ``kind`` ``key``, or None when there is no such thing.
 
         Kinds: experiment, model, version (``model/N``), endpoint, prediction
-        (``endpoint/id``), monitor, run, dataset (name or id), retraining_request, secret.
+        (``endpoint/id``), monitor, run, dataset (name or id), retraining_request, secret,
+        batch_job.
         """
         known = self._owners.get((kind, key))
         if known is not None:
@@ -181,6 +182,10 @@ def _prediction(conn: Connection, key: str) -> str | None:
     return _endpoint(conn, key.partition("/")[0])
 
 
+def _batch_job(conn: Connection, key: str) -> str | None:
+    return _scalar(conn, select(t.batch_jobs.c.workspace).where(t.batch_jobs.c.id == key))
+
+
 _RESOLVERS: dict[str, Callable[[Connection, str], str | None]] = {
     "experiment": _experiment,
     "model": _model,
@@ -192,4 +197,6 @@ _RESOLVERS: dict[str, Callable[[Connection, str], str | None]] = {
     "dataset": _dataset,
     "retraining_request": _retraining_request,
     "secret": _secret,
+    "batch_job": _batch_job,
+    "job": _batch_job,  # as lineage names it: job:<id>
 }

@@ -139,7 +139,8 @@ def _first_bad(series: pd.Series, bad: Any) -> tuple[Any, int]:
 def _convert(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     nulls = series.isna()
     if nulls.any() and not spec.nullable:
-        raise SignatureError(spec.name, null_problem(int(np.flatnonzero(nulls.to_numpy())[0])))
+        row = int(np.flatnonzero(nulls.to_numpy())[0])
+        raise SignatureError(spec.name, null_problem(row), row=row)
     converter = _CONVERTERS[spec.type]
     return converter(series, spec)
 
@@ -151,7 +152,8 @@ def _only_numbers(series: pd.Series, spec: ColumnSpec, expected: str) -> None:
         return
     bad = ~series.map(lambda value: is_missing(value) or is_number(value)).astype(bool)
     if bad.any():
-        raise SignatureError(spec.name, value_problem(expected, *_first_bad(series, bad)))
+        value, row = _first_bad(series, bad)
+        raise SignatureError(spec.name, value_problem(expected, value, row), row=row)
 
 
 def _to_float(series: pd.Series, spec: ColumnSpec) -> pd.Series:
@@ -166,7 +168,8 @@ def _to_integer(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     converted = pd.to_numeric(series, errors="coerce")
     bad = converted.notna() & (converted % 1 != 0)
     if bad.any():
-        raise SignatureError(spec.name, value_problem("integer", *_first_bad(series, bad)))
+        value, row = _first_bad(series, bad)
+        raise SignatureError(spec.name, value_problem("integer", value, row), row=row)
     if converted.isna().any():
         return converted.astype("Int64")
     return converted.astype("int64")
@@ -177,7 +180,8 @@ def _to_boolean(series: pd.Series, spec: ColumnSpec) -> pd.Series:
         return series
     bad = ~series.map(lambda v: isinstance(v, bool | np.bool_) or v is None or v != v)
     if bad.any():
-        raise SignatureError(spec.name, value_problem("boolean", *_first_bad(series, bad)))
+        value, row = _first_bad(series, bad)
+        raise SignatureError(spec.name, value_problem("boolean", value, row), row=row)
     return series.astype("boolean") if series.isna().any() else series.astype(bool)
 
 
@@ -185,7 +189,8 @@ def _to_string(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     if pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
         bad = ~series.map(lambda v: isinstance(v, str) or v is None or v != v)
         if bad.any():
-            raise SignatureError(spec.name, value_problem("string", *_first_bad(series, bad)))
+            value, row = _first_bad(series, bad)
+            raise SignatureError(spec.name, value_problem("string", value, row), row=row)
         return series
     raise SignatureError(
         spec.name, f"expected string, got {series.dtype} values like {series.iloc[0]!r}"
@@ -198,7 +203,8 @@ def _to_datetime(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     converted = pd.to_datetime(series, errors="coerce")
     bad = converted.isna() & series.notna()
     if bad.any():
-        raise SignatureError(spec.name, value_problem("datetime", *_first_bad(series, bad)))
+        value, row = _first_bad(series, bad)
+        raise SignatureError(spec.name, value_problem("datetime", value, row), row=row)
     return converted
 
 

@@ -132,7 +132,7 @@ def check_float_rows(signature: Signature, values: list[list[Any]]) -> None:
         if not spec.nullable:
             row = next((r for r, value in enumerate(column) if is_missing(value)), None)
             if row is not None:
-                raise SignatureError(spec.name, null_problem(row))
+                raise SignatureError(spec.name, null_problem(row), row=row)
         for row, value in enumerate(column):
             if not (is_missing(value) or is_number(value)):
-                raise SignatureError(spec.name, value_problem("float", value, row))
+                raise SignatureError(spec.name, value_problem("float", value, row), row=row)

@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     from modelyard.store.database import Database
 
 T = TypeVar("T")
+
+ROLES = ("primary", "shadow", "batch")  # batch: a batch job's rows (``--log-to``)
 READ_ATTEMPTS = 5  # listings of a folder before a read holds off compaction
 
 
@@ -328,8 +330,8 @@ class PredictionLog:
 
         With ``with_labels`` each row carries the newest label of its id (or null).
         """
-        if role is not None and role not in ("primary", "shadow"):
-            raise InvalidInput(f"role must be 'primary' or 'shadow', got {role!r}")
+        if role is not None and role not in ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         if limit is not None and limit < 1:
             raise InvalidInput(f"limit must be at least 1, got {limit}")
         conditions, params = evidence.sql_filters(version, model, role, since, until, prefix="p.")

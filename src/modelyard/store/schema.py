@@ -551,3 +551,37 @@ approvals = Table(
     Column("at", BigInteger, nullable=False),
     Index("ix_approvals_version", "model_id", "version"),
 )
+
+# -- batch scoring -----------------------------------------------------------------
+
+batch_jobs = Table(
+    "batch_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workspace", String(128), nullable=False, default="default"),
+    Column("ref", String(250), nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("package_digest", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input_uri", Text, nullable=False),
+    Column("output_uri", Text, nullable=False),
+    Column("output_format", String(16), nullable=False),
+    Column("keep", JSON, nullable=False),
+    Column("workers", Integer, nullable=False),
+    Column("log_to", String(128)),
+    Column("created_by", String(250), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger),
+    Column("rows_in", BigInteger),
+    Column("rows_out", BigInteger),
+    Column("input_fingerprint", String(64)),
+    Column("output_fingerprint", String(64)),
+    Column("input_dataset_id", String(32), ForeignKey("datasets.id")),
+    Column("output_dataset_id", String(32), ForeignKey("datasets.id")),
+    Column("error", Text),
+    Index("ix_batch_jobs_workspace", "workspace", "created_at"),
+    Index("ix_batch_jobs_version", "model_id", "version"),
+    Index("ix_batch_jobs_input", "input_dataset_id"),
+    Index("ix_batch_jobs_output", "output_dataset_id"),
+)

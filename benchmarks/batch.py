@@ -1,0 +1,164 @@
+"""Batch scoring benchmark: ``yard.batch.score`` against ``model.predict`` on the same frame.
+
+For a logistic regression and a random forest on N rows of 10 float features (one
+Parquet file), in one run:
+
+- baseline: ``model.predict`` on the whole input already in memory as a pandas frame
+  (no reading, no writing, one process);
+- modelyard: ``yard.batch.score`` from the Parquet file to a Parquet output (reading,
+  signature checks, predicting, writing, fingerprints, the job record), with 1 worker
+  (in this process) and with 2 worker processes.
+
+It prints rows/s (median of 3) beside the baseline and the ratio, then peak memory
+(ru_maxrss of a fresh process, workers included) for reading the whole frame and
+predicting against batch scoring, beside the input's size on disk and in memory.
+Not a test: timings never go in tests.
+
+    .venv/bin/python benchmarks/batch.py                  # 1,000,000 rows
+    .venv/bin/python benchmarks/batch.py --rows 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FEATURES = [f"f{i}" for i in range(10)]
+REPEATS = 3
+
+
+def make_input(path: Path, rows: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    columns = {name: rng.normal(size=rows) for name in FEATURES}
+    table = pa.table({"id": np.arange(rows), **columns})
+    pq.write_table(table, path, row_group_size=128 * 1024)
+
+
+def train(kind: str) -> Any:
+    import numpy as np
+    import pandas as pd
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(20_000, len(FEATURES))), columns=FEATURES)
+    target = (frame["f0"] + frame["f1"] * frame["f2"] > 0).astype(int)
+    if kind == "lr":
+        return LogisticRegression().fit(frame, target)
+    return RandomForestClassifier(n_estimators=50, max_depth=10, random_state=0).fit(frame, target)
+
+
+def median_seconds(call: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def peak_mb(*args: str) -> tuple[float, float]:
+    """Peak RSS (MB) of this script run as a child with ``args``, and of its largest worker
+    (a worker's figure is at least what its parent held when it started it)."""
+    done = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=True
+    )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(figures["peak_mb"]), float(figures["worker_mb"])
+
+
+def child(mode: str, home: str, data: str, out: str) -> None:
+    """Run one thing in a fresh process and print its peak RSS (and its children's)."""
+    import modelyard
+
+    yard = modelyard.connect(home=home)
+    if mode == "raw":
+        import pyarrow.parquet as pq
+
+        frame = pq.read_table(data).to_pandas()[FEATURES]
+        yard.models.load("bench-rf@bench").model.predict(frame)
+    else:
+        workers = int(mode.removeprefix("batch"))
+        yard.batch.score("bench-rf@bench", data, out, workers=workers, overwrite=True)
+    yard.close()
+    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"peak_mb": high_water_mb(), "worker_mb": workers_peak}))
+
+
+def high_water_mb() -> float:
+    """This process's own peak RSS (VmHWM). ru_maxrss would not do: Linux carries the
+    parent's peak over an exec, so a child of this big script would report the script's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    import pyarrow.parquet as pq
+
+    import modelyard
+
+    with tempfile.TemporaryDirectory(prefix="modelyard-bench-batch-") as temp:
+        root = Path(temp)
+        data, out, home = root / "input.parquet", root / "out.parquet", root / "home"
+        make_input(data, args.rows)
+        frame = pq.read_table(data).to_pandas()[FEATURES]
+        in_memory = pq.read_table(data).nbytes / 2**20
+        yard = modelyard.connect(home=home)
+        print(f"{args.rows:,} rows x {len(FEATURES)} float features, {os.cpu_count()} cores")
+        print(f"{'model':6} {'scoring':22} {'rows/s':>12} {'baseline rows/s':>16} {'ratio':>6}")
+        for kind in ("lr", "rf"):
+            model = train(kind)
+            version = yard.models.register(model, name=f"bench-{kind}", input_example=frame.head())
+            yard.models.set_alias(version.model, "bench", version.version)
+            raw = args.rows / median_seconds(lambda m=model: m.predict(frame))
+            for workers in (1, 2):
+
+                def score(kind: str = kind, workers: int = workers) -> None:
+                    yard.batch.score(
+                        f"bench-{kind}@bench", data, out, workers=workers, overwrite=True
+                    )
+
+                rate = args.rows / median_seconds(score)
+                label = f"batch, {workers} worker{'s' if workers > 1 else ''}"
+                print(f"{kind:6} {label:22} {rate:12,.0f} {raw:16,.0f} {rate / raw:6.2f}")
+        yard.close()
+        size = data.stat().st_size / 2**20
+        print(
+            f"\npeak RSS, random forest (input: {size:.0f} MB on disk, {in_memory:.0f} MB in RAM)"
+        )
+        baseline, _ = peak_mb("--child", "raw", str(home), str(data), str(out))
+        print(f"  read whole frame + model.predict    {baseline:6.0f} MB   (baseline)")
+        for workers in (1, 2):
+            peak, worker = peak_mb("--child", f"batch{workers}", str(home), str(data), str(out))
+            ratio = peak / baseline
+            line = f"  batch score, {workers} worker(s)           {peak:6.0f} MB   ({ratio:.2f}x)"
+            if workers > 1:
+                line += f"; each worker at most {worker:.0f} MB"
+            print(line)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        child(*sys.argv[2:6])
+    else:
+        main()

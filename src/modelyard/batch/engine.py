@@ -1,0 +1,69 @@
+"""The engine interface: what scores a job's batches, wherever it runs.
+
+An engine takes a ``Task`` (a verified package, a source, the columns to keep) and
+hands every scored batch, in input order, to ``deliver``; the caller writes the output
+and the prediction log. ``LocalEngine`` (``batch/local.py``) is the one shipped: this
+process, or worker processes on this machine. A cluster engine (Ray Data) is a second
+implementation of the same one method; nothing on the local path imports it.
+
+>>> engine = engine_for("local", workers=4)
+>>> engine.run(Task(package, digest, source, keep=["id"]), deliver=sink_and_log)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from modelyard.batch.sources import Source
+from modelyard.errors import InvalidInput
+
+ENGINES = ("local",)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What to score: the package (checked against ``digest`` where it is loaded), the
+    input, and the input columns to copy beside the outputs."""
+
+    package: Path
+    digest: str
+    source: Source
+    keep: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One scored batch: where it came from, the input rows and the output rows."""
+
+    file: str
+    offset: int
+    inputs: pa.RecordBatch
+    outputs: pa.RecordBatch
+    compute_ms: float
+
+
+Deliver = Callable[[Scored], None]
+
+
+class Engine(Protocol):
+    """Scores every batch of a task and hands them to ``deliver`` in input order.
+
+    A batch that breaks the signature raises ``SignatureError`` naming the file and row
+    (``SignatureError.located``); nothing after it is delivered.
+    """
+
+    def run(self, task: Task, deliver: Deliver) -> None: ...
+
+
+def engine_for(name: str, *, workers: int) -> Engine:
+    """The engine called ``name`` with ``workers`` processes."""
+    if name != "local":
+        raise InvalidInput(f"batch engine '{name}' is not one of {', '.join(ENGINES)}")
+    from modelyard.batch.local import LocalEngine
+
+    return LocalEngine(workers)

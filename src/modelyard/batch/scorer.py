@@ -1,0 +1,103 @@
+"""One loaded version scoring record batches: the signature enforced per batch, the
+outputs as Arrow columns beside the input columns the user keeps.
+
+>>> scorer = Scorer(load_package(directory, digest), keep=["id"])
+>>> scorer.score(batch).schema.names
+['id', 'prediction', 'score_0', 'score_1']
+
+It answers as serving does (``serving/models.py``): a flavor that names its classes is
+asked once, through ``predict_proba``, for the scores and the label (the class of the
+highest score); anything else answers ``predict``. An all-float signature and a model
+that reads arrays get a column-major float array straight from the Arrow columns (no
+pandas); anything else an enforced pandas frame. A batch that breaks the signature
+raises ``SignatureError`` naming the column and the batch's row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from modelyard.domain.batch import PREDICTION, SCORE_PREFIX
+from modelyard.errors import InvalidInput
+from modelyard.packaging import LoadedModel
+from modelyard.packaging.flavors import get_flavor, unnamed_features
+from modelyard.packaging.signature import Signature, enforce
+
+
+class Scorer:
+    """Score record batches with one loaded, verified version."""
+
+    def __init__(self, loaded: LoadedModel, keep: list[str] | tuple[str, ...] = ()) -> None:
+        if loaded.signature is None:
+            raise InvalidInput("the version has no signature: batch scoring enforces one")
+        self.loaded = loaded
+        self.signature: Signature = loaded.signature
+        self.names = self.signature.input_names
+        self.keep = list(keep)
+        self._flavor = get_flavor(loaded.manifest.flavor)
+        native = loaded.model
+        numeric = all(column.type == "float" for column in self.signature.inputs)
+        self._arrays = numeric and self._flavor.reads_arrays(native, self.names)
+        self._classes = self._flavor.classes(native)
+
+    def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The kept input columns, ``prediction`` and (classifiers) ``score_<class>`` columns."""
+        predictions, scores = self.predict(self.features(batch))
+        columns = [batch.column(name) for name in self.keep]
+        names = list(self.keep)
+        columns.append(_arrow(predictions))
+        names.append(PREDICTION)
+        if scores is not None and self._classes is not None:
+            for index, label in enumerate(self._classes.tolist()):
+                columns.append(pa.array(scores[:, index]))
+                names.append(f"{SCORE_PREFIX}{label}")
+        return pa.RecordBatch.from_arrays(columns, names=names)
+
+    def features(self, batch: pa.RecordBatch) -> Any:
+        """The batch as the model reads it: a float array, or an enforced frame."""
+        if self._arrays:
+            array = _float_array(batch, self.names)
+            if array is not None:
+                return array
+        present = [name for name in self.names if name in batch.schema.names]
+        return enforce(self.signature, batch.select(present).to_pandas())
+
+    def predict(self, features: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+        """(predictions, class scores or None) for prepared ``features``."""
+        native = self.loaded.model
+        with unnamed_features():
+            if self._classes is not None:
+                proba = np.asarray(self._flavor.predict_proba(native, features))
+                return self._classes[proba.argmax(axis=1)], proba
+            answer = np.asarray(self._flavor.predict(native, features))
+        if answer.ndim != 1 or len(answer) != len(features):
+            raise InvalidInput(
+                f"the model returned outputs of shape {answer.shape} for {len(features)} rows: "
+                "batch scoring writes one prediction per row"
+            )
+        return answer, None
+
+
+def _float_array(batch: pa.RecordBatch, names: list[str]) -> np.ndarray[Any, Any] | None:
+    """A column-major float64 array of ``names``, or None when a column is missing or is
+    not an integer or float column (the enforced frame then names the problem)."""
+    schema = batch.schema
+    for name in names:
+        if name not in schema.names:
+            return None
+        kind = schema.field(name).type
+        if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+            return None
+    array = np.empty((batch.num_rows, len(names)), dtype=np.float64, order="F")
+    for index, name in enumerate(names):
+        array[:, index] = batch.column(name).to_numpy(zero_copy_only=False)
+    return array
+
+
+def _arrow(values: np.ndarray[Any, Any]) -> pa.Array:
+    if values.dtype == object:
+        return pa.array(values.tolist())
+    return pa.array(values)

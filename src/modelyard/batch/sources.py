@@ -1,0 +1,264 @@
+"""Batch input: a Parquet or CSV file, or a folder of them, local or at any fsspec URL,
+read in record batches so memory stays bounded whatever the input's size.
+
+>>> source = open_source("s3://bucket/customers/")      # every *.parquet under it, by name
+>>> for chunk in source.chunks():                        # 64k rows at a time
+...     chunk.file, chunk.offset, chunk.batch.num_rows
+
+Files are read one after another in name order, each with pyarrow's dataset scanner
+(its own threads decode; at most one batch is read ahead), so a chunk knows its file
+and the row it starts at: errors name both. Memory is bounded by the batch size and by
+a Parquet file's row group, which the reader decodes whole (pyarrow writes row groups
+of up to a million rows: a few hundred MB at most for wide rows, whatever the file's size).
+
+The fingerprint is a sha256 of the bytes: of the file itself for one file (the same
+fingerprint a run gives it when it logs that file as a dataset), else over each file's
+name and sha256. It is computed by a thread beside the scan (``Fingerprinter``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from modelyard.errors import InvalidInput, NotFound
+
+BATCH_ROWS = 65_536
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a file or folder is: a filesystem and the path on it, and the URI to record."""
+
+    filesystem: Any  # a pyarrow LocalFileSystem, or an fsspec filesystem
+    path: str
+    uri: str
+    local: bool
+
+    def name_of(self, path: str) -> str:
+        """How messages name ``path``: as the user wrote the location, plus the file."""
+        if path == self.path:
+            return self.uri if not self.local else self.path
+        relative = path[len(self.path.rstrip("/")) + 1 :]
+        return f"{self.uri.rstrip('/')}/{relative}" if not self.local else path
+
+
+def locate(location: str | Path) -> Location:
+    """A local path (or ``file://`` URL) or an fsspec URL as a ``Location``."""
+    text = str(location)
+    if not text.strip():
+        raise InvalidInput("the location is empty")
+    if "://" not in text or text.startswith("file://"):
+        from pyarrow.fs import LocalFileSystem
+
+        path = Path(text.removeprefix("file://")).expanduser().absolute()
+        return Location(LocalFileSystem(), str(path), path.as_uri(), local=True)
+    import fsspec
+
+    try:
+        filesystem, path = fsspec.core.url_to_fs(text)
+    except (ValueError, ImportError) as exc:
+        raise InvalidInput(f"cannot open '{text}': {exc}") from None
+    return Location(filesystem, str(path), text, local=False)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One record batch of the input: its file and the row of that file it starts at."""
+
+    file: str
+    offset: int
+    batch: pa.RecordBatch
+
+
+@dataclass
+class Source:
+    """An input opened for scanning (see ``open_source``)."""
+
+    location: Location
+    files: list[str]
+    format: str
+    schema: pa.Schema
+    total_rows: int | None
+    batch_rows: int = BATCH_ROWS
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return self.location.uri
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Every batch of every file, in order; a file that cannot be read is named."""
+        for path in self.files:
+            name = self.location.name_of(path)
+            offset = 0
+            for batch in self._batches(path, name):
+                if batch.num_rows:
+                    yield Chunk(name, offset, batch)
+                    offset += batch.num_rows
+
+    def _batches(self, path: str, name: str) -> Iterator[pa.RecordBatch]:
+        try:
+            # each file with its own types: the signature check converts and names bad rows
+            dataset = ds.dataset(path, format=self._format(), filesystem=self.location.filesystem)
+            yield from dataset.to_batches(
+                batch_size=self.batch_rows, batch_readahead=1, fragment_readahead=1
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise InvalidInput(f"cannot read input '{name}': {_first_line(exc)}") from None
+
+    def _format(self) -> str | ds.FileFormat:
+        """Local Parquet is read without pre-buffering: it would fetch row groups ahead of
+        the scan (fewer round trips, which only remote stores need) and hold them."""
+        if self.format != "parquet" or not self.location.local:
+            return self.format
+        options = ds.ParquetFragmentScanOptions(pre_buffer=False)
+        return ds.ParquetFileFormat(default_fragment_scan_options=options)
+
+    def fingerprint(self) -> str:
+        """The sha256 of the input's bytes (see the module docstring)."""
+        digests = [(path, self._file_sha256(path)) for path in self.files]
+        if len(digests) == 1 and digests[0][0] == self.location.path:
+            return digests[0][1]
+        whole = hashlib.sha256()
+        for path, digest in digests:
+            relative = path[len(self.location.path.rstrip("/")) + 1 :]
+            whole.update(f"{relative}\0{digest}\n".encode())
+        return whole.hexdigest()
+
+    def _file_sha256(self, path: str) -> str:
+        digest = hashlib.sha256()
+        opened = self.location.filesystem.open(path) if not self.location.local else None
+        with opened or open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK_BYTES):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def columns(self) -> list[tuple[str, str]]:
+        from modelyard.tracking.datasets import columns_of
+
+        return [(c.name, c.type) for c in columns_of(self.schema)]
+
+
+def open_source(location: str | Path, *, batch_rows: int = BATCH_ROWS) -> Source:
+    """Open ``location`` (a file, or a folder of files of one format) for scanning."""
+    where = locate(location)
+    files = _files(where)
+    kinds = {FORMATS[_suffix(path)] for path in files}
+    if len(kinds) > 1:
+        raise InvalidInput(f"input '{where.uri}' mixes Parquet and CSV files: use one format")
+    kind = kinds.pop()
+    schema, total = _inspect(where, files, kind)
+    return Source(where, files, kind, schema, total, batch_rows)
+
+
+def _suffix(path: str) -> str:
+    return Path(path).suffix.lower()
+
+
+def _files(where: Location) -> list[str]:
+    info = _info(where, where.path)
+    if info == "missing":
+        raise NotFound(f"input '{where.uri}' does not exist")
+    if info == "file":
+        if _suffix(where.path) not in FORMATS:
+            raise InvalidInput(
+                f"input '{where.uri}' is not a Parquet or CSV file (by its suffix: "
+                f"{', '.join(FORMATS)})"
+            )
+        return [where.path]
+    found = sorted(path for path in _listing(where) if _suffix(path) in FORMATS)
+    if not found:
+        raise InvalidInput(f"input folder '{where.uri}' holds no Parquet or CSV files")
+    return found
+
+
+def _info(where: Location, path: str) -> str:
+    if where.local:
+        from pyarrow.fs import FileType
+
+        kind = where.filesystem.get_file_info(path).type
+        return {FileType.File: "file", FileType.Directory: "folder"}.get(kind, "missing")
+    if not where.filesystem.exists(path):
+        return "missing"
+    return "folder" if where.filesystem.isdir(path) else "file"
+
+
+def _listing(where: Location) -> list[str]:
+    """Every visible file under the folder (names starting with '.' or '_' are skipped)."""
+    if where.local:
+        from pyarrow.fs import FileSelector
+
+        infos = where.filesystem.get_file_info(FileSelector(where.path, recursive=True))
+        paths = [info.path for info in infos if info.is_file]
+    else:
+        paths = [str(path) for path in where.filesystem.find(where.path)]
+    base = where.path.rstrip("/")
+    return [p for p in paths if not any(part[:1] in "._" for part in _parts(p, base))]
+
+
+def _parts(path: str, base: str) -> list[str]:
+    return [part for part in path[len(base) + 1 :].split("/") if part]
+
+
+def _inspect(where: Location, files: list[str], kind: str) -> tuple[pa.Schema, int | None]:
+    """The first file's schema, and the total row count when Parquet footers say it."""
+    try:
+        first = ds.dataset(files[0], format=kind, filesystem=where.filesystem)
+        schema = first.schema
+        if kind != "parquet":
+            return schema, None
+        total = 0
+        for path in files:
+            fragment = next(
+                iter(ds.dataset(path, format=kind, filesystem=where.filesystem).get_fragments())
+            )
+            total += sum(group.num_rows for group in fragment.row_groups)
+        return schema, total
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(f"cannot read input '{where.uri}': {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Fingerprinter:
+    """A source's fingerprint, computed by a thread while the scan runs.
+
+    >>> printer = Fingerprinter(source)      # starts hashing at once
+    >>> ...                                  # scoring reads the same files meanwhile
+    >>> printer.result()                     # waits for the last file
+    """
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+        self._value: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="fingerprint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._source.fingerprint()
+        except BaseException as exc:  # reported by result(), in the caller's thread
+            self._error = exc
+
+    def result(self) -> str:
+        self._thread.join()
+        if self._error is not None:
+            raise InvalidInput(
+                f"cannot fingerprint input '{self._source.uri}': {_first_line(self._error)}"
+            )
+        assert self._value is not None
+        return self._value

@@ -1,0 +1,227 @@
+"""``yard.batch``: score files with a version, on this machine, with a record of the job.
+
+>>> job = yard.batch.score("churn@champion", "s3://bucket/customers/", "scores.parquet",
+...                        workers=4, keep=["customer_id"])
+>>> job.status, job.rows_out
+('succeeded', 1000000)
+>>> yard.batch.jobs()[0].id == job.id
+True
+
+Scoring always runs here, embedded or remote: the package is fetched (verified by its
+digest) and the data is read and written by this process and its workers. A remote
+yard receives only the record: who, when, which version and package digest, where the
+input and output are, their fingerprints and row counts, the status and the error.
+The output appears under its name only when the job succeeded; a failed job's record
+says why, and the same call can simply be run again.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from modelyard.batch.engine import Scored, Task, engine_for
+from modelyard.batch.predictions import BatchLog, JournalWriter
+from modelyard.batch.sinks import Sink, infer_format, open_sink
+from modelyard.batch.sources import BATCH_ROWS, Fingerprinter, Source, open_source
+from modelyard.domain.batch import (
+    PREDICTION,
+    BatchJob,
+    JobOutcome,
+    JobStatus,
+    check_keep,
+    check_workers,
+)
+from modelyard.domain.models import ModelRef, ModelVersion
+from modelyard.errors import InvalidInput
+from modelyard.packaging.signature import Signature
+
+if TYPE_CHECKING:
+    from modelyard.client.backend import Backend
+    from modelyard.client.yard import Yard
+
+Progress = Callable[[int, "int | None"], None]
+"""Called with the rows of each batch as it is written, and the input's total (if known)."""
+
+
+@dataclass
+class _Run:
+    """The state of one job while it scores."""
+
+    job: BatchJob
+    source: Source
+    sink: Sink
+    log: BatchLog | None
+    progress: Progress | None
+    rows_in: int = 0
+
+    def deliver(self, scored: Scored) -> None:
+        self.sink.write(scored.outputs)
+        if self.log is not None:
+            self.log.write(scored)
+        self.rows_in += scored.inputs.num_rows
+        if self.progress is not None:
+            self.progress(scored.inputs.num_rows, self.source.total_rows)
+
+
+class BatchAPI:
+    """Batch scoring jobs: run one, list them, read one."""
+
+    def __init__(self, yard: Yard) -> None:
+        self._yard = yard
+
+    @property
+    def _backend(self) -> Backend:
+        return self._yard.backend
+
+    def score(
+        self,
+        ref: str,
+        input: str | Path,
+        output: str | Path,
+        *,
+        workers: int | None = None,
+        keep: Sequence[str] = (),
+        log_to: str | None = None,
+        format: str | None = None,
+        overwrite: bool = False,
+        batch_rows: int = BATCH_ROWS,
+        progress: Progress | None = None,
+    ) -> BatchJob:
+        """Score ``input`` (a Parquet or CSV file, a folder of them, any fsspec URL) with
+        version ``ref`` into ``output`` and return the finished job record.
+
+        ``workers`` processes score (default: every core; 1 scores in this process);
+        ``keep`` names input columns copied beside ``prediction`` (and ``score_<class>``
+        for classifiers); ``log_to`` also writes the predictions to that endpoint's
+        prediction log (embedded yards: the log lives where the yard's files are);
+        ``format`` is ``parquet`` or ``csv`` (default: the output's suffix, else Parquet);
+        an existing output is refused unless ``overwrite``. ``progress`` is called with
+        the rows of each batch as it is written and the input's row count (None for CSV).
+        A batch that breaks the signature fails the job with an error naming the file, the
+        row and the column.
+        """
+        kept = check_keep(list(keep))
+        count = check_workers(workers if workers is not None else os.cpu_count() or 1)
+        output_format = infer_format(str(output), format)
+        preview = self._backend.get_version(str(ModelRef.parse(ref)))
+        source = open_source(input, batch_rows=batch_rows)
+        _check_columns(source, preview, kept)
+        sink = open_sink(str(output), output_format, token=uuid.uuid4().hex, overwrite=overwrite)
+        journal = self._backend.batch_journal(log_to) if log_to is not None else None
+        try:
+            job = self._backend.start_batch_job(
+                str(ModelRef.parse(ref)),
+                input_uri=source.uri,
+                output_uri=sink.uri,
+                output_format=output_format,
+                keep=kept,
+                workers=count,
+                log_to=log_to,
+            )
+            log = self._log(journal, job, _signature(preview).input_names)
+        except BaseException:
+            if journal is not None:
+                journal.close()
+            raise
+        run = _Run(job, source, sink, log, progress)
+        return self._run(run, count)
+
+    def _log(
+        self, journal: JournalWriter | None, job: BatchJob, inputs: builtins.list[str]
+    ) -> BatchLog | None:
+        if journal is None or job.log_to is None:
+            return None
+        return BatchLog(
+            journal,
+            endpoint=job.log_to,
+            revision=self._backend.get_endpoint(job.log_to).revision,
+            model=job.model,
+            version=job.version,
+            job_id=job.id,
+            inputs=inputs,
+        )
+
+    def _run(self, run: _Run, workers: int) -> BatchJob:
+        job = run.job
+        try:
+            version = self._backend.get_version(job.version_ref)
+            package = self._backend.fetch_package(version)
+            printer = Fingerprinter(run.source)
+            task = Task(package, job.package_digest, run.source, list(job.keep))
+            engine_for("local", workers=workers).run(task, run.deliver)
+            output_fingerprint = run.sink.commit(_empty_output(run.source, job.keep))
+            outcome = JobOutcome(
+                JobStatus.SUCCEEDED,
+                rows_in=run.rows_in,
+                rows_out=run.sink.rows,
+                input_fingerprint=printer.result(),
+                output_fingerprint=output_fingerprint,
+                input_columns=run.source.columns(),
+                output_columns=_columns(run.sink.schema),
+            )
+        except BaseException as exc:
+            run.sink.abort()
+            message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            failed = JobOutcome(
+                JobStatus.FAILED,
+                rows_in=run.rows_in,
+                rows_out=0,
+                error=message or type(exc).__name__,
+            )
+            self._backend.finish_batch_job(job.id, failed)
+            raise
+        finally:
+            if run.log is not None:
+                run.log.close()
+        return self._backend.finish_batch_job(job.id, outcome)
+
+    def jobs(
+        self, *, model: str | None = None, status: str | None = None, limit: int = 100
+    ) -> builtins.list[BatchJob]:
+        """The newest jobs first (of the yard's workspace), by model and status."""
+        return self._backend.list_batch_jobs(model, status, limit)
+
+    def job(self, job_id: str) -> BatchJob:
+        return self._backend.get_batch_job(job_id)
+
+
+def _signature(version: ModelVersion) -> Signature:
+    if version.signature is None:
+        raise InvalidInput(f"{version.ref} has no signature: batch scoring enforces one")
+    return Signature.from_dict(version.signature)
+
+
+def _check_columns(source: Source, version: ModelVersion, keep: list[str]) -> None:
+    """Refuse, before any record is made, an input without a column the job needs."""
+    names = set(source.schema.names)
+    first = source.location.name_of(source.files[0])
+    for column in keep:
+        if column not in names:
+            raise InvalidInput(f"'{first}' has no column '{column}' to keep (--keep)")
+    for spec in _signature(version).inputs:
+        if spec.name not in names:
+            raise InvalidInput(
+                f"'{first}': column '{spec.name}' is missing from the input "
+                f"({version.ref} reads {', '.join(_signature(version).input_names)})"
+            )
+
+
+def _empty_output(source: Source, keep: list[str]) -> pa.Schema:
+    fields = [source.schema.field(name) for name in keep]
+    return pa.schema([*fields, pa.field(PREDICTION, pa.null())])
+
+
+def _columns(schema: pa.Schema | None) -> list[tuple[str, str]]:
+    if schema is None:
+        return []
+    from modelyard.tracking.datasets import columns_of
+
+    return [(c.name, c.type) for c in columns_of(schema)]

@@ -1,0 +1,121 @@
+"""The job records: started and finished once, by whoever started it, audited, linked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelyard.batch.jobs import BatchJobs
+from modelyard.bootstrap import Services
+from modelyard.domain.batch import JobOutcome, JobStatus
+from modelyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from modelyard.packaging import write_package
+from tests.actors import as_user
+from tests.batch.data import FEATURES, frame, model
+from tests.stores import services_on
+
+IN_FP, OUT_FP = "a" * 64, "b" * 64
+COLUMNS = [("a", "float")]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    with services_on(request.param, tmp_path / "home") as built:
+        directory = tmp_path / "pkg"
+        write_package(model(), directory, input_example=frame(5)[FEATURES])
+        for number in range(2):  # the same package twice: versions 1 and 2
+            prefix = f"uploads/{number}"
+            for path in directory.iterdir():
+                with path.open("rb") as handle:
+                    built.artifacts.put(f"{prefix}/{path.name}", handle)
+            built.catalog.register_version("churn", source=prefix)
+        built.catalog.set_alias("churn", "champion", 2)
+        yield built
+
+
+def start(jobs: BatchJobs, user: str = "ana", **options: object) -> object:
+    arguments: dict[str, object] = {
+        "input_uri": "file:///data/in",
+        "output_uri": "file:///data/out.parquet",
+        **options,
+    }
+    return as_user(user, jobs.start, "churn@champion", **arguments)
+
+
+def test_a_job_is_recorded_with_the_version_the_alias_named(services: Services) -> None:
+    jobs = BatchJobs(services.db, services.catalog)
+    job = start(jobs, keep=["id"], workers=3)
+    assert (job.status, job.model, job.version, job.ref) == (
+        JobStatus.RUNNING,
+        "churn",
+        2,
+        "churn@champion",
+    )
+    assert job.package_digest == services.catalog.get_version("churn/2").package_digest
+    assert (job.created_by, job.workspace, job.keep, job.workers) == ("ana", "default", ["id"], 3)
+    outcome = JobOutcome(
+        JobStatus.SUCCEEDED, 10, 10, IN_FP, OUT_FP, COLUMNS, [("prediction", "integer")]
+    )
+    done = as_user("ana", jobs.finish, job.id, outcome)
+    assert (done.status, done.rows_in, done.rows_out, done.error) == (
+        JobStatus.SUCCEEDED,
+        10,
+        10,
+        None,
+    )
+    assert done.finished_at is not None and done.input_dataset and done.output_dataset
+    output = services.datasets.get_dataset(done.output_dataset)
+    assert (output.name, output.fingerprint, output.row_count) == ("out.parquet", OUT_FP, 10)
+    assert services.datasets.get_dataset(done.input_dataset).name == "in"
+    assert [j.id for j in jobs.list(model="churn", status="succeeded")] == [job.id]
+    assert jobs.list(status="running") == []
+    events = services.audit.events(resource=f"batch-jobs/{job.id}")
+    assert [(e.action, e.actor, e.summary["workspace"]) for e in events] == [
+        ("start batch job", "ana", "default"),
+        ("finish batch job", "ana", "default"),
+    ]
+    assert events[1].summary["after"]["rows_out"] == 10
+
+
+def test_the_same_content_is_one_dataset_across_jobs(services: Services) -> None:
+    jobs = BatchJobs(services.db, services.catalog)
+    outcome = JobOutcome(JobStatus.SUCCEEDED, 1, 1, IN_FP, OUT_FP, COLUMNS, COLUMNS)
+    first = as_user("ana", jobs.finish, start(jobs).id, outcome)
+    again = as_user("ana", jobs.finish, start(jobs, input_uri="s3://b/elsewhere").id, outcome)
+    assert again.input_dataset == first.input_dataset
+
+
+def test_a_job_finishes_once_and_only_by_who_started_it(services: Services) -> None:
+    jobs = BatchJobs(services.db, services.catalog)
+    job = start(jobs)
+    failed = JobOutcome(JobStatus.FAILED, 5, 0, error="'in/part-2.parquet', row 3: column 'b'")
+    with pytest.raises(PermissionDenied, match="started by 'ana'.*not 'bob'"):
+        as_user("bob", jobs.finish, job.id, failed)
+    done = as_user("ana", jobs.finish, job.id, failed)
+    assert (done.status, done.error, done.input_dataset) == (JobStatus.FAILED, failed.error, None)
+    with pytest.raises(Conflict, match="has finished already"):
+        as_user("ana", jobs.finish, job.id, failed)
+    with pytest.raises(InvalidInput, match="names its input's and its output's fingerprints"):
+        as_user("ana", jobs.finish, start(jobs).id, JobOutcome(JobStatus.SUCCEEDED))
+    with pytest.raises(InvalidInput, match="not running"):
+        as_user("ana", jobs.finish, job.id, JobOutcome(JobStatus.RUNNING))
+
+
+def test_bad_starts_are_refused_with_the_reason(services: Services) -> None:
+    jobs = BatchJobs(services.db, services.catalog)
+    with pytest.raises(NotFound, match="model 'nothing' does not exist"):
+        jobs.start("nothing/1", input_uri="in", output_uri="out")
+    with pytest.raises(NotFound, match="endpoint 'nowhere' does not exist"):
+        start(jobs, log_to="nowhere")
+    with pytest.raises(InvalidInput, match="not one of parquet, csv"):
+        start(jobs, output_format="xlsx")
+    with pytest.raises(InvalidInput, match="clash with the outputs"):
+        start(jobs, keep=["prediction"])
+    with pytest.raises(NotFound, match="batch job 'nope' does not exist"):
+        jobs.get("nope")
+    services.catalog.delete_alias("churn", "champion")
+    services.retirement.retire_version("churn/1", comment="old")
+    with pytest.raises(Conflict, match="churn/1 is retired"):
+        jobs.start("churn/1", input_uri="in", output_uri="out")
