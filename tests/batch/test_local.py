@@ -44,8 +44,8 @@ def test_integer_and_text_columns_are_converted_or_named(package: tuple[Path, st
     data["a"] = np.arange(20)  # integers widen to floats, as serving does
     scored = Scorer(loaded).score(pa.RecordBatch.from_pandas(data))
     assert scored.num_rows == 20
-    data["c"] = ["1.5"] * 19 + ["lots"]
-    with pytest.raises(SignatureError, match=r"column 'c': expected float, got 'lots' at row 19"):
+    data["c"] = ["1.5"] * 19 + ["lots"]  # text is never taken for a number, even "1.5"
+    with pytest.raises(SignatureError, match=r"column 'c': expected float, got '1.5' at row 0"):
         Scorer(loaded).score(pa.RecordBatch.from_pandas(data))
 
 
@@ -60,7 +60,8 @@ def test_a_bad_row_is_named_by_file_and_row_of_that_file(
         LocalEngine(1).run(task, delivered.append)
     message = str(failed.value)
     assert (
-        message == f"'{folder / 'part-2.parquet'}', row 73: column 'b': expected float, got 'n/a'"
+        message
+        == f"'{folder / 'part-2.parquet'}', row 73: column 'b': null value but the column is not nullable"
     )
     assert failed.value.row == 73
     assert sum(s.inputs.num_rows for s in delivered) == 200 + 60  # nothing after the bad batch

@@ -75,7 +75,7 @@ def test_a_job_failing_half_way_leaves_no_output_and_can_be_run_again(
     target = tmp_path / "out" / "scores.parquet"
     with pytest.raises(SignatureError) as failed:
         yard.batch.score("churn@champion", folder, target, workers=1, batch_rows=32)
-    message = f"'{folder / 'part-2.parquet'}', row 42: column 'b': expected float, got 'n/a'"
+    message = f"'{folder / 'part-2.parquet'}', row 42: column 'b': null value but the column is not nullable"
     assert str(failed.value) == message
     assert list((tmp_path / "out").iterdir()) == []  # nothing final, nothing partial
     record = yard.batch.jobs(status="failed")[0]

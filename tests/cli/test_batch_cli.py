@@ -50,7 +50,7 @@ def test_bad_input_exits_2_with_one_line(home: Path, tmp_path: Path) -> None:
     out = str(tmp_path / "scores.parquet")
     cases = [
         (["churn/1", str(folder), out],
-         f"error: '{folder / 'part-2.parquet'}', row 11: column 'b': expected float, got 'n/a'"),
+         f"error: '{folder / 'part-2.parquet'}', row 11: column 'b': null value but the column is not nullable"),
         (["churn/1", str(tmp_path / "nothing"), out], "does not exist"),
         (["nomodel/1", str(folder), out], "model 'nomodel' does not exist"),
         (["churn/1", str(folder), out, "--keep", "nocolumn"], "has no column 'nocolumn'"),

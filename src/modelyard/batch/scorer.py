@@ -21,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 
 from modelyard.domain.batch import PREDICTION, SCORE_PREFIX
-from modelyard.errors import InvalidInput
+from modelyard.errors import InvalidInput, SignatureError
 from modelyard.packaging import LoadedModel
 from modelyard.packaging.flavors import get_flavor, unnamed_features
-from modelyard.packaging.signature import Signature, enforce
+from modelyard.packaging.signature import Signature, enforce, null_problem
 
 
 class Scorer:
@@ -59,7 +59,7 @@ class Scorer:
     def features(self, batch: pa.RecordBatch) -> Any:
         """The batch as the model reads it: a float array, or an enforced frame."""
         if self._arrays:
-            array = _float_array(batch, self.names)
+            array = _float_array(batch, self.signature)
             if array is not None:
                 return array
         present = [name for name in self.names if name in batch.schema.names]
@@ -81,19 +81,27 @@ class Scorer:
         return answer, None
 
 
-def _float_array(batch: pa.RecordBatch, names: list[str]) -> np.ndarray[Any, Any] | None:
-    """A column-major float64 array of ``names``, or None when a column is missing or is
-    not an integer or float column (the enforced frame then names the problem)."""
+def _float_array(batch: pa.RecordBatch, signature: Signature) -> np.ndarray[Any, Any] | None:
+    """A column-major float64 array of the signature's inputs, or None when a column is
+    missing or is not an integer or float column (the enforced frame then names the
+    problem). A null or NaN in a column the signature does not mark nullable is refused
+    here, naming the column and row, as ``enforce`` would: it never reaches the model."""
     schema = batch.schema
-    for name in names:
-        if name not in schema.names:
+    for column in signature.inputs:
+        if column.name not in schema.names:
             return None
-        kind = schema.field(name).type
+        kind = schema.field(column.name).type
         if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
             return None
-    array = np.empty((batch.num_rows, len(names)), dtype=np.float64, order="F")
-    for index, name in enumerate(names):
-        array[:, index] = batch.column(name).to_numpy(zero_copy_only=False)
+    array = np.empty((batch.num_rows, len(signature.inputs)), dtype=np.float64, order="F")
+    for index, column in enumerate(signature.inputs):
+        values = batch.column(column.name).to_numpy(zero_copy_only=False)
+        array[:, index] = values
+        if not column.nullable:
+            missing = np.flatnonzero(np.isnan(array[:, index]))
+            if len(missing):
+                row = int(missing[0])
+                raise SignatureError(column.name, null_problem(row), row=row)
     return array
 
 
