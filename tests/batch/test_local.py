@@ -18,6 +18,8 @@ from modelyard.errors import InvalidInput, SignatureError
 from modelyard.packaging import load_package, package_digest, write_package
 from tests.batch.data import FEATURES, break_row, frame, model, write_parts
 
+NULL = "null value but the column is not nullable"
+
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
@@ -59,10 +61,7 @@ def test_a_bad_row_is_named_by_file_and_row_of_that_file(
     with pytest.raises(SignatureError) as failed:
         LocalEngine(1).run(task, delivered.append)
     message = str(failed.value)
-    assert (
-        message
-        == f"'{folder / 'part-2.parquet'}', row 73: column 'b': null value but the column is not nullable"
-    )
+    assert message == f"'{folder / 'part-2.parquet'}', row 73: column 'b': " + NULL
     assert failed.value.row == 73
     assert sum(s.inputs.num_rows for s in delivered) == 200 + 60  # nothing after the bad batch
 

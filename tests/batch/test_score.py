@@ -14,6 +14,8 @@ from modelyard.errors import Conflict, InvalidInput, NotFound, SignatureError
 from tests.batch.data import FEATURES, break_row, frame, mend, model, write_parts
 from tests.conftest import embedded_yard
 
+NULL = "null value but the column is not nullable"
+
 
 @pytest.fixture
 def yard(home: Path) -> Yard:
@@ -75,7 +77,7 @@ def test_a_job_failing_half_way_leaves_no_output_and_can_be_run_again(
     target = tmp_path / "out" / "scores.parquet"
     with pytest.raises(SignatureError) as failed:
         yard.batch.score("churn@champion", folder, target, workers=1, batch_rows=32)
-    message = f"'{folder / 'part-2.parquet'}', row 42: column 'b': null value but the column is not nullable"
+    message = f"'{folder / 'part-2.parquet'}', row 42: column 'b': " + NULL
     assert str(failed.value) == message
     assert list((tmp_path / "out").iterdir()) == []  # nothing final, nothing partial
     record = yard.batch.jobs(status="failed")[0]

@@ -11,6 +11,8 @@ from tests.batch.data import FEATURES, break_row, frame, model, write_parts
 from tests.cli.test_cli import invoke
 from tests.conftest import embedded_yard
 
+NULL = "null value but the column is not nullable"
+
 
 def registered(home: Path) -> None:
     yard = embedded_yard(home)
@@ -50,7 +52,7 @@ def test_bad_input_exits_2_with_one_line(home: Path, tmp_path: Path) -> None:
     out = str(tmp_path / "scores.parquet")
     cases = [
         (["churn/1", str(folder), out],
-         f"error: '{folder / 'part-2.parquet'}', row 11: column 'b': null value but the column is not nullable"),
+         f"error: '{folder / 'part-2.parquet'}', row 11: column 'b': " + NULL),
         (["churn/1", str(tmp_path / "nothing"), out], "does not exist"),
         (["nomodel/1", str(folder), out], "model 'nomodel' does not exist"),
         (["churn/1", str(folder), out, "--keep", "nocolumn"], "has no column 'nocolumn'"),
