@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from modelyard.artifacts.store import ArtifactStore, open_store
 from modelyard.catalog.inventory import InventoryService
 from modelyard.catalog.registry import Catalog
+from modelyard.catalog.versions import VersionReader
 from modelyard.config import Settings
 from modelyard.governance.approvals import ApprovalService
 from modelyard.governance.audit import AuditLog
@@ -81,8 +82,12 @@ def bootstrap(
     artifacts = artifacts or open_store(settings.artifact_root)
     audit = AuditLog(db)
     db.on_commit("audit", audit.on_changes)  # every service change, in its own transaction
-    catalog = Catalog(db, artifacts)
-    endpoints = EndpointService(db, catalog)
+    # the approval gate runs inside the catalog's and the endpoints' write transactions;
+    # it reads versions on their connection, so it needs no catalog of its own
+    versions = VersionReader()
+    approvals = ApprovalService(db, versions)
+    catalog = Catalog(db, artifacts, approval_gate=approvals.check)
+    endpoints = EndpointService(db, versions, approval_gate=approvals.check)
     predictions = (
         SqlPredictionLog(db)
         if settings.prediction_log_in_database
@@ -102,9 +107,6 @@ def bootstrap(
         endpoint_exists=endpoints.exists,
         skew_rows=references.training_rows,
     )
-    approvals = ApprovalService(db, catalog)
-    catalog.approval_gate = approvals.check
-    endpoints.approval_gate = approvals.check
     catalog.subscribe(references.on_event)
     endpoints.subscribe(monitors.on_event)
     return Services(
