@@ -19,6 +19,7 @@ from modelyard.governance.workspaces import Workspaces
 from modelyard.monitoring.alerts import AlertService
 from modelyard.monitoring.monitors import MonitorService
 from modelyard.monitoring.reference import ReferenceService
+from modelyard.monitoring.runner import Runner
 from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.feedback import Feedback
 from modelyard.serving.predictlog import PredictionLog
@@ -99,13 +100,9 @@ def bootstrap(
         db, artifacts, catalog, datasets, settings.home / "cache" / "packages"
     )
     alerts = AlertService(db, secrets)
+    runner = Runner(db, predictions, references, alerts, skew_rows=references.training_rows)
     monitors = MonitorService(
-        db,
-        predictions,
-        references,
-        alerts,
-        endpoint_exists=endpoints.exists,
-        skew_rows=references.training_rows,
+        db, predictions, references, alerts, runner, endpoint_exists=endpoints.exists
     )
     catalog.subscribe(references.on_event)
     endpoints.subscribe(monitors.on_event)
