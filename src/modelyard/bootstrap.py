@@ -11,6 +11,7 @@ from modelyard.catalog.versions import VersionReader
 from modelyard.config import Settings
 from modelyard.governance.approvals import ApprovalService
 from modelyard.governance.audit import AuditLog
+from modelyard.governance.cards import ModelCards
 from modelyard.governance.identity import Identity
 from modelyard.governance.lineage import Lineage
 from modelyard.governance.retirement import Retirement
@@ -58,6 +59,7 @@ class Services:
     monitors: MonitorService
     approvals: ApprovalService
     secrets: SecretService
+    cards: ModelCards
 
     def close(self) -> None:
         self.db.dispose()
@@ -104,13 +106,15 @@ def bootstrap(
     monitors = MonitorService(
         db, predictions, references, alerts, runner, endpoint_exists=endpoints.exists
     )
+    tracking = TrackingService(db, artifacts)
+    inventory = InventoryService(db)
     catalog.subscribe(references.on_event)
     endpoints.subscribe(monitors.on_event)
     return Services(
         settings=settings,
         db=db,
         artifacts=artifacts,
-        tracking=TrackingService(db, artifacts),
+        tracking=tracking,
         queries=RunQueries(db),
         datasets=datasets,
         catalog=catalog,
@@ -122,13 +126,24 @@ def bootstrap(
         feedback=Feedback(db, endpoints, predictions),
         retention=Retention(db, endpoints, predictions),
         lineage=Lineage(db, predictions),
-        inventory=InventoryService(db),
+        inventory=inventory,
         retirement=Retirement(db, catalog, endpoints),
         secrets=secrets,
         references=references,
         alerts=alerts,
         monitors=monitors,
         approvals=approvals,
+        cards=ModelCards(
+            catalog,
+            inventory,
+            tracking,
+            datasets,
+            endpoints,
+            approvals,
+            references,
+            monitors,
+            alerts,
+        ),
     )
 
 
