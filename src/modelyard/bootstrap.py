@@ -98,9 +98,7 @@ def bootstrap(
     )
     datasets = DatasetRegistry(db, artifacts)
     secrets = SecretService(db, secret_box)
-    references = ReferenceService(
-        db, artifacts, catalog, datasets, settings.home / "cache" / "packages"
-    )
+    references = ReferenceService(db, artifacts, catalog, datasets, settings.package_cache)
     alerts = AlertService(db, secrets)
     runner = Runner(db, predictions, references, alerts, skew_rows=references.training_rows)
     monitors = MonitorService(
