@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from modelyard.artifacts.store import ArtifactStore, open_store
 from modelyard.catalog.inventory import InventoryService
 from modelyard.catalog.registry import Catalog
+from modelyard.catalog.versions import VersionReader
 from modelyard.config import Settings
 from modelyard.governance.approvals import ApprovalService
 from modelyard.governance.audit import AuditLog
+from modelyard.governance.cards import ModelCards
 from modelyard.governance.identity import Identity
 from modelyard.governance.lineage import Lineage
 from modelyard.governance.retirement import Retirement
@@ -18,6 +20,7 @@ from modelyard.governance.workspaces import Workspaces
 from modelyard.monitoring.alerts import AlertService
 from modelyard.monitoring.monitors import MonitorService
 from modelyard.monitoring.reference import ReferenceService
+from modelyard.monitoring.runner import Runner
 from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.feedback import Feedback
 from modelyard.serving.predictlog import PredictionLog
@@ -56,6 +59,7 @@ class Services:
     monitors: MonitorService
     approvals: ApprovalService
     secrets: SecretService
+    cards: ModelCards
 
     def close(self) -> None:
         self.db.dispose()
@@ -81,8 +85,12 @@ def bootstrap(
     artifacts = artifacts or open_store(settings.artifact_root)
     audit = AuditLog(db)
     db.on_commit("audit", audit.on_changes)  # every service change, in its own transaction
-    catalog = Catalog(db, artifacts)
-    endpoints = EndpointService(db, catalog)
+    # the approval gate runs inside the catalog's and the endpoints' write transactions;
+    # it reads versions on their connection, so it needs no catalog of its own
+    versions = VersionReader()
+    approvals = ApprovalService(db, versions)
+    catalog = Catalog(db, artifacts, approval_gate=approvals.check)
+    endpoints = EndpointService(db, versions, approval_gate=approvals.check)
     predictions = (
         SqlPredictionLog(db)
         if settings.prediction_log_in_database
@@ -90,28 +98,21 @@ def bootstrap(
     )
     datasets = DatasetRegistry(db, artifacts)
     secrets = SecretService(db, secret_box)
-    references = ReferenceService(
-        db, artifacts, catalog, datasets, settings.home / "cache" / "packages"
-    )
+    references = ReferenceService(db, artifacts, catalog, datasets, settings.package_cache)
     alerts = AlertService(db, secrets)
+    runner = Runner(db, predictions, references, alerts, skew_rows=references.training_rows)
     monitors = MonitorService(
-        db,
-        predictions,
-        references,
-        alerts,
-        endpoint_exists=endpoints.exists,
-        skew_rows=references.training_rows,
+        db, predictions, references, alerts, runner, endpoint_exists=endpoints.exists
     )
-    approvals = ApprovalService(db, catalog)
-    catalog.approval_gate = approvals.check
-    endpoints.approval_gate = approvals.check
+    tracking = TrackingService(db, artifacts)
+    inventory = InventoryService(db)
     catalog.subscribe(references.on_event)
     endpoints.subscribe(monitors.on_event)
     return Services(
         settings=settings,
         db=db,
         artifacts=artifacts,
-        tracking=TrackingService(db, artifacts),
+        tracking=tracking,
         queries=RunQueries(db),
         datasets=datasets,
         catalog=catalog,
@@ -123,13 +124,24 @@ def bootstrap(
         feedback=Feedback(db, endpoints, predictions),
         retention=Retention(db, endpoints, predictions),
         lineage=Lineage(db, predictions),
-        inventory=InventoryService(db),
+        inventory=inventory,
         retirement=Retirement(db, catalog, endpoints),
         secrets=secrets,
         references=references,
         alerts=alerts,
         monitors=monitors,
         approvals=approvals,
+        cards=ModelCards(
+            catalog,
+            inventory,
+            tracking,
+            datasets,
+            endpoints,
+            approvals,
+            references,
+            monitors,
+            alerts,
+        ),
     )
 
 

@@ -41,6 +41,11 @@ class Settings:
         """Where the prediction log lives (``MODELYARD_PREDICTIONS``, default HOME/predictions)."""
         return Path(self.prediction_root) if self.prediction_root else self.home / "predictions"
 
+    @property
+    def package_cache(self) -> Path:
+        """Where packages from a remote artifact store are copied to load, one folder per digest."""
+        return self.home / "cache" / "packages"
+
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None) -> Settings:
         root = Path(home or os.environ.get("MODELYARD_HOME") or ".modelyard").absolute()

@@ -17,7 +17,7 @@ from modelyard.client.yard import Yard
 from modelyard.config import Settings
 from modelyard.domain.actors import Actor, acting_as, os_user
 from modelyard.serving.journal import record_line
-from modelyard.serving.runtime import Runtime
+from modelyard.serving.server import runtime_for
 from tests.conftest import embedded_yard
 from tests.serving.models import cancer, classifier
 
@@ -52,7 +52,7 @@ def test_the_serving_process_applies_retention_and_the_prune_is_audited(home: Pa
     journal.close()  # sealed into a segment by the next reader
     yard.endpoints.set_retention("kept", 2)
 
-    runtime = Runtime(services, ["kept"])
+    runtime = runtime_for(services, ["kept"])
     runtime.sync()
     with acting_as(Actor("whoever-started-it", key_id="k1", client="10.0.0.9")):
         runtime._prune()  # what the watcher does every PRUNE_EVERY seconds

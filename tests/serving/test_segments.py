@@ -167,7 +167,9 @@ def test_the_monitor_worker_seals_and_compacts_a_log_nobody_reads(
         other.close()
         folder = services.predictions.root / "ep"
         assert len(list(folder.glob("journal-*.jsonl"))) == 5
-        Worker(services).run_once()  # no monitor exists: only the log is looked after
+        Worker(
+            services.monitors, services.predictions
+        ).run_once()  # no monitor exists: only the log is looked after
         assert not list(folder.glob("journal-*.jsonl"))
         assert len(live_segments(folder).segments) == 1
         assert not list((services.predictions.root / "other").glob("journal-*.jsonl"))

@@ -449,10 +449,10 @@ def test_every_data_plane_route_has_a_rule_and_keeps_it_for_every_caller(stack: 
     from starlette.routing import Route
 
     from modelyard.domain.identity import ROLE_PERMISSIONS, Permission, Role
-    from modelyard.serving.app import ROUTE_RULES, create_serving_app
-    from modelyard.serving.runtime import Runtime
+    from modelyard.serving.app import ROUTE_RULES
+    from modelyard.serving.server import app_for, runtime_for
 
-    app = create_serving_app(Runtime(stack.services))
+    app = app_for(stack.services, runtime_for(stack.services, None))
     served = {
         (method, route.path)
         for route in app.routes

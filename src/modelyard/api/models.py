@@ -28,7 +28,6 @@ from modelyard.domain.models import (
     RegisteredModel,
 )
 from modelyard.errors import InvalidInput
-from modelyard.governance.cards import model_card
 
 router = APIRouter(prefix="/api/v1", tags=["models"], responses=ERROR_RESPONSES)
 
@@ -234,7 +233,7 @@ def search_inventory(
 )
 def version_card(name: str, selector: str, request: Request, format: str = "markdown") -> Response:
     """The version's model card as Markdown (default) or a self-contained HTML page."""
-    text = model_card(services_of(request), str(ref_of(name, selector)), format)
+    text = services_of(request).cards.card(str(ref_of(name, selector)), format)
     media = "text/html" if format == "html" else "text/markdown"
     return Response(text, media_type=f"{media}; charset=utf-8")
 

@@ -2,12 +2,13 @@
 
 Versions are numbered per model by an atomic counter on the model row, so two
 processes registering at once get distinct numbers. ``Catalog`` takes its alias
-methods from ``aliases.py`` and its stage transitions from ``stages.py``.
+methods from ``aliases.py``, its stage transitions from ``stages.py`` and its reads
+on an open connection (``resolve``, ``version_in``, ...) from ``versions.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Text, cast, select, update
@@ -16,7 +17,8 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from modelyard.artifacts.store import ArtifactStore
 from modelyard.catalog.aliases import Aliases
 from modelyard.catalog.packages import verified_manifest
-from modelyard.catalog.stages import StageTransitions
+from modelyard.catalog.stages import ApprovalGate, StageTransitions
+from modelyard.catalog.versions import VersionReader
 from modelyard.clock import now_ms
 from modelyard.domain.actors import current_actor
 from modelyard.domain.events import Changed, Publisher, VersionRegistered
@@ -39,7 +41,7 @@ from modelyard.tracking.dataset_registry import check_sensitivity
 from modelyard.tracking.runs import stringify
 
 
-class Catalog(Aliases, StageTransitions, Publisher):
+class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
     """Register, find and move model versions.
 
     >>> catalog.register_version("churn", source="runs/ab12.../artifacts/model", run_id="ab12...")
@@ -48,11 +50,13 @@ class Catalog(Aliases, StageTransitions, Publisher):
     3
     """
 
-    def __init__(self, db: Database, artifacts: ArtifactStore) -> None:
+    def __init__(
+        self, db: Database, artifacts: ArtifactStore, *, approval_gate: ApprovalGate | None = None
+    ) -> None:
         self.db = db
         self.artifacts = artifacts
-        # set by bootstrap: refuses a move to production the approval policy forbids
-        self.approval_gate: Callable[[Connection, ModelRef, str], None] | None = None
+        # refuses a move to production the approval policy forbids (None: no policy)
+        self.approval_gate = approval_gate
 
     # -- models ------------------------------------------------------------
 
@@ -107,25 +111,6 @@ class Catalog(Aliases, StageTransitions, Publisher):
         owner = conn.execute(select(t.models.c.workspace).where(t.models.c.name == name)).scalar()
         check_same(f"model '{name}'", owner, workspace)
         return self._model_id(conn, name)
-
-    def model_id(self, conn: Connection, name: str) -> int:
-        """The id of model ``name`` on an open connection; ``NotFound`` if it does not exist."""
-        return self._model_id(conn, name)
-
-    def _model_id(self, conn: Connection, name: str) -> int:
-        return self._model_row(conn, name)[0]
-
-    def model_workspace(self, conn: Connection, name: str) -> str:
-        """The workspace that owns model ``name``; ``NotFound`` if it does not exist."""
-        return self._model_row(conn, name)[1]
-
-    def _model_row(self, conn: Connection, name: str) -> tuple[int, str]:
-        """The id of model ``name`` and the workspace that owns it."""
-        m = t.models.c
-        row = conn.execute(select(m.id, m.workspace).where(m.name == name)).first()
-        if row is None:
-            raise NotFound(f"model '{name}' does not exist")
-        return int(row.id), str(row.workspace)
 
     def get_model(self, name: str) -> RegisteredModel:
         with self.db.read() as conn:
@@ -322,87 +307,10 @@ class Catalog(Aliases, StageTransitions, Publisher):
             ).scalar_one()
         )
 
-    def resolve(self, conn: Connection, ref: ModelRef) -> tuple[int, int]:
-        """(model id, version number) that ``ref`` names right now."""
-        model = conn.execute(select(t.models).where(t.models.c.name == ref.name)).first()
-        if model is None:
-            raise NotFound(f"model '{ref.name}' does not exist")
-        if ref.alias:
-            row = conn.execute(
-                select(t.aliases.c.version).where(
-                    t.aliases.c.model_id == model.id, t.aliases.c.alias == ref.alias
-                )
-            ).first()
-            if row is None:
-                raise NotFound(f"model '{ref.name}' has no alias '{ref.alias}'")
-            return model.id, int(row.version)
-        if ref.version is None:
-            if not model.last_version:
-                raise NotFound(f"model '{ref.name}' has no versions yet")
-            return model.id, int(model.last_version)
-        if not 1 <= ref.version <= model.last_version:
-            latest = f"latest is {model.last_version}" if model.last_version else "it has none"
-            raise NotFound(f"model '{ref.name}' has no version {ref.version} ({latest})")
-        return model.id, ref.version
-
     def get_version(self, ref: ModelRef | str) -> ModelVersion:
         ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
         with self.db.read() as conn:
             return self.version_in(conn, ref)
-
-    def version_in(self, conn: Connection, ref: ModelRef) -> ModelVersion:
-        """The version ``ref`` names, read on an open connection (inside a transaction)."""
-        model_id, number = self.resolve(conn, ref)
-        rows = self._version_rows(
-            conn,
-            [t.model_versions.c.model_id == model_id, t.model_versions.c.version == number],
-        )
-        if not rows:
-            raise NotFound(f"model '{ref.name}' has no version {number}")
-        return self._versions_from_rows(conn, rows)[0]
-
-    def _version_rows(self, conn: Connection, conditions: list[Any]) -> list[Any]:
-        v, m = t.model_versions.c, t.models.c
-        query = (
-            select(t.model_versions, m.name.label("model"))
-            .join(t.models, m.id == v.model_id)
-            .where(*conditions)
-            .order_by(m.name, v.version)
-        )
-        return list(conn.execute(query).all())
-
-    def _versions_from_rows(self, conn: Connection, rows: list[Any]) -> list[ModelVersion]:
-        ids = [r.id for r in rows]
-        tags: dict[int, dict[str, str]] = {}
-        for vid, key, value in conn.execute(
-            select(t.version_tags).where(t.version_tags.c.version_id.in_(ids))
-        ):
-            tags.setdefault(vid, {})[key] = value
-        aliases: dict[tuple[int, int], list[str]] = {}
-        model_ids = {r.model_id for r in rows}
-        for model_id, alias, version, _ in conn.execute(
-            select(t.aliases).where(t.aliases.c.model_id.in_(model_ids)).order_by(t.aliases.c.alias)
-        ):
-            aliases.setdefault((model_id, version), []).append(alias)
-        return [
-            ModelVersion(
-                model=r.model,
-                version=r.version,
-                stage=Stage(r.stage),
-                source=r.source,
-                package_digest=r.package_digest,
-                flavor=r.flavor,
-                created_at=r.created_at,
-                updated_at=r.updated_at,
-                run_id=r.run_id,
-                description=r.description,
-                created_by=r.created_by,
-                signature=r.signature,
-                tags=tags.get(r.id, {}),
-                aliases=aliases.get((r.model_id, r.version), []),
-            )
-            for r in rows
-        ]
 
     def search_versions(
         self,
@@ -473,14 +381,6 @@ class Catalog(Aliases, StageTransitions, Publisher):
             change = Changed("update version", resource, workspace, _only(before, after), after)
             publish(conn, change)
         return self.get_version(ModelRef(ref.name, version=number))
-
-    def _version_id(self, conn: Connection, model_id: int, number: int) -> int:
-        v = t.model_versions.c
-        return int(
-            conn.execute(
-                select(v.id).where(v.model_id == model_id, v.version == number)
-            ).scalar_one()
-        )
 
 
 def _only(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

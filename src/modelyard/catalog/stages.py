@@ -19,12 +19,16 @@ from modelyard.errors import Conflict
 from modelyard.store import schema as t
 from modelyard.store.database import Database, publish
 
+# Refuses (PermissionDenied) a version the approval policy does not let through, inside the
+# caller's write transaction: (connection, version, what for: "production", "taking traffic").
+ApprovalGate = Callable[[Connection, ModelRef, str], None]
+
 
 class StageTransitions:
     """Mixin of ``Catalog``: move versions between stages and read their stage history."""
 
     db: Database
-    approval_gate: Callable[[Connection, ModelRef, str], None] | None
+    approval_gate: ApprovalGate | None
 
     if TYPE_CHECKING:  # provided by Catalog
 

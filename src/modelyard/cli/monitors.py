@@ -430,7 +430,7 @@ def worker(ctx: CliContext, monitors: tuple[str, ...], poll: float, once: bool) 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     services = bootstrap(Settings.from_env(ctx.home))
     try:
-        running = Worker(services, monitors=monitors, poll=poll)
+        running = Worker(services.monitors, services.predictions, only=monitors, poll=poll)
         if once:
             reports = running.run_once(force=True)
             console.print(

@@ -11,7 +11,6 @@ from modelyard.artifacts.store import iter_files
 from modelyard.catalog.packages import package_directory
 from modelyard.client.local_base import LocalBase
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
-from modelyard.governance.cards import model_card
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 
@@ -129,7 +128,7 @@ class LocalCatalog(LocalBase):
         return self.services.retirement.retire_model(name, comment=comment)
 
     def model_card(self, ref: str, form: str) -> str:
-        return model_card(self.services, ref, form)
+        return self.services.cards.card(ref, form)
 
     def get_inventory(self, name: str) -> Inventory:
         return self.services.inventory.get(name)

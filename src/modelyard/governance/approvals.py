@@ -9,7 +9,9 @@ requested again; approvals count from the latest request on.
 
 The gate (``check``) runs inside the write transaction of a move to production
 and of an endpoint revision that routes traffic to a version, so a version
-cannot slip through between the check and the change.
+cannot slip through between the check and the change. ``bootstrap`` hands it to
+``Catalog`` and ``EndpointService`` as their ``approval_gate``; the service reads
+versions through a ``catalog.versions.VersionReader``, not the catalog.
 
 >>> approvals.request("churn/4", actor="ana", comment="beats champion on Q3 data")
 >>> approvals.approve("churn/4", actor="raj", comment="validated")
@@ -24,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from modelyard.catalog.registry import Catalog
+from modelyard.catalog.versions import VersionReader
 from modelyard.clock import now_ms
 from modelyard.domain.actors import current_actor
 from modelyard.domain.events import Changed
@@ -59,9 +61,11 @@ class ApprovalStatus:
 class ApprovalService:
     """The approval policy, decisions, and the gate that enforces them."""
 
-    def __init__(self, db: Database, catalog: Catalog) -> None:
+    def __init__(self, db: Database, versions: VersionReader) -> None:
         self.db = db
-        self.catalog = catalog
+        # reads only, on the caller's connection: the catalog calls ``check`` in its own
+        # transactions, so this service reads versions without depending on the catalog
+        self.versions = versions
 
     # -- policy ----------------------------------------------------------------
 
@@ -127,8 +131,8 @@ class ApprovalService:
             raise InvalidInput("a decision needs the name of who makes it")
         parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
         with self.db.write() as conn:
-            version = self.catalog.version_in(conn, parsed)
-            model_id = self.catalog.model_id(conn, version.model)
+            version = self.versions.version_in(conn, parsed)
+            model_id = self.versions.model_id(conn, version.model)
             if decision != "request":
                 self._check_reviewer(conn, model_id, version, actor, decision)
             before = self._status(conn, model_id, version)
@@ -152,7 +156,7 @@ class ApprovalService:
                 "comment": comment,
             }
             resource = f"models/{version.model}/{version.version}/approvals"
-            workspace = self.catalog.model_workspace(conn, version.model)
+            workspace = self.versions.model_workspace(conn, version.model)
             before_state = {"state": before.state}
             publish(
                 conn, Changed(f"{decision} approval", resource, workspace, before_state, summary)
@@ -186,8 +190,8 @@ class ApprovalService:
     def status(self, ref: ModelRef | str) -> ApprovalStatus:
         parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
         with self.db.read() as conn:
-            version = self.catalog.version_in(conn, parsed)
-            model_id = self.catalog.model_id(conn, version.model)
+            version = self.versions.version_in(conn, parsed)
+            model_id = self.versions.model_id(conn, version.model)
             return self._status(conn, model_id, version)
 
     def _history(self, conn: Connection, model_id: int, number: int) -> list[dict[str, Any]]:
@@ -240,8 +244,8 @@ class ApprovalService:
 
     def check(self, conn: Connection, ref: ModelRef, purpose: str) -> None:
         """Refuse (``PermissionDenied``) unless the version is approved or approvals are off."""
-        version = self.catalog.version_in(conn, ref)
-        model_id = self.catalog.model_id(conn, version.model)
+        version = self.versions.version_in(conn, ref)
+        model_id = self.versions.model_id(conn, version.model)
         status = self._status(conn, model_id, version)
         if status.state in ("approved", "not_required"):
             return

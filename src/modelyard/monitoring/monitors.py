@@ -1,9 +1,10 @@
 """Monitors: their specs, running them, and their results as time series.
 
 A run plans the monitor's due windows and claims each one (``windows.py``:
-tumbling windows, claims and leases), then evaluates and records every window it
-claimed and refreshes recent windows whose labels grew (``runner.py``: results,
-window completion and alert state in one transaction, alerts delivered after).
+tumbling windows, claims and leases), then its ``Runner`` (``runner.py``, given by
+``bootstrap``) evaluates and records every window it claimed and refreshes recent
+windows whose labels grew: results, window completion and alert state in one
+transaction, alerts delivered after.
 
 Creating, changing and running a monitor on request publish a ``Changed`` (as
 ``current_actor()``); the worker's scheduled runs (``run_scheduled``) are not
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, and_, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
@@ -40,9 +41,6 @@ from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
 from modelyard.store.database import Database, publish
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
 __all__ = ["MonitorService", "RunReport", "worker_name"]
 
 
@@ -55,15 +53,15 @@ class MonitorService:
         predictions: PredictionLog,
         references: ReferenceService,
         alerts: AlertService,
+        runner: Runner,
         endpoint_exists: Callable[[str], bool],
-        skew_rows: Callable[[Reference, str, str | None], pa.Table] | None = None,
     ) -> None:
         self.db = db
         self.predictions = predictions
-        self.references = references
-        self.alerts = alerts
+        self.references = references  # the report's reference profiles
+        self.alerts = alerts  # the report's alerts
+        self.runner = runner  # evaluates and records the windows a run claims
         self.endpoint_exists = endpoint_exists
-        self.skew_rows = skew_rows
 
     # -- specs ---------------------------------------------------------------------
 
@@ -218,13 +216,12 @@ class MonitorService:
         now = now if now is not None else now_ms()
         report = RunReport(monitor.name)
         references: dict[tuple[str, int], Reference | None] = {}
-        runner = Runner(self.db, self.predictions, self.references, self.alerts, self.skew_rows)
         for start, end in due_windows(self.db, self.predictions, monitor, now):
             if not self._claim(monitor, start, end, worker, now):
                 report.skipped += 1
                 continue
-            runner.compute(monitor, start, end, worker, references, report)
-        runner.refresh(monitor, now, references, report)
+            self.runner.compute(monitor, start, end, worker, references, report)
+        self.runner.refresh(monitor, now, references, report)
         report.next_window = next_window(self.predictions, monitor, now)
         return report
 

@@ -7,7 +7,7 @@ twice; a window whose worker died is taken again when its lease runs out.
 Every ``MAINTAIN_EVERY`` seconds it also seals and compacts the file prediction
 log (``serving/segments.py``), so a log nobody queried for a while is ready.
 
->>> Worker(services).run(stop_event)      # until stop_event is set
+>>> Worker(services.monitors, services.predictions).run(stop_event)   # until it is set
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import threading
 import time
 from collections.abc import Sequence
 
-from modelyard.bootstrap import Services
 from modelyard.clock import now_ms
+from modelyard.monitoring.monitors import MonitorService
 from modelyard.monitoring.runner import RunReport
 from modelyard.monitoring.windows import worker_name
+from modelyard.serving.predictlog import PredictionLog
 
 log = logging.getLogger("modelyard.monitoring")
 
@@ -28,18 +29,20 @@ MAINTAIN_EVERY = 60.0
 
 
 class Worker:
-    """Run monitors when their schedule comes round."""
+    """Run monitors when their schedule comes round (``only`` these, if named)."""
 
     def __init__(
         self,
-        services: Services,
+        monitors: MonitorService,
+        predictions: PredictionLog,
         *,
-        monitors: Sequence[str] = (),
+        only: Sequence[str] = (),
         poll: float = 5.0,
         name: str | None = None,
     ) -> None:
-        self.services = services
-        self.only = set(monitors)
+        self.monitors = monitors
+        self.predictions = predictions  # sealed and compacted every MAINTAIN_EVERY seconds
+        self.only = set(only)
         self.poll = poll
         self.name = name or worker_name()
         self._next: dict[str, int] = {}
@@ -49,14 +52,14 @@ class Worker:
         """Run each enabled monitor that is due (all of them with ``force``)."""
         reports = []
         now = now_ms()
-        for monitor in self.services.monitors.list():
+        for monitor in self.monitors.list():
             if not monitor.enabled or (self.only and monitor.name not in self.only):
                 continue
             if not force and self._next.get(monitor.name, 0) > now:
                 continue
             self._next[monitor.name] = now + monitor.spec.schedule
             try:
-                report = self.services.monitors.run_scheduled(monitor.name, worker=self.name)
+                report = self.monitors.run_scheduled(monitor.name, worker=self.name)
             except Exception:
                 log.exception("monitor %s failed to run", monitor.name)
                 continue
@@ -76,7 +79,7 @@ class Worker:
         """Seal and compact the prediction log; a failure is logged and tried again later."""
         self._maintained = time.monotonic()
         try:
-            sealed, merged = self.services.predictions.maintain()
+            sealed, merged = self.predictions.maintain()
         except Exception:
             log.exception("could not seal or compact the prediction log")
             return

@@ -1,14 +1,15 @@
 """The serving data plane's HTTP app: one route table, built into a Starlette app.
 
->>> app = create_serving_app(Runtime(services, ["churn"]))   # then: uvicorn.run(app)
+>>> app = create_serving_app(runtime, access)   # then: uvicorn.run(app)
 
-A plain Starlette app (no request models): the prediction path parses JSON with
-orjson and checks input against the version's signature itself, so framework
-overhead stays small. ``ROUTES`` names every route once: method, path, handler,
-the permission it needs (``None``: no key) and what ``/openapi.json`` says of it;
-``ROUTE_RULES`` is derived from it. Who may call what is ``serving/auth.py``; the
-plain JSON predict route is ``serving/predict.py``, the Open Inference Protocol
-``serving/v2.py``.
+(``serving/server.py`` builds the ``Runtime`` and the ``Access`` from bootstrap's
+``Services``.) A plain Starlette app (no request models): the prediction path
+parses JSON with orjson and checks input against the version's signature itself,
+so framework overhead stays small. ``ROUTES`` names every route once: method,
+path, handler, the permission it needs (``None``: no key) and what
+``/openapi.json`` says of it; ``ROUTE_RULES`` is derived from it. Who may call
+what is ``serving/auth.py`` (``Access``); the plain JSON predict route is
+``serving/predict.py``, the Open Inference Protocol ``serving/v2.py``.
 
 Bad input never reaches a model and never yields a 500: malformed JSON is 400,
 a body over the limit 413, input that breaks the signature 422 naming the column,
@@ -33,7 +34,7 @@ from modelyard import __version__
 from modelyard.domain.identity import Permission, Principal
 from modelyard.errors import ModelyardError
 from modelyard.serving import openapi, predict, v2
-from modelyard.serving.auth import audit_refusal, authorize, workspace_of
+from modelyard.serving.auth import Access, access_of
 from modelyard.serving.runtime import Runtime
 from modelyard.serving.wire import DEFAULT_MAX_BODY, error_answer, error_of, respond, runtime_of
 
@@ -81,7 +82,8 @@ async def endpoints(request: Request) -> Response:
     principal: Principal = request.state.principal
     mine = {workspace for workspace, _ in principal.roles}
     described = runtime.describe()
-    visible = [d for d in described if await workspace_of(runtime, d["name"]) in mine]
+    access = access_of(request)
+    visible = [d for d in described if await access.workspace_of(d["name"]) in mine]
     return respond({"endpoints": visible})
 
 
@@ -129,14 +131,18 @@ ROUTE_RULES: list[tuple[str, str, Permission | None]] = [
 ]
 
 
-def create_serving_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
-    """The data plane over ``runtime``; starts and stops it with the server."""
+def create_serving_app(
+    runtime: Runtime, access: Access, *, max_body: int = DEFAULT_MAX_BODY
+) -> Starlette:
+    """The data plane over ``runtime``, guarded by ``access``; starts and stops the
+    runtime with the server."""
     app = Starlette(
         routes=[Route(r.path, _guarded(r), methods=[r.method]) for r in ROUTES],
         lifespan=_lifespan,
         exception_handlers={404: _not_found, 405: _not_allowed},
     )
     app.state.runtime = runtime
+    app.state.access = access
     app.state.max_body = max_body
     app.state.openapi = openapi.document(ROUTES)
     return app
@@ -150,7 +156,7 @@ def _guarded(route: ServedRoute) -> Handler:
         endpoint = request.path_params.get("name")
         try:
             if permission is not None:
-                await authorize(request, permission, endpoint)
+                await access_of(request).authorize(request, permission, endpoint)
             return await handler(request)
         except ModelyardError as exc:
             return await _refused(request, exc, endpoint)
@@ -167,7 +173,7 @@ async def _refused(request: Request, exc: ModelyardError, endpoint: str | None) 
         log.error("%s %s: %s", request.method, request.url.path, exc.message)
     runtime.metrics.rejected.labels(endpoint or "", str(exc.status_code)).inc()
     if exc.status_code in (401, 403):
-        await run_in_threadpool(audit_refusal, runtime, request, exc)
+        await run_in_threadpool(access_of(request).audit_refusal, request, exc)
     return error_answer(exc)
 
 

@@ -25,50 +25,79 @@ from starlette.requests import Request
 
 from modelyard.domain.identity import DEFAULT_WORKSPACE, Permission, Principal
 from modelyard.errors import ModelyardError, PermissionDenied
-from modelyard.governance.identity import bearer_key
-from modelyard.serving.runtime import Runtime
-from modelyard.serving.wire import runtime_of
+from modelyard.governance.audit import AuditLog
+from modelyard.governance.identity import Identity, bearer_key
+from modelyard.governance.workspaces import Workspaces
 
 
-async def authorize(request: Request, permission: Permission, endpoint: str | None) -> None:
-    """Refuse the request unless its key allows ``permission`` (on ``endpoint``).
+class Access:
+    """The data plane's gate: keys checked by ``identity``, endpoints' owners from
+    ``workspaces``, refusals recorded in ``audit``.
 
-    The principal is left in ``request.state.principal`` (acting in the endpoint's
-    workspace where it names one) for the handler and the audit of a refusal.
+    >>> app = create_serving_app(runtime, Access(identity, workspaces, audit))
     """
-    runtime = runtime_of(request)
-    principal = await principal_of(request, runtime)
-    request.state.principal = principal
-    if principal.endpoint is not None:
-        _check_endpoint_key(principal.endpoint, permission, endpoint)
-        return
-    if endpoint is None:
-        _check_any_role(principal, permission)
-        return
-    workspace = await workspace_of(runtime, endpoint)
-    if permission is Permission.PREDICT:
-        _check_predict(principal, endpoint, workspace)
-        return
-    request.state.principal = _acting(principal, permission, workspace)
+
+    def __init__(self, identity: Identity, workspaces: Workspaces, audit: AuditLog) -> None:
+        self.identity = identity
+        self.workspaces = workspaces
+        self.audit = audit
+
+    async def authorize(
+        self, request: Request, permission: Permission, endpoint: str | None
+    ) -> None:
+        """Refuse the request unless its key allows ``permission`` (on ``endpoint``).
+
+        The principal is left in ``request.state.principal`` (acting in the endpoint's
+        workspace where it names one) for the handler and the audit of a refusal.
+        """
+        principal = await self.principal_of(request)
+        request.state.principal = principal
+        if principal.endpoint is not None:
+            _check_endpoint_key(principal.endpoint, permission, endpoint)
+            return
+        if endpoint is None:
+            _check_any_role(principal, permission)
+            return
+        workspace = await self.workspace_of(endpoint)
+        if permission is Permission.PREDICT:
+            _check_predict(principal, endpoint, workspace)
+            return
+        request.state.principal = _acting(principal, permission, workspace)
+
+    async def principal_of(self, request: Request) -> Principal:
+        token = bearer_key(request.headers.get("authorization", ""))
+        cached = self.identity.recent(token) if token else None
+        if cached is not None:
+            return cached
+        return await run_in_threadpool(self.identity.authenticate_recent, token)
+
+    async def workspace_of(self, endpoint: str) -> str:
+        """The workspace owning ``endpoint`` (``default`` for one the store does not know)."""
+        known = self.workspaces.known_endpoint(endpoint)
+        if known is not None:
+            return known
+        found = await run_in_threadpool(self.workspaces.owner, "endpoint", endpoint)
+        return found or DEFAULT_WORKSPACE
+
+    def audit_refusal(self, request: Request, exc: ModelyardError) -> None:
+        """Record a 401 or 403 of the data plane in the audit log (blocking: run it in a thread)."""
+        principal: Principal | None = getattr(request.state, "principal", None)
+        self.audit.record(
+            actor=principal.user if principal else "anonymous",
+            key_id=principal.key_id if principal else None,
+            action=f"{request.method} {request.url.path}",
+            resource=request.url.path,
+            outcome="denied",
+            status=exc.status_code,
+            client=request.client.host if request.client else "",
+            summary={"reason": exc.message, "plane": "serving"},
+        )
 
 
-async def principal_of(request: Request, runtime: Runtime) -> Principal:
-    identity = runtime.services.identity
-    token = bearer_key(request.headers.get("authorization", ""))
-    cached = identity.recent(token) if token else None
-    if cached is not None:
-        return cached
-    return await run_in_threadpool(identity.authenticate_recent, token)
-
-
-async def workspace_of(runtime: Runtime, endpoint: str) -> str:
-    """The workspace owning ``endpoint`` (``default`` for one the store does not know)."""
-    owners = runtime.services.workspaces
-    known = owners.known_endpoint(endpoint)
-    if known is not None:
-        return known
-    found = await run_in_threadpool(owners.owner, "endpoint", endpoint)
-    return found or DEFAULT_WORKSPACE
+def access_of(request: Request) -> Access:
+    """The ``Access`` the app serving ``request`` was built with."""
+    access: Access = request.app.state.access
+    return access
 
 
 def _check_endpoint_key(scope: str, permission: Permission, endpoint: str | None) -> None:
@@ -106,18 +135,3 @@ def _acting(principal: Principal, permission: Permission, workspace: str) -> Pri
             f"'{workspace}', which does not allow '{permission.value}'"
         )
     return acting
-
-
-def audit_refusal(runtime: Runtime, request: Request, exc: ModelyardError) -> None:
-    """Record a 401 or 403 of the data plane in the audit log (blocking: run it in a thread)."""
-    principal: Principal | None = getattr(request.state, "principal", None)
-    runtime.services.audit.record(
-        actor=principal.user if principal else "anonymous",
-        key_id=principal.key_id if principal else None,
-        action=f"{request.method} {request.url.path}",
-        resource=request.url.path,
-        outcome="denied",
-        status=exc.status_code,
-        client=request.client.host if request.client else "",
-        summary={"reason": exc.message, "plane": "serving"},
-    )

@@ -13,13 +13,13 @@ after, the revision diff), and the revision records ``current_actor()`` as its a
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from modelyard.catalog.registry import Catalog
+from modelyard.catalog.stages import ApprovalGate
+from modelyard.catalog.versions import VersionReader
 from modelyard.clock import now_ms
 from modelyard.domain.actors import current_actor
 from modelyard.domain.endpoints import (
@@ -54,11 +54,17 @@ class EndpointService(Publisher):
     >>> endpoints.rollback("churn")          # back to the previous revision
     """
 
-    def __init__(self, db: Database, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        db: Database,
+        versions: VersionReader,
+        *,
+        approval_gate: ApprovalGate | None = None,
+    ) -> None:
         self.db = db
-        self.catalog = catalog
-        # set by bootstrap: refuses routing traffic to a version the approval policy forbids
-        self.approval_gate: Callable[[Connection, ModelRef, str], None] | None = None
+        self.versions = versions  # what a route's reference names, in the revision's transaction
+        # refuses routing traffic to a version the approval policy forbids (None: no policy)
+        self.approval_gate = approval_gate
 
     # -- changes -----------------------------------------------------------
 
@@ -234,7 +240,7 @@ class EndpointService(Publisher):
     def _resolve(self, conn: Connection, requests: list[TargetRequest]) -> list[Target]:
         targets = []
         for request in requests:
-            _, number = self.catalog.resolve(conn, request.ref)
+            _, number = self.versions.resolve(conn, request.ref)
             targets.append(
                 Target(
                     model=request.ref.name,
@@ -265,7 +271,7 @@ class EndpointService(Publisher):
         )
         for _, target in spec.targets():
             check_same(f"model '{target.model}'", owners.get(target.model), workspace)
-            version = self.catalog.version_in(conn, ModelRef(target.model, target.version))
+            version = self.versions.version_in(conn, ModelRef(target.model, target.version))
             if version.stage in (Stage.ARCHIVED, Stage.RETIRED):
                 raise Conflict(f"{target.ref} is {version.stage.value} and cannot receive traffic")
             if not version.signature:

@@ -17,8 +17,7 @@ import uvicorn
 
 from modelyard.bootstrap import Services
 from modelyard.errors import ModelyardError
-from modelyard.serving.app import create_serving_app
-from modelyard.serving.runtime import Runtime
+from modelyard.serving.server import app_for, runtime_for
 
 
 def _free_port() -> int:
@@ -32,11 +31,11 @@ def serve_in_thread(
     services: Services, names: list[str], *, timeout: float = 30.0
 ) -> Iterator[str]:
     """Serve ``names`` until the block ends; yields the base URL once every route is loaded."""
-    runtime = Runtime(services, names, refresh=0.25)
+    runtime = runtime_for(services, names, refresh=0.25)
     runtime.check_names()
     port = _free_port()
     config = uvicorn.Config(
-        create_serving_app(runtime),
+        app_for(services, runtime),
         host="127.0.0.1",
         port=port,
         log_level="warning",

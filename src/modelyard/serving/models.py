@@ -1,23 +1,26 @@
-"""A loaded version on the serving path: ``Model``, ``load_model`` and its log lines.
+"""A loaded version on the serving path: ``Model``, ``ModelLoader`` and its log lines.
 
-A ``Model`` is one version loaded from its package (``load_model`` verifies it
-against its digest). The serving process (``serving/runtime.py``) and the shadow
-process (``serving/shadow_worker.py``) both serve through it, and both log its
-answers with ``journal_lines``. Nothing here imports pandas: a model that needs
+A ``Model`` is one version loaded from its package (``ModelLoader`` finds the
+version in the catalog, fetches its package from the artifact store and verifies
+it against its digest). The serving process (``serving/runtime.py``) and the
+shadow process (``serving/shadow_worker.py``) both serve through it, and both
+log its answers with ``journal_lines``. Nothing here imports pandas: a model that needs
 a frame loads it through ``packaging.frames`` on first use.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
-from modelyard.bootstrap import Services
+from modelyard.artifacts.store import ArtifactStore
 from modelyard.catalog.packages import package_directory
-from modelyard.domain.models import ModelVersion
+from modelyard.catalog.registry import Catalog
+from modelyard.domain.models import ModelRef, ModelVersion
 from modelyard.errors import InvalidInput, ModelFailed
 from modelyard.packaging import LoadedModel, load_package
 from modelyard.packaging.flavors import get_flavor, unnamed_features
@@ -134,18 +137,31 @@ class Model:
         return array.tolist(), None
 
 
-def load_model(services: Services, version: ModelVersion) -> Model:
-    """Load ``version`` from its package, verified against its digest."""
-    directory = package_directory(
-        services.artifacts,
-        version.source,
-        version.package_digest,
-        services.settings.home / "cache" / "packages",
-    )
-    loaded = load_package(directory, version.package_digest)
-    if loaded.signature is None:
-        raise InvalidInput(f"{version.ref} has no signature")
-    return Model(version.model, version.version, version.package_digest, loaded)
+class ModelLoader:
+    """Versions as the catalog records them, loaded from their packages.
+
+    >>> loader = ModelLoader(services.catalog, services.artifacts, settings.package_cache)
+    >>> model = loader.load(loader.version("churn", 3))
+    """
+
+    def __init__(self, catalog: Catalog, artifacts: ArtifactStore, cache: Path) -> None:
+        self.catalog = catalog
+        self.artifacts = artifacts
+        self.cache = cache  # copies of packages from a remote artifact store, by digest
+
+    def version(self, model: str, number: int) -> ModelVersion:
+        """What the catalog records of ``model`` version ``number`` (its package digest)."""
+        return self.catalog.get_version(ModelRef(model, number))
+
+    def load(self, version: ModelVersion) -> Model:
+        """Load ``version`` from its package, verified against its digest."""
+        directory = package_directory(
+            self.artifacts, version.source, version.package_digest, self.cache
+        )
+        loaded = load_package(directory, version.package_digest)
+        if loaded.signature is None:
+            raise InvalidInput(f"{version.ref} has no signature")
+        return Model(version.model, version.version, version.package_digest, loaded)
 
 
 def journal_lines(

@@ -12,6 +12,12 @@ fails to load, an alias moved to an incompatible version) is reported in
 and logged in a child process (``serving/shadows.py``); this process only hands
 it a copy of each answered request. A loaded version is a ``Model``
 (``serving/models.py``).
+
+A runtime is given what it uses: the endpoint service (what to serve, retention
+policies), a ``ModelLoader`` (versions from the catalog, packages from the
+artifact store), the prediction log, the retention service (the hourly prune) and
+the settings the shadow process starts with. ``serving/server.py`` builds it from
+bootstrap's ``Services``.
 """
 
 from __future__ import annotations
@@ -29,17 +35,17 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelyard.bootstrap import Services
+from modelyard.config import Settings
 from modelyard.domain.actors import Actor, acting_as
 from modelyard.domain.endpoints import Spec, Target, check_compatible
-from modelyard.domain.models import ModelRef
 from modelyard.errors import LogUnavailable, ModelFailed, ModelyardError, NotFound, NotReady
 from modelyard.serving.batching import Batcher
+from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.journal import Journal
 from modelyard.serving.metrics import ServingMetrics
-from modelyard.serving.models import Model, journal_lines, load_model
+from modelyard.serving.models import Model, ModelLoader, journal_lines
 from modelyard.serving.predictlog import PredictionLog
-from modelyard.serving.retention import PRUNE_EVERY, SERVING_USER
+from modelyard.serving.retention import PRUNE_EVERY, SERVING_USER, Retention
 from modelyard.serving.shadows import ShadowProcess, ShadowTarget
 from modelyard.serving.sqllog import SqlJournal
 
@@ -93,23 +99,28 @@ class Runtime:
 
     def __init__(
         self,
-        services: Services,
+        endpoints: EndpointService,
+        loader: ModelLoader,
+        predictions: PredictionLog,
+        retention: Retention,
+        settings: Settings,
         names: list[str] | None = None,
         *,
         refresh: float = 1.0,
     ) -> None:
-        self.services = services
         self.names = names or None
         self.refresh = refresh
-        self.endpoints_service = services.endpoints
-        self.log: PredictionLog = services.predictions
+        self.endpoints_service = endpoints
+        self.loader = loader
+        self.log = predictions
+        self.retention = retention
         self.metrics = ServingMetrics()
         self.endpoints: dict[str, EndpointState] = {}
         self.status: dict[str, str] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._models: dict[tuple[str, int, str], Model] = {}
         self._journals: dict[str, Journal | SqlJournal] = {}
-        self.shadows = ShadowProcess(services.settings, self.metrics)
+        self.shadows = ShadowProcess(settings, self.metrics)  # the child bootstraps from them
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._expected: set[str] = set()
@@ -176,7 +187,7 @@ class Runtime:
         for name in sorted(set(policies) & self._expected):
             try:
                 with acting_as(Actor(SERVING_USER, client="serving")):
-                    deleted = self.services.retention.prune_on_schedule(name)
+                    deleted = self.retention.prune_on_schedule(name)
                 if deleted:
                     log.info("endpoint %s: pruned %d predictions past retention", name, deleted)
             except Exception:
@@ -255,11 +266,11 @@ class Runtime:
             del self._models[key]
 
     def _model(self, target: Target) -> Model:
-        version = self.services.catalog.get_version(ModelRef(target.model, target.version))
+        version = self.loader.version(target.model, target.version)
         key = (target.model, target.version, version.package_digest)
         model = self._models.get(key)
         if model is None:
-            model = self._models[key] = load_model(self.services, version)
+            model = self._models[key] = self.loader.load(version)
         return model
 
     def _batcher(self, endpoint: str, model: Model, spec: Spec) -> Batcher:

@@ -28,13 +28,13 @@ from typing import IO, Any
 
 import orjson
 
-from modelyard.bootstrap import Services, bootstrap
+from modelyard.bootstrap import bootstrap
 from modelyard.config import Settings
-from modelyard.domain.models import ModelRef
 from modelyard.errors import ModelFailed, ModelyardError, SignatureError
 from modelyard.serving.batching import Batcher
 from modelyard.serving.journal import Journal
-from modelyard.serving.models import Model, journal_lines, load_model
+from modelyard.serving.models import Model, ModelLoader, journal_lines
+from modelyard.serving.predictlog import PredictionLog
 from modelyard.serving.shadows import ShadowTarget, lower_priority, read_frames
 from modelyard.serving.sqllog import SqlJournal
 
@@ -73,8 +73,9 @@ class ShadowLane:
 class ShadowWorker:
     """What the shadow process holds: loaded versions, their batchers, its journals."""
 
-    def __init__(self, services: Services, reports: Reports) -> None:
-        self.services = services
+    def __init__(self, loader: ModelLoader, predictions: PredictionLog, reports: Reports) -> None:
+        self.loader = loader
+        self.predictions = predictions
         self.reports = reports
         self._models: dict[ShadowTarget, Model] = {}
         self._lanes: dict[tuple[str, ShadowTarget], ShadowLane] = {}
@@ -129,7 +130,7 @@ class ShadowWorker:
             return lane
         model = self._model(target)
         if endpoint not in self._journals:
-            self._journals[endpoint] = self.services.predictions.journal(endpoint)
+            self._journals[endpoint] = self.predictions.journal(endpoint)
         batcher = Batcher(
             f"{endpoint} {model.ref} shadow",
             self._work(endpoint, model),
@@ -148,10 +149,10 @@ class ShadowWorker:
         if model is not None:
             return model
         name, number, digest = target
-        version = self.services.catalog.get_version(ModelRef(name, number))
+        version = self.loader.version(name, number)
         if version.package_digest != digest:
             raise ModelyardError(f"{version.ref} has digest {version.package_digest}, not {digest}")
-        model = self._models[target] = load_model(self.services, version)
+        model = self._models[target] = self.loader.load(version)
         log.info("shadow version %s loaded", model.ref)
         return model
 
@@ -249,9 +250,11 @@ def main() -> None:
     os.dup2(2, 1)  # anything else printed goes to stderr, not into the reports
     level = sys.argv[1] if len(sys.argv) > 1 else "INFO"
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
-    services = bootstrap(Settings.from_env(), create_if_empty=False)
+    settings = Settings.from_env()
+    services = bootstrap(settings, create_if_empty=False)
+    loader = ModelLoader(services.catalog, services.artifacts, settings.package_cache)
     try:
-        ShadowWorker(services, reports).run(sys.stdin.buffer)
+        ShadowWorker(loader, services.predictions, reports).run(sys.stdin.buffer)
     finally:
         services.close()
 
