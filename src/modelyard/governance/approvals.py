@@ -13,8 +13,13 @@ cannot slip through between the check and the change. ``bootstrap`` hands it to
 ``Catalog`` and ``EndpointService`` as their ``approval_gate``; the service reads
 versions through a ``catalog.versions.VersionReader``, not the catalog.
 
->>> approvals.request("churn/4", actor="ana", comment="beats champion on Q3 data")
->>> approvals.approve("churn/4", actor="raj", comment="validated")
+Who requests or decides is the current actor (``domain.actors``): the key's user
+through the API, the OS user embedded.
+
+>>> with acting_as(Actor("ana")):
+...     approvals.request("churn/4", comment="beats champion on Q3 data")
+>>> with acting_as(Actor("raj")):
+...     approvals.approve("churn/4", comment="validated")
 >>> approvals.status("churn/4").state
 'approved'
 """
