@@ -51,7 +51,7 @@ def viewer(api: httpx.Client, server: ServerProcess, unique: str) -> Iterator[ht
 def events_of(api: httpx.Client, action: str, resource: str) -> list[Event]:
     """The events of ``action`` (a service's, or ``"METHOD /route"`` for what only the API
     records) on exactly ``resource``, oldest first."""
-    params = {"action": action, "resource": resource, "limit": 10_000}
+    params: dict[str, str | int] = {"action": action, "resource": resource, "limit": 10_000}
     answer = api.get("/api/v1/audit", params=params)
     assert answer.status_code == 200, answer.text
     return [e for e in answer.json() if e["action"] == action and e["resource"] == resource]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -30,7 +31,7 @@ def test_search_by_query_string_matches_search_by_body(api: httpx.Client, unique
         assert _log(api, run_id, metrics=metrics).status_code == 204
     body = {"experiments": [unique], "filter": "params.C >= 1", "order_by": ["metrics.auc desc"]}
     by_body = api.post("/api/v1/runs/search", json={**body, "max_results": 2}).json()
-    query = {
+    query: dict[str, Any] = {
         "experiments": [unique],
         "filter": "params.C >= 1",
         "order_by": "metrics.auc desc",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from modelyard.batch.jobs import BatchJobs
 from modelyard.bootstrap import Services
-from modelyard.domain.batch import JobOutcome, JobStatus
+from modelyard.domain.batch import BatchJob, JobOutcome, JobStatus
 from modelyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelyard.packaging import write_package
 from tests.actors import as_user
@@ -35,7 +36,7 @@ def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service
         yield built
 
 
-def start(jobs: BatchJobs, user: str = "ana", **options: object) -> object:
+def start(jobs: BatchJobs, user: str = "ana", **options: Any) -> BatchJob:
     arguments: dict[str, object] = {
         "input_uri": "file:///data/in",
         "output_uri": "file:///data/out.parquet",
@@ -76,7 +77,8 @@ def test_a_job_is_recorded_with_the_version_the_alias_named(services: Services) 
         ("start batch job", "ana", "default"),
         ("finish batch job", "ana", "default"),
     ]
-    assert events[1].summary["after"]["rows_out"] == 10
+    after: dict[str, Any] = events[1].summary["after"]
+    assert after["rows_out"] == 10
 
 
 def test_the_same_content_is_one_dataset_across_jobs(services: Services) -> None:

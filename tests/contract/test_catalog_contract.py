@@ -201,9 +201,9 @@ def test_a_version_logged_by_a_run_imports_into_another_store(  # type: ignore[n
 def test_tampered_package_is_refused_on_load(
     yard: Yard,
     unique: str,
-    iris,
+    iris: tuple[pd.DataFrame, pd.Series, LogisticRegression],
     request: pytest.FixtureRequest,
-    home: Path,  # type: ignore[no-untyped-def]
+    home: Path,
 ) -> None:
     features, _, model = iris
     version = yard.models.register(model, name=unique, input_example=features.head(1))

@@ -6,6 +6,7 @@ import pytest
 
 from modelyard.client.yard import Yard
 from modelyard.errors import InvalidInput, NotFound
+from modelyard.governance.lineage import LineageGraph
 from tests.serving.models import cancer, classifier
 
 
@@ -80,8 +81,8 @@ def test_sensitivity_classes_propagate_to_versions_and_endpoints(yard: Yard, uni
     ]
     yard.datasets.classify(f"{unique}-ref", ["internal"])
 
-    def classes(graph, ref: str) -> list[str]:  # type: ignore[no-untyped-def]
-        return next(n for n in graph.nodes if n.ref == ref).attributes["sensitivity"]
+    def classes(graph: LineageGraph, ref: str) -> list[str]:
+        return list(next(n for n in graph.nodes if n.ref == ref).attributes["sensitivity"])
 
     graph = yard.lineage(f"endpoint:{unique}")
     assert classes(graph, f"version:{version.ref}") == ["confidential", "internal", "pii"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -133,7 +134,9 @@ def test_every_identity_change_is_recorded_by_the_service_never_a_key(
         ("revoke key", f"keys/{record.id}", "default"),
     ]
     assert {(e.actor, e.client, e.status) for e in events} == {("root", "embedded", 200)}
-    changes = [(e.summary.get("before"), e.summary.get("after")) for e in events[:5]]
+    changes: list[tuple[Any, Any]] = [
+        (e.summary.get("before"), e.summary.get("after")) for e in events[:5]
+    ]
     assert changes == [
         (None, {"workspace": "default", "role": "viewer"}),
         (None, {"name": "fraud"}),

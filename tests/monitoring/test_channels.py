@@ -531,7 +531,9 @@ def test_email_is_delivered_with_auth_from_the_secret_store(
     assert authenticated
     assert envelope.mail_from == "modelyard@example.test"
     assert envelope.rcpt_tos == ["oncall@example.test", "risk@example.test"]
-    message = email.message_from_bytes(envelope.content or b"", policy=email.policy.default)
+    content = envelope.content or b""
+    raw = content if isinstance(content, bytes) else content.encode()
+    message = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     assert message["Subject"] == "[modelyard] CRITICAL churn-monitor: drift in 3 columns (fired)"
     assert message["To"] == "oncall@example.test, risk@example.test"

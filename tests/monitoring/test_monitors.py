@@ -217,7 +217,7 @@ def test_specs_are_validated_and_names_are_unique(services: Services) -> None:
         services.monitors.create("spec", {"endpoint": "spec"})
     with pytest.raises(NotFound, match="endpoint 'nope'"):
         services.monitors.create("other", {"endpoint": "nope"})
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"endpoint": "spec", "window": "soon"}, "window"),
         ({"endpoint": "spec", "window": "5 rows"}, "at least 10 rows"),
         ({"endpoint": "spec", "checks": {"drifts": {}}}, "unknown field"),

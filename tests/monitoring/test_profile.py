@@ -67,8 +67,8 @@ def test_streaming_profile_merges_and_agrees_with_the_exact_one() -> None:
     a, b = streamed.columns["amount"], exact.columns["amount"]
     assert (a.count, a.missing) == (b.count, b.missing)
     assert a.mean == pytest.approx(b.mean) and a.std == pytest.approx(b.std)
-    ranks = np.searchsorted(np.sort(data.column("amount").drop_null().to_numpy()), a.quantiles)
-    ranks = ranks / b.count
+    found = np.searchsorted(np.sort(data.column("amount").drop_null().to_numpy()), a.quantiles)
+    ranks = found / b.count
     assert np.abs(ranks - np.linspace(0, 1, 101)).max() < 0.02  # the sketch's rank error
     assert streamed.columns["city"].categories == exact.columns["city"].categories
     # finished profiles with sketches merge too, and survive JSON

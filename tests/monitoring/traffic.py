@@ -40,7 +40,8 @@ def labels_for(frame: pd.DataFrame, seed: int) -> np.ndarray[Any, Any]:
     """Outcomes from one fixed true model: covariate shift only, never concept drift."""
     rng = np.random.default_rng(seed + 10_000)
     logit = frame[FEATURES].to_numpy() @ WEIGHTS
-    return (rng.random(len(frame)) < 1 / (1 + np.exp(-logit))).astype(int)
+    labels: np.ndarray[Any, Any] = (rng.random(len(frame)) < 1 / (1 + np.exp(-logit))).astype(int)
+    return labels
 
 
 @dataclass

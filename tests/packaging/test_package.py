@@ -24,7 +24,8 @@ class Doubler:
     """A python-function model: any object with predict."""
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return frame["x"].to_numpy() * 2
+        doubled: np.ndarray = frame["x"].to_numpy() * 2
+        return doubled
 
 
 class Tattletale(Doubler):

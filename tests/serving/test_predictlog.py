@@ -7,8 +7,10 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pyarrow as pa
 import pytest
 
 from modelyard.domain.actors import os_user
@@ -63,7 +65,7 @@ def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PredictionLo
 
 
 def write(log: PredictionLog, endpoint: str, lines: bytes) -> None:
-    journal = log.journal(endpoint)
+    journal: Any = log.journal(endpoint)  # the database log's append answers a future
     committed = journal.append(lines)
     if committed is not None:
         committed.result(timeout=30)
@@ -145,7 +147,10 @@ def test_query_filters_by_version_role_time_and_id(log: PredictionLog) -> None:
         + line("b", version=3, role="shadow", ts=2000)
         + line("c", version=1, ts=3000),
     )
-    ids = lambda table: table.column("id").to_pylist()  # noqa: E731
+
+    def ids(table: pa.Table) -> list[str]:
+        return list(table.column("id").to_pylist())
+
     assert ids(log.query("ep", version=1)) == ["a", "c"]
     assert ids(log.query("ep", role="shadow")) == ["b"]
     assert ids(log.query("ep", since=2000, until=3000)) == ["b", "b"]

@@ -46,7 +46,7 @@ def test_the_serving_process_applies_retention_and_the_prune_is_audited(home: Pa
     services = yard.backend.services  # type: ignore[attr-defined]
     yard.models.register(classifier(), name="kept", input_example=cancer()[0].head())
     yard.endpoints.create("kept", routes=["kept/1=100"])
-    journal = services.predictions.journal("kept")
+    journal: Any = services.predictions.journal("kept")  # a database journal: a future
     three_days_ago = int(time.time() * 1000) - 3 * 86_400_000
     journal.append(old_rows(5, three_days_ago))
     journal.close()  # sealed into a segment by the next reader
@@ -127,7 +127,7 @@ def test_database_log_writes_commit_with_their_audit_event_or_not_at_all(home: P
     assert services.settings.prediction_log_in_database
     yard.models.register(classifier(), name="kept", input_example=cancer()[0].head())
     yard.endpoints.create("kept", routes=["kept/1=100"])
-    journal = services.predictions.journal("kept")
+    journal: Any = services.predictions.journal("kept")  # a database journal: a future
     journal.append(old_rows(3, int(time.time() * 1000))).result(timeout=30)  # committed
     journal.close()
 

@@ -28,7 +28,8 @@ def served(model: object, example: pd.DataFrame, directory: Path) -> Model:
 
 
 def rows_of(frame: pd.DataFrame) -> list[dict[str, float]]:
-    return frame.to_dict(orient="records")  # type: ignore[return-value]
+    rows: list[dict[str, float]] = frame.to_dict(orient="records")  # type: ignore[assignment]
+    return rows
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def records(count: int = 3, offset: int = 0) -> list[dict[str, Any]]:
     features, _ = cancer()
-    return features.iloc[offset : offset + count].to_dict(orient="records")  # type: ignore[return-value]
+    rows: list[dict[str, Any]] = features.iloc[offset : offset + count].to_dict(  # type: ignore[assignment]
+        orient="records"
+    )
+    return rows
 
 
 def test_predict_with_records_and_columns_gives_the_model_answers(stack: Stack) -> None:
@@ -290,7 +293,7 @@ def test_shadows_never_slow_or_fail_the_primary(stack: Stack) -> None:
         ),
         timeout=60,
     )
-    by_model = {}
+    by_model: dict[Any, Any] = {}
     for row in shadow_rows.to_pylist():
         by_model.setdefault(row["model"], []).append(row)
     assert {r["output"] for r in by_model["slow"]} == {"7"}

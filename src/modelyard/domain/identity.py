@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from modelyard.errors import InvalidInput, PermissionDenied
 
@@ -173,6 +174,6 @@ class AuditEvent:
     outcome: str
     status: int
     client: str
-    summary: dict[str, object]
+    summary: dict[str, Any]  # JSON: small before/after summaries
     prev_hash: str
     hash: str
