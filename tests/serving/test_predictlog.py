@@ -162,6 +162,40 @@ def test_query_filters_by_version_role_time_and_id(log: PredictionLog) -> None:
         log.query("ep", limit=0)
 
 
+def test_query_and_count_take_several_roles(log: PredictionLog) -> None:
+    write(
+        log,
+        "ep",
+        line("a", ts=1000)
+        + line("b", role="batch", ts=1500)
+        + line("b", version=2, role="shadow", ts=1500),
+    )
+    log.count("ep")  # the file log seals that journal: the rest is read from a segment
+    write(log, "ep", line("c", role="batch", ts=2000) + line("d", ts=3000))
+
+    def rows(table: pa.Table) -> list[tuple[str, str]]:
+        return list(
+            zip(table.column("id").to_pylist(), table.column("role").to_pylist(), strict=True)
+        )
+
+    both = [("a", "primary"), ("b", "batch"), ("c", "batch"), ("d", "primary")]
+    assert rows(log.query("ep", role=["primary", "batch"])) == both
+    assert rows(log.query("ep", role=("batch", "primary"), since=1500, limit=2)) == both[1:3]
+    assert rows(log.query("ep", role=["batch", "primary"], offset=3)) == both[3:]
+    assert rows(log.query("ep", role=["batch"])) == rows(log.query("ep", role="batch"))
+    assert rows(log.query("ep", role="primary")) == [("a", "primary"), ("d", "primary")]
+    assert log.count("ep", role=["primary", "batch"]) == 4
+    assert log.count("ep", role=["primary", "batch"], until=2000) == 2
+    assert log.count("ep", role=["primary", "shadow", "batch"]) == log.count("ep") == 5
+    assert log.count("ep", role="batch") == 2
+    with pytest.raises(InvalidInput, match="got 'boss'"):
+        log.query("ep", role=["primary", "boss"])
+    with pytest.raises(InvalidInput, match="got 'boss'"):
+        log.count("ep", role=["boss"])
+    with pytest.raises(InvalidInput, match="at least one"):
+        log.query("ep", role=[])
+
+
 def test_labels_last_wins_history_kept_unknown_reported(log: PredictionLog) -> None:
     write(log, "ep", line("a", output=1) + line("b", output=0) + line("c", output=1))
     first = as_user("u", log.record_labels, "ep", [("a", 1), ("b", 1), ("ghost", 0), ("ghost", 1)])

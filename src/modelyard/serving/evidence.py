@@ -7,6 +7,7 @@ Each function takes a DuckDB connection holding a ``predictions`` view and a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -20,19 +21,25 @@ LATEST_LABELS = (
 def sql_filters(
     version: int | None,
     model: str | None,
-    role: str | None,
+    role: str | Sequence[str] | None,
     since: int | None,
     until: int | None,
     *,
     prefix: str = "",
 ) -> tuple[list[str], list[Any]]:
-    """SQL conditions (with ``?`` parameters) for the given filters, and the parameters."""
+    """SQL conditions (with ``?`` parameters) for the given filters, and the parameters.
+
+    ``role``: one role, or several (any of them)."""
     conditions: list[str] = []
     params: list[Any] = []
+    roles = [role] if isinstance(role, str) else list(role or [])
+    if len(roles) > 1:
+        conditions.append(f"{prefix}role IN ({', '.join('?' * len(roles))})")
+        params.extend(roles)
     for column, op, value in (
         ("version", "=", version),
         ("model", "=", model),
-        ("role", "=", role),
+        ("role", "=", roles[0] if len(roles) == 1 else None),
         ("ts", ">=", since),
         ("ts", "<", until),
     ):

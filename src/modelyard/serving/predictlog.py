@@ -69,6 +69,20 @@ READ_ATTEMPTS = 5  # listings of a folder before a read holds off compaction
 # -- reading ---------------------------------------------------------------
 
 
+def check_roles(role: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
+    """``role`` checked: one of ``ROLES``, several of them (at least one), or None (all)."""
+    if role is None or isinstance(role, str):
+        roles: tuple[str, ...] = () if role is None else (role,)
+    else:
+        roles = tuple(role)
+        if not roles:
+            raise InvalidInput(f"roles: name at least one of {', '.join(ROLES)}")
+    for one in roles:
+        if one not in ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}, got {one!r}")
+    return role if role is None or isinstance(role, str) else roles
+
+
 @dataclass(frozen=True)
 class LabelResult:
     recorded: int
@@ -316,7 +330,7 @@ class PredictionLog:
         *,
         version: int | None = None,
         model: str | None = None,
-        role: str | None = None,
+        role: str | Sequence[str] | None = None,
         since: int | None = None,
         until: int | None = None,
         ids: Sequence[str] | None = None,
@@ -325,13 +339,13 @@ class PredictionLog:
         offset: int = 0,
         newest_first: bool = False,
     ) -> pa.Table:
-        """Predictions filtered by version, role, time range (epoch ms) or ids, oldest first
-        (by time, then id) or ``newest_first``; ``offset`` skips that many of them.
+        """Predictions filtered by version, role (one, or several: any of them), time range
+        (epoch ms) or ids, oldest first (by time, then id) or ``newest_first``; ``offset``
+        skips that many of them.
 
         With ``with_labels`` each row carries the newest label of its id (or null).
         """
-        if role is not None and role not in ROLES:
-            raise InvalidInput(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        role = check_roles(role)
         if limit is not None and limit < 1:
             raise InvalidInput(f"limit must be at least 1, got {limit}")
         conditions, params = evidence.sql_filters(version, model, role, since, until, prefix="p.")
@@ -362,12 +376,12 @@ class PredictionLog:
         self,
         endpoint: str,
         *,
-        role: str | None = None,
+        role: str | Sequence[str] | None = None,
         since: int | None = None,
         until: int | None = None,
     ) -> int:
-        """How many predictions match (role, time range)."""
-        conditions, params = evidence.sql_filters(None, None, role, since, until)
+        """How many predictions match (role: one or several, time range)."""
+        conditions, params = evidence.sql_filters(None, None, check_roles(role), since, until)
         con = duckdb_connection()
         self._attach(con, endpoint, since=since, until=until)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
