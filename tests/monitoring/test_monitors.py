@@ -313,3 +313,70 @@ def test_a_reference_built_at_registration_is_recorded_as_the_registrant(
         "dataset": "partial-train",
         "target": None,
     }
+
+
+def test_a_monitor_of_batch_traffic_watches_a_batch_jobs_logged_rows(
+    services: Services, tmp_path: Path
+) -> None:
+    deployed = deploy(services, "scored")
+    deployed.send(inputs(300, 20), start_ts=T0)  # online traffic, 2 ms each
+    for name, frame in (
+        ("steady", inputs(200, 21)),
+        ("shifted", inputs(200, 22, shift={"age": 2.0})),
+    ):
+        frame.to_parquet(tmp_path / f"{name}.parquet", index=False)
+        deployed.yard.batch.score(
+            "scored/1",
+            tmp_path / f"{name}.parquet",
+            tmp_path / f"{name}-scored.parquet",
+            workers=1,
+            log_to="scored",
+        )
+    services.monitors.create(
+        "scored-batch", {"endpoint": "scored", "traffic": ["batch"], "window": "200 rows"}
+    )
+    services.monitors.create(
+        "scored-all",
+        {"endpoint": "scored", "traffic": ["primary", "batch"], "window": "500 rows"},
+    )
+    services.monitors.update("scored", {"window": "100 rows"})
+
+    services.monitors.run("scored-batch")
+    batch = sorted(services.monitors.windows("scored-batch"), key=lambda w: w["start"])
+    assert [(w["start"], w["rows"]) for w in batch] == [(0, 200), (200, 200)]
+    assert [drifted_columns(w) for w in batch] == [set(), {"age"}]
+    assert services.monitors.results("scored-batch", check="technical") == []
+
+    services.monitors.run("scored")  # the default monitor reads the online rows only
+    online = services.monitors.windows("scored")
+    assert sorted((w["start"], w["rows"]) for w in online) == [(0, 100), (100, 100), (200, 100)]
+
+    services.monitors.run("scored-all")  # 300 online rows, then the steady job's 200
+    [mixed] = services.monitors.windows("scored-all")
+    assert (mixed["rows"], drifted_columns(mixed)) == (500, set())
+    levels = {
+        r["metric"]: r["value"] for r in services.monitors.results("scored-all", check="technical")
+    }
+    assert levels["latency_p50_ms"] == levels["latency_p99_ms"] == 2.0  # online rows only
+    assert levels["error_rate"] == 0.0
+    assert round(levels["throughput_rps"], 3) == round(300 / 2.99, 3)
+
+
+def test_a_monitor_reads_only_the_traffic_it_names(services: Services) -> None:
+    deploy(services, "roles")
+    for traffic, message in (
+        (["primary", "shadow"], "traffic 'shadow' is not one of primary, batch"),
+        ([], "traffic must be a non-empty list"),
+        ({"batch": True}, "traffic must be a non-empty list"),
+    ):
+        with pytest.raises(InvalidInput, match=message):
+            services.monitors.create("bad", {"endpoint": "roles", "traffic": traffic})
+    created = services.monitors.create(
+        "both", {"endpoint": "roles", "traffic": ["batch", "primary", "batch"]}
+    )
+    assert created.spec.traffic == ("batch", "primary")
+    assert created.spec.to_dict()["traffic"] == ["batch", "primary"]
+    assert Spec.parse(json.loads(json.dumps(created.spec.to_dict()))) == created.spec
+    assert services.monitors.get("roles").spec.traffic == ("primary",)
+    updated = services.monitors.update("both", {"traffic": "batch"})
+    assert services.monitors.get("both").spec.traffic == updated.spec.traffic == ("batch",)

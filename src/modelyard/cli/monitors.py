@@ -76,6 +76,7 @@ def create(
         checks=spec.get("checks"),
         alerts=spec.get("alerts"),
         min_rows=spec.get("min_rows"),
+        traffic=spec.get("traffic"),
     )
     emit_json(created) if as_json else _show(created)
 

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,8 +53,12 @@ class MonitorsAPI:
         checks: Mapping[str, Any] | None = None,
         alerts: Mapping[str, Any] | None = None,
         min_rows: int | None = None,
+        traffic: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """A monitor of ``endpoint``; everything not given takes its default."""
+        """A monitor of ``endpoint``; everything not given takes its default.
+
+        ``traffic``: the prediction-log roles its windows read, ``primary`` (online
+        requests, the default) and/or ``batch`` (batch jobs run with ``log_to``)."""
         spec: dict[str, Any] = {"endpoint": endpoint}
         for key, value in (
             ("window", window),
@@ -62,6 +66,7 @@ class MonitorsAPI:
             ("checks", checks),
             ("alerts", alerts),
             ("min_rows", min_rows),
+            ("traffic", list(traffic) if traffic is not None else None),
         ):
             if value is not None:
                 spec[key] = value

@@ -2,9 +2,10 @@
 
 A monitor's ``Spec`` is plain data (JSON on the wire and in the store). Every
 field has a default, so ``Spec.parse({"endpoint": "churn"})`` is a complete
-monitor: hourly windows, every input drift, output drift, data quality,
-accuracy once labels arrive, its estimate before they do, latency and errors,
-alerts to the log channel, and a retraining request on a critical finding.
+monitor: hourly windows of its online (``primary``) traffic, every input drift,
+output drift, data quality, accuracy once labels arrive, its estimate before they
+do, latency and errors, alerts to the log channel, and a retraining request on a
+critical finding. ``traffic: ["batch"]`` watches batch jobs' logged rows instead.
 
 >>> spec = Spec.parse({"endpoint": "churn", "window": "500 rows",
 ...                    "checks": {"drift": {"rules": {"age": {"method": "psi"}}}}})
@@ -41,6 +42,7 @@ __all__ = [
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9\-_.]{0,127}$")
 _ROWS = re.compile(r"^\s*(\d+)\s*rows?\s*$")
+TRAFFIC = ("primary", "batch")  # the prediction-log roles a monitor may read
 SEVERITY_ORDER = {"ok": 0, "warn": 1, "critical": 2}
 
 
@@ -93,9 +95,25 @@ def _rows(value: Any) -> int:
     return value
 
 
+def _traffic(value: Any) -> tuple[str, ...]:
+    """The roles a monitor reads: a list of ``TRAFFIC`` values (a single one may be a string)."""
+    if value is None:
+        return ("primary",)
+    roles = [value] if isinstance(value, str) else value
+    if not isinstance(roles, list | tuple) or not roles:
+        raise InvalidInput(
+            f"traffic must be a non-empty list of {' and '.join(TRAFFIC)}, got {value!r}"
+        )
+    for role in roles:
+        if role not in TRAFFIC:
+            raise InvalidInput(f"traffic {role!r} is not one of {', '.join(TRAFFIC)}")
+    return tuple(dict.fromkeys(roles))
+
+
 @dataclass(frozen=True)
 class Spec:
-    """A monitor of ``endpoint``'s primary traffic."""
+    """A monitor of ``endpoint``'s traffic: the prediction-log roles in ``traffic``
+    (``primary``: online requests; ``batch``: batch jobs run with ``--log-to``)."""
 
     endpoint: str
     window: Window = field(default_factory=Window)
@@ -103,11 +121,12 @@ class Spec:
     min_rows: int = 30
     checks: Checks = field(default_factory=Checks)
     alerts: Alerting = field(default_factory=Alerting)
+    traffic: tuple[str, ...] = ("primary",)
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> Spec:
         data = _mapping(data, "monitor")
-        fields = ("endpoint", "window", "schedule", "min_rows", "checks", "alerts")
+        fields = ("endpoint", "traffic", "window", "schedule", "min_rows", "checks", "alerts")
         _known(data, fields, "monitor")
         endpoint = data.get("endpoint")
         if not isinstance(endpoint, str):
@@ -119,6 +138,7 @@ class Spec:
             int(_number(data.get("min_rows", 30), "min_rows", low=1)),
             Checks.parse(data.get("checks")),
             Alerting.parse(data.get("alerts")),
+            _traffic(data.get("traffic")),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,13 +1,15 @@
 """A monitor's windows: which are due, and claiming one for a worker.
 
 A monitor's windows are tumbling: by time (aligned to the epoch, computed once
-closed) or by rows (the endpoint's primary predictions in time order, computed
-once full). Running a monitor claims each due window with an atomic statement
-(an insert that a unique key makes exclusive, or an update of a window whose
-lease ran out), so two workers on the same database never compute a window
-twice, and a window left by a crashed worker is taken again when its lease
-expires. A failed window is taken again until it has been tried ``MAX_ATTEMPTS``
-times.
+closed) or by rows (the endpoint's predictions in time order, computed once
+full). Windows hold the predictions of the roles in the spec's ``traffic``:
+``primary`` (online requests, the default), ``batch`` (batch jobs run with
+``--log-to``) or both, counted and read together. Running a monitor claims each
+due window with an atomic statement (an insert that a unique key makes
+exclusive, or an update of a window whose lease ran out), so two workers on the
+same database never compute a window twice, and a window left by a crashed
+worker is taken again when its lease expires. A failed window is taken again
+until it has been tried ``MAX_ATTEMPTS`` times.
 
 >>> worker = worker_name()
 >>> for start, end in due_windows(db, predictions, monitor, now_ms()):
@@ -50,11 +52,11 @@ def due_windows(
     endpoint = monitor.spec.endpoint
     done = _finished_starts(db, monitor)
     if window.kind == "rows":
-        total = predictions.count(endpoint, role="primary")
+        total = predictions.count(endpoint, role=monitor.spec.traffic)
         starts = range(0, (total // window.size) * window.size, window.size)
         due = [(s, s + window.size) for s in starts if s not in done]
         return due[:MAX_WINDOWS_PER_RUN]
-    first = predictions.query(endpoint, role="primary", limit=1, with_labels=False)
+    first = predictions.query(endpoint, role=monitor.spec.traffic, limit=1, with_labels=False)
     if first.num_rows == 0:
         return []
     origin = int(first.column("ts")[0].as_py()) // window.size * window.size
@@ -67,19 +69,19 @@ def next_window(predictions: PredictionLog, monitor: Monitor, now: int) -> dict[
     """The first window not complete by ``now``, and what it waits for.
 
     By time: ``{"kind": "time", "start", "end", "logged"}``, computed once ``end``
-    has passed (``logged``: whether the endpoint logged any primary prediction yet,
-    since windows begin with the first one). By rows: ``{"kind": "rows", "start",
-    "end", "logged"}``, computed once ``end - start`` rows are logged (``logged``:
-    how many are so far).
+    has passed (``logged``: whether the endpoint logged any prediction of the
+    monitor's ``traffic`` yet, since windows begin with the first one). By rows:
+    ``{"kind": "rows", "start", "end", "logged"}``, computed once ``end - start``
+    rows are logged (``logged``: how many are so far).
     """
     window = monitor.spec.window
     endpoint = monitor.spec.endpoint
     if window.kind == "rows":
-        total = predictions.count(endpoint, role="primary")
+        total = predictions.count(endpoint, role=monitor.spec.traffic)
         start = total // window.size * window.size
         return {"kind": "rows", "start": start, "end": start + window.size, "logged": total - start}
     start = now // window.size * window.size
-    first = predictions.query(endpoint, role="primary", limit=1, with_labels=False)
+    first = predictions.query(endpoint, role=monitor.spec.traffic, limit=1, with_labels=False)
     return {
         "kind": "time",
         "start": start,
@@ -153,15 +155,20 @@ def fail_window(db: Database, monitor: Monitor, start: int, worker: str, error: 
 
 
 def window_data(predictions: PredictionLog, monitor: Monitor, start: int, end: int) -> WindowData:
-    """The primary predictions (with their labels) that fall in window ``start``."""
+    """The predictions of the monitor's ``traffic`` (with their labels) in window ``start``."""
     window = monitor.spec.window
     endpoint = monitor.spec.endpoint
     if window.kind == "rows":
         table = predictions.query(
-            endpoint, role="primary", limit=window.size, offset=start, with_labels=True
+            endpoint, role=monitor.spec.traffic, limit=window.size, offset=start, with_labels=True
         )
     else:
         table = predictions.query(
-            endpoint, role="primary", since=start, until=end, limit=None, with_labels=True
+            endpoint,
+            role=monitor.spec.traffic,
+            since=start,
+            until=end,
+            limit=None,
+            with_labels=True,
         )
     return WindowData(table, start, end, window.kind)
