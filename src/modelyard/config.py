@@ -61,3 +61,13 @@ class Settings:
             secret_key=os.environ.get("MODELYARD_SECRET_KEY") or None,
             workspace=os.environ.get("MODELYARD_WORKSPACE") or None,
         )
+
+
+def client_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """Where an SDK talking to a server keeps its cache (downloaded packages): ``home``
+    or ``MODELYARD_HOME`` when given, else the user's cache folder, so a remote yard never
+    makes a ``./.modelyard`` store folder in the working directory."""
+    chosen = home or os.environ.get("MODELYARD_HOME")
+    if chosen:
+        return Path(chosen).absolute()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelyard"

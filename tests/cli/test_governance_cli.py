@@ -52,20 +52,20 @@ def test_audit_verify_names_the_edited_event(tmp_path: Path) -> None:
 
 def test_workspaces_members_and_the_workspace_option(tmp_path: Path) -> None:
     invoke(tmp_path, "admin", "init", "--name", "root")
-    assert invoke(tmp_path, "admin", "workspace", "create", "fraud")[0] == 0
+    code, out, _ = invoke(tmp_path, "admin", "workspace", "create", "fraud")
+    assert code == 0
+    assert "its admins: root (the admins of 'default', since no --admin was given)" in out
     code, _, err = invoke(tmp_path, "admin", "workspace", "create", "Bad Name")
     assert code == 2 and "workspace name 'Bad Name' is not valid" in err
     add = ("admin", "user", "add", "ana", "--role", "maintainer", "--workspace", "fraud")
     assert invoke(tmp_path, *add)[0] == 0
-    assert (
-        invoke(tmp_path, "admin", "workspace", "add-member", "fraud", "root", "--role", "viewer")[0]
-        == 0
-    )
+    member = ("admin", "workspace", "add-member", "fraud")
+    code, _, err = invoke(tmp_path, *member, "root", "--role", "viewer")
+    assert code == 2 and "without an admin" in err  # root is its only admin
+    assert invoke(tmp_path, *member, "ana", "--role", "admin")[0] == 0
+    assert invoke(tmp_path, *member, "root", "--role", "viewer")[0] == 0
     code, out, _ = invoke(tmp_path, "admin", "user", "list", "--workspace", "fraud", "--json")
-    assert {u["name"]: u["role"] for u in json.loads(out)} == {
-        "ana": "maintainer",
-        "root": "viewer",
-    }
+    assert {u["name"]: u["role"] for u in json.loads(out)} == {"ana": "admin", "root": "viewer"}
     code, _, err = invoke(tmp_path, "admin", "user", "list", "--workspace", "risk")
     assert code == 2 and "workspace 'risk' does not exist" in err
     code, out, _ = invoke(tmp_path, "admin", "workspace", "list", "--json")
@@ -92,7 +92,8 @@ def test_audit_search_by_workspace(tmp_path: Path) -> None:
     assert code == 0
     assert [(e["action"], e["resource"]) for e in json.loads(out)] == [
         ("create workspace", "workspaces/fraud"),
+        ("add member", "users/root"),
         ("add member", "users/ana"),
     ]
     code, out, _ = invoke(tmp_path, "audit", "search", "--json")
-    assert len(json.loads(out)) == 5
+    assert len(json.loads(out)) == 6

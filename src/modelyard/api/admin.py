@@ -9,7 +9,7 @@ from modelyard.api.dependencies import services_of
 from modelyard.api.security import guard
 from modelyard.api.wire import Body, respond
 from modelyard.domain.actors import current_actor
-from modelyard.domain.identity import DEFAULT_WORKSPACE, Permission, Role
+from modelyard.domain.identity import DEFAULT_WORKSPACE, Permission
 
 router = APIRouter(prefix="/api/v1", tags=["governance"])
 
@@ -22,6 +22,7 @@ class UserIn(Body):
 
 class WorkspaceIn(Body):
     name: str
+    admin: str | None = None  # another admin besides its creator
 
 
 class RoleIn(Body):
@@ -58,13 +59,10 @@ def set_role(name: str, body: RoleIn, request: Request) -> Response:
 
 @router.post("/workspaces", status_code=201, **guard(Permission.ADMIN))
 def create_workspace(body: WorkspaceIn, request: Request) -> Response:
-    """A new workspace, administered by its creator; give it members with
-    ``PUT /workspaces/{workspace}/members/{user}``."""
-    services = services_of(request)
-    created = services.workspaces.create(body.name)
-    # its creator administers it, so someone can add its first members
-    services.identity.set_role(current_actor().user, Role.ADMIN, workspace=created.name)
-    return respond(services.workspaces.get(created.name), 201)
+    """A new workspace, administered by its creator (and ``admin`` when given); give it
+    members with ``PUT /workspaces/{workspace}/members/{user}``."""
+    admins = [current_actor().user, *([body.admin] if body.admin else [])]
+    return respond(services_of(request).workspaces.create(body.name, admins=admins), 201)
 
 
 @router.get("/workspaces", **guard(Permission.ADMIN))
@@ -123,7 +121,9 @@ def audit_events(
     until: int | None = None,
     limit: int = 1000,
     workspace: str | None = None,
+    after: int | None = None,
 ) -> Response:
+    """Events in order, filtered; ``after`` (an event id) pages on (``limit=0``: all)."""
     found = services_of(request).audit.events(
         actor=actor,
         action=action,
@@ -132,6 +132,7 @@ def audit_events(
         until=until,
         limit=limit,
         workspace=workspace,
+        after=after,
     )
     return respond(found)
 

@@ -1,4 +1,4 @@
-"""``modelyard db`` and ``modelyard server``."""
+"""``modelyard db`` and ``modelyard server``: they work on the store itself (never with --url)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,9 @@ import click
 
 from modelyard.cli.context import CliContext, json_option, pass_context
 from modelyard.cli.output import console, emit_json
-from modelyard.config import DEFAULT_PORT, Settings
+from modelyard.config import DEFAULT_PORT
 from modelyard.store.database import Database
 from modelyard.store.migrate import current_revision, head_revision, upgrade
-
-
-def _settings(ctx: CliContext) -> Settings:
-    return Settings.from_env(ctx.home)
 
 
 @click.group()
@@ -24,7 +20,7 @@ def db() -> None:
 @pass_context
 def db_upgrade(ctx: CliContext) -> None:
     """Bring the database schema to the newest revision."""
-    database = Database(_settings(ctx).db_url)
+    database = Database(ctx.store().db_url)
     before, after = upgrade(database)
     if before == after:
         console.print(f"{database.describe()} is already at {after}")
@@ -37,7 +33,7 @@ def db_upgrade(ctx: CliContext) -> None:
 @pass_context
 def db_current(ctx: CliContext, as_json: bool) -> None:
     """The schema revision of the database, and whether it is the newest."""
-    database = Database(_settings(ctx).db_url)
+    database = Database(ctx.store().db_url)
     current, head = current_revision(database), head_revision()
     if as_json:
         emit_json(
@@ -61,4 +57,4 @@ def server(ctx: CliContext, host: str, port: int) -> None:
     """Serve the API (/api/v1, /healthz, /docs) over the configured store."""
     from modelyard.api.server import serve
 
-    serve(host, port, _settings(ctx))
+    serve(host, port, ctx.store())

@@ -386,14 +386,14 @@ def serve(
     ctx: CliContext, endpoints: tuple[str, ...], host: str, port: int, refresh: float, max_body: int
 ) -> None:
     """Serve ENDPOINTS (default: all) for predictions; picks up revisions while running."""
-    from modelyard.config import Settings
     from modelyard.serving.server import serve as run
 
+    settings = ctx.store()  # the data plane reads endpoints from the store, never the API
     run(
         list(endpoints),
         host=host,
         port=port,
-        settings=Settings.from_env(ctx.home),
+        settings=settings,
         refresh=refresh,
         max_body=max_body,
     )

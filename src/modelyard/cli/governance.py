@@ -1,63 +1,65 @@
-"""``modelyard admin`` and ``modelyard audit``: run by an operator on the store itself.
+"""``modelyard admin`` and ``modelyard audit`` (through the SDK, so ``--url`` acts through a
+server as the key's user), ``lineage`` and ``dataset``.
 
-The services record every change these commands make, as the OS user.
+``admin init`` alone works on the store itself: it makes the first admin and key, before
+any key exists. Embedded, the services record every change as the OS user.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
-from modelyard.bootstrap import Services, bootstrap
 from modelyard.cli.context import CliContext, json_option, pass_context
 from modelyard.cli.output import console, emit_json, moment, table, when
-from modelyard.config import Settings
-from modelyard.domain.identity import Role
+from modelyard.domain.identity import DEFAULT_WORKSPACE, Role
 from modelyard.errors import Conflict, InvalidInput
-from modelyard.jsonable import plain
-from modelyard.tracking.environment import current_user
 
 ROLES = [r.value for r in Role]
 
 
-def _services(ctx: CliContext) -> Services:
-    return bootstrap(Settings.from_env(ctx.home))
-
-
 @click.group()
 def admin() -> None:
-    """Users and API keys of the server's store."""
+    """Users, workspaces and API keys (embedded, or through a server as an admin's key)."""
 
 
 @admin.command("init")
 @click.option("--name", default=None, help="Name of the first admin (default: your user name).")
 @pass_context
 def init(ctx: CliContext, name: str | None) -> None:
-    """Create the first admin and print its API key once."""
-    services = _services(ctx)
-    if services.identity.has_admin():
-        raise Conflict("an admin already exists: use `modelyard admin key create` instead")
-    user = services.identity.create_user(name or current_user(), Role.ADMIN)
-    _, token = services.identity.create_key(user.name, name="initial admin key")
+    """Create the first admin and print its API key once (on the store itself)."""
+    from modelyard.bootstrap import bootstrap
+    from modelyard.domain.actors import os_user
+
+    services = bootstrap(ctx.store())
+    try:
+        if services.identity.has_admin():
+            raise Conflict("an admin already exists: use `modelyard admin key create` instead")
+        user = services.identity.create_user(name or os_user(), Role.ADMIN)
+        _, token = services.identity.create_key(user.name, name="initial admin key")
+    finally:
+        services.close()
     console.print(f"admin '{user.name}' created. API key (shown once, keep it secret):")
     click.echo(token)
 
 
 @admin.group("user")
 def user_group() -> None:
-    """Add users and change their role."""
+    """Add users and list them."""
 
 
 @user_group.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), required=True)
-@click.option("--workspace", default="default", show_default=True, help="Its first workspace.")
+@click.option(
+    "--workspace", default=DEFAULT_WORKSPACE, show_default=True, help="Its first workspace."
+)
 @pass_context
 def add_user(ctx: CliContext, name: str, role: str, workspace: str) -> None:
-    services = _services(ctx)
-    created = services.identity.create_user(name, role, workspace=workspace)
+    created = ctx.yard().admin.create_user(name, role, workspace=workspace)
     console.print(f"user '{created.name}' added to '{workspace}' as {created.role.value}")
 
 
@@ -66,7 +68,7 @@ def add_user(ctx: CliContext, name: str, role: str, workspace: str) -> None:
 @json_option
 @pass_context
 def list_users(ctx: CliContext, workspace: str | None, as_json: bool) -> None:
-    users = _services(ctx).identity.list_users(workspace)
+    users = ctx.yard().admin.users(workspace)
     if as_json:
         emit_json(users)
         return
@@ -90,18 +92,34 @@ def workspace_group() -> None:
 
 @workspace_group.command("create")
 @click.argument("name")
+@click.option(
+    "--admin",
+    "admin_user",
+    default=None,
+    help="The user who administers it (default: the admins of 'default'; through a "
+    "server, you too).",
+)
 @pass_context
-def create_workspace(ctx: CliContext, name: str) -> None:
-    services = _services(ctx)
-    services.workspaces.create(name)
-    console.print(f"workspace '{name}' created: add members with `admin workspace add-member`")
+def create_workspace(ctx: CliContext, name: str, admin_user: str | None) -> None:
+    """Create workspace NAME and say who administers it."""
+    yard = ctx.yard()
+    yard.admin.create_workspace(name, admin=admin_user)
+    admins = ", ".join(yard.admin.admins(name))
+    if admin_user is not None:
+        why = ""
+    elif ctx.url:
+        why = " (its creator, through the server)"
+    else:
+        why = f" (the admins of '{DEFAULT_WORKSPACE}', since no --admin was given)"
+    console.print(f"workspace '{name}' created; its admins: {admins}{why}")
+    console.print("add members with `modelyard admin workspace add-member`")
 
 
 @workspace_group.command("list")
 @json_option
 @pass_context
 def list_workspaces(ctx: CliContext, as_json: bool) -> None:
-    found = _services(ctx).workspaces.list()
+    found = ctx.yard().admin.workspaces()
     if as_json:
         emit_json(found)
         return
@@ -116,8 +134,7 @@ def list_workspaces(ctx: CliContext, as_json: bool) -> None:
 @pass_context
 def add_member(ctx: CliContext, workspace: str, user: str, role: str) -> None:
     """Give USER ROLE in WORKSPACE (a new membership or a changed role)."""
-    services = _services(ctx)
-    services.identity.set_role(user, role, workspace=workspace)
+    ctx.yard().admin.add_member(workspace, user, role)
     console.print(f"'{user}' is {role} in '{workspace}'")
 
 
@@ -126,14 +143,13 @@ def add_member(ctx: CliContext, workspace: str, user: str, role: str) -> None:
 @click.argument("user")
 @pass_context
 def remove_member(ctx: CliContext, workspace: str, user: str) -> None:
-    services = _services(ctx)
-    services.identity.remove_member(user, workspace)
+    ctx.yard().admin.remove_member(workspace, user)
     console.print(f"'{user}' removed from '{workspace}'")
 
 
 @admin.group("key")
 def key_group() -> None:
-    """Create and revoke API keys."""
+    """Create, list and revoke API keys."""
 
 
 @key_group.command("create")
@@ -148,20 +164,50 @@ def create_key(
     ctx: CliContext, user: str, name: str, expires_days: float | None, endpoint: str | None
 ) -> None:
     """Create a key for USER and print it once."""
-    services = _services(ctx)
-    record, token = services.identity.create_key(
+    record, token = ctx.yard().admin.create_key(
         user, name=name, expires_in_days=expires_days, endpoint=endpoint
     )
     console.print(f"key {record.id} for '{user}' (shown once, keep it secret):")
     click.echo(token)
 
 
+@key_group.command("list")
+@click.option("--user", default=None, help="Only this user's keys.")
+@json_option
+@pass_context
+def list_keys(ctx: CliContext, user: str | None, as_json: bool) -> None:
+    """Every API key (never the secret), with its state."""
+    found = ctx.yard().admin.keys(user)
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        (
+            k.id,
+            k.user,
+            k.name,
+            k.endpoint or "",
+            when(k.created_at),
+            _key_state(k.revoked_at, k.expires_at),
+        )
+        for k in found
+    ]
+    console.print(table("API keys", ["id", "user", "name", "endpoint", "created", "state"], rows))
+
+
+def _key_state(revoked_at: int | None, expires_at: int | None) -> str:
+    if revoked_at is not None:
+        return f"revoked {when(revoked_at)}"
+    if expires_at is not None:
+        return f"expires {when(expires_at)}"
+    return "active"
+
+
 @key_group.command("revoke")
 @click.argument("key_id")
 @pass_context
 def revoke_key(ctx: CliContext, key_id: str) -> None:
-    services = _services(ctx)
-    services.identity.revoke_key(key_id)
+    ctx.yard().admin.revoke_key(key_id)
     console.print(f"key {key_id} revoked")
 
 
@@ -174,7 +220,7 @@ def audit() -> None:
 @pass_context
 def verify(ctx: CliContext) -> None:
     """Recompute the hash chain; name the first edited or deleted event."""
-    count = _services(ctx).audit.verify()
+    count = ctx.yard().audit.verify()
     console.print(f"audit log intact: {count} events, hash chain verified")
 
 
@@ -187,13 +233,13 @@ def verify(ctx: CliContext) -> None:
 @pass_context
 def export(ctx: CliContext, since: str | None, until: str | None, output: Path | None) -> None:
     """Write events as JSON lines."""
-    events = _services(ctx).audit.events(since=moment(since), until=moment(until))
-    lines = "".join(json.dumps(plain(e), sort_keys=True) + "\n" for e in events)
+    start, end = moment(since), moment(until)
+    auditing = ctx.yard().audit
     if output is None:
-        click.echo(lines, nl=False)
+        auditing.export(sys.stdout, since=start, until=end)
         return
-    output.write_text(lines)
-    console.print(f"wrote {len(events)} events to {output}")
+    count = auditing.export(output, since=start, until=end)
+    console.print(f"wrote {count} events to {output}")
 
 
 @audit.command("search")
@@ -204,7 +250,7 @@ def export(ctx: CliContext, since: str | None, until: str | None, output: Path |
 @click.option("--resource", default=None, help="Prefix, e.g. 'runs/' or 'users/ana'.")
 @click.option("--since", default=None)
 @click.option("--limit", default=100, type=click.IntRange(1, 100_000))
-@click.option("--workspace", default=None, help="Requests that acted in this workspace.")
+@click.option("--workspace", default=None, help="Changes and requests in this workspace.")
 @json_option
 @pass_context
 def search(
@@ -217,7 +263,7 @@ def search(
     workspace: str | None,
     as_json: bool,
 ) -> None:
-    events = _services(ctx).audit.events(
+    events = ctx.yard().audit.events(
         actor=actor,
         action=action,
         resource=resource,

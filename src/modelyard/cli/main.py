@@ -29,7 +29,12 @@ USER_ERROR = 2
     envvar="MODELYARD_HOME",
     help="Folder of the embedded store (default ./.modelyard).",
 )
-@click.option("--url", envvar="MODELYARD_URL", help="Talk to a modelyard server at this URL.")
+@click.option(
+    "--url",
+    envvar="MODELYARD_URL",
+    help="Talk to a modelyard server at this URL (commands that work on the store itself "
+    "refuse it).",
+)
 @click.option(
     "--api-key", envvar="MODELYARD_API_KEY", help="API key for the server.", show_envvar=True
 )
@@ -49,7 +54,10 @@ def cli(
     workspace: str | None,
 ) -> None:
     """modelyard: track runs, register and package models, serve the catalog."""
-    context = CliContext(home=home, url=url, api_key=api_key, workspace=workspace)
+    from_env = click_ctx.get_parameter_source("url") is click.core.ParameterSource.ENVIRONMENT
+    context = CliContext(
+        home=home, url=url, api_key=api_key, workspace=workspace, url_from_env=from_env
+    )
     click_ctx.obj = context
     click_ctx.call_on_close(context.close)
 

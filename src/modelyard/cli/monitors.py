@@ -425,11 +425,11 @@ def worker(ctx: CliContext, monitors: tuple[str, ...], poll: float, once: bool) 
     import threading
 
     from modelyard.bootstrap import bootstrap
-    from modelyard.config import Settings
     from modelyard.monitoring.worker import Worker
 
+    settings = ctx.store()  # workers share the store's row locks, never the API
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    services = bootstrap(Settings.from_env(ctx.home))
+    services = bootstrap(settings)
     try:
         running = Worker(services.monitors, services.predictions, only=monitors, poll=poll)
         if once:

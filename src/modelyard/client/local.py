@@ -1,13 +1,15 @@
 """The embedded backend: the SDK calling the services in this process.
 
 Its methods live in one module per area of ``Backend``: ``local_tracking``,
-``local_catalog``, ``local_endpoints``, ``local_governance`` and ``local_monitoring``,
+``local_catalog``, ``local_endpoints``, ``local_governance``, ``local_admin``,
+``local_monitoring`` and ``local_batch``,
 over the shared state and audit trail in ``local_base``.
 """
 
 from __future__ import annotations
 
 from modelyard.bootstrap import Services
+from modelyard.client.local_admin import LocalAdmin
 from modelyard.client.local_batch import LocalBatch
 from modelyard.client.local_catalog import LocalCatalog
 from modelyard.client.local_endpoints import LocalEndpoints
@@ -17,7 +19,13 @@ from modelyard.client.local_tracking import LocalTracking
 
 
 class LocalBackend(
-    LocalTracking, LocalCatalog, LocalEndpoints, LocalGovernance, LocalMonitoring, LocalBatch
+    LocalTracking,
+    LocalCatalog,
+    LocalEndpoints,
+    LocalGovernance,
+    LocalAdmin,
+    LocalMonitoring,
+    LocalBatch,
 ):
     """``Backend`` over in-process services (SQLite or PostgreSQL, local or fsspec files)."""
 

@@ -10,7 +10,8 @@ One ``httpx.Client`` is kept per backend (keep-alive connections, a timeout);
 a server that cannot be reached is a ``ModelyardError`` naming its URL.
 
 Its methods live in one module per area of ``Backend``: ``remote_tracking``,
-``remote_catalog``, ``remote_endpoints``, ``remote_governance`` and ``remote_monitoring``,
+``remote_catalog``, ``remote_endpoints``, ``remote_governance``, ``remote_admin``,
+``remote_monitoring`` and ``remote_batch``,
 over the shared client and request helpers in ``remote_base``.
 """
 
@@ -20,12 +21,14 @@ from pathlib import Path
 
 import httpx
 
+from modelyard.client.remote_admin import RemoteAdmin
 from modelyard.client.remote_batch import RemoteBatch
 from modelyard.client.remote_catalog import RemoteCatalog
 from modelyard.client.remote_endpoints import RemoteEndpoints
 from modelyard.client.remote_governance import RemoteGovernance
 from modelyard.client.remote_monitoring import RemoteMonitoring
 from modelyard.client.remote_tracking import RemoteTracking
+from modelyard.config import client_home
 from modelyard.domain.identity import check_workspace_name
 
 
@@ -34,6 +37,7 @@ class RemoteBackend(
     RemoteCatalog,
     RemoteEndpoints,
     RemoteGovernance,
+    RemoteAdmin,
     RemoteMonitoring,
     RemoteBatch,
 ):
@@ -50,7 +54,7 @@ class RemoteBackend(
     ) -> None:
         self.url = url.rstrip("/")
         self.location = self.url if workspace is None else f"{self.url} (workspace {workspace})"
-        self.home = home or Path(".modelyard").absolute()
+        self.home = home or client_home()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         if workspace is not None:
             headers["X-Modelyard-Workspace"] = check_workspace_name(workspace)

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from modelyard.client.active_run import ActiveRun
+from modelyard.client.admin import AdminAPI, AuditAPI
 from modelyard.client.backend import Backend
 from modelyard.client.batch import BatchAPI
 from modelyard.client.buffer import MetricBuffer
@@ -122,6 +123,8 @@ class Yard:
         self.secrets = SecretsAPI(backend)
         self.monitors = MonitorsAPI(backend)
         self.batch = BatchAPI(self)
+        self.admin = AdminAPI(backend)
+        self.audit = AuditAPI(backend)
         self._buffer = MetricBuffer(self._write_metrics)
 
     def _write_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:
@@ -184,11 +187,13 @@ def connect(
     ``connect()`` is embedded: SQLite and files in ``MODELYARD_HOME`` (default
     ``./.modelyard``), or the database in ``MODELYARD_DB_URL``.
     ``connect("http://host:8700", api_key=...)`` talks to ``modelyard server``;
-    ``MODELYARD_URL`` and ``MODELYARD_API_KEY`` set the same from the environment.
+    ``MODELYARD_URL`` and ``MODELYARD_API_KEY`` set the same from the environment; a
+    remote yard caches packages in ``home`` (or ``MODELYARD_HOME``) if given, else in the
+    user's cache folder (``~/.cache/modelyard``).
     ``workspace`` (or ``MODELYARD_WORKSPACE``) is the team's workspace the yard
     creates in and lists from; by default the server picks the key's user's own.
     """
-    from modelyard.config import Settings
+    from modelyard.config import Settings, client_home
 
     settings = Settings.from_env(home)
     url = url or settings.server_url
@@ -197,7 +202,7 @@ def connect(
         from modelyard.client.remote import RemoteBackend
 
         remote = RemoteBackend(
-            url, api_key=api_key or settings.api_key, home=settings.home, workspace=workspace
+            url, api_key=api_key or settings.api_key, home=client_home(home), workspace=workspace
         )
         return Yard(remote)
     from modelyard.bootstrap import bootstrap

@@ -116,11 +116,14 @@ class AuditLog:
         until: int | None = None,
         limit: int | None = None,
         workspace: str | None = None,
+        after: int | None = None,
     ) -> list[AuditEvent]:
         """Events in order, filtered by actor, action (prefix), resource (prefix), time and
-        the workspace a request acted in (or tried to)."""
+        the workspace a request acted in (or tried to); ``after`` an event id pages on."""
         a = t.audit_events.c
         query = select(t.audit_events).order_by(a.id)
+        if after is not None:
+            query = query.where(a.id > after)
         if workspace:
             query = query.where(a.summary["workspace"].as_string() == workspace)
         if actor:

@@ -8,14 +8,14 @@ the one the caller chose, so a role in one team grants nothing in another.
 Names stay unique across workspaces: an endpoint's URL and a lineage node keep
 meaning one thing.
 
->>> workspaces.create("fraud")
+>>> workspaces.create("fraud", admins=["ana"])
 >>> workspaces.owner("model", "churn")
 'default'
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from modelyard.clock import now_ms
 from modelyard.domain.events import Changed
-from modelyard.domain.identity import DEFAULT_WORKSPACE, Workspace, check_workspace_name
+from modelyard.domain.identity import DEFAULT_WORKSPACE, Role, Workspace, check_workspace_name
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.store import schema as t
 from modelyard.store.database import Database, publish
@@ -42,17 +42,36 @@ class Workspaces:
         self.db = db
         self._owners: dict[tuple[str, str], str] = {}
 
-    def create(self, name: str) -> Workspace:
-        """A new, empty workspace (recorded as ``create workspace`` in it)."""
+    def create(self, name: str, admins: Sequence[str] = ()) -> Workspace:
+        """A new workspace administered by ``admins`` (recorded as ``create workspace`` in
+        it and one ``add member`` per admin, in one transaction: a workspace is never left
+        without the admins it was made with)."""
         check_workspace_name(name)
         try:
             with self.db.write() as conn:
-                conn.execute(t.workspaces.insert().values(name=name, created_at=now_ms()))
+                created = conn.execute(
+                    t.workspaces.insert().values(name=name, created_at=now_ms())
+                ).inserted_primary_key[0]  # type: ignore[index]
                 after = {"name": name}
                 publish(conn, Changed("create workspace", f"workspaces/{name}", name, after=after))
+                for admin in dict.fromkeys(admins):
+                    _add_admin(conn, int(created), name, admin)
         except DBIntegrityError:
             raise Conflict(f"workspace '{name}' already exists") from None
         return self.get(name)
+
+    def admins(self, name: str) -> list[str]:
+        """The names of the admins of workspace ``name``."""
+        u, m, w = t.users.c, t.memberships.c, t.workspaces.c
+        query = (
+            select(u.name)
+            .join(t.memberships, m.user_id == u.id)
+            .join(t.workspaces, w.id == m.workspace_id)
+            .where(w.name == name, m.role == Role.ADMIN.value)
+            .order_by(u.name)
+        )
+        with self.db.read() as conn:
+            return list(conn.execute(query).scalars())
 
     def get(self, name: str) -> Workspace:
         found = [w for w in self.list() if w.name == name]
@@ -105,6 +124,20 @@ class Workspaces:
                 self._owners.clear()
             self._owners[(kind, key)] = found
         return found
+
+
+def _add_admin(conn: Connection, workspace_id: int, workspace: str, user: str) -> None:
+    found = conn.execute(select(t.users.c.id).where(t.users.c.name == user)).scalar()
+    if found is None:
+        raise NotFound(f"user '{user}' does not exist")
+    conn.execute(
+        t.memberships.insert().values(
+            user_id=found, workspace_id=workspace_id, role=Role.ADMIN.value
+        )
+    )
+    before = {"workspace": workspace, "role": None}
+    after = {"workspace": workspace, "role": Role.ADMIN.value}
+    publish(conn, Changed("add member", f"users/{user}", workspace, before, after))
 
 
 def check_same(what: str, owner: str | None, workspace: str) -> None:
