@@ -118,7 +118,7 @@ def files_for(tmp_path: Path) -> dict[str, str]:
 def refused_under(server: ServerProcess, key_id: str) -> int:
     """How many requests with the forged key ``key_id`` the server refused and recorded."""
     headers = {"Authorization": f"Bearer {server.admin_key}"}
-    params = {"actor": "anonymous", "limit": 0}
+    params: dict[str, str | int] = {"actor": "anonymous", "limit": 0}
     events = httpx.get(f"{server.url}/api/v1/audit", params=params, headers=headers).json()
     return sum(1 for e in events if e["key_id"] == key_id)
 
