@@ -26,6 +26,7 @@ PLACEHOLDERS = {
     "workspace": "default",
     "user": "nouser",
     "job_id": "nojob",
+    "alert_id": "noalert",
 }
 
 

@@ -197,3 +197,29 @@ def test_the_sdk_picks_its_workspace(teams: Teams, fraud_model: str, tmp_path: P
             yard.models.update(fraud_model, description="viewers cannot")
     with teams.yard("carol", tmp_path) as yard, pytest.raises(InvalidInput):
         yard.models.list()
+
+
+def test_a_teams_stored_dataset_is_downloaded_only_by_its_members(
+    teams: Teams, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from modelyard.errors import NotFound
+
+    frame = pd.DataFrame({"account": [1, 2], "amount": [9.5, 120.0]})
+    name = f"fraud-data-{teams.tag}"
+    with teams.yard("ana", tmp_path / "ana") as ana:
+        with ana.start_run(f"exp-{teams.tag}") as run:
+            logged = run.log_dataset(frame, name=name)
+        assert ana.datasets.download(logged.fingerprint, tmp_path / "mine.parquet").exists()
+    with teams.yard("bob", tmp_path / "bob") as bob:
+        with pytest.raises(PermissionDenied, match=f"not a member of workspace '{teams.fraud}'"):
+            bob.datasets.download(name, tmp_path / "stolen.parquet")
+        # by content, the request acts in bob's own workspace, where no such dataset is
+        with pytest.raises(NotFound, match="does not exist"):
+            bob.datasets.download(logged.fingerprint, tmp_path / "stolen.parquet")
+    with teams.client("bob") as raw:
+        path = f"/api/v1/datasets/{name}/content"
+        refused = raw.get(path, params={"fingerprint": logged.fingerprint})
+        assert refused.status_code == 403
+    assert not (tmp_path / "stolen.parquet").exists()

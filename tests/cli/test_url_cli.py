@@ -46,6 +46,7 @@ ARGUMENTS = {
     "models approval": ["request", "nomodel/1"],
     "monitor create": ["nomonitor", "--endpoint", "noendpoint"],
     "models retire": ["nomodel/1"],
+    "models tag": ["nomodel", "team=x"],
     "monitor reference": ["nomodel/1"],
     "monitor update": ["nomonitor", "--enable"],
     "package export": ["nomodel/1", "{work}/exported"],
@@ -219,3 +220,40 @@ def test_admin_and_audit_commands_act_through_the_server_as_the_keys_user(
     code, out, _ = run(["audit", "verify"], env)
     assert code == 0 and f"audit log intact: {len(exported)} events" in out
     assert list(workdir.iterdir()) == []
+
+
+def test_artifacts_datasets_tags_and_alerts_through_the_server(
+    server: ServerProcess, workdir: Path, unique: str, tmp_path: Path
+) -> None:
+    from modelyard.client.yard import connect
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    (tmp_path / "summary.txt").write_text("auc 0.97\n")
+    with connect(server.url, api_key=server.admin_key, home=tmp_path / "client") as yard:
+        with yard.start_run(unique) as logged:
+            logged.log_artifact(tmp_path / "summary.txt", "notes/summary.txt")
+            logged.log_dataset(frame, name=f"{unique}-train")
+        yard.models.register(Constant(1), name=unique, input_example=frame)
+    env: dict[str, str | None] = {
+        "MODELYARD_HOME": None,
+        "MODELYARD_URL": server.url,
+        "MODELYARD_API_KEY": server.admin_key,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    code, out, _ = run(["runs", "artifacts", logged.id, "--json"], env)
+    assert code == 0 and [a["path"] for a in json.loads(out)] == ["notes/summary.txt"]
+    code, out, _ = run(["runs", "download", logged.id[:8], "notes/summary.txt"], env)
+    assert code == 0 and (workdir / "summary.txt").read_text() == "auc 0.97\n"
+    code, out, _ = run(["dataset", "download", f"{unique}-train", "-o", "train.parquet"], env)
+    assert code == 0 and "to train.parquet" in out
+    pd.testing.assert_frame_equal(pd.read_parquet(workdir / "train.parquet"), frame)
+
+    code, out, _ = run(["models", "tag", unique, "team=growth", "tier=2"], env)
+    assert code == 0 and f"{unique}: team=growth, tier=2" in out
+    code, out, _ = run(["models", "tag", f"{unique}/1", "validated=yes"], env)
+    assert code == 0 and "validated=yes" in out
+    code, _, err = run(["models", "tag", unique, "no-equals"], env)
+    assert code == 2 and err == "error: tag 'no-equals' is not key=value (e.g. team=retention)\n"
+    code, _, err = run(["monitor", "ack", unique, "--comment", "on it"], env)
+    assert code == 2 and err == f"error: alert '{unique}' does not exist\n"
+    assert sorted(p.name for p in workdir.iterdir()) == ["summary.txt", "train.parquet"]

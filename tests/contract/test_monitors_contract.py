@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from modelyard.client.yard import Yard
-from modelyard.errors import InvalidInput, NotFound
+from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.serving.journal import Journal, canonical, record_line
 from tests.audit_trail import changes, me, trail
 from tests.monitoring.traffic import FEATURES, inputs, labels_for
@@ -92,6 +92,28 @@ def test_monitor_lifecycle_through_the_sdk(
     assert list(series["window_start"]) == [0, 300]
     alerts = yard.monitors.alerts(unique, status="firing")
     assert any(a["check"] == "drift" and "income" in a["summary"] for a in alerts)
+    drift = next(a for a in alerts if a["check"] == "drift")
+    assert (drift["acknowledged_at"], drift["acknowledged_by"]) == (None, None)
+    acked = yard.monitors.acknowledge(drift["id"], comment="on the new feed")
+    assert (acked["id"], acked["status"], acked["acknowledged_by"]) == (
+        drift["id"],
+        "firing",  # it still fires: the check decides when it resolves
+        me(request),
+    )
+    assert acked["acknowledge_comment"] == "on the new feed" and acked["acknowledged_at"]
+    with pytest.raises(Conflict, match=f"already acknowledged by '{me(request)}'"):
+        yard.monitors.acknowledge(drift["id"])
+    still = [a for a in yard.monitors.alerts(unique, status="firing") if a["check"] == "drift"]
+    assert [(a["id"], a["acknowledged_by"]) for a in still] == [(drift["id"], me(request))]
+    (ack,) = trail(request, yard, f"alerts/{drift['id']}")
+    assert (ack["action"], ack["actor"]) == ("acknowledge alert", me(request))
+    assert ack["summary"]["before"] == {"acknowledged": False}
+    assert ack["summary"]["after"] == {
+        "monitor": unique,
+        "check": "drift",
+        "status": "firing",
+        "comment": "on the new feed",
+    }
     requests = yard.monitors.retraining_requests(unique, status="open")
     closed = yard.monitors.close_request(requests[0]["id"], comment="retrained as v2")
     assert closed["status"] == "closed"
@@ -144,3 +166,5 @@ def test_unknown_things_are_named(yard: Yard, unique: str) -> None:
         yard.monitors.reference(f"{unique}/1")
     with pytest.raises(NotFound, match="retraining request"):
         yard.monitors.close_request("0" * 32)
+    with pytest.raises(NotFound, match=f"alert '{unique}' does not exist"):
+        yard.monitors.acknowledge(unique)

@@ -14,12 +14,14 @@ as easy to describe as one of three (a query string or a header would overflow).
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from modelyard.api.artifacts import chunks_of
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard, staging_only
+from modelyard.api.security import guard, staging_only, workspace_of
 from modelyard.api.uploads import RAW_BODY, spooled_body, with_request_body
 from modelyard.api.wire import Body, DatasetIn, respond
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
@@ -71,6 +73,28 @@ def log_dataset(run_id: str, body: DatasetIn, request: Request) -> Response:
 @router.get("/runs/{run_id}/datasets", response_model=list[DatasetUse], **guard(Permission.READ))
 def run_datasets(run_id: str, request: Request) -> Response:
     return respond(services_of(request).datasets.run_datasets(run_id))
+
+
+@router.get("/datasets/{name}", response_model=list[Dataset], **guard(Permission.READ))
+def dataset_versions(name: str, request: Request) -> Response:
+    """The content versions of dataset ``name`` (or those with fingerprint ``name``),
+    newest first, in the workspace the request acts in."""
+    found = services_of(request).datasets.versions(name, workspace=workspace_of(request))
+    return respond(found)
+
+
+@router.get(
+    "/datasets/{name}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+    **guard(Permission.READ),
+)
+def dataset_content(name: str, fingerprint: str, request: Request) -> StreamingResponse:
+    """The stored Parquet content of one content version; reading data is audited."""
+    datasets = services_of(request).datasets
+    handle = datasets.open_content(name, fingerprint, workspace=workspace_of(request))
+    request.state.audit_read = True
+    return StreamingResponse(chunks_of(handle), media_type="application/octet-stream")
 
 
 class ClassesIn(Body):

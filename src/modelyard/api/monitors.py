@@ -27,7 +27,7 @@ class MonitorUpdate(Body):
     enabled: bool | None = None
 
 
-class CloseIn(Body):
+class CommentIn(Body):
     comment: str = ""
 
 
@@ -117,6 +117,12 @@ def list_alerts(
     return respond(services.alerts.alerts(ids, status=status, since=since))
 
 
+@router.post("/alerts/{alert_id}/acknowledge", **guard(Permission.MONITOR))
+def acknowledge_alert(alert_id: str, body: CommentIn, request: Request) -> Response:
+    """Acknowledge an alert by hand (once): who is on it, with a comment."""
+    return respond(services_of(request).alerts.acknowledge(alert_id, comment=body.comment))
+
+
 @router.get("/retraining-requests", **guard(Permission.READ))
 def list_requests(
     request: Request, monitor: str | None = None, status: str | None = None
@@ -127,7 +133,7 @@ def list_requests(
 
 
 @router.post("/retraining-requests/{request_id}/close", **guard(Permission.MONITOR))
-def close_request(request_id: str, body: CloseIn, request: Request) -> Response:
+def close_request(request_id: str, body: CommentIn, request: Request) -> Response:
     return respond(services_of(request).alerts.close_request(request_id, comment=body.comment))
 
 

@@ -45,6 +45,7 @@ _OWNED_BY = (
     ("/api/v1/datasets/{name}", "dataset", "name"),
     ("/api/v1/runs/{run_id}", "run", "run_id"),
     ("/api/v1/retraining-requests/{request_id}", "retraining_request", "request_id"),
+    ("/api/v1/alerts/{alert_id}", "alert", "alert_id"),
     ("/api/v1/secrets/{name}", "secret", "name"),
     ("/api/v1/batch-jobs/{job_id}", "batch_job", "job_id"),
 )

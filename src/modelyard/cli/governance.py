@@ -315,7 +315,7 @@ def lineage(ctx: CliContext, node: str, openlineage: bool, as_json: bool) -> Non
 
 @click.group()
 def dataset() -> None:
-    """Logged datasets: their sensitivity classes."""
+    """Logged datasets: their content versions, stored content and sensitivity classes."""
 
 
 @dataset.command("classify")
@@ -331,6 +331,47 @@ def classify_dataset(ctx: CliContext, name: str, classes: tuple[str, ...], clear
         raise InvalidInput("give classes or --clear, not both")
     found = ctx.yard().datasets.classify(name, list(classes))
     console.print(f"dataset {name}: {', '.join(found) or 'no sensitivity classes'}")
+
+
+@dataset.command("versions")
+@click.argument("name")
+@json_option
+@pass_context
+def dataset_versions(ctx: CliContext, name: str, as_json: bool) -> None:
+    """The content versions of dataset NAME (or of a content fingerprint), newest first."""
+    found = ctx.yard().datasets.versions(name)
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        (d.name, d.fingerprint[:12], f"{d.row_count:,}", len(d.columns), _kept(d.stored, d.uri))
+        for d in found
+    ]
+    columns = ["name", "fingerprint", "rows", "columns", "content"]
+    console.print(table(f"dataset {name}", columns, rows))
+
+
+def _kept(stored: bool, uri: str | None) -> str:
+    return "kept by the yard" if stored else f"by reference: {uri or '-'}"
+
+
+@dataset.command("download")
+@click.argument("name")
+@click.option("--fingerprint", default=None, help="This content version (default: the newest).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="File to write (default: NAME.parquet here).",
+)
+@pass_context
+def download_dataset(
+    ctx: CliContext, name: str, fingerprint: str | None, output: Path | None
+) -> None:
+    """Download the content the yard keeps of dataset NAME (or of a fingerprint) as Parquet."""
+    written = ctx.yard().datasets.download(name, output, fingerprint=fingerprint)
+    console.print(f"downloaded dataset {name} to {written}")
 
 
 @dataset.command("classes")

@@ -15,6 +15,7 @@ from modelyard.domain.models import (
     ModelVersion,
     Stage,
 )
+from modelyard.errors import InvalidInput
 
 
 def version_rows(versions: list[ModelVersion]) -> list[list[object]]:
@@ -93,6 +94,29 @@ def show_model(ctx: CliContext, name: str, as_json: bool) -> None:
             "aliases: " + ", ".join(f"{a} → {v}" for a, v in sorted(model.aliases.items()))
         )
     console.print(table("versions", VERSION_COLUMNS, version_rows(versions)))
+
+
+@models.command("tag")
+@click.argument("ref")
+@click.argument("tags", nargs=-1, required=True)
+@pass_context
+def tag(ctx: CliContext, ref: str, tags: tuple[str, ...]) -> None:
+    """Set TAGS (key=value ...) on model REF, or on version REF (churn/3, churn@champion);
+    other tags stay."""
+    pairs = dict(_tag(text) for text in tags)
+    api = ctx.yard().models
+    if "/" in ref or "@" in ref:
+        found: dict[str, str] = api.set_version_tags(ref, pairs).tags
+    else:
+        found = api.set_tags(ref, pairs).tags
+    console.print(f"{ref}: " + ", ".join(f"{k}={v}" for k, v in sorted(found.items())))
+
+
+def _tag(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise InvalidInput(f"tag {text!r} is not key=value (e.g. team=retention)")
+    return key.strip(), value
 
 
 @models.command("versions")

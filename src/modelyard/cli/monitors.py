@@ -283,19 +283,34 @@ def alerts(
         return
     rows = [
         (
+            a["id"],
             a["monitor"],
             a["check"],
             a["severity"],
             a["status"],
             when(a["opened_at"]),
             when(a["resolved_at"]),
+            a["acknowledged_by"],
             a["summary"],
             ", ".join(f"{d['channel']}:{d['status']}" for d in a["deliveries"]),
         )
         for a in found
     ]
-    columns = ["monitor", "check", "severity", "status", "opened", "resolved", "summary", "sent"]
-    console.print(table("alerts", columns, rows))
+    columns = ["id", "monitor", "check", "severity", "status", "opened", "resolved", "acked by"]
+    console.print(table("alerts", [*columns, "summary", "sent"], rows))
+
+
+@monitor.command("ack")
+@click.argument("alert_id")
+@click.option("--comment", default="", help="Who is on it, and what they do: kept with it.")
+@pass_context
+def acknowledge(ctx: CliContext, alert_id: str, comment: str) -> None:
+    """Acknowledge alert ALERT_ID by hand (it keeps firing until its check is clean)."""
+    found = ctx.yard().monitors.acknowledge(alert_id, comment=comment)
+    console.print(
+        f"alert {found['id']} ({found['monitor']}: {found['check']}, {found['status']}) "
+        f"acknowledged by {found['acknowledged_by']}"
+    )
 
 
 @monitor.command("requests")

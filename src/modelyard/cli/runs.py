@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from modelyard.cli.context import CliContext, json_option, pass_context
@@ -11,7 +13,7 @@ from modelyard.domain.runs import Run
 
 @click.group()
 def runs() -> None:
-    """List, show and compare runs."""
+    """List, show and compare runs; list and download their artifacts."""
 
 
 def _key_columns(found: list[Run], limit: int = 4) -> tuple[list[str], list[str]]:
@@ -159,6 +161,39 @@ def compare_runs(ctx: CliContext, run_ids: tuple[str, ...], as_json: bool) -> No
         [index, *row] for index, row in zip(frame.index, frame.itertuples(index=False), strict=True)
     ]
     console.print(table("comparison", ["", *frame.columns], rows))
+
+
+@runs.command("artifacts")
+@click.argument("run_id")
+@json_option
+@pass_context
+def list_artifacts(ctx: CliContext, run_id: str, as_json: bool) -> None:
+    """The files RUN_ID logged: path, size, sha256."""
+    run = _resolve(ctx, run_id)
+    found = ctx.yard().runs.artifacts(run.id)
+    if as_json:
+        emit_json(found)
+        return
+    rows = [(a.path, f"{a.size:,}", a.sha256[:12], when(a.created_at)) for a in found]
+    console.print(table(f"artifacts of {run.id}", ["path", "bytes", "sha256", "logged"], rows))
+
+
+@runs.command("download")
+@click.argument("run_id")
+@click.argument("path")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="File or folder to write (default: PATH's last part, here).",
+)
+@pass_context
+def download(ctx: CliContext, run_id: str, path: str, output: Path | None) -> None:
+    """Download artifact PATH of RUN_ID (hash-checked); a folder such as ``model`` whole."""
+    run = _resolve(ctx, run_id)
+    written = ctx.yard().runs.download(run.id, path, output)
+    console.print(f"downloaded {path} of run {run.id} to {written}")
 
 
 @click.group()

@@ -49,6 +49,9 @@ class LocalMonitoring(LocalBase):
     def close_retraining_request(self, request_id: str, comment: str) -> dict[str, Any]:
         return self.services.alerts.close_request(request_id, comment=comment)
 
+    def acknowledge_alert(self, alert_id: str, comment: str) -> dict[str, Any]:
+        return self.services.alerts.acknowledge(alert_id, comment=comment)
+
     def monitor_report(self, name: str) -> str:
         return self.services.monitors.report(name)
 

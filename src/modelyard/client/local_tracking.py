@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
 
@@ -10,6 +11,8 @@ import pandas as pd
 from modelyard.client.local_base import LocalBase
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
+
+CHUNK = 1 << 20
 
 
 class LocalTracking(LocalBase):
@@ -96,6 +99,10 @@ class LocalTracking(LocalBase):
         with self._tracking.open_artifact(run_id, path) as handle:
             return handle.read()
 
+    def download_artifact(self, run_id: str, path: str, target: BinaryIO) -> None:
+        with self._tracking.open_artifact(run_id, path) as handle:
+            shutil.copyfileobj(handle, target, CHUNK)
+
     def log_dataset(
         self,
         run_id: str,
@@ -121,3 +128,11 @@ class LocalTracking(LocalBase):
 
     def run_datasets(self, run_id: str) -> list[DatasetUse]:
         return self.services.datasets.run_datasets(run_id)
+
+    def dataset_versions(self, key: str) -> list[Dataset]:
+        return self.services.datasets.versions(key, workspace=self.workspace)
+
+    def download_dataset(self, name: str, fingerprint: str, target: BinaryIO) -> None:
+        datasets = self.services.datasets
+        with datasets.open_content(name, fingerprint, workspace=self.workspace) as handle:
+            shutil.copyfileobj(handle, target, CHUNK)

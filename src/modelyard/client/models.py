@@ -96,6 +96,15 @@ class ModelsAPI:
     ) -> RegisteredModel:
         return self._backend.update_model(name, description=description, tags=tags)
 
+    def set_tags(self, name: str, tags: Mapping[str, Any]) -> RegisteredModel:
+        """Set ``tags`` on model ``name``: new keys are added, existing ones take the new
+        value, the others stay.
+
+        >>> yard.models.set_tags("churn", {"team": "retention", "pii": "no"}).tags
+        {'pii': 'no', 'team': 'retention'}
+        """
+        return self.update(name, tags=_some(tags))
+
     def version(self, ref: str) -> ModelVersion:
         """A version by reference: ``churn/3``, ``churn@champion`` or ``churn`` (latest)."""
         return self._backend.get_version(str(ModelRef.parse(ref)))
@@ -190,6 +199,13 @@ class ModelsAPI:
     ) -> ModelVersion:
         return self._backend.update_version(ref, description=description, tags=tags)
 
+    def set_version_tags(self, ref: str, tags: Mapping[str, Any]) -> ModelVersion:
+        """Set ``tags`` on version ``ref`` (``churn/3``, ``churn@champion``), as ``set_tags``.
+
+        >>> yard.models.set_version_tags("churn/3", {"validated": "2026-11-30"})
+        """
+        return self.update_version(ref, tags=_some(tags))
+
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``name@alias`` at ``version``; moving an alias is atomic."""
         return self._backend.set_alias(name, alias, version)
@@ -254,3 +270,9 @@ class ModelsAPI:
         if record:
             tags.setdefault("imported_from", f"{record['model']}/{record['version']}")
         return self._register_directory(source, model_name, None, description or "", tags)
+
+
+def _some(tags: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not tags:
+        raise InvalidInput("give at least one tag to set")
+    return tags

@@ -148,6 +148,16 @@ class MonitorsAPI:
     def close_request(self, request_id: str, *, comment: str = "") -> dict[str, Any]:
         return self._backend.close_retraining_request(request_id, comment)
 
+    def acknowledge(self, alert_id: str, *, comment: str = "") -> dict[str, Any]:
+        """Acknowledge an alert by hand (once): records who is on it, with ``comment``.
+
+        The alert keeps firing until its check is clean again, and no second alert opens
+        for that check meanwhile.
+
+        >>> yard.monitors.acknowledge(alert["id"], comment="looking at the new feed")
+        """
+        return self._backend.acknowledge_alert(alert_id, comment)
+
     def report(self, name: str, path: str | Path | None = None) -> Path | MonitorReport:
         """The monitor's self-contained HTML report (a string a notebook shows as the
         page); written to ``path`` when given."""

@@ -73,10 +73,10 @@ class RemoteBase:
         return response
 
     @contextlib.contextmanager
-    def _stream(self, method: str, path: str) -> Iterator[httpx.Response]:
+    def _stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
         """A response whose body is read in chunks (downloads never sit whole in memory)."""
         try:
-            with self._http.stream(method, f"/api/v1{path}") as response:
+            with self._http.stream(method, f"/api/v1{path}", **kwargs) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise self._error(response)

@@ -54,6 +54,10 @@ class RemoteMonitoring(RemoteBase):
         path = f"/retraining-requests/{_path(request_id)}/close"
         return dict(self._json("POST", path, json={"comment": comment}))
 
+    def acknowledge_alert(self, alert_id: str, comment: str) -> dict[str, Any]:
+        path = f"/alerts/{_path(alert_id)}/acknowledge"
+        return dict(self._json("POST", path, json={"comment": comment}))
+
     def monitor_report(self, name: str) -> str:
         response = self._send("GET", f"/monitors/{_path(name)}/report")
         return str(response.text)

@@ -12,7 +12,15 @@ import pandas as pd
 import pyarrow as pa
 
 from modelyard.artifacts.keys import safe_key
-from modelyard.client.remote_base import RemoteBase, _body, _finite_or_none, _path, _text, parse
+from modelyard.client.remote_base import (
+    CHUNK,
+    RemoteBase,
+    _body,
+    _finite_or_none,
+    _path,
+    _text,
+    parse,
+)
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.errors import NotFound
@@ -146,6 +154,12 @@ class RemoteTracking(RemoteBase):
         url = f"/runs/{_path(run_id)}/artifacts/{quote(safe_key(path))}"
         return self._send("GET", url).content
 
+    def download_artifact(self, run_id: str, path: str, target: BinaryIO) -> None:
+        url = f"/runs/{_path(run_id)}/artifacts/{quote(safe_key(path))}"
+        with self._stream("GET", url) as response:
+            for chunk in response.iter_bytes(CHUNK):
+                target.write(chunk)
+
     def log_dataset(
         self,
         run_id: str,
@@ -173,3 +187,12 @@ class RemoteTracking(RemoteBase):
 
     def run_datasets(self, run_id: str) -> list[DatasetUse]:
         return parse(list[DatasetUse], self._json("GET", f"/runs/{_path(run_id)}/datasets"))
+
+    def dataset_versions(self, key: str) -> list[Dataset]:
+        return parse(list[Dataset], self._json("GET", f"/datasets/{_path(key)}"))
+
+    def download_dataset(self, name: str, fingerprint: str, target: BinaryIO) -> None:
+        url = f"/datasets/{_path(name)}/content"
+        with self._stream("GET", url, params={"fingerprint": fingerprint}) as response:
+            for chunk in response.iter_bytes(CHUNK):
+                target.write(chunk)

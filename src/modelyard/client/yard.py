@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -13,11 +14,14 @@ from modelyard.client.admin import AdminAPI, AuditAPI
 from modelyard.client.backend import Backend
 from modelyard.client.batch import BatchAPI
 from modelyard.client.buffer import MetricBuffer
+from modelyard.client.downloads import save
 from modelyard.client.endpoints import EndpointsAPI
 from modelyard.client.models import ModelsAPI
 from modelyard.client.monitors import MonitorsAPI
 from modelyard.client.secrets import SecretsAPI
-from modelyard.domain.runs import Experiment, MetricPoint, Run, RunPage
+from modelyard.domain.datasets import Dataset
+from modelyard.domain.runs import Artifact, Experiment, MetricPoint, Run, RunPage
+from modelyard.errors import NotFound
 from modelyard.governance.lineage import LineageGraph
 from modelyard.tracking.environment import capture_environment
 
@@ -62,6 +66,42 @@ class RunsAPI:
     def history(self, run_id: str, key: str) -> list[MetricPoint]:
         return self._backend.metric_history(run_id, key)
 
+    def artifacts(self, run_id: str) -> list[Artifact]:
+        """The run's artifacts: path, size and sha256 of each file."""
+        return self._backend.list_artifacts(run_id)
+
+    def download(
+        self, run_id: str, path: str, target: str | os.PathLike[str] | None = None
+    ) -> Path:
+        """Download artifact ``path`` of the run, hash-checked, to ``target`` (default: its
+        file name here; an existing folder: into it). A folder path such as ``model``
+        downloads every artifact under it into the folder ``target``.
+
+        >>> yard.runs.download(run.id, "confusion.png")
+        PosixPath('confusion.png')
+        >>> yard.runs.download(run.id, "model", "churn-model")   # the whole package
+        """
+        key = path.strip("/")
+        artifacts = self.artifacts(run_id)
+        exact = [a for a in artifacts if a.path == key]
+        if exact:
+            return self._save(run_id, exact[0], _file_target(target, key))
+        inside = [a for a in artifacts if a.path.startswith(key + "/")]
+        if not key or not inside:
+            known = ", ".join(a.path for a in artifacts[:10]) or "none"
+            raise NotFound(f"run '{run_id}' has no artifact '{path}' (it has: {known})")
+        folder = Path(target) if target is not None else Path(PurePosixPath(key).name)
+        for artifact in inside:
+            self._save(run_id, artifact, folder / artifact.path[len(key) + 1 :])
+        return folder
+
+    def _save(self, run_id: str, artifact: Artifact, target: Path) -> Path:
+        def fill(handle: BinaryIO) -> None:
+            self._backend.download_artifact(run_id, artifact.path, handle)
+
+        what = f"artifact '{artifact.path}' of run '{run_id}'"
+        return save(target, fill, sha256=artifact.sha256, what=what)
+
     def compare(self, run_ids: Sequence[str]) -> pd.DataFrame:
         """Params and latest metrics of several runs side by side (one column per run)."""
         runs = [self.get(run_id) for run_id in run_ids]
@@ -92,7 +132,7 @@ class ExperimentsAPI:
 
 
 class DatasetsAPI:
-    """``yard.datasets``: the sensitivity classes of logged datasets.
+    """``yard.datasets``: logged datasets, their content versions and sensitivity classes.
 
     >>> yard.datasets.classify("churn-train", ["pii"])
     >>> yard.lineage("endpoint:churn").nodes[0].attributes["sensitivity"]
@@ -108,6 +148,59 @@ class DatasetsAPI:
 
     def classes(self, name: str) -> list[str]:
         return self._backend.dataset_classes(name)
+
+    def versions(self, name: str) -> list[Dataset]:
+        """The content versions of dataset ``name`` (or the datasets with that content
+        fingerprint), newest first; ``stored`` says whether the yard keeps the content."""
+        return self._backend.dataset_versions(name)
+
+    def download(
+        self,
+        name: str,
+        target: str | os.PathLike[str] | None = None,
+        *,
+        fingerprint: str | None = None,
+    ) -> Path:
+        """Download a dataset the yard keeps, as Parquet, to ``target`` (default:
+        ``NAME.parquet`` here). ``name`` is a dataset name (its newest stored content
+        version, or the one with ``fingerprint``) or a content fingerprint.
+
+        >>> yard.datasets.download("churn-train")
+        PosixPath('churn-train.parquet')
+        >>> pd.read_parquet(_)
+        """
+        chosen = _stored_version(self.versions(name), name, fingerprint)
+
+        def fill(handle: BinaryIO) -> None:
+            self._backend.download_dataset(chosen.name, chosen.fingerprint, handle)
+
+        destination = _file_target(target, f"{chosen.name}.parquet")
+        return save(destination, fill, what=f"dataset '{chosen.name}'")
+
+
+def _stored_version(versions: list[Dataset], name: str, fingerprint: str | None) -> Dataset:
+    """The newest content version the yard keeps (or the one with ``fingerprint``)."""
+    if fingerprint is not None:
+        versions = [v for v in versions if v.fingerprint == fingerprint]
+        if not versions:
+            raise NotFound(f"dataset '{name}' has no content version {fingerprint}")
+    stored = [v for v in versions if v.stored]
+    if not stored:
+        where = f" (it lives at {versions[0].uri})" if versions[0].uri else ""
+        raise NotFound(
+            f"the yard does not keep the content of dataset '{name}': it was logged by "
+            f"reference{where}"
+        )
+    return stored[0]
+
+
+def _file_target(target: str | os.PathLike[str] | None, key: str) -> Path:
+    """``target``, or the last part of ``key`` here; a folder ``target`` gets the file."""
+    name = PurePosixPath(key).name
+    if target is None:
+        return Path(name)
+    chosen = Path(target)
+    return chosen / name if chosen.is_dir() else chosen
 
 
 class Yard:

@@ -108,8 +108,8 @@ class Workspaces:
         """The workspace that owns ``kind`` ``key``, or None when there is no such thing.
 
         Kinds: experiment, model, version (``model/N``), endpoint, prediction
-        (``endpoint/id``), monitor, run, dataset (name or id), retraining_request, secret,
-        batch_job.
+        (``endpoint/id``), monitor, run, dataset (name or id), retraining_request, alert,
+        secret, batch_job.
         """
         known = self._owners.get((kind, key))
         if known is not None:
@@ -202,6 +202,13 @@ def _retraining_request(conn: Connection, key: str) -> str | None:
     return None if monitor is None else _monitor(conn, monitor)
 
 
+def _alert(conn: Connection, key: str) -> str | None:
+    a, m = t.alerts.c, t.monitors.c
+    query = select(m.name).join(t.alerts, a.monitor_id == m.id).where(a.id == key)
+    monitor = _scalar(conn, query)
+    return None if monitor is None else _monitor(conn, monitor)
+
+
 def _secret(conn: Connection, key: str) -> str | None:
     return _scalar(conn, select(t.secrets.c.workspace).where(t.secrets.c.name == key))
 
@@ -229,6 +236,7 @@ _RESOLVERS: dict[str, Callable[[Connection, str], str | None]] = {
     "run": _run,
     "dataset": _dataset,
     "retraining_request": _retraining_request,
+    "alert": _alert,
     "secret": _secret,
     "batch_job": _batch_job,
     "job": _batch_job,  # as lineage names it: job:<id>

@@ -9,7 +9,8 @@ resolves it. Notifications go to the monitor's channels after the window's
 transaction commits; the same group is not notified again within the cooldown
 (an escalation from warn to critical always is). An alert at or above
 ``retrain.min_severity`` opens a retraining request (one open per monitor) and
-runs its command or webhook (``retraining.py``).
+runs its command or webhook (``retraining.py``). Someone can acknowledge an alert by
+hand (``acknowledge``): it records who is on it, and changes nothing else.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Connection, and_, select, update
 
 from modelyard.clock import now_ms
+from modelyard.domain.actors import current_actor
+from modelyard.domain.events import Changed
 from modelyard.domain.identity import DEFAULT_WORKSPACE
 from modelyard.domain.monitors import SEVERITY_ORDER, Monitor
-from modelyard.errors import InvalidInput
+from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.monitoring.results import Result
 from modelyard.monitoring.retraining import RetrainingRequests
 from modelyard.store import schema as t
-from modelyard.store.database import Database
+from modelyard.store.database import Database, publish
 
 if TYPE_CHECKING:
     from modelyard.governance.secrets import WorkspaceSecrets
@@ -294,6 +297,43 @@ class AlertService(RetrainingRequests):
         scoped: WorkspaceSecrets = self.secrets.scoped(owner or DEFAULT_WORKSPACE)
         return scoped
 
+    # -- by hand -------------------------------------------------------------------
+
+    def acknowledge(self, alert_id: str, *, comment: str = "") -> dict[str, Any]:
+        """Acknowledge an alert, as the current actor: someone is on it (recorded as
+        ``acknowledge alert``). It keeps its status: a firing alert stays the open one of
+        its check (no new alert opens beside it) and resolves by itself. Once only."""
+        a = t.alerts.c
+        with self.db.write() as conn:
+            row = conn.execute(select(t.alerts).where(a.id == alert_id)).first()
+            if row is None:
+                raise NotFound(f"alert '{alert_id}' does not exist")
+            done = conn.execute(
+                update(t.alerts)
+                .where(a.id == alert_id, a.acknowledged_at.is_(None))
+                .values(
+                    acknowledged_at=now_ms(),
+                    acknowledged_by=current_actor().user,
+                    acknowledge_comment=comment,
+                )
+            )
+            if done.rowcount != 1:
+                raise Conflict(
+                    f"alert '{alert_id}' was already acknowledged by '{row.acknowledged_by}'"
+                )
+            m, e = t.monitors.c, t.endpoints.c
+            name, workspace = conn.execute(
+                select(m.name, e.workspace)
+                .join_from(t.monitors, t.endpoints, e.name == m.endpoint, isouter=True)
+                .where(m.id == row.monitor_id)
+            ).one()
+            after = {"monitor": name, "check": row.key, "status": row.status, "comment": comment}
+            change = Changed(
+                "acknowledge alert", f"alerts/{alert_id}", workspace, {"acknowledged": False}, after
+            )
+            publish(conn, change)
+        return self.alerts({row.monitor_id: name}, alert_id=alert_id)[0]
+
     # -- queries -------------------------------------------------------------------
 
     def alerts(
@@ -303,9 +343,12 @@ class AlertService(RetrainingRequests):
         status: str | None = None,
         since: int | None = None,
         limit: int = 200,
+        alert_id: str | None = None,
     ) -> list[dict[str, Any]]:
         a = t.alerts.c
         conditions: list[ColumnElement[bool]] = [a.monitor_id.in_(list(monitor_ids))]
+        if alert_id is not None:
+            conditions.append(a.id == alert_id)
         if status is not None:
             if status not in ("firing", "resolved"):
                 raise InvalidInput(f"alert status must be 'firing' or 'resolved', got {status!r}")
@@ -344,6 +387,9 @@ class AlertService(RetrainingRequests):
                 "evidence": row.evidence,
                 "opened_at": row.opened_at,
                 "resolved_at": row.resolved_at,
+                "acknowledged_at": row.acknowledged_at,
+                "acknowledged_by": row.acknowledged_by,
+                "acknowledge_comment": row.acknowledge_comment,
                 "opened_window": row.opened_window,
                 "last_window": row.last_window,
                 "deliveries": deliveries.get(row.id, []),

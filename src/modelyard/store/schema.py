@@ -477,6 +477,11 @@ alerts = Table(
     Column("last_window", BigInteger, nullable=False),
     Column("resolved_at", BigInteger),
     Column("notified_at", BigInteger),
+    # acknowledged by hand (migration 0016): someone is on it; the alert still fires and
+    # resolves by itself
+    Column("acknowledged_at", BigInteger),
+    Column("acknowledged_by", String(250)),
+    Column("acknowledge_comment", Text),
     Index("ix_alerts_monitor_key_status", "monitor_id", "key", "status"),
 )
 

@@ -155,6 +155,40 @@ class DatasetRegistry:
             ).all()
         return [DatasetUse(dataset=_dataset_from_row(r), role=r.role) for r in rows]
 
+    def versions(self, key: str, *, workspace: str | None = None) -> list[Dataset]:
+        """The content versions of dataset name ``key``, or the datasets with fingerprint
+        ``key``, newest first (of ``workspace`` only, when given)."""
+        d = t.datasets.c
+        query = select(t.datasets).where((d.name == key) | (d.fingerprint == key))
+        if workspace is not None:
+            query = query.where(d.workspace == workspace)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(d.created_at.desc(), d.id)).all()
+        if not rows:
+            raise NotFound(f"dataset '{key}' does not exist (a name or a content fingerprint)")
+        return [_dataset_from_row(row) for row in rows]
+
+    def open_content(
+        self, name: str, fingerprint: str, *, workspace: str | None = None
+    ) -> BinaryIO:
+        """The stored Parquet content of dataset ``name`` with ``fingerprint``; a dataset
+        logged by reference (a file path, or ``store=False``) has none here."""
+        d = t.datasets.c
+        query = select(t.datasets).where(d.name == name, d.fingerprint == fingerprint)
+        if workspace is not None:
+            query = query.where(d.workspace == workspace)
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"dataset '{name}' has no content version {fingerprint}")
+        if not row.stored:
+            where = f" (it lives at {row.uri})" if row.uri else ""
+            raise NotFound(
+                f"the yard does not keep the content of dataset '{name}' {fingerprint[:12]}: "
+                f"it was logged by reference{where}"
+            )
+        return self.artifacts.open(dataset_key(fingerprint))
+
     # -- sensitivity ----------------------------------------------------------
 
     def classify(self, name: str, tags: list[str]) -> list[str]:
