@@ -427,4 +427,23 @@ def _what(summary: dict[str, Any]) -> str:
         return f"revision {after['revision']}: {', '.join(after.get('changes', {})) or 'created'}"
     if "recorded" in after:
         return f"{after['recorded']} labels ({after['unknown']} unknown ids)"
+    return _what_else(before, after)
+
+
+def _what_else(before: dict[str, Any], after: dict[str, Any]) -> str:
+    if "key_id" in after:
+        scope = f", endpoint {after['endpoint']}" if after.get("endpoint") else ""
+        return f"for {after.get('user')}{scope}"
+    if "role" in after:
+        return f"{after['role']} in {after.get('workspace')}"
+    if "status" in after and "dataset" in after:
+        return f"{after['status']}, from {after['dataset']}"
+    if "windows" in after:
+        return f"{after['windows']} windows, {after.get('alerts', 0)} alerts"
+    if "changes" in after:
+        toggled = "enabled" in after and before.get("enabled") != after["enabled"]
+        changed = [*after["changes"], *(["enabled"] if toggled else [])]
+        return f"set {', '.join(changed)}"
+    if "spec" in after:
+        return f"on {after['spec'].get('endpoint')}"
     return ""
