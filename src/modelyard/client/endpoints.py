@@ -11,6 +11,7 @@ import pandas as pd
 
 from modelyard.domain.endpoints import Endpoint, Revision, target_to_request
 from modelyard.errors import InvalidInput
+from modelyard.serving.evidence import COMPARE_COLUMNS as STAT_COLUMNS
 from modelyard.serving.predictlog import LabelResult
 
 if TYPE_CHECKING:
@@ -20,19 +21,7 @@ if TYPE_CHECKING:
 Targets = Sequence[str | dict[str, Any]]
 When = int | datetime | None
 ACCURACY_COLUMNS = ["model", "version", "role", "predictions", "labelled", "accuracy"]
-COMPARE_COLUMNS = [
-    "model",
-    "version",
-    "role",
-    "requests",
-    "errors",
-    "agreement",
-    "latency_p50_ms",
-    "latency_p99_ms",
-    "labelled",
-    "accuracy",
-    "outputs",
-]
+COMPARE_COLUMNS = [*STAT_COLUMNS, "outputs"]
 
 
 def epoch_ms(value: When) -> int | None:

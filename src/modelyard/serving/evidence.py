@@ -17,6 +17,20 @@ LATEST_LABELS = (
     "FROM labels GROUP BY id"
 )
 
+# one row per version and role of ``compare`` (the SDK adds the ``outputs`` column)
+COMPARE_COLUMNS = [
+    "model",
+    "version",
+    "role",
+    "requests",
+    "errors",
+    "agreement",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "labelled",
+    "accuracy",
+]
+
 
 def sql_filters(
     version: int | None,
@@ -97,19 +111,7 @@ def compare(con: Any, since: int | None, until: int | None) -> list[dict[str, An
         ORDER BY s.role, s.model, s.version
         """
     ).fetchall()
-    columns = [
-        "model",
-        "version",
-        "role",
-        "requests",
-        "errors",
-        "agreement",
-        "latency_p50_ms",
-        "latency_p99_ms",
-        "labelled",
-        "accuracy",
-    ]
-    rows = [dict(zip(columns, row, strict=True)) for row in stats]
+    rows = [dict(zip(COMPARE_COLUMNS, row, strict=True)) for row in stats]
     shares = con.execute(
         """
         SELECT model, version, role, output, count(*) AS n
