@@ -16,6 +16,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(INSTALL) -e '.[test]'
+	@# the browser tests drive Debian's chromium (Playwright's own browser download is not used)
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed

@@ -39,7 +39,7 @@ from tests.stores import throwaway_postgres
 
 # fixtures that start a process or need PostgreSQL: their tests are slow (``make test-fast``
 # skips them); ``yard`` runs against the server in its "remote" parametrisation
-SLOW_FIXTURES = {"server", "pg_url"}
+SLOW_FIXTURES = {"server", "pg_url", "site"}
 FAST_LOOP = os.environ.get("MODELYARD_TEST_FAST") == "1"
 
 

@@ -9,7 +9,7 @@ input, calls one service and returns. Every route names its permission (``api/se
 and writes are audited. Errors become ``{"error": {"kind", "message"}}`` in
 ``api/errors.py``.
 ``/healthz`` answers without touching the database; ``/openapi.json`` and
-``/docs`` describe everything else.
+``/docs`` describe everything else. The web UI (``modelyard.ui``) is mounted at ``/``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ ROUTERS = (
 )
 
 
-def create_app(services: Services | None = None) -> FastAPI:
+def create_app(services: Services | None = None, ui: bool = True) -> FastAPI:
     """The API over ``services`` (default: bootstrapped from the environment, never migrating).
 
     Route functions are plain ``def``: FastAPI runs them in its thread pool, so a
@@ -66,6 +66,10 @@ def create_app(services: Services | None = None) -> FastAPI:
     for module in ROUTERS:
         app.include_router(module.router)
     app.add_middleware(AuditMiddleware)
+    if ui:
+        from modelyard.ui.app import install_ui
+
+        install_ui(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.dependencies import services_of
+from modelyard.api.session import CSRF_HEADER, SESSION_COOKIE, csrf_matches
 from modelyard.bootstrap import Services
 from modelyard.domain.actors import Actor, act_as
 from modelyard.domain.identity import (
@@ -52,7 +53,23 @@ _OWNED_BY = (
 
 
 def bearer_token(request: Request) -> str | None:
-    return bearer_key(request.headers.get("authorization", ""))
+    """The request's key: its bearer key, else the web UI's session cookie."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        return bearer_key(header)
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def _check_csrf(request: Request) -> None:
+    """A write authenticated by the session cookie carries the session's CSRF token."""
+    if request.method in _READS or "authorization" in request.headers:
+        return
+    key = request.cookies.get(SESSION_COOKIE)
+    if key and not csrf_matches(key, request.headers.get(CSRF_HEADER)):
+        raise PermissionDenied(
+            "a write from a browser session needs the session's CSRF token "
+            "(header X-CSRF-Token); reload the page and try again"
+        )
 
 
 def _checker(permission: Permission) -> Any:
@@ -73,6 +90,7 @@ def _authorize(request: Request, permission: Permission) -> Principal:
     services = services_of(request)
     principal = services.identity.authenticate(bearer_token(request))
     request.state.principal = principal
+    _check_csrf(request)
     request.state.workspace = _workspace_for(request, services, principal)
     principal = principal.acting_in(request.state.workspace)
     request.state.principal = principal
@@ -161,7 +179,8 @@ class AuditMiddleware:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] == "/healthz":
+        # the web UI's pages call /api/v1 in-process, and those calls are audited
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
             return
 
