@@ -29,6 +29,9 @@ install-test: $(VENV)/.installed-test
 
 demo: install
 	$(BIN)/modelyard quickstart
+	@echo
+	@echo "Open the web UI over this data: $(BIN)/modelyard ui"
+	@echo "  then open the address it prints: http://127.0.0.1:8700/signin#key=... (Ctrl-C stops it)"
 
 lint: install-test
 	$(BIN)/ruff format --check src tests benchmarks

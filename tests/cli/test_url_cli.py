@@ -28,7 +28,7 @@ from tests.serving.models import Constant
 
 # commands that work on the store itself: the first admin (no key exists yet), schema
 # migrations, and the processes that run over the store (API server, data plane, worker)
-STORE_ONLY = {"admin init", "db current", "db upgrade", "server", "serve", "worker"}
+STORE_ONLY = {"admin init", "db current", "db upgrade", "server", "serve", "ui", "worker"}
 # reads only the file it is given: no yard, embedded or remote
 NO_YARD = {"profile"}
 # arguments that pass the command's own checks, so its first call reaches the server

@@ -1,4 +1,5 @@
-"""``modelyard db`` and ``modelyard server``: they work on the store itself (never with --url)."""
+"""``modelyard db``, ``modelyard server`` and ``modelyard ui``: they work on the store itself
+(never with --url)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,26 @@ def db_current(ctx: CliContext, as_json: bool) -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
 @pass_context
 def server(ctx: CliContext, host: str, port: int) -> None:
-    """Serve the API (/api/v1, /healthz, /docs) over the configured store."""
+    """Serve the API (/api/v1, /healthz, /docs) and the web UI (/) over the configured store."""
     from modelyard.api.server import serve
 
     serve(host, port, ctx.store())
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--user",
+    default=None,
+    help="Sign in as this user (default: your user name; on a store with no admin yet, "
+    "it becomes the first admin).",
+)
+@pass_context
+def ui(ctx: CliContext, host: str, port: int, user: str | None) -> None:
+    """Open the web UI on the store itself, for one person: prints an address that signs
+    you in with a key made for this session (revoked when the command stops)."""
+    from modelyard.api.server import serve_ui
+    from modelyard.domain.actors import os_user
+
+    serve_ui(host, port, ctx.store(), user or os_user())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from modelyard.cli.admin import db, server
+from modelyard.cli.admin import db, server, ui
 from modelyard.cli.batch import batch, score
 from modelyard.cli.context import CliContext
 from modelyard.cli.endpoints import endpoint, serve
@@ -82,6 +82,7 @@ for command in (
     serve,
     db,
     server,
+    ui,
     admin,
     audit,
     lineage,

@@ -38,6 +38,7 @@ from modelyard.cli.output import number, table
 from modelyard.client.local import LocalBackend
 from modelyard.client.yard import Yard
 from modelyard.clock import now_ms
+from modelyard.config import DEFAULT_PORT
 from modelyard.domain.identity import Role
 from modelyard.domain.models import ModelVersion, Stage
 from modelyard.domain.runs import Run
@@ -196,6 +197,11 @@ def run_quickstart(yard: Yard, console: Console | None = None) -> QuickstartResu
         _deploy(yard, yard.backend.services, console, split, versions, champion)
         _monitor(yard, yard.backend.services, console, split)
         _show_audit(yard.backend.services, console, started)
+        console.print(
+            f"[bold]see it all in the browser:[/bold] run `modelyard ui` and open the address "
+            f"it prints (http://127.0.0.1:{DEFAULT_PORT}/signin#key=…): runs, models, the "
+            "endpoint, its monitor, lineage and this audit trail"
+        )
     return QuickstartResult(
         runs=runs, versions=[yard.models.version(v.ref) for v in versions], champion=champion
     )

@@ -49,3 +49,14 @@ document.addEventListener("submit", (event) => {
   const question = event.target.dataset && event.target.dataset.confirm;
   if (question && !window.confirm(question)) event.preventDefault();
 });
+
+// `modelyard ui` prints /signin#key=...: the fragment never reaches a server; sign in with
+// it and take it out of the address bar and the history
+(function signInFromFragment() {
+  const form = document.getElementById("signin-form");
+  const match = /^#key=(.+)$/.exec(window.location.hash);
+  if (!form || !match) return;
+  history.replaceState(null, "", window.location.pathname + window.location.search);
+  form.querySelector("#key").value = decodeURIComponent(match[1]);
+  form.submit();
+})();
