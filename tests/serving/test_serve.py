@@ -416,6 +416,31 @@ def test_metrics_count_requests_batches_and_queues(stack: Stack) -> None:
     assert 'modelyard_requests_rejected_total{endpoint="main",status="422"}' in text
 
 
+def test_made_up_names_and_keyless_requests_add_no_metric_series(stack: Stack) -> None:
+    def series(text: str) -> set[str]:
+        return {
+            line.rsplit(" ", 1)[0]
+            for line in text.splitlines()
+            if line.startswith("modelyard_requests_rejected_total")
+        }
+
+    with stack.client() as http:
+        before = series(http.get("/metrics").text)
+        with stack.client("nobody") as anonymous:
+            for number in range(200):
+                answer = anonymous.post(f"/endpoints/made-up-{number}/predict", json={})
+                assert answer.status_code == 401
+        for number in range(20):  # authenticated, but no such endpoint here
+            assert http.post(f"/endpoints/other-{number}/predict", json={}).status_code == 404
+        after = series(http.get("/metrics").text)
+    added = after - before
+    assert not any("made-up" in name or "other-" in name for name in after), added
+    assert added <= {
+        'modelyard_requests_rejected_total{endpoint="",status="401"}',
+        'modelyard_requests_rejected_total{endpoint="",status="404"}',
+    }
+
+
 def test_predictions_are_logged_with_their_version_and_take_labels(stack: Stack) -> None:
     with stack.client() as http:
         answer = http.post("/endpoints/main/predict", json={"records": records(4, 10)}).json()

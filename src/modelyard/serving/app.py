@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from modelyard import __version__
 from modelyard.domain.identity import Permission, Principal
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelFailed, ModelyardError, NotAuthenticated
 from modelyard.serving import openapi, predict, v2
 from modelyard.serving.auth import Access, access_of
 from modelyard.serving.runtime import Runtime
@@ -171,10 +171,20 @@ async def _refused(request: Request, exc: ModelyardError, endpoint: str | None) 
     runtime = runtime_of(request)
     if exc.status_code >= 500 and exc.kind != "not_ready":
         log.error("%s %s: %s", request.method, request.url.path, exc.message)
-    runtime.metrics.rejected.labels(endpoint or "", str(exc.status_code)).inc()
+    if not isinstance(exc, ModelFailed):  # a model's failure is counted as an error, apart
+        label = _served_name(runtime, exc, endpoint)
+        runtime.metrics.rejected.labels(label, str(exc.status_code)).inc()
     if exc.status_code in (401, 403):
         await run_in_threadpool(access_of(request).audit_refusal, request, exc)
     return error_answer(exc)
+
+
+def _served_name(runtime: Runtime, exc: ModelyardError, endpoint: str | None) -> str:
+    """The endpoint a refusal is counted under: a name from the URL only when this process
+    serves it and the caller was authenticated, so made-up names add no series."""
+    if not endpoint or isinstance(exc, NotAuthenticated) or endpoint not in runtime.endpoints:
+        return ""
+    return endpoint
 
 
 @asynccontextmanager
