@@ -28,6 +28,32 @@ def test_openapi_describes_answers_and_errors(api: httpx.Client) -> None:
     assert run_schema["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
 
 
+def test_openapi_declares_how_routes_authenticate_and_their_refusals(server: ServerProcess) -> None:
+    """The document is public (it describes the API, no workspace's data); every route it
+    describes but /healthz needs the bearer key (or the UI's session) and may answer 401/403."""
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerKey"] == {**schemes["bearerKey"], "type": "http", "scheme": "bearer"}
+    assert schemes["sessionCookie"]["in"] == "cookie"
+    assert document["security"] == [{"bearerKey": []}, {"sessionCookie": []}]
+    operations = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    ]
+    assert len(operations) > 90
+    for path, method, operation in operations:
+        if path == "/healthz":
+            assert operation["security"] == []
+            continue
+        assert "security" not in operation, (method, path)  # the document-wide rule holds
+        for status in ("401", "403"):
+            answer = operation["responses"].get(status)
+            assert answer, f"{method.upper()} {path} does not declare {status}"
+            assert answer["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+    assert httpx.get(f"{server.url}/api/v1/models").status_code == 401
+
+
 def test_errors_have_one_shape(api: httpx.Client, unique: str) -> None:
     missing = api.get("/api/v1/runs/feedbeef")
     assert missing.status_code == 404

@@ -6,12 +6,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from modelyard.api.dependencies import services_of
+from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import guard
 from modelyard.api.wire import Body, respond
 from modelyard.domain.actors import current_actor
 from modelyard.domain.identity import DEFAULT_WORKSPACE, Permission
 
-router = APIRouter(prefix="/api/v1", tags=["governance"])
+router = APIRouter(prefix="/api/v1", tags=["governance"], responses=ERROR_RESPONSES)
 
 
 class UserIn(Body):

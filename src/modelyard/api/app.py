@@ -14,6 +14,8 @@ and writes are audited. Errors become ``{"error": {"kind", "message"}}`` in
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from modelyard import __version__
@@ -32,6 +34,7 @@ from modelyard.api import (
 )
 from modelyard.api.errors import install_error_handlers
 from modelyard.api.security import AuditMiddleware
+from modelyard.api.session import SESSION_COOKIE
 from modelyard.bootstrap import Services, bootstrap
 
 ROUTERS = (
@@ -71,8 +74,55 @@ def create_app(services: Services | None = None, ui: bool = True) -> FastAPI:
 
         install_ui(app)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], openapi_extra={"security": []})
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    _declare_security(app)
     return app
+
+
+SECURITY_SCHEMES = {
+    "bearerKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (`modelyard admin key create USER`): `Authorization: Bearer my_...`",
+    },
+    "sessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": SESSION_COOKIE,
+        "description": "The web UI's session; a write with it needs the X-CSRF-Token header",
+    },
+}
+
+
+def _declare_security(app: FastAPI) -> None:
+    """Declare in the OpenAPI document how every route but ``/healthz`` authenticates.
+
+    ``/openapi.json`` and ``/docs`` themselves are public: they describe the API, and hold
+    no data of any workspace.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            document["security"] = [{"bearerKey": []}, {"sessionCookie": []}]
+            _errors_are_json(document)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _errors_are_json(document: dict[str, Any]) -> None:
+    """Errors are JSON even where a route answers HTML or a file (FastAPI files them under
+    the route's own media type)."""
+    for item in document["paths"].values():
+        for operation in item.values():
+            for status, answer in operation.get("responses", {}).items():
+                content = answer.get("content", {})
+                if status.startswith("4") and "application/json" not in content and content:
+                    answer["content"] = {"application/json": next(iter(content.values()))}

@@ -15,12 +15,13 @@ from fastapi import APIRouter, Request, Response
 from pydantic import SecretStr
 
 from modelyard.api.dependencies import services_of
+from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import guard, workspace_of
 from modelyard.api.wire import Body, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.secrets import SecretRecord
 
-router = APIRouter(prefix="/api/v1", tags=["governance"])
+router = APIRouter(prefix="/api/v1", tags=["governance"], responses=ERROR_RESPONSES)
 
 # Secrets belong to the alert channels of monitors: whoever may configure monitors manages them.
 SECRETS_PERMISSION = Permission.MONITOR
