@@ -86,7 +86,8 @@ SECURITY_SCHEMES = {
     "bearerKey": {
         "type": "http",
         "scheme": "bearer",
-        "description": "An API key (`modelyard admin key create USER`): `Authorization: Bearer my_...`",
+        "description": "An API key (`modelyard admin key create USER`), sent as "
+        "`Authorization: Bearer my_...`",
     },
     "sessionCookie": {
         "type": "apiKey",
