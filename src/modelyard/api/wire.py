@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fastapi import Response
@@ -11,9 +12,32 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelyard.jsonable import plain
 
 
+NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+"""How a number JSON cannot hold travels: as a string (a metric may be NaN or infinite).
+The SDK reads these strings back as floats wherever a float is expected."""
+
+
 def respond(value: Any, status_code: int = 200) -> Response:
-    body = json.dumps(plain(value), separators=(",", ":"), allow_nan=True)
+    """``value`` as strict JSON: never a bare ``NaN`` or ``Infinity``."""
+    data = plain(value)
+    try:
+        body = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # rare: walk the answer only when it holds a non-finite number
+        body = json.dumps(finite(data), separators=(",", ":"), allow_nan=False)
     return Response(body, status_code=status_code, media_type="application/json")
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its string (``NON_FINITE``)."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return NON_FINITE["nan" if value != value else "inf" if value > 0 else "-inf"]
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
 
 
 class Body(BaseModel):
