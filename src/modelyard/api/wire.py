@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.jsonable import plain
 
-
 NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 """How a number JSON cannot hold travels: as a string (a metric may be NaN or infinite).
 The SDK reads these strings back as floats wherever a float is expected."""
