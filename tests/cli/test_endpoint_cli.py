@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -292,6 +294,20 @@ def test_predictions_show_the_latest_newest_first(deployed: Path, tmp_path: Path
     written = tmp_path / "all.csv"
     ok(deployed, "endpoint", "predictions", NAME, "--output", str(written))
     assert list(pd.read_csv(written)["id"]) == ["a1", "a2"]  # a file keeps time order
+
+
+def test_exports_write_moments_as_utc_timestamps_alike(deployed: Path, tmp_path: Path) -> None:
+    write_traffic(deployed)
+    as_csv, as_parquet = tmp_path / "p.csv", tmp_path / "p.parquet"
+    ok(deployed, "endpoint", "predictions", NAME, "--output", str(as_csv))
+    ok(deployed, "endpoint", "predictions", NAME, "--output", str(as_parquet))
+    schema = pq.read_schema(as_parquet)
+    assert schema.field("ts").type == pa.timestamp("ms", tz="UTC")
+    from_csv = pd.read_csv(as_csv, parse_dates=["ts"])
+    from_parquet = pd.read_parquet(as_parquet)
+    assert str(from_csv["ts"].dtype).startswith("datetime64") and from_csv["ts"].dt.tz is not None
+    assert list(from_csv["ts"]) == list(from_parquet["ts"])
+    assert from_csv["ts"].iloc[0].year >= 2024  # milliseconds, read as such
 
 
 def test_compare_prints_a_dash_for_no_agreement(deployed: Path) -> None:

@@ -225,6 +225,15 @@ def predictions(
 
 
 def _write_frame(frame: Any, output: Path) -> None:
+    """Write ``frame`` with its moments (``ts``, ``*_at``: epoch milliseconds) as UTC
+    timestamps, the same types in Parquet (timestamp with time zone) and CSV (ISO 8601)."""
+    import pandas as pd
+
+    frame = frame.copy()
+    for column in frame.columns:
+        if (column == "ts" or column.endswith("_at")) and frame[column].dtype.kind in "iuf":
+            moments = pd.to_datetime(frame[column], unit="ms", utc=True)
+            frame[column] = moments.astype("datetime64[ms, UTC]")
     if output.suffix == ".parquet":
         frame.to_parquet(output, index=False)
     elif output.suffix == ".csv":
