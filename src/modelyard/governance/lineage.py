@@ -122,6 +122,7 @@ class Lineage:
             if root is None:
                 raise NotFound(f"{node} does not exist")
             self._sensitivity(conn, graph)
+            self._endpoint_times(conn, graph)
         return LineageGraph(root=root, nodes=list(graph.nodes.values()), edges=graph.edges)
 
     def _sensitivity(self, conn: Any, graph: _Builder) -> None:
@@ -163,6 +164,22 @@ class Lineage:
                 }
             graph.nodes[node.ref] = Node(
                 node.kind, node.key, node.label, {**node.attributes, "sensitivity": sorted(found)}
+            )
+
+    def _endpoint_times(self, conn: Any, graph: _Builder) -> None:
+        """An endpoint carries when it was created and last changed (its revision's time)."""
+        names = [n.key for n in graph.nodes.values() if n.kind == "endpoint"]
+        if not names:
+            return
+        e = t.endpoints.c
+        rows = conn.execute(
+            select(e.name, e.created_at, e.updated_at).where(e.name.in_(names))
+        ).all()
+        for row in rows:
+            node = graph.nodes[f"endpoint:{row.name}"]
+            times = {"created": row.created_at, "updated": row.updated_at}
+            graph.nodes[node.ref] = Node(
+                node.kind, node.key, node.label, {**node.attributes, **times}
             )
 
     def _datasets_of(self, conn: Any, version_ref: str) -> set[str]:
@@ -267,7 +284,7 @@ class Lineage:
     def _run(self, conn: Any, graph: _Builder, run_id: str, *, up: bool, down: bool) -> str:
         r = t.runs.c
         row = conn.execute(
-            select(r.id, r.name, r.status, r.user, r.start_time).where(r.id == run_id)
+            select(r.id, r.name, r.status, r.user, r.start_time, r.end_time).where(r.id == run_id)
         ).first()
         if row is None:
             raise NotFound(f"run '{run_id}' does not exist")
@@ -278,6 +295,7 @@ class Lineage:
             status=row.status,
             user=row.user,
             started=row.start_time,
+            ended=row.end_time,
         )
         if graph.root is None:
             graph.root = run

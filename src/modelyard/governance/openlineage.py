@@ -1,11 +1,13 @@
 """A lineage graph as OpenLineage run events (JSON), for catalogs that speak it.
 
-Each run in the graph becomes a COMPLETE event of job ``<run name>`` whose inputs
-are the datasets it read (with their content fingerprint as the dataset version)
-and whose outputs are the model versions it produced. Each endpoint becomes an
-event of job ``endpoint/<name>`` whose inputs are the versions it serves or
-served. Model versions carry a custom ``modelyard_model`` facet (model, version,
-stage, package digest).
+Each run in the graph becomes a START event of job ``<run name>`` at its start,
+then one with its recorded state (COMPLETE, FAIL, ABORT at its end, or RUNNING),
+whose inputs are the datasets it read (with their content fingerprint as the
+dataset version) and whose outputs are the model versions it produced; a batch
+job likewise. Each endpoint becomes a RUNNING event of job ``endpoint/<name>``
+at its last change, whose inputs are the versions it serves or served and those
+that answered its predictions. Model versions carry a custom ``modelyard_model``
+facet (model, version, stage, package digest).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ FACET_SCHEMA = "urn:modelyard:facets:model:1"
 
 
 def _time(ms: Any) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else datetime.now(tz=UTC)
+    moment = datetime.fromtimestamp((ms or 0) / 1000, tz=UTC)
     return moment.isoformat().replace("+00:00", "Z")
 
 
@@ -57,11 +59,21 @@ def _dataset(node: Node) -> dict[str, Any]:
     }
 
 
+# a run's or batch job's recorded status, as the state its last event reports
+TERMINAL = {
+    "FINISHED": "COMPLETE",
+    "FAILED": "FAIL",
+    "KILLED": "ABORT",
+    "succeeded": "COMPLETE",
+    "failed": "FAIL",
+}
+
+
 def _event(
-    job: str, run_id: str, at: Any, inputs: list[Node], outputs: list[Node]
+    state: str, job: str, run_id: str, at: Any, inputs: list[Node], outputs: list[Node]
 ) -> dict[str, Any]:
     return {
-        "eventType": "COMPLETE",
+        "eventType": state,
         "eventTime": _time(at),
         "producer": PRODUCER,
         "schemaURL": SCHEMA_URL,
@@ -72,8 +84,33 @@ def _event(
     }
 
 
+def _lifecycle(
+    node: Node, job: str, run_id: str, inputs: list[Node], outputs: list[Node]
+) -> list[dict[str, Any]]:
+    """START when it began, then the state it is recorded in: COMPLETE, FAIL or ABORT when
+    it ended (at its end), RUNNING while it runs. Times are the recorded ones, so the same
+    graph exports the same events whenever it is asked."""
+    started = node.attributes.get("started")
+    ended = node.attributes.get("ended") or node.attributes.get("finished")
+    state = TERMINAL.get(str(node.attributes.get("status")), "RUNNING")
+    last = _event(state, job, run_id, ended if state != "RUNNING" else started, inputs, outputs)
+    return [_event("START", job, run_id, started, inputs, []), last]
+
+
+def _run_id(key: str) -> str:
+    """A run's or job's own id as a UUID; any other key as a stable UUID derived from it."""
+    if len(key) == 32:
+        try:
+            return str(uuid.UUID(key))
+        except ValueError:
+            pass
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"modelyard:{key}"))
+
+
 def to_openlineage(graph: LineageGraph) -> list[dict[str, Any]]:
-    """One event per run, batch job and endpoint in ``graph``."""
+    """The events of every run, batch job and endpoint in ``graph``: a run and a batch job
+    each START, then report their recorded state; an endpoint is a RUNNING service whose
+    inputs are the versions it serves, served, or that answered its predictions."""
     nodes = {n.ref: n for n in graph.nodes}
 
     def sources(target: str, kind: str) -> list[Node]:
@@ -90,35 +127,35 @@ def to_openlineage(graph: LineageGraph) -> list[dict[str, Any]]:
             if e.source == source and e.target in nodes and nodes[e.target].kind == kind
         ]
 
-    events = []
+    def answering(endpoint: Node) -> list[Node]:
+        """The versions that answered (or shadowed) this endpoint's predictions."""
+        found = []
+        for prediction in graph.nodes:
+            if prediction.kind == "prediction" and prediction.attributes.get("endpoint") == (
+                endpoint.key
+            ):
+                found += sources(prediction.ref, "version")
+        return found
+
+    events: list[dict[str, Any]] = []
     for node in graph.nodes:
         if node.kind == "run":
-            run_id = str(uuid.UUID(node.key)) if len(node.key) == 32 else str(uuid.uuid4())
-            events.append(
-                _event(
-                    node.label,
-                    run_id,
-                    node.attributes.get("started"),
-                    sources(node.ref, "dataset"),
-                    targets(node.ref, "version"),
-                )
-            )
+            inputs, outputs = sources(node.ref, "dataset"), targets(node.ref, "version")
+            events += _lifecycle(node, node.label, _run_id(node.key), inputs, outputs)
         elif node.kind == "job":  # a batch job reads its input and a version, writes its output
             scored = sources(node.ref, "version")
             name = f"batch/{scored[0].key}" if scored else f"batch/{node.key}"
-            run_id = str(uuid.UUID(node.key)) if len(node.key) == 32 else str(uuid.uuid4())
-            events.append(
-                _event(
-                    name,
-                    run_id,
-                    node.attributes.get("finished") or node.attributes.get("started"),
-                    [*sources(node.ref, "dataset"), *scored],
-                    targets(node.ref, "dataset"),
-                )
+            inputs = [*sources(node.ref, "dataset"), *scored]
+            events += _lifecycle(
+                node, name, _run_id(node.key), inputs, targets(node.ref, "dataset")
             )
         elif node.kind == "endpoint":
-            run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"modelyard:endpoint:{node.key}"))
-            events.append(
-                _event(f"endpoint/{node.key}", run_id, None, sources(node.ref, "version"), [])
-            )
+            served = _unique([*sources(node.ref, "version"), *answering(node)])
+            at = node.attributes.get("updated") or node.attributes.get("created")
+            run_id = _run_id(f"endpoint:{node.key}")
+            events.append(_event("RUNNING", f"endpoint/{node.key}", run_id, at, served, []))
     return events
+
+
+def _unique(found: list[Node]) -> list[Node]:
+    return list({node.ref: node for node in found}.values())
