@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import guard
-from modelyard.api.wire import Body, respond
+from modelyard.api.wire import Body, Cursor, Limit, Moment, respond
 from modelyard.domain.actors import current_actor
 from modelyard.domain.identity import DEFAULT_WORKSPACE, Permission
 
@@ -118,11 +118,11 @@ def audit_events(
     actor: str | None = None,
     action: str | None = None,
     resource: str | None = None,
-    since: int | None = None,
-    until: int | None = None,
-    limit: int = 1000,
+    since: Moment = None,
+    until: Moment = None,
+    limit: Limit = 1000,
     workspace: str | None = None,
-    after: int | None = None,
+    after: Cursor = None,
 ) -> Response:
     """Events in order, filtered; ``after`` (an event id) pages on (``limit=0``: all)."""
     found = services_of(request).audit.events(
@@ -144,9 +144,9 @@ def workspace_audit(
     request: Request,
     actor: str | None = None,
     action: str | None = None,
-    since: int | None = None,
-    until: int | None = None,
-    limit: int = 1000,
+    since: Moment = None,
+    until: Moment = None,
+    limit: Limit = 1000,
 ) -> Response:
     """The audit events of requests that acted in ``workspace`` (its admins may read them)."""
     found = services_of(request).audit.events(

@@ -18,7 +18,7 @@ from pydantic import Field
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import guard, workspace_of
-from modelyard.api.wire import Body, respond
+from modelyard.api.wire import Body, Limit, respond
 from modelyard.batch.jobs import BatchJobs
 from modelyard.domain.batch import BatchJob, JobOutcome, parse_status
 from modelyard.domain.identity import Permission
@@ -97,7 +97,7 @@ def get_job(job_id: str, request: Request) -> Response:
 
 @router.get("/batch-jobs", response_model=list[BatchJob], **guard(Permission.READ))
 def list_jobs(
-    request: Request, model: str | None = None, status: str | None = None, limit: int = 100
+    request: Request, model: str | None = None, status: str | None = None, limit: Limit = 100
 ) -> Response:
     jobs = _jobs(request).list(
         workspace=workspace_of(request), model=model, status=status, limit=limit

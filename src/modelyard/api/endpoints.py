@@ -17,11 +17,23 @@ from typing import Any
 
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import Field
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import guard, workspace_of
-from modelyard.api.wire import Body, EndpointIn, EndpointUpdate, LabelsIn, RollbackIn, respond
+from modelyard.api.wire import (
+    LARGEST,
+    Body,
+    EndpointIn,
+    EndpointUpdate,
+    LabelsIn,
+    Limit,
+    Moment,
+    RollbackIn,
+    VersionNumber,
+    respond,
+)
 from modelyard.domain.endpoints import Endpoint, batching_from, requests_from
 from modelyard.domain.identity import Permission
 
@@ -88,13 +100,13 @@ def endpoint_revisions(name: str, request: Request) -> Response:
 def endpoint_predictions(
     name: str,
     request: Request,
-    version: int | None = None,
+    version: VersionNumber = None,
     model: str | None = None,
     role: str | None = None,
-    since: int | None = None,
-    until: int | None = None,
+    since: Moment = None,
+    until: Moment = None,
     id: list[str] | None = Query(default=None),  # noqa: B008
-    limit: int = 10_000,
+    limit: Limit = 10_000,
     newest_first: bool = False,
 ) -> Response:
     """Logged predictions (with their newest label) as an Arrow IPC stream. Audited.
@@ -129,7 +141,7 @@ def post_labels(name: str, body: LabelsIn, request: Request) -> Response:
 
 @router.get("/endpoints/{name}/accuracy", **guard(Permission.READ))
 def endpoint_accuracy(
-    name: str, request: Request, since: int | None = None, until: int | None = None
+    name: str, request: Request, since: Moment = None, until: Moment = None
 ) -> Response:
     services = services_of(request)
     services.endpoints.get(name)
@@ -138,7 +150,7 @@ def endpoint_accuracy(
 
 @router.get("/endpoints/{name}/compare", **guard(Permission.READ))
 def endpoint_compare(
-    name: str, request: Request, since: int | None = None, until: int | None = None
+    name: str, request: Request, since: Moment = None, until: Moment = None
 ) -> Response:
     services = services_of(request)
     services.endpoints.get(name)
@@ -146,7 +158,7 @@ def endpoint_compare(
 
 
 class RetentionIn(Body):
-    days: int | None = None
+    days: int | None = Field(default=None, ge=0, le=LARGEST)
 
 
 @router.put("/endpoints/{name}/retention", response_model=Endpoint, **guard(Permission.ADMIN))

@@ -47,6 +47,7 @@ class ErrorOut(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": description}
     for status, description in (
+        (400, "The request body is not valid JSON"),
         (401, "No API key, or one that is unknown, expired or revoked"),
         (403, "The key's role or workspace does not allow this"),
         (404, "A named thing does not exist"),

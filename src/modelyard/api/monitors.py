@@ -11,7 +11,7 @@ from pydantic import Field
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import guard, require_owned, workspace_of
-from modelyard.api.wire import Body, respond
+from modelyard.api.wire import Body, Limit, Moment, respond
 from modelyard.domain.identity import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["monitoring"], responses=ERROR_RESPONSES)
@@ -70,7 +70,7 @@ def run_monitor(name: str, request: Request) -> Response:
 
 
 @router.get("/monitors/{name}/windows", **guard(Permission.READ))
-def monitor_windows(name: str, request: Request, limit: int = 100) -> Response:
+def monitor_windows(name: str, request: Request, limit: Limit = 100) -> Response:
     return respond(services_of(request).monitors.windows(name, limit=limit))
 
 
@@ -82,8 +82,8 @@ def monitor_results(
     column: str | None = None,
     metric: str | None = None,
     version: str | None = None,
-    since: int | None = None,
-    until: int | None = None,
+    since: Moment = None,
+    until: Moment = None,
 ) -> Response:
     """Results as a time series, oldest window first."""
     return respond(
@@ -110,7 +110,7 @@ def list_alerts(
     request: Request,
     monitor: str | None = None,
     status: str | None = None,
-    since: int | None = None,
+    since: Moment = None,
 ) -> Response:
     services = services_of(request)
     ids = services.monitors.monitor_ids(monitor, workspace_of(request))

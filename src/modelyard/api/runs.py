@@ -21,7 +21,7 @@ from fastapi import APIRouter, Query, Request, Response
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import guard, workspace_of
-from modelyard.api.wire import BatchIn, FinishIn, RunIn, SearchIn, respond
+from modelyard.api.wire import LARGEST, BatchIn, FinishIn, RunIn, SearchIn, respond
 from modelyard.domain.identity import Permission
 from modelyard.domain.runs import Environment, MetricPoint, Run, RunPage, RunStatus
 from modelyard.errors import InvalidInput
@@ -73,7 +73,7 @@ def search_runs_by_query(
     experiments: Annotated[list[str] | None, Query()] = None,
     filter: str | None = None,
     order_by: Annotated[list[str] | None, Query()] = None,
-    max_results: int = 100,
+    max_results: Annotated[int, Query(ge=1, le=LARGEST)] = 100,
     cursor: str | None = None,
 ) -> Response:
     """``POST /runs/search`` as a query string (``experiments`` and ``order_by`` repeat)."""

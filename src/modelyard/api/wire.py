@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Response
+from fastapi import Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.jsonable import plain
+
+LARGEST = 2**53  # past any moment, id, count or version modelyard stores; exact in JSON
+Moment = Annotated[int | None, Query(ge=0, le=LARGEST, description="epoch milliseconds (UTC)")]
+Limit = Annotated[int, Query(ge=0, le=LARGEST, description="at most this many (0: all)")]
+Cursor = Annotated[int | None, Query(ge=0, le=LARGEST, description="after this id")]
+VersionNumber = Annotated[int | None, Query(ge=1, le=LARGEST)]
+"""Query parameters that are whole numbers, bounded so that a huge one is a 422 that names
+it rather than a number the database cannot hold."""
 
 NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 """How a number JSON cannot hold travels: as a string (a metric may be NaN or infinite).
@@ -85,7 +93,7 @@ class SearchIn(Body):
     experiments: list[str] | None = None
     filter: str | None = None
     order_by: str | list[str] | None = None
-    max_results: int = 100
+    max_results: int = Field(default=100, ge=1, le=LARGEST)
     cursor: str | None = None
 
 
@@ -153,7 +161,7 @@ class EndpointUpdate(Body):
 
 
 class RollbackIn(Body):
-    to: int | None = None
+    to: int | None = Field(default=None, ge=1, le=LARGEST)
     comment: str = ""
 
 
