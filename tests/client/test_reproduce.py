@@ -174,6 +174,12 @@ def test_reproduce_runs_the_script_again_and_every_metric_matches(
     assert copy.metrics == original.metrics  # the same code on the same data
     assert copy.id[:12] in done.stdout or copy.id in done.stdout
     assert git(project.repo, "worktree", "list").count("\n") == 0  # the checkout is gone
+    down = yard.lineage(f"run:{original.id}")
+    assert [n.key for n in down.downstream("run")] == [copy.id]
+    assert (f"run:{original.id}", f"run:{copy.id}", "reproduced") in [
+        (e.source, e.target, e.relation) for e in down.edges
+    ]
+    assert [n.key for n in yard.lineage(f"run:{copy.id}").upstream("run")] == [original.id]
 
 
 def test_a_changed_data_file_is_refused(project: Project, yard: Yard) -> None:
