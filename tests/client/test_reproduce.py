@@ -16,13 +16,13 @@ import pytest
 
 from modelyard.bootstrap import Services
 from modelyard.client.local import LocalBackend
-from modelyard.client.yard import Yard
+from modelyard.client.yard import Yard, connect
 from modelyard.domain.reproduction import REPRODUCES_TAG, compare_metrics
 from modelyard.domain.runs import Environment, MetricPoint, Run, RunStatus
 from modelyard.errors import NotReproducible
 from modelyard.tracking.environment import environment_id
 from tests.cli.test_cli import invoke
-from tests.conftest import embedded_yard, modelyard_command
+from tests.conftest import ServerProcess, embedded_yard, modelyard_command
 
 pytestmark = pytest.mark.slow  # git, the training script and the CLI are processes
 
@@ -180,6 +180,36 @@ def test_reproduce_runs_the_script_again_and_every_metric_matches(
         (e.source, e.target, e.relation) for e in down.edges
     ]
     assert [n.key for n in yard.lineage(f"run:{copy.id}").upstream("run")] == [original.id]
+
+
+def test_reproduce_through_a_server(
+    project: Project, server: ServerProcess, tmp_path: Path
+) -> None:
+    """The script logs to a server; the reproduction's entry point reaches the same one
+    as the same key (``Backend.child_environment``)."""
+    client = {
+        "MODELYARD_URL": server.url,
+        "MODELYARD_API_KEY": server.admin_key,
+        "MODELYARD_HOME": str(tmp_path / "client"),
+    }
+    done = subprocess.run(
+        [sys.executable, "train.py", str(project.data)],
+        cwd=project.repo,
+        env={**project.env(), **client},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    run_id = done.stdout.split()[-1]
+    with connect(server.url, api_key=server.admin_key, home=tmp_path / "client") as yard:
+        result = yard.runs.reproduce(run_id, log=io.StringIO())
+        assert result.ok and [c.key for c in result.checks] == [
+            "metrics.rmse",
+            "metrics.weight_a",
+            "dataset:train (training)",
+        ]
+        copy = yard.runs.get(result.run_id)
+        assert copy.tags[REPRODUCES_TAG] == run_id and copy.user == "admin"
 
 
 def test_a_changed_data_file_is_refused(project: Project, yard: Yard) -> None:
