@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import platform
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,11 +17,12 @@ import pytest
 
 from modelyard.bootstrap import Services
 from modelyard.client.local import LocalBackend
+from modelyard.client.reproduce import build_virtualenv, packages_of, requirements
 from modelyard.client.yard import Yard, connect
 from modelyard.domain.reproduction import REPRODUCES_TAG, compare_metrics
 from modelyard.domain.runs import Environment, MetricPoint, Run, RunStatus
-from modelyard.errors import NotReproducible
-from modelyard.tracking.environment import environment_id
+from modelyard.errors import InvalidInput, NotReproducible
+from modelyard.tracking.environment import environment_id, installed_packages
 from tests.cli.test_cli import invoke
 from tests.conftest import ServerProcess, embedded_yard, modelyard_command
 
@@ -316,3 +318,28 @@ def test_metrics_compare_within_a_relative_tolerance() -> None:
     ]
     assert not compare_metrics({"auc": 0.9}, {"auc": 0.9002}, 1e-4)[0].ok
     assert dataclasses.asdict(checks[1])["reproduced"] is None
+
+
+def test_another_interpreter_is_checked_by_its_own_packages(tmp_path: Path) -> None:
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    python, packages = packages_of(str(wrapper))  # listed by running it
+    assert (python, packages) == (platform.python_version(), installed_packages())
+    with pytest.raises(InvalidInput, match="python interpreter /no/python does not exist"):
+        packages_of("/no/python")
+
+
+def test_a_virtualenv_is_built_only_for_the_same_python_in_an_empty_folder(
+    tmp_path: Path,
+) -> None:
+    recorded = Environment(
+        id="e", python="2.7.18", platform="p", host="h", user="u", packages={"numpy": "1.16.6"}
+    )
+    assert requirements(recorded) == "numpy==1.16.6\n"
+    with pytest.raises(InvalidInput, match="the run used Python 2.7.18; this interpreter"):
+        build_virtualenv(recorded, tmp_path / "venv", io.StringIO())
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(InvalidInput, match="exists and is not empty"):
+        build_virtualenv(recorded, tmp_path / "full", io.StringIO())

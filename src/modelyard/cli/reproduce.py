@@ -75,6 +75,12 @@ def show(result: Reproduction) -> None:
     help="Build a virtualenv here from the recorded packages (pip) and run in it.",
 )
 @click.option(
+    "--python",
+    "python",
+    default=None,
+    help="The interpreter to run the entry point with (default: the one running modelyard).",
+)
+@click.option(
     "--repo",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     default=None,
@@ -92,6 +98,7 @@ def reproduce(
     allow_dirty: bool,
     allow_environment: bool,
     venv: Path | None,
+    python: str | None,
     repo: Path | None,
     timeout: float | None,
     check: bool,
@@ -123,6 +130,7 @@ def reproduce(
             allow_dirty=allow_dirty,
             allow_environment=allow_environment,
             virtualenv=venv,
+            python=python,
             repo=repo,
             timeout=timeout,
             log=sys.stderr,

@@ -245,6 +245,8 @@ def packages_of(python: str) -> tuple[str, dict[str, str]]:
     """(Python version, installed packages) of interpreter ``python``."""
     if Path(python).resolve() == Path(sys.executable).resolve():
         return platform.python_version(), installed_packages()
+    if shutil.which(python) is None:
+        raise InvalidInput(f"python interpreter {python} does not exist or cannot be run")
     probe = (
         "import importlib.metadata as m, json, platform\n"
         "print(json.dumps([platform.python_version(), "
@@ -391,11 +393,14 @@ def reproduce(
     allow_dirty: bool = False,
     allow_environment: bool = False,
     virtualenv: str | os.PathLike[str] | None = None,
+    python: str | os.PathLike[str] | None = None,
     repo: str | os.PathLike[str] | None = None,
     timeout: float | None = None,
     log: TextIO | None = None,
 ) -> Reproduction:
     """See ``RunsAPI.reproduce``."""
+    if virtualenv is not None and python is not None:
+        raise InvalidInput("give a virtualenv to build or a python to run with, not both")
     if not tolerance >= 0:
         raise InvalidInput(f"tolerance must be 0 or more (relative), got {tolerance}")
     out = log if log is not None else sys.stderr
@@ -404,10 +409,10 @@ def reproduce(
     environment, entry, tree_repo = plan.environment, plan.entry, plan.repo
     assert environment is not None and entry is not None and tree_repo is not None
     if virtualenv is not None:
-        python = build_virtualenv(environment, Path(virtualenv), out)
+        interpreter = build_virtualenv(environment, Path(virtualenv), out)
     else:
-        python = sys.executable
-    differences = check_environment(environment, python)
+        interpreter = str(python) if python is not None else sys.executable
+    differences = check_environment(environment, interpreter)
     if differences and not allow_environment:
         raise NotReproducible(
             f"run '{plan.run.id}'",
@@ -417,7 +422,7 @@ def reproduce(
     token = secrets.token_hex(8)
     with checkout(tree_repo, plan.commit) as tree:
         cwd = tree / entry.cwd if not Path(entry.cwd).is_absolute() else tree
-        command = command_of(entry, tree, python, tree.parent)
+        command = command_of(entry, tree, interpreter, tree.parent)
         env = child_env(yard, plan.run.id, token)
         run_entry_point(command, cwd if cwd.is_dir() else tree, env, out, timeout)
     reproduced = new_run(yard, plan, token)

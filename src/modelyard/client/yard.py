@@ -56,6 +56,7 @@ class RunsAPI:
         allow_dirty: bool = False,
         allow_environment: bool = False,
         virtualenv: str | os.PathLike[str] | None = None,
+        python: str | os.PathLike[str] | None = None,
         repo: str | os.PathLike[str] | None = None,
         timeout: float | None = None,
         log: TextIO | None = None,
@@ -63,12 +64,12 @@ class RunsAPI:
         """Run ``ref`` (a run id, or a model version's run) again as it was recorded and
         compare: the recorded entry point runs on a checkout of the recorded commit (a
         temporary git worktree of ``repo``: default the repository the run started in,
-        else the current one), in this interpreter after checking its packages match
-        the recorded ones (every difference refuses, unless ``allow_environment``), or in
-        a new ``virtualenv`` built from them by pip. Datasets logged from files must
-        still have their recorded content. The new run is tagged
-        ``modelyard.reproduces``; its metrics are compared within ``tolerance``
-        (relative), and its datasets by content fingerprint.
+        else the current one), with ``python`` (default: this interpreter) after
+        checking its packages match the recorded ones (every difference refuses, unless
+        ``allow_environment``), or in a new ``virtualenv`` built from them by pip.
+        Datasets logged from files must still have their recorded content. The new
+        run is tagged ``modelyard.reproduces``; its metrics are compared within
+        ``tolerance`` (relative), and its datasets by content fingerprint.
 
         Raises ``NotReproducible`` naming every missing or changed piece (nothing
         runs), ``ReproductionFailed`` when the entry point fails. The entry point's
@@ -84,6 +85,7 @@ class RunsAPI:
             allow_dirty=allow_dirty,
             allow_environment=allow_environment,
             virtualenv=virtualenv,
+            python=python,
             repo=repo,
             timeout=timeout,
             log=log,
