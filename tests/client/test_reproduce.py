@@ -109,11 +109,12 @@ def services_of(yard: Yard) -> Services:
     return yard.backend.services
 
 
-def copy_run(yard: Yard, original: Run, environment: Environment | None) -> str:
-    """A run recording what ``original`` did (metrics, datasets) under ``environment``."""
+def copy_run(yard: Yard, original: Run, environment: Environment | None, scale: float = 1.0) -> str:
+    """A run recording what ``original`` did (metrics times ``scale``, datasets) under
+    ``environment``."""
     services = services_of(yard)
     copy = services.tracking.create_run("repro", environment=environment)
-    points = [MetricPoint(k, v, 0, 1) for k, v in original.metrics.items()]
+    points = [MetricPoint(k, v * scale, 0, 1) for k, v in original.metrics.items()]
     services.tracking.log_batch(copy.id, metrics=points)
     for use in yard.backend.run_datasets(original.id):
         d = use.dataset
@@ -214,6 +215,21 @@ def test_reproduce_through_a_server(
         assert copy.tags[REPRODUCES_TAG] == run_id and copy.user == "admin"
 
 
+def test_a_metric_that_differs_fails_the_table_and_exits_1(project: Project, yard: Yard) -> None:
+    recorded = environment_of(yard, project.run_id)
+    run_id = copy_run(yard, yard.runs.get(project.run_id), recorded, scale=1.01)
+    code, out, err = invoke(project.home, "reproduce", run_id, "--tolerance", "0.001")
+    assert code == 1, err
+    cells = [[c.strip() for c in line.split("│") if c.strip()] for line in out.splitlines()]
+    rows = {row[0]: row for row in cells if row and row[0].startswith(("metrics.", "dataset:"))}
+    assert rows["metrics.rmse"][-1] == "NO" and rows["metrics.weight_a"][-1] == "NO"
+    assert rows["dataset:train (training)"][-1] == "yes"
+    assert float(rows["metrics.rmse"][3]) == pytest.approx(0.01 / 1.01, rel=1e-3)
+    assert "2 of 3 differ" in out  # the dataset still matches
+    code, out, _ = invoke(project.home, "reproduce", run_id, "--check")
+    assert (code, out) == (0, f"{run_id}: code, data and entry point are all available\n")
+
+
 def test_a_changed_data_file_is_refused(project: Project, yard: Yard) -> None:
     kept = project.data.read_bytes()
     project.data.write_bytes(kept.replace(b"\n0,0,0\n", b"\n0,0,1\n"))
@@ -277,6 +293,12 @@ def test_a_run_without_code_or_data_lists_each_missing_piece(project: Project, y
         "there is nothing to compare; environment: not captured (the run was started "
         "without it); data: the run logged no dataset"
     )
+    code, out, err = invoke(project.home, "reproduce", bare.id, "--check")
+    assert code == 2 and out.splitlines() == [
+        "metrics: the run logged none, so there is nothing to compare",
+        "environment: not captured (the run was started without it)",
+        "data: the run logged no dataset",
+    ]
     recorded = environment_of(yard, project.run_id)
     no_git = altered(recorded, git_commit=None, git_dirty=None, entry_point=None)
     run_id = copy_run(yard, yard.runs.get(project.run_id), no_git)
