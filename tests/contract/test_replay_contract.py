@@ -5,6 +5,7 @@ answered."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from modelyard.config import Settings
 from modelyard.errors import IntegrityError, InvalidInput, NotFound
 from modelyard.serving.server import runtime_for
 from tests.cli.test_cli import invoke
+from tests.conftest import embedded_yard, sqlite_settings
 
 
 class Noisy:
@@ -135,8 +137,6 @@ def test_the_cli_prints_both_answers_and_exits_non_zero_on_a_mismatch(
 ) -> None:
     home = tmp_path / "home"
     features, fitted = iris
-    from tests.conftest import embedded_yard
-
     with embedded_yard(home) as yard:
         assert isinstance(yard.backend, LocalBackend)
         deployed(yard, "same", fitted, features.head(3))
@@ -154,6 +154,22 @@ def test_the_cli_prints_both_answers_and_exits_non_zero_on_a_mismatch(
     assert shown["ok"] is False and shown["differences"][0].startswith("output: ")
     code, out, err = invoke(home, "endpoint", "replay", "same", "--id", "unknown")
     assert code == 2 and err == "error: endpoint 'same' logged no prediction 'unknown'\n"
+
+
+def test_a_prediction_in_the_database_log_replays_too(
+    tmp_path: Path, iris: tuple[pd.DataFrame, LogisticRegression]
+) -> None:
+    home = tmp_path / "home"
+    settings = dataclasses.replace(sqlite_settings(home), prediction_root="database")
+    features, fitted = iris
+    with Yard(LocalBackend(bootstrap(settings))) as yard:
+        assert isinstance(yard.backend, LocalBackend)
+        deployed(yard, "db", fitted, features.head(3))
+        rows: list[dict[str, Any]] = features.iloc[[100]].to_dict(orient="records")  # type: ignore[assignment]
+        (prediction_id,) = answer(yard.backend.services, "db", rows)
+        assert not (home / "predictions").exists()
+        found = yard.endpoints.replay("db", prediction_id)
+        assert found.ok and found.logged_output == found.replayed_output == 2
 
 
 def test_numbers_compare_within_a_relative_tolerance() -> None:
