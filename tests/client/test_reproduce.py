@@ -17,11 +17,16 @@ import pytest
 
 from modelyard.bootstrap import Services
 from modelyard.client.local import LocalBackend
-from modelyard.client.reproduce import build_virtualenv, packages_of, requirements
+from modelyard.client.reproduce import (
+    build_virtualenv,
+    packages_of,
+    requirements,
+    run_entry_point,
+)
 from modelyard.client.yard import Yard, connect
 from modelyard.domain.reproduction import REPRODUCES_TAG, compare_metrics
 from modelyard.domain.runs import Environment, MetricPoint, Run, RunStatus
-from modelyard.errors import InvalidInput, NotReproducible
+from modelyard.errors import InvalidInput, NotReproducible, ReproductionFailed
 from modelyard.tracking.environment import environment_id, installed_packages
 from tests.cli.test_cli import invoke
 from tests.conftest import ServerProcess, embedded_yard, modelyard_command
@@ -365,3 +370,14 @@ def test_a_virtualenv_is_built_only_for_the_same_python_in_an_empty_folder(
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(InvalidInput, match="exists and is not empty"):
         build_virtualenv(recorded, tmp_path / "full", io.StringIO())
+
+
+def test_an_entry_point_that_fails_or_hangs_is_reported(tmp_path: Path) -> None:
+    log, env = io.StringIO(), {**os.environ, "PYTHONUNBUFFERED": "1"}
+    failing = [sys.executable, "-c", "print('loading'); raise SystemExit('no data')"]
+    with pytest.raises(ReproductionFailed, match=r"exited with 1: loading \| no data"):
+        run_entry_point(failing, tmp_path, env, log, None)
+    assert log.getvalue() == "loading\nno data\n"
+    hanging = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with pytest.raises(ReproductionFailed, match="ran longer than 0.5 s and was stopped"):
+        run_entry_point(hanging, tmp_path, env, log, 0.5)

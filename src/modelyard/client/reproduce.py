@@ -20,9 +20,11 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -337,7 +339,8 @@ def run_entry_point(
     command: list[str], cwd: Path, env: dict[str, str], log: TextIO, timeout: float | None
 ) -> None:
     """Run ``command``, copying its output to ``log`` as it comes; a failure raises
-    ``ReproductionFailed`` with its last lines."""
+    ``ReproductionFailed`` with its last lines, and so does running past ``timeout``
+    seconds (the process is killed)."""
     tail: deque[str] = deque(maxlen=5)
     with subprocess.Popen(
         command,
@@ -349,18 +352,30 @@ def run_entry_point(
         stdin=subprocess.DEVNULL,
     ) as process:
         assert process.stdout is not None
+        timer = threading.Timer(timeout, process.kill) if timeout is not None else None
+        if timer is not None:
+            timer.start()
         try:
             for line in process.stdout:
                 log.write(line)
                 tail.append(line.rstrip())
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise ReproductionFailed(f"the entry point ran longer than {timeout} s") from None
+            code = process.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+    if timer is not None and code == -signal.SIGKILL:
+        raise ReproductionFailed(f"the entry point ran longer than {timeout:g} s and was stopped")
     if code != 0:
         last = " | ".join(line for line in tail if line)
         raise ReproductionFailed(f"the entry point exited with {code}: {last}")
+
+
+def working_directory(entry: EntryPoint, tree: Path) -> Path:
+    """Where the entry point ran: the same folder of the checkout, or the same absolute
+    folder when it ran outside the repository (relative paths in argv then mean the
+    same files); the checkout's top when that folder is gone."""
+    chosen = Path(entry.cwd) if Path(entry.cwd).is_absolute() else tree / entry.cwd
+    return chosen if chosen.is_dir() else tree
 
 
 def child_env(yard: Yard, original: str, token: str) -> dict[str, str]:
@@ -368,6 +383,7 @@ def child_env(yard: Yard, original: str, token: str) -> dict[str, str]:
     env.update(yard.backend.child_environment())
     env[REPRODUCES_VARIABLE] = original
     env[REPRODUCTION_VARIABLE] = token
+    env.setdefault("PYTHONUNBUFFERED", "1")  # its output is passed on as it comes
     return env
 
 
@@ -421,10 +437,9 @@ def reproduce(
         )
     token = secrets.token_hex(8)
     with checkout(tree_repo, plan.commit) as tree:
-        cwd = tree / entry.cwd if not Path(entry.cwd).is_absolute() else tree
         command = command_of(entry, tree, interpreter, tree.parent)
         env = child_env(yard, plan.run.id, token)
-        run_entry_point(command, cwd if cwd.is_dir() else tree, env, out, timeout)
+        run_entry_point(command, working_directory(entry, tree), env, out, timeout)
     reproduced = new_run(yard, plan, token)
     datasets = yard.backend.run_datasets(reproduced.id)
     checks = compare_metrics(plan.run.metrics, reproduced.metrics, tolerance)
