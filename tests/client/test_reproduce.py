@@ -25,7 +25,7 @@ from modelyard.client.reproduce import (
 )
 from modelyard.client.yard import Yard, connect
 from modelyard.domain.reproduction import REPRODUCES_TAG, compare_metrics
-from modelyard.domain.runs import Environment, MetricPoint, Run, RunStatus
+from modelyard.domain.runs import REDACTED, Environment, MetricPoint, Run, RunStatus
 from modelyard.errors import InvalidInput, NotReproducible, ReproductionFailed
 from modelyard.tracking.environment import environment_id, installed_packages
 from tests.cli.test_cli import invoke
@@ -317,6 +317,15 @@ def test_a_run_without_code_or_data_lists_each_missing_piece(project: Project, y
     run_id = copy_run(yard, yard.runs.get(project.run_id), interactive)
     assert yard.runs.reproducibility(run_id) == [
         "entry point: the run came from -c x, not a script"
+    ]
+    secret = altered(
+        recorded,
+        entry_point={**(recorded.entry_point or {}), "argv": ["train.py", "--token", REDACTED]},
+    )
+    run_id = copy_run(yard, yard.runs.get(project.run_id), secret)
+    assert yard.runs.reproducibility(run_id) == [
+        "entry point: the value of --token was not recorded (it looks like a secret): pass "
+        "it through an environment variable instead"
     ]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from modelyard.domain.runs import REDACTED
 from modelyard.tracking.environment import (
     capture_environment,
     entry_point,
@@ -53,6 +54,10 @@ def test_the_entry_point_is_the_command_line_relative_to_the_repository(
     assert found.argv == ["jobs/train.py", "--C", "0.5"] and found.script == "jobs/train.py"
     assert found.cwd == "." and found.runnable
     assert found.repo is not None and Path(found.repo).resolve() == tmp_path.resolve()
+    monkeypatch.setattr(sys, "argv", ["train.py", "--api-key", "k1", "--db-password=p", "-v"])
+    hidden = entry_point(str(tmp_path))
+    assert hidden.argv == ["train.py", "--api-key", REDACTED, f"--db-password={REDACTED}", "-v"]
+    assert hidden.redacted == ["--api-key", "--db-password"]
     monkeypatch.setattr(sys, "argv", ["../train.py"])
     inside = entry_point(str(tmp_path / "jobs"))
     assert (inside.cwd, inside.script) == ("jobs", "train.py")

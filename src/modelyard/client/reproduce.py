@@ -130,6 +130,11 @@ class Plan:
         elif not entry.runnable:
             shown = " ".join(entry.argv) or "an interactive session"
             self.problems.append(f"entry point: the run came from {shown}, not a script")
+        elif entry.redacted:
+            self.problems.append(
+                f"entry point: the value of {', '.join(entry.redacted)} was not recorded "
+                "(it looks like a secret): pass it through an environment variable instead"
+            )
 
     def _check_code(self, repo: str | os.PathLike[str] | None, allow_dirty: bool) -> None:
         environment, entry = self.environment, self.entry

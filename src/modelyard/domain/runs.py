@@ -156,13 +156,17 @@ class Environment:
         }
 
 
+REDACTED = "<redacted>"  # an argument not recorded: the value of a secret-looking option
+
+
 @dataclass(frozen=True)
 class EntryPoint:
     """The command line a run's process was started with, as ``modelyard reproduce``
     runs it again: ``argv`` after the interpreter (``["train.py", "--C", "0.5"]``, or
     ``["-m", "pkg.train"]``), the working directory and script relative to the git
     repository's root (``repo``, absolute, where it was), and a notebook's path when
-    the run came from one. ``argv`` is empty for an interactive session."""
+    the run came from one. ``argv`` is empty for an interactive session; the values
+    of options that look like secrets (``--api-key``, ``--password``) are ``REDACTED``."""
 
     argv: list[str]
     cwd: str
@@ -188,6 +192,17 @@ class EntryPoint:
             "script": self.script,
             "notebook": self.notebook,
         }
+
+    @property
+    def redacted(self) -> list[str]:
+        """The options whose values were not recorded."""
+        found = []
+        for index, arg in enumerate(self.argv):
+            if arg == REDACTED and index > 0:
+                found.append(self.argv[index - 1])
+            elif arg.endswith(f"={REDACTED}"):
+                found.append(arg.partition("=")[0])
+        return found
 
     @property
     def runnable(self) -> bool:

@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from functools import cache
 from pathlib import Path
 
 from modelyard.domain.actors import os_user
-from modelyard.domain.runs import EntryPoint, Environment
+from modelyard.domain.runs import REDACTED, EntryPoint, Environment
 
 
 @cache
@@ -83,6 +84,26 @@ def _notebook() -> str | None:
     return str(named) if named else None
 
 
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(pass(word)?|secret|token|api[-_]?key|credential)", re.I)
+
+
+def redacted(argv: list[str]) -> list[str]:
+    """``argv`` with the values of options that look like secrets (``--api-key K``,
+    ``--password=P``) replaced by ``REDACTED``: the record is readable by the team."""
+    shown, hide_next = [], False
+    for arg in argv:
+        if hide_next:
+            shown.append(REDACTED)
+            hide_next = False
+        elif _SECRET_OPTION.match(arg):
+            name, equals, _ = arg.partition("=")
+            shown.append(f"{name}={REDACTED}" if equals else arg)
+            hide_next = not equals
+        else:
+            shown.append(arg)
+    return shown
+
+
 def entry_point(cwd: str) -> EntryPoint:
     """What this process runs: its arguments after the interpreter, with the script
     (or notebook) and working directory relative to the git repository when inside one."""
@@ -92,7 +113,7 @@ def entry_point(cwd: str) -> EntryPoint:
     if notebook is not None:
         shown = _inside(Path(cwd, notebook), root) or str(Path(cwd, notebook).absolute())
         return EntryPoint(argv=[], cwd=where, repo=root, notebook=shown)
-    first, rest = (sys.argv[0] if sys.argv else ""), list(sys.argv[1:])
+    first, rest = (sys.argv[0] if sys.argv else ""), redacted(sys.argv[1:])
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     if spec is not None and first not in ("", "-c"):
         module = spec.name.removesuffix(".__main__")
