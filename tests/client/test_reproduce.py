@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import platform
 import subprocess
@@ -231,6 +232,14 @@ def test_a_metric_that_differs_fails_the_table_and_exits_1(project: Project, yar
     assert rows["dataset:train (training)"][-1] == "yes"
     assert float(rows["metrics.rmse"][3]) == pytest.approx(0.01 / 1.01, rel=1e-3)
     assert "2 of 3 differ" in out  # the dataset still matches
+    code, out, _ = invoke(project.home, "reproduce", run_id, "--tolerance", "0.02", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["ok"] is True and shown["original"] == run_id
+    assert [(c["key"], c["ok"]) for c in shown["checks"]] == [
+        ("metrics.rmse", True),
+        ("metrics.weight_a", True),
+        ("dataset:train (training)", True),
+    ]
     code, out, _ = invoke(project.home, "reproduce", run_id, "--check")
     assert (code, out) == (0, f"{run_id}: code, data and entry point are all available\n")
 
