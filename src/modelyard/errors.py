@@ -7,7 +7,9 @@ HTTP status codes and the CLI to exit code 2, each in one place::
      ├── NotFound          a named thing does not exist             (HTTP 404)
      ├── Conflict          the request clashes with stored state    (HTTP 409)
      ├── InvalidInput      the request itself is malformed          (HTTP 422)
-     │    └── SignatureError   model input breaks the signature     (HTTP 422)
+     │    ├── SignatureError   model input breaks the signature     (HTTP 422)
+     │    └── NotReproducible  a run lacks what re-running it needs (SDK only)
+     ├── ReproductionFailed  a run's entry point failed when run again (SDK only)
      ├── PermissionDenied  the caller may not do this               (HTTP 403)
      │    └── NotAuthenticated  no valid API key                    (HTTP 401)
      ├── IntegrityError    stored data failed a hash check          (HTTP 409)
@@ -74,6 +76,23 @@ class SignatureError(InvalidInput):
         located.message = f"'{source}', row {row}: column '{self.column}': {problem}"
         located.args = (located.message,)
         return located
+
+
+class NotReproducible(InvalidInput):
+    """A run that cannot be run again as recorded: every missing or changed piece
+    (code, data, entry point, environment) is in ``problems``, and in the message."""
+
+    kind = "not_reproducible"
+
+    def __init__(self, subject: str, problems: list[str]) -> None:
+        super().__init__(f"{subject} cannot be reproduced: " + "; ".join(problems))
+        self.problems = problems
+
+
+class ReproductionFailed(ModelyardError):
+    """The recorded entry point, run again, failed or logged no run."""
+
+    kind = "reproduction_failed"
 
 
 class PermissionDenied(ModelyardError):

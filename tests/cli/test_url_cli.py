@@ -39,6 +39,7 @@ ARGUMENTS = {
     "dataset classify": ["nodata", "pii"],
     "endpoint create": ["noendpoint", "--route", "nomodel/1=100"],
     "endpoint label": ["noendpoint", "{labels}"],
+    "endpoint replay": ["noendpoint", "--id", "x"],
     "endpoint retention": ["noendpoint", "--days", "3"],
     "endpoint subject": ["noendpoint", "customer"],
     "endpoint update": ["noendpoint", "--route", "nomodel/1=100"],

@@ -26,7 +26,7 @@ from tests.conftest import sqlite_settings
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # operations the remote backend answers on the client side, without a route
-CLIENT_SIDE = {"close", "fetch_package", "batch_journal"}
+CLIENT_SIDE = {"close", "fetch_package", "batch_journal", "child_environment"}
 
 
 def protocol_operations() -> list[str]:

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+import importlib.util
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
-from modelyard.tracking.environment import capture_environment, git_state, installed_packages
+import pytest
+
+from modelyard.domain.runs import REDACTED
+from modelyard.tracking.environment import (
+    capture_environment,
+    entry_point,
+    git_state,
+    installed_packages,
+)
 
 
 def test_environment_describes_this_process(tmp_path: Path) -> None:
@@ -30,3 +40,37 @@ def test_git_commit_and_dirty_flag(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text("print(2)\n")
     git_state.cache_clear()
     assert git_state(str(tmp_path)) == (commit, True)
+
+
+def test_the_entry_point_is_the_command_line_relative_to_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "jobs").mkdir()
+    main = sys.modules["__main__"]
+    monkeypatch.setattr(main, "__spec__", None, raising=False)
+    monkeypatch.setattr(sys, "argv", ["jobs/train.py", "--C", "0.5"])
+    found = entry_point(str(tmp_path))
+    assert found.argv == ["jobs/train.py", "--C", "0.5"] and found.script == "jobs/train.py"
+    assert found.cwd == "." and found.runnable
+    assert found.repo is not None and Path(found.repo).resolve() == tmp_path.resolve()
+    monkeypatch.setattr(sys, "argv", ["train.py", "--api-key", "k1", "--db-password=p", "-v"])
+    hidden = entry_point(str(tmp_path))
+    assert hidden.argv == ["train.py", "--api-key", REDACTED, f"--db-password={REDACTED}", "-v"]
+    assert hidden.redacted == ["--api-key", "--db-password"]
+    monkeypatch.setattr(sys, "argv", ["../train.py"])
+    inside = entry_point(str(tmp_path / "jobs"))
+    assert (inside.cwd, inside.script) == ("jobs", "train.py")
+    outside = tmp_path.parent / "elsewhere.py"
+    monkeypatch.setattr(sys, "argv", [str(outside)])
+    assert entry_point(str(tmp_path)).script == str(outside)  # absolute: outside the repo
+    monkeypatch.setattr(main, "__spec__", importlib.util.find_spec("json.tool"))
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "tool.py"), "in.json"])
+    module = entry_point(str(tmp_path))
+    assert module.argv == ["-m", "json.tool", "in.json"] and module.runnable
+    monkeypatch.setattr(main, "__spec__", None)
+    monkeypatch.setattr(sys, "argv", ["-c", "x"])
+    assert not entry_point(str(tmp_path)).runnable
+    monkeypatch.setattr(sys, "argv", [""])
+    interactive = entry_point(str(tmp_path))
+    assert interactive.argv == [] and not interactive.runnable

@@ -51,9 +51,11 @@ def _environment(data: dict[str, Any] | None) -> Environment | None:
         return None
     texts = ("python", "platform", "host", "user")
     fields: dict[str, Any] = {
-        k: data.get(k) for k in (*texts, "packages", "git_commit", "git_dirty")
+        k: data.get(k) for k in (*texts, "packages", "git_commit", "git_dirty", "entry_point")
     }
     bad = [k for k in texts if not isinstance(fields[k], str)]
+    if not isinstance(fields["entry_point"], dict | None):
+        bad.append("entry_point")
     if bad or not isinstance(fields["packages"], dict):
         wrong = ", ".join(bad or ["packages"])
         raise InvalidInput(f"environment: {wrong} missing or of the wrong type")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,6 +13,9 @@ from modelyard.cli.context import CliContext, json_option, pass_context
 from modelyard.cli.output import console, emit_json, moment, number, table, when
 from modelyard.domain.endpoints import Endpoint, Spec
 from modelyard.errors import InvalidInput
+
+if TYPE_CHECKING:  # the client (and pandas) load only for commands that use a yard
+    from modelyard.client.replay import Replay
 
 
 @click.group()
@@ -406,6 +411,50 @@ def serve(
         refresh=refresh,
         max_body=max_body,
     )
+
+
+@endpoint.command("replay")
+@click.argument("name")
+@click.option("--id", "prediction_id", required=True, help="The logged prediction's id.")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=1e-9,
+    show_default=True,
+    help="Largest relative difference of a number that still matches.",
+)
+@json_option
+@pass_context
+def replay(ctx: CliContext, name: str, prediction_id: str, tolerance: float, as_json: bool) -> None:
+    """Score a logged prediction's input again with the version that answered it.
+
+    The version's package is checked against its recorded digest first. Exit 0 when
+    the answer matches the log, 1 when it differs (each difference is printed).
+    """
+    found = ctx.yard().endpoints.replay(name, prediction_id, tolerance=tolerance)
+    if as_json:
+        emit_json({**found.__dict__, "ok": found.ok})
+    else:
+        _show_replay(found)
+    if not found.ok:
+        sys.exit(1)
+
+
+def _show_replay(found: Replay) -> None:
+    def answer(output: Any, scores: Any) -> str:
+        shown = json.dumps(output)
+        return shown if scores is None else f"{shown}  scores {json.dumps(scores)}"
+
+    click.echo(
+        f"prediction {found.prediction_id} of {found.endpoint}: {found.model}/{found.version} "
+        f"(package {found.package_digest[:12]})"
+    )
+    click.echo(f"input:    {json.dumps(found.input)}")
+    click.echo(f"logged:   {answer(found.logged_output, found.logged_scores)}")
+    click.echo(f"replayed: {answer(found.replayed_output, found.replayed_scores)}")
+    for difference in found.differences:
+        click.echo(f"differs:  {difference}")
+    click.echo("match" if found.ok else "MISMATCH")
 
 
 @endpoint.command("retention")

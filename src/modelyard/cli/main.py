@@ -15,6 +15,7 @@ from modelyard.cli.endpoints import endpoint, serve
 from modelyard.cli.governance import admin, audit, dataset, lineage
 from modelyard.cli.models import alias, models, package, stage
 from modelyard.cli.monitors import monitor, profile, worker
+from modelyard.cli.reproduce import reproduce
 from modelyard.cli.runs import experiments, runs
 from modelyard.cli.secrets import secret
 from modelyard.errors import ModelyardError
@@ -93,6 +94,7 @@ for command in (
     worker,
     score,
     batch,
+    reproduce,
 ):
     cli.add_command(command)
 

@@ -142,8 +142,14 @@ def show_run(ctx: CliContext, run_id: str, as_json: bool) -> None:
         )
         console.print(
             f"environment: Python {environment.python} on {environment.host}, "
-            f"{len(environment.packages)} packages, git {git}"
+            f"{len(environment.packages)} packages, git {git}",
+            markup=False,
         )
+        entry = environment.entry
+        if entry is not None:
+            ran = entry.notebook or " ".join(entry.argv) or "an interactive session"
+            where = f" in {entry.repo}" if entry.repo else ""
+            console.print(f"entry point: {ran} (cwd {entry.cwd}{where})", markup=False)
 
 
 @runs.command("compare")

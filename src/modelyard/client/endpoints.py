@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from modelyard.client.replay import DEFAULT_REPLAY_TOLERANCE, Replay, replay
 from modelyard.domain.endpoints import Endpoint, Revision, target_to_request
 from modelyard.errors import InvalidInput
 from modelyard.serving.evidence import COMPARE_COLUMNS as STAT_COLUMNS
@@ -185,6 +186,20 @@ class EndpointsAPI:
         """Per version and role: predictions, labelled predictions and accuracy."""
         rows = self._backend.endpoint_accuracy(name, epoch_ms(since), epoch_ms(until))
         return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+
+    def replay(
+        self, name: str, prediction_id: str, *, tolerance: float = DEFAULT_REPLAY_TOLERANCE
+    ) -> Replay:
+        """Score the logged input of prediction ``prediction_id`` again with the exact
+        version that answered it (its package verified against the recorded digest), and
+        compare with the logged answer and scores: numbers within ``tolerance``
+        (relative), anything else exactly.
+
+        >>> found = yard.endpoints.replay("churn", "3f9c0a1b2c3d-0000002a")
+        >>> found.ok, found.logged_output, found.replayed_output
+        (True, 1, 1)
+        """
+        return replay(self._yard, name, prediction_id, tolerance)
 
     def compare(self, name: str, *, since: When = None, until: When = None) -> pd.DataFrame:
         """The primary and each shadow side by side on the same requests: one row per

@@ -39,5 +39,19 @@ class LocalBackend(
         self.workspace = workspace
         self._checked_workspace = workspace is None
 
+    def child_environment(self) -> dict[str, str]:
+        """The variables that open this store in another process (embedded)."""
+        settings = self.services.settings
+        found = {
+            "MODELYARD_HOME": str(settings.home),
+            "MODELYARD_DB_URL": settings.db_url,
+            "MODELYARD_ARTIFACTS": settings.artifact_root,
+        }
+        if settings.prediction_root:
+            found["MODELYARD_PREDICTIONS"] = settings.prediction_root
+        if self.workspace:
+            found["MODELYARD_WORKSPACE"] = self.workspace
+        return found
+
     def close(self) -> None:
         self.services.close()

@@ -65,5 +65,16 @@ class RemoteBackend(
         )
         self._stored_environments: set[str] = set()
 
+    def child_environment(self) -> dict[str, str]:
+        """The variables that reach this server as this key (and workspace)."""
+        found = {"MODELYARD_URL": self.url, "MODELYARD_HOME": str(self.home)}
+        bearer = self._http.headers.get("Authorization", "")
+        if bearer.startswith("Bearer "):
+            found["MODELYARD_API_KEY"] = bearer.removeprefix("Bearer ")
+        workspace = self._http.headers.get("X-Modelyard-Workspace")
+        if workspace:
+            found["MODELYARD_WORKSPACE"] = workspace
+        return found
+
     def close(self) -> None:
         self._http.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 import pandas as pd
 
@@ -18,8 +18,10 @@ from modelyard.client.downloads import save
 from modelyard.client.endpoints import EndpointsAPI
 from modelyard.client.models import ModelsAPI
 from modelyard.client.monitors import MonitorsAPI
+from modelyard.client.reproduce import Plan, reproduce, reproduction_tags
 from modelyard.client.secrets import SecretsAPI
 from modelyard.domain.datasets import Dataset
+from modelyard.domain.reproduction import DEFAULT_TOLERANCE, Reproduction
 from modelyard.domain.runs import Artifact, Experiment, MetricPoint, Run, RunPage
 from modelyard.errors import NotFound
 from modelyard.governance.lineage import LineageGraph
@@ -27,10 +29,67 @@ from modelyard.tracking.environment import capture_environment
 
 
 class RunsAPI:
-    """``yard.runs``: read, search and compare runs."""
+    """``yard.runs``: read, search, compare and reproduce runs."""
 
-    def __init__(self, backend: Backend) -> None:
-        self._backend = backend
+    def __init__(self, yard: Yard) -> None:
+        self._yard = yard
+        self._backend = yard.backend
+
+    def reproducibility(
+        self, ref: str, *, repo: str | os.PathLike[str] | None = None, allow_dirty: bool = False
+    ) -> list[str]:
+        """What stops run ``ref`` (a run id, or a model version such as ``churn/3``) from
+        being run again as recorded: one line per missing or changed piece (code, data,
+        entry point, environment capture, metrics); empty when nothing does. Nothing
+        is run.
+
+        >>> yard.runs.reproducibility("churn@champion")
+        ['data: dataset 'train' at /data/train.csv has changed (sha256 ...)']
+        """
+        return Plan.of(self._yard, ref, repo=repo, allow_dirty=allow_dirty).problems
+
+    def reproduce(
+        self,
+        ref: str,
+        *,
+        tolerance: float = DEFAULT_TOLERANCE,
+        allow_dirty: bool = False,
+        allow_environment: bool = False,
+        virtualenv: str | os.PathLike[str] | None = None,
+        python: str | os.PathLike[str] | None = None,
+        repo: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+        log: TextIO | None = None,
+    ) -> Reproduction:
+        """Run ``ref`` (a run id, or a model version's run) again as it was recorded and
+        compare: the recorded entry point runs on a checkout of the recorded commit (a
+        temporary git worktree of ``repo``: default the repository the run started in,
+        else the current one), with ``python`` (default: this interpreter) after
+        checking its packages match the recorded ones (every difference refuses, unless
+        ``allow_environment``), or in a new ``virtualenv`` built from them by pip.
+        Datasets logged from files must still have their recorded content. The new
+        run is tagged ``modelyard.reproduces``; its metrics are compared within
+        ``tolerance`` (relative), and its datasets by content fingerprint.
+
+        Raises ``NotReproducible`` naming every missing or changed piece (nothing
+        runs), ``ReproductionFailed`` when the entry point fails. The entry point's
+        output goes to ``log`` (default stderr).
+
+        >>> result = yard.runs.reproduce("3f9c0a1b", tolerance=1e-6)
+        >>> result.ok, [(c.key, c.original, c.reproduced) for c in result.failed]
+        """
+        return reproduce(
+            self._yard,
+            ref,
+            tolerance=tolerance,
+            allow_dirty=allow_dirty,
+            allow_environment=allow_environment,
+            virtualenv=virtualenv,
+            python=python,
+            repo=repo,
+            timeout=timeout,
+            log=log,
+        )
 
     def get(self, run_id: str) -> Run:
         return self._backend.get_run(run_id)
@@ -208,7 +267,7 @@ class Yard:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.runs = RunsAPI(backend)
+        self.runs = RunsAPI(self)
         self.experiments = ExperimentsAPI(backend)
         self.models = ModelsAPI(self)
         self.endpoints = EndpointsAPI(self)
@@ -235,13 +294,20 @@ class Yard:
         tags: Mapping[str, Any] | None = None,
         capture_env: bool = True,
     ) -> ActiveRun:
-        """Start a run; use it in a ``with`` block so it always ends with a status."""
+        """Start a run; use it in a ``with`` block so it always ends with a status.
+
+        With ``capture_env`` the run records this process's environment: Python, the
+        installed packages, the git commit and whether the tree was dirty, and the
+        entry point (the command line, script or notebook), which ``runs.reproduce``
+        runs again. A run started by ``runs.reproduce`` is tagged
+        ``modelyard.reproduces`` with the original run's id.
+        """
         environment = capture_environment(os.getcwd()) if capture_env else None
         run = self.backend.create_run(
             experiment,
             name=name,
             params=params or {},
-            tags=tags or {},
+            tags={**reproduction_tags(), **(tags or {})},
             environment=environment,
         )
         return ActiveRun(self, run)

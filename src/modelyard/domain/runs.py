@@ -136,6 +136,12 @@ class Environment:
     packages: dict[str, str]
     git_commit: str | None = None
     git_dirty: bool | None = None
+    entry_point: dict[str, Any] | None = None
+
+    @property
+    def entry(self) -> EntryPoint | None:
+        """What the process ran (None: not captured, e.g. a run older than the capture)."""
+        return EntryPoint.from_dict(self.entry_point) if self.entry_point else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -146,4 +152,65 @@ class Environment:
             "packages": self.packages,
             "git_commit": self.git_commit,
             "git_dirty": self.git_dirty,
+            "entry_point": self.entry_point,
         }
+
+
+REDACTED = "<redacted>"  # an argument not recorded: the value of a secret-looking option
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """The command line a run's process was started with, as ``modelyard reproduce``
+    runs it again: ``argv`` after the interpreter (``["train.py", "--C", "0.5"]``, or
+    ``["-m", "pkg.train"]``), the working directory and script relative to the git
+    repository's root (``repo``, absolute, where it was), and a notebook's path when
+    the run came from one. ``argv`` is empty for an interactive session; the values
+    of options that look like secrets (``--api-key``, ``--password``) are ``REDACTED``."""
+
+    argv: list[str]
+    cwd: str
+    repo: str | None = None
+    script: str | None = None
+    notebook: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EntryPoint:
+        return cls(
+            argv=[str(a) for a in data.get("argv") or []],
+            cwd=str(data.get("cwd") or "."),
+            repo=data.get("repo"),
+            script=data.get("script"),
+            notebook=data.get("notebook"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "argv": self.argv,
+            "cwd": self.cwd,
+            "repo": self.repo,
+            "script": self.script,
+            "notebook": self.notebook,
+        }
+
+    @property
+    def redacted(self) -> list[str]:
+        """The options whose values were not recorded."""
+        found = []
+        for index, arg in enumerate(self.argv):
+            if arg == REDACTED and index > 0:
+                found.append(self.argv[index - 1])
+            elif arg.endswith(f"={REDACTED}"):
+                found.append(arg.partition("=")[0])
+        return found
+
+    @property
+    def runnable(self) -> bool:
+        """A script, a module (``-m``) or a notebook; not an interactive session or ``-c``."""
+        if self.notebook:
+            return True
+        return (
+            bool(self.argv)
+            and self.argv[0] not in ("", "-c", "-")
+            and (self.argv[0] == "-m" or self.script is not None)
+        )

@@ -5,6 +5,7 @@ The graph is the platform's own records, walked on demand::
     dataset --(training, test, ...)--> run --(produced)--> version --(served by)--> endpoint
                                                                  \\--(answered)--> prediction
     dataset --(input)--> job <--(scored)-- version;   job --(output)--> dataset
+    run --(reproduced)--> run          (``modelyard reproduce``: the original, then its copy)
 
 Nodes are written ``KIND:KEY``: ``dataset:<name>`` (every content version of
 that name) or ``dataset:<id>``, ``run:<id>``, ``version:<model>/<n>``,
@@ -26,6 +27,7 @@ from sqlalchemy import or_, select
 
 from modelyard.domain.endpoints import Spec
 from modelyard.domain.models import SOURCE_RUN_TAG, ModelRef
+from modelyard.domain.reproduction import REPRODUCES_TAG
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
@@ -316,7 +318,31 @@ class Lineage:
                 graph.edge(dataset, run, data.role)
         if down:
             self._runs_down(conn, graph, {run_id: run})
+        self._reproductions(conn, graph, run_id, run, up=up, down=down)
         return run
+
+    def _reproductions(
+        self, conn: Any, graph: _Builder, run_id: str, run: str, *, up: bool, down: bool
+    ) -> None:
+        """One step along ``modelyard.reproduces``: the run this one reproduces (up) and
+        the runs that reproduce it (down)."""
+        g, r = t.tags.c, t.runs.c
+        if up:
+            for row in conn.execute(
+                select(r.id, r.name, r.status)
+                .join(t.tags, r.id == g.value)
+                .where(g.key == REPRODUCES_TAG, g.run_id == run_id)
+            ):
+                original = graph.add("run", row.id, row.name or row.id[:12], status=row.status)
+                graph.edge(original, run, "reproduced")
+        if down:
+            for row in conn.execute(
+                select(r.id, r.name, r.status)
+                .join(t.tags, g.run_id == r.id)
+                .where(g.key == REPRODUCES_TAG, g.value == run_id)
+            ):
+                copy = graph.add("run", row.id, row.name or row.id[:12], status=row.status)
+                graph.edge(run, copy, "reproduced")
 
     def _runs_down(self, conn: Any, graph: _Builder, runs: dict[str, str]) -> None:
         v, m = t.model_versions.c, t.models.c

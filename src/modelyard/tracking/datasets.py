@@ -66,7 +66,7 @@ def _table_fingerprint(table: pa.Table) -> str:
     return digest.hexdigest()
 
 
-def _file_fingerprint(path: Path) -> str:
+def file_fingerprint(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -94,7 +94,7 @@ def profile_path(path: Path) -> DatasetProfile:
     except (pa.ArrowInvalid, OSError) as exc:
         raise InvalidInput(f"cannot read dataset file '{path}': {exc}") from None
     return DatasetProfile(
-        fingerprint=_file_fingerprint(path),
+        fingerprint=file_fingerprint(path),
         row_count=rows,
         columns=columns_of(schema),
         uri=path.absolute().as_uri(),
