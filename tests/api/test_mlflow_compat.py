@@ -29,11 +29,12 @@ API = "/api/2.0/mlflow"
 def tracking(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowClient]:
     """MLflow pointed at the server, with the admin's key as its token."""
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", server.admin_key)
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(server.url)
     yield MlflowClient(server.url)
     if mlflow.active_run() is not None:
         mlflow.end_run()
-    mlflow.set_tracking_uri(None)
+    mlflow.set_tracking_uri(previous)
 
 
 @pytest.fixture
@@ -55,7 +56,10 @@ def test_mlflow_code_tracks_runs_that_modelyard_reads_back(
         mlflow.set_tag("team", "retention")
         tracking.log_batch(
             run_id,
-            metrics=[Metric("auc", 0.81, 1_700_000_000_000, 0), Metric("auc", 0.86, 1_700_000_001_000, 1)],
+            metrics=[
+                Metric("auc", 0.81, 1_700_000_000_000, 0),
+                Metric("auc", 0.86, 1_700_000_001_000, 1),
+            ],
             params=[Param("model", "logreg")],
             tags=[RunTag("stage", "trial")],
         )
@@ -115,7 +119,10 @@ def test_mlflow_errors_have_mlflow_codes(
         headers={"Authorization": f"Bearer {server.admin_key}"},
     )
     assert raw.status_code == 404
-    assert raw.json() == {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "run 'nope' does not exist"}
+    assert raw.json() == {
+        "error_code": "RESOURCE_DOES_NOT_EXIST",
+        "message": "run 'nope' does not exist",
+    }
 
 
 def test_a_call_without_a_key_is_refused_and_audited(

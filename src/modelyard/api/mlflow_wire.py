@@ -43,7 +43,9 @@ def mlflow_error(status: int, kind: str, message: str) -> JSONResponse:
     conflict (a param changed, a run already ended) INVALID_PARAMETER_VALUE, as MLflow
     answers them."""
     if kind == "conflict":
-        code = "RESOURCE_ALREADY_EXISTS" if "already exists" in message else "INVALID_PARAMETER_VALUE"
+        code = (
+            "RESOURCE_ALREADY_EXISTS" if "already exists" in message else "INVALID_PARAMETER_VALUE"
+        )
         return JSONResponse({"error_code": code, "message": message}, status_code=400)
     code, mapped = _CODES.get(kind, ("BAD_REQUEST" if status < 500 else "INTERNAL_ERROR", status))
     return JSONResponse({"error_code": code, "message": message}, status_code=mapped)

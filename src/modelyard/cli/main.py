@@ -13,6 +13,7 @@ from modelyard.cli.batch import batch, score
 from modelyard.cli.context import CliContext
 from modelyard.cli.endpoints import endpoint, serve
 from modelyard.cli.governance import admin, audit, dataset, lineage
+from modelyard.cli.imports import import_group
 from modelyard.cli.models import alias, models, package, stage
 from modelyard.cli.monitors import monitor, profile, worker
 from modelyard.cli.runs import experiments, runs
@@ -92,6 +93,7 @@ for command in (
     worker,
     score,
     batch,
+    import_group,
 ):
     cli.add_command(command)
 

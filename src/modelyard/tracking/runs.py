@@ -387,7 +387,9 @@ class TrackingService:
             self._require_run(conn, run_id)
             self._write_tags(conn, run_id, tags)
             after = {"tags": sorted(tags)}
-            change = Changed("set run tags", f"runs/{run_id}", run_workspace(conn, run_id), None, after)
+            change = Changed(
+                "set run tags", f"runs/{run_id}", run_workspace(conn, run_id), None, after
+            )
             publish(conn, change)
 
     def finish_run(self, run_id: str, status: RunStatus | str, error: str | None = None) -> Run:
