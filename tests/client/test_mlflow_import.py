@@ -10,18 +10,26 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.models import infer_signature
 from sklearn.linear_model import LogisticRegression
 
-from modelyard.client.mlflow_import import MISSING_TAG, RUN_ID_TAG, import_mlflow
+from modelyard.client.mlflow_import import (
+    MISSING_TAG,
+    RUN_ID_TAG,
+    import_mlflow,
+    import_mlflow_model,
+)
 from modelyard.client.yard import Yard
 from modelyard.domain.actors import current_actor
-from modelyard.errors import NotFound
+from modelyard.errors import NotFound, SignatureError
 from tests.cli.test_cli import invoke
 from tests.conftest import embedded_yard
 
@@ -64,9 +72,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
                 client.log_metric(kept.info.run_id, "loss", loss, timestamp=stamp, step=step)
             mlflow.set_tag("team", "retention")
             mlflow.log_text("all good", "reports/notes.txt")
-            source = mlflow.data.from_pandas(
-                frame, name="churn-train", source=str(root / "train.csv")
-            )
+            source = from_pandas(frame, name="churn-train", source=str(root / "train.csv"))
             mlflow.log_input(source, context="training")
             mlflow.sklearn.log_model(
                 model,
@@ -186,3 +192,64 @@ def test_one_experiment_and_bad_stores(
     code, _, err = invoke(home, "import", "mlflow", "--tracking-uri", missing)
     assert code == 2 and err.count("\n") == 1 and "absent.db" in err
     assert not (tmp_path / "absent.db").exists()
+
+
+# -- modelyard import mlflow-model ------------------------------------------------
+
+
+def test_an_mlflow_sklearn_folder_becomes_a_version_with_its_signature(
+    store: Store, home: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "sk"
+    mlflow.sklearn.save_model(
+        store.model, folder, input_example=store.frame.head(3), pip_requirements=["scikit-learn"]
+    )
+    code, out, err = invoke(home, "import", "mlflow-model", str(folder), "--name", "churn-sk")
+    assert code == 0, err
+    assert out.strip() == "registered churn-sk/1 (sklearn, with a signature)"
+    yard = embedded_yard(home)
+    version = yard.models.version("churn-sk/1")
+    assert version.signature is not None and version.tags["mlflow.flavor"] == "sklearn"
+    assert [c["type"] for c in version.signature["inputs"]] == ["integer", "float"]
+    loaded = yard.models.load("churn-sk/1")
+    assert (loaded.predict(store.frame) == store.model.predict(store.frame)).all()
+    assert list(loaded.input_example().columns) == ["age", "spend"]  # type: ignore[union-attr]
+    with pytest.raises(SignatureError, match="age"):
+        loaded.predict([{"age": "old", "spend": 1.0}])
+
+
+def test_an_mlflow_python_function_folder_becomes_a_version(
+    store: Store, yard: Yard, tmp_path: Path
+) -> None:
+    class Doubler(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+        """A python-function model as MLflow users write them (MLflow imports its
+        python-function module, which warns, on first use: so not at collection)."""
+
+        def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+            return model_input["x"] * 2
+
+    frame = pd.DataFrame({"x": [1.0, 2.5]})
+    folder = tmp_path / "pyfunc"
+    signature = infer_signature(frame, pd.Series([2.0, 5.0]))
+    mlflow.pyfunc.save_model(
+        folder, python_model=Doubler(), signature=signature, pip_requirements=["pandas"]
+    )
+    version = import_mlflow_model(yard, folder, "doubler")
+    assert version.flavor == "pyfunc" and version.signature is not None
+    assert version.signature["outputs"] == [
+        {"name": "prediction", "type": "float", "nullable": False}
+    ]
+    assert list(yard.models.load("doubler/1").predict(frame)) == [2.0, 5.0]
+
+
+def test_an_unsupported_flavor_is_refused_naming_it(home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "torch"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors:\n  pytorch:\n    pytorch_version: 2.4.0\n")
+    code, _, err = invoke(home, "import", "mlflow-model", str(folder), "--name", "net")
+    assert code == 2 and err.count("\n") == 1
+    assert "pytorch" in err and "sklearn, xgboost, lightgbm, python_function" in err
+    code, _, err = invoke(home, "import", "mlflow-model", str(tmp_path), "--name", "net")
+    assert code == 2 and "has no MLmodel file" in err
+    with pytest.raises(NotFound):
+        embedded_yard(home).models.get("net")
