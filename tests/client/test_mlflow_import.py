@@ -221,7 +221,7 @@ def test_an_mlflow_sklearn_folder_becomes_a_version_with_its_signature(
 def test_an_mlflow_python_function_folder_becomes_a_version(
     store: Store, yard: Yard, tmp_path: Path
 ) -> None:
-    class Doubler(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    class Doubler(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         """A python-function model as MLflow users write them (MLflow imports its
         python-function module, which warns, on first use: so not at collection)."""
 

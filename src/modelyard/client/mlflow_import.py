@@ -104,9 +104,9 @@ def import_mlflow(yard: Yard, tracking_uri: str, *, experiment: str | None = Non
     """Copy the MLflow store at ``tracking_uri`` (all experiments, or only ``experiment``
     and the model versions of its runs) into ``yard``."""
     _check_store(tracking_uri)
-    client_class = _mlflow().MlflowClient
-    importer = _Importer(yard, client_class(tracking_uri), tracking_uri)
-    return importer.run(experiment)
+    imported = _imported_runs(yard)  # the yard first: a refused key stops before any work
+    client = _mlflow().MlflowClient(tracking_uri)
+    return _Importer(yard, client, tracking_uri, imported).run(experiment)
 
 
 def import_mlflow_model(
@@ -118,6 +118,7 @@ def import_mlflow_model(
     >>> import_mlflow_model(yard, "mlruns/1/models/m-4f/artifacts", "churn").ref
     'churn/3'
     """
+    yard.models.list(name_contains=name)  # the yard first: a refused key stops before any work
     _mlflow()
     folder = Path(directory)
     with tempfile.TemporaryDirectory(prefix="modelyard-mlflow-model-") as temp:
@@ -156,6 +157,18 @@ def _check_store(tracking_uri: str) -> None:
         raise NotFound(f"MLflow tracking store {tracking_uri} does not exist ({path} is missing)")
 
 
+def _imported_runs(yard: Yard) -> dict[str, str]:
+    """MLflow run id to our run id, for every run imported before."""
+    found: dict[str, str] = {}
+    cursor = None
+    while True:
+        page = yard.runs.search(f"tags.{RUN_ID_TAG} is not null", max_results=_PAGE, cursor=cursor)
+        found.update({run.tags[RUN_ID_TAG]: run.id for run in page})
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
+
+
 def _pages(fetch: Any) -> Iterator[Any]:
     """Every item of an MLflow paged search (``fetch(page_token)``)."""
     token = None
@@ -168,15 +181,14 @@ def _pages(fetch: Any) -> Iterator[Any]:
 
 
 class _Importer:
-    def __init__(self, yard: Yard, client: Any, tracking_uri: str) -> None:
+    def __init__(self, yard: Yard, client: Any, tracking_uri: str, runs: dict[str, str]) -> None:
         self.yard = yard
         self.client = client
         self.tracking_uri = tracking_uri
         self.summary = ImportSummary()
-        self.runs: dict[str, str] = {}  # MLflow run id: our run id
+        self.runs = runs  # MLflow run id: our run id, for every run imported so far
 
     def run(self, experiment: str | None) -> ImportSummary:
-        self.runs = self._imported_runs()
         experiments = self._experiments(experiment)
         for found in experiments:
             self._import_experiment(found)
@@ -196,19 +208,6 @@ class _Importer:
         if found is None:
             raise NotFound(f"MLflow store {self.tracking_uri} has no experiment '{name}'")
         return [found]
-
-    def _imported_runs(self) -> dict[str, str]:
-        """MLflow run id to our run id, for every run imported before."""
-        found: dict[str, str] = {}
-        cursor = None
-        while True:
-            page = self.yard.runs.search(
-                f"tags.{RUN_ID_TAG} is not null", max_results=_PAGE, cursor=cursor
-            )
-            found.update({run.tags[RUN_ID_TAG]: run.id for run in page})
-            cursor = page.next_cursor
-            if cursor is None:
-                return found
 
     def _mlflow_runs(self, experiments: list[Any]) -> Iterator[tuple[str, Any]]:
         ids = [e.experiment_id for e in experiments]
