@@ -7,6 +7,8 @@ MLflow is imported once for the module and the store is written once (both are s
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,3 +255,13 @@ def test_an_unsupported_flavor_is_refused_naming_it(home: Path, tmp_path: Path) 
     assert code == 2 and "has no MLmodel file" in err
     with pytest.raises(NotFound):
         embedded_yard(home).models.get("net")
+
+
+@pytest.mark.slow  # starts a process
+def test_the_server_and_the_cli_do_not_load_mlflow() -> None:
+    """MLflow is needed only to read MLflow: the compatible API and the CLI never load it."""
+    code = (
+        "import sys, modelyard.api.app, modelyard.cli.main, modelyard.client.mlflow_import; "
+        "assert 'mlflow' not in sys.modules, 'mlflow loaded'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -203,7 +203,7 @@ def update_run(body: RunUpdate, request: Request) -> Response:
 def log_metric(body: MetricLog, request: Request) -> Response:
     run_id = run_id_of(body.run_id, body.run_uuid)
     _act_on(request, "run", run_id, Permission.TRACK)
-    point = MetricPoint(body.key, metric_value(body.value), body.step, body.timestamp)
+    point = MetricPoint(body.key, metric_value(body.key, body.value), body.step, body.timestamp)
     services_of(request).tracking.log_batch(run_id, metrics=[point])
     return respond({})
 
@@ -229,7 +229,9 @@ def set_tag(body: ParamLog, request: Request) -> Response:
 def log_batch(body: BatchLog, request: Request) -> Response:
     """Metrics, params and tags in one transaction (the run must be running)."""
     _act_on(request, "run", body.run_id, Permission.TRACK)
-    points = [MetricPoint(m.key, metric_value(m.value), m.step, m.timestamp) for m in body.metrics]
+    points = [
+        MetricPoint(m.key, metric_value(m.key, m.value), m.step, m.timestamp) for m in body.metrics
+    ]
     services_of(request).tracking.log_batch(
         body.run_id, metrics=points, params=pairs(body.params), tags=pairs(body.tags)
     )

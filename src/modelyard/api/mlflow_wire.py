@@ -17,6 +17,7 @@ from pydantic import Field
 from modelyard.api.wire import Body
 from modelyard.domain.models import ModelVersion, RegisteredModel, Stage
 from modelyard.domain.runs import Experiment, MetricPoint, Run
+from modelyard.errors import InvalidInput
 
 PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
 DEFAULT_EXPERIMENT_ID = "0"  # MLflow's default experiment, used when a client names none
@@ -164,18 +165,19 @@ class AliasDelete(Body):
 
 def run_id_of(run_id: str | None, run_uuid: str | None) -> str:
     """MLflow's clients send ``run_id``, older ones ``run_uuid``."""
-    from modelyard.errors import InvalidInput
-
     found = run_id or run_uuid
     if not found:
         raise InvalidInput("run_id: a run id is required")
     return found
 
 
-def metric_value(value: float | str | None) -> float:
+def metric_value(key: str, value: float | str | None) -> float:
     if value is None:
         return math.nan
-    return float(value)  # float() reads "NaN", "Infinity" and "-Infinity"
+    try:
+        return float(value)  # float() reads "NaN", "Infinity" and "-Infinity"
+    except ValueError:
+        raise InvalidInput(f"metric '{key}' value {value!r} is not a number") from None
 
 
 def pairs(items: list[KeyValue]) -> dict[str, str]:
