@@ -265,3 +265,25 @@ def test_the_server_and_the_cli_do_not_load_mlflow() -> None:
         "assert 'mlflow' not in sys.modules, 'mlflow loaded'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_mlflow_xgboost_and_lightgbm_folders_keep_their_flavor(
+    store: Store, yard: Yard, tmp_path: Path
+) -> None:
+    import lightgbm
+    import xgboost
+
+    labels = (store.frame["spend"] > 0).astype(int)
+    boosted = {
+        "xgboost": xgboost.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1),
+        "lightgbm": lightgbm.LGBMClassifier(n_estimators=5, num_leaves=4, verbose=-1, n_jobs=1),
+    }
+    for flavor, model in boosted.items():
+        model.fit(store.frame, labels)
+        folder = tmp_path / flavor
+        saver = getattr(mlflow, flavor).save_model
+        saver(model, folder, input_example=store.frame.head(3), pip_requirements=[flavor])
+        version = import_mlflow_model(yard, folder, f"churn-{flavor}")
+        assert version.flavor == flavor and version.tags["mlflow.flavor"] == flavor
+        predicted = yard.models.load(version.ref).predict(store.frame)
+        assert (np.asarray(predicted) == model.predict(store.frame)).all(), flavor
