@@ -274,7 +274,7 @@ def test_mlflow_xgboost_and_lightgbm_folders_keep_their_flavor(
     import xgboost
 
     labels = (store.frame["spend"] > 0).astype(int)
-    boosted = {
+    boosted: dict[str, Any] = {
         "xgboost": xgboost.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1),
         "lightgbm": lightgbm.LGBMClassifier(n_estimators=5, num_leaves=4, verbose=-1, n_jobs=1),
     }
