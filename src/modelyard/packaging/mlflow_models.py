@@ -136,8 +136,9 @@ def package_mlflow_model(
     signature = convert_signature(mlmodel.signature)
     model, flavor = load_mlflow_model(directory)
     example = mlmodel.load_input_example(str(directory))
-    if example is not None and signature is not None:
-        example = example[signature.input_names] if hasattr(example, "columns") else example
+    columns = list(getattr(example, "columns", []))
+    if signature is not None and set(signature.input_names) <= set(columns):
+        example = example[signature.input_names]  # in the signature's order, inputs only
     metadata = {
         "mlflow": {
             "flavor": flavor,
