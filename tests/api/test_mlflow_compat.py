@@ -179,3 +179,14 @@ def test_registered_models_versions_and_aliases(
         tracking.create_model_version(name, "s3://bucket/model")
     assert foreign.value.error_code == "INVALID_PARAMETER_VALUE"
     assert "s3://bucket/model" in foreign.value.message
+
+
+def test_the_openapi_document_names_mlflow_error_shape(server: ServerProcess) -> None:
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    routes = {path: item for path, item in document["paths"].items() if path.startswith(API)}
+    assert len(routes) >= 18
+    for item in routes.values():
+        for operation in item.values():
+            for status in ("401", "403", "404"):
+                schema = operation["responses"][status]["content"]["application/json"]["schema"]
+                assert schema["$ref"].endswith("/MlflowErrorOut")

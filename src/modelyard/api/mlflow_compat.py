@@ -31,6 +31,7 @@ from modelyard.api.dependencies import services_of
 from modelyard.api.mlflow_wire import (
     DEFAULT_EXPERIMENT,
     DEFAULT_EXPERIMENT_ID,
+    ERROR_RESPONSES,
     AliasDelete,
     AliasSet,
     BatchLog,
@@ -62,7 +63,7 @@ from modelyard.errors import InvalidInput, NotFound, PermissionDenied
 from modelyard.tracking.queries import MAX_PAGE
 from modelyard.tracking.runs import run_artifact_key
 
-router = APIRouter(prefix="/api/2.0/mlflow", tags=["mlflow"])
+router = APIRouter(prefix="/api/2.0/mlflow", tags=["mlflow"], responses=ERROR_RESPONSES)
 
 _TERMINAL = {"FINISHED", "FAILED", "KILLED"}
 _CLAUSE = re.compile(

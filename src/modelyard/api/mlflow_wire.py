@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from modelyard.api.wire import Body
 from modelyard.domain.models import ModelVersion, RegisteredModel, Stage
@@ -33,6 +33,25 @@ _CODES = {
     "integrity_error": ("INVALID_STATE", 500),
     "internal": ("INTERNAL_ERROR", 500),
 }
+
+
+class MlflowErrorOut(BaseModel):
+    """The body of every error answer under ``/api/2.0/mlflow``, as MLflow writes it."""
+
+    error_code: str
+    message: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": MlflowErrorOut, "description": description}
+    for status, description in (
+        (400, "Bad input (INVALID_PARAMETER_VALUE) or a name taken (RESOURCE_ALREADY_EXISTS)"),
+        (401, "No API key, or one that is unknown, expired or revoked (UNAUTHENTICATED)"),
+        (403, "The key's role or workspace does not allow this (PERMISSION_DENIED)"),
+        (404, "A named thing does not exist (RESOURCE_DOES_NOT_EXIST)"),
+    )
+}
+"""OpenAPI entries for the error answers every MLflow route may give."""
 
 
 def is_mlflow_path(path: str) -> bool:
