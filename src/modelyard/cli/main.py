@@ -79,6 +79,7 @@ for command in (
     alias,
     stage,
     package,
+    import_group,
     endpoint,
     serve,
     db,
@@ -93,7 +94,6 @@ for command in (
     worker,
     score,
     batch,
-    import_group,
 ):
     cli.add_command(command)
 
