@@ -43,6 +43,8 @@ ARGUMENTS = {
     "endpoint retention": ["noendpoint", "--days", "3"],
     "endpoint subject": ["noendpoint", "customer"],
     "endpoint update": ["noendpoint", "--route", "nomodel/1=100"],
+    "import mlflow": ["--tracking-uri", "sqlite:///{rows}"],
+    "import mlflow-model": ["{work}", "--name", "nomodel"],
     "lineage": ["version:nomodel/1"],
     "models approval": ["request", "nomodel/1"],
     "monitor create": ["nomonitor", "--endpoint", "noendpoint"],

@@ -4,7 +4,8 @@
 >>> app = create_app(bootstrap(settings, create_if_empty=False))   # then: uvicorn.run(app)
 
 Routes live in one module per noun (experiments, runs, artifacts, datasets,
-models, packages, endpoints, monitors, admin, secrets, batch) under ``/api/v1``; each parses its
+models, packages, endpoints, monitors, admin, secrets, batch) under ``/api/v1``, and MLflow's
+REST tracking API under ``/api/2.0/mlflow`` (``mlflow_compat``); each parses its
 input, calls one service and returns. Every route names its permission (``api/security.guard``)
 and writes are audited. Errors become ``{"error": {"kind", "message"}}`` in
 ``api/errors.py``.
@@ -26,6 +27,7 @@ from modelyard.api import (
     datasets,
     endpoints,
     experiments,
+    mlflow_compat,
     models,
     monitors,
     packages,
@@ -49,6 +51,7 @@ ROUTERS = (
     admin,
     secrets,
     batch,
+    mlflow_compat,
 )
 
 

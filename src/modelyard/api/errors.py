@@ -14,6 +14,10 @@ Every error the API returns has one shape, whatever raised it::
 - an unknown route is 404 ``not_found`` naming the method and path;
 - anything else is a bug: 500 ``internal`` naming the exception's type,
   with the traceback in the server's log (not in the answer).
+
+Under MLflow's API (``/api/2.0/mlflow/...``) the same errors take MLflow's shape,
+``{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": ...}``, which MLflow's client
+reads (``api/mlflow_wire.mlflow_error``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from modelyard.api.mlflow_wire import is_mlflow_path, mlflow_error
 from modelyard.errors import InvalidInput, ModelyardError, NotFound, envelope
 
 logger = logging.getLogger("modelyard.api")
@@ -58,29 +63,33 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 """OpenAPI entries for the error answers every route may give."""
 
 
-def error_response(status_code: int, kind: str, message: str) -> JSONResponse:
+def error_response(
+    status_code: int, kind: str, message: str, request: Request | None = None
+) -> JSONResponse:
+    if request is not None and is_mlflow_path(request.url.path):
+        return mlflow_error(status_code, kind, message)
     return JSONResponse(envelope(kind, message), status_code=status_code)
 
 
-async def _on_modelyard_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_modelyard_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ModelyardError)
-    return error_response(exc.status_code, exc.kind, exc.message)
+    return error_response(exc.status_code, exc.kind, exc.message, request)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
         message = f"no such route: {request.method} {request.url.path}"
-        return error_response(404, NotFound.kind, message)
-    return error_response(exc.status_code, ModelyardError.kind, str(exc.detail))
+        return error_response(404, NotFound.kind, message, request)
+    return error_response(exc.status_code, ModelyardError.kind, str(exc.detail), request)
 
 
-async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return validation_message(exc.errors())
+    return validation_message(exc.errors(), request)
 
 
-def validation_message(errors: Any) -> JSONResponse:
+def validation_message(errors: Any, request: Request | None = None) -> JSONResponse:
     """One line for the first problem: a broken JSON body is 400, a bad field 422.
 
     A field the route does not know is named first, before what is missing: it is
@@ -90,17 +99,19 @@ def validation_message(errors: Any) -> JSONResponse:
     first: dict[str, Any] = dict(ordered[0]) if ordered else {}
     message = str(first.get("msg", "invalid")).splitlines()[0]
     if first.get("type") == "json_invalid":
-        return error_response(400, InvalidInput.kind, f"request body is not valid JSON: {message}")
+        return error_response(
+            400, InvalidInput.kind, f"request body is not valid JSON: {message}", request
+        )
     if first.get("type") == "extra_forbidden":
         message = "not a field of this request"
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-    return error_response(422, InvalidInput.kind, f"{where or 'request'}: {message}")
+    return error_response(422, InvalidInput.kind, f"{where or 'request'}: {message}", request)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
     message = f"internal error ({type(exc).__name__}); see the server log"
-    return error_response(500, "internal", message)
+    return error_response(500, "internal", message, request)
 
 
 class UnexpectedErrors:

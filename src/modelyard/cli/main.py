@@ -13,6 +13,7 @@ from modelyard.cli.batch import batch, score
 from modelyard.cli.context import CliContext
 from modelyard.cli.endpoints import endpoint, serve
 from modelyard.cli.governance import admin, audit, dataset, lineage
+from modelyard.cli.imports import import_group
 from modelyard.cli.models import alias, models, package, stage
 from modelyard.cli.monitors import monitor, profile, worker
 from modelyard.cli.reproduce import reproduce
@@ -79,6 +80,7 @@ for command in (
     alias,
     stage,
     package,
+    import_group,
     endpoint,
     serve,
     db,

@@ -151,6 +151,14 @@ class TrackingService:
             raise NotFound(f"experiment '{name}' does not exist")
         return _experiment(row)
 
+    def experiment_by_id(self, experiment_id: int) -> Experiment:
+        with self.db.read() as conn:
+            query = select(t.experiments).where(t.experiments.c.id == experiment_id)
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"experiment {experiment_id} does not exist")
+        return _experiment(row)
+
     def ensure_experiment(self, name: str, workspace: str = DEFAULT_WORKSPACE) -> Experiment:
         """Get the experiment, creating it in ``workspace`` if needed; safe when racing
         other processes. One that exists in another workspace is refused."""
@@ -374,9 +382,15 @@ class TrackingService:
         conn.execute(stmt, rows)
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Set tags on a run, running or ended (a tag describes a run, it is no result)."""
         with self.db.write() as conn:
             self._require_run(conn, run_id)
             self._write_tags(conn, run_id, tags)
+            after = {"tags": sorted(tags)}
+            change = Changed(
+                "set run tags", f"runs/{run_id}", run_workspace(conn, run_id), None, after
+            )
+            publish(conn, change)
 
     def finish_run(self, run_id: str, status: RunStatus | str, error: str | None = None) -> Run:
         """End a run as FINISHED, FAILED or KILLED, recording ``error`` if given."""
