@@ -157,27 +157,36 @@ def test_a_viewer_sees_no_write_buttons_and_a_forged_post_is_refused(
     assert page.locator("main form[method=post]").count() == 0
 
     # the viewer writes the form the page would not show, with the session's own token
-    page.evaluate(
-        """() => {
-        const form = document.createElement("form");
-        form.method = "post";
-        form.action = "/models/breast-cancer/aliases";
-        for (const [name, value] of [["csrf", document.body.dataset.csrf],
-                                     ["alias", "champion"], ["version", "1"]]) {
-          const input = document.createElement("input");
-          input.type = "hidden"; input.name = name; input.value = value;
-          form.appendChild(input);
-        }
-        document.body.appendChild(form);
-        form.submit();
-    }"""
-    )
-    page.wait_for_load_state("networkidle")
+    with page.expect_navigation() as navigation:
+        page.evaluate(
+            """() => {
+            const form = document.createElement("form");
+            form.method = "post";
+            form.action = "/models/breast-cancer/aliases";
+            for (const [name, value] of [["csrf", document.body.dataset.csrf],
+                                         ["alias", "champion"], ["version", "1"]]) {
+              const input = document.createElement("input");
+              input.type = "hidden"; input.name = name; input.value = value;
+              form.appendChild(input);
+            }
+            document.body.appendChild(form);
+            form.submit();
+        }"""
+        )
+    assert navigation.value.status == 403
     refusal = page.inner_text("#refusal")
     assert "viewer" in refusal and "promote" in refusal, refusal
     ui.shot("model-viewer-refused")
     with site.yard() as yard:
         assert yard.models.get("breast-cancer").aliases == before
+
+
+def test_a_contributor_may_only_request_approval(ui: Watched, site: Site, gated: str) -> None:
+    page = ui.sign_in(site.keys["contributor"], then=f"/models/{gated}")
+    options = page.locator("form.decide select[name=decision] option").all_inner_texts()
+    assert options == ["request approval"]
+    for action in ("aliases", "stage", "inventory", "retire"):
+        assert page.locator(f"form[action$='/{action}']").count() == 0, action
 
 
 def test_an_outsider_cannot_open_another_workspaces_model(ui: Watched, site: Site) -> None:
