@@ -113,6 +113,11 @@ def test_a_model_page_shows_versions_inventory_approvals_and_card(ui: Watched, s
     for heading in ("Identity", "Purpose and ownership", "Training data", "Signature"):
         assert card.locator("h3", has_text=heading).count() == 1, heading
     assert card.locator("strong", has_text="breast-cancer").count() >= 1  # the card's marks
+    signature = card.locator("details.long", has_text="inputs")  # 30 inputs: folded
+    assert signature.locator("summary").inner_text() == "30 inputs"
+    assert not signature.locator("table").is_visible()
+    signature.locator("summary").click()
+    assert signature.locator("td", has_text="mean_radius").is_visible()
     ui.shot("model")
     _narrow(ui, "model")
 
@@ -258,6 +263,7 @@ def test_the_approval_gate_refuses_production_until_a_second_user_approves(
     _submit(page, "form[action$='/aliases']", alias="champion", version="1")
     assert "@champion → v1" in page.inner_text(".facts-row")
     ui.shot("model-gate-passed")
+    _narrow(ui, "model-gate-passed")
     with site.yard() as yard:
         assert yard.models.version(f"{gated}/1").stage.value == "production"
         assert yard.models.get(gated).aliases == {"champion": 1}
