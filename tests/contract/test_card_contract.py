@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from modelyard.client.yard import Yard
@@ -53,10 +55,19 @@ def test_a_card_says_what_the_platform_knows(yard: Yard, unique: str) -> None:
     assert "Flags &lt;b&gt;risky&lt;/b&gt; cases" in page and "<b>risky</b>" not in page
     assert "<td>pii</td>" in page
 
+    shaped = json.loads(yard.models.card(version.ref, "json"))
+    assert shaped["title"] == f"Model card: {version.ref}"
+    sections = {section["title"]: section for section in shaped["sections"]}
+    assert "Owned by workspace **default**." in sections["Purpose and ownership"]["lines"]
+    inventory = sections["Purpose and ownership"]["tables"][0]
+    assert inventory["columns"][:2] == ["risk tier", "business owner"]
+    assert inventory["rows"][0][:2] == ["high", "clinic-ops"]
+    assert ["auc", "0.991"] in sections["Training run"]["tables"][1]["rows"]
+
 
 def test_card_errors_name_the_problem(yard: Yard, unique: str) -> None:
     version = yard.models.register(classifier(), name=unique, input_example=cancer()[0].head())
-    with pytest.raises(InvalidInput, match="card format must be one of markdown, html"):
+    with pytest.raises(InvalidInput, match="card format must be one of markdown, html, json"):
         yard.models.card(version.ref, "pdf")
     with pytest.raises(NotFound, match="has no version 9"):
         yard.models.card(f"{unique}/9")

@@ -228,12 +228,15 @@ def search_inventory(
 @router.get(
     "/models/{name}/versions/{selector}/card",
     response_class=Response,
-    responses={200: {"content": {"text/markdown": {}, "text/html": {}}}},
+    responses={200: {"content": {"text/markdown": {}, "text/html": {}, "application/json": {}}}},
     **guard(Permission.READ),
 )
 def version_card(name: str, selector: str, request: Request, format: str = "markdown") -> Response:
-    """The version's model card as Markdown (default) or a self-contained HTML page."""
+    """The version's model card as Markdown (default), a self-contained HTML page, or JSON
+    (its sections, as the web UI lays them out)."""
     text = services_of(request).cards.card(str(ref_of(name, selector)), format)
+    if format == "json":
+        return Response(text, media_type="application/json")
     media = "text/html" if format == "html" else "text/markdown"
     return Response(text, media_type=f"{media}; charset=utf-8")
 

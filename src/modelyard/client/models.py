@@ -160,7 +160,8 @@ class ModelsAPI:
         return self._backend.approval_policy(required)
 
     def card(self, ref: str, format: str = "markdown") -> str:
-        """The model card of version ``ref`` as Markdown or (``format="html"``) HTML."""
+        """The model card of version ``ref`` as Markdown, (``format="html"``) HTML, or
+        (``format="json"``) its sections as JSON text."""
         return self._backend.model_card(str(ModelRef.parse(ref)), format)
 
     def inventory(self, name: str) -> Inventory:

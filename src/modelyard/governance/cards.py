@@ -1,7 +1,8 @@
-"""Model cards: Markdown or HTML for any version, from what the platform knows.
+"""Model cards: Markdown, HTML or JSON for any version, from what the platform knows.
 
 A card is built as a list of sections (text lines and tables) and rendered to
-Markdown or to a self-contained HTML page, so both say exactly the same thing.
+Markdown, to a self-contained HTML page, or to JSON (the sections themselves, for
+the web UI to lay out), so all say exactly the same thing.
 Sections: identity, purpose and ownership (descriptions and the model-risk
 inventory), training data (with sensitivity classes), the training run's
 parameters and metrics, the signature, deployments (endpoints that serve or
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +34,7 @@ from modelyard.serving.endpoints import EndpointService
 from modelyard.tracking.dataset_registry import DatasetRegistry
 from modelyard.tracking.runs import TrackingService
 
-FORMATS = ("markdown", "html")
+FORMATS = ("markdown", "html", "json")
 
 
 @dataclass
@@ -79,7 +81,8 @@ class ModelCards:
         self.alerts = alerts
 
     def card(self, ref: str, form: str = "markdown") -> str:
-        """The card of version ``ref`` as Markdown or a self-contained HTML page."""
+        """The card of version ``ref`` as Markdown, a self-contained HTML page, or JSON
+        (``{"title", "sections": [{"title", "lines", "tables": [{"columns", "rows"}]}]}``)."""
         if form not in FORMATS:
             raise InvalidInput(f"card format must be one of {', '.join(FORMATS)}, got {form!r}")
         title, sections = self.build(ref)
@@ -293,6 +296,8 @@ def _signature(signature: dict[str, Any] | None) -> Section:
 def render(title: str, sections: list[Section], form: str = "markdown") -> str:
     if form not in FORMATS:
         raise InvalidInput(f"card format must be one of {', '.join(FORMATS)}, got {form!r}")
+    if form == "json":
+        return _json(title, sections)
     return _markdown(title, sections) if form == "markdown" else _html(title, sections)
 
 
@@ -311,6 +316,19 @@ def _markdown(title: str, sections: list[Section]) -> str:
             out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
             out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _json(title: str, sections: list[Section]) -> str:
+    """The sections as data; lines keep the card's own **bold** and `code` marks."""
+    shaped = [
+        {
+            "title": section.title,
+            "lines": section.lines,
+            "tables": [{"columns": columns, "rows": rows} for columns, rows in section.tables],
+        }
+        for section in sections
+    ]
+    return json.dumps({"title": title, "sections": shaped}, default=str)
 
 
 def _inline(text: str) -> str:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from modelyard.ui.pages import home
+from modelyard.ui.pages import audit, home, models
 
-PAGES = (home.router,)
+PAGES = (home.router, models.router, audit.router)
