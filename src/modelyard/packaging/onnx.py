@@ -49,7 +49,8 @@ class OnnxModel:
 
     A classifier (``classes`` set) answers ``predict_proba`` from the graph's
     probabilities output and ``predict`` with the class of the highest score; a
-    regressor answers ``predict`` with its first output.
+    regressor (or a classifier served by its labels, as XGBoost's and LightGBM's are)
+    answers ``predict`` with its first output.
     """
 
     def __init__(self, graph: bytes, classes: list[Any] | None, session: Any) -> None:
@@ -98,7 +99,8 @@ class OnnxModel:
         if self.classes is not None:
             labels = np.asarray(self.classes)
             return labels[self.predict_proba(features).argmax(axis=1)]  # type: ignore[no-any-return]
-        return np.asarray(self._run(features)[0], dtype=np.float64).reshape(len(features))
+        first = np.asarray(self._run(features)[0]).reshape(len(features))
+        return first.astype(np.float64) if first.dtype.kind == "f" else first
 
 
 @dataclass(frozen=True)
@@ -176,9 +178,12 @@ def convert(loaded: LoadedModel) -> OnnxModel:
 def _sklearn(model: Any, width: int) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.base import is_classifier
 
     types = [(INPUT_NAME, FloatTensorType([None, width]))]
-    graph = convert_sklearn(model, initial_types=types, options={"zipmap": False})
+    # class scores as one float tensor, not a list of {class: score} maps
+    options = {"zipmap": False} if is_classifier(model) else None
+    graph = convert_sklearn(model, initial_types=types, options=options)
     return bytes(graph.SerializeToString())
 
 
