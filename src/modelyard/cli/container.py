@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from modelyard.client.yard import Yard, connect
+from modelyard.domain.models import ModelVersion
 from modelyard.errors import ModelyardError, NotFound
-from modelyard.packaging import verify_package
+from modelyard.packaging import package_digest, read_manifest, verify_package
 
 KEY_FILE = "endpoint-key"
 CALLER = "endpoint-caller"
@@ -42,21 +43,38 @@ def start(package: Path, *, digest: str, model: str, version: int, endpoint: str
 def prepare(
     yard: Yard, package: Path, home: Path, *, model: str, version: int, endpoint: str
 ) -> None:
-    """On first start: register the package, route ``endpoint`` to it, write a key."""
+    """On first start: register the package, route ``endpoint`` to it, write a key.
+
+    Each step reuses what an interrupted earlier start left (the version with this
+    package, the caller), so a restart never registers the package twice."""
     try:
         yard.endpoints.get(endpoint)
         return
     except NotFound:
         pass
-    registered = yard.models.import_(
-        package, name=model, description=f"built from {model}/{version}"
-    )
-    yard.models.set_version_tags(registered.ref, {"built_from": f"{model}/{version}"})
+    registered = _registered(yard, package, model, version)
     yard.endpoints.create(endpoint, routes=[f"{registered.ref}=100"])
-    yard.admin.create_user(CALLER, "viewer")
+    if CALLER not in {user.name for user in yard.admin.users()}:
+        yard.admin.create_user(CALLER, "contributor")
     _, key = yard.admin.create_key(CALLER, name="container", endpoint=endpoint)
     path = home / KEY_FILE
+    path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as out:
         out.write(key + "\n")
     print(f"{endpoint}: endpoint key written to {path}", flush=True)
+
+
+def _registered(yard: Yard, package: Path, model: str, version: int) -> ModelVersion:
+    digest = package_digest(read_manifest(package))
+    try:
+        found = yard.models.versions(model)
+    except NotFound:
+        found = []
+    same = [v for v in found if v.package_digest == digest]
+    if same:
+        return same[0]
+    registered = yard.models.import_(
+        package, name=model, description=f"built from {model}/{version}"
+    )
+    return yard.models.set_version_tags(registered.ref, {"built_from": f"{model}/{version}"})
