@@ -11,6 +11,7 @@ import sys
 import time
 import venv
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -184,7 +185,7 @@ def test_the_entry_point_serves_from_a_virtualenv_of_the_generated_requirements(
         process.wait(timeout=30)
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> dict[str, object]:
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -192,7 +193,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> dict[s
         try:
             answer = httpx.get(f"{url}/readyz", timeout=2)
             if answer.status_code == 200:
-                ready: dict[str, object] = answer.json()
+                ready: dict[str, Any] = answer.json()
                 return ready
         except httpx.TransportError:
             pass
