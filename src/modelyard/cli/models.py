@@ -253,6 +253,21 @@ def export_package(
     )
 
 
+@package.command("twin")
+@click.argument("ref")
+@click.option("--tolerance", type=float, default=None, help="As for export --format onnx.")
+@json_option
+@pass_context
+def twin_package(ctx: CliContext, ref: str, tolerance: float | None, as_json: bool) -> None:
+    """Register REF's ONNX twin (checked as export --format onnx checks it); serve it with
+    a route REF=WEIGHT,onnx."""
+    twin = ctx.yard().models.register_twin(ref, tolerance=tolerance)
+    if as_json:
+        emit_json(twin)
+        return
+    console.print(f"registered {twin.ref} as the ONNX twin of {ref}: route {ref}=100,onnx")
+
+
 @package.command("build")
 @click.argument("ref")
 @click.argument("directory", type=click.Path(path_type=Path))

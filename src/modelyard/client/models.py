@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelyard.domain.endpoints import TWIN_OF_TAG, TWIN_TAG
 from modelyard.domain.models import (
     Inventory,
     ModelRef,
@@ -292,6 +293,33 @@ class ModelsAPI:
             shutil.copytree(directory, target, dirs_exist_ok=True, copy_function=shutil.copyfile)
         (target.parent / f"{target.name}.{EXPORT_RECORD}").write_text(json.dumps(record, indent=2))
         return target
+
+    def register_twin(self, ref: str, *, tolerance: float | None = None) -> ModelVersion:
+        """Convert version ``ref`` to ONNX, check it on its reference sample (as
+        ``export(format="onnx")``) and register it as its twin: the next version of the
+        same model (flavor onnx, same run, tag ``onnx_twin_of``), named by ``ref``'s tag
+        ``onnx_twin``. A route ``churn/3=100,onnx`` then serves it through onnxruntime.
+
+        >>> yard.models.register_twin("churn/3").ref
+        'churn/4'
+        """
+        version = self.version(ref)
+        directory = self._backend.fetch_package(version)
+        verify_package(directory, expected_digest=version.package_digest)
+        with tempfile.TemporaryDirectory(prefix="modelyard-twin-") as temp:
+            twin_dir = Path(temp) / "twin"
+            twin_dir.mkdir()
+            self._export_onnx(version, directory, twin_dir, tolerance)
+            source = self._backend.upload_package(twin_dir, None)  # beside, not over, the run's
+        twin = self._backend.register_version(
+            version.model,
+            source=source,
+            run_id=version.run_id,
+            description=f"ONNX twin of {version.ref}",
+            tags={TWIN_OF_TAG: str(version.version)},
+        )
+        self.set_version_tags(version.ref, {TWIN_TAG: str(twin.version)})
+        return twin
 
     def build(self, ref: str, target: str | Path, *, endpoint: str | None = None) -> Path:
         """Write a container build context serving ``ref`` (see ``packaging/container``):
