@@ -377,7 +377,10 @@ class ModelsAPI:
             path = temp / "sample.parquet"
             with path.open("wb") as handle:
                 self._backend.download_dataset(training.name, training.fingerprint, handle)
-            frame = pq.read_table(path).slice(0, SAMPLE_ROWS).to_pandas()
+            first = next(pq.ParquetFile(path).iter_batches(batch_size=SAMPLE_ROWS), None)
+            if first is None:
+                raise InvalidInput(f"training dataset '{training.name}' has no rows")
+            frame = first.to_pandas()
             return frame, f"training dataset '{training.name}'"
         example = loaded.input_example()
         if example is None:
