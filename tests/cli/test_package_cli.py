@@ -92,3 +92,17 @@ def test_function_export_and_container_build_write_their_folders(
     assert (record["model"], record["version"], record["endpoint"]) == ("bc", 1, "bc-api")
     code, _, err = invoke(filled, "package", "build", "bc/1", str(tmp_path / "ctx"))
     assert code == 2 and "exists and is not empty" in err
+
+
+def test_package_twin_registers_the_twin_an_onnx_route_serves(filled: Path) -> None:
+    code, out, err = invoke(filled, "package", "twin", "bc@champion", "--json")
+    assert code == 0, err
+    twin = json.loads(out)
+    assert (twin["model"], twin["flavor"], twin["tags"]["onnx_twin_of"]) == ("bc", "onnx", "1")
+    code, out, err = invoke(
+        filled, "endpoint", "create", "bc-edge", "--route", "bc@champion=100,onnx"
+    )
+    assert code == 0, err
+    assert f"bc/{twin['version']} (onnx twin of bc/1)" in " ".join(out.split())
+    code, _, err = invoke(filled, "package", "twin", "constant/1")
+    assert code == 2 and "cannot convert a 'pyfunc' model" in err
