@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -213,17 +214,71 @@ stage.add_command(set_stage, "transition")
 
 @click.group()
 def package() -> None:
-    """Export and import model packages."""
+    """Export, import and build model packages (ONNX, functions, container images)."""
 
 
 @package.command("export")
 @click.argument("ref")
 @click.argument("directory", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["package", "onnx", "function"]),
+    default="package",
+    show_default=True,
+    help="package: the package itself; onnx: its ONNX twin, checked on the version's "
+    "reference sample; function: a handler for AWS Lambda, Cloud Functions, Knative.",
+)
+@click.option(
+    "--tolerance",
+    type=float,
+    default=None,
+    help="onnx: the largest difference allowed between the twin's and the original's "
+    "answers (relative above 1; default 1e-4).",
+)
 @pass_context
-def export_package(ctx: CliContext, ref: str, directory: Path) -> None:
-    """Copy the verified package of REF (name/3, name@alias) to DIRECTORY."""
-    target = ctx.yard().models.export(ref, directory)
-    console.print(f"exported {ref} to {target}")
+def export_package(
+    ctx: CliContext, ref: str, directory: Path, export_format: str, tolerance: float | None
+) -> None:
+    """Write REF (name/3, name@alias) to DIRECTORY as a package, ONNX or a function."""
+    target = ctx.yard().models.export(ref, directory, format=export_format, tolerance=tolerance)
+    if export_format != "onnx":
+        console.print(f"exported {ref} to {target} ({export_format})")
+        return
+    check = json.loads((target / "manifest.json").read_text())["metadata"]["check"]
+    console.print(
+        f"exported {ref} to {target} as ONNX: largest difference "
+        f"{check['largest_difference']:.3g} over {check['rows']} rows of the "
+        f"{check['sample']} (tolerance {check['tolerance']:g})"
+    )
+
+
+@package.command("twin")
+@click.argument("ref")
+@click.option("--tolerance", type=float, default=None, help="As for export --format onnx.")
+@json_option
+@pass_context
+def twin_package(ctx: CliContext, ref: str, tolerance: float | None, as_json: bool) -> None:
+    """Register REF's ONNX twin (checked as export --format onnx checks it); serve it with
+    a route REF=WEIGHT,onnx."""
+    twin = ctx.yard().models.register_twin(ref, tolerance=tolerance)
+    if as_json:
+        emit_json(twin)
+        return
+    console.print(f"registered {twin.ref} as the ONNX twin of {ref}: route {ref}=100,onnx")
+
+
+@package.command("build")
+@click.argument("ref")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option(
+    "--endpoint", default=None, help="The endpoint the image serves (default: the model's name)."
+)
+@pass_context
+def build_package(ctx: CliContext, ref: str, directory: Path, endpoint: str | None) -> None:
+    """Write a container build context for REF to DIRECTORY (docker/podman build DIRECTORY)."""
+    target = ctx.yard().models.build(ref, directory, endpoint=endpoint)
+    console.print(f"wrote the build context of {ref} to {target}: docker build -t IMAGE {target}")
 
 
 @package.command("import")

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelyard.domain.endpoints import TWIN_OF_TAG, TWIN_TAG
 from modelyard.domain.models import (
     Inventory,
     ModelRef,
@@ -18,13 +19,23 @@ from modelyard.domain.models import (
     check_date,
 )
 from modelyard.errors import Conflict, InvalidInput
-from modelyard.packaging import LoadedModel, load_package, verify_package, write_package
+from modelyard.packaging import (
+    LoadedModel,
+    Manifest,
+    load_package,
+    package_digest,
+    verify_package,
+    write_package,
+)
+from modelyard.packaging.function import write_function
 
 if TYPE_CHECKING:
     from modelyard.client.backend import Backend
     from modelyard.client.yard import Yard
 
 EXPORT_RECORD = "modelyard-version.json"
+EXPORT_FORMATS = ("package", "onnx", "function")
+SAMPLE_ROWS = 2000
 
 
 class ModelsAPI:
@@ -231,26 +242,154 @@ class ModelsAPI:
         directory = self._backend.fetch_package(version)
         return load_package(directory, expected_digest=version.package_digest)
 
-    def export(self, ref: str, target: str | Path) -> Path:
-        """Copy a version's verified package to ``target`` with a record of where it came from."""
+    def export(
+        self,
+        ref: str,
+        target: str | Path,
+        *,
+        format: str = "package",
+        tolerance: float | None = None,
+    ) -> Path:
+        """Write version ``ref`` to ``target`` with a record of where it came from.
+
+        ``format``: ``package`` (a copy of the verified package), ``onnx`` (its ONNX twin,
+        written only when it answers the version's reference sample within ``tolerance``
+        of the original: ``OutputsDiffer`` names the largest difference otherwise) or
+        ``function`` (a handler for functions-as-a-service, see ``packaging/function``).
+
+        >>> yard.models.export("churn@champion", "out/churn-onnx", format="onnx")
+        """
+        if format not in EXPORT_FORMATS:
+            raise InvalidInput(
+                f"unknown export format '{format}' (known: {', '.join(EXPORT_FORMATS)})"
+            )
         version = self.version(ref)
         directory = self._backend.fetch_package(version)
         verify_package(directory, expected_digest=version.package_digest)
-        target = Path(target)
-        if target.exists() and any(target.iterdir()):
-            raise Conflict(f"export target '{target}' exists and is not empty")
-        # new files, not copies of the store's private ones: modes follow the umask
-        shutil.copytree(directory, target, dirs_exist_ok=True, copy_function=shutil.copyfile)
-        record = {
+        target = _empty_target(Path(target))
+        record: dict[str, Any] = {
             "model": version.model,
             "version": version.version,
             "package_digest": version.package_digest,
             "description": version.description,
             "tags": version.tags,
             "run_id": version.run_id,
+            "format": format,
         }
+        if format == "onnx":
+            manifest = self._export_onnx(version, directory, target, tolerance)
+            record["converted_from"] = record.pop("package_digest")
+            record["package_digest"] = package_digest(manifest)
+            record["check"] = manifest.metadata["check"]
+        elif format == "function":
+            write_function(
+                directory,
+                target,
+                model=version.model,
+                version=version.version,
+                digest=version.package_digest,
+            )
+        else:
+            # new files, not copies of the store's private ones: modes follow the umask
+            shutil.copytree(directory, target, dirs_exist_ok=True, copy_function=shutil.copyfile)
         (target.parent / f"{target.name}.{EXPORT_RECORD}").write_text(json.dumps(record, indent=2))
         return target
+
+    def register_twin(self, ref: str, *, tolerance: float | None = None) -> ModelVersion:
+        """Convert version ``ref`` to ONNX, check it on its reference sample (as
+        ``export(format="onnx")``) and register it as its twin: the next version of the
+        same model (flavor onnx, same run, tag ``onnx_twin_of``), named by ``ref``'s tag
+        ``onnx_twin``. A route ``churn/3=100,onnx`` then serves it through onnxruntime.
+
+        >>> yard.models.register_twin("churn/3").ref
+        'churn/4'
+        """
+        version = self.version(ref)
+        directory = self._backend.fetch_package(version)
+        verify_package(directory, expected_digest=version.package_digest)
+        with tempfile.TemporaryDirectory(prefix="modelyard-twin-") as temp:
+            twin_dir = Path(temp) / "twin"
+            twin_dir.mkdir()
+            self._export_onnx(version, directory, twin_dir, tolerance)
+            source = self._backend.upload_package(twin_dir, None)  # beside, not over, the run's
+        twin = self._backend.register_version(
+            version.model,
+            source=source,
+            run_id=version.run_id,
+            description=f"ONNX twin of {version.ref}",
+            tags={TWIN_OF_TAG: str(version.version)},
+        )
+        self.set_version_tags(version.ref, {TWIN_TAG: str(twin.version)})
+        return twin
+
+    def build(self, ref: str, target: str | Path, *, endpoint: str | None = None) -> Path:
+        """Write a container build context serving ``ref`` (see ``packaging/container``):
+        build it with ``docker build`` or ``podman build``; ``endpoint`` defaults to the
+        model's name.
+
+        >>> yard.models.build("churn@champion", "out/churn-image")
+        """
+        from modelyard.packaging.container import write_build_context
+
+        version = self.version(ref)
+        directory = self._backend.fetch_package(version)
+        target = _empty_target(Path(target))
+        return write_build_context(
+            directory,
+            target,
+            model=version.model,
+            version=version.version,
+            digest=version.package_digest,
+            endpoint=endpoint or version.model,
+        )
+
+    def _export_onnx(
+        self, version: ModelVersion, directory: Path, target: Path, tolerance: float | None
+    ) -> Manifest:
+        from modelyard.packaging.onnx import DEFAULT_TOLERANCE, export_onnx
+
+        loaded = load_package(directory, expected_digest=version.package_digest)
+        with tempfile.TemporaryDirectory(prefix="modelyard-sample-") as temp:
+            sample, sample_name = self._reference_sample(version, loaded, Path(temp))
+            staging = Path(temp) / "onnx"
+            manifest, _ = export_onnx(
+                loaded,
+                sample,
+                staging,
+                tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+                sample_name=sample_name,
+                metadata={"source": {"model": version.model, "version": version.version}},
+            )
+            shutil.copytree(staging, target, dirs_exist_ok=True, copy_function=shutil.copyfile)
+        return manifest
+
+    def _reference_sample(
+        self, version: ModelVersion, loaded: LoadedModel, temp: Path
+    ) -> tuple[Any, str]:
+        """The rows the version's reference was built on (its run's stored training
+        dataset, up to ``SAMPLE_ROWS``), else its input example; and what they are."""
+        uses = self._backend.run_datasets(version.run_id) if version.run_id else []
+        training = next(
+            (u.dataset for u in uses if u.role == "training" and u.dataset.stored), None
+        )
+        if training is not None:
+            import pyarrow.parquet as pq
+
+            path = temp / "sample.parquet"
+            with path.open("wb") as handle:
+                self._backend.download_dataset(training.name, training.fingerprint, handle)
+            first = next(pq.ParquetFile(path).iter_batches(batch_size=SAMPLE_ROWS), None)
+            if first is None:
+                raise InvalidInput(f"training dataset '{training.name}' has no rows")
+            frame = first.to_pandas()
+            return frame, f"training dataset '{training.name}'"
+        example = loaded.input_example()
+        if example is None:
+            raise InvalidInput(
+                f"{version.ref} has no sample to check an ONNX conversion on: its run kept "
+                "no training dataset and its package has no input example"
+            )
+        return example, "input example"
 
     def import_(
         self, source: str | Path, *, name: str | None = None, description: str | None = None
@@ -271,6 +410,13 @@ class ModelsAPI:
         if record:
             tags.setdefault("imported_from", f"{record['model']}/{record['version']}")
         return self._register_directory(source, model_name, None, description or "", tags)
+
+
+def _empty_target(target: Path) -> Path:
+    if target.exists() and any(target.iterdir()):
+        raise Conflict(f"export target '{target}' exists and is not empty")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def _some(tags: Mapping[str, Any]) -> Mapping[str, Any]:

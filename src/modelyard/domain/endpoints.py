@@ -10,6 +10,7 @@ Routes are written ``REF=WEIGHT[,follow]`` on the command line::
     churn/3=90                 version 3, 90% of traffic
     churn@challenger=10        the version the alias names *now*, pinned
     churn@champion=100,follow  the alias, re-resolved whenever it moves
+    churn/3=100,onnx           version 3's ONNX twin (``package twin churn/3``), by onnxruntime
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ from modelyard.errors import InvalidInput
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9\-]{0,62}$")
 MAX_BATCH_LIMIT = 4096
+NATIVE, ONNX = "native", "onnx"
+RUNTIMES = (NATIVE, ONNX)
+# the version tags that pair a version with its ONNX twin (a version of the same model)
+TWIN_TAG, TWIN_OF_TAG = "onnx_twin", "onnx_twin_of"
+
+
+def check_runtime(runtime: Any, what: str) -> str:
+    if runtime not in RUNTIMES:
+        raise InvalidInput(f"invalid {what}: runtime must be one of {', '.join(RUNTIMES)}")
+    return str(runtime)
 
 
 def check_endpoint_name(name: str) -> str:
@@ -40,6 +51,9 @@ class Target:
 
     ``version`` is always the concrete number; ``alias`` records how it was
     chosen, and ``follow`` makes the data plane re-resolve the alias when it moves.
+    A route with ``runtime`` onnx serves the ONNX twin (``version``) of version
+    ``twin_of``: the twin is a version of the same model, so it loads, logs and is
+    monitored as any version.
     """
 
     model: str
@@ -47,6 +61,8 @@ class Target:
     alias: str | None = None
     follow: bool = False
     weight: int = 0
+    runtime: str = NATIVE
+    twin_of: int | None = None
 
     @property
     def ref(self) -> str:
@@ -54,19 +70,26 @@ class Target:
 
     def describe(self) -> str:
         via = f" (via @{self.alias}{', following' if self.follow else ''})" if self.alias else ""
-        return f"{self.ref}{via}"
+        twin = f" (onnx twin of {self.model}/{self.twin_of})" if self.twin_of is not None else ""
+        return f"{self.ref}{twin}{via}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.runtime == NATIVE:  # a native route is stored as it always was
+            del data["runtime"], data["twin_of"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Target:
+        twin_of = data.get("twin_of")
         return cls(
             model=str(data["model"]),
             version=int(data["version"]),
             alias=data.get("alias"),
             follow=bool(data.get("follow", False)),
             weight=int(data.get("weight", 0)),
+            runtime=str(data.get("runtime", NATIVE)),
+            twin_of=None if twin_of is None else int(twin_of),
         )
 
 
@@ -77,16 +100,26 @@ class TargetRequest:
     ref: ModelRef
     weight: int = 0
     follow: bool = False
+    runtime: str = NATIVE
+
+    def __post_init__(self) -> None:
+        if self.runtime == ONNX and self.follow:
+            raise InvalidInput(
+                f"invalid route for {self.ref}: an onnx route serves the twin of the version "
+                "the alias names now, and cannot follow it"
+            )
 
     @classmethod
     def parse(cls, text: str, *, shadow: bool = False) -> TargetRequest:
-        """``REF=WEIGHT[,follow]`` for a route, ``REF[,follow]`` for a shadow."""
+        """``REF=WEIGHT[,follow|,onnx]`` for a route, ``REF[,follow]`` for a shadow."""
         body, _, flags = text.partition(",")
-        follow = False
+        follow, runtime = False, NATIVE
         if flags:
-            if flags.strip() != "follow":
-                raise InvalidInput(f"invalid route {text!r}: the only option is ',follow'")
-            follow = True
+            if flags.strip() not in ("follow", ONNX) or (shadow and flags.strip() == ONNX):
+                options = "',follow'" if shadow else "',follow' or ',onnx'"
+                raise InvalidInput(f"invalid route {text!r}: the options are {options}")
+            follow = flags.strip() == "follow"
+            runtime = ONNX if flags.strip() == ONNX else NATIVE
         if shadow:
             if "=" in body:
                 raise InvalidInput(f"invalid shadow {text!r}: a shadow has no weight")
@@ -106,7 +139,7 @@ class TargetRequest:
             )
         if follow and ref.alias is None:
             raise InvalidInput(f"invalid route {text!r}: only an alias route can follow")
-        return cls(ref=ref, weight=weight, follow=follow)
+        return cls(ref=ref, weight=weight, follow=follow, runtime=runtime)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, shadow: bool = False) -> TargetRequest:
@@ -128,7 +161,10 @@ class TargetRequest:
         if follow and alias is None:
             raise InvalidInput(f"invalid route for model '{model}': only an alias route can follow")
         ref = ModelRef(model, alias=check_alias(str(alias))) if alias else ModelRef(model, version)
-        return cls(ref=ref, weight=0 if shadow else weight, follow=follow)
+        runtime = check_runtime(data.get("runtime", NATIVE), f"route for model '{model}'")
+        if shadow and runtime != NATIVE:
+            raise InvalidInput(f"invalid shadow for model '{model}': a shadow runs natively")
+        return cls(ref=ref, weight=0 if shadow else weight, follow=follow, runtime=runtime)
 
 
 @dataclass(frozen=True)
@@ -292,6 +328,8 @@ def target_to_request(target: str | dict[str, Any], *, shadow: bool) -> dict[str
         body["version"] = request.ref.version
     if not shadow:
         body["weight"] = request.weight
+    if request.runtime != NATIVE:
+        body["runtime"] = request.runtime
     return body
 
 

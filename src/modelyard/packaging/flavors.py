@@ -345,12 +345,54 @@ class CatBoostFlavor(Flavor):
         return None
 
 
+class OnnxFlavor(Flavor):
+    """An ONNX graph run by onnxruntime (``packaging/onnx.OnnxModel``): the twin that
+    ``package export --format onnx`` writes, served by its class scores when it is a
+    classifier's. It reads float arrays in signature order."""
+
+    name = "onnx"
+    file = "model.onnx"
+    requirements = ("onnxruntime", "numpy")
+
+    def matches(self, model: Any) -> bool:
+        return type(model).__name__ == "OnnxModel" and type(model).__module__.endswith(".onnx")
+
+    def save(self, model: Any, directory: Path) -> list[str]:
+        saved: list[str] = model.save(directory)
+        return saved
+
+    def load(self, directory: Path) -> Any:
+        from modelyard.packaging.onnx import OnnxModel
+
+        return OnnxModel.load(directory)
+
+    def predict(self, model: Any, frame: Features) -> Any:
+        return model.predict(_array(frame))
+
+    def predict_proba(self, model: Any, frame: Features) -> Any:
+        return model.predict_proba(_array(frame))
+
+    def classes(self, model: Any) -> np.ndarray[Any, Any] | None:
+        return None if model.classes is None else np.asarray(model.classes)
+
+    def reads_arrays(self, model: Any, columns: list[str]) -> bool:
+        return True
+
+
+def _array(frame: Features) -> np.ndarray[Any, Any]:
+    if isinstance(frame, np.ndarray):
+        return frame
+    array: np.ndarray[Any, Any] = frame.to_numpy(dtype=np.float64)
+    return array
+
+
 FLAVORS: dict[str, Flavor] = {
     flavor.name: flavor
     for flavor in (
         XGBoostFlavor(),
         LightGBMFlavor(),
         CatBoostFlavor(),
+        OnnxFlavor(),
         SklearnFlavor(),
         PyfuncFlavor(),
     )

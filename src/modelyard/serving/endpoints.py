@@ -23,6 +23,9 @@ from modelyard.catalog.versions import VersionReader
 from modelyard.clock import now_ms
 from modelyard.domain.actors import current_actor
 from modelyard.domain.endpoints import (
+    ONNX,
+    TWIN_OF_TAG,
+    TWIN_TAG,
     Batching,
     Endpoint,
     Revision,
@@ -241,6 +244,9 @@ class EndpointService(Publisher):
         targets = []
         for request in requests:
             _, number = self.versions.resolve(conn, request.ref)
+            twin_of = None
+            if request.runtime == ONNX:
+                twin_of, number = number, self._twin(conn, request.ref.name, number)
             targets.append(
                 Target(
                     model=request.ref.name,
@@ -248,9 +254,30 @@ class EndpointService(Publisher):
                     alias=request.ref.alias,
                     follow=request.follow,
                     weight=request.weight,
+                    runtime=request.runtime,
+                    twin_of=twin_of,
                 )
             )
         return targets
+
+    def _twin(self, conn: Connection, model: str, number: int) -> int:
+        """The version number of ``model/number``'s ONNX twin, checked to be one."""
+        version = self.versions.version_in(conn, ModelRef(model, number))
+        paired = version.tags.get(TWIN_TAG)
+        if paired is None or not str(paired).isdigit():
+            raise NotFound(
+                f"{version.ref} has no ONNX twin: register one with "
+                f"`modelyard package twin {version.ref}`"
+            )
+        twin = self.versions.version_in(conn, ModelRef(model, int(paired)))
+        if twin.flavor != ONNX or twin.tags.get(TWIN_OF_TAG) != str(number):
+            raise InvalidInput(
+                f"{twin.ref}, named as the ONNX twin of {version.ref}, is not its twin "
+                f"(flavor {twin.flavor}, {TWIN_OF_TAG}={twin.tags.get(TWIN_OF_TAG)!r})"
+            )
+        if twin.signature != version.signature:
+            raise InvalidInput(f"{twin.ref} does not read what {version.ref} reads")
+        return twin.version
 
     def _validate(self, conn: Connection, spec: Spec, workspace: str) -> None:
         seen: set[str] = set()
@@ -444,6 +471,8 @@ class EndpointService(Publisher):
         for name, _, spec in self._live(conn, query):
             for _, target in spec.targets():
                 found.setdefault((target.model, target.version), []).append(name)
+                if target.twin_of is not None:  # its twin serves it
+                    found.setdefault((target.model, target.twin_of), []).append(name)
         return found
 
     def _aliases(
