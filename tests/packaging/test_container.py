@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import time
+import sysconfig
 import venv
 from pathlib import Path
 from typing import Any
@@ -126,14 +127,36 @@ def test_the_entry_point_serves_from_a_virtualenv_of_the_generated_requirements(
     pip = [sys.executable, "-m", "pip"]
     quiet = ["--quiet", "--disable-pip-version-check"]
     subprocess.run(
-        [*pip, "wheel", *quiet, "--no-deps", "-w", str(context / "wheels"), str(ROOT)],
+        [
+            *pip,
+            "wheel",
+            *quiet,
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "-w",
+            str(context / "wheels"),
+            str(ROOT),
+        ],
         check=True,
         timeout=300,
     )
     environment = tmp_path / "venv"
     venv.create(environment, with_pip=True)
     python = environment / "bin" / "python"
-    install = [str(python), "-m", "pip", "install", *quiet, "--no-compile"]
+    # offline: the new environment sees this one's packages (the tested versions) through a
+    # .pth file, so pip must find every pinned requirement already satisfied by exactly
+    # those, and modelyard itself comes from the context's own wheel
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(purelib, "tested-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    install = [str(python), "-m", "pip", "install", *quiet, "--no-compile", "--no-index"]
+    wheels = sorted((context / "wheels").glob("modelyard-*.whl"))
+    subprocess.run([*install, "--no-deps", *map(str, wheels)], check=True, timeout=300)
     subprocess.run(
         [
             *install,
@@ -148,6 +171,13 @@ def test_the_entry_point_serves_from_a_virtualenv_of_the_generated_requirements(
         timeout=600,
         cwd=context,
     )
+    where = subprocess.run(
+        [str(python), "-c", "import modelyard; print(modelyard.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert where.startswith(purelib), where  # the context's wheel, not this checkout
     port = free_port()
     inside = tmp_path / "inside"
     inside.mkdir()
