@@ -8,8 +8,8 @@ import os
 import stat
 import subprocess
 import sys
-import time
 import sysconfig
+import time
 import venv
 from pathlib import Path
 from typing import Any
