@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Select, func, select
 
-from modelyard.domain.runs import RunPage
+from modelyard.domain.runs import ExperimentSummary, RunPage
 from modelyard.domain.search import parse_filter, parse_order_by
-from modelyard.errors import InvalidInput
+from modelyard.errors import InvalidInput, NotFound
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.tracking.runs import load_runs
@@ -68,6 +68,26 @@ class RunQueries:
         next_cursor = encode_cursor(offset + max_results, fingerprint) if more else None
         return RunPage(runs=runs, next_cursor=next_cursor)
 
+    def summary(self, experiment: str) -> ExperimentSummary:
+        """How many runs ``experiment`` has, its latest start, and its param, metric and
+        tag keys (sorted): the columns its runs table can show."""
+        r = t.runs.c
+        with self.db.read() as conn:
+            experiment_id = conn.execute(
+                select(t.experiments.c.id).where(t.experiments.c.name == experiment)
+            ).scalar()
+            if experiment_id is None:
+                raise NotFound(f"experiment '{experiment}' does not exist")
+            count, last = conn.execute(
+                select(func.count(), func.max(r.start_time)).where(r.experiment_id == experiment_id)
+            ).one()
+            run_ids = select(r.id).where(r.experiment_id == experiment_id)
+            params, metrics, tags = (
+                _distinct_keys(conn, table, run_ids)
+                for table in (t.params, t.latest_metrics, t.tags)
+            )
+        return ExperimentSummary(experiment, int(count), last, params, metrics, tags)
+
     def frame(
         self,
         experiment_ids: list[int] | None,
@@ -91,6 +111,11 @@ class RunQueries:
             if not part.empty:
                 frame = frame.join(part)
         return frame.reindex(order).reset_index()
+
+
+def _distinct_keys(conn: Connection, table: Any, run_ids: Any) -> list[str]:
+    query = select(table.c.key).where(table.c.run_id.in_(run_ids)).distinct()
+    return sorted(str(key) for key in conn.execute(query).scalars())
 
 
 def _columns_frame(conn: Connection, query: Any, names: list[str]) -> pd.DataFrame:
