@@ -69,8 +69,13 @@ def _column(page: Any, header: str) -> list[str]:
     return _texts(page, f"table.runs tbody tr td:nth-child({index + 1})")
 
 
-def _no_sideways_scroll(page: Any, what: str) -> None:
+def _no_sideways_scroll(page: Any, what: str, drawn: str = "") -> None:
+    """Open the page again as a phone would (390 px wide), charts drawn at that width."""
     page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    if drawn:
+        page.wait_for_selector(drawn)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"{what} scrolls sideways on a phone ({width} px)"
 
@@ -221,7 +226,7 @@ def test_the_run_page_shows_what_the_run_recorded(ui: Watched, site: Site, seede
     saved = Path(download.value.path())
     assert saved.read_bytes() == seeded.artifact
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == sha256
-    _no_sideways_scroll(page, "the run page")
+    _no_sideways_scroll(page, "the run page", "#metric-charts .main-svg")
     ui.shot("runs-run-page-narrow")
 
 
@@ -267,7 +272,7 @@ def test_comparing_two_runs_ticked_in_the_table(ui: Watched, site: Site) -> None
     assert page.locator("#compare-chart .scatterlayer .trace").count() == 2
     assert page.evaluate("window.keptAcrossChanges") is True
     ui.shot("runs-compare")
-    _no_sideways_scroll(page, "the comparison")
+    _no_sideways_scroll(page, "the comparison", "#compare-chart .main-svg")
     ui.shot("runs-compare-narrow")
 
 

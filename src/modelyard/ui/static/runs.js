@@ -23,6 +23,14 @@ const runsPage = {
     };
   },
 
+  // a step axis: whole steps only (a run of 3 steps has no step 0.5)
+  stepAxis(traces) {
+    const last = Math.max(0, ...traces.map((trace) => Math.max(0, ...trace.x)));
+    const axis = { title: { text: "step" }, gridcolor: "#eef1f5", tickformat: "d" };
+    if (last <= 10) axis.dtick = 1;
+    return axis;
+  },
+
   // the filter box: put the cursor where the API says the filter is wrong
   markFilterError() {
     const input = document.getElementById("run-filter");
@@ -87,7 +95,7 @@ const runsPage = {
       // drawn once every figure is in the grid, so each chart takes its final width
       charts.forEach(([chart, trace]) => modelyard.plot(chart, [trace], {
         showlegend: false, margin: { l: 52, r: 12, t: 8, b: 40 },
-        xaxis: { title: { text: "step" }, gridcolor: "#eef1f5" }, yaxis: { gridcolor: "#eef1f5" },
+        xaxis: this.stepAxis([trace]), yaxis: { gridcolor: "#eef1f5" },
       }));
       if (single.length) {
         const note = document.createElement("p");
@@ -122,7 +130,7 @@ const runsPage = {
       chart.dataset.metric = key;
       chart.dataset.traces = String(traces.length);
       modelyard.plot(chart, traces, {
-        xaxis: { title: { text: "step" }, gridcolor: "#eef1f5" },
+        xaxis: this.stepAxis(traces),
         yaxis: { title: { text: key }, gridcolor: "#eef1f5" },
         legend: { orientation: "h", y: -0.25 },
       });
