@@ -10,6 +10,7 @@ Plotly, so choosing another metric never reloads the page.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
@@ -92,12 +93,12 @@ def render(view: View, template: str, **context: Any) -> Response:
 @page
 async def experiments(view: View) -> Response:
     found = await view.api.get("/experiments")
-    rows = []
-    for experiment in found:
-        summary = await view.api.get(f"/experiments/{segment(experiment['name'])}/summary")
-        rows.append(
-            {**experiment, **summary, "href": f"/experiments/{segment(experiment['name'])}"}
-        )
+    paths = [f"/experiments/{segment(experiment['name'])}" for experiment in found]
+    summaries = await asyncio.gather(*(view.api.get(f"{path}/summary") for path in paths))
+    rows = [
+        {**experiment, **summary, "href": path}
+        for experiment, summary, path in zip(found, summaries, paths, strict=True)
+    ]
     rows.sort(key=lambda row: row["last_run_at"] or row["created_at"], reverse=True)
     return render(view, "runs/experiments.html", experiments=rows)
 
