@@ -7,7 +7,7 @@ import pytest
 
 from modelyard.bootstrap import Services
 from modelyard.domain.runs import MetricPoint, RunStatus
-from modelyard.errors import InvalidInput
+from modelyard.errors import InvalidInput, NotFound
 from tests.stores import services_on
 
 RUNS = {
@@ -149,3 +149,22 @@ def test_frame_has_one_row_per_run_with_wide_columns(services: Services) -> None
     assert sorted(filtered["name"]) == ["lr-1", "lr-2"]
     empty = services.queries.frame(experiment, "metrics.auc > 5", None)
     assert len(empty) == 0 and "name" in empty.columns
+
+
+def test_an_experiments_summary_lists_the_keys_its_runs_logged(services: Services) -> None:
+    summary = services.queries.summary("exp")
+    started = [run.start_time for run in services.queries.search(None, None, None).runs]
+    assert (summary.experiment, summary.runs) == ("exp", len(RUNS))
+    assert summary.last_run_at is not None and summary.last_run_at <= max(started)
+    assert (summary.params, summary.metrics, summary.tags) == (
+        ["C", "model"],
+        ["auc", "loss"],
+        ["note", "team"],
+    )
+    other = services.queries.summary("other")  # only its own run's keys
+    assert (other.runs, other.params, other.metrics, other.tags) == (1, ["model"], [], [])
+    services.tracking.create_experiment("empty")
+    empty = services.queries.summary("empty")
+    assert (empty.runs, empty.last_run_at, empty.params) == (0, None, [])
+    with pytest.raises(NotFound, match="experiment 'nope' does not exist"):
+        services.queries.summary("nope")

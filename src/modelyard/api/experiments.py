@@ -9,7 +9,7 @@ from modelyard.api.errors import ERROR_RESPONSES
 from modelyard.api.security import guard, workspace_of
 from modelyard.api.wire import ExperimentIn, respond
 from modelyard.domain.identity import Permission
-from modelyard.domain.runs import Experiment
+from modelyard.domain.runs import Experiment, ExperimentSummary
 
 router = APIRouter(prefix="/api/v1", tags=["experiments"], responses=ERROR_RESPONSES)
 
@@ -30,3 +30,11 @@ def list_experiments(request: Request) -> Response:
 @router.get("/experiments/{name}", response_model=Experiment, **guard(Permission.READ))
 def get_experiment(name: str, request: Request) -> Response:
     return respond(services_of(request).tracking.get_experiment(name))
+
+
+@router.get(
+    "/experiments/{name}/summary", response_model=ExperimentSummary, **guard(Permission.READ)
+)
+def experiment_summary(name: str, request: Request) -> Response:
+    """The experiment's run count, latest start, and its param, metric and tag keys."""
+    return respond(services_of(request).queries.summary(name))

@@ -31,6 +31,19 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class ExperimentSummary:
+    """What an experiment's runs hold: how many, the latest start, and every param,
+    metric and tag key logged (the columns a runs table can show)."""
+
+    experiment: str
+    runs: int
+    last_run_at: int | None = None
+    params: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class MetricPoint:
     """One logged value of a metric; ``timestamp`` is epoch milliseconds."""
 

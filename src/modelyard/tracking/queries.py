@@ -7,11 +7,11 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, exists, func, select
 
-from modelyard.domain.runs import RunPage
+from modelyard.domain.runs import ExperimentSummary, RunPage
 from modelyard.domain.search import parse_filter, parse_order_by
-from modelyard.errors import InvalidInput
+from modelyard.errors import InvalidInput, NotFound
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.tracking.runs import load_runs
@@ -68,6 +68,25 @@ class RunQueries:
         next_cursor = encode_cursor(offset + max_results, fingerprint) if more else None
         return RunPage(runs=runs, next_cursor=next_cursor)
 
+    def summary(self, experiment: str) -> ExperimentSummary:
+        """How many runs ``experiment`` has, its latest start, and its param, metric and
+        tag keys (sorted): the columns its runs table can show."""
+        r = t.runs.c
+        with self.db.read() as conn:
+            experiment_id = conn.execute(
+                select(t.experiments.c.id).where(t.experiments.c.name == experiment)
+            ).scalar()
+            if experiment_id is None:
+                raise NotFound(f"experiment '{experiment}' does not exist")
+            count, last = conn.execute(
+                select(func.count(), func.max(r.start_time)).where(r.experiment_id == experiment_id)
+            ).one()
+            params, metrics, tags = (
+                _distinct_keys(conn, table, experiment_id)
+                for table in (t.params, t.latest_metrics, t.tags)
+            )
+        return ExperimentSummary(experiment, int(count), last, params, metrics, tags)
+
     def frame(
         self,
         experiment_ids: list[int] | None,
@@ -91,6 +110,27 @@ class RunQueries:
             if not part.empty:
                 frame = frame.join(part)
         return frame.reindex(order).reset_index()
+
+
+def _distinct_keys(conn: Connection, table: Any, experiment_id: int) -> list[str]:
+    """The keys of ``table`` some run of the experiment has, sorted.
+
+    The keys are walked one by one along the (key, value) index (each step is the
+    smallest key above the last), and each is kept once a run of the experiment is
+    found to have it: a few index probes per key, not a pass over every row."""
+    column = table.c.key
+    walk = select(func.min(column).label("key")).cte("walk", recursive=True)
+    following = select(column).where(column > walk.c.key).order_by(column).limit(1)
+    walk = walk.union_all(select(following.scalar_subquery()).where(walk.c.key.is_not(None)))
+    # driven by the experiment's runs, each probed on the table's (run_id, key) key
+    has_key = (
+        exists()
+        .where(table.c.run_id == t.runs.c.id, table.c.key == walk.c.key)
+        .correlate_except(table)
+    )
+    used = exists().where(t.runs.c.experiment_id == experiment_id, has_key)
+    query = select(walk.c.key).where(walk.c.key.is_not(None), used).order_by(walk.c.key)
+    return [str(key) for key in conn.execute(query).scalars()]
 
 
 def _columns_frame(conn: Connection, query: Any, names: list[str]) -> pd.DataFrame:

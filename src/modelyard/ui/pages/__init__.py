@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from modelyard.ui.pages import audit, home, models
+from modelyard.ui.pages import audit, home, models, runs
 
-PAGES = (home.router, models.router, audit.router)
+PAGES = (home.router, runs.router, models.router, audit.router)
