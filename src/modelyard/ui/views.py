@@ -140,6 +140,10 @@ def page(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable
         except ApiError as error:
             if error.status == 401:
                 return to_signin(request, error.message)
+            if view is not None and _elsewhere(request, error):
+                mine = ", ".join(sorted(name for name, _ in view.me.get("roles", [])))
+                message = f"There is nothing at {request.url.path} in your workspaces ({mine})."
+                return error_page(request, 404, "Not found", message, view)
             titles = {403: "Not allowed", 404: "Not found"}
             title = titles.get(error.status, "Refused")
             return error_page(request, error.status, title, error.message, view)
@@ -164,6 +168,16 @@ def page(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable
         [request_parameter, *own], return_annotation=Response
     )
     return wrapped
+
+
+def _elsewhere(request: Request, error: ApiError) -> bool:
+    """A read refused because what it names belongs to a workspace the key is not in:
+    for the reader it does not exist (a 404 page that does not name the owner)."""
+    return (
+        request.method == "GET"
+        and error.status == 403
+        and "is not a member of workspace" in error.message
+    )
 
 
 def error_page(
