@@ -104,5 +104,12 @@ def test_package_twin_registers_the_twin_an_onnx_route_serves(filled: Path) -> N
     )
     assert code == 0, err
     assert f"bc/{twin['version']} (onnx twin of bc/1)" in " ".join(out.split())
+    code, out, err = invoke(
+        filled, "endpoint", "create", "bc-edge-2", "--route", "bc/1=100", "--runtime", "onnx"
+    )
+    assert code == 0, err
+    assert f"bc/{twin['version']} (onnx twin of bc/1)" in " ".join(out.split())
+    code, out, err = invoke(filled, "endpoint", "update", "bc-edge-2", "--route", "bc/1=100")
+    assert code == 0 and "onnx twin" not in out, err  # native again
     code, _, err = invoke(filled, "package", "twin", "constant/1")
     assert code == 2 and "cannot convert a 'pyfunc' model" in err

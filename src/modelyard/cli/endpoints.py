@@ -59,6 +59,13 @@ SHADOW_HELP = "MODEL/VERSION or MODEL@ALIAS[,follow]: gets a copy of every reque
 @click.argument("name")
 @click.option("--route", "routes", multiple=True, required=True, help=ROUTE_HELP)
 @click.option("--shadow", "shadows", multiple=True, help=SHADOW_HELP)
+@click.option(
+    "--runtime",
+    type=click.Choice(["native", "onnx"]),
+    default="native",
+    show_default=True,
+    help="onnx: every --route serves its version's ONNX twin (as REF=W,onnx does).",
+)
 @click.option("--max-batch-size", type=int, default=None, help="Rows per model call (64).")
 @click.option("--max-wait-ms", type=float, default=None, help="Hold a batch open (0).")
 @click.option("--description", default="")
@@ -70,6 +77,7 @@ def create(
     name: str,
     routes: tuple[str, ...],
     shadows: tuple[str, ...],
+    runtime: str,
     max_batch_size: int | None,
     max_wait_ms: float | None,
     description: str,
@@ -79,7 +87,7 @@ def create(
     """Create endpoint NAME at revision 1."""
     created = ctx.yard().endpoints.create(
         name,
-        routes=list(routes),
+        routes=_on_runtime(routes, runtime),
         shadows=list(shadows),
         batching=_batching(max_batch_size, max_wait_ms),
         description=description,
@@ -93,6 +101,13 @@ def create(
 @click.option("--route", "routes", multiple=True, help=ROUTE_HELP + " Replaces all routes.")
 @click.option("--shadow", "shadows", multiple=True, help=SHADOW_HELP + " Replaces all shadows.")
 @click.option("--no-shadows", is_flag=True, help="Remove every shadow.")
+@click.option(
+    "--runtime",
+    type=click.Choice(["native", "onnx"]),
+    default="native",
+    show_default=True,
+    help="onnx: every --route serves its version's ONNX twin (as REF=W,onnx does).",
+)
 @click.option("--max-batch-size", type=int, default=None)
 @click.option("--max-wait-ms", type=float, default=None)
 @click.option("--description", default=None)
@@ -105,6 +120,7 @@ def update(
     routes: tuple[str, ...],
     shadows: tuple[str, ...],
     no_shadows: bool,
+    runtime: str,
     max_batch_size: int | None,
     max_wait_ms: float | None,
     description: str | None,
@@ -116,13 +132,20 @@ def update(
         raise InvalidInput("give --shadow or --no-shadows, not both")
     updated = ctx.yard().endpoints.update(
         name,
-        routes=list(routes) if routes else None,
+        routes=_on_runtime(routes, runtime) if routes else None,
         shadows=[] if no_shadows else list(shadows) if shadows else None,
         batching=_batching(max_batch_size, max_wait_ms),
         description=description,
         comment=comment,
     )
     emit_json(updated) if as_json else _show(updated)
+
+
+def _on_runtime(routes: tuple[str, ...], runtime: str) -> list[str]:
+    """The routes as given, each marked ``,onnx`` when ``--runtime onnx`` asks for twins."""
+    if runtime != "onnx":
+        return list(routes)
+    return [route if route.endswith(",onnx") else f"{route},onnx" for route in routes]
 
 
 @endpoint.command("rollback")
