@@ -24,6 +24,7 @@ from modelyard.api import (
     datasets,
     endpoints,
     experiments,
+    explanations,
     models,
     monitors,
     packages,
@@ -46,6 +47,7 @@ ROUTERS = (
     admin,
     secrets,
     batch,
+    explanations,
 )
 
 

@@ -12,6 +12,7 @@ from modelyard.cli.admin import db, server
 from modelyard.cli.batch import batch, score
 from modelyard.cli.context import CliContext
 from modelyard.cli.endpoints import endpoint, serve
+from modelyard.cli.explain import explain
 from modelyard.cli.governance import admin, audit, dataset, lineage
 from modelyard.cli.models import alias, models, package, stage
 from modelyard.cli.monitors import monitor, profile, worker
@@ -92,6 +93,7 @@ for command in (
     worker,
     score,
     batch,
+    explain,
 ):
     cli.add_command(command)
 
