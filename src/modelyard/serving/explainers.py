@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -85,7 +86,9 @@ class Limits:
 
 def _shap() -> Any:
     try:
-        import shap
+        with warnings.catch_warnings():  # shap's plotting imports warn about matplotlib
+            warnings.simplefilter("ignore")
+            import shap
     except ImportError:
         raise NotConfigured(
             "explanations need the 'shap' package: install modelyard[explain]"
