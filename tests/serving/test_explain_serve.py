@@ -62,18 +62,31 @@ def loaded_shap(pid: int) -> bool:
     return "/shap/" in Path(f"/proc/{pid}/maps").read_text()
 
 
-def test_explains_with_the_version_that_answers_and_loads_shap_only_then(plane: Plane) -> None:
+def explain_children(pid: int) -> list[int]:
+    """The serving process's explanation process (a multiprocessing child), if started."""
+    children = [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_explains_with_the_version_that_answers_and_loads_shap_only_then_off_the_gil(
+    plane: Plane,
+) -> None:
     assert plane.serve.process is not None
     pid = plane.serve.process.pid
     features, _ = cancer()
     rows = features.iloc[:3].to_dict(orient="records")
     predicted = plane.post("/endpoints/risk/predict", {"records": rows})
     assert predicted.status_code == 200
-    assert not loaded_shap(pid)  # serving predictions never loads shap
+    assert not loaded_shap(pid) and explain_children(pid) == []  # predicting loads no shap
 
     answer = plane.post("/endpoints/risk/explain", {"records": rows, "top": 2})
     assert answer.status_code == 200, answer.text
-    assert loaded_shap(pid)
+    (child,) = explain_children(pid)  # explanations run in a child, off the predictions' GIL
+    assert loaded_shap(child) and not loaded_shap(pid)
     body = answer.json()
     assert (body["endpoint"], body["revision"], body["model"], body["version"]) == (
         "risk",

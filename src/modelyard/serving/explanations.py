@@ -60,6 +60,7 @@ class Explainers:
         self.background = background
         self.limits = limits or Limits()
         self._explainers: dict[tuple[str, int, str], VersionExplainer] = {}
+        self._backgrounds: dict[tuple[str, int, str], Any] = {}
         self._lock = threading.Lock()
 
     def explain(self, model: Model, rows: list[dict[str, Any]], top: int) -> Explanation:
@@ -68,19 +69,26 @@ class Explainers:
 
     def of(self, model: Model) -> VersionExplainer:
         key = (model.model, model.version, model.digest)
+        background = self.background_of(model)
         with self._lock:
             found = self._explainers.get(key)
             if found is None or found.model is not model:
-                found = self._explainers[key] = VersionExplainer(
-                    model, self._background(model), self.limits
-                )
+                found = self._explainers[key] = VersionExplainer(model, background, self.limits)
         return found
 
-    def _background(self, model: Model) -> Any:
+    def background_of(self, model: Model) -> Any:
+        """The version's reference data sample (read once), None for tree models."""
         method = model.flavor.explainer(model.loaded.model)
         if method in (None, TREE) or self.background is None:
             return None
-        return self.background(model.model, model.version, self.limits.background_rows)
+        key = (model.model, model.version, model.digest)
+        with self._lock:
+            if key in self._backgrounds:
+                return self._backgrounds[key]
+        sample = self.background(model.model, model.version, self.limits.background_rows)
+        with self._lock:
+            self._backgrounds[key] = sample
+        return sample
 
 
 def choose_target(name: str, spec: Spec, version: Any, sticky: str | None) -> Target:
