@@ -7,15 +7,17 @@ child process, started by the first explanation it is asked for (so a process ne
 asked to explain starts none and never loads ``shap``): the request's rows, the
 version's package folder and digest, and for the linear and model-agnostic explainers a
 sample of its reference data. The child loads each version once (verified against its
-digest), keeps its explainer, and answers one explanation at a time; errors come back
-as their kind and message. A child that dies is started again for the next request;
-the request it was computing fails with ``ModelFailed``.
+digest), keeps its explainer, and answers one explanation at a time, at nice 10 (the
+predictions come first on a busy host); errors come back as their kind and message. A
+child that dies is started again for the next request; the request it was computing
+fails with ``ModelFailed``.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,6 +30,9 @@ from modelyard.serving.models import Model
 
 log = logging.getLogger("modelyard.serving")
 VersionKey = tuple[str, int, str]  # model, version, package digest
+# the child runs below the serving process's priority: on a busy host the predictions
+# come first, and explanations take what CPU is left
+EXPLAIN_NICE = 10
 _explainers: dict[VersionKey, VersionExplainer] = {}  # in the child: one per version
 
 
@@ -73,7 +78,9 @@ class ExplainProcess:
         with self._lock:
             if self._pool is None:
                 context = multiprocessing.get_context("spawn")  # no copy of our threads
-                self._pool = ProcessPoolExecutor(1, mp_context=context)
+                self._pool = ProcessPoolExecutor(
+                    1, mp_context=context, initializer=os.nice, initargs=(EXPLAIN_NICE,)
+                )
             pool = self._pool
         try:
             return pool.submit(_explain, *arguments)
