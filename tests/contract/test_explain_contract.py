@@ -133,6 +133,14 @@ def test_a_logged_prediction_is_explained_by_the_version_that_answered_and_kept(
     with pytest.raises(NotFound, match=f"endpoint '{unique}' logged no prediction 'nope'"):
         yard.endpoints.explain(unique, id="nope")
 
+    # erasing the subject takes its stored explanation with its predictions
+    yard.endpoints.set_subject_column(unique, "mean radius")
+    assert yard.endpoints.erase(unique, float(features.iloc[1]["mean radius"])) == 1
+    (erased,) = [e for e in yard.audit.events(action="erase subject") if unique in e.resource]
+    assert erased.summary["after"]["explanations_deleted"] == 1
+    with pytest.raises(NotFound, match=f"logged no prediction '{prediction_id}'"):
+        yard.endpoints.explain(unique, id=prediction_id)
+
 
 def test_importance_card_and_comparison(yard: Yard, unique: str) -> None:
     register_two(yard, unique)

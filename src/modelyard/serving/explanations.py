@@ -7,7 +7,8 @@ process (``POST /endpoints/{name}/explain``) and the control plane share it.
 answer them with (by weight, or the sticky key), or a version named; and a logged
 prediction with the exact version that answered it. A prediction's explanation is
 stored (``prediction_explanations``, recorded as ``"explain prediction"``), so asking
-again months later gives the same answer, even after the endpoint moved on.
+again months later gives the same answer, even after the endpoint moved on; erasing the
+prediction's subject or pruning it past retention deletes it too (``serving/retention.py``).
 
 >>> service.explain("churn", [{"age": 41, "plan": "pro"}]).rows[0].text
 >>> service.explain_prediction("churn", "3f9c0a1b2c3d-0000002a").ref
@@ -185,13 +186,14 @@ class ExplanationService:
     ) -> Explanation:
         """The explanation of logged prediction ``prediction_id``, by the version that
         answered it: computed and stored the first time, the stored one afterwards."""
-        workspace = self.endpoints.get(endpoint).workspace
+        served = self.endpoints.get(endpoint)
         stored = self.stored(endpoint, prediction_id)
         if stored is not None:
             return stored
         logged = self._logged(endpoint, prediction_id)
         model = self.model(str(logged["model"]), int(logged["version"]))
-        computed = self.explainers.explain(model, [orjson.loads(logged["input"])], top_of(top))
+        row = orjson.loads(logged["input"])
+        computed = self.explainers.explain(model, [row], top_of(top))
         explanation = replace(
             computed,
             endpoint=endpoint,
@@ -199,8 +201,9 @@ class ExplanationService:
             created_by=current_actor().user,
             created_at=now_ms(),
         )
+        columns = {"package_digest": model.digest, "input": row, "predicted_at": logged.get("ts")}
         try:
-            self._store(explanation, model.digest, workspace)
+            self._store(explanation, columns, served.workspace)
         except DuplicateRow:  # explained at the same moment by someone else: theirs stands
             kept = self.stored(endpoint, prediction_id)
             assert kept is not None
@@ -248,7 +251,7 @@ class ExplanationService:
             )
         return row
 
-    def _store(self, explanation: Explanation, digest: str, workspace: str) -> None:
+    def _store(self, explanation: Explanation, columns: dict[str, Any], workspace: str) -> None:
         endpoint, prediction_id = explanation.endpoint, explanation.prediction_id
         assert endpoint is not None and prediction_id is not None
         with self.db.write() as conn:
@@ -258,8 +261,8 @@ class ExplanationService:
                     prediction_id=prediction_id,
                     model_id=self.catalog.model_id(conn, explanation.model),
                     version=explanation.version,
-                    package_digest=digest,
                     explanation=explanation.to_dict(),
+                    **columns,
                     created_by=explanation.created_by or "",
                     created_at=explanation.created_at or now_ms(),
                 )

@@ -603,6 +603,10 @@ prediction_explanations = Table(
     Column("version", Integer, nullable=False),
     Column("package_digest", String(64), nullable=False),
     Column("explanation", JSON, nullable=False),
+    # erasure and retention reach stored explanations too: the explained input (matched
+    # on the endpoint's subject column) and when the prediction was made
+    Column("input", JSON),
+    Column("predicted_at", BigInteger),
     Column("created_by", String(250), nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("endpoint", "prediction_id"),

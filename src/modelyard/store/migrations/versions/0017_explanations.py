@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("package_digest", sa.String(length=64), nullable=False),
         sa.Column("explanation", sa.JSON(), nullable=False),
+        sa.Column("input", sa.JSON(), nullable=True),
+        sa.Column("predicted_at", sa.BigInteger(), nullable=True),
         sa.Column("created_by", sa.String(length=250), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
