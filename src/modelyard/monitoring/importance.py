@@ -24,7 +24,7 @@ from modelyard.catalog.registry import Catalog
 from modelyard.clock import now_ms
 from modelyard.domain.actors import current_actor
 from modelyard.domain.events import Changed, VersionRegistered
-from modelyard.domain.explanations import Importance
+from modelyard.domain.explanations import MODEL_AGNOSTIC, Importance
 from modelyard.domain.models import ModelRef, ModelVersion
 from modelyard.errors import NotFound
 from modelyard.monitoring.reference import ReferenceService
@@ -37,7 +37,8 @@ from modelyard.store.dialects import insert_for
 log = logging.getLogger("modelyard.monitoring")
 
 SAMPLE_ROWS = 200  # training rows explained for a version's importance
-LIMITS = Limits(max_rows=SAMPLE_ROWS, seconds=120.0)
+AGNOSTIC_ROWS = 25  # of them for the model-agnostic explainer (hundreds of calls a row)
+LIMITS = Limits(max_rows=SAMPLE_ROWS, seconds=60.0, agnostic_samples=256)
 READY, FAILED = "ready", "failed"
 
 
@@ -142,6 +143,8 @@ class ImportanceService:
         model = self.loader.load(version)
         model.signature = model.signature.accepting_nulls()  # training data may hold nulls
         explainer = VersionExplainer(model, sample, self.limits)
+        if explainer.method == MODEL_AGNOSTIC:  # each row costs hundreds of model calls
+            sample = sample.head(AGNOSTIC_ROWS)
         features = mean_absolute(explainer, sample)
         return Importance(
             version.model,
