@@ -12,17 +12,22 @@ from modelyard.config import Settings
 from modelyard.governance.approvals import ApprovalService
 from modelyard.governance.audit import AuditLog
 from modelyard.governance.cards import ModelCards
+from modelyard.governance.comparison import VersionComparison
 from modelyard.governance.identity import Identity
 from modelyard.governance.lineage import Lineage
 from modelyard.governance.retirement import Retirement
 from modelyard.governance.secrets import SecretBox, SecretService
 from modelyard.governance.workspaces import Workspaces
 from modelyard.monitoring.alerts import AlertService
+from modelyard.monitoring.importance import ImportanceService
 from modelyard.monitoring.monitors import MonitorService
 from modelyard.monitoring.reference import ReferenceService
 from modelyard.monitoring.runner import Runner
 from modelyard.serving.endpoints import EndpointService
+from modelyard.serving.explainers import Limits
+from modelyard.serving.explanations import Explainers, ExplanationService
 from modelyard.serving.feedback import Feedback
+from modelyard.serving.models import ModelLoader
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.serving.retention import Retention
 from modelyard.serving.sqllog import SqlPredictionLog
@@ -60,8 +65,12 @@ class Services:
     approvals: ApprovalService
     secrets: SecretService
     cards: ModelCards
+    importances: ImportanceService
+    explanations: ExplanationService
+    comparisons: VersionComparison
 
     def close(self) -> None:
+        self.importances.wait(timeout=60)  # importances being computed in the background
         self.db.dispose()
 
 
@@ -100,13 +109,24 @@ def bootstrap(
     secrets = SecretService(db, secret_box)
     references = ReferenceService(db, artifacts, catalog, datasets, settings.package_cache)
     alerts = AlertService(db, secrets)
-    runner = Runner(db, predictions, references, alerts, skew_rows=references.training_rows)
+    loader = ModelLoader(catalog, artifacts, settings.package_cache)
+    importances = ImportanceService(db, catalog, references, loader)
+    runner = Runner(
+        db,
+        predictions,
+        references,
+        alerts,
+        skew_rows=references.training_rows,
+        importance=importances.shares,
+    )
     monitors = MonitorService(
         db, predictions, references, alerts, runner, endpoint_exists=endpoints.exists
     )
     tracking = TrackingService(db, artifacts)
     inventory = InventoryService(db)
+    explainers = Explainers(references.sample, Limits.from_env())
     catalog.subscribe(references.on_event)
+    catalog.subscribe(importances.on_event)  # after the reference profile, in a thread
     endpoints.subscribe(monitors.on_event)
     return Services(
         settings=settings,
@@ -141,7 +161,11 @@ def bootstrap(
             references,
             monitors,
             alerts,
+            importances,
         ),
+        importances=importances,
+        explanations=ExplanationService(db, catalog, endpoints, loader, predictions, explainers),
+        comparisons=VersionComparison(catalog, tracking, datasets, references, importances),
     )
 
 

@@ -274,14 +274,14 @@ def test_a_critical_alert_runs_the_retraining_command(
             },
         },
     )
-    deployed.send(inputs(WINDOW, 60, shift={"visits": 2.0}), start_ts=T0)
+    deployed.send(inputs(WINDOW, 60, shift={"tenure": 2.0}), start_ts=T0)
     report = services.monitors.run("retrain")
 
     (request_id,) = report.requests
     sent = json.loads(received.read_text())
     assert sent["retraining_request"] == request_id
     assert (sent["model"], sent["version"], sent["monitor"]) == ("retrain", 1, "retrain")
-    assert "visits" in sent["reason"]
+    assert "tenure" in sent["reason"]
     (request,) = services.alerts.requests(services.monitors.monitor_ids("retrain"))
     assert request["status"] == "triggered"
     assert request["action"]["command"]["status"] == "ok"

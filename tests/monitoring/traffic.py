@@ -84,7 +84,9 @@ class Deployed:
 
 
 def deploy(services: Services, name: str) -> Deployed:
-    """Train, log training and test data, register (profiles it), deploy at 100%."""
+    """Train, log training and test data, register (profiles it and computes its feature
+    importance: ``visits``, which the true model ignores, carries almost none), deploy at
+    100%."""
     yard = Yard(LocalBackend(services))
     train, test = inputs(4000, 1), inputs(2000, 2)
     fitted = LogisticRegression().fit(train, labels_for(train, 1))
@@ -94,5 +96,6 @@ def deploy(services: Services, name: str) -> Deployed:
         )
         run.log_dataset(test.assign(target=labels_for(test, 2)), name=f"{name}-test", role="test")
         run.log_model(fitted, name=name, input_example=train.head(3))
+    services.importances.wait()  # its feature importance, computed in the background
     yard.endpoints.create(name, routes=[f"{name}/1=100"])
     return Deployed(yard, services, name, name, fitted)

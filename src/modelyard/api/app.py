@@ -27,6 +27,7 @@ from modelyard.api import (
     datasets,
     endpoints,
     experiments,
+    explanations,
     mlflow_compat,
     models,
     monitors,
@@ -52,6 +53,7 @@ ROUTERS = (
     secrets,
     batch,
     mlflow_compat,
+    explanations,
 )
 
 

@@ -12,6 +12,7 @@ from modelyard.cli.admin import db, server, ui
 from modelyard.cli.batch import batch, score
 from modelyard.cli.context import CliContext
 from modelyard.cli.endpoints import endpoint, serve
+from modelyard.cli.explain import explain
 from modelyard.cli.governance import admin, audit, dataset, lineage
 from modelyard.cli.imports import import_group
 from modelyard.cli.models import alias, models, package, stage
@@ -97,6 +98,7 @@ for command in (
     score,
     batch,
     reproduce,
+    explain,
 ):
     cli.add_command(command)
 

@@ -419,3 +419,103 @@ def approval_policy(ctx: CliContext, required: int | None) -> None:
     """Show, or set to REQUIRED, how many approvals a version needs (0: none)."""
     current = ctx.yard().models.approval_policy(required)
     console.print(f"versions need {current} approval(s) before production or traffic")
+
+
+@models.command("compare")
+@click.argument("name")
+@click.argument("first", type=int)
+@click.argument("second", type=int)
+@json_option
+@pass_context
+def compare(ctx: CliContext, name: str, first: int, second: int, as_json: bool) -> None:
+    """Versions FIRST and SECOND of model NAME side by side: metrics, signature changes,
+    feature importance changes and training data differences."""
+    found = ctx.yard().models.compare(name, first, second)
+    if as_json:
+        emit_json(found)
+        return
+    a, b = f"v{first}", f"v{second}"
+    versions = found["versions"]
+    console.print(
+        table(
+            f"{name}: version {first} and {second}",
+            ["", a, b],
+            [
+                [field, left[field], right[field]]
+                for field, left, right in (
+                    (key, versions[0], versions[1])
+                    for key in ("stage", "flavor", "run_id", "created_by")
+                )
+            ]
+            + [["registered", when(versions[0]["created_at"]), when(versions[1]["created_at"])]],
+        )
+    )
+    console.print(
+        table(
+            "metrics",
+            ["metric", a, b, "change"],
+            [
+                [m["metric"], _num(m["a"]), _num(m["b"]), _num(m["change"])]
+                for m in found["metrics"]
+            ],
+        )
+    )
+    signature = found["signature"]
+    changes = (
+        [[f"added in {b}", n] for n in signature["added"]]
+        + [[f"removed in {b}", n] for n in signature["removed"]]
+        + [["retyped", f"{c['column']}: {c['a']} -> {c['b']}"] for c in signature["changed"]]
+        + ([["outputs", "changed"]] if signature["outputs_changed"] else [])
+    )
+    console.print(table("signature changes", ["change", "column"], changes or [["none", ""]]))
+    console.print(
+        table(
+            "feature importance (share of mean |SHAP|)",
+            ["feature", a, b, "change", f"rank {a}", f"rank {b}"],
+            [
+                [
+                    i["feature"],
+                    _pct(i["a"]),
+                    _pct(i["b"]),
+                    _pct(i["change"]),
+                    i["rank_a"],
+                    i["rank_b"],
+                ]
+                for i in found["importance"]
+            ],
+        )
+    )
+    data = found["data"]
+    trained = [
+        [label, d["dataset"], d["fingerprint"][:12], d["rows"]] if d else [label, "-", "-", "-"]
+        for label, d in ((a, data["a"]), (b, data["b"]))
+    ]
+    console.print(table("training data", ["version", "dataset", "fingerprint", "rows"], trained))
+    if data["columns"]:
+        console.print(
+            table(
+                "training data by column",
+                ["column", f"mean {a}", f"mean {b}", "shift (std)", f"missing {a}", f"missing {b}"],
+                [
+                    [
+                        c["column"],
+                        _num(c["mean_a"]),
+                        _num(c["mean_b"]),
+                        _num(c["mean_shift_std"]),
+                        _pct(c["missing_a"]),
+                        _pct(c["missing_b"]),
+                    ]
+                    for c in data["columns"]
+                ],
+            )
+        )
+    for note in found["notes"]:
+        console.print(f"note: {note}", highlight=False)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"

@@ -18,6 +18,7 @@ from modelyard.batch.predictions import JournalWriter
 from modelyard.domain.batch import BatchJob, JobOutcome
 from modelyard.domain.datasets import Column, Dataset, DatasetUse
 from modelyard.domain.endpoints import Endpoint, Revision
+from modelyard.domain.explanations import Explanation, Importance
 from modelyard.domain.identity import ApiKey, AuditEvent, User, Workspace
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
@@ -269,5 +270,23 @@ class Backend(Protocol):
 
     # how a child process (``yard.runs.reproduce``'s entry point) reaches this same yard
     def child_environment(self) -> dict[str, str]: ...
+    # explanations: rows or a logged prediction, a version's importance, two versions
+    def explain(
+        self,
+        endpoint: str,
+        rows: list[dict[str, Any]],
+        *,
+        version: int | str | None,
+        sticky_key: str | None,
+        top: int | None,
+    ) -> Explanation: ...
+    def explain_prediction(
+        self, endpoint: str, prediction_id: str, *, top: int | None
+    ) -> Explanation: ...
+    def explain_version(
+        self, ref: str, rows: list[dict[str, Any]], *, top: int | None
+    ) -> Explanation: ...
+    def feature_importance(self, ref: str) -> Importance: ...
+    def compare_versions(self, model: str, a: int, b: int) -> dict[str, Any]: ...
 
     def close(self) -> None: ...

@@ -11,6 +11,7 @@ import pandas as pd
 
 from modelyard.client.replay import DEFAULT_REPLAY_TOLERANCE, Replay, replay
 from modelyard.domain.endpoints import Endpoint, Revision, target_to_request
+from modelyard.domain.explanations import Explanation
 from modelyard.errors import InvalidInput
 from modelyard.serving.evidence import COMPARE_COLUMNS as STAT_COLUMNS
 from modelyard.serving.predictlog import LabelResult
@@ -200,6 +201,43 @@ class EndpointsAPI:
         (True, 1, 1)
         """
         return replay(self._yard, name, prediction_id, tolerance)
+
+    def explain(
+        self,
+        name: str,
+        rows: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        id: str | None = None,
+        version: int | str | None = None,
+        sticky_key: str | None = None,
+        top: int | None = None,
+    ) -> Explanation:
+        """Why endpoint ``name`` answers ``rows`` as it does: per row, a SHAP value per
+        feature, the base value, the explained output (base value plus the values: a
+        probability, log-odds or the prediction), the ``top`` (default 5) contributions
+        and a sentence in plain words.
+
+        Rows are explained with the version the endpoint would answer them with (by
+        weight, or ``sticky_key``), or ``version`` (``N`` or ``MODEL/N``, a route or a
+        shadow). With ``id`` instead, the logged prediction is explained with the
+        exact version that answered it; that explanation is stored, so asking again
+        gives the same answer.
+
+        >>> yard.endpoints.explain("churn", frame.head(2)).rows[0].text
+        >>> yard.endpoints.explain("churn", id="3f9c0a1b2c3d-0000002a").ref
+        """
+        if id is not None:
+            if rows is not None or version is not None or sticky_key is not None:
+                raise InvalidInput("explain either rows or a logged prediction's id, not both")
+            return self._backend.explain_prediction(name, id, top=top)
+        if rows is None:
+            raise InvalidInput("give rows to explain, or the id of a logged prediction")
+        records = (
+            rows.to_dict(orient="records")
+            if isinstance(rows, pd.DataFrame)
+            else [dict(r) for r in rows]
+        )
+        return self._backend.explain(name, records, version=version, sticky_key=sticky_key, top=top)
 
     def compare(self, name: str, *, since: When = None, until: When = None) -> pd.DataFrame:
         """The primary and each shadow side by side on the same requests: one row per

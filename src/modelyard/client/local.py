@@ -13,6 +13,7 @@ from modelyard.client.local_admin import LocalAdmin
 from modelyard.client.local_batch import LocalBatch
 from modelyard.client.local_catalog import LocalCatalog
 from modelyard.client.local_endpoints import LocalEndpoints
+from modelyard.client.local_explanations import LocalExplanations
 from modelyard.client.local_governance import LocalGovernance
 from modelyard.client.local_monitoring import LocalMonitoring
 from modelyard.client.local_tracking import LocalTracking
@@ -26,6 +27,7 @@ class LocalBackend(
     LocalAdmin,
     LocalMonitoring,
     LocalBatch,
+    LocalExplanations,
 ):
     """``Backend`` over in-process services (SQLite or PostgreSQL, local or fsspec files)."""
 

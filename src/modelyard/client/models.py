@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelyard.domain.endpoints import TWIN_OF_TAG, TWIN_TAG
+from modelyard.domain.explanations import Explanation, Importance
 from modelyard.domain.models import (
     Inventory,
     ModelRef,
@@ -174,6 +175,39 @@ class ModelsAPI:
         """The model card of version ``ref`` as Markdown, (``format="html"``) HTML, or
         (``format="json"``) its sections as JSON text."""
         return self._backend.model_card(str(ModelRef.parse(ref)), format)
+
+    def explain(self, ref: str, rows: Any, *, top: int | None = None) -> Explanation:
+        """Why version ``ref`` answers ``rows`` (a DataFrame or records) as it does: per
+        row, a SHAP value per feature, the base value, the explained output and the
+        ``top`` (default 5) contributions in plain words (see ``yard.endpoints.explain``).
+
+        >>> yard.models.explain("churn@champion", frame.head(3)).rows[0].text
+        """
+        records = rows.to_dict(orient="records") if hasattr(rows, "to_dict") else list(rows)
+        return self._backend.explain_version(str(ModelRef.parse(ref)), records, top=top)
+
+    def importance(self, ref: str) -> Importance:
+        """Version ``ref``'s global feature importance: mean |SHAP| per feature on a sample
+        of its training data (computed in the background after registration), largest
+        first; ``.shares`` gives each feature's part of the total.
+
+        >>> yard.models.importance("churn/3").shares
+        {'tenure': 0.41, 'plan': 0.22, ...}
+        """
+        return self._backend.feature_importance(str(ModelRef.parse(ref)))
+
+    def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
+        """Versions ``a`` and ``b`` of model ``name`` side by side: ``metrics`` (the
+        training runs' metrics and their change), ``signature`` (inputs added, removed,
+        retyped; whether outputs changed), ``importance`` (each feature's share of mean
+        |SHAP| in both, and its rank; largest change first), ``data`` (the training
+        datasets, whether they are the same content, and per column how the reference
+        profile's mean and missing rate moved) and ``notes`` (what one of them lacks).
+
+        >>> yard.models.compare("churn", 3, 4)["signature"]["added"]
+        ['tenure_months']
+        """
+        return self._backend.compare_versions(name, a, b)
 
     def inventory(self, name: str) -> Inventory:
         """The model-risk inventory fields of model ``name``."""

@@ -25,6 +25,7 @@ from modelyard.client.remote_admin import RemoteAdmin
 from modelyard.client.remote_batch import RemoteBatch
 from modelyard.client.remote_catalog import RemoteCatalog
 from modelyard.client.remote_endpoints import RemoteEndpoints
+from modelyard.client.remote_explanations import RemoteExplanations
 from modelyard.client.remote_governance import RemoteGovernance
 from modelyard.client.remote_monitoring import RemoteMonitoring
 from modelyard.client.remote_tracking import RemoteTracking
@@ -40,6 +41,7 @@ class RemoteBackend(
     RemoteAdmin,
     RemoteMonitoring,
     RemoteBatch,
+    RemoteExplanations,
 ):
     """``Backend`` over HTTP to a modelyard server."""
 

@@ -5,7 +5,8 @@ Markdown, to a self-contained HTML page, or to JSON (the sections themselves, fo
 the web UI to lay out), so all say exactly the same thing.
 Sections: identity, purpose and ownership (descriptions and the model-risk
 inventory), training data (with sensitivity classes), the training run's
-parameters and metrics, the signature, deployments (endpoints that serve or
+parameters and metrics, the signature, feature importance (mean |SHAP| on the
+training data), deployments (endpoints that serve or
 served it), lifecycle history, approvals, and monitoring with recent alerts.
 
 ``ModelCards`` is a service built by ``bootstrap`` with the services it reads
@@ -25,9 +26,10 @@ from typing import Any
 from modelyard.catalog.inventory import InventoryService
 from modelyard.catalog.registry import Catalog
 from modelyard.domain.models import ModelRef
-from modelyard.errors import InvalidInput
+from modelyard.errors import InvalidInput, NotFound
 from modelyard.governance.approvals import ApprovalService
 from modelyard.monitoring.alerts import AlertService
+from modelyard.monitoring.importance import ImportanceService
 from modelyard.monitoring.monitors import MonitorService
 from modelyard.monitoring.reference import ReferenceService
 from modelyard.serving.endpoints import EndpointService
@@ -35,6 +37,7 @@ from modelyard.tracking.dataset_registry import DatasetRegistry
 from modelyard.tracking.runs import TrackingService
 
 FORMATS = ("markdown", "html", "json")
+TOP_FEATURES = 20  # features a card lists by importance
 
 
 @dataclass
@@ -69,6 +72,7 @@ class ModelCards:
         references: ReferenceService,
         monitors: MonitorService,
         alerts: AlertService,
+        importances: ImportanceService | None = None,
     ) -> None:
         self.catalog = catalog
         self.inventory = inventory
@@ -79,6 +83,7 @@ class ModelCards:
         self.references = references
         self.monitors = monitors
         self.alerts = alerts
+        self.importances = importances
 
     def card(self, ref: str, form: str = "markdown") -> str:
         """The card of version ``ref`` as Markdown, a self-contained HTML page, or JSON
@@ -127,6 +132,7 @@ class ModelCards:
         sections.append(purpose)
         sections.extend(self._training(version.run_id))
         sections.append(_signature(version.signature))
+        sections.append(self._importance(version.ref))
         sections.append(self._deployments(version.model, version.version))
         history = self.catalog.stage_history(version.ref)
         sections.append(
@@ -149,6 +155,31 @@ class ModelCards:
         sections.append(self._approvals(version.ref))
         sections.append(self._monitoring(version.model, version.version))
         return title, sections
+
+    def _importance(self, ref: str) -> Section:
+        """Mean |SHAP| per feature on the training data, largest first."""
+        section = Section("Feature importance")
+        try:
+            importance = self.importances.get(ref) if self.importances else None
+        except NotFound:
+            importance = None
+        if importance is None:
+            section.lines.append("Not computed (the run kept no training data to explain).")
+            return section
+        if importance.status != "ready":
+            section.lines.append(f"Not available: {importance.status} ({importance.error}).")
+            return section
+        section.lines.append(
+            f"Mean |SHAP value| per feature on {importance.rows} training rows "
+            f"({importance.method} explainer), largest first."
+        )
+        shares = importance.shares
+        rows = [
+            [name, f"{value:.4g}", f"{shares[name]:.1%}"]
+            for name, value in list(importance.features.items())[:TOP_FEATURES]
+        ]
+        section.tables.append((["feature", "mean |SHAP|", "share"], rows))
+        return section
 
     def _approvals(self, ref: str) -> Section:
         status = self.approvals.status(ref)

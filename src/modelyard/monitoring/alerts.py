@@ -90,7 +90,14 @@ def _evaluated(result: Result) -> bool:
 def summarise(key: str, results: Sequence[Result]) -> tuple[str, dict[str, Any]]:
     """A one-line summary and the evidence of a group's bad results."""
     bad = [r for r in results if r.severity != "ok" and _evaluated(r)]
-    bad.sort(key=lambda r: (-SEVERITY_ORDER[r.severity], -(r.value or 0)))
+    # worst first; among equals, the features the model leans on most (drift)
+    bad.sort(
+        key=lambda r: (
+            -SEVERITY_ORDER[r.severity],
+            -float(r.details.get("importance") or 0.0),
+            -(r.value or 0),
+        )
+    )
     items = [
         {
             "column": r.column,
@@ -98,6 +105,7 @@ def summarise(key: str, results: Sequence[Result]) -> tuple[str, dict[str, Any]]
             "value": r.value,
             "severity": r.severity,
             **({"version": r.version} if r.version else {}),
+            **({"importance": r.details["importance"]} if "importance" in r.details else {}),
         }
         for r in bad
     ]

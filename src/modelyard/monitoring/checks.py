@@ -8,17 +8,32 @@ version that answered most of them (inputs do not depend on the version);
 outputs, performance and its estimate are per version. Performance, skew, service
 levels and custom metrics are checked in ``performance_checks.py``, ``skew.py``,
 ``slo.py`` and ``custom.py``.
+
+When the version's feature importance is known (``monitoring/importance.py``), drifted
+features are ranked by it, and drift only in unimportant features (each under
+``UNIMPORTANT_SHARE`` of the total) is a warning, not a page (``weigh``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from modelyard.domain.monitors import Spec
 from modelyard.monitoring.custom import custom_metric
-from modelyard.monitoring.drift import ColumnRule, Observed, column_drift, holm, observe, worst
+from modelyard.monitoring.drift import (
+    CRITICAL,
+    WARN,
+    ColumnDrift,
+    ColumnRule,
+    Observed,
+    column_drift,
+    holm,
+    observe,
+    worst,
+)
 from modelyard.monitoring.performance_checks import estimated_performance, realised_performance
 from modelyard.monitoring.quality import quality
 from modelyard.monitoring.reference import CLASSIFICATION, Reference
@@ -29,6 +44,10 @@ from modelyard.monitoring.window_data import WindowData
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+# a drifted feature carrying less than this share of its version's total importance
+# (mean |SHAP| on the training data) raises a warning at most, never a critical alert
+UNIMPORTANT_SHARE = 0.05
 
 
 def evaluate(
@@ -113,7 +132,8 @@ def _inputs(
                     rule.critical if rule else None,
                 )
             )
-        for outcome in holm(outcomes):
+        importance = reference.importance
+        for outcome in (weigh(o, importance) for o in holm(outcomes)):
             if outcome.drifted:
                 drifted.append(
                     {
@@ -121,6 +141,7 @@ def _inputs(
                         "method": outcome.method,
                         "value": round(outcome.value, 4),
                         "severity": outcome.severity,
+                        **_importance_of(outcome.column, importance),
                     }
                 )
             results.append(
@@ -136,14 +157,38 @@ def _inputs(
                             "warn": outcome.warn,
                             "critical": outcome.critical,
                             **outcome.detail,
+                            **_importance_of(outcome.column, importance),
                         }
                     ),
                 )
             )
+        if importance is not None:  # the features the model leans on most first
+            drifted.sort(key=lambda d: -float(d.get("importance") or 0.0))
         summary["drifted"] = drifted
         summary["drift_reference"] = reference.ref
     summary["observed"] = {n: o.to_dict() for n, o in observed.items()}
     return results
+
+
+def weigh(outcome: ColumnDrift, importance: Mapping[str, float] | None) -> ColumnDrift:
+    """``outcome`` as the model feels it: critical drift in a feature carrying less than
+    ``UNIMPORTANT_SHARE`` of the version's importance is a warning, not a page."""
+    if importance is None or outcome.severity != CRITICAL:
+        return outcome
+    share = importance.get(outcome.column)
+    if share is None or share >= UNIMPORTANT_SHARE:
+        return outcome
+    why = (
+        f"critical drift, but '{outcome.column}' carries {share:.1%} of the model's "
+        f"importance (under {UNIMPORTANT_SHARE:.0%}): a warning"
+    )
+    return replace(outcome, severity=WARN, detail={**outcome.detail, "downgraded": why})
+
+
+def _importance_of(column: str, importance: Mapping[str, float] | None) -> dict[str, Any]:
+    if importance is None or column not in importance:
+        return {}
+    return {"importance": round(importance[column], 4)}
 
 
 def _per_version(

@@ -67,6 +67,9 @@ class Reference:
     classes: list[str] | None = None
     performance: dict[str, float | None] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
+    # each feature's share of the version's importance (``monitoring/importance.py``),
+    # filled in by the monitor runner; not part of the stored profile
+    importance: dict[str, float] | None = None
 
     @property
     def ref(self) -> str:
@@ -281,6 +284,17 @@ class ReferenceService:
         if entity not in table.schema.names:
             raise InvalidInput(f"dataset '{training.name}' has no entity column '{entity}'")
         return table
+
+    def sample(self, model: str, version: int, rows: int) -> pd.DataFrame | None:
+        """Up to ``rows`` rows of the version's training dataset, drawn the same way each
+        time (None when its run kept none): what explanations compare with."""
+        found = self.catalog.get_version(ModelRef(model, version=version))
+        try:
+            training, _ = self._datasets(found, None)
+        except NotFound:
+            return None
+        frame = self._read(training).to_pandas()
+        return frame.sample(rows, random_state=0) if len(frame) > rows else frame
 
     def status(self, ref: ModelRef | str) -> dict[str, Any] | None:
         version = self.catalog.get_version(ref)

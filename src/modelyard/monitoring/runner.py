@@ -84,12 +84,14 @@ class Runner:
         references: ReferenceService,
         alerts: AlertService,
         skew_rows: Callable[[Reference, str, str | None], pa.Table] | None = None,
+        importance: Callable[[str, int], dict[str, float] | None] | None = None,
     ) -> None:
         self.db = db
         self.predictions = predictions
         self.references = references
         self.alerts = alerts
         self.skew_rows = skew_rows
+        self.importance = importance  # a version's feature importance shares, when known
 
     def compute(
         self,
@@ -108,6 +110,9 @@ class Runner:
                 for m, v, _ in data.versions()
                 if (ref := cached_reference(self.references, cache, m, v)) is not None
             }
+            for (m, v), ref in references.items():
+                if ref.importance is None and self.importance is not None:
+                    ref.importance = self.importance(m, v)
             if data.rows < monitor.spec.min_rows:
                 results: list[Result] = []
                 summary: dict[str, Any] = {

@@ -71,6 +71,11 @@ class Flavor:
         """
         return False
 
+    def explainer(self, model: Any) -> str | None:
+        """How ``model``'s predictions are explained (``domain.explanations``: ``tree``,
+        ``linear`` or ``model-agnostic``); None when this flavor has no explainer."""
+        return None
+
 
 def _features(model: Any, frame: Features) -> Any:
     """Frames for models fitted on named columns, arrays for the others."""
@@ -119,6 +124,23 @@ class SklearnFlavor(Flavor):
         if fitted is not None and [str(name) for name in fitted] != columns:
             return False
         return all(_reads_arrays(part) for part in _estimators(model))
+
+    def explainer(self, model: Any) -> str | None:
+        """Trees and linear models by their structure; a pipeline or anything else by
+        its answers (model-agnostic)."""
+        if type(model).__name__ in _SKLEARN_TREES:
+            return "tree"
+        if type(model).__module__.startswith("sklearn.linear_model") and hasattr(model, "coef_"):
+            return "linear"
+        return "model-agnostic"
+
+
+# scikit-learn models SHAP's tree explainer reads from their fitted trees
+_SKLEARN_TREES = frozenset(
+    f"{family}{task}"
+    for family in ("RandomForest", "ExtraTrees", "GradientBoosting", "DecisionTree")
+    for task in ("Classifier", "Regressor")
+)
 
 
 def _import_sklearn_without_pandas() -> None:
@@ -228,6 +250,9 @@ class PyfuncFlavor(Flavor):
             raise InvalidInput(f"a {type(model).__name__} model has no predict_proba")
         return model.predict_proba(frame)
 
+    def explainer(self, model: Any) -> str | None:
+        return "model-agnostic"
+
 
 class XGBoostFlavor(Flavor):
     """XGBoost's scikit-learn wrappers and Boosters, in XGBoost's own JSON format."""
@@ -235,6 +260,9 @@ class XGBoostFlavor(Flavor):
     name = "xgboost"
     file = "model.json"
     requirements = ("xgboost-cpu", "numpy")
+
+    def explainer(self, model: Any) -> str | None:
+        return "tree"
 
     def matches(self, model: Any) -> bool:
         module = type(model).__module__
@@ -267,6 +295,9 @@ class LightGBMFlavor(Flavor):
     name = "lightgbm"
     file = "model.txt"
     requirements = ("lightgbm", "numpy")
+
+    def explainer(self, model: Any) -> str | None:
+        return "tree"
 
     def matches(self, model: Any) -> bool:
         module = type(model).__module__
@@ -304,6 +335,9 @@ class CatBoostFlavor(Flavor):
     file = "model.cbm"
     requirements = ("catboost", "numpy")
     model_classes = ("CatBoostClassifier", "CatBoostRegressor", "CatBoostRanker", "CatBoost")
+
+    def explainer(self, model: Any) -> str | None:
+        return "tree"
 
     def matches(self, model: Any) -> bool:
         module = type(model).__module__

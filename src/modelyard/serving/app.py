@@ -9,7 +9,8 @@ so framework overhead stays small. ``ROUTES`` names every route once: method,
 path, handler, the permission it needs (``None``: no key) and what
 ``/openapi.json`` says of it; ``ROUTE_RULES`` is derived from it. Who may call
 what is ``serving/auth.py`` (``Access``); the plain JSON predict route is
-``serving/predict.py``, the Open Inference Protocol ``serving/v2.py``.
+``serving/predict.py``, explanations ``serving/explain.py``, the Open Inference
+Protocol ``serving/v2.py``.
 
 Bad input never reaches a model and never yields a 500: malformed JSON is 400,
 a body over the limit 413, input that breaks the signature 422 naming the column,
@@ -33,7 +34,7 @@ from starlette.routing import Route
 from modelyard import __version__
 from modelyard.domain.identity import Permission, Principal
 from modelyard.errors import ModelFailed, ModelyardError, NotAuthenticated
-from modelyard.serving import openapi, predict, v2
+from modelyard.serving import explain, openapi, predict, v2
 from modelyard.serving.auth import Access, access_of
 from modelyard.serving.runtime import Runtime
 from modelyard.serving.wire import DEFAULT_MAX_BODY, error_answer, error_of, respond, runtime_of
@@ -109,6 +110,16 @@ ROUTES: tuple[ServedRoute, ...] = (
         "Predict rows given as records or columns",
         "PredictRequest",
         "PredictResponse",
+        sticky=True,
+    ),
+    ServedRoute(
+        "POST",
+        "/endpoints/{name}/explain",
+        explain.explain,
+        PREDICT,
+        "Explain rows: SHAP values per feature, base value, top contributions in words",
+        "ExplainRequest",
+        "ExplainResponse",
         sticky=True,
     ),
     ServedRoute("GET", "/v2/models/{name}", v2.model_metadata, PREDICT, "V2: model metadata"),

@@ -23,7 +23,7 @@ from modelyard.catalog.registry import Catalog
 from modelyard.domain.models import ModelRef, ModelVersion
 from modelyard.errors import InvalidInput, ModelFailed
 from modelyard.packaging import LoadedModel, load_package
-from modelyard.packaging.flavors import get_flavor, unnamed_features
+from modelyard.packaging.flavors import Flavor, get_flavor, unnamed_features
 from modelyard.packaging.signature import Signature, check_float_rows, enforce, frames
 from modelyard.serving.journal import canonical
 
@@ -57,6 +57,20 @@ class Model:
         self._flavor = get_flavor(loaded.manifest.flavor)
         self._arrays = self._numeric and self._flavor.reads_arrays(native, self.names)
         self._classes = self._flavor.classes(native)
+
+    @property
+    def flavor(self) -> Flavor:
+        return self._flavor
+
+    @property
+    def reads_arrays(self) -> bool:
+        """Whether the model is called with a float array rather than a frame."""
+        return self._arrays
+
+    @property
+    def classes(self) -> np.ndarray[Any, Any] | None:
+        """The labels of the scores a classifier is served by; None for anything else."""
+        return self._classes
 
     def prepare(self, rows: list[dict[str, Any]]) -> Any:
         """Rows as a 2-D float array (all-float signatures) or an enforced frame.

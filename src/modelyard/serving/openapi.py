@@ -159,6 +159,46 @@ _SCHEMAS: dict[str, Any] = {
             "scores": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
         },
     },
+    "ExplainRequest": {
+        "type": "object",
+        "description": "Rows as for predict; 'version' names a route or shadow (N or MODEL/N)",
+        "properties": {
+            "records": {"type": "array", "items": {"type": "object"}},
+            "columns": {"type": "object", "additionalProperties": _ANY_ARRAY},
+            "version": {"type": ["integer", "string"], "description": "Explain with this one"},
+            "top": {"type": "integer", "description": "Contributions listed per row (5)"},
+            STICKY_FIELD: {"type": "string", "description": _STICKY_FIELD_HELP},
+        },
+    },
+    "ExplainResponse": {
+        "type": "object",
+        "properties": {
+            "endpoint": {"type": "string"},
+            "revision": {"type": "integer"},
+            "model": {"type": "string"},
+            "version": {"type": "integer", "description": "The version that explained"},
+            "method": {"type": "string", "description": "tree, linear or model-agnostic"},
+            "features": {"type": "array", "items": {"type": "string"}},
+            "rows": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "values": {
+                            "type": "object",
+                            "additionalProperties": {"type": "number"},
+                            "description": "SHAP value per feature",
+                        },
+                        "base_value": {"type": "number"},
+                        "output": {"type": "number", "description": "base_value + sum(values)"},
+                        "explained": {"type": "string", "description": "What output is"},
+                        "top": {"type": "array", "items": {"type": "object"}},
+                        "text": {"type": "string", "description": "The row in plain words"},
+                    },
+                },
+            },
+        },
+    },
     "Tensor": {
         "type": "object",
         "required": ["name", "datatype", "shape", "data"],

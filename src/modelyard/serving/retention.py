@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, delete, select
 
 from modelyard.clock import now_ms
 from modelyard.domain.endpoints import Endpoint
@@ -27,6 +27,7 @@ from modelyard.errors import InvalidInput
 from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.journal import subject_digest
 from modelyard.serving.predictlog import PredictionLog
+from modelyard.store import schema as t
 from modelyard.store.database import Database, publish
 
 PRUNE_EVERY = 3600.0
@@ -71,7 +72,12 @@ class Retention:
                 return None
             return {"deleted": deleted, "cutoff": cutoff, "retention_days": endpoint.retention_days}
 
-        return self._recorded(endpoint, "prune predictions", write, summary)
+        def explained(conn: Connection) -> list[int]:
+            c = t.prediction_explanations.c
+            query = select(c.id).where(c.endpoint == name, c.predicted_at < cutoff)
+            return list(conn.execute(query).scalars())
+
+        return self._recorded(endpoint, "prune predictions", write, summary, explained)
 
     def erase(self, name: str, subject: Any) -> int:
         """Delete every prediction (and label) of ``subject`` on endpoint ``name``.
@@ -95,7 +101,17 @@ class Retention:
         def summary(deleted: int) -> dict[str, Any]:
             return {"column": column, "subject_sha256": subject_digest(subject), "deleted": deleted}
 
-        return self._recorded(endpoint, "erase subject", write, summary)
+        def explained(conn: Connection) -> list[int]:
+            c = t.prediction_explanations.c
+            digest = subject_digest(subject)
+            rows = conn.execute(select(c.id, c.input).where(c.endpoint == name)).all()
+            return [
+                row.id
+                for row in rows
+                if column in (row.input or {}) and subject_digest(row.input[column]) == digest
+            ]
+
+        return self._recorded(endpoint, "erase subject", write, summary, explained)
 
     def _recorded(
         self,
@@ -103,12 +119,21 @@ class Retention:
         action: str,
         write: Callable[[Connection | None], int],
         summary: Callable[[int], dict[str, Any] | None],
+        explained: Callable[[Connection], list[int]],
     ) -> int:
-        """``write`` to the log; publish ``action`` with ``summary`` of its count, unless
+        """``write`` to the log; delete the stored explanations ``explained`` finds (of the
+        same predictions); publish ``action`` with ``summary`` of its count, unless
         that is None."""
 
         def record(conn: Connection, deleted: int) -> None:
+            ids = explained(conn)
+            if ids:
+                table = t.prediction_explanations
+                conn.execute(delete(table).where(table.c.id.in_(ids)))
+            gone = len(ids)
             after = summary(deleted)
+            if after is not None and gone:
+                after["explanations_deleted"] = gone
             if after is not None:
                 resource = f"endpoints/{endpoint.name}/predictions"
                 publish(conn, Changed(action, resource, endpoint.workspace, None, after))

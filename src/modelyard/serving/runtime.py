@@ -31,16 +31,20 @@ import secrets
 import threading
 import time
 import zlib
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.config import Settings
 from modelyard.domain.actors import Actor, acting_as
 from modelyard.domain.endpoints import Spec, Target, check_compatible
+from modelyard.domain.explanations import Explanation
 from modelyard.errors import LogUnavailable, ModelFailed, ModelyardError, NotFound, NotReady
 from modelyard.serving.batching import Batcher
 from modelyard.serving.endpoints import EndpointService
+from modelyard.serving.explain_worker import ExplainProcess
+from modelyard.serving.explanations import Explainers
 from modelyard.serving.journal import Journal
 from modelyard.serving.metrics import ServingMetrics
 from modelyard.serving.models import Model, ModelLoader, journal_lines
@@ -107,6 +111,7 @@ class Runtime:
         names: list[str] | None = None,
         *,
         refresh: float = 1.0,
+        explainers: Explainers | None = None,
     ) -> None:
         self.names = names or None
         self.refresh = refresh
@@ -126,6 +131,12 @@ class Runtime:
         self._expected: set[str] = set()
         self._ids = itertools.count(1)
         self._id_prefix = f"{secrets.token_hex(4)}{os.getpid() % 0xFFFF:04x}"
+        self.explainers = explainers or Explainers()
+        # explanations are computed in a child process (started by the first one), one at
+        # a time: SHAP holds the GIL, which the predictions need; this thread reads the
+        # reference data a version's explainer compares with
+        self.explain_process = ExplainProcess(self.explainers.limits)
+        self._explaining = ThreadPoolExecutor(1, thread_name_prefix="explain")
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -151,6 +162,8 @@ class Runtime:
                 if lane.batcher is not None:
                     lane.batcher.stop()
         self.shadows.stop()
+        self._explaining.shutdown(wait=True, cancel_futures=True)
+        self.explain_process.stop()
         for journal in self._journals.values():
             journal.close()
 
@@ -336,6 +349,20 @@ class Runtime:
                 self.shadows.offer, state.name, state.revision, state.shadow_targets, ids, rows
             )
         return lane, ids, outputs, scores
+
+    async def explain(self, model: Model, rows: list[dict[str, Any]], top: int) -> Explanation:
+        """Explain ``rows`` with ``model`` in the explanation process."""
+        model.prepare(rows)  # SignatureError names the column before anything is handed over
+        loop = asyncio.get_running_loop()
+        background = await loop.run_in_executor(
+            self._explaining, self.explainers.background_of, model
+        )
+        future = self.explain_process.submit(model, background, rows, top)
+        try:
+            outcome = await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            raise self.explain_process.failed(model) from None
+        return self.explain_process.answer(outcome, model)
 
     def _log(
         self,

@@ -34,6 +34,7 @@ def runtime_for(services: Services, names: list[str] | None, *, refresh: float =
         services.settings,
         names,
         refresh=refresh,
+        explainers=services.explanations.explainers,  # reference data read on first need
     )
 
 

@@ -590,3 +590,40 @@ batch_jobs = Table(
     Index("ix_batch_jobs_input", "input_dataset_id"),
     Index("ix_batch_jobs_output", "output_dataset_id"),
 )
+
+# explanations (migration 0017): a logged prediction's explanation, kept so the same
+# answer comes back later, and a version's global feature importance
+prediction_explanations = Table(
+    "prediction_explanations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(128), nullable=False),
+    Column("prediction_id", String(64), nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("package_digest", String(64), nullable=False),
+    Column("explanation", JSON, nullable=False),
+    # erasure and retention reach stored explanations too: the explained input (matched
+    # on the endpoint's subject column) and when the prediction was made
+    Column("input", JSON),
+    Column("predicted_at", BigInteger),
+    Column("created_by", String(250), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("endpoint", "prediction_id"),
+)
+
+version_importances = Table(
+    "version_importances",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("method", String(32), nullable=False, default=""),
+    Column("rows", Integer, nullable=False, default=0),
+    Column("importance", JSON),
+    Column("error", Text, nullable=False, default=""),
+    Column("created_by", String(250), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("model_id", "version"),
+)
