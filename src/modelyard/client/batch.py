@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from modelyard.batch.engine import Scored, Task, engine_for
+from modelyard.batch.engine import Engine, Scored, Task, engine_for
 from modelyard.batch.predictions import BatchLog, JournalWriter
 from modelyard.batch.sinks import Sink, infer_format, open_sink
 from modelyard.batch.sources import BATCH_ROWS, Fingerprinter, Source, open_source
@@ -94,6 +94,8 @@ class BatchAPI:
         overwrite: bool = False,
         batch_rows: int = BATCH_ROWS,
         progress: Progress | None = None,
+        engine: str = "local",
+        address: str | None = None,
     ) -> BatchJob:
         """Score ``input`` (a Parquet or CSV file, a folder of them, any fsspec URL) with
         version ``ref`` into ``output`` and return the finished job record.
@@ -105,11 +107,14 @@ class BatchAPI:
         ``format`` is ``parquet`` or ``csv`` (default: the output's suffix, else Parquet);
         an existing output is refused unless ``overwrite``. ``progress`` is called with
         the rows of each batch as it is written and the input's row count (None for CSV).
-        A batch that breaks the signature fails the job with an error naming the file, the
-        row and the column.
+        ``engine="ray"`` scores on a Ray cluster through Ray Data with ``workers`` actors,
+        the same outputs as the local engine; ``address`` names the cluster (default
+        ``MODELYARD_RAY_ADDRESS``, else Ray's own default). A batch that breaks the
+        signature fails the job with an error naming the file, the row and the column.
         """
         kept = check_keep(list(keep))
         count = check_workers(workers if workers is not None else os.cpu_count() or 1)
+        scoring = engine_for(engine, workers=count, address=address)
         output_format = infer_format(str(output), format)
         preview = self._backend.get_version(str(ModelRef.parse(ref)))
         source = open_source(input, batch_rows=batch_rows)
@@ -132,7 +137,7 @@ class BatchAPI:
                 journal.close()
             raise
         run = _Run(job, source, sink, log, progress)
-        return self._run(run, count)
+        return self._run(run, scoring)
 
     def _log(
         self, journal: JournalWriter | None, job: BatchJob, inputs: builtins.list[str]
@@ -149,14 +154,14 @@ class BatchAPI:
             inputs=inputs,
         )
 
-    def _run(self, run: _Run, workers: int) -> BatchJob:
+    def _run(self, run: _Run, engine: Engine) -> BatchJob:
         job = run.job
         try:
             version = self._backend.get_version(job.version_ref)
             package = self._backend.fetch_package(version)
             printer = Fingerprinter(run.source)
             task = Task(package, job.package_digest, run.source, list(job.keep))
-            engine_for("local", workers=workers).run(task, run.deliver)
+            engine.run(task, run.deliver)
             output_fingerprint = run.sink.commit(_empty_output(run.source, job.keep))
             outcome = JobOutcome(
                 JobStatus.SUCCEEDED,
