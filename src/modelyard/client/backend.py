@@ -100,7 +100,12 @@ class Backend(Protocol):
     ) -> RegisteredModel: ...
     def get_model(self, name: str) -> RegisteredModel: ...
     def list_models(
-        self, name_contains: str | None = None, tag: str | None = None
+        self,
+        name_contains: str | None = None,
+        tag: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[RegisteredModel]: ...
     def update_model(
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
@@ -123,6 +128,8 @@ class Backend(Protocol):
         run_id: str | None = None,
         tag: str | None = None,
         sensitivity: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[ModelVersion]: ...
     def update_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
