@@ -126,7 +126,9 @@ def batch() -> None:
 
 @batch.command("list")
 @click.option("--model", default=None, help="Only jobs of this model.")
-@click.option("--status", type=click.Choice(["running", "succeeded", "failed"]), default=None)
+@click.option(
+    "--status", type=click.Choice(["running", "succeeded", "failed", "abandoned"]), default=None
+)
 @click.option("--limit", type=int, default=50, show_default=True)
 @json_option
 @pass_context

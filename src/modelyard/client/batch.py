@@ -18,7 +18,9 @@ says why, and the same call can simply be run again.
 from __future__ import annotations
 
 import builtins
+import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from modelyard.batch.predictions import BatchLog, JournalWriter
 from modelyard.batch.sinks import Sink, infer_format, open_sink
 from modelyard.batch.sources import BATCH_ROWS, Fingerprinter, Source, open_source
 from modelyard.domain.batch import (
+    HEARTBEAT_MS,
     PREDICTION,
     BatchJob,
     JobOutcome,
@@ -46,6 +49,8 @@ from modelyard.packaging.signature import Signature
 if TYPE_CHECKING:
     from modelyard.client.backend import Backend
     from modelyard.client.yard import Yard
+
+log = logging.getLogger("modelyard.batch")
 
 Progress = Callable[[int, "int | None"], None]
 """Called with the rows of each batch as it is written, and the input's total (if known)."""
@@ -156,6 +161,7 @@ class BatchAPI:
 
     def _run(self, run: _Run, engine: Engine) -> BatchJob:
         job = run.job
+        heartbeat = _Heartbeat(self._backend, job.id)
         try:
             version = self._backend.get_version(job.version_ref)
             package = self._backend.fetch_package(version)
@@ -184,6 +190,7 @@ class BatchAPI:
             self._backend.finish_batch_job(job.id, failed)
             raise
         finally:
+            heartbeat.stop()
             if run.log is not None:
                 run.log.close()
         return self._backend.finish_batch_job(job.id, outcome)
@@ -196,6 +203,30 @@ class BatchAPI:
 
     def job(self, job_id: str) -> BatchJob:
         return self._backend.get_batch_job(job_id)
+
+
+class _Heartbeat:
+    """Renews the job's heartbeat every ``HEARTBEAT_MS`` while it scores, on a thread; a
+    job whose process dies stops renewing it and shows ``abandoned`` after ``STALE_MS``.
+    A renewal that fails is logged and tried again: it never fails the job."""
+
+    def __init__(self, backend: Backend, job_id: str) -> None:
+        self._backend = backend
+        self._job_id = job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="batch-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_MS / 1000):
+            try:
+                self._backend.heartbeat_batch_job(self._job_id)
+            except Exception:
+                log.warning("could not renew batch job %s's heartbeat", self._job_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _signature(version: ModelVersion) -> Signature:
