@@ -96,8 +96,9 @@ def run_workers(settings: Any, count: int, services: Any, fleet: Any) -> float:
     try:
         for worker in workers:
             assert worker.stderr is not None
-            while "started" not in (line := worker.stderr.readline()) and line:
-                pass
+            while "started" not in (line := worker.stderr.readline()):
+                if not line:
+                    raise SystemExit(f"a worker exited: {worker.wait()}")
         rows = send_traffic(services, fleet)
         started = time.perf_counter()
         expected = len(fleet.endpoints) * rows // WINDOW

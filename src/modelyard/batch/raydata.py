@@ -88,8 +88,15 @@ class RayEngine:
         import ray.data
 
         context = ray.data.DataContext.get_current()
+        saved = (context.execution_options.preserve_order, context.enable_progress_bars)
         context.execution_options.preserve_order = True  # delivered in input order
         context.enable_progress_bars = False
+        try:
+            yield from self._pipeline(ray, task)
+        finally:
+            context.execution_options.preserve_order, context.enable_progress_bars = saved
+
+    def _pipeline(self, ray: Any, task: Task) -> Iterator[Scored]:
         package = ray.put(_package_files(task.package))
         files = ray.data.from_items(
             [{"path": path} for path in task.source.files],
