@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow  # starts a Ray head and its worker processes
 
 NULL = "null value but the column is not nullable"
 # what differs between two runs of the same job: the job itself, when, where it wrote
-PER_RUN = {"id", "created_at", "finished_at", "output_uri", "workers"}
+PER_RUN = {"id", "created_at", "finished_at", "heartbeat_at", "output_uri", "workers"}
 
 
 @pytest.fixture(scope="module")
