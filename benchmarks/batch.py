@@ -12,10 +12,16 @@ Parquet file), in one run:
 It prints rows/s (median of 3) beside the baseline and the ratio, then peak memory
 (ru_maxrss of a fresh process, workers included) for reading the whole frame and
 predicting against batch scoring, beside the input's size on disk and in memory.
+
+With ``--ray`` it also runs the same jobs with ``--engine ray`` (Ray Data on a Ray head
+started in this process on 127.0.0.1, one CPU per core, 2 scoring actors) and prints
+them beside the local engine with 2 workers from the same run (the input split in 8
+files, so Ray reads them in parallel; both engines score the same files). The Ray
+figure includes starting the actors (each loads the package) for every job.
 Not a test: timings never go in tests.
 
     .venv/bin/python benchmarks/batch.py                  # 1,000,000 rows
-    .venv/bin/python benchmarks/batch.py --rows 200000
+    .venv/bin/python benchmarks/batch.py --rows 200000 --ray
 """
 
 from __future__ import annotations
@@ -108,9 +114,48 @@ def high_water_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def compare_ray(yard: Any, frame: Any, root: Path, rows: int) -> None:
+    """Ray Data against the local engine on the same job (8 files), 2 workers each."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import ray
+
+    folder = root / "parts"
+    folder.mkdir()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    step = -(-rows // 8)
+    for part in range(8):
+        pq.write_table(table.slice(part * step, step), folder / f"part-{part}.parquet")
+    ray.init(
+        num_cpus=os.cpu_count(),
+        object_store_memory=512 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    out = root / "ray-out.parquet"
+    print(
+        f"\n{'model':6} {'engine, 2 workers':22} {'rows/s':>12} {'local rows/s':>16} {'ratio':>6}"
+    )
+    try:
+        for kind in ("lr", "rf"):
+
+            def score(engine: str, kind: str = kind) -> None:
+                yard.batch.score(
+                    f"bench-{kind}@bench", folder, out, workers=2, engine=engine, overwrite=True
+                )
+
+            local = rows / median_seconds(lambda: score("local"))
+            on_ray = rows / median_seconds(lambda: score("ray"))
+            print(f"{kind:6} {'ray data':22} {on_ray:12,.0f} {local:16,.0f} {on_ray / local:6.2f}")
+    finally:
+        ray.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--ray", action="store_true", help="Also Ray Data against local.")
     args = parser.parse_args()
 
     import pyarrow.parquet as pq
@@ -141,6 +186,8 @@ def main() -> None:
                 rate = args.rows / median_seconds(score)
                 label = f"batch, {workers} worker{'s' if workers > 1 else ''}"
                 print(f"{kind:6} {label:22} {rate:12,.0f} {raw:16,.0f} {rate / raw:6.2f}")
+        if args.ray:
+            compare_ray(yard, frame, root, args.rows)
         yard.close()
         size = data.stat().st_size / 2**20
         print(

@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from modelyard.batch.jobs import BatchJobs
 from modelyard.bootstrap import Services
-from modelyard.domain.batch import BatchJob, JobOutcome, JobStatus
+from modelyard.clock import now_ms
+from modelyard.domain.batch import STALE_MS, BatchJob, JobOutcome, JobStatus
 from modelyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelyard.packaging import write_package
+from modelyard.store import schema as t
 from tests.actors import as_user
 from tests.batch.data import FEATURES, frame, model
 from tests.stores import services_on
@@ -121,3 +124,26 @@ def test_bad_starts_are_refused_with_the_reason(services: Services) -> None:
     services.retirement.retire_version("churn/1", comment="old")
     with pytest.raises(Conflict, match="churn/1 is retired"):
         jobs.start("churn/1", input_uri="in", output_uri="out")
+
+
+def test_a_job_whose_process_died_shows_abandoned_and_a_heartbeat_keeps_it_running(
+    services: Services,
+) -> None:
+    jobs = BatchJobs(services.db, services.catalog)
+    killed, alive = start(jobs), start(jobs)
+    assert killed.heartbeat_at == killed.created_at and killed.status is JobStatus.RUNNING
+    quiet = now_ms() - STALE_MS - 1  # neither renewed its heartbeat for longer than allowed
+    with services.db.write() as conn:
+        conn.execute(update(t.batch_jobs).values(heartbeat_at=quiet))
+    beaten = as_user("ana", jobs.heartbeat, alive.id)  # the live job's process renews it
+    assert beaten.status is JobStatus.RUNNING and (beaten.heartbeat_at or 0) > quiet
+    assert jobs.get(killed.id).status is JobStatus.ABANDONED
+    assert [j.id for j in jobs.list(status="abandoned")] == [killed.id]
+    assert [j.id for j in jobs.list(status="running")] == [alive.id]
+    with pytest.raises(PermissionDenied, match="only they may finish it"):
+        as_user("bob", jobs.heartbeat, alive.id)
+    failed = JobOutcome(JobStatus.FAILED, error="interrupted")
+    late = as_user("ana", jobs.finish, killed.id, failed)  # a late finish is still taken
+    assert late.status is JobStatus.FAILED
+    with pytest.raises(Conflict, match="has finished already"):
+        as_user("ana", jobs.heartbeat, killed.id)

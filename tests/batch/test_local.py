@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from modelyard.batch.engine import Scored, Task, engine_for
+from modelyard.batch.engine import Scored, Task
 from modelyard.batch.local import LocalEngine
 from modelyard.batch.scorer import Scorer
 from modelyard.batch.sources import open_source
-from modelyard.errors import InvalidInput, SignatureError
+from modelyard.errors import SignatureError
 from modelyard.packaging import load_package, package_digest, write_package
 from tests.batch.data import FEATURES, break_row, frame, model, write_parts
 
@@ -88,18 +88,6 @@ def test_memory_stays_bounded_by_the_batch_not_the_input(
     assert engine.peak_in_flight == 1
     assert 0 < peak[0] < 20 * batch_bytes < input_bytes / 2, (peak[0], batch_bytes, input_bytes)
     # (reading each file whole instead, with pq.read_table, fails here: 10 of the 11 MB held)
-
-
-def test_only_the_local_engine_exists_for_now() -> None:
-    assert isinstance(engine_for("local", workers=1), LocalEngine)
-    with pytest.raises(InvalidInput, match="engine 'ray' is not one of local"):
-        engine_for("ray", workers=1)
-
-
-def test_the_local_path_never_imports_ray() -> None:
-    import sys
-
-    assert "ray" not in sys.modules
 
 
 @pytest.mark.slow  # starts worker processes

@@ -63,3 +63,26 @@ def test_a_remote_yard_refuses_to_log_batch_predictions(
     with pytest.raises(InvalidInput, match="batch data never goes there"):
         yard.batch.score(f"{unique}/1", folder, tmp_path / "o.parquet", workers=1, log_to=unique)
     assert yard.batch.jobs(model=unique) == []
+
+
+def test_a_running_job_renews_its_heartbeat(yard: Yard, unique: str) -> None:
+    yard.models.register(model(), name=unique, input_example=frame(5)[FEATURES])
+    job = yard.backend.start_batch_job(
+        f"{unique}/1",
+        input_uri="file:///data/in",
+        output_uri="file:///data/out.parquet",
+        output_format="parquet",
+        keep=[],
+        workers=1,
+        log_to=None,
+    )
+    assert job.heartbeat_at is not None and job.status is JobStatus.RUNNING
+    renewed = yard.backend.heartbeat_batch_job(job.id)
+    recorded = [
+        e.action for e in yard.audit.events(resource=f"/api/v1/batch-jobs/{job.id}/heartbeat")
+    ]
+    assert recorded == []  # a lease renewal, not a change: embedded and remote alike
+    assert renewed.status is JobStatus.RUNNING
+    assert (renewed.heartbeat_at or 0) >= job.heartbeat_at
+    with pytest.raises(NotFound, match="batch job 'nojob' does not exist"):
+        yard.backend.heartbeat_batch_job("nojob")

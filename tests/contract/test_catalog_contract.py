@@ -213,3 +213,26 @@ def test_tampered_package_is_refused_on_load(
     model_file.write_bytes(model_file.read_bytes() + b"tampered")
     with pytest.raises(IntegrityError, match="fails its sha256 check"):
         yard.models.load(version.ref)
+
+
+def test_models_and_versions_come_in_pages(yard: Yard, unique: str, iris) -> None:  # type: ignore[no-untyped-def]
+    features, _, model = iris
+    names = [f"{unique}-{letter}" for letter in "abc"]
+    for name in names:
+        for _ in range(2):
+            yard.models.register(model, name=name, input_example=features.head(1))
+    first = yard.models.list(name_contains=unique, limit=2)
+    rest = yard.models.list(name_contains=unique, limit=2, after=first[-1].name)
+    assert [m.name for m in first + rest] == names and len(rest) == 1
+    assert rest[0].latest_version == 2
+    refs, after = [], None
+    while page := yard.models.versions(limit=4, after=after):
+        refs += [v.ref for v in page if v.model.startswith(unique)]
+        after = page[-1].ref
+    assert refs == [f"{name}/{number}" for name in names for number in (1, 2)]
+    one_model = yard.models.versions(names[1], limit=1, after=f"{names[1]}/1")
+    assert [v.ref for v in one_model] == [f"{names[1]}/2"]
+    with pytest.raises(InvalidInput, match="limit must be a whole number from 1 to 1000"):
+        yard.models.list(limit=0)
+    with pytest.raises(InvalidInput, match="after must name a version"):
+        yard.models.versions(limit=5, after=names[0])

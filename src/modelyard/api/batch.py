@@ -2,6 +2,7 @@
 
     POST /api/v1/models/{name}/batch-jobs          {"ref": "churn@champion", ...}  start
     POST /api/v1/batch-jobs/{job_id}/finish        {"status": "succeeded", ...}   finish
+    POST /api/v1/batch-jobs/{job_id}/heartbeat     still scoring (else: abandoned)
     GET  /api/v1/batch-jobs/{job_id}
     GET  /api/v1/batch-jobs?model=&status=&limit=  the request's workspace, newest first
 
@@ -17,7 +18,7 @@ from pydantic import Field
 
 from modelyard.api.dependencies import services_of
 from modelyard.api.errors import ERROR_RESPONSES
-from modelyard.api.security import guard, workspace_of
+from modelyard.api.security import guard, lease_only, workspace_of
 from modelyard.api.wire import Body, Limit, respond
 from modelyard.batch.jobs import BatchJobs
 from modelyard.domain.batch import BatchJob, JobOutcome, parse_status
@@ -88,6 +89,13 @@ def finish_job(job_id: str, body: OutcomeIn, request: Request) -> Response:
         error=body.error,
     )
     return respond(_jobs(request).finish(job_id, outcome))
+
+
+@router.post("/batch-jobs/{job_id}/heartbeat", response_model=BatchJob, **guard(Permission.TRACK))
+def heartbeat_job(job_id: str, request: Request) -> Response:
+    """The job's process is still scoring: without this for a while, it shows abandoned."""
+    lease_only(request)
+    return respond(_jobs(request).heartbeat(job_id))
 
 
 @router.get("/batch-jobs/{job_id}", response_model=BatchJob, **guard(Permission.READ))

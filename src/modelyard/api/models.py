@@ -55,11 +55,16 @@ def create_model(body: ModelIn, request: Request) -> Response:
 
 @router.get("/models", response_model=list[RegisteredModel], **guard(Permission.READ))
 def list_models(
-    request: Request, name_contains: str | None = None, tag: str | None = None
+    request: Request,
+    name_contains: str | None = None,
+    tag: str | None = None,
+    limit: int | None = None,
+    after: str | None = None,
 ) -> Response:
-    """Models whose name contains ``name_contains`` and that carry ``tag`` (``key=value``)."""
+    """Models whose name contains ``name_contains`` and that carry ``tag`` (``key=value``),
+    by name; a page of ``limit`` models named after ``after``."""
     found = services_of(request).catalog.list_models(
-        name_contains, tag, workspace=workspace_of(request)
+        name_contains, tag, workspace=workspace_of(request), limit=limit, after=after
     )
     return respond(found)
 
@@ -103,7 +108,11 @@ def search_versions(
     run_id: str | None = None,
     tag: str | None = None,
     sensitivity: str | None = None,
+    limit: int | None = None,
+    after: str | None = None,
 ) -> Response:
+    """Versions by model name and number; a page of ``limit`` versions after ``after``
+    (the last reference of the page before: ``churn/3``)."""
     found = services_of(request).catalog.search_versions(
         name,
         stage=stage,
@@ -111,6 +120,8 @@ def search_versions(
         tag=tag,
         sensitivity=sensitivity,
         workspace=workspace_of(request),
+        limit=limit,
+        after=after,
     )
     return respond(found)
 

@@ -161,6 +161,12 @@ def staging_only(request: Request) -> None:
     request.state.staging_only = True
 
 
+def lease_only(request: Request) -> None:
+    """Mark a write that only renews a lease (a batch job's heartbeat, every 30 s while it
+    scores): the job's start and finish are what the audit log records."""
+    request.state.lease_only = True
+
+
 def _key_id_of(request: Request) -> str | None:
     token = bearer_token(request) or ""
     if not token.startswith(KEY_PREFIX):
@@ -198,7 +204,8 @@ class AuditMiddleware:
         is_read = request.method in _READS or state.get("permission") == "read"
         if is_read and not refused and not state.get("audit_read"):
             return
-        if status < 400 and (_recorded_by_services(request) or state.get("staging_only")):
+        quiet = state.get("staging_only") or state.get("lease_only")
+        if status < 400 and (_recorded_by_services(request) or quiet):
             return
         event = _event(request, status, refused)
         services = services_of(request)

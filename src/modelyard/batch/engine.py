@@ -2,11 +2,11 @@
 
 An engine takes a ``Task`` (a verified package, a source, the columns to keep) and
 hands every scored batch, in input order, to ``deliver``; the caller writes the output
-and the prediction log. ``LocalEngine`` (``batch/local.py``) is the one shipped: this
-process, or worker processes on this machine. A cluster engine (Ray Data) is a second
-implementation of the same one method; nothing on the local path imports it.
+and the prediction log. ``LocalEngine`` (``batch/local.py``): this process, or worker
+processes on this machine. ``RayEngine`` (``batch/raydata.py``): Ray Data on a Ray
+cluster; only it imports Ray, so nothing on the local path loads it.
 
->>> engine = engine_for("local", workers=4)
+>>> engine = engine_for("local", workers=4)     # or ("ray", workers=8, address=...)
 >>> engine.run(Task(package, digest, source, keep=["id"]), deliver=sink_and_log)
 """
 
@@ -22,7 +22,7 @@ import pyarrow as pa
 from modelyard.batch.sources import Source
 from modelyard.errors import InvalidInput
 
-ENGINES = ("local",)
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,22 @@ class Engine(Protocol):
     def run(self, task: Task, deliver: Deliver) -> None: ...
 
 
-def engine_for(name: str, *, workers: int) -> Engine:
-    """The engine called ``name`` with ``workers`` processes."""
-    if name != "local":
-        raise InvalidInput(f"batch engine '{name}' is not one of {', '.join(ENGINES)}")
+def engine_for(name: str, *, workers: int, address: str | None = None) -> Engine:
+    """The engine called ``name`` with ``workers`` scoring processes (Ray: actors);
+    ``address`` is the Ray cluster's (default ``MODELYARD_RAY_ADDRESS``)."""
+    check_engine(name)
+    if name == "ray":
+        from modelyard.batch.raydata import RayEngine
+
+        return RayEngine(workers, address=address)
+    if address is not None:
+        raise InvalidInput("a Ray address goes with the ray engine only (--engine ray)")
     from modelyard.batch.local import LocalEngine
 
     return LocalEngine(workers)
+
+
+def check_engine(name: str) -> str:
+    if name not in ENGINES:
+        raise InvalidInput(f"batch engine '{name}' is not one of {', '.join(ENGINES)}")
+    return name

@@ -18,13 +18,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from modelyard.catalog.registry import Catalog
 from modelyard.clock import now_ms
 from modelyard.domain.actors import current_actor
 from modelyard.domain.batch import (
     FINISHED,
+    STALE_MS,
     BatchJob,
     JobOutcome,
     JobStatus,
@@ -79,6 +80,7 @@ class BatchJobs:
             "created_by": current_actor().user,
             "created_at": now_ms(),
         }
+        row["heartbeat_at"] = row["created_at"]
         with self.db.write() as conn:
             version = self.catalog.version_in(conn, parsed)
             if version.stage is Stage.RETIRED:
@@ -135,6 +137,17 @@ class BatchJobs:
             publish(conn, change)
         return self.get(job_id)
 
+    def heartbeat(self, job_id: str) -> BatchJob:
+        """Renew running job ``job_id``'s heartbeat (only who started it may): its process
+        is still scoring. A lease renewal, like a monitor window's claim: not an audited
+        change (the start and the finish are)."""
+        with self.db.write() as conn:
+            row = _job_row(conn, job_id)
+            _check_finisher(row)
+            j = t.batch_jobs.c
+            conn.execute(t.batch_jobs.update().where(j.id == job_id).values(heartbeat_at=now_ms()))
+        return self.get(job_id)
+
     def _link_datasets(self, conn: Connection, row: Any, outcome: JobOutcome) -> dict[str, Any]:
         if outcome.input_fingerprint is None or outcome.output_fingerprint is None:
             raise InvalidInput("a succeeded job names its input's and its output's fingerprints")
@@ -184,9 +197,29 @@ class BatchJobs:
         if model is not None:
             query = query.where(t.models.c.name == model)
         if status is not None:
-            query = query.where(j.status == parse_status(status).value)
+            query = query.where(*_status_is(parse_status(status)))
         with self.db.read() as conn:
             return [_job(row) for row in conn.execute(query)]
+
+
+def _status_is(status: JobStatus) -> list[Any]:
+    """Conditions for jobs shown with ``status``: a running job goes quiet by its heartbeat."""
+    j = t.batch_jobs.c
+    beat = func.coalesce(j.heartbeat_at, j.created_at)
+    cutoff = now_ms() - STALE_MS
+    if status is JobStatus.ABANDONED:
+        return [j.status == JobStatus.RUNNING.value, beat < cutoff]
+    if status is JobStatus.RUNNING:
+        return [j.status == JobStatus.RUNNING.value, beat >= cutoff]
+    return [j.status == status.value]
+
+
+def _shown_status(row: Any) -> JobStatus:
+    status = JobStatus(row.status)
+    beat = row.heartbeat_at if row.heartbeat_at is not None else row.created_at
+    if status is JobStatus.RUNNING and beat < now_ms() - STALE_MS:
+        return JobStatus.ABANDONED
+    return status
 
 
 def _resource(job_id: str) -> str:
@@ -301,7 +334,7 @@ def _job(row: Any) -> BatchJob:
         model=row.model,
         version=row.version,
         package_digest=row.package_digest,
-        status=JobStatus(row.status),
+        status=_shown_status(row),
         input_uri=row.input_uri,
         output_uri=row.output_uri,
         output_format=row.output_format,
@@ -318,4 +351,5 @@ def _job(row: Any) -> BatchJob:
         input_dataset=row.input_dataset_id,
         output_dataset=row.output_dataset_id,
         error=row.error,
+        heartbeat_at=row.heartbeat_at,
     )

@@ -15,15 +15,13 @@ import multiprocessing
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, TypeAlias
+from typing import Any
 
-import pyarrow as pa
-
+from modelyard.batch.answers import Answer, from_ipc, located, score_batch, to_ipc
 from modelyard.batch.engine import Deliver, Scored, Task
 from modelyard.batch.scorer import Scorer
 from modelyard.batch.sources import Chunk
 from modelyard.domain.batch import check_workers
-from modelyard.errors import ModelFailed, ModelyardError, SignatureError
 from modelyard.packaging import load_package
 
 
@@ -49,7 +47,7 @@ class LocalEngine:
         for chunk in task.source.chunks():
             self._held(1)
             started = time.perf_counter()
-            outputs = _raise_located(_score(scorer, chunk.batch), chunk)
+            outputs = located(score_batch(scorer, chunk.batch), chunk)
             elapsed = (time.perf_counter() - started) * 1000
             deliver(Scored(chunk.file, chunk.offset, chunk.batch, outputs, elapsed))
 
@@ -63,7 +61,7 @@ class LocalEngine:
         pending: deque[tuple[Chunk, Future[Any]]] = deque()
         try:
             for chunk in task.source.chunks():
-                pending.append((chunk, pool.submit(_score_in_worker, _to_ipc(chunk.batch))))
+                pending.append((chunk, pool.submit(_score_in_worker, to_ipc(chunk.batch))))
                 self._held(len(pending))
                 while len(pending) >= self.in_flight:
                     _deliver_first(pending, deliver)
@@ -76,43 +74,11 @@ class LocalEngine:
 def _deliver_first(pending: deque[tuple[Chunk, Future[Any]]], deliver: Deliver) -> None:
     chunk, future = pending.popleft()
     answer, elapsed = future.result()
-    outputs = _raise_located(answer, chunk)
+    outputs = located(answer, chunk)
     deliver(Scored(chunk.file, chunk.offset, chunk.batch, outputs, elapsed))
 
 
-# -- scoring, here or in a worker ------------------------------------------------------
-
-Answer: TypeAlias = "pa.RecordBatch | tuple[str, ...]"
-
-
-def _score(scorer: Scorer, batch: pa.RecordBatch) -> Answer:
-    """The scored batch, or a failure as plain values (exceptions with their own
-    constructors do not cross a process boundary intact)."""
-    try:
-        scored: pa.RecordBatch = scorer.score(batch)
-        return scored
-    except SignatureError as exc:
-        return ("signature", exc.column, exc.problem, "" if exc.row is None else str(exc.row))
-    except ModelyardError as exc:
-        return ("error", exc.message)
-    except Exception as exc:
-        return ("model", f"{type(exc).__name__}: {exc}")
-
-
-def _raise_located(answer: Answer, chunk: Chunk) -> pa.RecordBatch:
-    if isinstance(answer, pa.RecordBatch):
-        return answer
-    kind, *details = answer
-    if kind == "signature":
-        column, problem, row = details
-        error = SignatureError(column, problem, row=int(row) if row else None)
-        raise error.located(chunk.file, chunk.offset)
-    last = chunk.offset + chunk.batch.num_rows - 1
-    where = f"'{chunk.file}', rows {chunk.offset} to {last}"
-    if kind == "error":
-        raise ModelyardError(f"{where}: {details[0]}")
-    raise ModelFailed(f"the model failed on {where}: {details[0]}")
-
+# -- in a worker process ---------------------------------------------------------------
 
 _WORKER: dict[str, Scorer] = {}
 
@@ -127,17 +93,6 @@ def _start_worker(package: str, digest: str, keep: list[str]) -> None:
 
 def _score_in_worker(data: bytes) -> tuple[Answer, float]:
     started = time.perf_counter()
-    answer = _score(_WORKER["scorer"], _from_ipc(data))
+    answer = score_batch(_WORKER["scorer"], from_ipc(data))
     elapsed = (time.perf_counter() - started) * 1000
     return answer, elapsed
-
-
-def _to_ipc(batch: pa.RecordBatch) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def _from_ipc(data: bytes) -> pa.RecordBatch:
-    return pa.ipc.open_stream(data).read_next_batch()

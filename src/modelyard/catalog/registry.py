@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, select, update
+from sqlalchemy import Connection, Text, and_, cast, or_, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from modelyard.artifacts.store import ArtifactStore
@@ -39,6 +39,8 @@ from modelyard.store.database import Database, publish
 from modelyard.store.dialects import insert_for
 from modelyard.tracking.dataset_registry import check_sensitivity
 from modelyard.tracking.runs import stringify
+
+MAX_PAGE = 1000  # the most models or versions one page may hold
 
 
 class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
@@ -120,29 +122,7 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
             return self._model_from_row(conn, row)
 
     def _model_from_row(self, conn: Connection, row: Any) -> RegisteredModel:
-        tags = dict(
-            conn.execute(
-                select(t.model_tags.c.key, t.model_tags.c.value).where(
-                    t.model_tags.c.model_id == row.id
-                )
-            ).all()
-        )
-        aliases = dict(
-            conn.execute(
-                select(t.aliases.c.alias, t.aliases.c.version).where(t.aliases.c.model_id == row.id)
-            ).all()
-        )
-        return RegisteredModel(
-            id=row.id,
-            name=row.name,
-            description=row.description,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            latest_version=row.last_version or None,
-            tags=tags,
-            aliases=aliases,
-            workspace=row.workspace,
-        )
+        return self._models_from_rows(conn, [row])[0]
 
     def list_models(
         self,
@@ -150,21 +130,50 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
         tag: str | None = None,
         *,
         workspace: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[RegisteredModel]:
-        """Models by name; ``tag`` is ``key`` or ``key=value``; only ``workspace``'s if given."""
-        query = select(t.models).order_by(t.models.c.name)
+        """Models by name; ``tag`` is ``key`` or ``key=value``; only ``workspace``'s if given.
+
+        A page: at most ``limit`` models, those named after ``after`` (the last name of the
+        page before). Each page costs three queries, however many models it holds.
+        """
+        m = t.models.c
+        query = select(t.models).order_by(m.name)
         if workspace is not None:
-            query = query.where(t.models.c.workspace == workspace)
+            query = query.where(m.workspace == workspace)
         if name_contains:
-            query = query.where(t.models.c.name.contains(name_contains, autoescape=True))
+            query = query.where(m.name.contains(name_contains, autoescape=True))
         if tag:
             key, _, value = tag.partition("=")
             sub = select(t.model_tags.c.model_id).where(t.model_tags.c.key == key)
             if value:
                 sub = sub.where(t.model_tags.c.value == value)
-            query = query.where(t.models.c.id.in_(sub))
+            query = query.where(m.id.in_(sub))
+        if after is not None:
+            query = query.where(m.name > after)
+        if limit is not None:
+            query = query.limit(check_page_size(limit))
         with self.db.read() as conn:
-            return [self._model_from_row(conn, row) for row in conn.execute(query).all()]
+            rows = conn.execute(query).all()
+            return self._models_from_rows(conn, list(rows))
+
+    def _models_from_rows(self, conn: Connection, rows: list[Any]) -> list[RegisteredModel]:
+        """The models of ``rows`` with their tags and aliases, read in one query each."""
+        ids = [row.id for row in rows]
+        tags: dict[int, dict[str, str]] = {}
+        aliases: dict[int, dict[str, int]] = {}
+        if ids:
+            g, a = t.model_tags.c, t.aliases.c
+            for model_id, key, value in conn.execute(
+                select(g.model_id, g.key, g.value).where(g.model_id.in_(ids))
+            ):
+                tags.setdefault(model_id, {})[key] = value
+            for model_id, alias, version in conn.execute(
+                select(a.model_id, a.alias, a.version).where(a.model_id.in_(ids))
+            ):
+                aliases.setdefault(model_id, {})[alias] = version
+        return [_model(row, tags.get(row.id, {}), aliases.get(row.id, {})) for row in rows]
 
     def update_model(
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
@@ -321,9 +330,16 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
         tag: str | None = None,
         sensitivity: str | None = None,
         workspace: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[ModelVersion]:
         """Versions filtered by model name, stage, source run, tag (``key[=value]``), a
-        sensitivity class of the data their run used (``pii``) or their model's workspace."""
+        sensitivity class of the data their run used (``pii``) or their model's workspace.
+
+        Ordered by model name, then number. A page: at most ``limit`` versions, those
+        after ``after`` (the last reference of the page before, ``churn/3``); each page
+        costs three queries, however many versions it holds.
+        """
         v = t.model_versions.c
         conditions: list[Any] = []
         if name:
@@ -349,10 +365,14 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
                 .where(cast(c.tags, Text).contains(f'"{check_sensitivity(sensitivity)}"'))
             )
             conditions.append(v.run_id.in_(runs))
+        if after is not None:
+            conditions.append(_after_version(after))
+        size = None if limit is None else check_page_size(limit)
         with self.db.read() as conn:
             if name:
                 self._model_id(conn, name)
-            return self._versions_from_rows(conn, self._version_rows(conn, conditions))
+            rows = self._version_rows(conn, conditions, limit=size)
+            return self._versions_from_rows(conn, rows)
 
     def update_version(
         self,
@@ -381,6 +401,35 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
             change = Changed("update version", resource, workspace, _only(before, after), after)
             publish(conn, change)
         return self.get_version(ModelRef(ref.name, version=number))
+
+
+def check_page_size(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be a whole number from 1 to {MAX_PAGE}, got {limit!r}")
+    return limit
+
+
+def _after_version(after: str) -> Any:
+    """The versions ordered after ``after`` (``churn/3``): by model name, then number."""
+    ref = ModelRef.parse(after)
+    if ref.version is None:
+        raise InvalidInput(f"after must name a version (churn/3), got {after!r}")
+    m, v = t.models.c, t.model_versions.c
+    return or_(m.name > ref.name, and_(m.name == ref.name, v.version > ref.version))
+
+
+def _model(row: Any, tags: dict[str, str], aliases: dict[str, int]) -> RegisteredModel:
+    return RegisteredModel(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        latest_version=row.last_version or None,
+        tags=tags,
+        aliases=aliases,
+        workspace=row.workspace,
+    )
 
 
 def _only(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

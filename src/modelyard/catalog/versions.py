@@ -78,13 +78,16 @@ class VersionReader:
             raise NotFound(f"model '{ref.name}' has no version {number}")
         return self._versions_from_rows(conn, rows)[0]
 
-    def _version_rows(self, conn: Connection, conditions: list[Any]) -> list[Any]:
+    def _version_rows(
+        self, conn: Connection, conditions: list[Any], *, limit: int | None = None
+    ) -> list[Any]:
         v, m = t.model_versions.c, t.models.c
         query = (
             select(t.model_versions, m.name.label("model"))
             .join(t.models, m.id == v.model_id)
             .where(*conditions)
             .order_by(m.name, v.version)
+            .limit(limit)
         )
         return list(conn.execute(query).all())
 

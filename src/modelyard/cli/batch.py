@@ -34,7 +34,12 @@ def _columns(value: str | None) -> list[str]:
 @click.argument("ref")
 @click.argument("input")
 @click.argument("output")
-@click.option("--workers", type=int, default=None, help="Scoring processes (default: every core).")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Scoring processes, or Ray actors with --engine ray (default: every core here).",
+)
 @click.option("--keep", default=None, help="Input columns to copy beside the outputs: id,customer.")
 @click.option("--log-to", default=None, help="Also write the predictions to this endpoint's log.")
 @click.option(
@@ -45,6 +50,19 @@ def _columns(value: str | None) -> list[str]:
     help="Output format (default: the output's suffix, else parquet).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Score here (local processes) or on a Ray cluster through Ray Data.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    envvar="MODELYARD_RAY_ADDRESS",
+    help="The Ray cluster for --engine ray (default: MODELYARD_RAY_ADDRESS, else Ray's own).",
+)
 @json_option
 @pass_context
 def score(
@@ -57,6 +75,8 @@ def score(
     log_to: str | None,
     output_format: str | None,
     overwrite: bool,
+    engine: str,
+    ray_address: str | None,
     as_json: bool,
 ) -> None:
     """Score INPUT (Parquet, CSV, a folder of them, any fsspec URL) with version REF
@@ -87,6 +107,8 @@ def score(
             format=output_format,
             overwrite=overwrite,
             progress=advance,
+            engine=engine,
+            address=ray_address if engine == "ray" else None,
         )
     if as_json:
         emit_json(job)
@@ -104,7 +126,9 @@ def batch() -> None:
 
 @batch.command("list")
 @click.option("--model", default=None, help="Only jobs of this model.")
-@click.option("--status", type=click.Choice(["running", "succeeded", "failed"]), default=None)
+@click.option(
+    "--status", type=click.Choice(["running", "succeeded", "failed", "abandoned"]), default=None
+)
 @click.option("--limit", type=int, default=50, show_default=True)
 @json_option
 @pass_context

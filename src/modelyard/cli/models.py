@@ -55,10 +55,20 @@ def models() -> None:
 @models.command("list")
 @click.option("--name", "name_contains", default=None, help="Only models whose name contains this.")
 @click.option("--tag", default=None, help="Only models with this tag: KEY or KEY=VALUE.")
+@click.option("--limit", type=int, default=None, help="At most this many models (a page).")
+@click.option("--after", default=None, help="Only models named after this (the next page).")
 @json_option
 @pass_context
-def list_models(ctx: CliContext, name_contains: str | None, tag: str | None, as_json: bool) -> None:
-    found = ctx.yard().models.list(name_contains, tag)
+def list_models(
+    ctx: CliContext,
+    name_contains: str | None,
+    tag: str | None,
+    limit: int | None,
+    after: str | None,
+    as_json: bool,
+) -> None:
+    """Registered models by name; --limit and --after page through many."""
+    found = ctx.yard().models.list(name_contains, tag, limit=limit, after=after)
     if as_json:
         emit_json(found)
         return

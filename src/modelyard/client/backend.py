@@ -101,7 +101,12 @@ class Backend(Protocol):
     ) -> RegisteredModel: ...
     def get_model(self, name: str) -> RegisteredModel: ...
     def list_models(
-        self, name_contains: str | None = None, tag: str | None = None
+        self,
+        name_contains: str | None = None,
+        tag: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[RegisteredModel]: ...
     def update_model(
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
@@ -124,6 +129,8 @@ class Backend(Protocol):
         run_id: str | None = None,
         tag: str | None = None,
         sensitivity: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[ModelVersion]: ...
     def update_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
@@ -262,6 +269,7 @@ class Backend(Protocol):
         log_to: str | None,
     ) -> BatchJob: ...
     def finish_batch_job(self, job_id: str, outcome: JobOutcome) -> BatchJob: ...
+    def heartbeat_batch_job(self, job_id: str) -> BatchJob: ...
     def get_batch_job(self, job_id: str) -> BatchJob: ...
     def list_batch_jobs(
         self, model: str | None, status: str | None, limit: int

@@ -18,7 +18,9 @@ says why, and the same call can simply be run again.
 from __future__ import annotations
 
 import builtins
+import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,11 +29,12 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from modelyard.batch.engine import Scored, Task, engine_for
+from modelyard.batch.engine import Engine, Scored, Task, engine_for
 from modelyard.batch.predictions import BatchLog, JournalWriter
 from modelyard.batch.sinks import Sink, infer_format, open_sink
 from modelyard.batch.sources import BATCH_ROWS, Fingerprinter, Source, open_source
 from modelyard.domain.batch import (
+    HEARTBEAT_MS,
     PREDICTION,
     BatchJob,
     JobOutcome,
@@ -46,6 +49,8 @@ from modelyard.packaging.signature import Signature
 if TYPE_CHECKING:
     from modelyard.client.backend import Backend
     from modelyard.client.yard import Yard
+
+log = logging.getLogger("modelyard.batch")
 
 Progress = Callable[[int, "int | None"], None]
 """Called with the rows of each batch as it is written, and the input's total (if known)."""
@@ -94,6 +99,8 @@ class BatchAPI:
         overwrite: bool = False,
         batch_rows: int = BATCH_ROWS,
         progress: Progress | None = None,
+        engine: str = "local",
+        address: str | None = None,
     ) -> BatchJob:
         """Score ``input`` (a Parquet or CSV file, a folder of them, any fsspec URL) with
         version ``ref`` into ``output`` and return the finished job record.
@@ -105,11 +112,14 @@ class BatchAPI:
         ``format`` is ``parquet`` or ``csv`` (default: the output's suffix, else Parquet);
         an existing output is refused unless ``overwrite``. ``progress`` is called with
         the rows of each batch as it is written and the input's row count (None for CSV).
-        A batch that breaks the signature fails the job with an error naming the file, the
-        row and the column.
+        ``engine="ray"`` scores on a Ray cluster through Ray Data with ``workers`` actors,
+        the same outputs as the local engine; ``address`` names the cluster (default
+        ``MODELYARD_RAY_ADDRESS``, else Ray's own default). A batch that breaks the
+        signature fails the job with an error naming the file, the row and the column.
         """
         kept = check_keep(list(keep))
         count = check_workers(workers if workers is not None else os.cpu_count() or 1)
+        scoring = engine_for(engine, workers=count, address=address)
         output_format = infer_format(str(output), format)
         preview = self._backend.get_version(str(ModelRef.parse(ref)))
         source = open_source(input, batch_rows=batch_rows)
@@ -132,7 +142,7 @@ class BatchAPI:
                 journal.close()
             raise
         run = _Run(job, source, sink, log, progress)
-        return self._run(run, count)
+        return self._run(run, scoring)
 
     def _log(
         self, journal: JournalWriter | None, job: BatchJob, inputs: builtins.list[str]
@@ -149,14 +159,15 @@ class BatchAPI:
             inputs=inputs,
         )
 
-    def _run(self, run: _Run, workers: int) -> BatchJob:
+    def _run(self, run: _Run, engine: Engine) -> BatchJob:
         job = run.job
+        heartbeat = _Heartbeat(self._backend, job.id)
         try:
             version = self._backend.get_version(job.version_ref)
             package = self._backend.fetch_package(version)
             printer = Fingerprinter(run.source)
             task = Task(package, job.package_digest, run.source, list(job.keep))
-            engine_for("local", workers=workers).run(task, run.deliver)
+            engine.run(task, run.deliver)
             output_fingerprint = run.sink.commit(_empty_output(run.source, job.keep))
             outcome = JobOutcome(
                 JobStatus.SUCCEEDED,
@@ -179,6 +190,7 @@ class BatchAPI:
             self._backend.finish_batch_job(job.id, failed)
             raise
         finally:
+            heartbeat.stop()
             if run.log is not None:
                 run.log.close()
         return self._backend.finish_batch_job(job.id, outcome)
@@ -191,6 +203,30 @@ class BatchAPI:
 
     def job(self, job_id: str) -> BatchJob:
         return self._backend.get_batch_job(job_id)
+
+
+class _Heartbeat:
+    """Renews the job's heartbeat every ``HEARTBEAT_MS`` while it scores, on a thread; a
+    job whose process dies stops renewing it and shows ``abandoned`` after ``STALE_MS``.
+    A renewal that fails is logged and tried again: it never fails the job."""
+
+    def __init__(self, backend: Backend, job_id: str) -> None:
+        self._backend = backend
+        self._job_id = job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="batch-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_MS / 1000):
+            try:
+                self._backend.heartbeat_batch_job(self._job_id)
+            except Exception:
+                log.warning("could not renew batch job %s's heartbeat", self._job_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _signature(version: ModelVersion) -> Signature:

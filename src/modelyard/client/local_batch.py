@@ -39,6 +39,9 @@ class LocalBatch(LocalBase):
     def finish_batch_job(self, job_id: str, outcome: JobOutcome) -> BatchJob:
         return self._batch_jobs.finish(job_id, outcome)
 
+    def heartbeat_batch_job(self, job_id: str) -> BatchJob:
+        return self._batch_jobs.heartbeat(job_id)
+
     def get_batch_job(self, job_id: str) -> BatchJob:
         return self._batch_jobs.get(job_id)
 

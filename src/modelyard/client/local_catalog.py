@@ -47,9 +47,16 @@ class LocalCatalog(LocalBase):
         return self._catalog.get_model(name)
 
     def list_models(
-        self, name_contains: str | None = None, tag: str | None = None
+        self,
+        name_contains: str | None = None,
+        tag: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[RegisteredModel]:
-        return self._catalog.list_models(name_contains, tag, workspace=self.workspace)
+        return self._catalog.list_models(
+            name_contains, tag, workspace=self.workspace, limit=limit, after=after
+        )
 
     def update_model(
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
@@ -85,6 +92,8 @@ class LocalCatalog(LocalBase):
         run_id: str | None = None,
         tag: str | None = None,
         sensitivity: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[ModelVersion]:
         return self._catalog.search_versions(
             name,
@@ -93,6 +102,8 @@ class LocalCatalog(LocalBase):
             tag=tag,
             sensitivity=sensitivity,
             workspace=self.workspace,
+            limit=limit,
+            after=after,
         )
 
     def update_version(

@@ -99,9 +99,19 @@ class ModelsAPI:
         return self._backend.create_model(name, description, tags)
 
     def list(
-        self, name_contains: str | None = None, tag: str | None = None
+        self,
+        name_contains: str | None = None,
+        tag: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[RegisteredModel]:
-        return self._backend.list_models(name_contains, tag)
+        """Models by name (all of them, or a page of ``limit`` named after ``after``).
+
+        >>> page = yard.models.list(limit=100)
+        >>> more = yard.models.list(limit=100, after=page[-1].name)
+        """
+        return self._backend.list_models(name_contains, tag, limit=limit, after=after)
 
     def update(
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
@@ -129,10 +139,23 @@ class ModelsAPI:
         run_id: str | None = None,
         tag: str | None = None,
         sensitivity: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> builtins.list[ModelVersion]:
-        """Versions filtered by stage, run, tag or a sensitivity class of their data."""
+        """Versions filtered by stage, run, tag or a sensitivity class of their data, by
+        model name and number; a page of ``limit`` after ``after`` (a reference, churn/3).
+
+        >>> page = yard.models.versions(stage="production", limit=100)
+        >>> more = yard.models.versions(stage="production", limit=100, after=page[-1].ref)
+        """
         return self._backend.search_versions(
-            name, stage=stage, run_id=run_id, tag=tag, sensitivity=sensitivity
+            name,
+            stage=stage,
+            run_id=run_id,
+            tag=tag,
+            sensitivity=sensitivity,
+            limit=limit,
+            after=after,
         )
 
     def retire(self, ref: str, *, comment: str = "") -> ModelVersion:

@@ -51,6 +51,10 @@ class RemoteBatch(RemoteBase):
         path = f"/batch-jobs/{_path(job_id)}/finish"
         return parse(BatchJob, self._json("POST", path, json=body))
 
+    def heartbeat_batch_job(self, job_id: str) -> BatchJob:
+        path = f"/batch-jobs/{_path(job_id)}/heartbeat"
+        return parse(BatchJob, self._json("POST", path))
+
     def get_batch_job(self, job_id: str) -> BatchJob:
         return parse(BatchJob, self._json("GET", f"/batch-jobs/{_path(job_id)}"))
 

@@ -78,9 +78,15 @@ class RemoteCatalog(RemoteBase):
         return parse(RegisteredModel, self._json("GET", f"/models/{_path(name)}"))
 
     def list_models(
-        self, name_contains: str | None = None, tag: str | None = None
+        self,
+        name_contains: str | None = None,
+        tag: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[RegisteredModel]:
-        params = {k: v for k, v in {"name_contains": name_contains, "tag": tag}.items() if v}
+        query = {"name_contains": name_contains, "tag": tag, "limit": limit, "after": after}
+        params = {k: v for k, v in query.items() if v is not None and v != ""}
         return parse(list[RegisteredModel], self._json("GET", "/models", params=params))
 
     def update_model(
@@ -119,6 +125,8 @@ class RemoteCatalog(RemoteBase):
         run_id: str | None = None,
         tag: str | None = None,
         sensitivity: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[ModelVersion]:
         query = {
             "name": name,
@@ -126,8 +134,10 @@ class RemoteCatalog(RemoteBase):
             "run_id": run_id,
             "tag": tag,
             "sensitivity": sensitivity,
+            "limit": limit,
+            "after": after,
         }
-        params = {k: v for k, v in query.items() if v}
+        params = {k: v for k, v in query.items() if v is not None and v != ""}
         return parse(list[ModelVersion], self._json("GET", "/versions", params=params))
 
     def update_version(

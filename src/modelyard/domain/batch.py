@@ -1,8 +1,11 @@
 """Batch scoring jobs as records: who scored what, with which version, into where.
 
 A job is created ``running`` when scoring starts and finished once, ``succeeded`` or
-``failed`` (with the error). The data never enters the record: only where it was
-read and written, content fingerprints and row counts.
+``failed`` (with the error). While it scores, its process renews a heartbeat every
+``HEARTBEAT_MS``; a running job whose heartbeat is older than ``STALE_MS`` (its process
+was killed, or lost the server) is shown ``abandoned``, and may still be finished. The
+data never enters the record: only where it was read and written, content fingerprints
+and row counts.
 
 >>> job = yard.batch.score("churn@champion", "customers/", "scores.parquet")
 >>> job.status, job.version, job.rows_out
@@ -22,6 +25,11 @@ class JobStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    ABANDONED = "abandoned"  # shown, never stored: running, with no heartbeat for STALE_MS
+
+
+HEARTBEAT_MS = 30_000
+STALE_MS = 5 * 60_000  # ten heartbeats missed
 
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED)
@@ -64,6 +72,7 @@ class BatchJob:
     input_dataset: str | None = None
     output_dataset: str | None = None
     error: str | None = None
+    heartbeat_at: int | None = None
 
     @property
     def version_ref(self) -> str:

@@ -185,6 +185,7 @@ model_tags = Table(
     Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
     Column("key", KEY, primary_key=True),
     Column("value", Text, nullable=False),
+    Index("ix_model_tags_key_value", "key", "value"),  # migration 0018: tag searches
 )
 
 model_versions = Table(
@@ -213,6 +214,7 @@ version_tags = Table(
     Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
     Column("key", KEY, primary_key=True),
     Column("value", Text, nullable=False),
+    Index("ix_version_tags_key_value", "key", "value"),  # migration 0018: tag searches
 )
 
 aliases = Table(
@@ -585,6 +587,8 @@ batch_jobs = Table(
     Column("input_dataset_id", String(32), ForeignKey("datasets.id")),
     Column("output_dataset_id", String(32), ForeignKey("datasets.id")),
     Column("error", Text),
+    # renewed while the job's process scores (migration 0018); stale: shown abandoned
+    Column("heartbeat_at", BigInteger),
     Index("ix_batch_jobs_workspace", "workspace", "created_at"),
     Index("ix_batch_jobs_version", "model_id", "version"),
     Index("ix_batch_jobs_input", "input_dataset_id"),

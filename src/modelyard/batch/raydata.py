@@ -1,0 +1,216 @@
+"""The Ray Data engine: a job's batches read and scored by a Ray cluster.
+
+The same job as the local engine, spread over a running Ray cluster::
+
+    from_items(files) ─ map_batches(read_file) ─ map_batches(ScoringActor, concurrency=workers)
+        one row per file      one row per batch            package verified and loaded once
+                              (file, offset, Arrow IPC)     per actor; outputs as Arrow IPC
+    ─ iter_rows (input order) ─► deliver: this process writes the output and the log
+
+Each input file is read by a Ray task with the same reader as the local engine
+(``Source.chunks``: the same batches, each knowing its file and first row), so the
+outputs are the same bytes; a batch travels as one row, whatever blocks Ray makes.
+The package's files travel once through the object store and each actor verifies
+them against the digest before it loads the model: an actor on another machine
+needs no shared folder for the package, but does need to reach the input (a path
+every node sees, or an fsspec URL). Failures come back as values and are raised
+here naming the file, row and column, exactly as the local engine raises them.
+
+The cluster is the one this process is connected to already, else ``address``,
+else ``MODELYARD_RAY_ADDRESS``, else Ray's own default (``RAY_ADDRESS``, a cluster
+started on this machine with ``ray start``, or a new local one). Ray is imported
+here only: nothing on the local path loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from modelyard.batch.answers import from_ipc, located, score_batch, to_ipc
+from modelyard.batch.engine import Deliver, Scored, Task
+from modelyard.batch.scorer import Scorer
+from modelyard.batch.sources import Chunk, Source
+from modelyard.domain.batch import check_workers
+from modelyard.errors import InvalidInput, NotConfigured
+
+ADDRESS_VARIABLE = "MODELYARD_RAY_ADDRESS"
+_UNREADABLE = "unreadable"
+
+
+def ray_address(address: str | None) -> str | None:
+    """The cluster to connect to: ``address``, else ``MODELYARD_RAY_ADDRESS``, else None
+    (Ray's default)."""
+    chosen = address or os.environ.get(ADDRESS_VARIABLE) or None
+    if chosen is not None and not chosen.strip():
+        raise InvalidInput("the Ray address is empty")
+    return chosen
+
+
+class RayEngine:
+    """Score on a Ray cluster with ``workers`` scoring actors (one CPU each)."""
+
+    def __init__(self, workers: int, *, address: str | None = None) -> None:
+        self.workers = check_workers(workers)
+        self.address = address
+
+    def run(self, task: Task, deliver: Deliver) -> None:
+        ray = _import_ray()
+        connected_here = self._connect(ray)
+        try:
+            for scored in self._scored(ray, task):
+                deliver(scored)
+        finally:
+            if connected_here:
+                ray.shutdown()
+
+    def _connect(self, ray: Any) -> bool:
+        """Connect unless this process is connected already; True if it connected now."""
+        if ray.is_initialized():
+            return False
+        address = ray_address(self.address)
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"at '{address}'" if address else "(no address given)"
+            raise NotConfigured(f"cannot connect to a Ray cluster {where}: {exc}") from None
+        return True
+
+    def _scored(self, ray: Any, task: Task) -> Iterator[Scored]:
+        import ray.data
+
+        context = ray.data.DataContext.get_current()
+        saved = (context.execution_options.preserve_order, context.enable_progress_bars)
+        context.execution_options.preserve_order = True  # delivered in input order
+        context.enable_progress_bars = False
+        try:
+            yield from self._pipeline(ray, task)
+        finally:
+            context.execution_options.preserve_order, context.enable_progress_bars = saved
+
+    def _pipeline(self, ray: Any, task: Task) -> Iterator[Scored]:
+        package = ray.put(_package_files(task.package))
+        files = ray.data.from_items(
+            [{"path": path} for path in task.source.files],
+            override_num_blocks=len(task.source.files),
+        )
+        chunks = files.map_batches(
+            _read_files,
+            batch_size=1,
+            batch_format="pyarrow",
+            fn_kwargs={"source": task.source},
+            compute=ray.data.TaskPoolStrategy(size=min(len(task.source.files), self.workers)),
+            num_cpus=0,  # decoding is pyarrow's own threads; the CPUs go to the scorers
+        )
+        scored = chunks.map_batches(
+            _ScoringActor,
+            batch_size=1,
+            batch_format="pyarrow",
+            fn_constructor_args=(package, task.digest, list(task.keep)),
+            compute=ray.data.ActorPoolStrategy(size=self.workers),
+            num_cpus=1,
+        )
+        for row in scored.iter_rows():
+            yield _delivered(row)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise NotConfigured(
+            "the Ray engine needs Ray: install modelyard with the 'ray' extra (modelyard[ray])"
+        ) from None
+    return ray
+
+
+def _package_files(directory: Path) -> dict[str, bytes]:
+    """Every file of the package by its path inside it (verified again where it is loaded)."""
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _delivered(row: dict[str, Any]) -> Scored:
+    """The scored batch a result row carries; a failure is raised naming where it was."""
+    if row["failure"] and json.loads(row["failure"])[0] == _UNREADABLE:
+        raise InvalidInput(json.loads(row["failure"])[1])
+    chunk = Chunk(row["file"], int(row["offset"]), from_ipc(row["inputs"]))
+    answer = tuple(json.loads(row["failure"])) if row["failure"] else from_ipc(row["outputs"])
+    outputs = located(answer, chunk)
+    return Scored(chunk.file, chunk.offset, chunk.batch, outputs, float(row["compute_ms"]))
+
+
+# -- on the cluster -------------------------------------------------------------------
+
+
+def _result(
+    file: str, offset: int, inputs: bytes, outputs: bytes, failure: str, compute_ms: float
+) -> dict[str, list[Any]]:
+    return {
+        "file": [file],
+        "offset": [offset],
+        "inputs": [inputs],
+        "outputs": [outputs],
+        "failure": [failure],
+        "compute_ms": [compute_ms],
+    }
+
+
+def _read_files(paths: pa.Table, source: Source) -> Iterator[pa.Table]:
+    """One row per batch of each file: where it starts and the batch as Arrow IPC."""
+    for path in paths.column("path").to_pylist():
+        try:
+            for chunk in replace(source, files=[path]).chunks():
+                yield pa.table(_result(chunk.file, chunk.offset, to_ipc(chunk.batch), b"", "", 0.0))
+        except InvalidInput as exc:
+            name = source.location.name_of(path)
+            yield pa.table(_result(name, 0, b"", b"", json.dumps([_UNREADABLE, exc.message]), 0.0))
+            return
+
+
+class _ScoringActor:
+    """A Ray Data actor: the package verified and loaded once, then one batch per call."""
+
+    def __init__(self, package: Any, digest: str, keep: list[str]) -> None:
+        import ray
+        from threadpoolctl import threadpool_limits
+
+        from modelyard.packaging import load_package
+
+        threadpool_limits(1)
+        files = ray.get(package) if isinstance(package, ray.ObjectRef) else package
+        self._folder = tempfile.TemporaryDirectory(prefix="modelyard-package-")
+        root = Path(self._folder.name)
+        for name, data in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(data)
+        self.scorer = Scorer(load_package(root, digest), keep)
+
+    def __call__(self, rows: pa.Table) -> pa.Table:
+        results = [self._score(row) for row in rows.to_pylist()]
+        return pa.concat_tables(results)
+
+    def _score(self, row: dict[str, Any]) -> pa.Table:
+        if row["failure"]:
+            return pa.table(_result(row["file"], row["offset"], b"", b"", row["failure"], 0.0))
+        started = time.perf_counter()
+        answer = score_batch(self.scorer, from_ipc(row["inputs"]))
+        elapsed = (time.perf_counter() - started) * 1000
+        if isinstance(answer, pa.RecordBatch):
+            outputs, failure = to_ipc(answer), ""
+        else:
+            outputs, failure = b"", json.dumps(list(answer))
+        return pa.table(
+            _result(row["file"], row["offset"], row["inputs"], outputs, failure, elapsed)
+        )
