@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from modelyard.ui.pages import home
+from modelyard.ui.pages import endpoints, home, lineage, monitors
 
-PAGES = (home.router,)
+PAGES = (home.router, endpoints.router, monitors.router, lineage.router)
