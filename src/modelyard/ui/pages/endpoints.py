@@ -19,7 +19,7 @@ from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
 from modelyard.ui.apiclient import Api, ApiError
-from modelyard.ui.views import View, page
+from modelyard.ui.views import PageNotFound, View, page
 
 router = APIRouter()
 RECENT_PREDICTIONS = 20
@@ -55,7 +55,7 @@ async def endpoints(view: View) -> Response:
 async def endpoint(view: View, name: str, flash: str = "", error: str = "") -> Response:
     api = view.api
     base = f"/endpoints/{path_of(name)}"
-    found = await api.get(base)
+    found = await read_named(view, base, f"endpoint '{name}'")
     revisions = await api.get(base + "/revisions")
     compare = await api.get(base + "/compare")
     monitors = await api.get("/monitors", params={"endpoint": name})
@@ -93,6 +93,20 @@ async def rollback(view: View, name: str) -> Response:
         raise
     message = f"Rolled back to the routes of revision {chosen}: now revision {done['revision']}."
     return _back(target, flash=message)
+
+
+async def read_named(view: View, path: str, what: str, **params: Any) -> Any:
+    """What ``path`` reads, or a 404 naming ``what`` when it is not in the key's workspaces.
+
+    Every member may read, so a read refused (403) means the thing belongs to a
+    workspace the key is not a member of: the page does not say whose it is."""
+    try:
+        return await view.api.get(path, params=params or None)
+    except ApiError as error:
+        if error.status != 403:
+            raise
+        mine = ", ".join(sorted(name for name, _ in view.me.get("roles", [])))
+        raise PageNotFound(f"There is no {what} in your workspaces ({mine}).") from None
 
 
 def described(changes: dict[str, Any]) -> list[tuple[str, str, str]]:

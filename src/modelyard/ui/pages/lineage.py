@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from modelyard.ui.apiclient import ApiError
+from modelyard.ui.pages.endpoints import read_named
 from modelyard.ui.views import View, page
 
 router = APIRouter()
@@ -24,14 +25,15 @@ async def lineage(view: View, node: str = "") -> Response:
     chosen = node.strip()
     graph: dict[str, Any] | None = None
     error = ""
+    status = 200
     if chosen:
         try:
-            graph = await view.api.get("/lineage", params={"node": chosen})
+            graph = await read_named(view, "/lineage", chosen, node=chosen)
         except ApiError as refused:
-            if refused.status != 400:  # 404 (unknown, or another team's) is a page naming it
+            if refused.status not in (400, 422):  # an unknown node is a 404 page naming it
                 raise
             error = refused.message
-    status = 400 if error else 200
+            status = refused.status
     return view.render(
         "lineage/lineage.html",
         status,

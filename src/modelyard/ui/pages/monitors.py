@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from modelyard.ui.apiclient import ApiError
 from modelyard.ui.format import when
-from modelyard.ui.pages.endpoints import path_of, read_form
+from modelyard.ui.pages.endpoints import path_of, read_form, read_named
 from modelyard.ui.views import View, page
 
 router = APIRouter()
@@ -55,7 +55,7 @@ async def monitors(view: View) -> Response:
 async def monitor(view: View, name: str, flash: str = "", error: str = "") -> Response:
     api = view.api
     base = f"/monitors/{path_of(name)}"
-    found = await api.get(base)
+    found = await read_named(view, base, f"monitor '{name}'")
     windows = sorted(
         await api.get(base + "/windows", {"limit": WINDOWS_SHOWN}), key=lambda w: w["start"]
     )

@@ -8,6 +8,7 @@
   const range = document.getElementById("compare-range");
   const status = document.getElementById("compare-status");
 
+  const legend = { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" };
   const label = (row) => `${row.model} v${row.version}${row.role === "shadow" ? " (shadow)" : ""}`;
   const fixed = (value, digits) => (value === null || value === undefined ? "-" : Number(value).toFixed(digits));
   const percent = (value) => (value === null || value === undefined ? "-" : (100 * value).toFixed(1) + "%");
@@ -88,11 +89,11 @@
     modelyard.plot(document.getElementById("chart-traffic"), [
       { type: "bar", x: names, y: rows.map((row) => row.requests - row.errors), name: "answered", marker: { color: colours } },
       { type: "bar", x: names, y: rows.map((row) => row.errors), name: "errors", marker: { color: "#b3261e" } },
-    ], { barmode: "stack", showlegend: true, yaxis: { title: { text: "requests" }, rangemode: "tozero", gridcolor: "#eef1f5" } });
+    ], { barmode: "stack", showlegend: true, legend, margin: { l: 56, r: 16, t: 36, b: 56 }, yaxis: { title: { text: "requests" }, rangemode: "tozero", gridcolor: "#eef1f5" } });
     modelyard.plot(document.getElementById("chart-latency"), [
       { type: "bar", x: names, y: rows.map((row) => row.latency_p50_ms), name: "p50", marker: { color: "#2f6fb0" } },
       { type: "bar", x: names, y: rows.map((row) => row.latency_p99_ms), name: "p99", marker: { color: "#9cc7f0" } },
-    ], { barmode: "group", yaxis: { title: { text: "ms" }, rangemode: "tozero", gridcolor: "#eef1f5" } });
+    ], { barmode: "group", legend, margin: { l: 56, r: 16, t: 36, b: 56 }, yaxis: { title: { text: "ms" }, rangemode: "tozero", gridcolor: "#eef1f5" } });
   }
 
   async function reload() {

@@ -5,7 +5,7 @@
 (() => {
   const SVG = "http://www.w3.org/2000/svg";
   const KINDS = { dataset: "#1e7b4d", run: "#b25e00", version: "#2f6fb0", endpoint: "#1f4e79", prediction: "#3aa6a0", job: "#5b6675" };
-  const BOX = { width: 200, height: 58, gapX: 70, gapY: 18, pad: 24 };
+  const BOX = { width: 184, height: 58, gapX: 56, gapY: 16, pad: 20 };
   const graphNode = document.getElementById("lineage-graph");
   const details = document.getElementById("node-details");
   const form = document.getElementById("lineage-form");
@@ -15,6 +15,8 @@
   const start = document.getElementById("lineage-start");
 
   const ref = (node) => `${node.kind}:${node.key}`;
+  // the API's labels of endpoints and predictions repeat the kind the box shows above them
+  const name = (node) => (node.label.startsWith(node.kind + " ") ? node.label.slice(node.kind.length + 1) : node.label);
   const clip = (text, length) => (text.length > length ? text.slice(0, length - 1) + "…" : text);
   const element = (name, attributes = {}, parent = null) => {
     const made = document.createElementNS(SVG, name);
@@ -92,14 +94,22 @@
       element("rect", { width: BOX.width, height: BOX.height, rx: 6 }, group);
       element("rect", { width: 6, height: BOX.height, fill: KINDS[node.kind] || "#5b6675", rx: 2 }, group);
       text(group, node.kind, { class: "kind", x: 14, y: 16 });
-      text(group, clip(node.label, 26), { class: "name", x: 14, y: 34 });
+      text(group, clip(name(node), 24), { class: "name", x: 14, y: 34 });
       if (classes.length) text(group, "⚑ " + clip(classes.join(", "), 28), { class: "classes", x: 14, y: 50 });
       group.addEventListener("click", () => go(ref(node)));
       group.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); go(ref(node)); } });
     }
     describe(graph);
-    const root = graphNode.querySelector(".node.root");
-    if (root) root.scrollIntoView({ block: "nearest", inline: "center" });
+    // a graph a little wider than its box is shrunk to fit; a much wider one scrolls
+    const room = graphNode.clientWidth;
+    const scale = room / width;
+    if (scale < 1 && scale >= 0.6) {
+      svg.setAttribute("width", String(room));
+      svg.setAttribute("height", String(Math.ceil(height * scale)));
+    } else if (scale < 1) {
+      const root = place[graph.root];
+      if (root) graphNode.scrollLeft = Math.max(0, root.x + BOX.width / 2 - room / 2);
+    }
   }
 
   function pageOf(node) {
@@ -131,7 +141,7 @@
     const ul = add(list, "ul", undefined, "plain");
     for (const [node, relation] of items) {
       const li = add(ul, "li");
-      const link = add(li, "a", `${node.kind} ${node.label}`);
+      const link = add(li, "a", `${node.kind} ${name(node)}`);
       link.href = `/lineage?node=${encodeURIComponent(ref(node))}`;
       link.dataset.node = ref(node);
       add(li, "span", ` ${relation}`, "hint");
@@ -143,7 +153,7 @@
     const root = graph.nodes.find((node) => ref(node) === graph.root);
     details.textContent = "";
     if (!root) return;
-    add(details, "h2", `${root.kind} ${root.label}`);
+    add(details, "h2", `${root.kind} ${name(root)}`);
     const classes = (root.attributes && root.attributes.sensitivity) || [];
     const badges = add(details, "p");
     if (classes.length) for (const tag of classes) { add(badges, "span", tag, "badge restricted"); badges.appendChild(document.createTextNode(" ")); }

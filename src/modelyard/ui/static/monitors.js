@@ -30,6 +30,7 @@
     return rows.slice().sort((a, b) => order.indexOf(a.window) - order.indexOf(b.window));
   }
 
+  const plot = (node, traces, layout) => modelyard.plot(node, traces, Object.assign({ legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" }, margin: { l: 56, r: 16, t: 36, b: 56 } }, layout));
   const unique = (values) => Array.from(new Set(values));
   const categoryAxis = (labels) => ({ type: "category", categoryorder: "array", categoryarray: labels, gridcolor: "#eef1f5", automargin: true });
 
@@ -44,27 +45,37 @@
   // -- drift over time ------------------------------------------------------
   const driftFeature = byId("drift-feature");
   const driftRange = byId("drift-range");
+  // input features ranked by how far they drifted (the statistic of one method compares)
   const worst = {};
-  for (const row of data.drift) worst[row.column] = Math.max(worst[row.column] || 0, row.value || 0);
+  for (const row of data.drift) if (row.check === "drift") worst[row.column] = Math.max(worst[row.column] || 0, row.value || 0);
   const driftColumns = Object.keys(worst).sort((a, b) => worst[b] - worst[a]);
-  fill(driftFeature, [["", "the 5 most drifted"], ...driftColumns.map((c) => [c, c])], "");
+  const outputs = unique(data.drift.filter((r) => r.check === "output_drift").map((r) => r.column));
+  fill(driftFeature, [["", "the 5 most drifted features"], ...driftColumns.map((c) => [c, c]), ...outputs.map((c) => ["output:" + c, `${c} (model output)`])], "");
 
   function drawDrift() {
     const node = byId("chart-drift");
     if (!data.drift.length) return empty(node, "No drift results yet: they appear after the first full window.");
     const windows = shown(driftRange);
-    const columns = driftFeature.value ? [driftFeature.value] : driftColumns.slice(0, 5);
-    const traces = columns.map((column, index) => {
-      const rows = inOrder(data.drift.filter((r) => r.column === column && windows.has(r.window) && r.value !== null));
-      return {
-        type: "scatter", mode: "lines+markers", name: column, x: rows.map((r) => r.window), y: rows.map((r) => r.value),
-        line: { color: PALETTE[index % PALETTE.length], width: 2 },
-        marker: { size: 9, color: rows.map((r) => COLOURS[r.severity] || "#5b6675"), line: { color: "#fff", width: 1 } },
-        customdata: rows.map((r) => [r.metric, r.severity, r.p_value === null || r.p_value === undefined ? "-" : Number(r.p_value).toPrecision(3)]),
-        hovertemplate: "%{fullData.name}<br>%{x}<br>%{customdata[0]} %{y:.4f}<br>p-value %{customdata[2]} · %{customdata[1]}<extra></extra>",
-      };
-    });
-    modelyard.plot(node, traces, { xaxis: categoryAxis(order.filter((l) => windows.has(l))), yaxis: { title: { text: "drift statistic" }, rangemode: "tozero", gridcolor: "#eef1f5" }, showlegend: true });
+    const chosen = driftFeature.value;
+    const check = chosen.startsWith("output:") ? "output_drift" : "drift";
+    const columns = chosen ? [chosen.replace(/^output:/, "")] : driftColumns.slice(0, 5);
+    const traces = [];
+    for (const column of columns) {
+      const rows = data.drift.filter((r) => r.check === check && r.column === column && windows.has(r.window) && r.value !== null);
+      for (const version of unique(rows.map((r) => r.version))) {
+        const own = inOrder(rows.filter((r) => r.version === version));
+        const colour = PALETTE[traces.length % PALETTE.length];
+        traces.push({
+          type: "scatter", mode: "lines+markers", name: version ? `${column} · ${version}` : column, x: own.map((r) => r.window), y: own.map((r) => r.value),
+          line: { color: colour, width: 2 },
+          marker: { size: 9, color: own.map((r) => COLOURS[r.severity] || "#5b6675"), line: { color: "#fff", width: 1 } },
+          customdata: own.map((r) => [r.metric, r.severity, r.p_value === null || r.p_value === undefined ? "-" : Number(r.p_value).toPrecision(3)]),
+          hovertemplate: "%{fullData.name}<br>%{x}<br>%{customdata[0]} %{y:.4f}<br>p-value %{customdata[2]} · %{customdata[1]}<extra></extra>",
+        });
+      }
+    }
+    const metric = unique(data.drift.filter((r) => r.check === check && columns.includes(r.column)).map((r) => r.metric)).join(", ");
+    plot(node, traces, { xaxis: categoryAxis(order.filter((l) => windows.has(l))), yaxis: { title: { text: `drift statistic (${metric})` }, rangemode: "tozero", gridcolor: "#eef1f5" }, showlegend: true });
   }
 
   // -- performance per version ----------------------------------------------
@@ -95,7 +106,7 @@
         }
       }
     });
-    modelyard.plot(node, traces, { xaxis: categoryAxis(labels), yaxis: { title: { text: perfMetric.value }, gridcolor: "#eef1f5" }, showlegend: true });
+    plot(node, traces, { xaxis: categoryAxis(labels), yaxis: { title: { text: perfMetric.value }, gridcolor: "#eef1f5" }, showlegend: true });
   }
 
   // -- service levels -------------------------------------------------------
@@ -111,7 +122,7 @@
       line: { color: PALETTE[0] }, marker: { size: 8, color: rows.map((r) => COLOURS[r.severity] || PALETTE[0]) } }];
     const target = rows.find((r) => r.target !== null && r.target !== undefined);
     if (target) traces.push({ type: "scatter", mode: "lines", name: "target", x: [order[0], order[order.length - 1]], y: [target.target, target.target], line: { color: COLOURS.critical, dash: "dot" } });
-    modelyard.plot(node, traces, { xaxis: categoryAxis(order), yaxis: { rangemode: "tozero", gridcolor: "#eef1f5" }, showlegend: true });
+    plot(node, traces, { xaxis: categoryAxis(order), yaxis: { rangemode: "tozero", gridcolor: "#eef1f5" }, showlegend: true });
   }
 
   // -- reference vs current distribution --------------------------------------
@@ -163,7 +174,7 @@
       if (total > 0) traces.push({ type: "bar", name: "window", x: centres, width: widths, y: current.map((v, i) => v / total / widths[i]),
         marker: { color: "rgba(179,38,30,0.40)", line: { color: "#b3261e", width: 1 } }, hovertemplate: "window<br>%{x:.4g}<extra></extra>" });
     }
-    modelyard.plot(node, traces, { barmode: "overlay", xaxis: { title: { text: column.name }, gridcolor: "#eef1f5" }, yaxis: { title: { text: "density" }, showticklabels: false, gridcolor: "#eef1f5" }, showlegend: true });
+    plot(node, traces, { barmode: "overlay", xaxis: { title: { text: column.name }, gridcolor: "#eef1f5" }, yaxis: { title: { text: "density" }, showticklabels: false, gridcolor: "#eef1f5" }, showlegend: true });
   }
 
   function drawCategorical(node, column, categories) {
@@ -172,7 +183,7 @@
     const share = (counts, name) => { const total = Object.values(counts).reduce((a, b) => a + b, 0); return total ? (counts[name] || 0) / total : 0; };
     const traces = [{ type: "bar", name: "reference", x: names, y: names.map((n) => share(column.categories || {}, n)), marker: { color: "rgba(47,111,176,0.6)" } }];
     if (categories) traces.push({ type: "bar", name: "window", x: names, y: names.map((n) => share(categories, n)), marker: { color: "rgba(179,38,30,0.6)" } });
-    modelyard.plot(node, traces, { barmode: "group", xaxis: { type: "category", title: { text: column.name } }, yaxis: { title: { text: "share" }, tickformat: ".0%", gridcolor: "#eef1f5" }, showlegend: true });
+    plot(node, traces, { barmode: "group", xaxis: { type: "category", title: { text: column.name } }, yaxis: { title: { text: "share" }, tickformat: ".0%", gridcolor: "#eef1f5" }, showlegend: true });
   }
 
   function drawDistribution() {
