@@ -247,7 +247,7 @@ def test_a_monitor_page_charts_drift_distributions_performance_and_slos(
     assert _traces(ui, "chart-distribution") == ["reference", "window"]
     page.select_option("#dist-feature", "mean_texture")
     assert "Reference: breast-cancer/2" in page.inner_text("#dist-caption")
-    assert "rows 300–400" in page.inner_text("#dist-caption")
+    assert "rows 300\u2013400" in page.inner_text("#dist-caption")
     assert _stayed(ui)
     # realised performance per version with its reference; quality; service levels
     assert "breast-cancer/2" in _traces(ui, "chart-performance")
@@ -261,9 +261,7 @@ def test_a_monitor_page_charts_drift_distributions_performance_and_slos(
     _no_sideways_scroll(ui, "monitor")
 
 
-def test_a_maintainer_acknowledges_an_alert_and_closes_a_request(
-    ui: Watched, ops: Site
-) -> None:
+def test_a_maintainer_acknowledges_an_alert_and_closes_a_request(ui: Watched, ops: Site) -> None:
     page = ui.sign_in(ops.keys["maintainer"], then=f"/monitors/{ENDPOINT}")
     alert = next(
         a

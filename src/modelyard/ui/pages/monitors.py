@@ -85,7 +85,9 @@ async def monitor(view: View, name: str, flash: str = "", error: str = "") -> Re
 async def acknowledge(view: View, name: str, alert_id: str) -> Response:
     form = await read_form(view)
     body = {"comment": form.get("comment", "").strip()}
-    return await _act(view, name, f"/alerts/{path_of(alert_id)}/acknowledge", body, "Alert acknowledged.")
+    return await _act(
+        view, name, f"/alerts/{path_of(alert_id)}/acknowledge", body, "Alert acknowledged."
+    )
 
 
 @router.post("/monitors/{name}/requests/{request_id}/close")
@@ -122,7 +124,7 @@ def describe_window(window: dict[str, Any]) -> str:
 def window_label(monitor: dict[str, Any], start: int, end: int) -> str:
     """How a window is named on an axis: its rows, or its start time."""
     if monitor["spec"]["window"].get("kind") == "rows":
-        return f"rows {start:,}–{end:,}"
+        return f"rows {start:,}\u2013{end:,}"  # an en dash, as a range is set
     return when(start).removesuffix(":00 UTC").removesuffix(" UTC")
 
 
@@ -195,4 +197,6 @@ def quality_table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["metrics"][result["metric"]] = result
         if SEVERITY_RANK.get(result["severity"], 3) < SEVERITY_RANK.get(row["severity"], 3):
             row["severity"] = result["severity"]
-    return sorted(columns.values(), key=lambda r: (SEVERITY_RANK.get(r["severity"], 3), r["column"]))
+    return sorted(
+        columns.values(), key=lambda r: (SEVERITY_RANK.get(r["severity"], 3), r["column"])
+    )

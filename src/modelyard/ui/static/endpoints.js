@@ -9,7 +9,8 @@
   const status = document.getElementById("compare-status");
 
   const legend = { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" };
-  const label = (row) => `${row.model} v${row.version}${row.role === "shadow" ? " (shadow)" : ""}`;
+  // one model behind every route: its versions are names enough on a narrow chart
+  const label = (row, rows) => `${rows.every((r) => r.model === row.model) ? "" : row.model + " "}v${row.version}${row.role === "shadow" ? " (shadow)" : ""}`;
   const fixed = (value, digits) => (value === null || value === undefined ? "-" : Number(value).toFixed(digits));
   const percent = (value) => (value === null || value === undefined ? "-" : (100 * value).toFixed(1) + "%");
 
@@ -84,7 +85,7 @@
   }
 
   function draw(rows) {
-    const names = rows.map(label);
+    const names = rows.map((row) => label(row, rows));
     const colours = rows.map((row) => (row.role === "shadow" ? "#8e6bbf" : "#2f6fb0"));
     modelyard.plot(document.getElementById("chart-traffic"), [
       { type: "bar", x: names, y: rows.map((row) => row.requests - row.errors), name: "answered", marker: { color: colours } },
