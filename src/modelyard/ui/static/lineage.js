@@ -91,8 +91,8 @@
       const classes = (node.attributes && node.attributes.sensitivity) || [];
       const group = element("g", { class: "node" + (ref(node) === graph.root ? " root" : "") + (classes.length ? " sensitive" : ""), transform: `translate(${at.x},${at.y})`, tabindex: 0, role: "button", "data-node": ref(node), "aria-label": `${node.kind} ${node.label}${classes.length ? ", classes " + classes.join(", ") : ""}` }, svg);
       element("title", {}, group).textContent = `${ref(node)}${classes.length ? "\nclasses: " + classes.join(", ") : ""}`;
-      element("rect", { width: BOX.width, height: BOX.height, rx: 6 }, group);
-      element("rect", { width: 6, height: BOX.height, fill: KINDS[node.kind] || "#5b6675", rx: 2 }, group);
+      element("rect", { class: "box", width: BOX.width, height: BOX.height, rx: 6 }, group);
+      element("rect", { class: "stripe", x: 1, y: 1, width: 6, height: BOX.height - 2, fill: KINDS[node.kind] || "#5b6675", rx: 2 }, group);
       text(group, node.kind, { class: "kind", x: 14, y: 16 });
       text(group, clip(name(node), 24), { class: "name", x: 14, y: 34 });
       if (classes.length) text(group, "⚑ " + clip(classes.join(", "), 28), { class: "classes", x: 14, y: 50 });
@@ -173,7 +173,15 @@
     add(details, "p", `${graph.nodes.length} nodes, ${graph.edges.length} links in this graph.`, "hint");
   }
 
+  let current = null;
+  let resizing = 0;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => { if (current) draw(current); }, 150);
+  });
+
   function show(graph) {
+    current = graph;
     errors.textContent = "";
     if (view) view.hidden = false;
     if (start) start.hidden = true;
