@@ -157,6 +157,7 @@ def test_an_endpoint_page_shows_routes_revisions_figures_and_predictions(
     page.wait_for_load_state("networkidle")
     assert f"prediction:{ENDPOINT}/{prediction_id}" in page.inner_text("#lineage-root")
     assert page.locator(f"svg .node[data-node^='version:{ENDPOINT}/']").count() >= 1
+    ui.shot("lineage-prediction")
 
 
 def test_a_maintainer_rolls_back_from_the_timeline(ui: Watched, ops: Site) -> None:
@@ -184,6 +185,7 @@ def test_a_maintainer_rolls_back_from_the_timeline(ui: Watched, ops: Site) -> No
     newest = page.locator("ol.timeline li").first.inner_text()
     assert f"revision {after['revision']}" in newest
     assert "by maintainer" in newest and "back to the first batching" in newest
+    ui.shot("endpoint-rolled-back")
 
 
 def test_a_viewer_sees_no_rollback_and_a_forged_one_is_refused(ui: Watched, ops: Site) -> None:

@@ -85,6 +85,8 @@
   }
 
   function draw(rows) {
+    document.getElementById("compare-charts").hidden = !rows.length;
+    if (!rows.length) return;
     const names = rows.map((row) => label(row, rows));
     const colours = rows.map((row) => (row.role === "shadow" ? "#8e6bbf" : "#2f6fb0"));
     modelyard.plot(document.getElementById("chart-traffic"), [

@@ -5,7 +5,7 @@
 (() => {
   const SVG = "http://www.w3.org/2000/svg";
   const KINDS = { dataset: "#1e7b4d", run: "#b25e00", version: "#2f6fb0", endpoint: "#1f4e79", prediction: "#3aa6a0", job: "#5b6675" };
-  const BOX = { width: 184, height: 58, gapX: 56, gapY: 16, pad: 20 };
+  const BOX = { width: 196, height: 58, gapX: 56, gapY: 16, pad: 20 };
   const graphNode = document.getElementById("lineage-graph");
   const details = document.getElementById("node-details");
   const form = document.getElementById("lineage-form");
@@ -113,10 +113,10 @@
   }
 
   function pageOf(node) {
-    if (node.kind === "endpoint") return `/endpoints/${encodeURIComponent(node.key)}`;
-    if (node.kind === "version") return `/models/${encodeURIComponent(node.key.slice(0, node.key.lastIndexOf("/")))}`;
-    if (node.kind === "run") return `/runs/${encodeURIComponent(node.key)}`;
-    if (node.kind === "prediction") return `/endpoints/${encodeURIComponent(node.key.split("/")[0])}#predictions`;
+    if (node.kind === "endpoint") return [`/endpoints/${encodeURIComponent(node.key)}`, "open the endpoint page"];
+    if (node.kind === "version") return [`/models/${encodeURIComponent(node.key.slice(0, node.key.lastIndexOf("/")))}`, "open the model page"];
+    if (node.kind === "run") return [`/runs/${encodeURIComponent(node.key)}`, "open the run page"];
+    if (node.kind === "prediction") return [`/endpoints/${encodeURIComponent(node.key.split("/")[0])}#predictions`, "open the endpoint's recent predictions"];
     return null;
   }
 
@@ -166,7 +166,7 @@
       add(facts, "dd", key === "digest" || key === "fingerprint" ? clip(String(value), 16) : shown(key, value), key === "digest" || key === "fingerprint" ? "mono" : "");
     }
     const target = pageOf(root);
-    if (target) { const p = add(details, "p"); const link = add(p, "a", `open the ${root.kind} page`); link.href = target; }
+    if (target) { const p = add(details, "p"); const link = add(p, "a", target[1]); link.href = target[0]; }
     const byRef = Object.fromEntries(graph.nodes.map((node) => [ref(node), node]));
     neighbours(details, "Fed by", graph.edges.filter((e) => e.target === graph.root && byRef[e.source]).map((e) => [byRef[e.source], e.relation]));
     neighbours(details, "Feeds", graph.edges.filter((e) => e.source === graph.root && byRef[e.target]).map((e) => [byRef[e.target], e.relation]));
