@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const SVG = "http://www.w3.org/2000/svg";
+  const SVG = document.getElementById("svg-namespace").namespaceURI; // the page's parser names it
   const KINDS = { dataset: "#1e7b4d", run: "#b25e00", version: "#2f6fb0", endpoint: "#1f4e79", prediction: "#3aa6a0", job: "#5b6675" };
   const BOX = { width: 196, height: 58, gapX: 56, gapY: 16, pad: 20 };
   const graphNode = document.getElementById("lineage-graph");
