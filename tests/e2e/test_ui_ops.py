@@ -350,7 +350,13 @@ def test_lineage_explains_a_malformed_node_and_offers_starting_points(
     ui.expected_statuses = {422}
     page = ui.sign_in(ops.keys["viewer"], then="/lineage")
     assert f"endpoint:{ENDPOINT}" in page.inner_text("#lineage-start")
+    assert page.locator("#lineage-view").is_hidden()
     ui.shot("lineage-start")
+    _mark(ui)
+    page.click(f"#lineage-start a[data-node='endpoint:{OWN_ENDPOINT}']")
+    expect(page.locator("#lineage-root")).to_have_text(f"endpoint:{OWN_ENDPOINT}")
+    assert _stayed(ui) and page.locator("#lineage-start").is_hidden()
+    assert page.locator("svg .node").count() == 4
     page.fill("#lineage-node", "nonsense")
     page.press("#lineage-node", "Enter")
     page.wait_for_selector("#lineage-error .notice")
