@@ -263,6 +263,16 @@ def test_a_monitor_page_charts_drift_distributions_performance_and_slos(
     _no_sideways_scroll(ui, "monitor")
 
 
+def test_a_monitor_without_windows_says_what_comes(ui: Watched, ops: Site) -> None:
+    page = ui.sign_in(ops.keys["viewer"], then=f"/monitors/{OWN_ENDPOINT}")
+    assert "No alert so far" in page.inner_text("#alerts + *")
+    assert "No drift results yet" in page.inner_text("#chart-drift")
+    assert "No reference profile yet" in page.inner_text("#chart-distribution")
+    assert "No performance figures yet" in page.inner_text("#chart-performance")
+    assert "No service-level results" in page.inner_text("main")
+    assert "No retraining request" in page.inner_text("main")
+
+
 def test_a_maintainer_acknowledges_an_alert_and_closes_a_request(ui: Watched, ops: Site) -> None:
     page = ui.sign_in(ops.keys["maintainer"], then=f"/monitors/{ENDPOINT}")
     alert = next(
