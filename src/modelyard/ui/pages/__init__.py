@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from modelyard.ui.pages import audit, home, models, runs
+from modelyard.ui.pages import audit, endpoints, home, lineage, models, monitors, runs
 
-PAGES = (home.router, runs.router, models.router, audit.router)
+PAGES = (
+    home.router,
+    runs.router,
+    models.router,
+    endpoints.router,
+    monitors.router,
+    lineage.router,
+    audit.router,
+)
