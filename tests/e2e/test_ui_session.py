@@ -87,7 +87,8 @@ def test_the_workspace_switcher_lists_the_users_workspaces(ui: Watched, site: Si
     options = page.locator("#workspace-choice option").all_inner_texts()
     assert options == ["default (viewer)", "team-b (viewer)"]
     assert site.team_model not in page.inner_text("main")
-    page.select_option("#workspace-choice", "team-b")
+    with page.expect_navigation():  # choosing submits the switcher's form
+        page.select_option("#workspace-choice", "team-b")
     page.wait_for_load_state("networkidle")
     assert page.url == f"{site.url}/"
     assert site.team_model in page.inner_text("main")
