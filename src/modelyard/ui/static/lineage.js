@@ -122,7 +122,7 @@
 
   function shown(key, value) {
     if (value === null || value === undefined || value === "") return "-";
-    if (/^(ts|started|created_at|at)$/.test(key) && typeof value === "number") return new Date(value).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+    if (/^(ts|started|ended|finished|created|updated|created_at|at)$/.test(key) && typeof value === "number") return new Date(value).toISOString().replace("T", " ").slice(0, 19) + " UTC";
     if (typeof value === "object") return JSON.stringify(value);
     return String(value);
   }
