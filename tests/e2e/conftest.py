@@ -6,7 +6,7 @@ Debian's chromium driven by Playwright.
   and a shadow, labels, a monitor with alerts), with keys for an admin, a maintainer,
   a contributor and a viewer of ``default``, and a second workspace ``team-b`` with a
   model of its own and a member who sees only it;
-- ``browser``: one headless chromium per session;
+- ``browser``: one headless chromium per test module;
 - ``ui``: a fresh browser context per test (no cookies) with a page that records
   console errors, page errors and every request that leaves the server's origin; the
   test fails if any happened (unless it expects them);
@@ -95,8 +95,11 @@ def _populate(site: Site) -> None:
         team.models.register(model, name=site.team_model, input_example=features.head(20))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One chromium per test module: Playwright's sync API keeps an asyncio loop running
+    while it is open, so it must be closed before another module's tests (which may call
+    ``asyncio.run``) run in the same worker."""
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield launched

@@ -161,7 +161,7 @@ class EndpointUpdate(Body):
 
 
 class RollbackIn(Body):
-    to: int | None = Field(default=None, ge=1, le=LARGEST)
+    to: int | None = Field(default=None, ge=-LARGEST, le=LARGEST)
     comment: str = ""
 
 

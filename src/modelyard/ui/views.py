@@ -53,6 +53,8 @@ NAVIGATION = (
     ("/monitors", "Monitors"),
     ("/lineage", "Lineage"),
 )
+# pages over what is platform-wide (no workspace owns it): a refusal there stays a 403
+PLATFORM_PAGES = frozenset({"/audit"})
 ROLE_RANK = {"viewer": 0, "contributor": 1, "maintainer": 2, "admin": 3}
 # the headers every page carries: nothing is loaded from another origin
 SECURITY_HEADERS = {
@@ -175,6 +177,7 @@ def _elsewhere(request: Request, error: ApiError) -> bool:
     for the reader it does not exist (a 404 page that does not name the owner)."""
     return (
         request.method == "GET"
+        and request.url.path not in PLATFORM_PAGES
         and error.status == 403
         and "is not a member of workspace" in error.message
     )
