@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, 
 
 from modelyard.domain.endpoints import TargetRequest
 from tests.conftest import prepare_store
-from tests.serving.models import Mixed, cancer, classifier, mixed_example
+from tests.serving.models import Constant, Mixed, cancer, classifier, mixed_example
 from tests.serving.process import ServeProcess
 from tests.serving.test_serve import Stack, routes
 
@@ -105,6 +105,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     models.register(classifier(1.0), name="cancer", input_example=features.head())  # 1
     models.register(classifier(0.001), name="cancer", input_example=features.head())  # 2
     models.register(Mixed(), name="mixed", input_example=mixed_example())
+    models.register(Constant(7), name="const", input_example=features.head())
     endpoints = built.services.endpoints
     endpoints.create("main", routes=routes("cancer/1=100"))
     endpoints.create(
@@ -113,6 +114,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         shadows=[TargetRequest.parse("cancer/2", shadow=True)],
     )
     endpoints.create("mixed", routes=routes("mixed/1=100"))
+    endpoints.create("split", routes=routes("cancer/1=50", "const/1=50"))
     built.services.identity.create_user("v2-user", "contributor")
     built.keys["user"] = built.services.identity.create_key("v2-user")[1]
     built.serve = ServeProcess(home).start()
@@ -126,7 +128,7 @@ def triton(stack: Stack) -> Iterator[Any]:
     import tritonclient.http as triton_http
 
     assert stack.serve is not None
-    client = triton_http.InferenceServerClient(stack.serve.url.removeprefix("http://"))
+    client = triton_http.InferenceServerClient(f"127.0.0.1:{stack.serve.port}")
     yield client
     client.close()
 
@@ -352,6 +354,7 @@ def test_json_tensors_and_binary_answers_by_hand(stack: Stack) -> None:
         (mixed_inputs(count=column("count", "INT64", [None, 2])), 400, "count"),
         (mixed_inputs(weight=column("weight", "FP64", [None, 2.0])), 400, "weight"),
         (mixed_inputs(label=column("label", "BYTES", [None, "b"])), 400, "label"),
+        (mixed_inputs(flag=column("flag", "BOOL", [True, None])), 400, "flag"),
         (
             mixed_inputs(
                 count={"name": "count", "datatype": "INT64", "shape": [3], "data": [1, 2]}
@@ -429,3 +432,47 @@ def test_other_v2_errors_keep_the_protocols_shape(stack: Stack) -> None:
     answer = v2_post(stack, "/v2/models/main/versions/1/infer", good)
     assert answer.status_code == 200, answer.text
     assert check_infer(answer.json()).model_version == "1"
+
+
+def test_metadata_declares_exactly_the_outputs_infer_returns(stack: Stack) -> None:
+    assert stack.serve is not None
+    names = list(cancer()[0].columns)
+    features = rows(3)
+    cancer_body = {
+        "inputs": [column(n, "FP64", features[:, i].tolist()) for i, n in enumerate(names)]
+    }
+    answered: dict[str, set[str]] = {}
+    with httpx.Client(base_url=stack.serve.url, headers=auth(stack), timeout=30) as http:
+        for endpoint in ("main", "shadowed", "split", "mixed"):
+            body = mixed_inputs() if endpoint == "mixed" else cancer_body
+            rows_sent = 2 if endpoint == "mixed" else 3
+            metadata = ModelMetadataResponse.model_validate(
+                http.get(f"/v2/models/{endpoint}").json()
+            )
+            assert metadata.versions
+            paths = [(f"/v2/models/{endpoint}", f"/v2/models/{endpoint}/infer", None)] + [
+                (
+                    f"/v2/models/{endpoint}/versions/{v}",
+                    f"/v2/models/{endpoint}/versions/{v}/infer",
+                    v,
+                )
+                for v in metadata.versions
+            ]
+            for meta_path, infer_path, version in paths:
+                declared = ModelMetadataResponse.model_validate(http.get(meta_path).json())
+                for key in range(12 if version is None else 1):  # sticky keys reach every route
+                    response = http.post(infer_path, json=body, headers={"X-Sticky-Key": f"k{key}"})
+                    assert response.status_code == 200, (infer_path, response.text)
+                    answer = check_infer(response.json())
+                    assert answer.model_version is not None
+                    answered.setdefault(endpoint, set()).add(answer.model_version)
+                    if version is not None:
+                        assert answer.model_version == version
+                    got = [(o.name, o.datatype, o.shape) for o in answer.outputs]
+                    wanted = [
+                        (o.name, o.datatype, [rows_sent if d == -1 else d for d in o.shape])
+                        for o in declared.outputs
+                    ]
+                    assert got == wanted, (infer_path, got, wanted)
+    # the split endpoint routes to two versions numbered 1: each is named by its model
+    assert answered["split"] == {"cancer:1", "const:1"}

@@ -327,8 +327,9 @@ class Runtime:
         sticky: str | None,
         lane: Lane | None = None,
     ) -> tuple[Lane, list[str], list[Any], list[Any] | None]:
-        """Answer ``rows`` from one route (or the ``lane`` asked for, a shadow's version
-        too); log them; hand a copy to every shadow when a route answered."""
+        """Answer ``rows`` from one route picked by weight or ``sticky`` (or the ``lane``
+        given, a shadow's version too); log them; hand a copy to every shadow when a route
+        answered."""
         lane = lane if lane is not None else state.pick(sticky)
         started = time.perf_counter()
         prepared = lane.model.prepare(rows)  # SignatureError names the column

@@ -103,6 +103,7 @@ async def model_metadata(request: Request) -> Response:
     lane = _lane(state, request.path_params.get("version"))
     model = lane.model if lane is not None else state.contract
     versions = [version_of(state, lane)] if lane is not None else versions_of(state)
+    outputs = outputs_of(lane.model) if lane is not None else common_outputs(state)
     return respond(
         {
             "name": state.name,
@@ -114,7 +115,7 @@ async def model_metadata(request: Request) -> Response:
             ],
             "outputs": [
                 {"name": name, "datatype": datatype, "shape": shape}
-                for name, datatype, shape in outputs_of(model)
+                for name, datatype, shape in outputs
             ],
         }
     )
@@ -166,6 +167,23 @@ def outputs_of(model: Model) -> list[tuple[str, str, list[int]]]:
     return [("predict", "FP64", [-1])]
 
 
+def common_outputs(state: EndpointState) -> list[tuple[str, str, list[int]]]:
+    """What an unversioned infer answers whichever route answers: the outputs every route
+    has with one shape, as FP64 where the routes' numeric datatypes differ, else BYTES."""
+    each = [
+        {name: (t, shape) for name, t, shape in outputs_of(lane.model)} for lane in state.routes
+    ]
+    shared = []
+    for name, (datatype, shape) in each[0].items():
+        if not all(name in theirs and theirs[name][1] == shape for theirs in each):
+            continue
+        datatypes = {theirs[name][0] for theirs in each}
+        if len(datatypes) > 1:
+            datatype = "FP64" if datatypes <= {"BOOL", "INT64", "FP64"} else "BYTES"
+        shared.append((name, datatype, shape))
+    return shared
+
+
 def _datatype_of(dtype: np.dtype[Any]) -> str:
     if dtype.kind == "b":
         return "BOOL"
@@ -186,17 +204,15 @@ async def infer(request: Request) -> Response:
     body, blob = parse_request(await raw_body(request), request.headers.get(HEADER_LENGTH))
     rows = v2_rows(body, state, blob)
     parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
-    requested = _requested(body, parameters, chosen.model if chosen else state.contract)
-    lane, ids, outputs, scores = await runtime.predict(
-        state, rows, sticky_key(request, parameters), chosen
-    )
-    declared = {name: (datatype, shape) for name, datatype, shape in outputs_of(lane.model)}
+    lane = chosen if chosen is not None else state.pick(sticky_key(request, parameters))
+    declared = outputs_of(lane.model) if chosen is not None else common_outputs(state)
+    requested = _requested(body, parameters, declared)
+    datatypes = {name: datatype for name, datatype, _ in declared}
+    lane, ids, outputs, scores = await runtime.predict(state, rows, None, lane)
     tensors: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for name, binary in requested:
-        if name not in declared:  # the answering version differs from the one asked about
-            raise BadRequest(f"version {version_of(state, lane)} has no output '{name}'")
-        datatype = declared[name][0]
+        datatype = datatypes[name]
         values = scores if name == "predict_proba" else outputs
         assert values is not None  # a classifier's outputs include its scores
         tensor, raw = _tensor(name, datatype, values, binary)
@@ -246,11 +262,11 @@ def _json(raw: bytes) -> Any:
 
 
 def _requested(
-    body: dict[str, Any], parameters: dict[str, Any], model: Model
+    body: dict[str, Any], parameters: dict[str, Any], declared: list[tuple[str, str, list[int]]]
 ) -> list[tuple[str, bool]]:
     """(output name, as binary data) for every output to answer, in the request's order."""
     everything = bool(parameters.get("binary_data_output", False))
-    names = [name for name, _, _ in outputs_of(model)]
+    names = [name for name, _, _ in declared]
     asked = body.get("outputs")
     if asked is None:
         return [(name, everything) for name in names]
