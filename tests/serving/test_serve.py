@@ -238,7 +238,8 @@ def test_an_endpoint_key_off_its_endpoint_is_refused_naming_its_scope(stack: Sta
         for path in ("/metrics", "/endpoints", "/v2"):
             refused = scoped.get(path)
             assert refused.status_code == 403, (path, refused.text)
-            assert refused.json()["error"] == {"kind": "permission_denied", "message": scope}
+            kind = {"kind": "permission_denied", "message": scope}
+            assert refused.json()["error"] == (scope if path == "/v2" else kind)  # V2's shape
         other = scoped.post("/endpoints/split/predict", json={"records": records(1)})
     assert other.status_code == 403
     assert other.json()["error"]["message"] == f"{scope}, not on 'split'"
