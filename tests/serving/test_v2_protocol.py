@@ -355,6 +355,7 @@ def test_json_tensors_and_binary_answers_by_hand(stack: Stack) -> None:
         (mixed_inputs(weight=column("weight", "FP64", [None, 2.0])), 400, "weight"),
         (mixed_inputs(label=column("label", "BYTES", [None, "b"])), 400, "label"),
         (mixed_inputs(flag=column("flag", "BOOL", [True, None])), 400, "flag"),
+        (mixed_inputs(count=column("count", "UINT64", [2**64 - 1, 2])), 400, "past the largest"),
         (
             mixed_inputs(
                 count={"name": "count", "datatype": "INT64", "shape": [3], "data": [1, 2]}

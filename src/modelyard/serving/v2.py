@@ -324,7 +324,7 @@ def v2_rows(body: Any, state: EndpointState, blob: bytes = b"") -> list[dict[str
     for name, datatype, shape, values in tensors:
         if name not in types:
             raise BadRequest(f"input '{name}' is not a column of this model ({', '.join(names)})")
-        _check_type(name, datatype, types[name])
+        _check_type(name, datatype, types[name], values)
         if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
             raise BadRequest(f"input '{name}': a column's shape is [N] or [N, 1], not {shape}")
         columns[name] = values
@@ -467,13 +467,23 @@ def _is_text(value: Any, datatype: str) -> bool:
 _CHECKS = {"BO": _is_bool, "UI": _is_int, "IN": _is_int, "FP": _is_float}
 
 
-def _check_type(name: str, datatype: str, column_type: str) -> None:
+_INT64 = np.iinfo(np.int64)
+
+
+def _check_type(name: str, datatype: str, column_type: str, values: list[Any]) -> None:
     if datatype not in ACCEPTS[column_type]:
         takes = ", ".join(sorted(ACCEPTS[column_type]))
         raise BadRequest(
             f"input '{name}': the model's column '{name}' is {column_type} and cannot take "
             f"{datatype} (it takes {takes})"
         )
+    if column_type == "integer" and datatype == "UINT64":
+        for value in values:
+            if value is not None and value > _INT64.max:
+                raise BadRequest(
+                    f"input '{name}': {value} is past the largest value of the model's "
+                    f"integer column ({_INT64.max})"
+                )
 
 
 def _matrix_rows(tensor: Tensor, names: list[str], types: dict[str, str]) -> list[dict[str, Any]]:
@@ -484,8 +494,8 @@ def _matrix_rows(tensor: Tensor, names: list[str], types: dict[str, str]) -> lis
             f"input '{name}': expected one tensor per column ({', '.join(names)}) "
             f"or one tensor of shape [N, {width}], not {shape}"
         )
-    for column in names:
-        _check_type(name, datatype, types[column])
+    for index, column in enumerate(names):
+        _check_type(name, datatype, types[column], data[index::width])
     rows = [dict(zip(names, data[i : i + width], strict=True)) for i in range(0, len(data), width)]
     if not rows:
         raise BadRequest("the request has no rows")
