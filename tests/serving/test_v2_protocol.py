@@ -197,7 +197,13 @@ def test_triton_client_asks_for_one_output_and_sends_one_matrix(stack: Stack, tr
     matrix = triton_http.InferInput("input-0", list(features.shape), "FP64")
     matrix.set_data_from_numpy(features)
     wanted = [triton_http.InferRequestedOutput("predict_proba", binary_data=False)]
-    result = triton.infer("main", [matrix], outputs=wanted, headers=auth(stack))
+    result = triton.infer(
+        "main",
+        [matrix],
+        outputs=wanted,
+        headers=auth(stack),
+        request_compression_algorithm="gzip",  # the body arrives gzip-compressed
+    )
     answer = check_infer(result.get_response())
     assert [(o.name, o.datatype, o.shape) for o in answer.outputs] == [
         ("predict_proba", "FP64", [5, 2])
@@ -420,6 +426,12 @@ def test_other_v2_errors_keep_the_protocols_shape(stack: Stack) -> None:
         headers={**auth(stack), "Inference-Header-Content-Length": "999999"},
     )
     error_of(bad_length, 400, "Inference-Header-Content-Length")
+    squeezed = httpx.post(
+        f"{url}/v2/models/main/infer",
+        content=b"not deflate data",
+        headers={**auth(stack), "Content-Encoding": "deflate"},
+    )
+    error_of(squeezed, 400, "not valid deflate data")
     error_of(v2_post(stack, "/v2/models/main/infer", header), 400, "binary_data_size")
     with httpx.Client(base_url=url, headers=auth(stack), timeout=30) as http:
         error_of(http.get("/v2/models/main/versions/9"), 404, "serves no version '9'")

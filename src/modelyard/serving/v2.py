@@ -19,12 +19,14 @@ bytes are the JSON header, inputs with ``parameters.binary_data_size``, and
 outputs sent as raw bytes when asked (``parameters.binary_data`` per output, or
 ``binary_data_output`` for all). ``parameters.prediction_ids`` holds one id per
 row, comma-separated. A sticky key goes in the ``X-Sticky-Key`` header or
-``parameters.sticky_key``. Every error on a V2 route is ``{"error": "..."}``.
+``parameters.sticky_key``. A body may come gzip- or deflate-compressed
+(``Content-Encoding``). Every error on a V2 route is ``{"error": "..."}``.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from typing import Any
 
 import numpy as np
@@ -33,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelyard import __version__
-from modelyard.errors import BadRequest, ModelyardError, NotFound
+from modelyard.errors import BadRequest, ModelyardError, NotFound, TooLarge
 from modelyard.serving.models import Model
 from modelyard.serving.predict import sticky_key
 from modelyard.serving.runtime import EndpointState, Lane
@@ -201,7 +203,8 @@ async def infer(request: Request) -> Response:
     runtime = runtime_of(request)
     state = runtime.endpoint(request.path_params["name"])
     chosen = _lane(state, request.path_params.get("version"))
-    body, blob = parse_request(await raw_body(request), request.headers.get(HEADER_LENGTH))
+    raw = decoded(await raw_body(request), request.headers.get("content-encoding"), request)
+    body, blob = parse_request(raw, request.headers.get(HEADER_LENGTH))
     rows = v2_rows(body, state, blob)
     parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
     lane = chosen if chosen is not None else state.pick(sticky_key(request, parameters))
@@ -239,6 +242,25 @@ async def infer(request: Request) -> Response:
     return Response(
         header + b"".join(blobs), media_type="application/octet-stream", headers=headers
     )
+
+
+def decoded(raw: bytes, encoding: str | None, request: Request) -> bytes:
+    """A body sent compressed (``Content-Encoding: gzip`` or ``deflate``, as Triton's client
+    may), decompressed up to the process's body limit."""
+    name = (encoding or "identity").strip().lower()
+    if name == "identity":
+        return raw
+    if name not in ("gzip", "deflate"):
+        raise BadRequest(f"Content-Encoding '{name}' is not read; send gzip, deflate or none")
+    limit: int = request.app.state.max_body
+    inflater = zlib.decompressobj(wbits=31 if name == "gzip" else 15)
+    try:
+        plain = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"the body is not valid {name} data: {exc}") from None
+    if len(plain) > limit or inflater.unconsumed_tail:
+        raise TooLarge(f"the decompressed request body is over the limit of {limit} bytes")
+    return plain
 
 
 def parse_request(raw: bytes, header_length: str | None) -> tuple[Any, bytes]:
