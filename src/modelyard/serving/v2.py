@@ -218,10 +218,10 @@ async def infer(request: Request) -> Response:
         datatype = datatypes[name]
         values = scores if name == "predict_proba" else outputs
         assert values is not None  # a classifier's outputs include its scores
-        tensor, raw = _tensor(name, datatype, values, binary)
+        tensor, data = _tensor(name, datatype, values, binary)
         tensors.append(tensor)
-        if raw is not None:
-            blobs.append(raw)
+        if data is not None:
+            blobs.append(data)
     result: dict[str, Any] = {
         "model_name": state.name,
         "model_version": version_of(state, lane),
