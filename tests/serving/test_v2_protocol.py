@@ -13,6 +13,7 @@ import numpy as np
 import orjson
 import pytest
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
+from sklearn.linear_model import LogisticRegression
 
 from modelyard.domain.endpoints import TargetRequest
 from tests.conftest import prepare_store
@@ -106,6 +107,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     models.register(classifier(0.001), name="cancer", input_example=features.head())  # 2
     models.register(Mixed(), name="mixed", input_example=mixed_example())
     models.register(Constant(7), name="const", input_example=features.head())
+    models.register(named_classifier(), name="named", input_example=features.head())
     endpoints = built.services.endpoints
     endpoints.create("main", routes=routes("cancer/1=100"))
     endpoints.create(
@@ -115,6 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     endpoints.create("mixed", routes=routes("mixed/1=100"))
     endpoints.create("split", routes=routes("cancer/1=50", "const/1=50"))
+    endpoints.create("named", routes=routes("named/1=100"))
     built.services.identity.create_user("v2-user", "contributor")
     built.keys["user"] = built.services.identity.create_key("v2-user")[1]
     built.serve = ServeProcess(home).start()
@@ -131,6 +134,13 @@ def triton(stack: Stack) -> Iterator[Any]:
     client = triton_http.InferenceServerClient(f"127.0.0.1:{stack.serve.port}")
     yield client
     client.close()
+
+
+def named_classifier() -> LogisticRegression:
+    """A classifier whose labels are words: its ``predict`` output is BYTES."""
+    features, target = cancer()
+    words = target.map({0: "malignant", 1: "benign"})
+    return LogisticRegression(max_iter=5000).fit(features, words)
 
 
 def auth(stack: Stack) -> dict[str, str]:
@@ -211,6 +221,35 @@ def test_triton_client_asks_for_one_output_and_sends_one_matrix(stack: Stack, tr
     expected = classifier(1.0).predict_proba(cancer()[0].iloc[10:15])
     np.testing.assert_allclose(result.as_numpy("predict_proba"), expected, rtol=1e-9)
     assert result.as_numpy("predict") is None
+
+
+def test_word_labels_come_back_as_binary_bytes(stack: Stack, triton: Any) -> None:
+    import tritonclient.http as triton_http
+
+    headers = auth(stack)
+    metadata = ModelMetadataResponse.model_validate(
+        triton.get_model_metadata("named", headers=headers)
+    )
+    assert [(o.name, o.datatype) for o in metadata.outputs] == [
+        ("predict", "BYTES"),
+        ("predict_proba", "FP64"),
+    ]
+    features = rows(30, offset=100)
+    matrix = triton_http.InferInput("input-0", list(features.shape), "FP64")
+    matrix.set_data_from_numpy(features)
+    wanted = [triton_http.InferRequestedOutput("predict")]  # binary by default
+    result = triton.infer(
+        "named",
+        [matrix],
+        outputs=wanted,
+        headers=headers,
+        response_compression_algorithm="deflate",  # asks; a plain answer is read as well
+    )
+    answer = check_infer(result.get_response())
+    assert answer.outputs[0].datatype == "BYTES" and answer.outputs[0].data is None
+    words = [value.decode() for value in result.as_numpy("predict").tolist()]
+    expected = named_classifier().predict(cancer()[0].iloc[100:130]).tolist()
+    assert words == expected and {"benign", "malignant"} <= set(expected)
 
 
 def test_versioned_paths_answer_with_exactly_that_version(stack: Stack, triton: Any) -> None:
@@ -456,7 +495,7 @@ def test_metadata_declares_exactly_the_outputs_infer_returns(stack: Stack) -> No
     }
     answered: dict[str, set[str]] = {}
     with httpx.Client(base_url=stack.serve.url, headers=auth(stack), timeout=30) as http:
-        for endpoint in ("main", "shadowed", "split", "mixed"):
+        for endpoint in ("main", "shadowed", "split", "mixed", "named"):
             body = mixed_inputs() if endpoint == "mixed" else cancer_body
             rows_sent = 2 if endpoint == "mixed" else 3
             metadata = ModelMetadataResponse.model_validate(
