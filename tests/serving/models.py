@@ -1,4 +1,5 @@
-"""Models for serving tests: a trained classifier, and python models that sleep or raise."""
+"""Models for serving tests: a trained classifier, python models that sleep or raise, and
+one reading columns of every type."""
 
 from __future__ import annotations
 
@@ -53,3 +54,27 @@ class Broken:
 
     def predict(self, frame: pd.DataFrame) -> Any:
         raise RuntimeError("this model is broken on purpose")
+
+
+class Mixed:
+    """Reads an integer, a boolean, a string and a float column: count * 2 + flag + len(label)
+    + weight, so a test sees each value arrive as sent."""
+
+    def predict(self, frame: pd.DataFrame) -> Any:
+        return (
+            frame["count"].to_numpy() * 2
+            + frame["flag"].to_numpy().astype(int)
+            + frame["label"].str.len().to_numpy()
+            + frame["weight"].to_numpy()
+        ).astype(float)
+
+
+def mixed_example() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "count": [1, 2, 3],
+            "flag": [True, False, True],
+            "label": ["a", "bb", "ccc"],
+            "weight": [0.5, 1.5, 2.5],
+        }
+    )

@@ -111,7 +111,7 @@ def test_open_inference_protocol_v2(stack: Stack) -> None:
     expected = classifier(1.0).predict(cancer()[0].iloc[:4]).tolist()
     with stack.client() as http:
         metadata = http.get("/v2/models/main").json()
-        assert metadata["name"] == "main" and metadata["versions"] == ["cancer/1"]
+        assert metadata["name"] == "main" and metadata["versions"] == ["1"]
         assert [i["name"] for i in metadata["inputs"]] == names
         assert {i["datatype"] for i in metadata["inputs"]} == {"FP64"}
         assert http.get("/v2/models/main/ready").status_code == 200
@@ -140,7 +140,7 @@ def test_open_inference_protocol_v2(stack: Stack) -> None:
     assert body["id"] == "req-1" and body["model_name"] == "main" and body["model_version"] == "1"
     assert body["outputs"][0]["data"] == expected
     assert body["outputs"][1]["name"] == "predict_proba" and body["outputs"][1]["shape"] == [4, 2]
-    assert len(body["parameters"]["prediction_ids"]) == 4
+    assert len(body["parameters"]["prediction_ids"].split(",")) == 4
     assert second.json()["outputs"][0]["data"] == expected
 
 
@@ -219,7 +219,7 @@ def test_keys_roles_and_endpoint_scoped_keys(stack: Stack) -> None:
         assert viewer.get("/metrics").status_code == 200
     with stack.client("main-only") as scoped:
         assert scoped.post("/endpoints/main/predict", json=body).status_code == 200
-        assert scoped.post("/v2/models/main/infer", json={"inputs": []}).status_code == 422
+        assert scoped.post("/v2/models/main/infer", json={"inputs": []}).status_code == 400
         assert scoped.post("/endpoints/split/predict", json=body).status_code == 403
         assert scoped.get("/metrics").status_code == 403
         assert scoped.get("/endpoints").status_code == 403
@@ -238,7 +238,8 @@ def test_an_endpoint_key_off_its_endpoint_is_refused_naming_its_scope(stack: Sta
         for path in ("/metrics", "/endpoints", "/v2"):
             refused = scoped.get(path)
             assert refused.status_code == 403, (path, refused.text)
-            assert refused.json()["error"] == {"kind": "permission_denied", "message": scope}
+            kind = {"kind": "permission_denied", "message": scope}
+            assert refused.json()["error"] == (scope if path == "/v2" else kind)  # V2's shape
         other = scoped.post("/endpoints/split/predict", json={"records": records(1)})
     assert other.status_code == 403
     assert other.json()["error"]["message"] == f"{scope}, not on 'split'"

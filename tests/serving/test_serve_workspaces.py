@@ -63,7 +63,7 @@ def test_predicting_needs_a_role_in_the_endpoints_workspace(
         f"{url}/v2/models/scoring", headers={"Authorization": f"Bearer {tokens['outsider']}"}
     )
     assert metadata.status_code == 403
-    assert "has no role in workspace 'fraud'" in metadata.json()["error"]["message"]
+    assert "has no role in workspace 'fraud'" in metadata.json()["error"]  # V2's error shape
 
     listed = httpx.get(
         f"{url}/endpoints", headers={"Authorization": f"Bearer {tokens['outsider']}"}

@@ -14,7 +14,9 @@ Protocol ``serving/v2.py``.
 
 Bad input never reaches a model and never yields a 500: malformed JSON is 400,
 a body over the limit 413, input that breaks the signature 422 naming the column,
-an unknown endpoint 404. Every error is ``{"error": {"kind", "message"}}``.
+an unknown endpoint 404. Every error is ``{"error": {"kind", "message"}}``, except
+on the V2 routes (``/v2...``), where it is the protocol's ``{"error": "message"}``
+and input the model cannot take is a 400.
 """
 
 from __future__ import annotations
@@ -129,10 +131,33 @@ ROUTES: tuple[ServedRoute, ...] = (
         "/v2/models/{name}/infer",
         v2.infer,
         PREDICT,
-        "V2: inference",
+        "V2: inference by the route chosen by weight or sticky key",
         "InferRequest",
         "InferResponse",
         sticky=True,
+    ),
+    ServedRoute(
+        "GET",
+        "/v2/models/{name}/versions/{version}",
+        v2.model_metadata,
+        PREDICT,
+        "V2: metadata of one version the endpoint routes to or shadows",
+    ),
+    ServedRoute(
+        "GET",
+        "/v2/models/{name}/versions/{version}/ready",
+        v2.model_ready,
+        PREDICT,
+        "V2: one version ready",
+    ),
+    ServedRoute(
+        "POST",
+        "/v2/models/{name}/versions/{version}/infer",
+        v2.infer,
+        PREDICT,
+        "V2: inference by exactly that version",
+        "InferRequest",
+        "InferResponse",
     ),
 )
 
@@ -162,6 +187,7 @@ def create_serving_app(
 def _guarded(route: ServedRoute) -> Handler:
     """``route``'s handler behind its permission, every error answered in the envelope."""
     handler, permission = route.handler, route.permission
+    protocol_v2 = route.path.startswith("/v2")
 
     async def guarded(request: Request) -> Response:
         endpoint = request.path_params.get("name")
@@ -170,9 +196,12 @@ def _guarded(route: ServedRoute) -> Handler:
                 await access_of(request).authorize(request, permission, endpoint)
             return await handler(request)
         except ModelyardError as exc:
-            return await _refused(request, exc, endpoint)
+            answer = await _refused(request, exc, endpoint)
+            return v2.error_answer(exc) if protocol_v2 else answer
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
+            if protocol_v2:
+                return v2.error_of(500, "internal error; see the log")
             return error_of(500, "internal", "internal error; see the log")
 
     return guarded
@@ -209,10 +238,14 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return error_of(404, "not_found", f"no route {request.url.path}")
+    message = f"no route {request.url.path}"
+    if request.url.path.startswith("/v2"):
+        return v2.error_of(404, message)
+    return error_of(404, "not_found", message)
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
-    return error_of(
-        405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
-    )
+    message = f"{request.method} is not allowed on {request.url.path}"
+    if request.url.path.startswith("/v2"):
+        return v2.error_of(405, message)
+    return error_of(405, "method_not_allowed", message)

@@ -63,7 +63,8 @@ def _operation(route: ServedRoute) -> dict[str, Any]:
 
 
 def _operation_id(route: ServedRoute) -> str:
-    words = route.path.replace("{name}", "name").replace(".", "_").strip("/").split("/")
+    path = route.path.replace("{name}", "name").replace("{version}", "version")
+    words = path.replace(".", "_").strip("/").split("/")
     return "_".join([route.method.lower(), *words])
 
 
@@ -76,6 +77,17 @@ def _parameters(route: ServedRoute) -> list[dict[str, Any]]:
                 "in": "path",
                 "required": True,
                 "description": "The endpoint",
+                "schema": {"type": "string"},
+            }
+        )
+    if "{version}" in route.path:
+        parameters.append(
+            {
+                "name": "version",
+                "in": "path",
+                "required": True,
+                "description": "A version the endpoint routes to or shadows: its number, "
+                "or model:number when two of its targets share a number",
                 "schema": {"type": "string"},
             }
         )
@@ -97,9 +109,15 @@ def _responses(route: ServedRoute) -> dict[str, Any]:
     if route.response_schema:
         answer["content"] = _json(route.response_schema)
     responses: dict[str, Any] = {"200": answer}
+    v2 = route.path.startswith("/v2")
     for status, description in _ERRORS.items():
+        if v2 and status == "422":
+            continue  # the protocol answers 400 for input the model cannot take
+        if v2 and status == "400":
+            description = "Bad JSON, datatype, shape or binary data, or rows the model cannot take"
         if _may_answer(route, status):
-            responses[status] = {"description": description, "content": _json("Error")}
+            schema = "V2Error" if v2 else "Error"
+            responses[status] = {"description": description, "content": _json(schema)}
     if route.path in _READINESS:
         responses["503"] = {"description": "Some endpoint is still loading (same body)"}
     return responses
@@ -199,19 +217,50 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "V2Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+    },
     "Tensor": {
         "type": "object",
-        "required": ["name", "datatype", "shape", "data"],
+        "required": ["name", "datatype", "shape"],
+        "description": "'data', or parameters.binary_data_size bytes of the binary data "
+        "after the JSON header (Inference-Header-Content-Length)",
         "properties": {
             "name": {"type": "string"},
-            "datatype": {"type": "string"},
+            "datatype": {
+                "type": "string",
+                "enum": [
+                    "BOOL",
+                    "UINT8",
+                    "UINT16",
+                    "UINT32",
+                    "UINT64",
+                    "INT8",
+                    "INT16",
+                    "INT32",
+                    "INT64",
+                    "FP16",
+                    "FP32",
+                    "FP64",
+                    "BYTES",
+                ],
+            },
             "shape": {"type": "array", "items": {"type": "integer"}},
+            "parameters": {"type": "object"},
             "data": _ANY_ARRAY,
         },
     },
     "InferParameters": {
         "type": "object",
-        "properties": {STICKY_FIELD: {"type": "string", "description": _STICKY_FIELD_HELP}},
+        "properties": {
+            STICKY_FIELD: {"type": "string", "description": _STICKY_FIELD_HELP},
+            "binary_data_output": {
+                "type": "boolean",
+                "description": "Send every output as binary data (unless it says otherwise)",
+            },
+        },
     },
     "InferRequest": {
         "type": "object",
@@ -221,6 +270,16 @@ _SCHEMAS: dict[str, Any] = {
             "id": {"type": "string"},
             "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/Tensor"}},
             "parameters": {"$ref": "#/components/schemas/InferParameters"},
+            "outputs": {
+                "type": "array",
+                "description": "The outputs to answer (predict, predict_proba), in this order; "
+                "parameters.binary_data sends one as binary data",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+                },
+            },
         },
     },
     "InferResponse": {
@@ -233,7 +292,10 @@ _SCHEMAS: dict[str, Any] = {
             "parameters": {
                 "type": "object",
                 "properties": {
-                    "prediction_ids": {"type": "array", "items": {"type": "string"}},
+                    "prediction_ids": {
+                        "type": "string",
+                        "description": "One id per row, comma-separated",
+                    },
                     "model": {"type": "string"},
                     "revision": {"type": "integer"},
                 },

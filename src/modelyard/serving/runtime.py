@@ -321,17 +321,27 @@ class Runtime:
         return [f"{prefix}-{next(self._ids):08x}" for _ in range(count)]
 
     async def predict(
-        self, state: EndpointState, rows: list[dict[str, Any]], sticky: str | None
+        self,
+        state: EndpointState,
+        rows: list[dict[str, Any]],
+        sticky: str | None,
+        lane: Lane | None = None,
     ) -> tuple[Lane, list[str], list[Any], list[Any] | None]:
-        """Answer ``rows`` from one route; log them; hand a copy to every shadow."""
-        lane = state.pick(sticky)
+        """Answer ``rows`` from one route picked by weight or ``sticky`` (or the ``lane``
+        given, a shadow's version too); log them; hand a copy to every shadow when a route
+        answered."""
+        lane = lane if lane is not None else state.pick(sticky)
         started = time.perf_counter()
         prepared = lane.model.prepare(rows)  # SignatureError names the column
         ids = self.new_ids(len(rows))
-        batcher = lane.batcher
-        assert batcher is not None  # every route has one
         try:
-            outputs, scores = await batcher.submit(prepared, len(rows))
+            if lane.batcher is not None:
+                outputs, scores = await lane.batcher.submit(prepared, len(rows))
+            else:  # a shadow's version asked for by name: answered here, outside any batch
+                (answer,) = await asyncio.to_thread(lane.model.predict, [prepared])
+                if isinstance(answer, ModelFailed):
+                    raise answer
+                outputs, scores = answer
         except ModelFailed as failure:
             self._log(state, lane, ids, rows, None, None, started, failure.message)
             raise
@@ -343,7 +353,7 @@ class Runtime:
                 raise LogUnavailable(
                     f"the prediction log could not store the answer: {exc}"
                 ) from None
-        if state.shadows:
+        if state.shadows and lane.role == "primary":
             # handed over on the loop's next turn: after this answer has been written
             asyncio.get_running_loop().call_soon(
                 self.shadows.offer, state.name, state.revision, state.shadow_targets, ids, rows

@@ -47,6 +47,15 @@ def runtime_of(request: Request) -> Runtime:
 
 async def json_body(request: Request) -> Any:
     """The request's body parsed as JSON: 413 past the app's limit, 400 if not JSON."""
+    chunks = await raw_body(request)
+    try:
+        return orjson.loads(chunks)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+async def raw_body(request: Request) -> bytes:
+    """The request's body: 413 past the app's limit."""
     limit: int = request.app.state.max_body
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -56,7 +65,4 @@ async def json_body(request: Request) -> Any:
         chunks += chunk
         if len(chunks) > limit:
             raise TooLarge(f"request body is over the limit of {limit} bytes")
-    try:
-        return orjson.loads(chunks)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    return bytes(chunks)
