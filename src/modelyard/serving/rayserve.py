@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import signal
 import time
 from typing import Any
 
@@ -162,6 +163,7 @@ def serve(
 ) -> None:
     """Host ``names`` on Ray Serve until stopped; redeploys when their scaling changes."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: delete the application
     services = bootstrap(settings, create_if_empty=False)
     hosted = check_names(services, names)
     ray, serve_module = import_ray(), import_serve()
@@ -194,6 +196,10 @@ def serve(
             serve_module.shutdown()
             ray.shutdown()
         services.close()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def import_ray() -> Any:
