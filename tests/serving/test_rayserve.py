@@ -23,6 +23,7 @@ import pytest
 from modelyard.bootstrap import Services, bootstrap
 from modelyard.client.local import LocalBackend
 from modelyard.client.yard import Yard
+from modelyard.domain.endpoints import TargetRequest
 from tests.conftest import sqlite_settings
 from tests.serving.models import cancer, classifier
 
@@ -179,3 +180,43 @@ def test_a_killed_replica_is_replaced_and_loses_no_acknowledged_prediction(
     logged = _logged(served)  # the first read seals the dead replica's journal
     assert set(acknowledged) <= set(logged)
     assert len(logged) == len(set(logged))
+
+
+def test_a_new_revision_reaches_every_replica_without_failed_requests(served: Served) -> None:
+    predict = f"{served.url}/endpoints/{ENDPOINT}/predict"
+    answers: list[tuple[int, int | None]] = []  # (status, revision)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {served.key}"}, timeout=30) as http:
+            for _ in range(1500):  # bounded
+                if stop.is_set():
+                    return
+                answer = http.post(predict, json={"records": served.rows})
+                revision = answer.json().get("revision") if answer.status_code == 200 else None
+                with lock:
+                    answers.append((answer.status_code, revision))
+
+    before = served.services.endpoints.get(ENDPOINT).revision
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.0)
+        served.services.endpoints.update(ENDPOINT, routes=[TargetRequest.parse("cancer/2=100")])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with lock:
+                recent = [revision for _, revision in answers[-40:]]
+            if len(recent) == 40 and set(recent) == {before + 1}:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    statuses = Counter(status for status, _ in answers)
+    assert statuses == {200: len(answers)}  # no request failed during the change
+    revisions = [revision for _, revision in answers]
+    assert revisions[0] == before and revisions[-40:] == [before + 1] * 40  # both replicas
