@@ -61,3 +61,16 @@ def test_local_serving_does_not_import_ray() -> None:
         [sys.executable, "-c", IMPORT_LOCAL_SERVING], capture_output=True, text=True, check=True
     )
     assert json.loads(found.stdout) == []
+
+
+def test_one_deployment_for_several_endpoints_scales_to_the_most_any_asks_for() -> None:
+    from modelyard.serving.rayserve import autoscaling_of
+
+    scaling = autoscaling_of(
+        [
+            Batching(min_replicas=2, max_replicas=3, target_ongoing_requests=8),
+            Batching(max_replicas=6, target_ongoing_requests=4),
+        ]
+    )
+    assert (scaling["min_replicas"], scaling["max_replicas"]) == (2, 6)
+    assert scaling["target_ongoing_requests"] == 4
