@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,15 +41,34 @@ def _show(found: Endpoint) -> None:
     console.print(
         f"  batching: up to {batching.max_batch_size} rows, wait {batching.max_wait_ms:g} ms"
     )
+    console.print(
+        f"  scaling:  {batching.min_replicas}-{batching.max_replicas} replicas on Ray Serve, "
+        f"{batching.target_ongoing_requests:g} requests in flight each"
+    )
 
 
-def _batching(max_batch_size: int | None, max_wait_ms: float | None) -> dict[str, Any] | None:
-    settings: dict[str, Any] = {}
+def _batching(
+    max_batch_size: int | None, max_wait_ms: float | None, scaling: dict[str, Any]
+) -> dict[str, Any] | None:
+    settings: dict[str, Any] = {k: v for k, v in scaling.items() if v is not None}
     if max_batch_size is not None:
         settings["max_batch_size"] = max_batch_size
     if max_wait_ms is not None:
         settings["max_wait_ms"] = max_wait_ms
     return settings or None
+
+
+def scaling_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--min-replicas``, ``--max-replicas``, ``--target-ongoing-requests`` (Ray Serve)."""
+    for flag, kind, text in reversed(
+        [
+            ("--min-replicas", int, "Replicas kept on Ray Serve (1)."),
+            ("--max-replicas", int, "Replicas Ray Serve may scale up to (1)."),
+            ("--target-ongoing-requests", float, "Requests in flight per replica (2)."),
+        ]
+    ):
+        command = click.option(flag, type=kind, default=None, help=text)(command)
+    return command
 
 
 ROUTE_HELP = "MODEL/VERSION=WEIGHT or MODEL@ALIAS=WEIGHT[,follow]; repeat for a split."
@@ -68,6 +88,7 @@ SHADOW_HELP = "MODEL/VERSION or MODEL@ALIAS[,follow]: gets a copy of every reque
 )
 @click.option("--max-batch-size", type=int, default=None, help="Rows per model call (64).")
 @click.option("--max-wait-ms", type=float, default=None, help="Hold a batch open (0).")
+@scaling_options
 @click.option("--description", default="")
 @click.option("--comment", default="", help="Why: kept with the revision.")
 @json_option
@@ -83,13 +104,24 @@ def create(
     description: str,
     comment: str,
     as_json: bool,
+    min_replicas: int | None,
+    max_replicas: int | None,
+    target_ongoing_requests: float | None,
 ) -> None:
     """Create endpoint NAME at revision 1."""
     created = ctx.yard().endpoints.create(
         name,
         routes=_on_runtime(routes, runtime),
         shadows=list(shadows),
-        batching=_batching(max_batch_size, max_wait_ms),
+        batching=_batching(
+            max_batch_size,
+            max_wait_ms,
+            {
+                "min_replicas": min_replicas,
+                "max_replicas": max_replicas,
+                "target_ongoing_requests": target_ongoing_requests,
+            },
+        ),
         description=description,
         comment=comment,
     )
@@ -110,6 +142,7 @@ def create(
 )
 @click.option("--max-batch-size", type=int, default=None)
 @click.option("--max-wait-ms", type=float, default=None)
+@scaling_options
 @click.option("--description", default=None)
 @click.option("--comment", default="", help="Why: kept with the revision.")
 @json_option
@@ -126,6 +159,9 @@ def update(
     description: str | None,
     comment: str,
     as_json: bool,
+    min_replicas: int | None,
+    max_replicas: int | None,
+    target_ongoing_requests: float | None,
 ) -> None:
     """Make a new revision of NAME; what is not given is kept."""
     if no_shadows and shadows:
@@ -134,7 +170,15 @@ def update(
         name,
         routes=_on_runtime(routes, runtime) if routes else None,
         shadows=[] if no_shadows else list(shadows) if shadows else None,
-        batching=_batching(max_batch_size, max_wait_ms),
+        batching=_batching(
+            max_batch_size,
+            max_wait_ms,
+            {
+                "min_replicas": min_replicas,
+                "max_replicas": max_replicas,
+                "target_ongoing_requests": target_ongoing_requests,
+            },
+        ),
         description=description,
         comment=comment,
     )
@@ -418,14 +462,55 @@ def compare_table(name: str, frame: Any) -> Any:
     type=click.IntRange(1024),
     help="Largest request body in bytes (413 above).",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: replicas on Ray Serve, autoscaled by the endpoint's scaling settings.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="The Ray cluster (default: MODELYARD_RAY_ADDRESS, else Ray's own default).",
+)
+@click.option(
+    "--replica-cpus",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 64),
+    help="CPUs Ray reserves per replica (--backend ray).",
+)
 @pass_context
 def serve(
-    ctx: CliContext, endpoints: tuple[str, ...], host: str, port: int, refresh: float, max_body: int
+    ctx: CliContext,
+    endpoints: tuple[str, ...],
+    host: str,
+    port: int,
+    refresh: float,
+    max_body: int,
+    backend: str,
+    ray_address: str | None,
+    replica_cpus: float,
 ) -> None:
     """Serve ENDPOINTS (default: all) for predictions; picks up revisions while running."""
+    settings = ctx.store()  # the data plane reads endpoints from the store, never the API
+    if backend == "ray":
+        from modelyard.serving.rayserve import serve as run_on_ray
+
+        run_on_ray(
+            list(endpoints),
+            host=host,
+            port=port,
+            settings=settings,
+            refresh=refresh,
+            max_body=max_body,
+            address=ray_address,
+            replica_cpus=replica_cpus,
+        )
+        return
     from modelyard.serving.server import serve as run
 
-    settings = ctx.store()  # the data plane reads endpoints from the store, never the API
     run(
         list(endpoints),
         host=host,

@@ -24,6 +24,8 @@ from modelyard.errors import InvalidInput
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9\-]{0,62}$")
 MAX_BATCH_LIMIT = 4096
+MAX_REPLICAS = 256
+SCALING = ("min_replicas", "max_replicas", "target_ongoing_requests")
 NATIVE, ONNX = "native", "onnx"
 RUNTIMES = (NATIVE, ONNX)
 # the version tags that pair a version with its ONNX twin (a version of the same model)
@@ -175,10 +177,18 @@ class Batching:
     requests that arrive while a batch is computing form the next batch (up to
     ``max_batch_size`` rows). ``max_wait_ms`` > 0 additionally holds a batch open
     that long for more rows when requests are already queueing.
+
+    The scaling settings apply when the endpoint is served on Ray Serve
+    (``modelyard serve --backend ray``): between ``min_replicas`` and ``max_replicas``
+    replicas, scaled so each has about ``target_ongoing_requests`` requests in flight.
+    A spec stored before they existed reads with their defaults (one replica).
     """
 
     max_batch_size: int = 64
     max_wait_ms: float = 0.0
+    min_replicas: int = 1
+    max_replicas: int = 1
+    target_ongoing_requests: float = 2.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_batch_size <= MAX_BATCH_LIMIT:
@@ -187,6 +197,20 @@ class Batching:
             )
         if not 0 <= self.max_wait_ms <= 1000:
             raise InvalidInput(f"max_wait_ms must be between 0 and 1000, got {self.max_wait_ms}")
+        if not 1 <= self.min_replicas <= MAX_REPLICAS:
+            raise InvalidInput(
+                f"min_replicas must be between 1 and {MAX_REPLICAS}, got {self.min_replicas}"
+            )
+        if not self.min_replicas <= self.max_replicas <= MAX_REPLICAS:
+            raise InvalidInput(
+                f"max_replicas must be between min_replicas ({self.min_replicas}) and "
+                f"{MAX_REPLICAS}, got {self.max_replicas}"
+            )
+        if not 0 < self.target_ongoing_requests <= 1000:
+            raise InvalidInput(
+                "target_ongoing_requests must be above 0 and at most 1000, "
+                f"got {self.target_ongoing_requests}"
+            )
 
 
 @dataclass(frozen=True)
@@ -353,7 +377,7 @@ def batching_from(data: dict[str, Any] | None, base: Batching | None = None) -> 
         return None
     if not isinstance(data, dict):
         raise InvalidInput("batching must be an object of settings")
-    unknown = set(data) - {"max_batch_size", "max_wait_ms"}
+    unknown = set(data) - {"max_batch_size", "max_wait_ms", *SCALING}
     if unknown:
         raise InvalidInput(f"unknown batching setting(s): {', '.join(sorted(unknown))}")
     base = base or Batching()
@@ -361,6 +385,11 @@ def batching_from(data: dict[str, Any] | None, base: Batching | None = None) -> 
         return Batching(
             max_batch_size=int(data.get("max_batch_size", base.max_batch_size)),
             max_wait_ms=float(data.get("max_wait_ms", base.max_wait_ms)),
+            min_replicas=int(data.get("min_replicas", base.min_replicas)),
+            max_replicas=int(data.get("max_replicas", base.max_replicas)),
+            target_ongoing_requests=float(
+                data.get("target_ongoing_requests", base.target_ongoing_requests)
+            ),
         )
     except (TypeError, ValueError):
         raise InvalidInput("batching settings must be numbers") from None
