@@ -5,6 +5,7 @@ and failing on tampering, the CLI, and the routes' answers to paths that leave a
 from __future__ import annotations
 
 import http.client
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from cryptography.fernet import Fernet
 from sklearn.linear_model import LogisticRegression
 
 from modelyard.client.yard import Yard, connect
-from modelyard.errors import IntegrityError
+from modelyard.errors import IntegrityError, PermissionDenied
 from tests.cli.test_cli import invoke
 from tests.conftest import ServerProcess, embedded_yard, prepare_store
 
@@ -140,3 +141,42 @@ def test_the_routes_name_the_path_they_refuse(
         assert "private" not in answer.text
         missing = api.get(f"/api/v1/models/{unique}/versions/99/signature")
         assert missing.status_code == 404
+
+
+@pytest.mark.slow
+def test_only_platform_admins_manage_signing_keys(
+    signing_server: ServerProcess, unique: str, tmp_path: Path
+) -> None:
+    platform = connect(signing_server.url, api_key=signing_server.admin_key, home=tmp_path / "p")
+    try:
+        team_admin = f"{unique}-ana"
+        platform.admin.create_user(team_admin, "viewer")
+        platform.admin.create_workspace(unique, admin=team_admin)
+        _, token = platform.admin.create_key(team_admin)
+        before = platform.admin.signing_keys()
+    finally:
+        platform.close()
+    team = connect(signing_server.url, api_key=token, home=tmp_path / "t", workspace=unique)
+    try:
+        with pytest.raises(PermissionDenied):
+            team.admin.create_signing_key(f"{unique}-key")
+        with pytest.raises(PermissionDenied):
+            team.admin.signing_keys()
+    finally:
+        team.close()
+    platform = connect(signing_server.url, api_key=signing_server.admin_key, home=tmp_path / "p")
+    try:
+        assert platform.admin.signing_keys() == before
+    finally:
+        platform.close()
+
+
+def test_the_cli_refuses_an_archive_member_that_leaves_the_folder(tmp_path: Path) -> None:
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("churn/manifest.json", "{}")
+        bundle.writestr("../../escape.txt", "x")
+    code, _, err = invoke(tmp_path / "home", "package", "import", str(archive))
+    assert code == 2
+    assert "member '../../escape.txt' contains '..': nothing imported" in err
+    assert "Traceback" not in err and not list(tmp_path.rglob("escape.txt"))
