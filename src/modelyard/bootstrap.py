@@ -120,7 +120,9 @@ def bootstrap(
     secrets = SecretService(db, secret_box)
     references = ReferenceService(db, artifacts, catalog, datasets, settings.package_cache)
     alerts = AlertService(db, secrets)
-    loader = ModelLoader(catalog, artifacts, settings.package_cache)
+    loader = ModelLoader(
+        catalog, artifacts, settings.package_cache, check_signature=signing.check_loadable
+    )
     importances = ImportanceService(db, catalog, references, loader)
     runner = Runner(
         db,

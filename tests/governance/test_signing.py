@@ -21,6 +21,7 @@ from modelyard.domain.endpoints import TargetRequest
 from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied
 from modelyard.jsonable import plain
 from modelyard.packaging.signing import check_signature, key_id_of
+from modelyard.serving.models import ModelLoader
 from modelyard.store import schema as t
 from tests.actors import as_user
 from tests.stores import services_on
@@ -109,15 +110,26 @@ def test_required_signatures_gate_production_and_traffic(tmp_path: Path) -> None
         with pytest.raises(PermissionDenied, match="before taking traffic"):
             services.endpoints.create("churn", routes=[TargetRequest.parse(f"{unsigned}=100")])
         assert services.catalog.get_version(unsigned).stage.value == "staging"
+        loader = ModelLoader(
+            services.catalog,
+            services.artifacts,
+            tmp_path / "cache",
+            check_signature=services.signing.check_loadable,
+        )
+        with pytest.raises(PermissionDenied, match="churn/1 is not signed .* before loading"):
+            loader.load(services.catalog.get_version(unsigned))
         services.signing.create_key("platform")
         signed = register(services)
         services.catalog.transition_stage(signed, "staging")
         assert services.catalog.transition_stage(signed, "production").stage.value == "production"
         services.endpoints.create("churn", routes=[TargetRequest.parse(f"{signed}=100")])
+        assert loader.load(services.catalog.get_version(signed)).ref == signed
         # a signature for other bytes is caught by the SDK's verify, not trusted blindly
         with services.db.write() as conn:
             conn.execute(update(t.version_signatures).values(package_digest="f" * 64))
         with pytest.raises(IntegrityError, match="covers package ffffffffffff"):
             Yard(LocalBackend(services)).models.verify(signed)
+        with pytest.raises(IntegrityError, match="covers package ffffffffffff"):
+            loader.load(services.catalog.get_version(signed))
     finally:
         services.close()

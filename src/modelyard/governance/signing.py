@@ -27,11 +27,11 @@ from modelyard.clock import now_ms
 from modelyard.domain.actors import current_actor
 from modelyard.domain.events import Changed
 from modelyard.domain.identity import DEFAULT_WORKSPACE
-from modelyard.domain.models import ModelRef
+from modelyard.domain.models import ModelRef, ModelVersion
 from modelyard.domain.signing import SigningKey, VersionSignature, check_key_name
 from modelyard.errors import Conflict, IntegrityError, NotConfigured, NotFound, PermissionDenied
 from modelyard.governance.secrets import KEY_VARIABLE, SecretBox
-from modelyard.packaging.signing import key_id_of, new_key_pair, sign_digest
+from modelyard.packaging.signing import check_signature, key_id_of, new_key_pair, sign_digest
 from modelyard.store import schema as t
 from modelyard.store.database import Database, publish
 
@@ -132,6 +132,26 @@ class SigningService:
         if row is None:
             raise NotFound(f"{model}/{version} is not signed")
         return VersionSignature(**row._mapping)
+
+    def check_loadable(self, version: ModelVersion) -> None:
+        """Before a serving process loads ``version``: a signature it has must sign its
+        registered digest (``IntegrityError``); with ``require_signed`` it must have one."""
+        try:
+            signature = self.signature_of(version.model, version.version)
+        except NotFound:
+            if self.require_signed:
+                raise PermissionDenied(
+                    f"{version.ref} is not signed and this platform requires signed "
+                    f"packages before loading ({REQUIRE_VARIABLE})"
+                ) from None
+            return
+        if signature.package_digest != version.package_digest:
+            raise IntegrityError(
+                f"the signature of {version.ref} covers package "
+                f"{signature.package_digest[:12]}, not its registered package "
+                f"{version.package_digest[:12]}"
+            )
+        check_signature(signature.public_key, signature.signature, version.package_digest)
 
     def check(self, conn: Connection, ref: ModelRef, purpose: str) -> None:
         """The gate: with ``require_signed``, refuse (``PermissionDenied``) an unsigned version."""
