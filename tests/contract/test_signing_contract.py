@@ -5,6 +5,8 @@ and failing on tampering, the CLI, and the routes' answers to paths that leave a
 from __future__ import annotations
 
 import http.client
+import json
+import sqlite3
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 from modelyard.client.yard import Yard, connect
 from modelyard.errors import IntegrityError, PermissionDenied
+from modelyard.jsonable import plain
 from tests.cli.test_cli import invoke
 from tests.conftest import ServerProcess, embedded_yard, prepare_store
 
@@ -180,3 +183,28 @@ def test_the_cli_refuses_an_archive_member_that_leaves_the_folder(tmp_path: Path
     assert code == 2
     assert "member '../../escape.txt' contains '..': nothing imported" in err
     assert "Traceback" not in err and not list(tmp_path.rglob("escape.txt"))
+
+
+@pytest.mark.slow
+def test_the_private_key_is_in_no_answer_log_or_audit_event(
+    signing_server: ServerProcess, unique: str, tmp_path: Path
+) -> None:
+    yard = connect(signing_server.url, api_key=signing_server.admin_key, home=tmp_path / "c")
+    try:
+        if not yard.admin.signing_keys():
+            yard.admin.create_signing_key("platform-2026")
+        version = yard.models.register(_model(), name=unique)
+        answers = json.dumps(plain([yard.admin.signing_keys(), yard.models.verify(version.ref)]))
+        audit = json.dumps(plain(yard.audit.events()))
+    finally:
+        yard.close()
+    box = Fernet(signing_server.env["MODELYARD_SECRET_KEY"].encode())
+    with sqlite3.connect(signing_server.home / "modelyard.db") as db:
+        rows = db.execute("SELECT private_ciphertext FROM signing_keys").fetchall()
+    assert rows
+    for (ciphertext,) in rows:
+        private_hex = box.decrypt(ciphertext.encode()).decode()
+        assert len(private_hex) == 64
+        for text in (answers, audit, signing_server.output()):
+            assert private_hex not in text and ciphertext not in text
+    assert '"sign version"' in audit
