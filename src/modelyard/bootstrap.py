@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
+
 from modelyard.artifacts.store import ArtifactStore, open_store
 from modelyard.catalog.inventory import InventoryService
 from modelyard.catalog.registry import Catalog
 from modelyard.catalog.versions import VersionReader
 from modelyard.config import Settings
+from modelyard.domain.models import ModelRef
 from modelyard.governance.approvals import ApprovalService
 from modelyard.governance.audit import AuditLog
 from modelyard.governance.cards import ModelCards
@@ -17,6 +20,7 @@ from modelyard.governance.identity import Identity
 from modelyard.governance.lineage import Lineage
 from modelyard.governance.retirement import Retirement
 from modelyard.governance.secrets import SecretBox, SecretService
+from modelyard.governance.signing import SigningService
 from modelyard.governance.workspaces import Workspaces
 from modelyard.monitoring.alerts import AlertService
 from modelyard.monitoring.importance import ImportanceService
@@ -64,6 +68,7 @@ class Services:
     monitors: MonitorService
     approvals: ApprovalService
     secrets: SecretService
+    signing: SigningService
     cards: ModelCards
     importances: ImportanceService
     explanations: ExplanationService
@@ -98,8 +103,14 @@ def bootstrap(
     # it reads versions on their connection, so it needs no catalog of its own
     versions = VersionReader()
     approvals = ApprovalService(db, versions)
-    catalog = Catalog(db, artifacts, approval_gate=approvals.check)
-    endpoints = EndpointService(db, versions, approval_gate=approvals.check)
+    signing = SigningService(db, secret_box, require_signed=settings.require_signed_packages)
+
+    def gate(conn: Connection, ref: ModelRef, purpose: str) -> None:
+        approvals.check(conn, ref, purpose)
+        signing.check(conn, ref, purpose)  # MODELYARD_REQUIRE_SIGNED_PACKAGES
+
+    catalog = Catalog(db, artifacts, approval_gate=gate, signer=signing.sign_version)
+    endpoints = EndpointService(db, versions, approval_gate=gate)
     predictions = (
         SqlPredictionLog(db)
         if settings.prediction_log_in_database
@@ -109,7 +120,9 @@ def bootstrap(
     secrets = SecretService(db, secret_box)
     references = ReferenceService(db, artifacts, catalog, datasets, settings.package_cache)
     alerts = AlertService(db, secrets)
-    loader = ModelLoader(catalog, artifacts, settings.package_cache)
+    loader = ModelLoader(
+        catalog, artifacts, settings.package_cache, check_signature=signing.check_loadable
+    )
     importances = ImportanceService(db, catalog, references, loader)
     runner = Runner(
         db,
@@ -147,6 +160,7 @@ def bootstrap(
         inventory=inventory,
         retirement=Retirement(db, catalog, endpoints),
         secrets=secrets,
+        signing=signing,
         references=references,
         alerts=alerts,
         monitors=monitors,

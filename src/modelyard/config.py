@@ -8,7 +8,9 @@ to a server; ``MODELYARD_PREDICTIONS`` moves the prediction log out of the home
 (a folder), or into the metadata database (``database``);
 ``MODELYARD_SECRET_KEY`` is the Fernet key that encrypts stored secrets (required
 by ``modelyard server``; embedded mode falls back to ``HOME/secret.key``);
-``MODELYARD_WORKSPACE`` names the workspace the SDK and CLI act in.
+``MODELYARD_WORKSPACE`` names the workspace the SDK and CLI act in;
+``MODELYARD_REQUIRE_SIGNED_PACKAGES=1`` refuses unsigned versions before production
+and before they take traffic.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Settings:
     prediction_root: str | None = None
     secret_key: str | None = field(default=None, repr=False)
     workspace: str | None = None
+    require_signed_packages: bool = False
 
     @property
     def prediction_log_in_database(self) -> bool:
@@ -60,7 +63,12 @@ class Settings:
             prediction_root=os.environ.get("MODELYARD_PREDICTIONS") or None,
             secret_key=os.environ.get("MODELYARD_SECRET_KEY") or None,
             workspace=os.environ.get("MODELYARD_WORKSPACE") or None,
+            require_signed_packages=_flag(os.environ.get("MODELYARD_REQUIRE_SIGNED_PACKAGES")),
         )
+
+
+def _flag(text: str | None) -> bool:
+    return (text or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def client_home(home: str | os.PathLike[str] | None = None) -> Path:

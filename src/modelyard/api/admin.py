@@ -1,4 +1,5 @@
-"""Routes for users, workspaces and their members, API keys and the audit log (admins),
+"""Routes for users, workspaces and their members, API keys, package signing keys and
+the audit log (admins),
 and ``whoami`` (everyone)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from modelyard.api.security import guard
 from modelyard.api.wire import Body, Cursor, Limit, Moment, respond
 from modelyard.domain.actors import current_actor
 from modelyard.domain.identity import DEFAULT_WORKSPACE, Permission
+from modelyard.domain.signing import SigningKey
 
 router = APIRouter(prefix="/api/v1", tags=["governance"], responses=ERROR_RESPONSES)
 
@@ -34,6 +36,10 @@ class KeyIn(Body):
     name: str = ""
     expires_in_days: float | None = None
     endpoint: str | None = None  # a key that may only call this endpoint's predict routes
+
+
+class SigningKeyIn(Body):
+    name: str
 
 
 @router.get("/whoami", **guard(Permission.READ))
@@ -110,6 +116,18 @@ def list_keys(request: Request, user: str | None = None) -> Response:
 @router.delete("/keys/{key_id}", **guard(Permission.ADMIN))
 def revoke_key(key_id: str, request: Request) -> Response:
     return respond(services_of(request).identity.revoke_key(key_id))
+
+
+@router.post("/signing-keys", status_code=201, response_model=SigningKey, **guard(Permission.ADMIN))
+def create_signing_key(body: SigningKeyIn, request: Request) -> Response:
+    """A new Ed25519 package signing key (public half only in the answer); from now on it
+    signs every version registered."""
+    return respond(services_of(request).signing.create_key(body.name), 201)
+
+
+@router.get("/signing-keys", response_model=list[SigningKey], **guard(Permission.ADMIN))
+def list_signing_keys(request: Request) -> Response:
+    return respond(services_of(request).signing.keys())
 
 
 @router.get("/audit", **guard(Permission.ADMIN))

@@ -4,6 +4,8 @@
   version's package (``{"source", "package_digest", "files"}``), and
   ``.../package/{path}`` streams one. The SDK downloads them all, checks the
   package digest, and caches them under ``MODELYARD_HOME/cache/packages/<digest>``.
+- ``GET /models/{name}/versions/{selector}/signature``: the Ed25519 signature of
+  the version's package digest, the signing key's name, id and public half.
 - ``PUT /uploads/{upload_id}/{path}`` stages one file of a package that is not
   part of a run (``upload_id`` is 32 hex digits the client chose); the package is
   then registered with ``source = "uploads/<upload_id>"``. A package logged by a
@@ -26,6 +28,7 @@ from modelyard.api.uploads import RAW_BODY, spooled_body, with_request_body
 from modelyard.api.wire import respond
 from modelyard.artifacts.keys import join_key, safe_key
 from modelyard.domain.identity import Permission
+from modelyard.domain.signing import VersionSignature
 from modelyard.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["packages"], responses=ERROR_RESPONSES)
@@ -57,6 +60,19 @@ def package_files(name: str, selector: str, request: Request) -> Response:
     return respond(
         {"source": version.source, "package_digest": version.package_digest, "files": files}
     )
+
+
+@router.get(
+    "/models/{name}/versions/{selector}/signature",
+    response_model=VersionSignature,
+    **guard(Permission.READ),
+)
+def version_signature(name: str, selector: str, request: Request) -> Response:
+    """The signature of the version's package digest and the key that made it (404:
+    unsigned). The SDK checks it against the digest it computes from the files."""
+    services = services_of(request)
+    version = services.catalog.get_version(ref_of(name, selector))
+    return respond(services.signing.signature_of(version.model, version.version))
 
 
 @router.get(

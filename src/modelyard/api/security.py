@@ -34,9 +34,9 @@ PERMISSION_KEY = "x-permission"
 WORKSPACE_HEADER = "x-modelyard-workspace"
 _READS = ("GET", "HEAD", "OPTIONS")
 _WORKSPACES = "/api/v1/workspaces"
-# platform-wide: users and keys span workspaces and the audit log is one chain; only
-# admins of ``default`` manage them
-_PLATFORM = ("/api/v1/users", "/api/v1/keys", "/api/v1/audit")
+# platform-wide: users, keys and package signing keys span workspaces and the audit log
+# is one chain; only admins of ``default`` manage them
+_PLATFORM = ("/api/v1/users", "/api/v1/keys", "/api/v1/audit", "/api/v1/signing-keys")
 # a route naming a resource acts in the workspace that owns it
 _OWNED_BY = (
     ("/api/v1/models/{name}", "model", "name"),

@@ -8,7 +8,7 @@ on an open connection (``resolve``, ``version_in``, ...) from ``versions.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Text, and_, cast, or_, select, update
@@ -43,6 +43,10 @@ from modelyard.tracking.runs import stringify
 MAX_PAGE = 1000  # the most models or versions one page may hold
 
 
+# signs a version being registered: (conn, version id, package digest, resource, workspace)
+Signer = Callable[[Connection, int, str, str, str], None]
+
+
 class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
     """Register, find and move model versions.
 
@@ -53,10 +57,16 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
     """
 
     def __init__(
-        self, db: Database, artifacts: ArtifactStore, *, approval_gate: ApprovalGate | None = None
+        self,
+        db: Database,
+        artifacts: ArtifactStore,
+        *,
+        approval_gate: ApprovalGate | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.db = db
         self.artifacts = artifacts
+        self.signer = signer
         # refuses a move to production the approval policy forbids (None: no policy)
         self.approval_gate = approval_gate
 
@@ -295,6 +305,8 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
             after = {"run_id": run_id, "digest": digest, "source": source}
             resource = f"models/{name}/{number}"
             publish(conn, Changed("register version", resource, workspace, after=after))
+            if self.signer is not None:  # signs the digest computed above from the files
+                self.signer(conn, version_id, digest, resource, workspace)
         self.publish(VersionRegistered(name, number, created_by))
         return self.get_version(ModelRef(name, version=number))
 

@@ -211,6 +211,39 @@ def revoke_key(ctx: CliContext, key_id: str) -> None:
     console.print(f"key {key_id} revoked")
 
 
+@admin.group("signing-key")
+def signing_key_group() -> None:
+    """Create and list the platform's package signing keys (Ed25519)."""
+
+
+@signing_key_group.command("create")
+@click.argument("name")
+@json_option
+@pass_context
+def create_signing_key(ctx: CliContext, name: str, as_json: bool) -> None:
+    """Create signing key NAME: from now on it signs every version registered."""
+    key = ctx.yard().admin.create_signing_key(name)
+    if as_json:
+        emit_json(key)
+        return
+    console.print(
+        f"signing key '{key.name}' created: key id {key.key_id}, public key {key.public_key}"
+    )
+
+
+@signing_key_group.command("list")
+@json_option
+@pass_context
+def list_signing_keys(ctx: CliContext, as_json: bool) -> None:
+    """The signing keys (public halves only); the newest one signs."""
+    found = ctx.yard().admin.signing_keys()
+    if as_json:
+        emit_json(found)
+        return
+    rows = [(k.key_id, k.name, k.created_by, when(k.created_at), k.public_key) for k in found]
+    console.print(table("signing keys", ["id", "name", "by", "created", "public key"], rows))
+
+
 @click.group()
 def audit() -> None:
     """Verify, search and export the audit log."""

@@ -294,15 +294,46 @@ def build_package(ctx: CliContext, ref: str, directory: Path, endpoint: str | No
 @package.command("import")
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--name", default=None, help="Register under this model name.")
+@click.option(
+    "--require-signed", is_flag=True, help="Refuse a package whose export carries no signature."
+)
 @json_option
 @pass_context
-def import_package(ctx: CliContext, directory: Path, name: str | None, as_json: bool) -> None:
-    """Verify the package in DIRECTORY and register it as a new version."""
-    version = ctx.yard().models.import_(directory, name=name)
+def import_package(
+    ctx: CliContext, directory: Path, name: str | None, require_signed: bool, as_json: bool
+) -> None:
+    """Verify the package in DIRECTORY or archive (.zip, .tar, .tar.gz, .tgz): files, and
+    signature when it carries one; then register it as a new version."""
+    version = ctx.yard().models.import_(directory, name=name, require_signed=require_signed)
     if as_json:
         emit_json(version)
         return
-    console.print(f"imported {directory} as {version.ref}")
+    signer = version.tags.get("imported_signed_by")
+    signed = f", signed by {signer}" if signer else ""
+    console.print(f"imported {directory} as {version.ref}{signed}", markup=False, highlight=False)
+
+
+@package.command("verify")
+@click.argument("ref")
+@json_option
+@pass_context
+def verify_package(ctx: CliContext, ref: str, as_json: bool) -> None:
+    """Prove REF's stored files are the registered bytes, and name the key that signed
+    them; exit 2 naming the first file or signature that fails."""
+    check = ctx.yard().models.verify(ref)
+    if as_json:
+        emit_json(check)
+        return
+    head = f"{check.ref}: {check.files} files match package {check.package_digest[:12]}"
+    if not check.signed:
+        console.print(f"{head}; not signed", markup=False, highlight=False)
+        return
+    console.print(
+        f"{head}; signed by key '{check.key_name}' ({check.key_id}) "
+        f"for {check.signed_by} at {when(check.signed_at)}",
+        markup=False,
+        highlight=False,
+    )
 
 
 INVENTORY_COLUMNS = ["model", "risk", "owner", "validator", "status", "last", "next"]

@@ -21,6 +21,7 @@ from typing import TextIO
 
 from modelyard.client.backend import Backend
 from modelyard.domain.identity import DEFAULT_WORKSPACE, ApiKey, AuditEvent, Role, User, Workspace
+from modelyard.domain.signing import SigningKey
 from modelyard.jsonable import plain
 
 EXPORT_PAGE = 10_000
@@ -95,6 +96,19 @@ class AdminAPI:
 
     def revoke_key(self, key_id: str) -> ApiKey:
         return self._backend.revoke_key(key_id)
+
+    def create_signing_key(self, name: str) -> SigningKey:
+        """A new Ed25519 package signing key held by the platform (only its public half
+        comes back); from now on it signs every version registered.
+
+        >>> yard.admin.create_signing_key("platform-2026").key_id
+        '3f9a0c...'
+        """
+        return self._backend.create_signing_key(name)
+
+    def signing_keys(self) -> list[SigningKey]:
+        """The platform's signing keys, oldest first (the newest signs)."""
+        return self._backend.list_signing_keys()
 
 
 def _role(role: Role | str) -> str:

@@ -23,6 +23,7 @@ from modelyard.domain.identity import ApiKey, AuditEvent, User, Workspace
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact, Environment, Experiment, MetricPoint, Run, RunPage
 from modelyard.domain.secrets import SecretRecord
+from modelyard.domain.signing import SigningKey, VersionSignature
 from modelyard.governance.lineage import LineageGraph
 from modelyard.serving.predictlog import LabelResult
 
@@ -250,6 +251,11 @@ class Backend(Protocol):
     def build_reference(
         self, ref: str, dataset: str | None, target: str | None
     ) -> dict[str, Any]: ...
+
+    # package signing (private keys never leave the platform)
+    def create_signing_key(self, name: str) -> SigningKey: ...
+    def list_signing_keys(self) -> list[SigningKey]: ...
+    def version_signature(self, ref: str) -> VersionSignature: ...
 
     # secrets (values go in, never come back out)
     def set_secret(self, name: str, value: str) -> SecretRecord: ...

@@ -6,6 +6,7 @@ from typing import Any
 
 from modelyard.client.local_base import LocalBase
 from modelyard.domain.secrets import SecretRecord
+from modelyard.domain.signing import SigningKey, VersionSignature
 from modelyard.errors import InvalidInput
 from modelyard.governance.lineage import LineageGraph
 
@@ -43,6 +44,18 @@ class LocalGovernance(LocalBase):
         if required is None:
             return approvals.policy(self._home)
         return approvals.set_policy(required, workspace=self._home)
+
+    # -- package signing ----------------------------------------------------------
+
+    def create_signing_key(self, name: str) -> SigningKey:
+        return self.services.signing.create_key(name)
+
+    def list_signing_keys(self) -> list[SigningKey]:
+        return self.services.signing.keys()
+
+    def version_signature(self, ref: str) -> VersionSignature:
+        version = self._catalog.get_version(ref)
+        return self.services.signing.signature_of(version.model, version.version)
 
     # -- secrets ------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from modelyard.domain.models import (
     RegisteredModel,
     check_date,
 )
-from modelyard.errors import Conflict, InvalidInput
+from modelyard.domain.signing import PackageVerification, VersionSignature
+from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from modelyard.packaging import (
     LoadedModel,
     Manifest,
@@ -28,7 +29,9 @@ from modelyard.packaging import (
     verify_package,
     write_package,
 )
+from modelyard.packaging.archives import is_archive, unpack_archive
 from modelyard.packaging.function import write_function
+from modelyard.packaging.signing import check_signature, key_id_of
 
 if TYPE_CHECKING:
     from modelyard.client.backend import Backend
@@ -294,10 +297,49 @@ class ModelsAPI:
         return self._backend.stage_history(ref)
 
     def load(self, ref: str) -> LoadedModel:
-        """Load a version for prediction; every file is hash-checked before unpickling."""
+        """Load a version for prediction. Before anything is unpickled, a signed version's
+        signature is checked against its registered digest, and every file against it."""
         version = self.version(ref)
+        signature = self._signature(version)
+        if signature is not None:
+            _check_version_signature(version, signature)
         directory = self._backend.fetch_package(version)
         return load_package(directory, expected_digest=version.package_digest)
+
+    def verify(self, ref: str) -> PackageVerification:
+        """Prove that version ``ref``'s stored files are the bytes that were registered and,
+        when the platform signed it, that its key signed them: ``IntegrityError`` names
+        the first file or signature that fails. Nothing is unpickled.
+
+        >>> check = yard.models.verify("churn@champion")
+        >>> check.signed, check.key_name
+        (True, 'platform-2026')
+        """
+        version = self.version(ref)
+        directory = self._backend.fetch_package(version)
+        manifest = verify_package(directory, expected_digest=version.package_digest)
+        signature = self._signature(version)
+        if signature is None:
+            return PackageVerification(
+                version.ref, version.package_digest, len(manifest.files), signed=False
+            )
+        _check_version_signature(version, signature)
+        return PackageVerification(
+            version.ref,
+            version.package_digest,
+            len(manifest.files),
+            signed=True,
+            key_name=signature.key_name,
+            key_id=signature.key_id,
+            signed_by=signature.signed_by,
+            signed_at=signature.signed_at,
+        )
+
+    def _signature(self, version: ModelVersion) -> VersionSignature | None:
+        try:
+            return self._backend.version_signature(version.ref)
+        except NotFound:
+            return None
 
     def export(
         self,
@@ -323,6 +365,9 @@ class ModelsAPI:
         version = self.version(ref)
         directory = self._backend.fetch_package(version)
         verify_package(directory, expected_digest=version.package_digest)
+        signature = self._signature(version)
+        if signature is not None:
+            _check_version_signature(version, signature)
         target = _empty_target(Path(target))
         record: dict[str, Any] = {
             "model": version.model,
@@ -349,6 +394,8 @@ class ModelsAPI:
         else:
             # new files, not copies of the store's private ones: modes follow the umask
             shutil.copytree(directory, target, dirs_exist_ok=True, copy_function=shutil.copyfile)
+            if signature is not None:  # the same bytes: the proof travels with them
+                record["signature"] = _signature_record(signature)
         (target.parent / f"{target.name}.{EXPORT_RECORD}").write_text(json.dumps(record, indent=2))
         return target
 
@@ -449,15 +496,34 @@ class ModelsAPI:
         return example, "input example"
 
     def import_(
-        self, source: str | Path, *, name: str | None = None, description: str | None = None
+        self,
+        source: str | Path,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        require_signed: bool = False,
     ) -> ModelVersion:
-        """Register an exported package directory as a new version (``name`` from the export)."""
+        """Register an exported package directory (or a .zip/.tar/.tar.gz/.tgz archive of
+        it, unpacked safely by ``packaging.archives``) as a new version (``name`` from the
+        export).
+
+        Every file is hash-checked and, when the export carries a signature, the signature
+        is checked against the digest computed from the files, before anything is stored;
+        nothing is unpickled. ``require_signed`` refuses a package that carries none. The
+        new version keeps the signer's key id in its tag ``imported_signed_by``.
+        """
         source = Path(source)
+        if is_archive(source):
+            with tempfile.TemporaryDirectory(prefix="modelyard-import-") as temp:
+                folder = unpack_archive(source, Path(temp))
+                return self.import_(
+                    folder, name=name, description=description, require_signed=require_signed
+                )
         if not (source / "manifest.json").is_file():
             raise InvalidInput(f"'{source}' is not a model package (no manifest.json)")
-        record_path = source.parent / f"{source.name}.{EXPORT_RECORD}"
-        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-        verify_package(source, expected_digest=record.get("package_digest"))
+        record = _export_record(source)
+        manifest = verify_package(source, expected_digest=record.get("package_digest"))
+        signer = _check_carried_signature(source, record, package_digest(manifest), require_signed)
         model_name = name or record.get("model")
         if not model_name:
             raise InvalidInput(f"'{source}' carries no model name: pass one with --name")
@@ -466,7 +532,65 @@ class ModelsAPI:
         tags = dict(record.get("tags") or {})
         if record:
             tags.setdefault("imported_from", f"{record['model']}/{record['version']}")
+        if signer:
+            tags["imported_signed_by"] = signer
         return self._register_directory(source, model_name, None, description or "", tags)
+
+
+def _export_record(source: Path) -> dict[str, Any]:
+    path = source.parent / f"{source.name}.{EXPORT_RECORD}"
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"export record '{path}' is not valid JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise IntegrityError(f"export record '{path}' is not a JSON object")
+    return record
+
+
+def _signature_record(signature: VersionSignature) -> dict[str, Any]:
+    return {
+        "key_id": signature.key_id,
+        "key_name": signature.key_name,
+        "public_key": signature.public_key,
+        "signature": signature.signature,
+        "signed_by": signature.signed_by,
+        "signed_at": signature.signed_at,
+    }
+
+
+def _check_carried_signature(
+    source: Path, record: dict[str, Any], digest: str, require_signed: bool
+) -> str | None:
+    """The signer ('name (key id)') of an exported package whose signature holds; None
+    when it carries none (refused with ``require_signed``)."""
+    carried = record.get("signature")
+    if not carried:
+        if require_signed:
+            raise IntegrityError(f"package '{source}' carries no signature")
+        return None
+    if not isinstance(carried, dict):
+        raise IntegrityError(f"the signature of package '{source}' is malformed")
+    public_key, key_id = str(carried.get("public_key", "")), str(carried.get("key_id", ""))
+    check_signature(public_key, str(carried.get("signature", "")), digest)
+    if key_id_of(public_key) != key_id:
+        raise IntegrityError(
+            f"the signature of package '{source}' names key {key_id}, "
+            f"but was made by key {key_id_of(public_key)}"
+        )
+    return f"{carried.get('key_name', '')} ({key_id})"
+
+
+def _check_version_signature(version: ModelVersion, signature: VersionSignature) -> None:
+    """A signature stored for ``version`` must sign its registered digest under its key."""
+    if signature.package_digest != version.package_digest:
+        raise IntegrityError(
+            f"the signature of {version.ref} covers package {signature.package_digest[:12]}, "
+            f"not its registered package {version.package_digest[:12]}"
+        )
+    check_signature(signature.public_key, signature.signature, version.package_digest)
 
 
 def _empty_target(target: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Lineage, dataset classes, approvals and secrets in the remote backend."""
+"""Lineage, dataset classes, approvals, package signing and secrets in the remote backend."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from modelyard.client.remote_base import RemoteBase, _path, _quoted_selector, parse
 from modelyard.domain.secrets import SecretRecord, check_secret_name
+from modelyard.domain.signing import SigningKey, VersionSignature, check_key_name
 from modelyard.governance.lineage import LineageGraph, graph_from_dict
 
 
@@ -43,6 +44,20 @@ class RemoteGovernance(RemoteBase):
             return int(self._json("GET", "/policies/approvals")["required"])
         answer = self._json("PUT", "/policies/approvals", json={"required": required})
         return int(answer["required"])
+
+    # -- package signing ----------------------------------------------------------
+
+    def create_signing_key(self, name: str) -> SigningKey:
+        check_key_name(name)
+        return parse(SigningKey, self._json("POST", "/signing-keys", json={"name": name}))
+
+    def list_signing_keys(self) -> list[SigningKey]:
+        return parse(list[SigningKey], self._json("GET", "/signing-keys"))
+
+    def version_signature(self, ref: str) -> VersionSignature:
+        name, selector = _quoted_selector(ref)
+        answer = self._json("GET", f"/models/{name}/versions/{selector}/signature")
+        return parse(VersionSignature, answer)
 
     def set_secret(self, name: str, value: str) -> SecretRecord:
         check_secret_name(name)  # a name like '..' would change the URL's path

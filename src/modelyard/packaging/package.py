@@ -4,7 +4,8 @@
 the run the package came from and the sha256 and size of every other file.
 ``package_digest`` (the sha256 of the canonical manifest) identifies the package
 in the catalog. Loading verifies every hash, and refuses files the manifest does
-not list, before anything is unpickled.
+not list, symbolic links and names that leave the folder, before anything is
+unpickled.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +156,7 @@ def read_manifest(directory: Path) -> Manifest:
 def verify_package(directory: str | Path, expected_digest: str | None = None) -> Manifest:
     """Check every file against the manifest; raise ``IntegrityError`` naming the first bad one."""
     root = Path(directory)
+    _refuse_links(root)
     manifest = read_manifest(root)
     if expected_digest is not None and package_digest(manifest) != expected_digest:
         raise IntegrityError(
@@ -166,7 +169,25 @@ def verify_package(directory: str | Path, expected_digest: str | None = None) ->
     return manifest
 
 
+def _refuse_links(root: Path) -> None:
+    """A package holds regular files and folders only: a symbolic link could make a
+    listed name read bytes from anywhere on the machine."""
+    if root.is_symlink():
+        raise IntegrityError(f"package folder '{root}' is a symbolic link")
+    for folder, folders, files in os.walk(root, followlinks=False):
+        for name in sorted(folders + files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                relative = path.relative_to(root).as_posix()
+                raise IntegrityError(
+                    f"package file '{relative}' is a symbolic link: a package holds "
+                    "regular files only"
+                )
+
+
 def _verify_file(root: Path, name: str, entry: dict[str, Any]) -> None:
+    if not isinstance(name, str) or name.startswith("/") or ".." in name.split("/"):
+        raise IntegrityError(f"package file {name!r} points outside the package")
     path = (root / name).resolve()
     if not path.is_relative_to(root.resolve()):
         raise IntegrityError(f"package file '{name}' points outside the package")

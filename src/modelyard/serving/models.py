@@ -11,6 +11,7 @@ a frame loads it through ``packaging.frames`` on first use.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,17 +159,29 @@ class ModelLoader:
     >>> model = loader.load(loader.version("churn", 3))
     """
 
-    def __init__(self, catalog: Catalog, artifacts: ArtifactStore, cache: Path) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        artifacts: ArtifactStore,
+        cache: Path,
+        *,
+        check_signature: Callable[[ModelVersion], None] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.artifacts = artifacts
         self.cache = cache  # copies of packages from a remote artifact store, by digest
+        # SigningService.check_loadable: a signed version's signature, before unpickling
+        self.check_signature = check_signature
 
     def version(self, model: str, number: int) -> ModelVersion:
         """What the catalog records of ``model`` version ``number`` (its package digest)."""
         return self.catalog.get_version(ModelRef(model, number))
 
     def load(self, version: ModelVersion) -> Model:
-        """Load ``version`` from its package, verified against its digest."""
+        """Load ``version`` from its package, verified against its digest (and its
+        signature, with ``check_signature``) before anything is unpickled."""
+        if self.check_signature is not None:
+            self.check_signature(version)
         directory = package_directory(
             self.artifacts, version.source, version.package_digest, self.cache
         )

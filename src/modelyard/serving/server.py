@@ -25,7 +25,12 @@ SERVE_PORT = 8701
 
 def runtime_for(services: Services, names: list[str] | None, *, refresh: float = 1.0) -> Runtime:
     """A runtime hosting ``names`` (None: every endpoint), wired from ``services``."""
-    loader = ModelLoader(services.catalog, services.artifacts, services.settings.package_cache)
+    loader = ModelLoader(
+        services.catalog,
+        services.artifacts,
+        services.settings.package_cache,
+        check_signature=services.signing.check_loadable,
+    )
     return Runtime(
         services.endpoints,
         loader,

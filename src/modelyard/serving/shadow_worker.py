@@ -252,7 +252,12 @@ def main() -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env()
     services = bootstrap(settings, create_if_empty=False)
-    loader = ModelLoader(services.catalog, services.artifacts, settings.package_cache)
+    loader = ModelLoader(
+        services.catalog,
+        services.artifacts,
+        settings.package_cache,
+        check_signature=services.signing.check_loadable,
+    )
     try:
         ShadowWorker(loader, services.predictions, reports).run(sys.stdin.buffer)
     finally:

@@ -534,6 +534,31 @@ secrets = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+# -- package signing -------------------------------------------------------------
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("public_key", String(64), nullable=False),
+    Column("private_ciphertext", Text, nullable=False),
+    Column("secret_key_id", String(16), nullable=False),
+    Column("created_by", String(250), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+version_signatures = Table(
+    "version_signatures",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("key_id", String(16), ForeignKey("signing_keys.key_id"), nullable=False),
+    Column("package_digest", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("signed_by", String(250), nullable=False),
+    Column("signed_at", BigInteger, nullable=False),
+)
+
 # -- approvals -------------------------------------------------------------------
 
 approval_policies = Table(
