@@ -36,6 +36,7 @@ from modelyard.api import (
     secrets,
 )
 from modelyard.api.errors import install_error_handlers
+from modelyard.api.limits import BodyLimit, raw_routes
 from modelyard.api.security import AuditMiddleware
 from modelyard.api.session import SESSION_COOKIE
 from modelyard.bootstrap import Services, bootstrap
@@ -74,6 +75,7 @@ def create_app(services: Services | None = None, ui: bool = True) -> FastAPI:
     for module in ROUTERS:
         app.include_router(module.router)
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(BodyLimit, raw=raw_routes(module.router for module in ROUTERS))
     if ui:
         from modelyard.ui.app import install_ui
 

@@ -8,7 +8,8 @@ Every error the API returns has one shape, whatever raised it::
 - a ``ModelyardError`` answers with its own ``status_code`` and ``kind``
   (``errors.py`` draws the tree); ``RemoteBackend`` reads ``kind`` back and
   raises the same class the embedded backend would;
-- a body that is not JSON is 400 ``invalid_input``;
+- a body that is not JSON (or nested too deeply, or not UTF-8) is 400 ``invalid_input``;
+- a JSON body over the limit (``api/limits.py``) is 413 ``too_large``;
 - a request that fails validation is 422 ``invalid_input`` with one line naming
   the first bad field: ``"experiment: Field required"``;
 - an unknown route is 404 ``not_found`` naming the method and path;
@@ -33,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.api.mlflow_wire import is_mlflow_path, mlflow_error
-from modelyard.errors import InvalidInput, ModelyardError, NotFound, envelope
+from modelyard.errors import InvalidInput, ModelyardError, NotFound, TooLarge, envelope
 
 logger = logging.getLogger("modelyard.api")
 
@@ -81,7 +82,20 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404:
         message = f"no such route: {request.method} {request.url.path}"
         return error_response(404, NotFound.kind, message, request)
+    if exc.status_code == TooLarge.status_code:
+        return error_response(413, TooLarge.kind, str(exc.detail), request)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI could not read the body as JSON: too deeply nested, or not UTF-8
+        reason = _UNREADABLE.get(type(exc.__cause__), type(exc.__cause__).__name__)
+        message = f"request body is not valid JSON: {reason}"
+        return error_response(400, InvalidInput.kind, message, request)
     return error_response(exc.status_code, ModelyardError.kind, str(exc.detail), request)
+
+
+_UNREADABLE: dict[type[BaseException], str] = {
+    RecursionError: "nested too deeply",
+    UnicodeDecodeError: "not valid UTF-8",
+}
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -104,6 +118,10 @@ def validation_message(errors: Any, request: Request | None = None) -> JSONRespo
         )
     if first.get("type") == "extra_forbidden":
         message = "not a field of this request"
+    sent = request.headers.get("content-type", "") if request is not None else ""
+    if tuple(first.get("loc", ())) == ("body",) and isinstance(first.get("input"), bytes):
+        # FastAPI parses a body as JSON only when it is sent as JSON
+        message = f"the body must be JSON sent with content-type application/json, not '{sent}'"
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
     return error_response(422, InvalidInput.kind, f"{where or 'request'}: {message}", request)
 

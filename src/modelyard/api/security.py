@@ -90,6 +90,11 @@ def _authorize(request: Request, permission: Permission) -> Principal:
     services = services_of(request)
     principal = services.identity.authenticate(bearer_token(request))
     request.state.principal = principal
+    if principal.endpoint is not None:
+        raise PermissionDenied(
+            f"an endpoint key for '{principal.endpoint}' may only predict on that endpoint, "
+            "not call the API server"
+        )
     _check_csrf(request)
     request.state.workspace = _workspace_for(request, services, principal)
     principal = principal.acting_in(request.state.workspace)
