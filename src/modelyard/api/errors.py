@@ -24,6 +24,7 @@ reads (``api/mlflow_wire.mlflow_error``).
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -127,8 +128,11 @@ def validation_message(errors: Any, request: Request | None = None) -> JSONRespo
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unexpected error on %s %s", request.method, request.url.path)
-    message = f"internal error ({type(exc).__name__}); see the server log"
+    error_id = secrets.token_hex(6)
+    logger.exception(
+        "unexpected error on %s %s (error id %s)", request.method, request.url.path, error_id
+    )
+    message = f"internal error ({type(exc).__name__}, error id {error_id}); see the server log"
     return error_response(500, "internal", message, request)
 
 

@@ -146,6 +146,10 @@ def page(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable
                 mine = ", ".join(sorted(name for name, _ in view.me.get("roles", [])))
                 message = f"There is nothing at {request.url.path} in your workspaces ({mine})."
                 return error_page(request, 404, "Not found", message, view)
+            if error.status >= 500:
+                return error_page(
+                    request, error.status, "Something went wrong", error.message, view
+                )
             titles = {403: "Not allowed", 404: "Not found"}
             title = titles.get(error.status, "Refused")
             return error_page(request, error.status, title, error.message, view)
