@@ -160,8 +160,6 @@ def test_the_entry_point_serves_from_a_virtualenv_of_the_generated_requirements(
     subprocess.run(
         [
             *install,
-            "--find-links",
-            str(context / "wheels"),
             "-r",
             str(context / "requirements.txt"),
             "-c",

@@ -46,7 +46,10 @@ RUN groupadd --system --gid {uid} modelyard \\
 WORKDIR /app
 COPY requirements.txt /app/requirements.txt
 COPY wheels/ /app/wheels/
-RUN pip install --no-cache-dir --find-links /app/wheels -r /app/requirements.txt
+RUN for wheel in /app/wheels/*.whl; do \\
+        [ -e "$wheel" ] && pip install --no-cache-dir --no-deps "$wheel"; \\
+    done; \\
+    pip install --no-cache-dir -r /app/requirements.txt
 COPY package/ /app/package/
 COPY entrypoint.py /app/entrypoint.py
 
