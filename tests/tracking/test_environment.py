@@ -74,3 +74,24 @@ def test_the_entry_point_is_the_command_line_relative_to_the_repository(
     monkeypatch.setattr(sys, "argv", [""])
     interactive = entry_point(str(tmp_path))
     assert interactive.argv == [] and not interactive.runnable
+
+
+def test_packages_a_library_puts_on_sys_path_are_not_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray adds its bundled copies of colorama and psutil to ``sys.path`` once started:
+    a run's recorded environment (and the check before reproducing it) must not change
+    with what a library did in this process."""
+    from modelyard.tracking.environment import installed_packages
+
+    bundled = tmp_path / "thirdparty_files" / "bundledthing-9.9.dist-info"
+    bundled.mkdir(parents=True)
+    (bundled / "METADATA").write_text("Metadata-Version: 2.1\nName: bundledthing\nVersion: 9.9\n")
+    installed_packages.cache_clear()
+    before = installed_packages()
+    monkeypatch.syspath_prepend(str(tmp_path / "thirdparty_files"))
+    installed_packages.cache_clear()
+    after = installed_packages()
+    installed_packages.cache_clear()
+    assert "bundledthing" not in after and after == before
+    assert "numpy" in after and "modelyard" in after

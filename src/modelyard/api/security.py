@@ -36,7 +36,7 @@ _READS = ("GET", "HEAD", "OPTIONS")
 _WORKSPACES = "/api/v1/workspaces"
 # platform-wide: users, keys and package signing keys span workspaces and the audit log
 # is one chain; only admins of ``default`` manage them
-_PLATFORM = ("/api/v1/users", "/api/v1/keys", "/api/v1/audit", "/api/v1/signing-keys")
+PLATFORM_ROUTES = ("/api/v1/users", "/api/v1/keys", "/api/v1/audit", "/api/v1/signing-keys")
 # a route naming a resource acts in the workspace that owns it
 _OWNED_BY = (
     ("/api/v1/models/{name}", "model", "name"),
@@ -116,7 +116,7 @@ def _workspace_for(request: Request, services: Services, principal: Principal) -
     platform's ``default`` for users, keys and the audit log, else the one chosen."""
     route = request.scope.get("route")
     template: str = route.path if route is not None else request.url.path
-    if template == _WORKSPACES or template.startswith(_PLATFORM):
+    if template == _WORKSPACES or template.startswith(PLATFORM_ROUTES):
         return DEFAULT_WORKSPACE
     if template.startswith(_WORKSPACES + "/{workspace}"):
         return check_workspace_name(request.path_params["workspace"])

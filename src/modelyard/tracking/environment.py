@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import re
+import site
 import socket
 import subprocess
 import sys
@@ -26,12 +27,20 @@ from modelyard.domain.runs import REDACTED, EntryPoint, Environment
 
 @cache
 def installed_packages() -> dict[str, str]:
+    """The distributions installed in this interpreter's site directories: what a pip
+    freeze would list. Paths a library adds at run time (Ray puts its own bundled copies
+    of colorama and psutil on ``sys.path``) are not the environment."""
     packages: dict[str, str] = {}
-    for dist in importlib.metadata.distributions():
+    for dist in importlib.metadata.distributions(path=_site_directories()):
         name = dist.metadata["Name"]
         if name:
             packages[name.lower()] = dist.version
     return dict(sorted(packages.items()))
+
+
+def _site_directories() -> list[str]:
+    found = [*site.getsitepackages(), site.getusersitepackages()]
+    return [folder for folder in found if Path(folder).is_dir()]
 
 
 def current_user() -> str:
