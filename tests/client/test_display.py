@@ -6,6 +6,8 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 
+import pytest
+
 from modelyard.domain.models import ModelVersion, Stage
 from modelyard.domain.runs import Run, RunPage, RunStatus
 
@@ -70,6 +72,7 @@ def test_a_version_renders_its_stage_aliases_and_inputs() -> None:
     assert "age: float" in html and SCRIPT not in html
 
 
+@pytest.mark.slow  # a fresh interpreter: make test-fast leaves it to make test
 def test_dir_of_the_package_offers_its_public_names() -> None:
     code = (
         "import sys, modelyard; names = dir(modelyard); "
