@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from processes import free_port  # benchmarks/ is on sys.path when run
 
 from modelyard.bootstrap import bootstrap
 from modelyard.config import Settings
@@ -120,12 +120,6 @@ def fill(home: Path, count: int) -> float:
         conn.execute(t.latest_metrics.insert(), latest)
     services.close()
     return time.perf_counter() - start
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def cli(home: Path, *args: str) -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,17 +38,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+from processes import free_port, serve  # benchmarks/ is on sys.path when run
 
 COLUMNS = [f"f{i}" for i in range(20)]
 BIN = Path(sys.executable).parent
 ENDPOINT = "bench-v2"
 DOORS = ("predict", "v2-json", "v2-binary")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def prepare(home: Path) -> tuple[Any, Any, str]:
@@ -82,28 +76,6 @@ def prepare(home: Path) -> tuple[Any, Any, str]:
     finally:
         yard.close()
     return model, frame, key
-
-
-def serve(home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MODELYARD_HOME": str(home), "OPENBLAS_NUM_THREADS": "1"}
-    env.pop("MODELYARD_URL", None)
-    log = (home.parent / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [str(BIN / "modelyard"), "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise SystemExit("modelyard serve did not become ready")
 
 
 Door = Callable[[np.ndarray[Any, Any]], tuple[list[Any], list[str]]]
