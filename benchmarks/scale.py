@@ -24,7 +24,6 @@ import argparse
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -77,28 +76,12 @@ def bare_ms(engine: Any, sql: str) -> float:
 def run_workers(settings: Any, count: int, services: Any, fleet: Any) -> float:
     """Seconds from logging the traffic to every window done, with ``count`` workers."""
     from sqlalchemy import func, select
-    from tests.integration.fleet import WINDOW, send_traffic
+    from tests.integration.fleet import WINDOW, send_traffic, start_workers
 
     from modelyard.store import schema as t
 
-    environment = {
-        **os.environ,
-        "MODELYARD_HOME": str(settings.home),
-        "MODELYARD_DB_URL": settings.db_url,
-        "MODELYARD_ARTIFACTS": settings.artifact_root,
-        "OPENBLAS_NUM_THREADS": "1",
-    }
-    command = [sys.executable, "-m", "modelyard.cli.main", "worker", "--poll", "0.5"]
-    workers = [
-        subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
-        for _ in range(count)
-    ]
+    workers = start_workers(services, count)
     try:
-        for worker in workers:
-            assert worker.stderr is not None
-            while "started" not in (line := worker.stderr.readline()):
-                if not line:
-                    raise SystemExit(f"a worker exited: {worker.wait()}")
         rows = send_traffic(services, fleet)
         started = time.perf_counter()
         expected = len(fleet.endpoints) * rows // WINDOW

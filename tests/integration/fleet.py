@@ -16,6 +16,9 @@ Used by ``tests/integration/test_scale.py`` and ``benchmarks/scale.py``.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -125,3 +128,31 @@ def send_traffic(services: Services, fleet: Fleet, *, windows: int = 2) -> int:
         journal.append(lines)
         journal.close()
     return rows
+
+
+def start_workers(services: Services, count: int) -> list[subprocess.Popen[str]]:
+    """``count`` ``modelyard worker`` processes over the same store, each started (it said
+    so on stderr) before this returns; the caller stops them."""
+    settings = services.settings
+    environment = {
+        **os.environ,
+        "MODELYARD_HOME": str(settings.home),
+        "MODELYARD_DB_URL": settings.db_url,
+        "MODELYARD_ARTIFACTS": settings.artifact_root,
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    command = [sys.executable, "-m", "modelyard.cli.main", "worker", "--poll", "0.5"]
+    workers = [
+        subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    for worker in workers:
+        assert worker.stderr is not None
+        line = worker.stderr.readline()
+        while line and "started" not in line:
+            line = worker.stderr.readline()
+        if "started" not in line:
+            for started in workers:
+                started.kill()
+            raise RuntimeError(f"a worker exited before it started: {worker.wait()}")
+    return workers

@@ -8,10 +8,7 @@ queries a page) and the workers to computing every window exactly once.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +22,15 @@ from modelyard.bootstrap import Services, bootstrap
 from modelyard.config import Settings
 from modelyard.domain.models import ModelVersion, RegisteredModel
 from modelyard.store import schema as t
-from tests.integration.fleet import GROUPS, WINDOW, Fleet, model_name, seed, send_traffic
+from tests.integration.fleet import (
+    GROUPS,
+    WINDOW,
+    Fleet,
+    model_name,
+    seed,
+    send_traffic,
+    start_workers,
+)
 
 MODELS, VERSIONS, ENDPOINTS, PAGE = 1000, 3, 100, 100
 
@@ -107,26 +112,8 @@ def test_pages_and_searches_over_a_thousand_models(services: Services) -> None:
 
 
 def start_workers_and_check_every_window_once(services: Services, fleet: Fleet) -> None:
-    settings = services.settings
-    environment = {
-        **os.environ,
-        "MODELYARD_HOME": str(settings.home),
-        "MODELYARD_DB_URL": settings.db_url,
-        "MODELYARD_ARTIFACTS": settings.artifact_root,
-        "OPENBLAS_NUM_THREADS": "1",
-    }
-    command = [sys.executable, "-m", "modelyard.cli.main", "worker", "--poll", "0.5"]
-    workers = [
-        subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
+    workers = start_workers(services, 2)  # both idle before any window is due
     try:
-        for worker in workers:  # both idle before any window is due
-            assert worker.stderr is not None
-            line = worker.stderr.readline()
-            while line and "started" not in line:
-                line = worker.stderr.readline()
-            assert "started" in line, "a worker did not start"
         rows = send_traffic(services, fleet, windows=1)  # one window each: the test's cost
         expected = ENDPOINTS * rows // WINDOW
         deadline = time.monotonic() + 240
