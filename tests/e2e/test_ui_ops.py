@@ -236,16 +236,16 @@ def test_a_monitor_page_charts_drift_distributions_performance_and_slos(
     assert page.locator("button:has-text('Acknowledge')").count() == 0
     assert page.locator("button:has-text('Close')").count() == 0
     # drift over time: the most drifted features first; another feature and range in place
-    assert _traces(ui, "chart-drift")[:2] == ["mean_texture", "mean_radius"]
+    assert _traces(ui, "chart-drift")[:2] == ["mean_texture", "worst_texture"]
     _mark(ui)
-    page.select_option("#drift-feature", "worst_area")
-    assert _traces(ui, "chart-drift") == ["worst_area"]
+    page.select_option("#drift-feature", "worst_radius")
+    assert _traces(ui, "chart-drift") == ["worst_radius"]
     windows = ui.page.evaluate("document.getElementById('chart-drift').data[0].x.length")
     page.select_option("#drift-range", "10")
     assert ui.page.evaluate("document.getElementById('chart-drift').data[0].x.length") <= 10
     assert windows == 4
     # the reference vs the window, for the feature chosen above
-    assert page.input_value("#dist-feature") == "worst_area"
+    assert page.input_value("#dist-feature") == "worst_radius"
     assert _traces(ui, "chart-distribution") == ["reference", "window"]
     page.select_option("#dist-feature", "mean_texture")
     assert "Reference: breast-cancer/2" in page.inner_text("#dist-caption")
