@@ -329,6 +329,14 @@ def _refusals(services: Services) -> int:
     return sum(1 for e in events if e.summary.get("plane") == "serving" and e.status in (401, 403))
 
 
+def _labelled(served: Served, ids: list[str]) -> list[tuple[str, Any]]:
+    """Label ``ids`` through the control plane; (id, label) as the log then reads them."""
+    result = served.services.feedback.record(ENDPOINT, [(i, 1) for i in ids] + [("nope", 0)])
+    assert (result.recorded, result.unknown) == (len(ids), ["nope"])
+    table = served.services.predictions.query(ENDPOINT, ids=ids, limit=None)
+    return sorted((row["id"], row["label"]) for row in table.to_pylist())
+
+
 def test_keys_sticky_keys_labels_and_metrics_answer_as_on_the_local_data_plane(
     served: Served,
 ) -> None:
@@ -338,18 +346,17 @@ def test_keys_sticky_keys_labels_and_metrics_answer_as_on_the_local_data_plane(
     local_refusals = _refusals(served.services) - audited
     on_ray, ray_ids, ray_metrics = _conversation(served.url, served)
     assert on_ray == local  # statuses, error kinds and messages, sticky versions
+    status = {(who, path): code for who, _, path, code, _ in on_ray[: len(CALLERS) * 5]}
+    predict, other = f"/endpoints/{ENDPOINT}/predict", "/endpoints/other-api/predict"
+    assert [status[who, predict] for who in CALLERS] == [401, 403, 200, 200, 401]
+    assert [status[who, "/metrics"] for who in CALLERS] == [401, 200, 200, 403, 401]
+    assert status["scoped", other] == 403
     assert {tuple(versions) for _, versions in on_ray[-16:]} == {(1,), (2,)}  # both reached
     assert _refusals(served.services) - audited - local_refusals == local_refusals > 0
 
-    feedback = served.services.feedback  # labels against the ids each data plane gave
-    labelled = {}
-    for ids in (local_ids, ray_ids):
-        result = feedback.record(ENDPOINT, [(i, 1) for i in ids] + [("no-such-id", 0)])
-        assert (result.recorded, result.unknown) == (len(ids), ["no-such-id"])
-        table = served.services.predictions.query(ENDPOINT, ids=ids, limit=None).to_pylist()
-        labelled[ids is ray_ids] = sorted((row["id"], row["label"]) for row in table)
-    assert [label for _, label in labelled[True]] == [label for _, label in labelled[False]]
-    assert [i for i, _ in labelled[True]] == sorted(ray_ids)
+    local_labels, ray_labels = _labelled(served, local_ids), _labelled(served, ray_ids)
+    assert [i for i, _ in ray_labels] == sorted(ray_ids)  # every id Ray's replicas gave
+    assert {label for _, label in ray_labels} == {label for _, label in local_labels}
 
     assert _families(ray_metrics) == _families(local_metrics)
     wanted = _series(local_metrics)  # a replica's answer holds what it served; both, together
