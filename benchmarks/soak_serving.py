@@ -1,0 +1,550 @@
+"""Serving soak: many single-row predictions against ``modelyard serve`` with a canary and
+a shadow, then the prediction log is checked against what the clients were told.
+
+1. A fresh home: three versions of a LogisticRegression fitted on scikit-learn's iris
+   data (C = 1, 0.5, 0.1), the endpoint ``soak`` routing 90/10 between versions 1 and 2
+   with version 3 as its shadow, an API key.
+2. ``modelyard serve`` as a process on 127.0.0.1 (the shadow process is its child).
+3. Warm-up: one request every half second until the shadow process (started at the
+   lowest CPU priority) has loaded its version and computed a copy.
+4. Load: ``--predictions`` single-row requests at ``--concurrency`` from
+   ``--client-processes`` load processes (uvloop, one keep-alive HTTP/1.1 connection per
+   worker, answers parsed by httptools); every status code, latency and acknowledged
+   prediction id is kept. A failed request is counted, never sent again.
+5. Drain: ``/metrics`` is read until every copy handed to the shadow is computed or
+   dropped (``modelyard_predictions_requests{role="shadow"}`` plus
+   ``modelyard_shadow_dropped`` reach the 200 answers; bounded by ``--drain-timeout``);
+   then the serving process gets SIGTERM, and it and the shadow process must exit by
+   themselves.
+6. The prediction log, read through the SDK: one primary row per 200 answer (the ids are
+   the acknowledged ids, one to one), one shadow row per computed copy, no duplicates.
+
+Exits 1 when a check fails. Run it::
+
+    .venv/bin/python benchmarks/soak_serving.py                       # 100,000 at 64
+    .venv/bin/python benchmarks/soak_serving.py --predictions 500 --concurrency 8
+
+``make soak`` runs it with ``tracking`` (``benchmarks/soak_tracking.py``). The sizes may
+also come from the environment: ``SOAK_PREDICTIONS``, ``SOAK_CONCURRENCY``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+import httptools
+import httpx
+import orjson
+import uvloop
+
+# benchmarks/ is on sys.path when run
+from processes import free_port, run_together, serve, step
+from prometheus_client.parser import text_string_to_metric_families
+
+ENDPOINT = "soak"
+MODEL = "soak-iris"
+REQUEST_TIMEOUT = 30.0
+STOP_TIMEOUT = 60.0
+LOAD_TIMEOUT = 3600.0  # seconds the whole load may take
+PERCENTILES = (0.5, 0.95, 0.99)
+
+
+# -- the load processes --------------------------------------------------------
+
+
+@dataclass
+class Share:
+    """What one load process sends: ``requests[i % len(requests)]`` for i = ``first``,
+    ``first + stride``, ... below ``total``, from ``workers`` connections."""
+
+    host: str
+    port: int
+    requests: list[bytes]  # whole HTTP/1.1 requests, headers and body
+    total: int
+    first: int
+    stride: int
+    workers: int
+
+
+@dataclass
+class Outcome:
+    statuses: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)  # seconds, 200 answers only
+    ids: list[str] = field(default_factory=list)  # acknowledged prediction ids
+    versions: Counter[str] = field(default_factory=Counter)  # x-modelyard-version of 200s
+    started: float = math.inf  # wall-clock times of the first request and the last answer
+    finished: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time, answers parsed by
+    httptools (llhttp, what uvicorn parses requests with). httpx costs the load process
+    several times the server's CPU per request; on two shared cores that made the client
+    the bottleneck."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.answer: asyncio.Future[tuple[int, bytes, str]] | None = None
+        self.body = bytearray()
+        self.version = ""
+
+    async def send(self, request: bytes) -> tuple[int, bytes, str]:
+        """(status, body, x-modelyard-version) of ``request``'s answer."""
+        if self.transport is None:
+            raise ConnectionResetError("the connection is closed")
+        self.body.clear()
+        self.version = ""
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self.answer
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._fail(exc or ConnectionResetError("the server closed the connection"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"x-modelyard-version":
+            self.version = value.decode()
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result((self.parser.get_status_code(), bytes(self.body), self.version))
+
+    def _fail(self, exc: Exception) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(exc)
+
+
+async def _connect(share: Share) -> Connection:
+    _, connection = await asyncio.get_running_loop().create_connection(
+        Connection, share.host, share.port
+    )
+    return connection
+
+
+async def _worker(connection: Connection, share: Share, queue: list[int], out: Outcome) -> None:
+    """Send the queue's requests one after the other; a failed request is counted, never
+    sent again (that could log it twice), and the next one gets a new connection."""
+    while queue:
+        request = share.requests[queue.pop() % len(share.requests)]
+        started = time.perf_counter()
+        try:
+            if connection.transport is None:
+                connection = await _connect(share)
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                status, body, version = await connection.send(request)
+        except (OSError, TimeoutError, httptools.HttpParserError) as exc:
+            out.statuses[type(exc).__name__] += 1
+            connection.close()
+            continue
+        out.statuses[str(status)] += 1
+        if status == 200:
+            out.latencies.append(time.perf_counter() - started)
+            out.ids += orjson.loads(body)["ids"]
+            out.versions[version] += 1
+    connection.close()
+
+
+async def _drive(share: Share, start: Callable[[], None]) -> Outcome:
+    queue = list(range(share.first, share.total, share.stride))[::-1]
+    out = Outcome()
+    connections = [await _connect(share) for _ in range(share.workers)]
+    start()
+    out.started, cpu = time.time(), time.process_time()
+    await asyncio.gather(*(_worker(c, share, queue, out) for c in connections))
+    out.cpu_seconds = time.process_time() - cpu
+    out.finished = time.time()
+    return out
+
+
+def run_share(share: Share, start: Callable[[], None]) -> Outcome:
+    """Entry point of a load process: its connections made, ``start()``, then the requests."""
+    return uvloop.run(_drive(share, start))
+
+
+def http_request(port: int, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"host: 127.0.0.1:{port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append(f"content-length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def run_load(
+    port: int, headers: dict[str, str], bodies: list[bytes], args: argparse.Namespace
+) -> tuple[Outcome, float]:
+    """``--predictions`` requests at ``--concurrency`` from ``--client-processes``
+    processes; (outcome, seconds from the first request sent to the last answer)."""
+    path = f"/endpoints/{ENDPOINT}/predict"
+    requests = [http_request(port, path, headers, body) for body in bodies]
+    procs = max(1, min(args.client_processes, args.concurrency))
+    shares = [
+        Share(
+            "127.0.0.1",
+            port,
+            requests,
+            args.predictions,
+            first,
+            procs,
+            len(range(first, args.concurrency, procs)),
+        )
+        for first in range(procs)
+    ]
+    merged = merge(run_together(run_share, shares, LOAD_TIMEOUT))
+    return merged, merged.finished - merged.started
+
+
+def merge(outcomes: list[Outcome]) -> Outcome:
+    merged = Outcome()
+    for outcome in outcomes:
+        merged.statuses += outcome.statuses
+        merged.latencies += outcome.latencies
+        merged.ids += outcome.ids
+        merged.versions += outcome.versions
+        merged.cpu_seconds += outcome.cpu_seconds
+        merged.started = min(merged.started, outcome.started)
+        merged.finished = max(merged.finished, outcome.finished)
+    return merged
+
+
+def warm_up(url: str, headers: dict[str, str], body: bytes, timeout: float) -> Outcome:
+    """One request every half second until the shadow process has computed a copy (it
+    starts with the lowest CPU priority, so on a busy machine loading takes a while): the
+    load then measures the steady state, not the shadow's start."""
+    out = Outcome(started=time.time())
+    base = url.split("/endpoints/")[0]
+    with httpx.Client(timeout=REQUEST_TIMEOUT) as client:
+        while time.time() - out.started < timeout and not scrape(base, headers)["shadow"]:
+            response = client.post(url, content=body, headers=headers)
+            out.statuses[str(response.status_code)] += 1
+            if response.status_code == 200:
+                out.ids += orjson.loads(response.content)["ids"]
+            time.sleep(0.5)
+    out.finished = time.time()
+    return out
+
+
+# -- the yard ------------------------------------------------------------------
+
+
+def prepare(home: Path) -> tuple[str, list[bytes]]:
+    """Three versions, the endpoint with its canary and shadow, an admin key; returns the
+    key and one request body per iris row."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import modelyard as my
+    from modelyard.bootstrap import bootstrap
+    from modelyard.config import Settings
+
+    services = bootstrap(Settings.from_env(home))  # a new store, at the newest schema
+    try:
+        services.identity.create_user("soak", "admin")
+        _, key = services.identity.create_key("soak")
+    finally:
+        services.close()
+    frame, target = load_iris(return_X_y=True, as_frame=True)
+    with my.connect(home=home) as yard:
+        for strength in (1.0, 0.5, 0.1):
+            model = LogisticRegression(C=strength, max_iter=1000).fit(frame, target)
+            yard.models.register(model, name=MODEL, input_example=frame.head())
+        yard.endpoints.create(
+            ENDPOINT, routes=[f"{MODEL}/1=90", f"{MODEL}/2=10"], shadows=[f"{MODEL}/3"]
+        )
+    bodies = [orjson.dumps({"records": [row]}) for row in frame.to_dict("records")]
+    return key, bodies
+
+
+def scrape(base: str, headers: dict[str, str]) -> dict[str, float]:
+    """The serving process's counters for ``soak``: primary and shadow requests, shadow
+    copies dropped and waiting (summed over versions)."""
+    text = httpx.get(f"{base}/metrics", headers=headers, timeout=10).text
+    figures: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if labels.get("endpoint") != ENDPOINT:
+                continue
+            if sample.name == "modelyard_predictions_requests_total":
+                figures[labels["role"]] += sample.value
+            elif sample.name == "modelyard_shadow_dropped_total":
+                figures["dropped"] += sample.value
+            elif sample.name == "modelyard_queue_depth" and labels.get("role") == "shadow":
+                figures["waiting"] += sample.value
+    return {key: figures[key] for key in ("primary", "shadow", "dropped", "waiting")}
+
+
+def drain(
+    base: str, headers: dict[str, str], copies: int, timeout: float
+) -> tuple[dict[str, float], float, bool]:
+    """Wait until the shadow has computed or dropped ``copies`` copies; returns the last
+    counters, the seconds waited, and whether it drained."""
+    started = time.monotonic()
+    while True:
+        figures = scrape(base, headers)
+        done = figures["shadow"] + figures["dropped"] >= copies and not figures["waiting"]
+        waited = time.monotonic() - started
+        if done or waited >= timeout:
+            return figures, waited, done
+        time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen[bytes]) -> bool:
+    """SIGTERM to the serving process only; True when it and its children (the shadow
+    process) exited by themselves within STOP_TIMEOUT. Anything left is killed."""
+    children = child_pids(process.pid)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.1)
+    left = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return process.returncode != -signal.SIGKILL and not left
+
+
+def child_pids(parent: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = stat.read_text()
+            if int(text[text.rindex(")") + 2 :].split()[1]) == parent:
+                pids.append(int(stat.parent.name))
+    return pids
+
+
+def read_log(home: Path) -> tuple[list[str], list[str], int]:
+    """Ids of the primary and shadow rows of the log, and how many shadow rows failed."""
+    import modelyard as my
+
+    with my.connect(home=home) as yard:
+        primary = yard.endpoints.predictions(ENDPOINT, role="primary", limit=None)
+        shadow = yard.endpoints.predictions(ENDPOINT, role="shadow", limit=None)
+    return list(primary["id"]), list(shadow["id"]), int(shadow["error"].notna().sum())
+
+
+# -- report --------------------------------------------------------------------
+
+
+def percentile_ms(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] * 1000
+
+
+@dataclass
+class Check:
+    name: str
+    figure: str
+    passed: bool | None  # None: reported, not checked
+
+
+def checks(
+    answers: Outcome,
+    counters: dict[str, float],
+    drained: bool,
+    stopped: bool,
+    log: tuple[list[str], list[str], int],
+) -> list[Check]:
+    """What the run must show (warm-up included): every answer a 200, the log's primary rows
+    exactly the acknowledged ids, its shadow rows exactly the copies computed."""
+    primary_ids, shadow_ids, shadow_errors = log
+    sent = sum(answers.statuses.values())
+    answered = answers.statuses["200"]
+    acknowledged, logged = set(answers.ids), set(primary_ids)
+    computed, dropped = int(counters["shadow"]), int(counters["dropped"])
+    statuses = ", ".join(f"{status}: {n}" for status, n in sorted(answers.statuses.items()))
+    return [
+        Check("non-200 answers", f"{sent - answered} of {sent} ({statuses})", sent == answered),
+        Check(
+            "ids answered twice",
+            str(len(answers.ids) - len(acknowledged)),
+            len(answers.ids) == len(acknowledged),
+        ),
+        Check(
+            "primary rows = 200 answers",
+            f"{len(primary_ids)} rows, {answered} answers",
+            len(primary_ids) == answered,
+        ),
+        Check(
+            "primary ids = acknowledged ids",
+            f"{len(acknowledged - logged)} missing, {len(logged - acknowledged)} unknown",
+            logged == acknowledged,
+        ),
+        Check(
+            "primary rows logged twice",
+            str(len(primary_ids) - len(logged)),
+            len(primary_ids) == len(logged),
+        ),
+        Check(
+            "primary requests in /metrics",
+            f"{int(counters['primary'])}",
+            counters["primary"] == answered,
+        ),
+        Check("shadow drained", "yes" if drained else "no (timed out)", drained),
+        Check(
+            "shadow rows = computed copies",
+            f"{len(shadow_ids)} rows, {computed} computed",
+            len(shadow_ids) == computed,
+        ),
+        Check(
+            "shadow rows of acknowledged ids, once",
+            f"{len(set(shadow_ids) - acknowledged)} unknown, "
+            f"{len(shadow_ids) - len(set(shadow_ids))} twice",
+            set(shadow_ids) <= acknowledged and len(shadow_ids) == len(set(shadow_ids)),
+        ),
+        Check("shadow copies dropped", f"{dropped} of {answered}", None),
+        Check("shadow rows with an error", str(shadow_errors), None),
+        Check(
+            "server and shadow process exit on SIGTERM",
+            "yes" if stopped else "no, killed",
+            stopped,
+        ),
+    ]
+
+
+def report(
+    args: argparse.Namespace,
+    warm: Outcome,
+    load: Outcome,
+    seconds: float,
+    drained_in: float,
+    found: list[Check],
+) -> None:
+    ordered = sorted(load.latencies)
+    split = ", ".join(f"{ref} {count}" for ref, count in sorted(load.versions.items()))
+    latency = "  ".join(f"p{round(q * 100)} {percentile_ms(ordered, q):.1f}" for q in PERCENTILES)
+    print(
+        f"\nserving soak: {args.predictions:,} single-row predictions at concurrency "
+        f"{args.concurrency} ({args.client_processes} load process(es)), canary 90/10, "
+        "one shadow"
+    )
+    print(
+        f"  warm-up      {sum(warm.statuses.values())} requests, "
+        f"{warm.finished - warm.started:.1f} s until the shadow computed its first copy"
+    )
+    print(f"  throughput   {args.predictions / seconds:,.0f} req/s over {seconds:.1f} s")
+    print(f"  latency ms   {latency}  max {percentile_ms(ordered, 1.0):.1f}")
+    print(f"  answered by  {split}")
+    print(f"  load CPU     {load.cpu_seconds / seconds * 100:.0f}% of one core")
+    print(f"  drain        {drained_in:.1f} s after the load")
+    width = max(len(check.name) for check in found)
+    print(f"\n  {'check':<{width}}  {'result':<6}  figure")
+    for check in found:
+        verdict = {True: "ok", False: "FAIL", None: "-"}[check.passed]
+        print(f"  {check.name:<{width}}  {verdict:<6}  {check.figure}")
+
+
+def main() -> None:
+    for name in [name for name in os.environ if name.startswith("MODELYARD_")]:
+        del os.environ[name]  # this soak's store only, for the SDK and the server alike
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument(
+        "--predictions", type=int, default=int(os.environ.get("SOAK_PREDICTIONS", 100_000))
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=int(os.environ.get("SOAK_CONCURRENCY", 64))
+    )
+    parser.add_argument(
+        "--client-processes", type=int, default=1, help="load processes sharing the workers"
+    )
+    parser.add_argument(
+        "--warmup-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for the shadow process's first computed copy",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait after the load for the shadow to compute or drop every copy",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the home and print its path")
+    args = parser.parse_args()
+
+    sys.exit(soak(args))
+
+
+def soak(args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="modelyard-soak-serving-"))
+    home = workdir / "home"
+    try:
+        step("a fresh home: three versions, the endpoint with its canary and shadow")
+        key, bodies = prepare(home)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+        url = f"{base}/endpoints/{ENDPOINT}/predict"
+        step("starting modelyard serve")
+        process = serve(home, port)
+        try:
+            step("warm-up: until the shadow process computes a copy")
+            warm = warm_up(url, headers, bodies[0], args.warmup_timeout)
+            step(f"load: {args.predictions:,} predictions at concurrency {args.concurrency}")
+            load, seconds = run_load(port, headers, bodies, args)
+            answers = merge([warm, load])
+            step("waiting for the shadow to compute or drop every copy")
+            counters, waited, drained = drain(
+                base, headers, answers.statuses["200"], args.drain_timeout
+            )
+        finally:
+            step("stopping the server (SIGTERM)")
+            stopped = stop(process)
+        step("reading the prediction log")
+        found = checks(answers, counters, drained, stopped, read_log(home))
+        report(args, warm, load, seconds, waited, found)
+    finally:
+        if args.keep:
+            print(f"\nhome kept: {home} (serve.log beside it)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if any(check.passed is False for check in found):
+        print("\nserving soak FAILED")
+        return 1
+    print("\nserving soak passed")
+    return 0
+
+
+if __name__ == "__main__":
+    main()
