@@ -45,7 +45,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import httptools
 import httpx
@@ -58,6 +58,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 ENDPOINT = "soak"
 MODEL = "soak-iris"
+SHADOW = f"{MODEL}/3"
 REQUEST_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
 LOAD_TIMEOUT = 3600.0  # seconds the whole load may take
@@ -70,7 +71,8 @@ PERCENTILES = (0.5, 0.95, 0.99)
 @dataclass
 class Share:
     """What one load process sends: ``requests[i % len(requests)]`` for i = ``first``,
-    ``first + stride``, ... below ``total``, from ``workers`` connections."""
+    ``first + stride``, ... below ``total``, from ``workers`` connections, at most
+    ``rate`` a second (0: as fast as the answers come)."""
 
     host: str
     port: int
@@ -79,6 +81,7 @@ class Share:
     first: int
     stride: int
     workers: int
+    rate: float
 
 
 @dataclass
@@ -86,10 +89,18 @@ class Outcome:
     statuses: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)  # seconds, 200 answers only
     ids: list[str] = field(default_factory=list)  # acknowledged prediction ids
+    refs: list[str] = field(default_factory=list)  # the version that answered each id
     versions: Counter[str] = field(default_factory=Counter)  # x-modelyard-version of 200s
     started: float = math.inf  # wall-clock times of the first request and the last answer
     finished: float = 0.0
     cpu_seconds: float = 0.0
+
+    def acknowledge(self, body: bytes, version: str) -> None:
+        """Keep the ids of a 200 answer and the version it names."""
+        ids = orjson.loads(body)["ids"]
+        self.ids += ids
+        self.refs += [version] * len(ids)
+        self.versions[version] += 1
 
 
 class Connection(asyncio.Protocol):
@@ -158,11 +169,17 @@ async def _connect(share: Share) -> Connection:
 
 
 async def _worker(connection: Connection, share: Share, queue: list[int], out: Outcome) -> None:
-    """Send the queue's requests one after the other; a failed request is counted, never
-    sent again (that could log it twice), and the next one gets a new connection."""
+    """Send the queue's requests one after the other (the n-th of this process not before
+    n / rate seconds after the start); a failed request is counted, never sent again
+    (that could log it twice), and the next one gets a new connection."""
+    loop = asyncio.get_running_loop()
+    planned = len(queue)
     while queue:
+        position = planned - len(queue)
         request = share.requests[queue.pop() % len(share.requests)]
-        started = time.perf_counter()
+        if share.rate and (wait := out.started + position / share.rate - time.time()) > 0:
+            await asyncio.sleep(wait)
+        started = loop.time()
         try:
             if connection.transport is None:
                 connection = await _connect(share)
@@ -174,9 +191,8 @@ async def _worker(connection: Connection, share: Share, queue: list[int], out: O
             continue
         out.statuses[str(status)] += 1
         if status == 200:
-            out.latencies.append(time.perf_counter() - started)
-            out.ids += orjson.loads(body)["ids"]
-            out.versions[version] += 1
+            out.latencies.append(loop.time() - started)
+            out.acknowledge(body, version)
     connection.close()
 
 
@@ -221,6 +237,7 @@ def run_load(
             first,
             procs,
             len(range(first, args.concurrency, procs)),
+            args.rate / procs,
         )
         for first in range(procs)
     ]
@@ -234,6 +251,7 @@ def merge(outcomes: list[Outcome]) -> Outcome:
         merged.statuses += outcome.statuses
         merged.latencies += outcome.latencies
         merged.ids += outcome.ids
+        merged.refs += outcome.refs
         merged.versions += outcome.versions
         merged.cpu_seconds += outcome.cpu_seconds
         merged.started = min(merged.started, outcome.started)
@@ -252,7 +270,7 @@ def warm_up(url: str, headers: dict[str, str], body: bytes, timeout: float) -> O
             response = client.post(url, content=body, headers=headers)
             out.statuses[str(response.status_code)] += 1
             if response.status_code == 200:
-                out.ids += orjson.loads(response.content)["ids"]
+                out.acknowledge(response.content, response.headers["x-modelyard-version"])
             time.sleep(0.5)
     out.finished = time.time()
     return out
@@ -282,9 +300,7 @@ def prepare(home: Path) -> tuple[str, list[bytes]]:
         for strength in (1.0, 0.5, 0.1):
             model = LogisticRegression(C=strength, max_iter=1000).fit(frame, target)
             yard.models.register(model, name=MODEL, input_example=frame.head())
-        yard.endpoints.create(
-            ENDPOINT, routes=[f"{MODEL}/1=90", f"{MODEL}/2=10"], shadows=[f"{MODEL}/3"]
-        )
+        yard.endpoints.create(ENDPOINT, routes=[f"{MODEL}/1=90", f"{MODEL}/2=10"], shadows=[SHADOW])
     bodies = [orjson.dumps({"records": [row]}) for row in frame.to_dict("records")]
     return key, bodies
 
@@ -353,14 +369,27 @@ def child_pids(parent: int) -> list[int]:
     return pids
 
 
-def read_log(home: Path) -> tuple[list[str], list[str], int]:
-    """Ids of the primary and shadow rows of the log, and how many shadow rows failed."""
+@dataclass
+class Log:
+    """The endpoint's prediction log: (id, model/version) of each primary and shadow row."""
+
+    primary: list[tuple[str, str]]
+    shadow: list[tuple[str, str]]
+    shadow_errors: int
+
+
+def read_log(home: Path) -> Log:
     import modelyard as my
 
     with my.connect(home=home) as yard:
         primary = yard.endpoints.predictions(ENDPOINT, role="primary", limit=None)
         shadow = yard.endpoints.predictions(ENDPOINT, role="shadow", limit=None)
-    return list(primary["id"]), list(shadow["id"]), int(shadow["error"].notna().sum())
+
+    def rows(frame: Any) -> list[tuple[str, str]]:
+        refs = frame["model"] + "/" + frame["version"].astype(str)
+        return list(zip(frame["id"], refs, strict=True))
+
+    return Log(rows(primary), rows(shadow), int(shadow["error"].notna().sum()))
 
 
 # -- report --------------------------------------------------------------------
@@ -380,18 +409,19 @@ class Check:
 
 
 def checks(
-    answers: Outcome,
-    counters: dict[str, float],
-    drained: bool,
-    stopped: bool,
-    log: tuple[list[str], list[str], int],
+    answers: Outcome, counters: dict[str, float], drained: bool, stopped: bool, log: Log
 ) -> list[Check]:
     """What the run must show (warm-up included): every answer a 200, the log's primary rows
-    exactly the acknowledged ids, its shadow rows exactly the copies computed."""
-    primary_ids, shadow_ids, shadow_errors = log
+    exactly the acknowledged ids with the version that answered, its shadow rows exactly
+    the copies computed, by the shadow version."""
+    primary_ids = [row_id for row_id, _ in log.primary]
+    shadow_ids = [row_id for row_id, _ in log.shadow]
     sent = sum(answers.statuses.values())
     answered = answers.statuses["200"]
     acknowledged, logged = set(answers.ids), set(primary_ids)
+    answered_by = dict(zip(answers.ids, answers.refs, strict=True))
+    misattributed = sum(1 for row_id, ref in log.primary if answered_by.get(row_id) != ref)
+    not_shadow = sum(1 for _, ref in log.shadow if ref != SHADOW)
     computed, dropped = int(counters["shadow"]), int(counters["dropped"])
     statuses = ", ".join(f"{status}: {n}" for status, n in sorted(answers.statuses.items()))
     return [
@@ -416,6 +446,7 @@ def checks(
             str(len(primary_ids) - len(logged)),
             len(primary_ids) == len(logged),
         ),
+        Check("primary rows naming another version", str(misattributed), misattributed == 0),
         Check(
             "primary requests in /metrics",
             f"{int(counters['primary'])}",
@@ -433,8 +464,9 @@ def checks(
             f"{len(shadow_ids) - len(set(shadow_ids))} twice",
             set(shadow_ids) <= acknowledged and len(shadow_ids) == len(set(shadow_ids)),
         ),
+        Check(f"shadow rows not by {SHADOW}", str(not_shadow), not_shadow == 0),
         Check("shadow copies dropped", f"{dropped} of {answered}", None),
-        Check("shadow rows with an error", str(shadow_errors), None),
+        Check("shadow rows with an error", str(log.shadow_errors), None),
         Check(
             "server and shadow process exit on SIGTERM",
             "yes" if stopped else "no, killed",
@@ -456,15 +488,16 @@ def report(
     latency = "  ".join(f"p{round(q * 100)} {percentile_ms(ordered, q):.1f}" for q in PERCENTILES)
     print(
         f"\nserving soak: {args.predictions:,} single-row predictions at concurrency "
-        f"{args.concurrency} ({args.client_processes} load process(es)), canary 90/10, "
-        "one shadow"
+        f"{args.concurrency} ({args.client_processes} load process(es)"
+        + (f", at most {args.rate:,.0f}/s" if args.rate else "")
+        + "), canary 90/10, one shadow"
     )
     print(
         f"  warm-up      {sum(warm.statuses.values())} requests, "
         f"{warm.finished - warm.started:.1f} s until the shadow computed its first copy"
     )
     print(f"  throughput   {args.predictions / seconds:,.0f} req/s over {seconds:.1f} s")
-    print(f"  latency ms   {latency}  max {percentile_ms(ordered, 1.0):.1f}")
+    print(f"  latency ms   {latency}  max {percentile_ms(ordered, 1.0):.1f} (of the 200s)")
     print(f"  answered by  {split}")
     print(f"  load CPU     {load.cpu_seconds / seconds * 100:.0f}% of one core")
     print(f"  drain        {drained_in:.1f} s after the load")
@@ -487,6 +520,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--client-processes", type=int, default=1, help="load processes sharing the workers"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=float(os.environ.get("SOAK_RATE", 0)),
+        help="requests a second at most, all load processes together (default: no limit, "
+        "each worker sends its next request when its answer comes)",
     )
     parser.add_argument(
         "--warmup-timeout",
