@@ -60,7 +60,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/predictlog.py
 	$(BIN)/python benchmarks/monitoring.py  # makes .venv-evidently (Evidently needs pandas < 3)
 
-# load with checks (benchmarks/soak_*.py, ~10 min here): single-row predictions against
+# load with checks (benchmarks/soak_*.py, 2-5 min here): single-row predictions against
 # `modelyard serve` (a 90/10 canary and a shadow), then the prediction log against the
 # answers; clients logging batches through `modelyard server`, then every point read back.
 # Smaller: make soak SOAK_PREDICTIONS=5000 SOAK_CONCURRENCY=16 SOAK_CLIENTS=2

@@ -63,6 +63,7 @@ REQUEST_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
 LOAD_TIMEOUT = 3600.0  # seconds the whole load may take
 PERCENTILES = (0.5, 0.95, 0.99)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # -- the load processes --------------------------------------------------------
@@ -359,6 +360,20 @@ def stop(process: subprocess.Popen[bytes]) -> bool:
     return process.returncode != -signal.SIGKILL and not left
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """utime + stime of process ``pid``, and of its children (the shadow process)."""
+    return _cpu(pid), sum(_cpu(child) for child in child_pids(pid))
+
+
+def _cpu(pid: int) -> float:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def child_pids(parent: int) -> list[int]:
     pids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -481,6 +496,8 @@ def report(
     load: Outcome,
     seconds: float,
     drained_in: float,
+    used: list[float],
+    counters: dict[str, float],
     found: list[Check],
 ) -> None:
     ordered = sorted(load.latencies)
@@ -501,6 +518,13 @@ def report(
     print(f"  answered by  {split}")
     print(f"  load CPU     {load.cpu_seconds / seconds * 100:.0f}% of one core")
     print(f"  drain        {drained_in:.1f} s after the load")
+    serving, shadow = used
+    computed = counters["shadow"] or math.nan
+    print(
+        f"  CPU          serving process {serving * 1000 / args.predictions:.2f} ms a request, "
+        f"shadow process {shadow * 1000 / computed:.2f} ms a computed copy "
+        f"({shadow / seconds * 100:.0f}% of one core over the load)"
+    )
     width = max(len(check.name) for check in found)
     print(f"\n  {'check':<{width}}  {'result':<6}  figure")
     for check in found:
@@ -562,18 +586,21 @@ def soak(args: argparse.Namespace) -> int:
             step("warm-up: until the shadow process computes a copy")
             warm = warm_up(url, headers, bodies[0], args.warmup_timeout)
             step(f"load: {args.predictions:,} predictions at concurrency {args.concurrency}")
+            before = cpu_seconds(process.pid)
             load, seconds = run_load(port, headers, bodies, args)
             answers = merge([warm, load])
             step("waiting for the shadow to compute or drop every copy")
             counters, waited, drained = drain(
                 base, headers, answers.statuses["200"], args.drain_timeout
             )
+            after = cpu_seconds(process.pid)
+            used = [end - begin for end, begin in zip(after, before, strict=True)]
         finally:
             step("stopping the server (SIGTERM)")
             stopped = stop(process)
         step("reading the prediction log")
         found = checks(answers, counters, drained, stopped, read_log(home))
-        report(args, warm, load, seconds, waited, found)
+        report(args, warm, load, seconds, waited, used, counters, found)
     finally:
         if args.keep:
             print(f"\nhome kept: {home} (serve.log beside it)")

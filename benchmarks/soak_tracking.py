@@ -36,12 +36,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from processes import (
-    free_port,
-    run_together,
-    server,
-    step,
-)  # benchmarks/ is on sys.path when run
+# benchmarks/ is on sys.path when run
+from processes import free_port, run_together, server, step
 
 import modelyard as my
 
