@@ -31,7 +31,6 @@ also come from the environment: ``SOAK_PREDICTIONS``, ``SOAK_CONCURRENCY``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import math
 import os
@@ -42,18 +41,15 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import httptools
 import httpx
+import loadgen  # benchmarks/ is on sys.path when run
 import orjson
-import uvloop
-
-# benchmarks/ is on sys.path when run
-from processes import free_port, run_together, serve, step
+from loadgen import Outcome, http_request, merge
+from processes import free_port, serve, step
 from prometheus_client.parser import text_string_to_metric_families
 
 ENDPOINT = "soak"
@@ -61,164 +57,11 @@ MODEL = "soak-iris"
 SHADOW = f"{MODEL}/3"
 REQUEST_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
-LOAD_TIMEOUT = 3600.0  # seconds the whole load may take
 PERCENTILES = (0.5, 0.95, 0.99)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-# -- the load processes --------------------------------------------------------
-
-
-@dataclass
-class Share:
-    """What one load process sends: ``requests[i % len(requests)]`` for i = ``first``,
-    ``first + stride``, ... below ``total``, from ``workers`` connections, at most
-    ``rate`` a second (0: as fast as the answers come)."""
-
-    host: str
-    port: int
-    requests: list[bytes]  # whole HTTP/1.1 requests, headers and body
-    total: int
-    first: int
-    stride: int
-    workers: int
-    rate: float
-
-
-@dataclass
-class Outcome:
-    statuses: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)  # seconds, 200 answers only
-    ids: list[str] = field(default_factory=list)  # acknowledged prediction ids
-    refs: list[str] = field(default_factory=list)  # the version that answered each id
-    versions: Counter[str] = field(default_factory=Counter)  # x-modelyard-version of 200s
-    started: float = math.inf  # wall-clock times of the first request and the last answer
-    finished: float = 0.0
-    cpu_seconds: float = 0.0
-
-    def acknowledge(self, body: bytes, version: str) -> None:
-        """Keep the ids of a 200 answer and the version it names."""
-        ids = orjson.loads(body)["ids"]
-        self.ids += ids
-        self.refs += [version] * len(ids)
-        self.versions[version] += 1
-
-
-class Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection, one request at a time, answers parsed by
-    httptools (llhttp, what uvicorn parses requests with). httpx costs the load process
-    several times the server's CPU per request; on two shared cores that made the client
-    the bottleneck."""
-
-    def __init__(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.answer: asyncio.Future[tuple[int, bytes, str]] | None = None
-        self.body = bytearray()
-        self.version = ""
-
-    async def send(self, request: bytes) -> tuple[int, bytes, str]:
-        """(status, body, x-modelyard-version) of ``request``'s answer."""
-        if self.transport is None:
-            raise ConnectionResetError("the connection is closed")
-        self.body.clear()
-        self.version = ""
-        self.answer = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
-        return await self.answer
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self._fail(exc or ConnectionResetError("the server closed the connection"))
-
-    # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"x-modelyard-version":
-            self.version = value.decode()
-
-    def on_body(self, body: bytes) -> None:
-        self.body += body
-
-    def on_message_complete(self) -> None:
-        if self.answer is not None and not self.answer.done():
-            self.answer.set_result((self.parser.get_status_code(), bytes(self.body), self.version))
-
-    def _fail(self, exc: Exception) -> None:
-        if self.answer is not None and not self.answer.done():
-            self.answer.set_exception(exc)
-
-
-async def _connect(share: Share) -> Connection:
-    _, connection = await asyncio.get_running_loop().create_connection(
-        Connection, share.host, share.port
-    )
-    return connection
-
-
-async def _worker(connection: Connection, share: Share, queue: list[int], out: Outcome) -> None:
-    """Send the queue's requests one after the other (the n-th of this process not before
-    n / rate seconds after the start); a failed request is counted, never sent again
-    (that could log it twice), and the next one gets a new connection."""
-    loop = asyncio.get_running_loop()
-    planned = len(queue)
-    while queue:
-        position = planned - len(queue)
-        request = share.requests[queue.pop() % len(share.requests)]
-        if share.rate and (wait := out.started + position / share.rate - time.time()) > 0:
-            await asyncio.sleep(wait)
-        started = loop.time()
-        try:
-            if connection.transport is None:
-                connection = await _connect(share)
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                status, body, version = await connection.send(request)
-        except (OSError, TimeoutError, httptools.HttpParserError) as exc:
-            out.statuses[type(exc).__name__] += 1
-            connection.close()
-            continue
-        out.statuses[str(status)] += 1
-        if status == 200:
-            out.latencies.append(loop.time() - started)
-            out.acknowledge(body, version)
-    connection.close()
-
-
-async def _drive(share: Share, start: Callable[[], None]) -> Outcome:
-    queue = list(range(share.first, share.total, share.stride))[::-1]
-    out = Outcome()
-    connections = [await _connect(share) for _ in range(share.workers)]
-    start()
-    out.started, cpu = time.time(), time.process_time()
-    await asyncio.gather(*(_worker(c, share, queue, out) for c in connections))
-    out.cpu_seconds = time.process_time() - cpu
-    out.finished = time.time()
-    return out
-
-
-def run_share(share: Share, start: Callable[[], None]) -> Outcome:
-    """Entry point of a load process: its connections made, ``start()``, then the requests."""
-    return uvloop.run(_drive(share, start))
-
-
-def http_request(port: int, path: str, headers: dict[str, str], body: bytes) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"host: 127.0.0.1:{port}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    lines.append(f"content-length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+# -- load --------------------------------------------------------------------
 
 
 def run_load(
@@ -228,36 +71,9 @@ def run_load(
     processes; (outcome, seconds from the first request sent to the last answer)."""
     path = f"/endpoints/{ENDPOINT}/predict"
     requests = [http_request(port, path, headers, body) for body in bodies]
-    procs = max(1, min(args.client_processes, args.concurrency))
-    shares = [
-        Share(
-            "127.0.0.1",
-            port,
-            requests,
-            args.predictions,
-            first,
-            procs,
-            len(range(first, args.concurrency, procs)),
-            args.rate / procs,
-        )
-        for first in range(procs)
-    ]
-    merged = merge(run_together(run_share, shares, LOAD_TIMEOUT))
-    return merged, merged.finished - merged.started
-
-
-def merge(outcomes: list[Outcome]) -> Outcome:
-    merged = Outcome()
-    for outcome in outcomes:
-        merged.statuses += outcome.statuses
-        merged.latencies += outcome.latencies
-        merged.ids += outcome.ids
-        merged.refs += outcome.refs
-        merged.versions += outcome.versions
-        merged.cpu_seconds += outcome.cpu_seconds
-        merged.started = min(merged.started, outcome.started)
-        merged.finished = max(merged.finished, outcome.finished)
-    return merged
+    return loadgen.run(
+        port, requests, args.predictions, args.concurrency, args.client_processes, args.rate
+    )
 
 
 def warm_up(url: str, headers: dict[str, str], body: bytes, timeout: float) -> Outcome:

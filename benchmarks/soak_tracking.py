@@ -36,8 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-# benchmarks/ is on sys.path when run
-from processes import free_port, run_together, server, step
+from processes import free_port, run_together, server, step  # benchmarks/ is on sys.path
 
 import modelyard as my
 
