@@ -209,7 +209,8 @@ def _guarded(route: ServedRoute) -> Handler:
 
 async def _refused(request: Request, exc: ModelyardError, endpoint: str | None) -> Response:
     runtime = runtime_of(request)
-    if exc.status_code >= 500 and exc.kind != "not_ready":
+    # the runtime logs a log that cannot be written once, not once per refused request
+    if exc.status_code >= 500 and exc.kind not in ("not_ready", "log_unavailable"):
         log.error("%s %s: %s", request.method, request.url.path, exc.message)
     if not isinstance(exc, ModelFailed):  # a model's failure is counted as an error, apart
         label = _served_name(runtime, exc, endpoint)
