@@ -28,6 +28,7 @@ pytestmark = pytest.mark.slow
 ENDPOINT = "logged"
 FULL = "prediction log cannot be written: no space left on device"
 READ_ONLY = "prediction log cannot be written: read-only file system"
+FEATURES = cancer()[0]
 
 
 @dataclass
@@ -43,9 +44,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     prepare_store(home)
     settings = Settings(home, f"sqlite:///{home / 'modelyard.db'}", str(home / "artifacts"))
     services = bootstrap(settings, create_if_empty=False)
-    features, _ = cancer()
     Yard(LocalBackend(services)).models.register(
-        classifier(), name="cancer", input_example=features.head()
+        classifier(), name="cancer", input_example=FEATURES.head()
     )
     services.endpoints.create(ENDPOINT, routes=[TargetRequest.parse("cancer/1=100")])
     services.identity.create_user("caller", "contributor")
@@ -61,14 +61,14 @@ class Caller:
     acknowledged: list[str] = field(default_factory=list)
 
     def predict(self) -> httpx.Response:
-        rows = cancer()[0].head(3).to_dict(orient="records")
+        rows = FEATURES.head(3).to_dict(orient="records")
         answer = self.http.post(f"/endpoints/{ENDPOINT}/predict", json={"records": rows})
         if answer.status_code == 200:
             self.acknowledged.extend(answer.json()["ids"])
         return answer
 
     def infer(self) -> httpx.Response:
-        features = cancer()[0].head(2)
+        features = FEATURES.head(2)
         inputs = [
             {"name": name, "shape": [2], "datatype": "FP64", "data": features[name].tolist()}
             for name in features.columns
@@ -90,6 +90,13 @@ class Caller:
     def ready(self) -> httpx.Response:
         return self.http.get("/readyz")
 
+    def wait_for_log_error(self, timeout: float = 20) -> None:
+        """Until the endpoint is loaded and reports that its log cannot be written."""
+        deadline = time.monotonic() + timeout
+        while not any(e["log_error"] for e in self.ready().json()["endpoints"]):
+            assert time.monotonic() < deadline, self.ready().text
+            time.sleep(0.1)
+
     def wait_ready(self, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while self.ready().status_code != 200:
@@ -98,8 +105,8 @@ class Caller:
 
 
 @contextmanager
-def serving(store: Store) -> Iterator[tuple[ServeProcess, Caller]]:
-    serve = ServeProcess(store.home, ENDPOINT).start()
+def serving(store: Store, *, ready: bool = True) -> Iterator[tuple[ServeProcess, Caller]]:
+    serve = ServeProcess(store.home, ENDPOINT).start(ready=ready)
     headers = {"Authorization": f"Bearer {store.key}"}
     try:
         with httpx.Client(base_url=serve.url, headers=headers, timeout=20) as http:
@@ -149,8 +156,15 @@ def test_a_full_disk_is_answered_503_and_serving_resumes_when_space_returns(
 def test_a_read_only_disk_is_answered_503_until_it_is_writable_again(store: Store) -> None:
     folder = store.home / "predictions" / ENDPOINT
     with small_disk(store.home / "predictions") as disk:
-        with serving(store) as (_, caller):
+        disk.remount(read_only=True)  # from the start: the endpoint loads all the same
+        with serving(store, ready=False) as (_, caller):
+            caller.wait_for_log_error()
+            assert caller.ready().status_code == 503
+            refused_with(caller.predict(), READ_ONLY, folder)
+            disk.remount(read_only=False)
+            caller.wait_ready()
             assert caller.predict().status_code == 200
+
             filler = disk.fill()
             refused_with(caller.until_refused(), FULL, folder)
             disk.free(filler)

@@ -276,7 +276,12 @@ class Runtime:
                 {**signatures, served.target.ref: served.model.signature.to_dict()},
             )
         if name not in self._journals:
-            self._journals[name] = self.log.journal(name)
+            journal = self._journals[name] = self.log.journal(name)
+            if isinstance(journal, Journal):  # a disk read-only or full from the start
+                try:
+                    journal.probe()
+                except OSError as exc:
+                    self._log_failed(name, journal, exc)
         reusable = {}
         if current is not None and current.spec.batching == spec.batching:
             reusable = {
