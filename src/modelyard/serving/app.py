@@ -97,7 +97,9 @@ async def openapi_document(request: Request) -> Response:
 READ, PREDICT = Permission.READ, Permission.PREDICT
 ROUTES: tuple[ServedRoute, ...] = (
     ServedRoute("GET", "/healthz", healthz, None, "The process is up"),
-    ServedRoute("GET", "/readyz", readyz, None, "Every hosted endpoint is loaded"),
+    ServedRoute(
+        "GET", "/readyz", readyz, None, "Every hosted endpoint is loaded and can log predictions"
+    ),
     ServedRoute("GET", "/openapi.json", openapi_document, None, "This document"),
     ServedRoute("GET", "/v2/health/live", healthz, None, "V2: the process is up"),
     ServedRoute("GET", "/v2/health/ready", v2.server_ready, None, "V2: every endpoint is loaded"),
