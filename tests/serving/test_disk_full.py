@@ -145,6 +145,10 @@ def test_a_full_disk_is_answered_503_and_serving_resumes_when_space_returns(
             assert not_ready.json()["endpoints"][0]["log_error"] == f"{FULL} ('{folder}')"
             assert caller.http.get("/v2/health/ready").status_code == 503
             assert caller.http.get("/healthz").status_code == 200
+            metrics = caller.http.get("/metrics").text
+            assert (
+                f'modelyard_prediction_log_failures_total{{endpoint="{ENDPOINT}"}} 3.0' in metrics
+            )
 
             disk.free(filler)
             caller.wait_ready()  # the process probes its log folder: no request needed

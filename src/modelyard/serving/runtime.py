@@ -460,6 +460,7 @@ class Runtime:
         if self.log_failures.get(name) != message:  # once per failure, not per request
             log.error("endpoint %s: %s; predictions are answered 503 until it can", name, message)
         self.log_failures[name] = message
+        self.metrics.log_failures.labels(name).inc()
         return LogUnavailable(message)
 
     def describe(self) -> list[dict[str, Any]]:
