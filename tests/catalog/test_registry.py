@@ -2,17 +2,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from modelyard.artifacts.store import iter_files
-from modelyard.bootstrap import Services
+from modelyard.bootstrap import Services, bootstrap
+from modelyard.client.local import LocalBackend
+from modelyard.client.yard import Yard
+from modelyard.config import Settings
 from modelyard.domain.models import ModelRef, Stage
-from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotFound, StorageUnavailable
 from modelyard.packaging import write_package
+from modelyard.tracking.runs import run_artifact_key
 from tests.actors import as_user
+from tests.disk import SmallDisk, small_disk
 from tests.stores import services_on
 
 
@@ -129,3 +135,69 @@ def test_tags_descriptions_and_search(services: Services, package_dir: Path) -> 
         catalog.create_model("iris")
     with pytest.raises(InvalidInput, match="invalid model name"):
         catalog.create_model("bad name!")
+
+
+# -- an artifact store whose disk is full or read-only ------------------------------------
+
+
+@pytest.fixture
+def small_store(tmp_path: Path) -> Iterator[tuple[SmallDisk, Services]]:
+    """Services whose artifact store is a 1 MiB tmpfs (the database is elsewhere)."""
+    home = tmp_path / "home"
+    with small_disk(tmp_path / "artifacts", "1m") as disk:
+        services = bootstrap(Settings(home, f"sqlite:///{home / 'modelyard.db'}", str(disk.path)))
+        try:
+            yield disk, services
+        finally:
+            services.close()
+
+
+def _iris() -> tuple[LogisticRegression, Any]:
+    frame = load_iris(as_frame=True).frame
+    features = frame.drop(columns="target")
+    return LogisticRegression(max_iter=500).fit(features, frame["target"]), features.head(3)
+
+
+def test_a_full_or_read_only_artifact_store_refuses_a_version_and_registers_nothing(
+    small_store: tuple[SmallDisk, Services],
+) -> None:
+    disk, services = small_store
+    yard = Yard(LocalBackend(services))
+    model, example = _iris()
+    filler = disk.fill()
+    full = r"^artifact store cannot be written: no space left on device \(artifact 'uploads/"
+    with pytest.raises(StorageUnavailable, match=full) as refused:
+        yard.models.register(model, name="iris", input_example=example)
+    assert refused.value.status_code == 507
+    assert services.catalog.list_models() == []  # no model, no version
+    assert services.artifacts.list("uploads") == []  # the cut-short upload is gone
+    disk.free(filler)
+    assert yard.models.register(model, name="iris", input_example=example).version == 1
+
+    disk.remount(read_only=True)
+    with pytest.raises(StorageUnavailable, match="cannot be written: read-only file system"):
+        yard.models.register(model, name="iris", input_example=example)
+    assert services.catalog.get_model("iris").latest_version == 1
+    disk.remount(read_only=False)
+    assert yard.models.register(model, name="iris", input_example=example).version == 2
+
+
+def test_a_package_cut_short_by_a_full_disk_has_no_manifest_and_is_no_package(
+    small_store: tuple[SmallDisk, Services],
+) -> None:
+    disk, services = small_store
+    yard = Yard(LocalBackend(services))
+    model, example = _iris()
+    reserve = disk.path / ".reserve"
+    reserve.write_bytes(bytes(2 * 4096))  # two pages: the package's first two files fit
+    filler = disk.fill()
+    reserve.unlink()
+    cut_short = pytest.raises(StorageUnavailable, match="'runs/.*/model/manifest.json'")
+    with yard.start_run("disk", capture_env=False) as run, cut_short:
+        run.log_model(model, name="iris", input_example=example)
+    stored = [a.path for a in yard.runs.artifacts(run.id)]
+    assert stored == ["model/input_example.json", "model/model.pkl"]  # the manifest comes last
+    with pytest.raises(NotFound, match="manifest.json is missing"):
+        services.catalog.register_version("iris", source=run_artifact_key(run.id, "model"))
+    assert services.catalog.list_models() == []
+    disk.free(filler)

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.artifacts import chunks_of
 from modelyard.api.dependencies import services_of
-from modelyard.api.errors import ERROR_RESPONSES
+from modelyard.api.errors import ERROR_RESPONSES, STORAGE_RESPONSES
 from modelyard.api.models import ref_of
 from modelyard.api.security import guard, staging_only
 from modelyard.api.uploads import RAW_BODY, spooled_body, with_request_body
@@ -95,6 +95,7 @@ def package_file(name: str, selector: str, path: str, request: Request) -> Strea
     "/uploads/{upload_id}/{path:path}",
     status_code=201,
     response_model=UploadedFile,
+    responses=STORAGE_RESPONSES,
     **with_request_body(guard(Permission.REGISTER), RAW_BODY),
 )
 async def upload_file(upload_id: str, path: str, request: Request) -> Response:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 from modelyard.artifacts.keys import safe_key
-from modelyard.artifacts.store import iter_files
+from modelyard.artifacts.store import package_files
 from modelyard.client.remote_base import CHUNK, RemoteBase, _body, _path, _selector, _texts, parse
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact
@@ -28,12 +28,12 @@ class RemoteCatalog(RemoteBase):
 
     def upload_package(self, directory: Path, run_id: str | None) -> str:
         if run_id is not None:
-            for relative, path in iter_files(directory):
+            for relative, path in package_files(directory):
                 with path.open("rb") as handle:
                     self.log_artifact(run_id, f"{PACKAGE_PATH}/{relative}", handle)
             return run_artifact_key(run_id, PACKAGE_PATH)
         upload_id = uuid.uuid4().hex
-        for relative, path in iter_files(directory):
+        for relative, path in package_files(directory):
             with path.open("rb") as handle:
                 self._send("PUT", f"/uploads/{upload_id}/{quote(relative)}", content=_body(handle))
         return f"uploads/{upload_id}"

@@ -97,7 +97,9 @@ async def openapi_document(request: Request) -> Response:
 READ, PREDICT = Permission.READ, Permission.PREDICT
 ROUTES: tuple[ServedRoute, ...] = (
     ServedRoute("GET", "/healthz", healthz, None, "The process is up"),
-    ServedRoute("GET", "/readyz", readyz, None, "Every hosted endpoint is loaded"),
+    ServedRoute(
+        "GET", "/readyz", readyz, None, "Every hosted endpoint is loaded and can log predictions"
+    ),
     ServedRoute("GET", "/openapi.json", openapi_document, None, "This document"),
     ServedRoute("GET", "/v2/health/live", healthz, None, "V2: the process is up"),
     ServedRoute("GET", "/v2/health/ready", v2.server_ready, None, "V2: every endpoint is loaded"),
@@ -209,7 +211,8 @@ def _guarded(route: ServedRoute) -> Handler:
 
 async def _refused(request: Request, exc: ModelyardError, endpoint: str | None) -> Response:
     runtime = runtime_of(request)
-    if exc.status_code >= 500 and exc.kind != "not_ready":
+    # the runtime logs a log that cannot be written once, not once per refused request
+    if exc.status_code >= 500 and exc.kind not in ("not_ready", "log_unavailable"):
         log.error("%s %s: %s", request.method, request.url.path, exc.message)
     if not isinstance(exc, ModelFailed):  # a model's failure is counted as an error, apart
         label = _served_name(runtime, exc, endpoint)

@@ -119,7 +119,10 @@ def _responses(route: ServedRoute) -> dict[str, Any]:
             schema = "V2Error" if v2 else "Error"
             responses[status] = {"description": description, "content": _json(schema)}
     if route.path in _READINESS:
-        responses["503"] = {"description": "Some endpoint is still loading (same body)"}
+        responses["503"] = {
+            "description": "Some endpoint is still loading, or its prediction log cannot be "
+            "written (same body; the endpoint's log_error says why)"
+        }
     return responses
 
 
