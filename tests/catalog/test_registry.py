@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import io
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +14,7 @@ from modelyard.artifacts.store import iter_files
 from modelyard.bootstrap import Services
 from modelyard.domain.models import ModelRef, Stage
 from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotFound
-from modelyard.packaging import write_package
+from modelyard.packaging import upload_order, write_package
 from tests.actors import as_user
 from tests.stores import services_on
 
@@ -129,3 +132,35 @@ def test_tags_descriptions_and_search(services: Services, package_dir: Path) -> 
         catalog.create_model("iris")
     with pytest.raises(InvalidInput, match="invalid model name"):
         catalog.create_model("bad name!")
+
+
+def _age(folder: Path, days: float) -> None:
+    stamp = time.time() - days * 86400
+    for path in [*folder.rglob("*"), folder]:
+        os.utime(path, (stamp, stamp))
+
+
+def test_sweeping_removes_only_old_uploads_nobody_registered(
+    services: Services, package_dir: Path
+) -> None:
+    registered = _register(services, package_dir)
+    abandoned = _store_package(services, package_dir, f"uploads/{'a' * 32}")
+    half = services.artifacts.put(f"uploads/{'b' * 32}/model.pkl", io.BytesIO(b"half"))
+    recent = _store_package(services, package_dir, f"uploads/{'c' * 32}")
+    root = Path(services.artifacts.root)
+    for key in (registered.source, abandoned, f"uploads/{'b' * 32}"):
+        _age(root / key, days=2)
+    assert half[1] == 4
+    assert services.catalog.sweep_uploads() == [abandoned, f"uploads/{'b' * 32}"]
+    assert sorted(p.name for p in (root / "uploads").iterdir()) == sorted(
+        [registered.source.removeprefix("uploads/"), "c" * 32]
+    )
+    assert services.catalog.get_version("iris/1").source == registered.source
+    assert services.catalog.register_version("iris", source=recent).version == 2
+    assert services.catalog.sweep_uploads(older_than=0) == []  # both are versions now
+
+
+def test_a_package_is_uploaded_manifest_last(package_dir: Path) -> None:
+    names = [relative for relative, _ in upload_order(package_dir)]
+    assert names[-1] == "manifest.json"
+    assert sorted(names) == sorted(relative for relative, _ in iter_files(package_dir))

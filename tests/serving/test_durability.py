@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from modelyard.bootstrap import bootstrap
@@ -16,6 +13,7 @@ from modelyard.client.yard import Yard
 from modelyard.config import Settings
 from modelyard.domain.endpoints import TargetRequest
 from tests.conftest import prepare_store
+from tests.serving.load import Load
 from tests.serving.models import cancer, classifier
 from tests.serving.process import ServeProcess
 from tests.stores import throwaway_postgres
@@ -52,37 +50,14 @@ def test_every_acknowledged_prediction_survives_kill_9(
     services.identity.create_user("loader", "contributor")
     key = services.identity.create_key("loader")[1]
     rows = features.head(2).to_dict(orient="records")
-    acknowledged: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def load(url: str) -> None:
-        with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
-            for _ in range(5000):
-                if stop.is_set():
-                    return
-                try:
-                    answer = http.post(f"{url}/endpoints/durable/predict", json={"records": rows})
-                except httpx.HTTPError:
-                    return  # the server died mid-request: nothing was acknowledged
-                if answer.status_code == 200:
-                    with lock:
-                        acknowledged.extend(answer.json()["ids"])
-
     serve = ServeProcess(home, "durable", env=where).start()
-    threads = [threading.Thread(target=load, args=(serve.url,)) for _ in range(4)]
     try:
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 30
-        while len(acknowledged) < 400 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        serve.kill()  # in the middle of the load
+        with Load(serve.url, "durable", key, rows, threads=4) as load:
+            load.wait_for(400, timeout=30)
+            serve.kill()  # in the middle of the load
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
         serve.stop()
+    acknowledged = load.acknowledged
     assert len(acknowledged) >= 400
     folder = home / "predictions" / "durable"
     orphans = [p.name for p in folder.glob("journal-*.jsonl")]
