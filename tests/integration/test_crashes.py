@@ -1,6 +1,9 @@
 """``kill -9`` in the middle of the work: serving, its shadow process, a monitor worker,
 a server receiving a package.
 
+An acknowledged prediction is durable (``serving/journal.py``, ``serving/sqllog.py``):
+serving is killed five times under load on the file log and on the PostgreSQL log.
+
 Each test prints its figures (``pytest -s`` shows them): requests sent, ids
 acknowledged, requests that failed (a connection the kill broke), ids lost and doubled.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -34,6 +38,8 @@ from modelyard.config import Settings
 from modelyard.domain.endpoints import TargetRequest
 from modelyard.errors import NotFound
 from modelyard.packaging import upload_order, verify_package
+from modelyard.serving.journal import JOURNAL_NAME
+from modelyard.serving.segments import live_segments
 from modelyard.store import schema as t
 from tests.batch.data import FEATURES, frame, model
 from tests.conftest import ServerProcess, prepare_store
@@ -108,9 +114,11 @@ def test_acknowledged_predictions_survive_five_kills_of_the_serving_process(
 ) -> None:
     home = tmp_path / "home"
     services, key = mirrored_endpoint(home, where)
+    folder = home / "predictions" / ENDPOINT
     acknowledged: list[str] = []
     sent = failed = 0
     children: list[int] = []
+    left: set[str] = set()  # the journals the killed processes left open
     for cycle in range(KILLS + 1):  # five kills, then a last run stopped cleanly
         serve = ServeProcess(home, ENDPOINT, env=where).start(timeout=STARVED)
         try:
@@ -125,6 +133,9 @@ def test_acknowledged_predictions_survive_five_kills_of_the_serving_process(
         finally:
             serve.stop()
         assert load.acknowledged, serve.output()
+        if cycle < KILLS:
+            assert serve.process is not None
+            left |= {p.name for p in folder.glob(f"journal-*-{serve.process.pid}-*.jsonl")}
         acknowledged += load.acknowledged
         sent, failed = sent + load.sent, failed + load.failed
     # each child's stdin closed with its parent: it finished what it held and ended
@@ -141,8 +152,10 @@ def test_acknowledged_predictions_survive_five_kills_of_the_serving_process(
     assert not lost
     assert doubled(primary) == 0 and doubled(shadow) == 0
     assert set(shadow) <= set(primary)  # a shadow computes copies of answered requests
-    folder = home / "predictions" / ENDPOINT
+    assert bool(left) != bool(where)  # the database log has no journal to leave behind
     assert not list(folder.glob("journal-*.jsonl"))  # the reads sealed every journal
+    sealed = live_segments(folder).tokens if folder.is_dir() else frozenset()
+    assert {JOURNAL_NAME.match(name)["token"] for name in left} <= sealed  # type: ignore[index]
     again = services.predictions.query(ENDPOINT, limit=None, with_labels=False)
     assert again.num_rows == len(primary) + len(shadow)
     services.close()
@@ -276,11 +289,16 @@ def test_a_window_whose_worker_is_killed_is_computed_once_by_another(
                 stored = conn.execute(select(r.check, r.column, r.metric, r.version)).all()
                 recorded = conn.execute(select(t.alert_deliveries.c.alert_id)).scalars().all()
         finally:
+            (gate / "open").touch()  # a worker still in the metric can finish and stop
             for worker in workers:
                 if worker.poll() is None:
                     worker.send_signal(signal.SIGTERM)
             for worker in workers:
-                worker.wait(timeout=60)
+                try:
+                    worker.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
                 if worker.stderr is not None:
                     worker.stderr.close()
         survivor = next(w for w in workers if w.pid != first)
