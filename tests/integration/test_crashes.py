@@ -167,7 +167,7 @@ def test_the_primary_answers_through_five_kills_of_the_shadow_process(tmp_path: 
     serve = ServeProcess(home, ENDPOINT).start(timeout=STARVED)
     killed: list[int] = []
     try:
-        with Load(serve.url, ENDPOINT, key, rows(), threads=4, pause=0.02) as load:
+        with Load(serve.url, ENDPOINT, key, rows(), threads=4, pause=0.05) as load:
             for _ in range(KILLS + 1):  # five kills, and the child comes back a last time
                 child = shadow_child(serve, killed[-1] if killed else None, STARVED)
                 unidle(child)  # at idle priority it might not run at all on a busy machine
