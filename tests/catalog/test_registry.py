@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import io
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ from modelyard.client.yard import Yard
 from modelyard.config import Settings
 from modelyard.domain.models import ModelRef, Stage
 from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotFound, StorageUnavailable
-from modelyard.packaging import write_package
+from modelyard.packaging import upload_order, write_package
 from modelyard.tracking.runs import run_artifact_key
 from tests.actors import as_user
 from tests.disk import SmallDisk, small_disk
@@ -201,3 +204,35 @@ def test_a_package_cut_short_by_a_full_disk_has_no_manifest_and_is_no_package(
         services.catalog.register_version("iris", source=run_artifact_key(run.id, "model"))
     assert services.catalog.list_models() == []
     disk.free(filler)
+
+
+def _age(folder: Path, days: float) -> None:
+    stamp = time.time() - days * 86400
+    for path in [*folder.rglob("*"), folder]:
+        os.utime(path, (stamp, stamp))
+
+
+def test_sweeping_removes_only_old_uploads_nobody_registered(
+    services: Services, package_dir: Path
+) -> None:
+    registered = _register(services, package_dir)
+    abandoned = _store_package(services, package_dir, f"uploads/{'a' * 32}")
+    half = services.artifacts.put(f"uploads/{'b' * 32}/model.pkl", io.BytesIO(b"half"))
+    recent = _store_package(services, package_dir, f"uploads/{'c' * 32}")
+    root = Path(services.artifacts.root)
+    for key in (registered.source, abandoned, f"uploads/{'b' * 32}"):
+        _age(root / key, days=2)
+    assert half[1] == 4
+    assert services.catalog.sweep_uploads() == [abandoned, f"uploads/{'b' * 32}"]
+    assert sorted(p.name for p in (root / "uploads").iterdir()) == sorted(
+        [registered.source.removeprefix("uploads/"), "c" * 32]
+    )
+    assert services.catalog.get_version("iris/1").source == registered.source
+    assert services.catalog.register_version("iris", source=recent).version == 2
+    assert services.catalog.sweep_uploads(older_than=0) == []  # both are versions now
+
+
+def test_a_package_is_uploaded_manifest_last(package_dir: Path) -> None:
+    names = [relative for relative, _ in upload_order(package_dir)]
+    assert names[-1] == "manifest.json"
+    assert sorted(names) == sorted(relative for relative, _ in iter_files(package_dir))

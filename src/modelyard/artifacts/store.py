@@ -177,13 +177,3 @@ def iter_files(directory: Path) -> Iterator[tuple[str, Path]]:
     for path in sorted(directory.rglob("*")):
         if path.is_file():
             yield path.relative_to(directory).as_posix(), path
-
-
-def package_files(directory: Path) -> list[tuple[str, Path]]:
-    """The files of the package ``directory`` in upload order: ``manifest.json`` last.
-
-    An upload cut short (a full disk, a dropped connection) then leaves a folder
-    without a manifest, which nothing takes for a package; a folder with one holds
-    every file it lists.
-    """
-    return sorted(iter_files(directory), key=lambda file: file[0] == "manifest.json")

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from modelyard.artifacts.store import ArtifactStore
 from modelyard.catalog.aliases import Aliases
-from modelyard.catalog.packages import verified_manifest
+from modelyard.catalog.packages import UPLOAD_TTL, UPLOADS, sweep_uploads, verified_manifest
 from modelyard.catalog.stages import ApprovalGate, StageTransitions
 from modelyard.catalog.versions import VersionReader
 from modelyard.clock import now_ms
@@ -309,6 +309,15 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
                 self.signer(conn, version_id, digest, resource, workspace)
         self.publish(VersionRegistered(name, number, created_by))
         return self.get_version(ModelRef(name, version=number))
+
+    def sweep_uploads(self, *, older_than: float = UPLOAD_TTL) -> list[str]:
+        """Remove package uploads nobody registered, untouched for ``older_than``
+        seconds (``catalog.packages.sweep_uploads``); the keys removed."""
+        source = t.model_versions.c.source
+        with self.db.read() as conn:
+            rows = conn.execute(select(source).where(source.like(f"{UPLOADS}/%"))).scalars()
+            registered = set(rows)
+        return sweep_uploads(self.artifacts, registered, older_than=older_than)
 
     def _holds_run(self, conn: Connection, run_id: str) -> bool:
         return conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first() is not None

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modelyard.artifacts.store import package_files
 from modelyard.catalog.packages import package_directory
 from modelyard.client.local_base import LocalBase
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
+from modelyard.packaging import upload_order
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 
@@ -21,13 +21,13 @@ class LocalCatalog(LocalBase):
 
     def upload_package(self, directory: Path, run_id: str | None) -> str:
         if run_id is not None:
-            for relative, path in package_files(directory):
+            for relative, path in upload_order(directory):
                 with path.open("rb") as handle:
                     self._tracking.log_artifact(run_id, f"{PACKAGE_PATH}/{relative}", handle)
             return run_artifact_key(run_id, PACKAGE_PATH)
         prefix = f"uploads/{uuid.uuid4().hex}"
         try:
-            for relative, path in package_files(directory):
+            for relative, path in upload_order(directory):
                 with path.open("rb") as handle:
                     self.services.artifacts.put(f"{prefix}/{relative}", handle)
         except BaseException:
