@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +33,8 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def _store_package(services: Services, package_dir: Path, prefix: str) -> str:
+def _store_package(services: Services, package_dir: Path, workspace: str = "default") -> str:
+    prefix = services.catalog.stage_upload(uuid.uuid4().hex, workspace)
     for relative, path in iter_files(package_dir):
         with path.open("rb") as handle:
             services.artifacts.put(f"{prefix}/{relative}", handle)
@@ -40,7 +42,7 @@ def _store_package(services: Services, package_dir: Path, prefix: str) -> str:
 
 
 def _register(services: Services, package_dir: Path, name: str = "iris", **kw: object):  # type: ignore[no-untyped-def]
-    source = _store_package(services, package_dir, f"uploads/{name}-{id(kw)}")
+    source = _store_package(services, package_dir)
     return services.catalog.register_version(name, source=source, **kw)  # type: ignore[arg-type]
 
 
@@ -58,7 +60,7 @@ def test_versions_are_numbered_per_model(services: Services, package_dir: Path) 
 
 
 def test_register_refuses_a_tampered_package(services: Services, package_dir: Path) -> None:
-    source = _store_package(services, package_dir, "uploads/tampered")
+    source = _store_package(services, package_dir)
     local = services.artifacts.local_path(source)
     assert local is not None
     victim = next(p for p in local.rglob("*") if p.is_file() and p.name != "manifest.json")
@@ -67,6 +69,28 @@ def test_register_refuses_a_tampered_package(services: Services, package_dir: Pa
         services.catalog.register_version("iris", source=source)
     with pytest.raises(NotFound):
         services.catalog.get_model("iris")
+
+
+def test_an_upload_is_registered_only_by_its_user_in_its_workspace(
+    services: Services, package_dir: Path
+) -> None:
+    services.workspaces.create("fraud")
+    source = as_user("ana", _store_package, services, package_dir, "fraud")
+    upload_id = source.split("/")[1]
+    catalog = services.catalog
+    for user, workspace in (("bob", "fraud"), ("ana", "default")):
+        with pytest.raises(NotFound, match=f"no package staged as '{source}' by user '{user}'"):
+            as_user(user, catalog.register_version, "iris", source=source, workspace=workspace)
+        with pytest.raises(Conflict, match="is taken by another upload"):
+            as_user(user, catalog.stage_upload, upload_id, workspace)
+    with pytest.raises(NotFound):  # a file inside another's upload is theirs too
+        as_user("bob", catalog.register_version, "iris", source=f"{source}/.", workspace="fraud")
+    version = as_user("ana", catalog.register_version, "iris", source=source, workspace="fraud")
+    assert version.version == 1
+    with pytest.raises(Conflict, match="registered version's package; its files cannot change"):
+        as_user("ana", catalog.stage_upload, upload_id, "fraud")
+    with pytest.raises(InvalidInput, match="32 lowercase hex digits"):
+        catalog.stage_upload("not-hex")
 
 
 def test_aliases_move_atomically_and_resolve(services: Services, package_dir: Path) -> None:

@@ -24,7 +24,7 @@ class LocalCatalog(LocalBase):
                 with path.open("rb") as handle:
                     self._tracking.log_artifact(run_id, f"{PACKAGE_PATH}/{relative}", handle)
             return run_artifact_key(run_id, PACKAGE_PATH)
-        prefix = f"uploads/{uuid.uuid4().hex}"
+        prefix = self._catalog.stage_upload(uuid.uuid4().hex, self._home)
         for relative, path in iter_files(directory):
             with path.open("rb") as handle:
                 self.services.artifacts.put(f"{prefix}/{relative}", handle)
