@@ -68,12 +68,13 @@ def _stage(client: httpx.Client, upload_id: str, package: Path) -> set[int]:
     }
 
 
-def test_a_staged_upload_is_registered_only_by_its_user_in_its_workspace(
+def test_a_staged_upload_is_registered_only_by_the_user_who_staged_it(
     api: httpx.Client, server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
     """Ana stages a package in workspace A. Bob (B) cannot register it, nor add or replace
-    its files; nor can Ana register it into B, where she is a member too. Once Ana has
-    registered it in A, its files take no more writes: they are the version's package."""
+    its files. Ana may register what she staged wherever she may register: a client
+    stages in its home workspace and registers into the workspace owning the model.
+    Once registered, the upload's files take no more writes: they are the package."""
     teams = {"a": f"{unique}a", "b": f"{unique}b"}
     keys = {}
     for team in teams.values():
@@ -96,22 +97,24 @@ def test_a_staged_upload_is_registered_only_by_its_user_in_its_workspace(
     bob = _client(server, keys["bob"], teams["b"])
     with ana_a, ana_b, bob:
         assert _stage(ana_a, upload_id, package) == {201}
-        for intruder in (bob, ana_b):
-            taken = intruder.post(f"/api/v1/models/{model}/versions", json={"source": source})
-            assert taken.status_code == 404, taken.text
-            assert "no package staged as" in taken.json()["error"]["message"]
-            assert _stage(intruder, upload_id, package) == {409}
-            extra = intruder.put(f"/api/v1/uploads/{upload_id}/extra.txt", content=b"x")
-            assert extra.status_code == 409 and "taken" in extra.json()["error"]["message"]
-        assert bob.get(f"/api/v1/models/{model}").status_code == 404
+        taken = bob.post(f"/api/v1/models/{model}/versions", json={"source": source})
+        assert taken.status_code == 404, taken.text
+        message = taken.json()["error"]["message"]
+        assert message == f"no package staged as '{source}' by user 'bob-{unique}'"
+        assert _stage(bob, upload_id, package) == {409}
+        extra = bob.put(f"/api/v1/uploads/{upload_id}/extra.txt", content=b"x")
+        assert extra.status_code == 409 and "taken" in extra.json()["error"]["message"]
         registered = ana_a.post(f"/api/v1/models/{model}/versions", json={"source": source})
         assert registered.status_code == 201, registered.text
         assert _stage(ana_a, upload_id, package) == {409}  # sealed
-        again = ana_a.post(f"/api/v1/models/{model}/versions", json={"source": source})
-        assert again.status_code == 201, again.text  # the same files, in the same workspace
-        assert again.json()["package_digest"] == registered.json()["package_digest"]
-        elsewhere = ana_b.post(f"/api/v1/models/{model}-b/versions", json={"source": source})
-        assert elsewhere.status_code == 404, elsewhere.text
+        assert bob.get(f"/api/v1/models/{model}").status_code in (403, 404)
+        # staged from B (her client's workspace), registered into A's model
+        second = uuid.uuid4().hex
+        assert _stage(ana_b, second, package) == {201}
+        added = ana_b.post(f"/api/v1/models/{model}/versions", json={"source": f"uploads/{second}"})
+        assert (added.status_code, added.json().get("version")) == (201, 2), added.text
+        assert _stage(bob, second, package) == {409}
         # the files the version was registered from are still the ones ana staged
         listing = ana_a.get(f"/api/v1/models/{model}/versions/1/package").json()
         assert listing["files"] == [relative for relative, _ in iter_files(package)]
+        assert listing["package_digest"] == registered.json()["package_digest"]

@@ -9,10 +9,9 @@
 - ``PUT /uploads/{upload_id}/{path}`` stages one file of a package that is not
   part of a run (``upload_id`` is 32 hex digits the client chose); the package is
   then registered with ``source = "uploads/<upload_id>"``. The first file claims the
-  id for the caller and the workspace the request acts in: only they may add files
-  and register it (``catalog/uploads.py``), and a registered upload takes no more
-  writes (409). A package logged by a run is uploaded as that run's artifacts under
-  ``model/`` instead.
+  id for the caller: only they may add files and register it (``catalog/uploads.py``),
+  and a registered upload takes no more writes (409). A package logged by a run is
+  uploaded as that run's artifacts under ``model/`` instead.
 """
 
 from __future__ import annotations

@@ -265,7 +265,7 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
         check_model_name(name)
         created_by = current_actor().user
         with self.db.read() as conn:  # before reading the files: another's are not there
-            uploads.check_registrable(conn, source, workspace=workspace, user=created_by)
+            uploads.check_registrable(conn, source, user=created_by)
         manifest, digest = verified_manifest(self.artifacts, source)
         manifest_run = manifest.get("run_id")
         if run_id and manifest_run and manifest_run != run_id:
@@ -304,9 +304,7 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
                 )
             )
             version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-            uploads.registered(
-                conn, source, workspace=workspace, user=created_by, version_id=version_id
-            )
+            uploads.registered(conn, source, user=created_by, version_id=version_id)
             self._write_tags(conn, t.version_tags, "version_id", version_id, tags)
             after = {"run_id": run_id, "digest": digest, "source": source}
             resource = f"models/{name}/{number}"

@@ -3,14 +3,16 @@
 A client that registers a package without a run stages its files under
 ``uploads/<upload id>/`` (32 hex digits it chose), then registers
 ``source="uploads/<upload id>"``. The first file staged claims the id for its user
-and the workspace the request acts in: only that user, acting in that workspace,
-may stage more files under it and register it, so a package staged in one
-workspace never becomes another workspace's version, and no one else can change
-the files between staging and registering. Once registered, an upload is sealed:
-its files are the version's package and take no more writes.
+(recording the workspace the request acted in): only that user may stage more files
+under it and register it, so no one else can register a package someone staged, in
+their workspace or any other, nor change its files between staging and registering.
+The same user may register it in another workspace they may register in: the files
+are theirs, and nothing of the first workspace is in them (a client staging in its
+home workspace registers into the workspace that owns the model). Once registered, an
+upload is sealed: its files are the version's package and take no more writes.
 
 >>> stage(conn, "3f9c...", workspace="fraud", user="ana")
->>> registered(conn, "uploads/3f9c...", workspace="fraud", user="ana", version_id=12)
+>>> registered(conn, "uploads/3f9c...", user="ana", version_id=12)
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ def upload_of(source: str) -> str | None:
 
 
 def stage(conn: Connection, upload_id: str, *, workspace: str, user: str) -> None:
-    """Claim ``upload_id`` for ``user`` in ``workspace``, or check that they hold it and
-    that it is not registered yet."""
+    """Claim ``upload_id`` for ``user`` (staging in ``workspace``), or check that they hold
+    it and that it is not registered yet."""
     check_upload_id(upload_id)
     held = _holder(conn, upload_id)
     if held is None:  # a claim made meanwhile fails this transaction; a retry sees it
@@ -56,8 +58,8 @@ def stage(conn: Connection, upload_id: str, *, workspace: str, user: str) -> Non
             )
         )
         return
-    owner, author, version_id = held
-    if (owner, author) != (workspace, user):
+    _, author, version_id = held
+    if author != user:
         raise Conflict(
             f"upload id '{upload_id}' is taken by another upload; stage the package under a new id"
         )
@@ -67,12 +69,10 @@ def stage(conn: Connection, upload_id: str, *, workspace: str, user: str) -> Non
         )
 
 
-def registered(
-    conn: Connection, source: str, *, workspace: str, user: str, version_id: int
-) -> None:
+def registered(conn: Connection, source: str, *, user: str, version_id: int) -> None:
     """Tie the upload ``source`` lies in (if any) to the version registered from it: only
-    its own user, in its own workspace, registers it."""
-    check_registrable(conn, source, workspace=workspace, user=user)
+    its own user registers it."""
+    check_registrable(conn, source, user=user)
     upload_id = upload_of(source)
     if upload_id:
         conn.execute(
@@ -85,17 +85,15 @@ def registered(
         )
 
 
-def check_registrable(conn: Connection, source: str, *, workspace: str, user: str) -> None:
-    """Refuse a source in an upload that ``user`` did not stage in ``workspace`` (404: an
-    upload of another user or workspace is not there for them)."""
+def check_registrable(conn: Connection, source: str, *, user: str) -> None:
+    """Refuse a source in an upload that ``user`` did not stage (404: another user's
+    upload is not there for them)."""
     upload_id = upload_of(source)
     if upload_id is None:
         return
     held = _holder(conn, upload_id) if upload_id else None
-    if held is None or held[:2] != (workspace, user):
-        raise NotFound(
-            f"no package staged as '{source}' by user '{user}' in workspace '{workspace}'"
-        )
+    if held is None or held[1] != user:
+        raise NotFound(f"no package staged as '{source}' by user '{user}'")
 
 
 def _holder(conn: Connection, upload_id: str) -> tuple[str, str, int | None] | None:
