@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def _store_package(services: Services, package_dir: Path, prefix: str) -> str:
+def _store_package(services: Services, package_dir: Path, workspace: str = "default") -> str:
+    prefix = services.catalog.stage_upload(uuid.uuid4().hex, workspace)
     for relative, path in iter_files(package_dir):
         with path.open("rb") as handle:
             services.artifacts.put(f"{prefix}/{relative}", handle)
@@ -49,7 +51,7 @@ def _store_package(services: Services, package_dir: Path, prefix: str) -> str:
 
 
 def _register(services: Services, package_dir: Path, name: str = "iris", **kw: object):  # type: ignore[no-untyped-def]
-    source = _store_package(services, package_dir, f"uploads/{name}-{id(kw)}")
+    source = _store_package(services, package_dir)
     return services.catalog.register_version(name, source=source, **kw)  # type: ignore[arg-type]
 
 
@@ -67,7 +69,7 @@ def test_versions_are_numbered_per_model(services: Services, package_dir: Path) 
 
 
 def test_register_refuses_a_tampered_package(services: Services, package_dir: Path) -> None:
-    source = _store_package(services, package_dir, "uploads/tampered")
+    source = _store_package(services, package_dir)
     local = services.artifacts.local_path(source)
     assert local is not None
     victim = next(p for p in local.rglob("*") if p.is_file() and p.name != "manifest.json")
@@ -76,6 +78,29 @@ def test_register_refuses_a_tampered_package(services: Services, package_dir: Pa
         services.catalog.register_version("iris", source=source)
     with pytest.raises(NotFound):
         services.catalog.get_model("iris")
+
+
+def test_an_upload_is_registered_only_by_the_user_who_staged_it(
+    services: Services, package_dir: Path
+) -> None:
+    services.workspaces.create("fraud")
+    source = as_user("ana", _store_package, services, package_dir, "fraud")
+    upload_id = source.split("/")[1]
+    catalog = services.catalog
+    for workspace in ("fraud", "default"):
+        with pytest.raises(NotFound, match=f"no package staged as '{source}' by user 'bob'"):
+            as_user("bob", catalog.register_version, "iris", source=source, workspace=workspace)
+        with pytest.raises(Conflict, match="is taken by another upload"):
+            as_user("bob", catalog.stage_upload, upload_id, workspace)
+    with pytest.raises(NotFound):  # a folder inside another's upload is theirs too
+        as_user("bob", catalog.register_version, "iris", source=f"{source}/.", workspace="fraud")
+    as_user("ana", catalog.stage_upload, upload_id, "default")  # still hers, from anywhere
+    version = as_user("ana", catalog.register_version, "iris", source=source, workspace="fraud")
+    assert version.version == 1
+    with pytest.raises(Conflict, match="registered version's package; its files cannot change"):
+        as_user("ana", catalog.stage_upload, upload_id, "fraud")
+    with pytest.raises(InvalidInput, match="32 lowercase hex digits"):
+        catalog.stage_upload("not-hex")
 
 
 def test_aliases_move_atomically_and_resolve(services: Services, package_dir: Path) -> None:
@@ -216,16 +241,17 @@ def test_sweeping_removes_only_old_uploads_nobody_registered(
     services: Services, package_dir: Path
 ) -> None:
     registered = _register(services, package_dir)
-    abandoned = _store_package(services, package_dir, f"uploads/{'a' * 32}")
-    half = services.artifacts.put(f"uploads/{'b' * 32}/model.pkl", io.BytesIO(b"half"))
-    recent = _store_package(services, package_dir, f"uploads/{'c' * 32}")
+    abandoned = _store_package(services, package_dir)
+    half_key = services.catalog.stage_upload(uuid.uuid4().hex)
+    half = services.artifacts.put(f"{half_key}/model.pkl", io.BytesIO(b"half"))
+    recent = _store_package(services, package_dir)
     root = Path(services.artifacts.root)
-    for key in (registered.source, abandoned, f"uploads/{'b' * 32}"):
+    for key in (registered.source, abandoned, half_key):
         _age(root / key, days=2)
     assert half[1] == 4
-    assert services.catalog.sweep_uploads() == [abandoned, f"uploads/{'b' * 32}"]
+    assert sorted(services.catalog.sweep_uploads()) == sorted([abandoned, half_key])
     assert sorted(p.name for p in (root / "uploads").iterdir()) == sorted(
-        [registered.source.removeprefix("uploads/"), "c" * 32]
+        key.removeprefix("uploads/") for key in (registered.source, recent)
     )
     assert services.catalog.get_version("iris/1").source == registered.source
     assert services.catalog.register_version("iris", source=recent).version == 2

@@ -25,7 +25,7 @@ class LocalCatalog(LocalBase):
                 with path.open("rb") as handle:
                     self._tracking.log_artifact(run_id, f"{PACKAGE_PATH}/{relative}", handle)
             return run_artifact_key(run_id, PACKAGE_PATH)
-        prefix = f"uploads/{uuid.uuid4().hex}"
+        prefix = self._catalog.stage_upload(uuid.uuid4().hex, self._home)
         try:
             for relative, path in upload_order(directory):
                 with path.open("rb") as handle:

@@ -59,6 +59,7 @@ class ServedRoute:
     request_schema: str | None = None  # the body's schema in /openapi.json
     response_schema: str | None = None
     sticky: bool = False  # takes a sticky key (header or body field)
+    media_type: str = "application/json"  # of a successful answer
 
 
 # -- probes and listings ---------------------------------------------------
@@ -96,16 +97,49 @@ async def openapi_document(request: Request) -> Response:
 
 READ, PREDICT = Permission.READ, Permission.PREDICT
 ROUTES: tuple[ServedRoute, ...] = (
-    ServedRoute("GET", "/healthz", healthz, None, "The process is up"),
+    ServedRoute("GET", "/healthz", healthz, None, "The process is up", None, "Health"),
     ServedRoute(
-        "GET", "/readyz", readyz, None, "Every hosted endpoint is loaded and can log predictions"
+        "GET",
+        "/readyz",
+        readyz,
+        None,
+        "Every hosted endpoint is loaded and can log predictions",
+        None,
+        "Readiness",
     ),
-    ServedRoute("GET", "/openapi.json", openapi_document, None, "This document"),
-    ServedRoute("GET", "/v2/health/live", healthz, None, "V2: the process is up"),
-    ServedRoute("GET", "/v2/health/ready", v2.server_ready, None, "V2: every endpoint is loaded"),
-    ServedRoute("GET", "/v2", v2.server_metadata, READ, "V2: server metadata"),
-    ServedRoute("GET", "/metrics", metrics, READ, "Prometheus metrics of this process"),
-    ServedRoute("GET", "/endpoints", endpoints, READ, "Hosted endpoints of your workspaces"),
+    ServedRoute("GET", "/openapi.json", openapi_document, None, "This document", None, "Document"),
+    ServedRoute("GET", "/v2/health/live", healthz, None, "V2: the process is up", None, "Health"),
+    ServedRoute(
+        "GET",
+        "/v2/health/ready",
+        v2.server_ready,
+        None,
+        "V2: every endpoint is loaded",
+        None,
+        "V2Ready",
+    ),
+    ServedRoute(
+        "GET", "/v2", v2.server_metadata, READ, "V2: server metadata", None, "V2ServerMetadata"
+    ),
+    ServedRoute(
+        "GET",
+        "/metrics",
+        metrics,
+        READ,
+        "Prometheus metrics of this process",
+        None,
+        "Metrics",
+        media_type="text/plain",
+    ),
+    ServedRoute(
+        "GET",
+        "/endpoints",
+        endpoints,
+        READ,
+        "Hosted endpoints of your workspaces",
+        None,
+        "Endpoints",
+    ),
     ServedRoute(
         "POST",
         "/endpoints/{name}/predict",
@@ -126,8 +160,24 @@ ROUTES: tuple[ServedRoute, ...] = (
         "ExplainResponse",
         sticky=True,
     ),
-    ServedRoute("GET", "/v2/models/{name}", v2.model_metadata, PREDICT, "V2: model metadata"),
-    ServedRoute("GET", "/v2/models/{name}/ready", v2.model_ready, PREDICT, "V2: model ready"),
+    ServedRoute(
+        "GET",
+        "/v2/models/{name}",
+        v2.model_metadata,
+        PREDICT,
+        "V2: model metadata",
+        None,
+        "V2ModelMetadata",
+    ),
+    ServedRoute(
+        "GET",
+        "/v2/models/{name}/ready",
+        v2.model_ready,
+        PREDICT,
+        "V2: model ready",
+        None,
+        "V2ModelReady",
+    ),
     ServedRoute(
         "POST",
         "/v2/models/{name}/infer",
@@ -144,6 +194,8 @@ ROUTES: tuple[ServedRoute, ...] = (
         v2.model_metadata,
         PREDICT,
         "V2: metadata of one version the endpoint routes to or shadows",
+        None,
+        "V2ModelMetadata",
     ),
     ServedRoute(
         "GET",
@@ -151,6 +203,8 @@ ROUTES: tuple[ServedRoute, ...] = (
         v2.model_ready,
         PREDICT,
         "V2: one version ready",
+        None,
+        "V2ModelReady",
     ),
     ServedRoute(
         "POST",

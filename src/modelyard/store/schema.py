@@ -559,6 +559,19 @@ version_signatures = Table(
     Column("signed_at", BigInteger, nullable=False),
 )
 
+# -- staged package uploads ------------------------------------------------------
+
+# who staged an upload and where (catalog/uploads.py); version_id once it is registered
+package_uploads = Table(
+    "package_uploads",
+    metadata,
+    Column("upload_id", String(32), primary_key=True),
+    Column("workspace", String(128), nullable=False),
+    Column("created_by", String(250), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("version_id", Integer, ForeignKey("model_versions.id")),
+)
+
 # -- approvals -------------------------------------------------------------------
 
 approval_policies = Table(
