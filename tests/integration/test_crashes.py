@@ -41,6 +41,7 @@ from modelyard.packaging import upload_order, verify_package
 from modelyard.serving.journal import JOURNAL_NAME
 from modelyard.serving.segments import live_segments
 from modelyard.store import schema as t
+from tests.actors import as_user
 from tests.batch.data import FEATURES, frame, model
 from tests.conftest import ServerProcess, prepare_store
 from tests.integration.fleet import WINDOW, Fleet, send_traffic, start_workers
@@ -417,8 +418,8 @@ def check_orphans(home: Path) -> set[str]:
             if (home / "artifacts" / orphan / "manifest.json").exists():
                 verify_package(home / "artifacts" / orphan)  # every file there, hash-checked
                 continue
-            with pytest.raises(NotFound, match="manifest.json is missing"):
-                services.catalog.register_version("forest", source=orphan)
+            with pytest.raises(NotFound, match="manifest.json is missing"):  # as its stager
+                as_user("admin", services.catalog.register_version, "forest", source=orphan)
         return orphans
     finally:
         services.close()
