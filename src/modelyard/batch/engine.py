@@ -20,9 +20,8 @@ from typing import Protocol
 import pyarrow as pa
 
 from modelyard.batch.sources import Source
+from modelyard.domain.batch import check_engine
 from modelyard.errors import InvalidInput
-
-ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -62,20 +61,17 @@ class Engine(Protocol):
 
 def engine_for(name: str, *, workers: int, address: str | None = None) -> Engine:
     """The engine called ``name`` with ``workers`` scoring processes (Ray: actors);
-    ``address`` is the Ray cluster's (default ``MODELYARD_RAY_ADDRESS``)."""
+    ``address`` is the Ray cluster's (default ``MODELYARD_RAY_ADDRESS``). A cluster
+    address that accepts no connection is refused here, in seconds, before any job is
+    recorded."""
     check_engine(name)
     if name == "ray":
-        from modelyard.batch.raydata import RayEngine
+        from modelyard.batch.raydata import RayEngine, check_reachable
 
+        check_reachable(address)
         return RayEngine(workers, address=address)
     if address is not None:
         raise InvalidInput("a Ray address goes with the ray engine only (--engine ray)")
     from modelyard.batch.local import LocalEngine
 
     return LocalEngine(workers)
-
-
-def check_engine(name: str) -> str:
-    if name not in ENGINES:
-        raise InvalidInput(f"batch engine '{name}' is not one of {', '.join(ENGINES)}")
-    return name

@@ -150,6 +150,7 @@ class BatchAPI:
                 output_format=output_format,
                 keep=kept,
                 workers=count,
+                engine=engine,
                 log_to=log_to,
             )
             log = self._log(journal, job, _signature(preview).input_names)
