@@ -49,6 +49,7 @@ from modelyard.errors import InvalidInput
 from modelyard.packaging.signature import Signature
 
 if TYPE_CHECKING:
+    from modelyard.batch.local import WorkerPool
     from modelyard.client.backend import Backend
     from modelyard.client.yard import Yard
 
@@ -96,6 +97,19 @@ class BatchAPI:
 
     def __init__(self, yard: Yard) -> None:
         self._yard = yard
+        self._pool: WorkerPool | None = None  # the first job with workers starts them
+
+    def close(self) -> None:
+        """Stop the worker processes kept between jobs (``yard.close()`` calls it)."""
+        if self._pool is not None:
+            self._pool.close()
+
+    def _workers(self) -> WorkerPool:
+        if self._pool is None:
+            from modelyard.batch.local import WorkerPool
+
+            self._pool = WorkerPool()
+        return self._pool
 
     @property
     def _backend(self) -> Backend:
@@ -135,7 +149,7 @@ class BatchAPI:
         """
         kept = check_keep(list(keep))
         count = check_workers(workers if workers is not None else os.cpu_count() or 1)
-        scoring = engine_for(engine, workers=count, address=address)
+        scoring = engine_for(engine, workers=count, address=address, pool=self._workers())
         output_format = infer_format(str(output), format)
         preview = self._backend.get_version(str(ModelRef.parse(ref)))
         source = open_source(input, batch_rows=batch_rows)
