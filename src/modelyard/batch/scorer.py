@@ -90,8 +90,8 @@ def _float_array(
     """A float64 array of the signature's inputs, or None when a column is missing or is
     not an integer or float column (the enforced frame then names the problem).
     Column-major (``F``) as pandas gives it, so a linear model rounds as it would on the
-    frame; row-major (``C``) for a model the flavor says reads rows (trees: a sixth
-    faster, the same answers). A null or NaN in a column the signature does not mark
+    frame; row-major (``C``) for a model the flavor says reads rows (trees: faster,
+    the same answers). A null or NaN in a column the signature does not mark
     nullable is refused here, naming the column and row, as ``enforce`` would: it never
     reaches the model."""
     schema = batch.schema
