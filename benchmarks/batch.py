@@ -13,7 +13,8 @@ Parquet file), in one run:
   (kept between jobs: the first job, which starts them, is shown apart).
 
 It prints rows/s (median of 3) beside the baseline and the ratio, the CPU seconds this
-process spent (threads included: what the figure cost, beside the baseline's), the
+process spent (threads included: what the figure cost) and the calling thread's alone
+(the critical path: raw's CPU over it is the ratio an idle machine would show), the
 scaling from 1 to 2 workers, and the load average before and after (the machine may be
 shared: a ratio measured under load says little). Then peak memory (VmHWM of a fresh
 process, workers included) for reading the whole frame and predicting against batch
@@ -79,16 +80,19 @@ def median_seconds(call: Callable[[], Any]) -> float:
     return measure(call)[0]
 
 
-def measure(call: Callable[[], Any]) -> tuple[float, float]:
-    """The median wall seconds of ``REPEATS`` calls, and the median CPU seconds this
-    process (all its threads, not its children) spent in them."""
-    walls, cpus = [], []
+def measure(call: Callable[[], Any]) -> tuple[float, float, float]:
+    """Medians over ``REPEATS`` calls: wall seconds, CPU seconds of this process (all its
+    threads, not its children) and of the calling thread alone. The last is the critical
+    path when the other threads (writing, fingerprinting) have a core of their own, and it
+    barely moves when other work shares the machine; wall seconds do."""
+    walls, cpus, mains = [], [], []
     for _ in range(REPEATS):
-        cpu, started = time.process_time(), time.perf_counter()
+        cpu, main, started = time.process_time(), time.thread_time(), time.perf_counter()
         call()
         walls.append(time.perf_counter() - started)
         cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus)
+        mains.append(time.thread_time() - main)
+    return statistics.median(walls), statistics.median(cpus), statistics.median(mains)
 
 
 def read_and_write(data: Path, out: Path) -> None:
@@ -214,7 +218,7 @@ def main() -> None:
         print(f"load average before (1, 5, 15 min): {load()}")
         print(
             f"{'model':6} {'scoring':24} {'rows/s':>12} {'baseline rows/s':>16} {'ratio':>6} "
-            f"{'cpu s':>6} {'baseline cpu s':>15}"
+            f"{'cpu s':>6} {'main-thread cpu s':>18} {'baseline cpu s':>15} {'cpu ratio':>10}"
         )
         raw: dict[str, float] = {}
         for kind in ("lr", "rf"):
@@ -222,11 +226,11 @@ def main() -> None:
             version = yard.models.register(model, name=f"bench-{kind}", input_example=frame.head())
             yard.models.set_alias(version.model, "bench", version.version)
             model.predict(frame)  # warm: the first call allocates what later calls reuse
-            raw_seconds, raw_cpu = measure(lambda m=model: m.predict(frame))
+            raw_seconds, raw_cpu, _ = measure(lambda m=model: m.predict(frame))
             raw[kind] = args.rows / raw_seconds
             print(
                 f"{kind:6} {'model.predict (raw)':24} {raw[kind]:12,.0f} {raw[kind]:16,.0f} "
-                f"{1:6.2f} {raw_cpu:6.2f} {raw_cpu:15.2f}"
+                f"{1:6.2f} {raw_cpu:6.2f} {raw_cpu:18.2f} {raw_cpu:15.2f} {1:10.2f}"
             )
             floor = args.rows / median_seconds(lambda: read_and_write(data, out))
             print(
@@ -242,13 +246,17 @@ def main() -> None:
                     )
 
                 first = _timed(score)  # with 2 workers: starts them; 1: warms the caches
-                seconds, cpu = measure(score)
+                seconds, cpu, main = measure(score)
                 rates[workers] = args.rows / seconds
                 label = f"batch, {workers} worker{'s' if workers > 1 else ''}"
-                cpu_text = f"{cpu:6.2f}" if workers == 1 else f"{'-':>6}"
+                cpu_text = (
+                    f"{cpu:6.2f} {main:18.2f} {raw_cpu:15.2f} {raw_cpu / main:10.2f}"
+                    if workers == 1
+                    else ""  # the scoring CPU is the workers'
+                )
                 print(
                     f"{kind:6} {label:24} {rates[workers]:12,.0f} {raw[kind]:16,.0f} "
-                    f"{rates[workers] / raw[kind]:6.2f} {cpu_text} {raw_cpu:15.2f}"
+                    f"{rates[workers] / raw[kind]:6.2f} {cpu_text}"
                 )
                 if workers > 1:
                     cold = args.rows / first
