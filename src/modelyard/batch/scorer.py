@@ -8,14 +8,14 @@ outputs as Arrow columns beside the input columns the user keeps.
 It answers as serving does (``serving/models.py``): a flavor that names its classes is
 asked once, through ``predict_proba``, for the scores and the label (the class of the
 highest score); anything else answers ``predict``. An all-float signature and a model
-that reads arrays get a float array straight from the Arrow columns (no
+that reads arrays get a column-major float array straight from the Arrow columns (no
 pandas); anything else an enforced pandas frame. A batch that breaks the signature
 raises ``SignatureError`` naming the column and the batch's row.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,9 +42,6 @@ class Scorer:
         numeric = all(column.type == "float" for column in self.signature.inputs)
         self._arrays = numeric and self._flavor.reads_arrays(native, self.names)
         self._classes = self._flavor.classes(native)
-        self._order: Literal["C", "F"] = (
-            "C" if self._arrays and self._flavor.row_major(native) else "F"
-        )
 
     def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The kept input columns, ``prediction`` and (classifiers) ``score_<class>`` columns."""
@@ -62,7 +59,7 @@ class Scorer:
     def features(self, batch: pa.RecordBatch) -> Any:
         """The batch as the model reads it: a float array, or an enforced frame."""
         if self._arrays:
-            array = _float_array(batch, self.signature, self._order)
+            array = _float_array(batch, self.signature)
             if array is not None:
                 return array
         present = [name for name in self.names if name in batch.schema.names]
@@ -84,16 +81,12 @@ class Scorer:
         return answer, None
 
 
-def _float_array(
-    batch: pa.RecordBatch, signature: Signature, order: Literal["C", "F"]
-) -> np.ndarray[Any, Any] | None:
-    """A float64 array of the signature's inputs, or None when a column is missing or is
-    not an integer or float column (the enforced frame then names the problem).
-    Column-major (``F``) as pandas gives it, so a linear model rounds as it would on the
-    frame; row-major (``C``) for a model the flavor says reads rows (trees: faster,
-    the same answers). A null or NaN in a column the signature does not mark
-    nullable is refused here, naming the column and row, as ``enforce`` would: it never
-    reaches the model."""
+def _float_array(batch: pa.RecordBatch, signature: Signature) -> np.ndarray[Any, Any] | None:
+    """A column-major float64 array of the signature's inputs (as pandas gives it, so a
+    linear model rounds as it would on the frame), or None when a column is missing or is
+    not an integer or float column (the enforced frame then names the problem). A null
+    or NaN in a column the signature does not mark nullable is refused here, naming the
+    column and row, as ``enforce`` would: it never reaches the model."""
     schema = batch.schema
     for column in signature.inputs:
         if column.name not in schema.names:
@@ -101,7 +94,7 @@ def _float_array(
         kind = schema.field(column.name).type
         if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
             return None
-    array = np.empty((batch.num_rows, len(signature.inputs)), dtype=np.float64, order=order)
+    array = np.empty((batch.num_rows, len(signature.inputs)), dtype=np.float64, order="F")
     for index, column in enumerate(signature.inputs):
         array[:, index] = batch.column(column.name).to_numpy(zero_copy_only=False)
     strict = [i for i, column in enumerate(signature.inputs) if not column.nullable]

@@ -71,12 +71,6 @@ class Flavor:
         """
         return False
 
-    def row_major(self, model: Any) -> bool:
-        """Whether ``model`` (one that ``reads_arrays``) is better given a row-major array:
-        it reads each row's features together, and answers either layout alike to the bit
-        (no sums across the columns, whose rounding would follow the layout)."""
-        return False
-
     def explainer(self, model: Any) -> str | None:
         """How ``model``'s predictions are explained (``domain.explanations``: ``tree``,
         ``linear`` or ``model-agnostic``); None when this flavor has no explainer."""
@@ -130,10 +124,6 @@ class SklearnFlavor(Flavor):
         if fitted is not None and [str(name) for name in fitted] != columns:
             return False
         return all(_reads_arrays(part) for part in _estimators(model))
-
-    def row_major(self, model: Any) -> bool:
-        """Trees: each row walks from node to node, comparing one feature at a time."""
-        return type(model).__name__ in _SKLEARN_TREES
 
     def explainer(self, model: Any) -> str | None:
         """Trees and linear models by their structure; a pipeline or anything else by
