@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test test-fast check lint typecheck install install-test bench clean
+.PHONY: demo test test-fast check lint typecheck install install-test bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,21 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/predictlog.py
 	$(BIN)/python benchmarks/monitoring.py  # makes .venv-evidently (Evidently needs pandas < 3)
+
+# load with checks (benchmarks/soak_*.py, 2-5 min here): single-row predictions against
+# `modelyard serve` (a 90/10 canary and a shadow), then the prediction log against the
+# answers; clients logging batches through `modelyard server`, then every point read back.
+# Smaller: make soak SOAK_PREDICTIONS=5000 SOAK_CONCURRENCY=16 SOAK_CLIENTS=2
+# On PostgreSQL (a throwaway database there): SOAK_DB=postgresql://postgres@127.0.0.1:5432/postgres
+SOAK_PREDICTIONS ?= 100000
+SOAK_CONCURRENCY ?= 64
+SOAK_CLIENTS ?= 10
+SOAK_DB ?=
+
+soak: install
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/soak_serving.py \
+		--predictions $(SOAK_PREDICTIONS) --concurrency $(SOAK_CONCURRENCY)
+	$(BIN)/python benchmarks/soak_tracking.py --clients $(SOAK_CLIENTS) $(if $(SOAK_DB),--db $(SOAK_DB))
 
 clean:
 	rm -rf $(VENV) .venv-evidently .modelyard .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ HTTP status codes and the CLI to exit code 2, each in one place::
      ├── IntegrityError    stored data failed a hash check          (HTTP 409)
      ├── NotMigrated       the database schema is not at head       (HTTP 503)
      ├── NotConfigured     a setting this needs is missing or wrong (HTTP 503)
+     ├── StorageUnavailable  the artifact store's disk is full or read-only (HTTP 507)
      └── serving: BadRequest 400, TooLarge 413, ModelFailed 500,
          NotReady 503, LogUnavailable 503
 
@@ -23,6 +24,9 @@ Messages name the thing and the bad value: "model 'churn' has no version 7
 """
 
 from __future__ import annotations
+
+import errno
+import os
 
 
 class ModelyardError(Exception):
@@ -122,6 +126,27 @@ class NotConfigured(ModelyardError):
     kind = "not_configured"
 
 
+class StorageUnavailable(ModelyardError):
+    """The artifact store could not take the bytes: its disk is full, read-only or not
+    writable by the server. Nothing was stored; the same request succeeds once an
+    operator frees space or makes the store writable again."""
+
+    status_code = 507
+    kind = "storage_unavailable"
+
+
+STORAGE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG}
+)
+"""What an ``OSError`` of a write says about the disk rather than about the program."""
+
+
+def os_reason(exc: OSError) -> str:
+    """An ``OSError`` in a message's words: "no space left on device"."""
+    text = os.strerror(exc.errno) if exc.errno else str(exc)
+    return text[:1].lower() + text[1:]
+
+
 # -- the serving data plane --------------------------------------------------
 
 
@@ -154,7 +179,8 @@ class NotReady(ModelyardError):
 
 
 class LogUnavailable(ModelyardError):
-    """The answer was computed but could not be logged, so it is not given."""
+    """The answer was computed but could not be logged, so it is not given: "prediction
+    log cannot be written: no space left on device ('/srv/yard/predictions/churn')"."""
 
     status_code = 503
     kind = "log_unavailable"
@@ -192,6 +218,7 @@ ERROR_KINDS: dict[str, type[ModelyardError]] = {
         IntegrityError,
         NotMigrated,
         NotConfigured,
+        StorageUnavailable,
         BadRequest,
         TooLarge,
         ModelFailed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,8 @@ def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service
     with services_on(request.param, tmp_path / "home") as built:
         directory = tmp_path / "pkg"
         write_package(model(), directory, input_example=frame(5)[FEATURES])
-        for number in range(2):  # the same package twice: versions 1 and 2
-            prefix = f"uploads/{number}"
+        for _ in range(2):  # the same package twice: versions 1 and 2
+            prefix = built.catalog.stage_upload(uuid.uuid4().hex)
             for path in directory.iterdir():
                 with path.open("rb") as handle:
                     built.artifacts.put(f"{prefix}/{path.name}", handle)

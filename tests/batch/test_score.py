@@ -10,9 +10,10 @@ import pytest
 
 from modelyard.client.yard import Yard
 from modelyard.domain.batch import JobStatus
-from modelyard.errors import Conflict, InvalidInput, NotFound, SignatureError
+from modelyard.errors import Conflict, InvalidInput, NotFound, SignatureError, StorageUnavailable
 from tests.batch.data import FEATURES, break_row, frame, mend, model, write_parts
 from tests.conftest import embedded_yard
+from tests.disk import small_disk
 
 NULL = "null value but the column is not nullable"
 
@@ -121,3 +122,19 @@ def test_predictions_go_to_the_endpoint_log_with_role_batch(yard: Yard, tmp_path
     assert len(yard.endpoints.predictions("churn-api", role="primary")) == 0
     up = yard.lineage(f"prediction:churn-api/{first['id']}")
     assert "version:churn/1" in {n.ref for n in up.upstream()}
+
+
+def test_a_full_log_disk_stops_the_job_with_one_clear_error(
+    yard: Yard, home: Path, tmp_path: Path
+) -> None:
+    yard.endpoints.create("churn-api", routes=["churn/1=100"])
+    folder = write_parts(tmp_path / "in", parts=2, rows=30)
+    out = tmp_path / "out.parquet"
+    with small_disk(home / "predictions", "1m") as disk:
+        disk.fill()
+        refused = r"^prediction log of endpoint 'churn-api' cannot be written: no space left"
+        with pytest.raises(StorageUnavailable, match=refused):
+            yard.batch.score("churn/1", folder, out, workers=1, log_to="churn-api")
+        (job,) = yard.batch.jobs()
+        assert job.status is JobStatus.FAILED and "no space left on device" in (job.error or "")
+        assert not out.exists()

@@ -139,6 +139,20 @@ def test_shadows_aliases_and_batching(models: Path) -> None:
     assert dropped["spec"]["routes"] == created["spec"]["routes"]
 
 
+def test_scaling_settings_and_their_delays_are_kept_and_shown(deployed: Path) -> None:
+    scaling = ["--min-replicas", "2", "--max-replicas", "4", "--target-ongoing-requests", "3"]
+    updated = ok_json(deployed, "endpoint", "update", NAME, *scaling, "--downscale-delay", "5")
+    batching = updated["spec"]["batching"]
+    assert (batching["min_replicas"], batching["max_replicas"]) == (2, 4)
+    assert (batching["upscale_delay_s"], batching["downscale_delay_s"]) == (3.0, 5.0)
+    again = ok_json(deployed, "endpoint", "update", NAME, "--upscale-delay", "0.5")
+    assert again["spec"]["batching"] == {**batching, "upscale_delay_s": 0.5}
+    shown = ok(deployed, "endpoint", "show", NAME)
+    assert "0.5 s before adding and 5 s before removing one" in " ".join(shown.split())
+    line = refused(deployed, "endpoint", "update", NAME, "--downscale-delay", "-1")
+    assert line == "error: downscale_delay_s must be between 0 and 3600 seconds, got -1.0"
+
+
 def test_bad_input_is_one_error_line(deployed: Path, tmp_path: Path) -> None:
     line = refused(deployed, "endpoint", "create", "other", "--route", "m/1")
     assert line.startswith("error: invalid route 'm/1'") and "MODEL/VERSION=WEIGHT" in line

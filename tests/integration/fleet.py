@@ -130,9 +130,16 @@ def send_traffic(services: Services, fleet: Fleet, *, windows: int = 2) -> int:
     return rows
 
 
-def start_workers(services: Services, count: int) -> list[subprocess.Popen[str]]:
-    """``count`` ``modelyard worker`` processes over the same store, each started (it said
-    so on stderr) before this returns; the caller stops them."""
+def start_workers(
+    services: Services,
+    count: int,
+    *,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> list[subprocess.Popen[str]]:
+    """``count`` ``modelyard worker`` processes over the same store (``args`` added to
+    their command line, ``env`` to their environment), each started (it said so on
+    stderr) before this returns; the caller stops them."""
     settings = services.settings
     environment = {
         **os.environ,
@@ -140,8 +147,9 @@ def start_workers(services: Services, count: int) -> list[subprocess.Popen[str]]
         "MODELYARD_DB_URL": settings.db_url,
         "MODELYARD_ARTIFACTS": settings.artifact_root,
         "OPENBLAS_NUM_THREADS": "1",
+        **(env or {}),
     }
-    command = [sys.executable, "-m", "modelyard.cli.main", "worker", "--poll", "0.5"]
+    command = [sys.executable, "-m", "modelyard.cli.main", "worker", "--poll", "0.5", *args]
     workers = [
         subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
         for _ in range(count)

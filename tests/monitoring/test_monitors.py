@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from modelyard.bootstrap import Services
 from modelyard.domain.monitors import Spec
 from modelyard.errors import Conflict, InvalidInput, NotFound
+from modelyard.monitoring.windows import claim_window, renew_claim, renewing
 from modelyard.store import schema as t
 from tests.monitoring.traffic import FEATURES, Deployed, deploy, inputs, labels_for
 from tests.stores import services_on
@@ -209,6 +210,32 @@ def test_a_window_left_by_a_crashed_worker_is_taken_again(services: Services, ho
         "monitors/crash",
         {"windows": 0, "alerts": 0},
     )
+
+
+def test_a_worker_renews_the_lease_of_the_window_it_computes(services: Services) -> None:
+    deployed = deploy(services, "renewed")
+    deployed.send(inputs(WINDOW, 41), start_ts=T0)
+    monitor = services.monitors.get("renewed")
+    assert claim_window(services.db, monitor, 0, WINDOW, "busy", T0, lease_ms=300)
+    w = t.monitor_windows.c
+
+    def lease() -> int:
+        with services.db.read() as conn:
+            return int(conn.execute(select(w.lease_until)).scalar_one())
+
+    first = lease()
+    with renewing(services.db, monitor, 0, "busy", lease_ms=300):
+        deadline = time.monotonic() + 30
+        while lease() == first and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert lease() > first  # renewed while the block runs
+    assert not renew_claim(services.db, monitor, 0, "someone else", 300)  # only its own
+    with services.db.write() as conn:
+        conn.execute(update(t.monitor_windows).values(lease_until=0))
+    assert claim_window(services.db, monitor, 0, WINDOW, "rescuer", T0, lease_ms=300)
+    assert not renew_claim(services.db, monitor, 0, "busy", 300)  # taken: it stays taken
+    with services.db.read() as conn:
+        assert conn.execute(select(w.claimed_by, w.attempts)).one() == ("rescuer", 2)
 
 
 def test_specs_are_validated_and_names_are_unique(services: Services) -> None:

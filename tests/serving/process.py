@@ -70,3 +70,59 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def shadow_child(serve: ServeProcess, other_than: int | None = None, timeout: float = 30) -> int:
+    """The pid of ``serve``'s shadow process (not ``other_than``: the one before it)."""
+    assert serve.process is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in children(serve.process.pid):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"modelyard.serving.shadow_worker" in command and pid != other_than:
+                return pid
+        time.sleep(0.1)
+    raise AssertionError(f"no shadow process: {serve.output()}")
+
+
+def unidle(pid: int) -> None:
+    """Give a niced child the normal policy and priority, once the test has seen it niced.
+
+    SCHED_IDLE runs only on an idle CPU: on a machine busy with other tests the child
+    might not run for minutes. What the test checks next is that it computes and logs,
+    not when; ``niced`` has already checked the policy it was started with.
+    """
+    os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+    os.setpriority(os.PRIO_PROCESS, pid, 0)
+
+
+def wait_gone(pid: int, timeout: float = 30) -> bool:
+    """Wait until process ``pid`` (not necessarily a child of this one) has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        if state[state.rindex(")") + 2] == "Z":  # exited, its parent has not reaped it yet
+            return True
+        time.sleep(0.05)
+    return False

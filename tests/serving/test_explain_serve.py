@@ -114,6 +114,19 @@ def test_a_version_named_in_the_body_explains_with_its_reference_data(plane: Pla
     assert "does not serve version 7 (it serves cancer/1, cancer/2)" in by_number.text
 
 
+def test_a_row_too_large_to_explain_is_a_422_naming_the_row(plane: Plane) -> None:
+    """Values near the float limit overflow a linear explanation: refused, not answered
+    with contributions that are no number."""
+    features, _ = cancer()
+    rows = features.iloc[:2].to_dict(orient="records")
+    rows[1] = dict.fromkeys(rows[1], 1e308)
+    answer = plane.post("/endpoints/risk/explain", {"records": rows, "version": "cancer/2"})
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["error"]["message"]
+    assert message.startswith("row 1 cannot be explained: "), message
+    assert "not a finite number" in message
+
+
 def test_the_same_keys_as_predict_and_bounded_rows(plane: Plane) -> None:
     features, _ = cancer()
     rows = features.iloc[:1].to_dict(orient="records")

@@ -14,12 +14,13 @@ import pyarrow as pa
 import pytest
 
 from modelyard.domain.actors import os_user
-from modelyard.errors import InvalidInput
+from modelyard.errors import InvalidInput, StorageUnavailable
 from modelyard.serving.journal import canonical, record_line
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.serving.segments import recover
 from modelyard.serving.sqllog import SqlPredictionLog
 from tests.actors import as_user
+from tests.disk import small_disk
 from tests.stores import services_on
 
 
@@ -297,3 +298,21 @@ def test_an_open_journal_forgets_an_erased_subject_when_read_and_sealed(
         row for t in sealed for row in zip(t["id"].to_pylist(), t["input"].to_pylist(), strict=True)
     ]
     assert [i for i, x in stored if "c1" in x] == ["new"]  # nothing erased reached the disk
+
+
+def test_labels_on_a_full_disk_are_refused_and_leave_no_temporary_file(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "predictions", "1m") as disk:
+        files = PredictionLog(disk.path)
+        journal = files.journal("ep")
+        journal.append(line("a") + line("b"))
+        journal.close()
+        assert files.count("ep") == 2  # sealed while there is space
+        filler = disk.fill()
+        with pytest.raises(StorageUnavailable, match=r"^prediction log of endpoint 'ep' cannot"):
+            files.record_labels("ep", [("a", 1)])
+        with pytest.raises(StorageUnavailable, match="no space left on device"):
+            files.erase("ep", "x", "1.0")  # the erasure cannot even be recorded
+        assert not list(disk.path.rglob(".*.tmp"))
+        disk.free(filler)
+        assert files.record_labels("ep", [("a", 1)]).recorded == 1
+        assert files.erase("ep", "x", "1.0") == 2

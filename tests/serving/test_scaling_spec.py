@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -39,10 +40,13 @@ def test_scaling_settings_change_only_what_they_name() -> None:
         ({"min_replicas": 3}, "max_replicas must be between min_replicas (3)"),
         ({"max_replicas": 1000}, "max_replicas must be between min_replicas (1) and 256"),
         ({"target_ongoing_requests": 0}, "target_ongoing_requests must be above 0"),
+        ({"upscale_delay_s": -1}, "upscale_delay_s must be between 0 and 3600 seconds, got -1"),
+        ({"downscale_delay_s": 1e9}, "downscale_delay_s must be between 0 and 3600 seconds"),
+        ({"downscale_delay_s": "soon"}, "batching settings must be numbers"),
         ({"replicas": 2}, "unknown batching setting(s): replicas"),
     ],
 )
-def test_bad_scaling_settings_are_refused_by_name(settings: dict[str, int], message: str) -> None:
+def test_bad_scaling_settings_are_refused_by_name(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         batching_from(settings)
     assert message in refused.value.message
@@ -69,8 +73,19 @@ def test_one_deployment_for_several_endpoints_scales_to_the_most_any_asks_for() 
     scaling = autoscaling_of(
         [
             Batching(min_replicas=2, max_replicas=3, target_ongoing_requests=8),
-            Batching(max_replicas=6, target_ongoing_requests=4),
+            Batching(max_replicas=6, target_ongoing_requests=4, downscale_delay_s=300),
+            Batching(target_ongoing_requests=5, upscale_delay_s=0.5, downscale_delay_s=5),
         ]
     )
     assert (scaling["min_replicas"], scaling["max_replicas"]) == (2, 6)
     assert scaling["target_ongoing_requests"] == 4
+    assert (scaling["upscale_delay_s"], scaling["downscale_delay_s"]) == (0.5, 300)
+
+
+def test_the_delays_are_kept_in_the_spec_and_default_for_old_specs() -> None:
+    changed = batching_from({"upscale_delay_s": 1, "downscale_delay_s": 5}, Batching())
+    assert changed is not None
+    assert (changed.upscale_delay_s, changed.downscale_delay_s) == (1.0, 5.0)
+    assert Spec.from_dict(Spec([], batching=changed).to_dict()).batching == changed
+    old = Spec.from_dict({"routes": [], "batching": {"max_replicas": 3}}).batching
+    assert (old.upscale_delay_s, old.downscale_delay_s) == (3.0, 60.0)

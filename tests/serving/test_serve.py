@@ -525,14 +525,18 @@ def test_the_openapi_document_lists_every_route_and_the_sticky_key(stack: Stack)
     rules = {(m, p, permission.value if permission else None) for m, p, permission in ROUTE_RULES}
     assert listed == rules
     schemas = document["components"]["schemas"]
-    for path, request in (
-        ("/endpoints/{name}/predict", schemas["PredictRequest"]),
-        ("/v2/models/{name}/infer", schemas["InferParameters"]),
+    for path, request, read in (
+        ("/endpoints/{name}/predict", schemas["PredictRequest"], []),
+        (
+            "/v2/models/{name}/infer",
+            schemas["InferParameters"],
+            ["Inference-Header-Content-Length"],
+        ),
     ):
         operation = document["paths"][path]["post"]
         headers = [p for p in operation["parameters"] if p["in"] == "header"]
-        assert [h["name"] for h in headers] == ["X-Sticky-Key"], path
-        assert "same version" in headers[0]["description"]
+        assert [h["name"] for h in headers] == [*read, "X-Sticky-Key"], path
+        assert "same version" in headers[-1]["description"]
         assert "X-Sticky-Key" in request["properties"]["sticky_key"]["description"]
     assert document["paths"]["/metrics"]["get"]["security"] == [{"apiKey": []}]
     assert "security" not in document["paths"]["/healthz"]["get"]

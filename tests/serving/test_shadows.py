@@ -23,7 +23,7 @@ from modelyard.serving.metrics import ServingMetrics
 from modelyard.serving.shadows import ShadowProcess, encode_frame, read_frames
 from tests.conftest import prepare_store, sqlite_settings
 from tests.serving.models import cancer, classifier
-from tests.serving.process import ServeProcess
+from tests.serving.process import ServeProcess, shadow_child, unidle
 
 pytestmark = pytest.mark.slow  # every test here starts a process
 
@@ -115,35 +115,6 @@ def serving(tmp_path: Path) -> Iterator[tuple[Services, ServeProcess, str]]:
         services.close()
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def shadow_child(serve: ServeProcess, other_than: int | None = None) -> int:
-    assert serve.process is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for pid in children(serve.process.pid):
-            try:
-                command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"modelyard.serving.shadow_worker" in command and pid != other_than:
-                return pid
-        time.sleep(0.1)
-    raise AssertionError(f"no shadow process: {serve.output()}")
-
-
 def nice_of(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat[stat.rindex(")") + 2 :].split()[16])
@@ -155,17 +126,6 @@ def niced(pid: int) -> bool:
     while nice_of(pid) != 19 and time.monotonic() < deadline:
         time.sleep(0.05)
     return nice_of(pid) == 19 and os.sched_getscheduler(pid) == os.SCHED_IDLE
-
-
-def unidle(pid: int) -> None:
-    """Give a niced child the normal policy and priority, once the test has seen it niced.
-
-    SCHED_IDLE runs only on an idle CPU: on a machine busy with other tests the child
-    might not run for minutes. What the test checks next is that it computes and logs,
-    not when; ``niced`` has already checked the policy it was started with.
-    """
-    os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
-    os.setpriority(os.PRIO_PROCESS, pid, 0)
 
 
 def send(http: httpx.Client, count: int) -> list[str]:

@@ -13,7 +13,11 @@ import numpy as np
 import orjson
 import pytest
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
-from sklearn.linear_model import LogisticRegression
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier
 
 from modelyard.domain.endpoints import TargetRequest
 from tests.conftest import prepare_store
@@ -108,6 +112,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     models.register(Mixed(), name="mixed", input_example=mixed_example())
     models.register(Constant(7), name="const", input_example=features.head())
     models.register(named_classifier(), name="named", input_example=features.head())
+    for name, model in kinds_of_models().items():
+        models.register(model, name=name, input_example=features.head())
     endpoints = built.services.endpoints
     endpoints.create("main", routes=routes("cancer/1=100"))
     endpoints.create(
@@ -118,6 +124,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     endpoints.create("mixed", routes=routes("mixed/1=100"))
     endpoints.create("split", routes=routes("cancer/1=50", "const/1=50"))
     endpoints.create("named", routes=routes("named/1=100"))
+    for name in kinds_of_models():
+        endpoints.create(name, routes=routes(f"{name}/1=100"))
     built.services.identity.create_user("v2-user", "contributor")
     built.keys["user"] = built.services.identity.create_key("v2-user")[1]
     built.serve = ServeProcess(home).start()
@@ -141,6 +149,31 @@ def named_classifier() -> LogisticRegression:
     features, target = cancer()
     words = target.map({0: "malignant", 1: "benign"})
     return LogisticRegression(max_iter=5000).fit(features, words)
+
+
+def kinds_of_models() -> dict[str, Any]:
+    """Models whose answers are not one float a row, nor a classifier's label and scores."""
+    features, target = cancer()
+    head = features.iloc[:, :4]
+    two = np.column_stack([target, 1 - target])
+    return {
+        "words-no-scores": make_pipeline(  # a classifier without predict_proba
+            ColumnTransformer([("head", "passthrough", list(head.columns))]),
+            LinearSVC(),
+        ).fit(features, target.map({0: "malignant", 1: "benign"})),
+        "two-targets": LinearRegression().fit(features, two * 1.5),
+        "two-labels": DecisionTreeClassifier(max_depth=3, random_state=0).fit(features, two),
+        "counts": Constant(7),
+    }
+
+
+# (endpoint, its metadata's outputs) for each kind above, as infer must answer them
+KIND_OUTPUTS = {
+    "words-no-scores": [("predict", "BYTES", [-1])],
+    "two-targets": [("predict", "FP64", [-1, 2])],
+    "two-labels": [("predict", "INT64", [-1, 2])],
+    "counts": [("predict", "INT64", [-1])],
+}
 
 
 def auth(stack: Stack) -> dict[str, str]:
@@ -495,7 +528,7 @@ def test_metadata_declares_exactly_the_outputs_infer_returns(stack: Stack) -> No
     }
     answered: dict[str, set[str]] = {}
     with httpx.Client(base_url=stack.serve.url, headers=auth(stack), timeout=30) as http:
-        for endpoint in ("main", "shadowed", "split", "mixed", "named"):
+        for endpoint in ("main", "shadowed", "split", "mixed", "named", *KIND_OUTPUTS):
             body = mixed_inputs() if endpoint == "mixed" else cancer_body
             rows_sent = 2 if endpoint == "mixed" else 3
             metadata = ModelMetadataResponse.model_validate(
@@ -528,3 +561,107 @@ def test_metadata_declares_exactly_the_outputs_infer_returns(stack: Stack) -> No
                     assert got == wanted, (infer_path, got, wanted)
     # the split endpoint routes to two versions numbered 1: each is named by its model
     assert answered["split"] == {"cancer:1", "const:1"}
+
+
+def test_every_kind_of_model_answers_the_outputs_its_metadata_declares(stack: Stack) -> None:
+    """Labels without scores, several outputs a row, integers: metadata says what infer
+    answers, as JSON and as binary data, whichever outputs a request asks for."""
+    assert stack.serve is not None
+    features = rows(3)
+    matrix = {"name": "rows", "datatype": "FP64", "shape": [3, 30], "data": features.tolist()}
+    with httpx.Client(base_url=stack.serve.url, headers=auth(stack), timeout=30) as http:
+        for endpoint, outputs in KIND_OUTPUTS.items():
+            for path in (f"/v2/models/{endpoint}", f"/v2/models/{endpoint}/versions/1"):
+                metadata = ModelMetadataResponse.model_validate(http.get(path).json())
+                assert [(o.name, o.datatype, o.shape) for o in metadata.outputs] == outputs
+            expected = kinds_of_models()[endpoint].predict(cancer()[0].iloc[:3])
+            for binary in (False, True):
+                body = {"inputs": [matrix], "outputs": [{"name": "predict"}]}
+                body["outputs"][0]["parameters"] = {"binary_data": binary}
+                response = http.post(f"/v2/models/{endpoint}/infer", json=body)
+                assert response.status_code == 200, (endpoint, response.text)
+                size = int(response.headers.get("Inference-Header-Content-Length", 0))
+                header = orjson.loads(response.content[:size] if size else response.content)
+                (answer,) = check_infer(header).outputs
+                shape = [3 if d == -1 else d for d in outputs[0][2]]
+                assert (answer.name, answer.datatype, answer.shape) == (
+                    "predict",
+                    outputs[0][1],
+                    shape,
+                )
+                if not binary:
+                    got = np.asarray(answer.data).reshape(shape)
+                    assert got.tolist() == np.asarray(expected).reshape(shape).tolist(), endpoint
+            refused = http.post(
+                f"/v2/models/{endpoint}/infer",
+                json={"inputs": [matrix], "outputs": [{"name": "predict_proba"}]},
+            )
+            error_of(refused, 400, "no output 'predict_proba'")
+
+
+def test_a_classifiers_requested_outputs_answer_as_metadata_declares(stack: Stack) -> None:
+    """Asking for the probabilities, the label, or both in either order: each output named
+    as metadata names it, with its datatype and shape, in the order asked."""
+    assert stack.serve is not None
+    features = rows(4)
+    matrix = {"name": "rows", "datatype": "FP64", "shape": [4, 30], "data": features.tolist()}
+    with httpx.Client(base_url=stack.serve.url, headers=auth(stack), timeout=30) as http:
+        for endpoint in ("main", "named", "shadowed"):
+            metadata = ModelMetadataResponse.model_validate(
+                http.get(f"/v2/models/{endpoint}").json()
+            )
+            declared = {
+                o.name: (o.datatype, [4 if d == -1 else d for d in o.shape])
+                for o in metadata.outputs
+            }
+            assert set(declared) == {"predict", "predict_proba"}
+            for asked in (["predict_proba"], ["predict"], ["predict_proba", "predict"]):
+                body = {"inputs": [matrix], "outputs": [{"name": name} for name in asked]}
+                response = http.post(f"/v2/models/{endpoint}/infer", json=body)
+                assert response.status_code == 200, response.text
+                answer = check_infer(response.json())
+                assert [(o.name, o.datatype, o.shape) for o in answer.outputs] == [
+                    (name, *declared[name]) for name in asked
+                ]
+
+
+def binary_infer(
+    stack: Stack, endpoint: str, inputs: list[tuple[dict[str, Any], bytes]]
+) -> httpx.Response:
+    """An infer request whose inputs all travel as binary data."""
+    assert stack.serve is not None
+    tensors = [{**tensor, "parameters": {"binary_data_size": len(raw)}} for tensor, raw in inputs]
+    header = orjson.dumps({"inputs": tensors})
+    return httpx.post(
+        f"{stack.serve.url}/v2/models/{endpoint}/infer",
+        content=header + b"".join(raw for _, raw in inputs),
+        headers={**auth(stack), "Inference-Header-Content-Length": str(len(header))},
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32", "FP16"])
+@pytest.mark.parametrize("infinity", [np.inf, -np.inf])
+def test_an_infinity_is_a_400_naming_the_input_and_its_position(
+    stack: Stack, datatype: str, infinity: float
+) -> None:
+    """JSON cannot carry an infinity, binary data can: it is refused before the model."""
+    features = rows(3)
+    matrix = features.astype(np.float64)
+    matrix[2, 5] = infinity
+    raw = matrix.astype(np.dtype(datatype.replace("FP", "float"))).tobytes()
+    tensor = {"name": "rows", "datatype": datatype, "shape": [3, 30]}
+    message = error_of(binary_infer(stack, "main", [(tensor, raw)]), 400, "input 'rows'")
+    assert "position [2, 5]" in message and "not a finite" in message, message
+    names = list(cancer()[0].columns)
+    columns = []
+    for index, name in enumerate(names):  # one tensor per column: the column and the row
+        values = matrix[:, index].astype(np.float64)
+        columns.append(({"name": name, "datatype": "FP64", "shape": [3]}, values.tobytes()))
+    message = error_of(binary_infer(stack, "main", columns), 400, f"input '{names[5]}'")
+    assert "position [2]" in message, message
+    # the same rows without the infinity are answered
+    matrix[2, 5] = 1.0
+    tensor["datatype"] = "FP64"
+    fine = binary_infer(stack, "main", [(tensor, matrix.tobytes())])
+    assert fine.status_code == 200, fine.text

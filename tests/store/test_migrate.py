@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,50 @@ def test_checking_a_current_store_does_not_load_alembic(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_upgrading_to_0020_seals_the_uploads_versions_were_registered_from(
+    tmp_path: Path, backend: str
+) -> None:
+    from alembic import command
+
+    from modelyard.store.migrate import _config
+
+    staged = "ab" * 16
+    with ExitStack() as stack:
+        url = (
+            stack.enter_context(throwaway_postgres())
+            if backend == "postgresql"
+            else f"sqlite:///{tmp_path / 'uploads.db'}"
+        )
+        db = Database(url)
+        stack.callback(db.dispose)
+        config = _config(db)
+        with db.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0019")
+            conn.execute(
+                text(
+                    "INSERT INTO models (name, description, last_version, created_at, "
+                    "updated_at, workspace) VALUES ('churn', '', 2, 1, 1, 'fraud')"
+                )
+            )
+            for number, source in ((1, f"uploads/{staged}"), (2, "runs/r1/artifacts/model")):
+                conn.execute(
+                    text(
+                        "INSERT INTO model_versions (model_id, version, stage, source, "
+                        "package_digest, flavor, description, created_by, created_at, "
+                        "updated_at) VALUES (1, :number, 'candidate', :source, 'd', 'sklearn', "
+                        "'', 'ana', 1, 1)"
+                    ),
+                    {"number": number, "source": source},
+                )
+        assert upgrade(db) == ("0019", head_revision())
+        with db.read() as conn:
+            rows = conn.execute(
+                text("SELECT upload_id, workspace, created_by, version_id FROM package_uploads")
+            ).all()
+        assert [tuple(row) for row in rows] == [(staged, "fraud", "ana", 1)]

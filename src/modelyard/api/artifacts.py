@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.dependencies import services_of
-from modelyard.api.errors import ERROR_RESPONSES
+from modelyard.api.errors import ERROR_RESPONSES, STORAGE_RESPONSES
 from modelyard.api.security import guard
 from modelyard.api.uploads import CHUNK, RAW_BODY, spooled_body, with_request_body
 from modelyard.api.wire import respond
@@ -31,6 +31,7 @@ router = APIRouter(prefix="/api/v1", tags=["artifacts"], responses=ERROR_RESPONS
     "/runs/{run_id}/artifacts/{path:path}",
     status_code=201,
     response_model=Artifact,
+    responses=STORAGE_RESPONSES,
     **with_request_body(guard(Permission.TRACK), RAW_BODY),
 )
 async def log_artifact(run_id: str, path: str, request: Request) -> Response:

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.artifacts import chunks_of
 from modelyard.api.dependencies import services_of
-from modelyard.api.errors import ERROR_RESPONSES
+from modelyard.api.errors import ERROR_RESPONSES, STORAGE_RESPONSES
 from modelyard.api.security import guard, staging_only, workspace_of
 from modelyard.api.uploads import RAW_BODY, spooled_body, with_request_body
 from modelyard.api.wire import Body, DatasetIn, respond
@@ -38,6 +38,7 @@ class StoredContent(BaseModel):
     "/datasets/{fingerprint}/content",
     status_code=201,
     response_model=StoredContent,
+    responses=STORAGE_RESPONSES,
     **with_request_body(guard(Permission.TRACK), RAW_BODY),
 )
 async def store_dataset_content(fingerprint: str, request: Request) -> Response:

@@ -10,6 +10,8 @@ Every error the API returns has one shape, whatever raised it::
   raises the same class the embedded backend would;
 - a body that is not JSON (or nested too deeply, or not UTF-8) is 400 ``invalid_input``;
 - a JSON body over the limit (``api/limits.py``) is 413 ``too_large``;
+- a write the artifact store's disk refuses is 507 ``storage_unavailable``
+  (``StorageUnavailable``, raised by ``artifacts/store.py``);
 - a request that fails validation is 422 ``invalid_input`` with one line naming
   the first bad field: ``"experiment: Field required"``;
 - an unknown route is 404 ``not_found`` naming the method and path;
@@ -63,6 +65,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     )
 }
 """OpenAPI entries for the error answers every route may give."""
+
+STORAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    507: {"model": ErrorOut, "description": "The artifact store's disk is full or read-only"}
+}
+"""The OpenAPI entry of a route that writes to the artifact store."""
 
 
 def error_response(

@@ -8,8 +8,10 @@
   the version's package digest, the signing key's name, id and public half.
 - ``PUT /uploads/{upload_id}/{path}`` stages one file of a package that is not
   part of a run (``upload_id`` is 32 hex digits the client chose); the package is
-  then registered with ``source = "uploads/<upload_id>"``. A package logged by a
-  run is uploaded as that run's artifacts under ``model/`` instead.
+  then registered with ``source = "uploads/<upload_id>"``. The first file claims the
+  id for the caller: only they may add files and register it (``catalog/uploads.py``),
+  and a registered upload takes no more writes (409). A package logged by a run is
+  uploaded as that run's artifacts under ``model/`` instead.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.artifacts import chunks_of
 from modelyard.api.dependencies import services_of
-from modelyard.api.errors import ERROR_RESPONSES
+from modelyard.api.errors import ERROR_RESPONSES, STORAGE_RESPONSES
 from modelyard.api.models import ref_of
-from modelyard.api.security import guard, staging_only
+from modelyard.api.security import guard, staging_only, workspace_of
 from modelyard.api.uploads import RAW_BODY, spooled_body, with_request_body
 from modelyard.api.wire import respond
 from modelyard.artifacts.keys import join_key, safe_key
+from modelyard.catalog.uploads import upload_key
 from modelyard.domain.identity import Permission
 from modelyard.domain.signing import VersionSignature
-from modelyard.errors import InvalidInput, NotFound
+from modelyard.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["packages"], responses=ERROR_RESPONSES)
 
@@ -95,19 +98,16 @@ def package_file(name: str, selector: str, path: str, request: Request) -> Strea
     "/uploads/{upload_id}/{path:path}",
     status_code=201,
     response_model=UploadedFile,
+    responses=STORAGE_RESPONSES,
     **with_request_body(guard(Permission.REGISTER), RAW_BODY),
 )
 async def upload_file(upload_id: str, path: str, request: Request) -> Response:
     """Stage one file of a package for registering a version without a run."""
-    key = _upload_key(upload_id, path)
-    artifacts = services_of(request).artifacts
+    services = services_of(request)
+    key = upload_key(upload_id, path)
+    await run_in_threadpool(services.catalog.stage_upload, upload_id, workspace_of(request))
+    artifacts = services.artifacts
     with await spooled_body(request) as body:
         sha256, size = await run_in_threadpool(artifacts.put, key, body)
     staging_only(request)  # the registration that uses these files is the recorded change
     return respond({"key": key, "sha256": sha256, "size": size}, 201)
-
-
-def _upload_key(upload_id: str, path: str) -> str:
-    if len(upload_id) != 32 or not all(c in "0123456789abcdef" for c in upload_id):
-        raise InvalidInput(f"upload id {upload_id!r} must be 32 lowercase hex digits")
-    return f"uploads/{upload_id}/{safe_key(path)}"

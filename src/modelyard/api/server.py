@@ -20,6 +20,9 @@ UI_KEY_DAYS = 1.0
 def serve(host: str, port: int, settings: Settings) -> None:
     """Serve ``/api/v1`` and the UI for ``settings``; raises ``NotMigrated`` before binding."""
     services = bootstrap(settings, create_if_empty=False)
+    swept = services.catalog.sweep_uploads()
+    if swept:
+        print(f"removed {len(swept)} package uploads nobody registered in a day", flush=True)
     app = create_app(services)
     print(f"modelyard server on http://{host}:{port} (store: {services.db.describe()})", flush=True)
     print(f"web UI: http://{host}:{port}/ (sign in with an API key)", flush=True)

@@ -3,11 +3,18 @@
 An ``ArtifactStore`` maps safe keys (see ``keys.safe_key``) to bytes. Writers
 stream from a file object and get back the sha256 and size they wrote, so a hash
 is computed once, on the way in.
+
+A write the disk refuses (full, read-only, not writable by this process) raises
+``StorageUnavailable`` naming the key and the reason, and leaves nothing under the
+key: the local store writes a temporary file and renames it into place only once
+every byte is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -16,9 +23,10 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from modelyard.artifacts.keys import safe_key
-from modelyard.errors import NotFound
+from modelyard.errors import STORAGE_ERRNOS, NotFound, StorageUnavailable, os_reason
 
 CHUNK = 1 << 20
+log = logging.getLogger("modelyard.artifacts")
 
 
 class ArtifactStore(Protocol):
@@ -60,15 +68,16 @@ class LocalArtifactStore:
 
     def put(self, key: str, source: BinaryIO) -> tuple[str, int]:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                result = _copy_hashing(source, out)
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        with storing(key, target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    result = _copy_hashing(source, out)
+                os.replace(temp, target)
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
         return result
 
     def open(self, key: str) -> BinaryIO:
@@ -103,9 +112,10 @@ class FsspecArtifactStore:
     def put(self, key: str, source: BinaryIO) -> tuple[str, int]:
         path = self._path(key)
         parent = path.rsplit("/", 1)[0]
-        self._fs.makedirs(parent, exist_ok=True)
-        with self._fs.open(path, "wb") as out:
-            return _copy_hashing(source, out)
+        with storing(key, f"{self.root}/{safe_key(key)}"):
+            self._fs.makedirs(parent, exist_ok=True)
+            with self._fs.open(path, "wb") as out:
+                return _copy_hashing(source, out)
 
     def open(self, key: str) -> BinaryIO:
         try:
@@ -123,6 +133,21 @@ class FsspecArtifactStore:
 
     def local_path(self, key: str) -> Path | None:
         return None
+
+
+@contextlib.contextmanager
+def storing(key: str, where: object) -> Iterator[None]:
+    """Turn the disk refusing a write of ``key`` into ``StorageUnavailable``; the message
+    names the key (what the caller sent), the server's log also names ``where``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        log.error("artifact '%s' could not be stored at %s: %s", key, where, exc)
+        raise StorageUnavailable(
+            f"artifact store cannot be written: {os_reason(exc)} (artifact '{key}' was not stored)"
+        ) from None
 
 
 def open_store(root: str) -> ArtifactStore:

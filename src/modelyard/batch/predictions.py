@@ -7,6 +7,7 @@ started, and an id ``<job id[:12]>-<row of the job, hex>``. So the log's queries
 lineage and label joins see batch traffic beside online traffic (``role="batch"``
 selects it). Without ``--log-to`` a job logs no predictions: its output file is the
 record of what it predicted, and the job record holds that file's fingerprint.
+A log the disk refuses (full, read-only) stops the job with ``StorageUnavailable``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import orjson
 
 from modelyard.batch.engine import Scored
 from modelyard.domain.batch import PREDICTION, SCORE_PREFIX
+from modelyard.errors import STORAGE_ERRNOS, StorageUnavailable, os_reason
 from modelyard.serving.journal import canonical
 
 ROLE = "batch"
@@ -46,6 +48,7 @@ class BatchLog:
         inputs: list[str],
     ) -> None:
         self.journal = journal
+        self.endpoint = endpoint
         self.inputs = inputs
         self.rows = 0
         self._prefix = job_id[:12]
@@ -56,7 +59,15 @@ class BatchLog:
     def write(self, scored: Scored) -> None:
         """Log one batch; returns when the log has it (the database log: committed)."""
         lines = self._lines(scored)
-        written = self.journal.append(lines)
+        try:
+            written = self.journal.append(lines)
+        except OSError as exc:  # the journal cut the batch back out (serving/journal.py)
+            if exc.errno not in STORAGE_ERRNOS:
+                raise
+            raise StorageUnavailable(
+                f"prediction log of endpoint '{self.endpoint}' cannot be written: "
+                f"{os_reason(exc)}; the job stops"
+            ) from None
         if isinstance(written, Future):
             written.result()
 

@@ -15,8 +15,9 @@ from sqlalchemy import Connection, Text, and_, cast, or_, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from modelyard.artifacts.store import ArtifactStore
+from modelyard.catalog import uploads
 from modelyard.catalog.aliases import Aliases
-from modelyard.catalog.packages import verified_manifest
+from modelyard.catalog.packages import UPLOAD_TTL, UPLOADS, sweep_uploads, verified_manifest
 from modelyard.catalog.stages import ApprovalGate, StageTransitions
 from modelyard.catalog.versions import VersionReader
 from modelyard.clock import now_ms
@@ -262,13 +263,15 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
         The author is the current actor (``domain.actors``), never an argument.
         """
         check_model_name(name)
+        created_by = current_actor().user
+        with self.db.read() as conn:  # before reading the files: another's are not there
+            uploads.check_registrable(conn, source, user=created_by)
         manifest, digest = verified_manifest(self.artifacts, source)
         manifest_run = manifest.get("run_id")
         if run_id and manifest_run and manifest_run != run_id:
             raise InvalidInput(
                 f"package at '{source}' was written by run '{manifest_run}', not '{run_id}'"
             )
-        created_by = current_actor().user
         with self.db.write() as conn:
             if not run_id and manifest_run and not self._holds_run(conn, manifest_run):
                 tags = {**(tags or {}), SOURCE_RUN_TAG: manifest_run}
@@ -301,6 +304,7 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
                 )
             )
             version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            uploads.registered(conn, source, user=created_by, version_id=version_id)
             self._write_tags(conn, t.version_tags, "version_id", version_id, tags)
             after = {"run_id": run_id, "digest": digest, "source": source}
             resource = f"models/{name}/{number}"
@@ -309,6 +313,27 @@ class Catalog(VersionReader, Aliases, StageTransitions, Publisher):
                 self.signer(conn, version_id, digest, resource, workspace)
         self.publish(VersionRegistered(name, number, created_by))
         return self.get_version(ModelRef(name, version=number))
+
+    def sweep_uploads(self, *, older_than: float = UPLOAD_TTL) -> list[str]:
+        """Remove package uploads nobody registered, untouched for ``older_than``
+        seconds (``catalog.packages.sweep_uploads``); the keys removed."""
+        source = t.model_versions.c.source
+        with self.db.read() as conn:
+            rows = conn.execute(select(source).where(source.like(f"{UPLOADS}/%"))).scalars()
+            registered = set(rows)
+        return sweep_uploads(self.artifacts, registered, older_than=older_than)
+
+    def stage_upload(self, upload_id: str, workspace: str = DEFAULT_WORKSPACE) -> str:
+        """Claim ``upload_id`` for the current actor in ``workspace`` before its files are
+        written (``catalog/uploads.py``); the upload's source prefix."""
+        user = current_actor().user
+        try:
+            with self.db.write() as conn:
+                uploads.stage(conn, upload_id, workspace=workspace, user=user)
+        except DBIntegrityError:  # claimed by another request meanwhile: check that claim
+            with self.db.write() as conn:
+                uploads.stage(conn, upload_id, workspace=workspace, user=user)
+        return f"{uploads.PREFIX}/{upload_id}"
 
     def _holds_run(self, conn: Connection, run_id: str) -> bool:
         return conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first() is not None

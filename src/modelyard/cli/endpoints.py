@@ -43,7 +43,9 @@ def _show(found: Endpoint) -> None:
     )
     console.print(
         f"  scaling:  {batching.min_replicas}-{batching.max_replicas} replicas on Ray Serve, "
-        f"{batching.target_ongoing_requests:g} requests in flight each"
+        f"{batching.target_ongoing_requests:g} requests in flight each, "
+        f"{batching.upscale_delay_s:g} s before adding and "
+        f"{batching.downscale_delay_s:g} s before removing one"
     )
 
 
@@ -58,17 +60,40 @@ def _batching(
     return settings or None
 
 
+SCALING_OPTIONS: list[tuple[str, str, type, str]] = [
+    ("--min-replicas", "min_replicas", int, "Replicas kept on Ray Serve (1)."),
+    ("--max-replicas", "max_replicas", int, "Replicas Ray Serve may scale up to (1)."),
+    (
+        "--target-ongoing-requests",
+        "target_ongoing_requests",
+        float,
+        "Requests in flight per replica (2).",
+    ),
+    (
+        "--upscale-delay",
+        "upscale_delay_s",
+        float,
+        "Seconds more replicas must be wanted before one is added (3).",
+    ),
+    (
+        "--downscale-delay",
+        "downscale_delay_s",
+        float,
+        "Seconds fewer replicas must be wanted before one is removed (60).",
+    ),
+]
+
+
 def scaling_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--min-replicas``, ``--max-replicas``, ``--target-ongoing-requests`` (Ray Serve)."""
-    for flag, kind, text in reversed(
-        [
-            ("--min-replicas", int, "Replicas kept on Ray Serve (1)."),
-            ("--max-replicas", int, "Replicas Ray Serve may scale up to (1)."),
-            ("--target-ongoing-requests", float, "Requests in flight per replica (2)."),
-        ]
-    ):
-        command = click.option(flag, type=kind, default=None, help=text)(command)
+    """The Ray Serve scaling settings (``SCALING_OPTIONS``) as options of ``command``."""
+    for flag, name, kind, text in reversed(SCALING_OPTIONS):
+        command = click.option(flag, name, type=kind, default=None, help=text)(command)
     return command
+
+
+def _scaling(*values: float | None) -> dict[str, Any]:
+    """The scaling options' values (in ``SCALING_OPTIONS`` order) by setting name."""
+    return {name: value for (_, name, _, _), value in zip(SCALING_OPTIONS, values, strict=True)}
 
 
 ROUTE_HELP = "MODEL/VERSION=WEIGHT or MODEL@ALIAS=WEIGHT[,follow]; repeat for a split."
@@ -107,6 +132,8 @@ def create(
     min_replicas: int | None,
     max_replicas: int | None,
     target_ongoing_requests: float | None,
+    upscale_delay_s: float | None,
+    downscale_delay_s: float | None,
 ) -> None:
     """Create endpoint NAME at revision 1."""
     created = ctx.yard().endpoints.create(
@@ -116,11 +143,13 @@ def create(
         batching=_batching(
             max_batch_size,
             max_wait_ms,
-            {
-                "min_replicas": min_replicas,
-                "max_replicas": max_replicas,
-                "target_ongoing_requests": target_ongoing_requests,
-            },
+            _scaling(
+                min_replicas,
+                max_replicas,
+                target_ongoing_requests,
+                upscale_delay_s,
+                downscale_delay_s,
+            ),
         ),
         description=description,
         comment=comment,
@@ -162,6 +191,8 @@ def update(
     min_replicas: int | None,
     max_replicas: int | None,
     target_ongoing_requests: float | None,
+    upscale_delay_s: float | None,
+    downscale_delay_s: float | None,
 ) -> None:
     """Make a new revision of NAME; what is not given is kept."""
     if no_shadows and shadows:
@@ -173,11 +204,13 @@ def update(
         batching=_batching(
             max_batch_size,
             max_wait_ms,
-            {
-                "min_replicas": min_replicas,
-                "max_replicas": max_replicas,
-                "target_ongoing_requests": target_ongoing_requests,
-            },
+            _scaling(
+                min_replicas,
+                max_replicas,
+                target_ongoing_requests,
+                upscale_delay_s,
+                downscale_delay_s,
+            ),
         ),
         description=description,
         comment=comment,

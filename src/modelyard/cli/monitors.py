@@ -432,8 +432,18 @@ def profile(path: Path, output: str | None, as_json: bool) -> None:
 @click.option("--monitor", "monitors", multiple=True, help="Only these monitors (repeatable).")
 @click.option("--poll", default=5.0, show_default=True, type=click.FloatRange(0.1, 3600))
 @click.option("--once", is_flag=True, help="Run every due monitor once, then exit.")
+@click.option(
+    "--lease",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(1, 86400),
+    help="Seconds a window this worker dies on waits before another worker takes it "
+    "(renewed while the window is computed).",
+)
 @pass_context
-def worker(ctx: CliContext, monitors: tuple[str, ...], poll: float, once: bool) -> None:
+def worker(
+    ctx: CliContext, monitors: tuple[str, ...], poll: float, once: bool, lease: float
+) -> None:
     """Run monitors on their schedules until stopped (SIGINT or SIGTERM)."""
     import logging
     import signal
@@ -446,7 +456,9 @@ def worker(ctx: CliContext, monitors: tuple[str, ...], poll: float, once: bool) 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     services = bootstrap(settings)
     try:
-        running = Worker(services.monitors, services.predictions, only=monitors, poll=poll)
+        running = Worker(
+            services.monitors, services.predictions, only=monitors, poll=poll, lease=lease
+        )
         if once:
             reports = running.run_once(force=True)
             console.print(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modelyard.artifacts.store import iter_files
 from modelyard.catalog.packages import package_directory
 from modelyard.client.local_base import LocalBase
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
+from modelyard.packaging import upload_order
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 
@@ -20,15 +21,26 @@ class LocalCatalog(LocalBase):
 
     def upload_package(self, directory: Path, run_id: str | None) -> str:
         if run_id is not None:
-            for relative, path in iter_files(directory):
+            for relative, path in upload_order(directory):
                 with path.open("rb") as handle:
                     self._tracking.log_artifact(run_id, f"{PACKAGE_PATH}/{relative}", handle)
             return run_artifact_key(run_id, PACKAGE_PATH)
-        prefix = f"uploads/{uuid.uuid4().hex}"
-        for relative, path in iter_files(directory):
-            with path.open("rb") as handle:
-                self.services.artifacts.put(f"{prefix}/{relative}", handle)
+        prefix = self._catalog.stage_upload(uuid.uuid4().hex, self._home)
+        try:
+            for relative, path in upload_order(directory):
+                with path.open("rb") as handle:
+                    self.services.artifacts.put(f"{prefix}/{relative}", handle)
+        except BaseException:
+            self._discard_upload(prefix)
+            raise
         return prefix
+
+    def _discard_upload(self, prefix: str) -> None:
+        """Remove the files of an upload cut short (a full disk wants its space back);
+        nothing refers to them, and without a manifest they are no package anyway."""
+        local = self.services.artifacts.local_path(prefix)
+        if local is not None:
+            shutil.rmtree(local, ignore_errors=True)
 
     def fetch_package(self, version: ModelVersion) -> Path:
         return package_directory(

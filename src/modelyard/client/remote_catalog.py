@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 from modelyard.artifacts.keys import safe_key
-from modelyard.artifacts.store import iter_files
 from modelyard.client.remote_base import CHUNK, RemoteBase, _body, _path, _selector, _texts, parse
 from modelyard.domain.models import Inventory, ModelVersion, RegisteredModel
 from modelyard.domain.runs import Artifact
-from modelyard.packaging import verify_package
+from modelyard.packaging import upload_order, verify_package
 from modelyard.tracking.runs import PACKAGE_PATH, run_artifact_key
 
 
@@ -28,12 +27,12 @@ class RemoteCatalog(RemoteBase):
 
     def upload_package(self, directory: Path, run_id: str | None) -> str:
         if run_id is not None:
-            for relative, path in iter_files(directory):
+            for relative, path in upload_order(directory):
                 with path.open("rb") as handle:
                     self.log_artifact(run_id, f"{PACKAGE_PATH}/{relative}", handle)
             return run_artifact_key(run_id, PACKAGE_PATH)
         upload_id = uuid.uuid4().hex
-        for relative, path in iter_files(directory):
+        for relative, path in upload_order(directory):
             with path.open("rb") as handle:
                 self._send("PUT", f"/uploads/{upload_id}/{quote(relative)}", content=_body(handle))
         return f"uploads/{upload_id}"

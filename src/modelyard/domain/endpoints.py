@@ -25,7 +25,14 @@ from modelyard.errors import InvalidInput
 _NAME = re.compile(r"^[a-z0-9][a-z0-9\-]{0,62}$")
 MAX_BATCH_LIMIT = 4096
 MAX_REPLICAS = 256
-SCALING = ("min_replicas", "max_replicas", "target_ongoing_requests")
+SCALING = (
+    "min_replicas",
+    "max_replicas",
+    "target_ongoing_requests",
+    "upscale_delay_s",
+    "downscale_delay_s",
+)
+MAX_SCALING_DELAY = 3600.0
 NATIVE, ONNX = "native", "onnx"
 RUNTIMES = (NATIVE, ONNX)
 # the version tags that pair a version with its ONNX twin (a version of the same model)
@@ -181,7 +188,10 @@ class Batching:
     The scaling settings apply when the endpoint is served on Ray Serve
     (``modelyard serve --backend ray``): between ``min_replicas`` and ``max_replicas``
     replicas, scaled so each has about ``target_ongoing_requests`` requests in flight.
-    A spec stored before they existed reads with their defaults (one replica).
+    A change of replica count must be wanted for ``upscale_delay_s`` (adding) or
+    ``downscale_delay_s`` (removing) seconds in a row before it happens, so a short
+    burst or lull moves nothing. A spec stored before they existed reads with their
+    defaults (one replica, 3 s up, 60 s down).
     """
 
     max_batch_size: int = 64
@@ -189,6 +199,8 @@ class Batching:
     min_replicas: int = 1
     max_replicas: int = 1
     target_ongoing_requests: float = 2.0
+    upscale_delay_s: float = 3.0
+    downscale_delay_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_batch_size <= MAX_BATCH_LIMIT:
@@ -211,6 +223,12 @@ class Batching:
                 "target_ongoing_requests must be above 0 and at most 1000, "
                 f"got {self.target_ongoing_requests}"
             )
+        for name in ("upscale_delay_s", "downscale_delay_s"):
+            delay = getattr(self, name)
+            if not 0 <= delay <= MAX_SCALING_DELAY:
+                raise InvalidInput(
+                    f"{name} must be between 0 and {MAX_SCALING_DELAY:g} seconds, got {delay}"
+                )
 
 
 @dataclass(frozen=True)
@@ -390,6 +408,8 @@ def batching_from(data: dict[str, Any] | None, base: Batching | None = None) -> 
             target_ongoing_requests=float(
                 data.get("target_ongoing_requests", base.target_ongoing_requests)
             ),
+            upscale_delay_s=float(data.get("upscale_delay_s", base.upscale_delay_s)),
+            downscale_delay_s=float(data.get("downscale_delay_s", base.downscale_delay_s)),
         )
     except (TypeError, ValueError):
         raise InvalidInput("batching settings must be numbers") from None

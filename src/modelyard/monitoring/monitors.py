@@ -36,7 +36,14 @@ from modelyard.monitoring.alerts import AlertService
 from modelyard.monitoring.driftmethods import check_rules
 from modelyard.monitoring.reference import Reference, ReferenceService
 from modelyard.monitoring.runner import Runner, RunReport, cached_reference
-from modelyard.monitoring.windows import claim_window, due_windows, next_window, worker_name
+from modelyard.monitoring.windows import (
+    LEASE_MS,
+    claim_window,
+    due_windows,
+    next_window,
+    renewing,
+    worker_name,
+)
 from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
 from modelyard.store.database import Database, publish
@@ -206,27 +213,42 @@ class MonitorService:
         return report
 
     def run_scheduled(
-        self, name: str, *, worker: str | None = None, now: int | None = None
+        self,
+        name: str,
+        *,
+        worker: str | None = None,
+        now: int | None = None,
+        lease_ms: int = LEASE_MS,
     ) -> RunReport:
         """Compute every due window of monitor ``name`` not computed yet, refresh the
         performance of recent windows whose labels grew, and deliver alerts (what
-        ``modelyard worker`` does when the schedule comes round; not recorded)."""
+        ``modelyard worker`` does when the schedule comes round; not recorded). Each
+        window is claimed for ``lease_ms``, renewed while it is computed."""
         monitor = self.get(name)
         worker = worker or worker_name()
         now = now if now is not None else now_ms()
         report = RunReport(monitor.name)
         references: dict[tuple[str, int], Reference | None] = {}
         for start, end in due_windows(self.db, self.predictions, monitor, now):
-            if not self._claim(monitor, start, end, worker, now):
+            if not self._claim(monitor, start, end, worker, now, lease_ms):
                 report.skipped += 1
                 continue
-            self.runner.compute(monitor, start, end, worker, references, report)
+            with renewing(self.db, monitor, start, worker, lease_ms):
+                self.runner.compute(monitor, start, end, worker, references, report)
         self.runner.refresh(monitor, now, references, report)
         report.next_window = next_window(self.predictions, monitor, now)
         return report
 
-    def _claim(self, monitor: Monitor, start: int, end: int, worker: str, now: int) -> bool:
-        return claim_window(self.db, monitor, start, end, worker, now)
+    def _claim(
+        self,
+        monitor: Monitor,
+        start: int,
+        end: int,
+        worker: str,
+        now: int,
+        lease_ms: int = LEASE_MS,
+    ) -> bool:
+        return claim_window(self.db, monitor, start, end, worker, now, lease_ms=lease_ms)
 
     # -- reading -------------------------------------------------------------------
 

@@ -8,20 +8,28 @@ full). Windows hold the predictions of the roles in the spec's ``traffic``:
 due window with an atomic statement (an insert that a unique key makes
 exclusive, or an update of a window whose lease ran out), so two workers on the
 same database never compute a window twice, and a window left by a crashed
-worker is taken again when its lease expires. A failed window is taken again
-until it has been tried ``MAX_ATTEMPTS`` times.
+worker is taken again when its lease expires. While a worker computes a window
+it renews the lease every third of it (``renewing``), so a computation longer
+than the lease is never taken from a live worker, and the lease can be short (a
+dead worker's window waits at most one lease: ``modelyard worker --lease``). A
+failed window is taken again until it has been tried ``MAX_ATTEMPTS`` times.
 
 >>> worker = worker_name()
 >>> for start, end in due_windows(db, predictions, monitor, now_ms()):
 ...     if claim_window(db, monitor, start, end, worker, now_ms()):
-...         data = window_data(predictions, monitor, start, end)
+...         with renewing(db, monitor, start, worker):
+...             data = window_data(predictions, monitor, start, end)
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
+import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select, update
@@ -33,6 +41,8 @@ from modelyard.serving.predictlog import PredictionLog
 from modelyard.store import schema as t
 from modelyard.store.database import Database
 from modelyard.store.dialects import insert_for
+
+log = logging.getLogger("modelyard.monitoring")
 
 LEASE_MS = 10 * 60_000
 MAX_WINDOWS_PER_RUN = 200
@@ -103,11 +113,19 @@ def _finished_starts(db: Database, monitor: Monitor) -> set[int]:
 
 
 def claim_window(
-    db: Database, monitor: Monitor, start: int, end: int, worker: str, now: int
+    db: Database,
+    monitor: Monitor,
+    start: int,
+    end: int,
+    worker: str,
+    now: int,
+    *,
+    lease_ms: int = LEASE_MS,
 ) -> bool:
-    """Take window ``start`` for ``worker``: atomic on SQLite and PostgreSQL alike."""
+    """Take window ``start`` for ``worker`` for ``lease_ms``: atomic on SQLite and
+    PostgreSQL alike."""
     w = t.monitor_windows.c
-    lease = now_ms() + LEASE_MS
+    lease = now_ms() + lease_ms
     with db.write() as conn:
         inserted = conn.execute(
             insert_for(db.dialect, t.monitor_windows)
@@ -141,6 +159,49 @@ def claim_window(
             )
         )
         return taken.rowcount == 1
+
+
+def renew_claim(db: Database, monitor: Monitor, start: int, worker: str, lease_ms: int) -> bool:
+    """Extend ``worker``'s lease on running window ``start``; False if it is not its own."""
+    w = t.monitor_windows.c
+    with db.write() as conn:
+        renewed = conn.execute(
+            update(t.monitor_windows)
+            .where(
+                w.monitor_id == monitor.id,
+                w.start == start,
+                w.status == "running",
+                w.claimed_by == worker,
+            )
+            .values(lease_until=now_ms() + lease_ms)
+        )
+        return renewed.rowcount == 1
+
+
+@contextlib.contextmanager
+def renewing(
+    db: Database, monitor: Monitor, start: int, worker: str, lease_ms: int = LEASE_MS
+) -> Iterator[None]:
+    """Renew ``worker``'s lease on window ``start`` every third of ``lease_ms`` while
+    the block runs (a renewal that fails is logged; the claim check at commit decides)."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(lease_ms / 3000):
+            try:
+                if not renew_claim(db, monitor, start, worker, lease_ms):
+                    log.warning("monitor %s window %s: the claim was lost", monitor.name, start)
+                    return
+            except Exception:
+                log.exception("monitor %s window %s: could not renew", monitor.name, start)
+
+    renewer = threading.Thread(target=renew, name=f"lease {monitor.name} {start}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join()
 
 
 def fail_window(db: Database, monitor: Monitor, start: int, worker: str, error: str) -> None:

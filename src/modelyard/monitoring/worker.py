@@ -2,7 +2,8 @@
 
 Several workers may share one database: each window is claimed atomically
 (``monitoring/windows.py``), so they split the work and never compute a window
-twice; a window whose worker died is taken again when its lease runs out.
+twice; a window whose worker died is taken again when its lease (``lease``
+seconds, renewed while the window is computed) runs out.
 
 Every ``MAINTAIN_EVERY`` seconds it also seals and compacts the file prediction
 log (``serving/segments.py``), so a log nobody queried for a while is ready.
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from modelyard.clock import now_ms
 from modelyard.monitoring.monitors import MonitorService
 from modelyard.monitoring.runner import RunReport
-from modelyard.monitoring.windows import worker_name
+from modelyard.monitoring.windows import LEASE_MS, worker_name
 from modelyard.serving.predictlog import PredictionLog
 
 log = logging.getLogger("modelyard.monitoring")
@@ -39,12 +40,14 @@ class Worker:
         only: Sequence[str] = (),
         poll: float = 5.0,
         name: str | None = None,
+        lease: float = LEASE_MS / 1000,
     ) -> None:
         self.monitors = monitors
         self.predictions = predictions  # sealed and compacted every MAINTAIN_EVERY seconds
         self.only = set(only)
         self.poll = poll
         self.name = name or worker_name()
+        self.lease_ms = int(lease * 1000)
         self._next: dict[str, int] = {}
         self._maintained = float("-inf")
 
@@ -59,7 +62,9 @@ class Worker:
                 continue
             self._next[monitor.name] = now + monitor.spec.schedule
             try:
-                report = self.monitors.run_scheduled(monitor.name, worker=self.name)
+                report = self.monitors.run_scheduled(
+                    monitor.name, worker=self.name, lease_ms=self.lease_ms
+                )
             except Exception:
                 log.exception("monitor %s failed to run", monitor.name)
                 continue

@@ -9,6 +9,7 @@ from modelyard.packaging.package import (
     load_package,
     package_digest,
     read_manifest,
+    upload_order,
     verify_package,
     write_package,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "load_package",
     "package_digest",
     "read_manifest",
+    "upload_order",
     "verify_package",
     "write_package",
 ]

@@ -108,9 +108,10 @@ class SklearnFlavor(Flavor):
         return joblib.load(directory / self.file)
 
     def classes(self, model: Any) -> np.ndarray[Any, Any] | None:
-        """A fitted classifier's ``classes_``, when it has ``predict_proba``."""
+        """A fitted classifier's ``classes_``, when it has ``predict_proba`` and one output
+        (a classifier of several outputs has a list of them: it is served by ``predict``)."""
         labels = getattr(model, "classes_", None)
-        if labels is None or not hasattr(model, "predict_proba"):
+        if labels is None or isinstance(labels, list) or not hasattr(model, "predict_proba"):
             return None
         return np.asarray(labels)
 

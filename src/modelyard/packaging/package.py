@@ -141,6 +141,18 @@ def write_package(
     return manifest
 
 
+def upload_order(directory: Path) -> list[tuple[str, Path]]:
+    """Every file of the package in ``directory`` as (relative posix path, path), its
+    manifest last: an upload cut short (a crash of either side) never holds a
+    manifest, so nothing takes what it left for a package."""
+    files = [
+        (path.relative_to(directory).as_posix(), path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    ]
+    return sorted(files, key=lambda item: item[0] == MANIFEST)  # stable: the rest in order
+
+
 def read_manifest(directory: Path) -> Manifest:
     path = directory / MANIFEST
     if not path.is_file():

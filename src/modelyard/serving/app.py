@@ -59,6 +59,7 @@ class ServedRoute:
     request_schema: str | None = None  # the body's schema in /openapi.json
     response_schema: str | None = None
     sticky: bool = False  # takes a sticky key (header or body field)
+    media_type: str = "application/json"  # of a successful answer
 
 
 # -- probes and listings ---------------------------------------------------
@@ -96,14 +97,49 @@ async def openapi_document(request: Request) -> Response:
 
 READ, PREDICT = Permission.READ, Permission.PREDICT
 ROUTES: tuple[ServedRoute, ...] = (
-    ServedRoute("GET", "/healthz", healthz, None, "The process is up"),
-    ServedRoute("GET", "/readyz", readyz, None, "Every hosted endpoint is loaded"),
-    ServedRoute("GET", "/openapi.json", openapi_document, None, "This document"),
-    ServedRoute("GET", "/v2/health/live", healthz, None, "V2: the process is up"),
-    ServedRoute("GET", "/v2/health/ready", v2.server_ready, None, "V2: every endpoint is loaded"),
-    ServedRoute("GET", "/v2", v2.server_metadata, READ, "V2: server metadata"),
-    ServedRoute("GET", "/metrics", metrics, READ, "Prometheus metrics of this process"),
-    ServedRoute("GET", "/endpoints", endpoints, READ, "Hosted endpoints of your workspaces"),
+    ServedRoute("GET", "/healthz", healthz, None, "The process is up", None, "Health"),
+    ServedRoute(
+        "GET",
+        "/readyz",
+        readyz,
+        None,
+        "Every hosted endpoint is loaded and can log predictions",
+        None,
+        "Readiness",
+    ),
+    ServedRoute("GET", "/openapi.json", openapi_document, None, "This document", None, "Document"),
+    ServedRoute("GET", "/v2/health/live", healthz, None, "V2: the process is up", None, "Health"),
+    ServedRoute(
+        "GET",
+        "/v2/health/ready",
+        v2.server_ready,
+        None,
+        "V2: every endpoint is loaded",
+        None,
+        "V2Ready",
+    ),
+    ServedRoute(
+        "GET", "/v2", v2.server_metadata, READ, "V2: server metadata", None, "V2ServerMetadata"
+    ),
+    ServedRoute(
+        "GET",
+        "/metrics",
+        metrics,
+        READ,
+        "Prometheus metrics of this process",
+        None,
+        "Metrics",
+        media_type="text/plain",
+    ),
+    ServedRoute(
+        "GET",
+        "/endpoints",
+        endpoints,
+        READ,
+        "Hosted endpoints of your workspaces",
+        None,
+        "Endpoints",
+    ),
     ServedRoute(
         "POST",
         "/endpoints/{name}/predict",
@@ -124,8 +160,24 @@ ROUTES: tuple[ServedRoute, ...] = (
         "ExplainResponse",
         sticky=True,
     ),
-    ServedRoute("GET", "/v2/models/{name}", v2.model_metadata, PREDICT, "V2: model metadata"),
-    ServedRoute("GET", "/v2/models/{name}/ready", v2.model_ready, PREDICT, "V2: model ready"),
+    ServedRoute(
+        "GET",
+        "/v2/models/{name}",
+        v2.model_metadata,
+        PREDICT,
+        "V2: model metadata",
+        None,
+        "V2ModelMetadata",
+    ),
+    ServedRoute(
+        "GET",
+        "/v2/models/{name}/ready",
+        v2.model_ready,
+        PREDICT,
+        "V2: model ready",
+        None,
+        "V2ModelReady",
+    ),
     ServedRoute(
         "POST",
         "/v2/models/{name}/infer",
@@ -142,6 +194,8 @@ ROUTES: tuple[ServedRoute, ...] = (
         v2.model_metadata,
         PREDICT,
         "V2: metadata of one version the endpoint routes to or shadows",
+        None,
+        "V2ModelMetadata",
     ),
     ServedRoute(
         "GET",
@@ -149,6 +203,8 @@ ROUTES: tuple[ServedRoute, ...] = (
         v2.model_ready,
         PREDICT,
         "V2: one version ready",
+        None,
+        "V2ModelReady",
     ),
     ServedRoute(
         "POST",
@@ -209,7 +265,8 @@ def _guarded(route: ServedRoute) -> Handler:
 
 async def _refused(request: Request, exc: ModelyardError, endpoint: str | None) -> Response:
     runtime = runtime_of(request)
-    if exc.status_code >= 500 and exc.kind != "not_ready":
+    # the runtime logs a log that cannot be written once, not once per refused request
+    if exc.status_code >= 500 and exc.kind not in ("not_ready", "log_unavailable"):
         log.error("%s %s: %s", request.method, request.url.path, exc.message)
     if not isinstance(exc, ModelFailed):  # a model's failure is counted as an error, apart
         label = _served_name(runtime, exc, endpoint)

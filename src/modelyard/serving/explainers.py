@@ -128,6 +128,7 @@ class VersionExplainer:
             )
         values, base, output, explained = self.values(self.model.prepare(rows))
         names = self.model.names
+        _check_finite(values, base, output, names)
         out = []
         for index, row in enumerate(rows):
             shares = values[index]
@@ -283,3 +284,22 @@ def mean_absolute(explainer: VersionExplainer, sample: Any) -> dict[str, float]:
     means = np.abs(values).mean(axis=0)
     order = np.argsort(-means, kind="stable")
     return {explainer.model.names[i]: float(means[i]) for i in order}
+
+
+def _check_finite(
+    values: FloatArray, base: FloatArray, output: FloatArray, names: list[str]
+) -> None:
+    """Refuse an explanation that overflowed (rows of values too large for the model's
+    arithmetic): a contribution that is no number explains nothing."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        raise InvalidInput(
+            f"row {row} cannot be explained: the contribution of '{names[column]}' is not a "
+            "finite number (the row's values are too large for the model's arithmetic)"
+        )
+    rows = np.flatnonzero(~(np.isfinite(base) & np.isfinite(output)))
+    if rows.size:
+        raise InvalidInput(
+            f"row {int(rows[0])} cannot be explained: its output is not a finite number"
+        )

@@ -2,7 +2,8 @@
 
 Per endpoint, version (``model/3``) and role (``primary`` or ``shadow``):
 requests, errors, latency, batch sizes and queue depth; shadow copies dropped
-because a shadow fell behind.
+because a shadow fell behind. Per endpoint: requests refused, and predictions not
+given because the prediction log could not be written (a full or read-only disk).
 """
 
 from __future__ import annotations
@@ -83,6 +84,13 @@ class ServingMetrics:
             "modelyard_requests_rejected",
             "Requests refused before reaching a model, by HTTP status",
             ("endpoint", "status"),
+            registry=self.registry,
+        )
+        self.log_failures = Counter(
+            "modelyard_prediction_log_failures",
+            "Predictions computed but answered 503 because the prediction log could not be "
+            "written (a full or read-only disk)",
+            ("endpoint",),
             registry=self.registry,
         )
         self._children: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}

@@ -25,6 +25,7 @@ from modelyard.domain.models import ModelRef, ModelVersion
 from modelyard.errors import InvalidInput, ModelFailed
 from modelyard.packaging import LoadedModel, load_package
 from modelyard.packaging.flavors import Flavor, get_flavor, unnamed_features
+from modelyard.packaging.package import INPUT_EXAMPLE
 from modelyard.packaging.signature import Signature, check_float_rows, enforce, frames
 from modelyard.serving.journal import canonical
 
@@ -58,6 +59,7 @@ class Model:
         self._flavor = get_flavor(loaded.manifest.flavor)
         self._arrays = self._numeric and self._flavor.reads_arrays(native, self.names)
         self._classes = self._flavor.classes(native)
+        self._output_form: tuple[str, int | None] | None = None
 
     @property
     def flavor(self) -> Flavor:
@@ -72,6 +74,47 @@ class Model:
     def classes(self) -> np.ndarray[Any, Any] | None:
         """The labels of the scores a classifier is served by; None for anything else."""
         return self._classes
+
+    @property
+    def knows_output_form(self) -> bool:
+        """Whether ``output_form`` answers without calling the model."""
+        return self._output_form is not None or self._classes is not None
+
+    def output_form(self) -> tuple[str, int | None]:
+        """(column type, width) of what ``predict`` answers per row: width None for one
+        value a row, else that many values. A classifier served by its scores answers its
+        labels; anything else is asked once, with the first row of the package's input
+        example (a model may answer words, integers or several outputs a row); without
+        one, the signature's outputs say, else one float a row."""
+        if self._output_form is None:
+            if self._classes is not None:
+                self._output_form = (_type_of(self._classes.dtype), None)
+            else:
+                self._output_form = self._answered_form() or self._declared_form()
+        return self._output_form
+
+    def _answered_form(self) -> tuple[str, int | None] | None:
+        path = self.loaded.directory / INPUT_EXAMPLE
+        try:
+            example = orjson.loads(path.read_bytes())
+            row = dict(zip(example["columns"], example["data"][0], strict=True))
+            answered = self.predict([self.prepare([row])])[0]
+        except Exception:  # no example, or one the model does not answer: the signature says
+            return None
+        if isinstance(answered, ModelFailed):
+            return None
+        array = np.asarray(answered[0])
+        if array.ndim not in (1, 2):
+            return None
+        return _type_of(array.dtype), (int(array.shape[1]) if array.ndim == 2 else None)
+
+    def _declared_form(self) -> tuple[str, int | None]:
+        declared = self.signature.outputs
+        if not declared:
+            return "float", None
+        types = {column.type for column in declared}
+        kind = types.pop() if len(types) == 1 else "string"
+        return kind, (len(declared) if len(declared) > 1 else None)
 
     def prepare(self, rows: list[dict[str, Any]]) -> Any:
         """Rows as a 2-D float array (all-float signatures) or an enforced frame.
@@ -150,6 +193,16 @@ class Model:
         if array.ndim == 0 or len(array) != len(features):
             raise InvalidInput(f"returned {array.size} outputs for {len(features)} rows")
         return array.tolist(), None
+
+
+def _type_of(dtype: np.dtype[Any]) -> str:
+    if dtype.kind == "b":
+        return "boolean"
+    if dtype.kind in "iu":
+        return "integer"
+    if dtype.kind == "f":
+        return "float"
+    return "string"
 
 
 class ModelLoader:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard import __version__
 from modelyard.serving.predict import STICKY_FIELD, STICKY_HEADER, STICKY_HELP
+from modelyard.serving.v2 import DATATYPES, HEADER_LENGTH
 
 if TYPE_CHECKING:
     from modelyard.serving.app import ServedRoute
@@ -26,6 +27,9 @@ _ERRORS = {
     "422": "The rows break the endpoint's signature; the message names the column",
     "503": "The endpoint is still loading, or its answer could not be logged",
 }
+_V2_BAD_REQUEST = (
+    "Bad JSON, datatype, shape or binary data, an infinity, or rows the model cannot take"
+)
 _READINESS = ("/readyz", "/v2/health/ready")
 _STICKY_FIELD_HELP = f"The sticky key, if no {STICKY_HEADER} header is sent. {STICKY_HELP}"
 
@@ -54,7 +58,10 @@ def _operation(route: ServedRoute) -> dict[str, Any]:
     if parameters:
         operation["parameters"] = parameters
     if route.request_schema:
-        operation["requestBody"] = {"required": True, "content": _json(route.request_schema)}
+        content = _json(route.request_schema)
+        if route.request_schema == "InferRequest":  # inputs sent as binary data
+            content["application/octet-stream"] = _BINARY_REQUEST
+        operation["requestBody"] = {"required": True, "content": content}
     operation["responses"] = _responses(route)
     if route.permission is not None:
         operation["security"] = [{"apiKey": []}]
@@ -91,6 +98,8 @@ def _parameters(route: ServedRoute) -> list[dict[str, Any]]:
                 "schema": {"type": "string"},
             }
         )
+    if route.request_schema == "InferRequest":
+        parameters.append({"name": HEADER_LENGTH, "in": "header", **_HEADER_LENGTH_HELP})
     if route.sticky:
         parameters.append(
             {
@@ -105,22 +114,35 @@ def _parameters(route: ServedRoute) -> list[dict[str, Any]]:
 
 
 def _responses(route: ServedRoute) -> dict[str, Any]:
-    answer: dict[str, Any] = {"description": "OK"}
-    if route.response_schema:
-        answer["content"] = _json(route.response_schema)
+    answer = _answer_of(route)
     responses: dict[str, Any] = {"200": answer}
     v2 = route.path.startswith("/v2")
     for status, description in _ERRORS.items():
         if v2 and status == "422":
             continue  # the protocol answers 400 for input the model cannot take
         if v2 and status == "400":
-            description = "Bad JSON, datatype, shape or binary data, or rows the model cannot take"
+            description = _V2_BAD_REQUEST
         if _may_answer(route, status):
-            schema = "V2Error" if v2 else "Error"
-            responses[status] = {"description": description, "content": _json(schema)}
+            error = "V2Error" if v2 else "Error"
+            responses[status] = {"description": description, "content": _json(error)}
     if route.path in _READINESS:
-        responses["503"] = {"description": "Some endpoint is still loading (same body)"}
+        responses["503"] = {
+            **answer,
+            "description": "Some endpoint is still loading, or its prediction log cannot be "
+            "written (same body; the endpoint's log_error says why)",
+        }
     return responses
+
+
+def _answer_of(route: ServedRoute) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": "OK"}
+    if route.response_schema is None:
+        return answer
+    answer["content"] = {route.media_type: {"schema": _ref(route.response_schema)}}
+    if route.response_schema == "InferResponse":  # outputs asked for as binary data
+        answer["content"]["application/octet-stream"] = _BINARY_ANSWER
+        answer["headers"] = {HEADER_LENGTH: _HEADER_LENGTH_HELP}
+    return answer
 
 
 def _may_answer(route: ServedRoute, status: str) -> bool:
@@ -132,9 +154,25 @@ def _may_answer(route: ServedRoute, status: str) -> bool:
 
 
 def _json(schema: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    return {"application/json": {"schema": _ref(schema)}}
 
 
+_HEADER_LENGTH_HELP: dict[str, Any] = {
+    "required": False,
+    "description": "With binary tensor data: the length in bytes of the JSON header the "
+    "body starts with; the binary data of each tensor follows it, in order",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+_BINARY_REQUEST: dict[str, Any] = {
+    "schema": {"type": "string", "format": "binary"},
+    "description": "An InferRequest as JSON (its first Inference-Header-Content-Length "
+    "bytes), then the binary data of the inputs with parameters.binary_data_size",
+}
+_BINARY_ANSWER: dict[str, Any] = {
+    "schema": {"type": "string", "format": "binary"},
+    "description": "An InferResponse as JSON (its first Inference-Header-Content-Length "
+    "bytes), then the binary data of the outputs asked for as binary data",
+}
 _SECURITY = {
     "apiKey": {
         "type": "http",
@@ -143,121 +181,196 @@ _SECURITY = {
     }
 }
 _ANY_ARRAY: dict[str, Any] = {"type": "array", "items": {}}
-_SCHEMAS: dict[str, Any] = {
-    "Error": {
+_TEXT: dict[str, Any] = {"type": "string"}
+_TEXTS: dict[str, Any] = {"type": "array", "items": _TEXT}
+_INTEGER: dict[str, Any] = {"type": "integer"}
+_NUMBER: dict[str, Any] = {"type": "number"}
+_FLAG: dict[str, Any] = {"type": "boolean"}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answer(properties: dict[str, Any], *optional: str, **extra: Any) -> dict[str, Any]:
+    """An answer's schema: every property is sent unless named ``optional``, and no other."""
+    required = [name for name in properties if name not in optional]
+    return {
         "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["kind", "message"],
-                "properties": {"kind": {"type": "string"}, "message": {"type": "string"}},
-            }
-        },
+        "required": required,
+        "properties": properties,
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_ROWS = {
+    "records": {"type": "array", "items": {"type": "object"}, "description": "One object a row"},
+    "columns": {
+        "type": "object",
+        "additionalProperties": _ANY_ARRAY,
+        "description": "One list a column, all as long",
     },
+}
+_CONTRIBUTION = _answer(
+    {
+        "feature": _TEXT,
+        "value": {"description": "The row's input value"},
+        "contribution": _NUMBER,
+    }
+)
+_ROW_EXPLANATION = _answer(
+    {
+        "values": {
+            "type": "object",
+            "additionalProperties": _NUMBER,
+            "description": "SHAP value per feature",
+        },
+        "base_value": _NUMBER,
+        "output": {**_NUMBER, "description": "base_value + sum(values)"},
+        "explained": {**_TEXT, "description": "What output is"},
+        "top": {"type": "array", "items": _CONTRIBUTION},
+        "text": {**_TEXT, "description": "The row in plain words"},
+    }
+)
+_ENDPOINT_STATUS = _answer(
+    {
+        "name": _TEXT,
+        "revision": _nullable(_INTEGER),
+        "status": {**_TEXT, "description": "loading, serving revision N, or why it cannot"},
+        "routes": {
+            "type": "array",
+            "items": _answer({"version": {**_TEXT, "description": "MODEL/N"}, "weight": _INTEGER}),
+        },
+        "shadows": _TEXTS,
+        "log_error": _nullable(
+            {**_TEXT, "description": "Why its prediction log cannot be written, if it cannot"}
+        ),
+    }
+)
+_METADATA_TENSOR = _answer(
+    {
+        "name": _TEXT,
+        "datatype": {"type": "string", "enum": list(DATATYPES)},
+        "shape": {"type": "array", "items": _INTEGER, "description": "-1: any size"},
+    }
+)
+_SCHEMAS: dict[str, Any] = {
+    "Error": _answer(
+        {"error": _answer({"kind": _TEXT, "message": _TEXT})},
+        description="What went wrong: its kind (not_found, signature_error, ...) and a message "
+        "naming the thing and the bad value",
+    ),
+    "Health": _answer({"status": {"const": "ok"}, "version": _TEXT}),
+    "Readiness": _answer(
+        {"ready": _FLAG, "endpoints": {"type": "array", "items": _ENDPOINT_STATUS}}
+    ),
+    "Endpoints": _answer({"endpoints": {"type": "array", "items": _ENDPOINT_STATUS}}),
+    "Document": {"type": "object", "description": "An OpenAPI 3.1 document"},
+    "Metrics": {**_TEXT, "description": "The Prometheus text exposition format"},
     "PredictRequest": {
         "type": "object",
         "description": "Rows as 'records' (one object per row) or 'columns' (one list each)",
         "properties": {
-            "records": {"type": "array", "items": {"type": "object"}},
-            "columns": {"type": "object", "additionalProperties": _ANY_ARRAY},
-            "scores": {"type": "boolean", "description": "Add a classifier's class scores"},
-            STICKY_FIELD: {"type": "string", "description": _STICKY_FIELD_HELP},
+            **_ROWS,
+            "scores": {**_FLAG, "description": "Add a classifier's class scores"},
+            STICKY_FIELD: {**_TEXT, "description": _STICKY_FIELD_HELP},
         },
     },
-    "PredictResponse": {
-        "type": "object",
-        "properties": {
-            "endpoint": {"type": "string"},
-            "revision": {"type": "integer"},
-            "model": {"type": "string"},
-            "version": {"type": "integer", "description": "The version that answered"},
-            "ids": {"type": "array", "items": {"type": "string"}, "description": "One per row"},
-            "predictions": _ANY_ARRAY,
-            "scores": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+    "PredictResponse": _answer(
+        {
+            "endpoint": _TEXT,
+            "revision": _INTEGER,
+            "model": _TEXT,
+            "version": {**_INTEGER, "description": "The version that answered"},
+            "ids": {**_TEXTS, "description": "One per row"},
+            "predictions": {**_ANY_ARRAY, "description": "One per row"},
+            "scores": {
+                "type": "array",
+                "items": {"type": "array", "items": _NUMBER},
+                "description": "A classifier's class scores, one list per row, when asked",
+            },
         },
-    },
+        "scores",
+    ),
     "ExplainRequest": {
         "type": "object",
         "description": "Rows as for predict; 'version' names a route or shadow (N or MODEL/N)",
         "properties": {
-            "records": {"type": "array", "items": {"type": "object"}},
-            "columns": {"type": "object", "additionalProperties": _ANY_ARRAY},
+            **_ROWS,
             "version": {"type": ["integer", "string"], "description": "Explain with this one"},
-            "top": {"type": "integer", "description": "Contributions listed per row (5)"},
-            STICKY_FIELD: {"type": "string", "description": _STICKY_FIELD_HELP},
+            "top": {**_INTEGER, "description": "Contributions listed per row (5)"},
+            STICKY_FIELD: {**_TEXT, "description": _STICKY_FIELD_HELP},
         },
     },
-    "ExplainResponse": {
-        "type": "object",
-        "properties": {
-            "endpoint": {"type": "string"},
-            "revision": {"type": "integer"},
-            "model": {"type": "string"},
-            "version": {"type": "integer", "description": "The version that explained"},
-            "method": {"type": "string", "description": "tree, linear or model-agnostic"},
-            "features": {"type": "array", "items": {"type": "string"}},
-            "rows": {
+    "ExplainResponse": _answer(
+        {
+            "endpoint": _TEXT,
+            "revision": _INTEGER,
+            "model": _TEXT,
+            "version": {**_INTEGER, "description": "The version that explained"},
+            "method": {**_TEXT, "description": "tree, linear or model-agnostic"},
+            "features": _TEXTS,
+            "rows": {"type": "array", "items": _ROW_EXPLANATION},
+            "prediction_id": _nullable(_TEXT),
+            "created_by": _nullable(_TEXT),
+            "created_at": _nullable(_INTEGER),
+        }
+    ),
+    "V2Error": _answer({"error": _TEXT}),
+    "V2ServerMetadata": _answer({"name": _TEXT, "version": _TEXT, "extensions": _TEXTS}),
+    "V2Ready": _answer({"ready": _FLAG}),
+    "V2ModelMetadata": _answer(
+        {
+            "name": {**_TEXT, "description": "The endpoint"},
+            "versions": {**_TEXTS, "description": "N, or MODEL:N when two share a number"},
+            "platform": _TEXT,
+            "inputs": {"type": "array", "items": _METADATA_TENSOR},
+            "outputs": {
                 "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "values": {
-                            "type": "object",
-                            "additionalProperties": {"type": "number"},
-                            "description": "SHAP value per feature",
-                        },
-                        "base_value": {"type": "number"},
-                        "output": {"type": "number", "description": "base_value + sum(values)"},
-                        "explained": {"type": "string", "description": "What output is"},
-                        "top": {"type": "array", "items": {"type": "object"}},
-                        "text": {"type": "string", "description": "The row in plain words"},
-                    },
-                },
+                "items": _METADATA_TENSOR,
+                "description": "Exactly the outputs infer answers",
             },
-        },
-    },
-    "V2Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": {"type": "string"}},
-    },
+        }
+    ),
+    "V2ModelReady": _answer({"name": _TEXT, "ready": _FLAG, "version": _TEXT}, "version"),
     "Tensor": {
         "type": "object",
         "required": ["name", "datatype", "shape"],
         "description": "'data', or parameters.binary_data_size bytes of the binary data "
         "after the JSON header (Inference-Header-Content-Length)",
         "properties": {
-            "name": {"type": "string"},
-            "datatype": {
-                "type": "string",
-                "enum": [
-                    "BOOL",
-                    "UINT8",
-                    "UINT16",
-                    "UINT32",
-                    "UINT64",
-                    "INT8",
-                    "INT16",
-                    "INT32",
-                    "INT64",
-                    "FP16",
-                    "FP32",
-                    "FP64",
-                    "BYTES",
-                ],
+            "name": _TEXT,
+            "datatype": {"type": "string", "enum": list(DATATYPES)},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "parameters": {
+                "type": "object",
+                "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
             },
-            "shape": {"type": "array", "items": {"type": "integer"}},
-            "parameters": {"type": "object"},
             "data": _ANY_ARRAY,
         },
     },
+    "OutputTensor": _answer(
+        {
+            "name": _TEXT,
+            "datatype": {"type": "string", "enum": list(DATATYPES)},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "parameters": _answer({"binary_data_size": {"type": "integer", "minimum": 0}}),
+            "data": {**_ANY_ARRAY, "description": "Absent when sent as binary data"},
+        },
+        "parameters",
+        "data",
+    ),
     "InferParameters": {
         "type": "object",
         "properties": {
-            STICKY_FIELD: {"type": "string", "description": _STICKY_FIELD_HELP},
+            STICKY_FIELD: {**_TEXT, "description": _STICKY_FIELD_HELP},
             "binary_data_output": {
-                "type": "boolean",
+                **_FLAG,
                 "description": "Send every output as binary data (unless it says otherwise)",
             },
         },
@@ -267,9 +380,9 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["inputs"],
         "description": "One tensor per column, or one [N, F] tensor in the signature's order",
         "properties": {
-            "id": {"type": "string"},
-            "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/Tensor"}},
-            "parameters": {"$ref": "#/components/schemas/InferParameters"},
+            "id": _TEXT,
+            "inputs": {"type": "array", "minItems": 1, "items": _ref("Tensor")},
+            "parameters": _ref("InferParameters"),
             "outputs": {
                 "type": "array",
                 "description": "The outputs to answer (predict, predict_proba), in this order; "
@@ -277,29 +390,31 @@ _SCHEMAS: dict[str, Any] = {
                 "items": {
                     "type": "object",
                     "required": ["name"],
-                    "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
-                },
-            },
-        },
-    },
-    "InferResponse": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "model_name": {"type": "string", "description": "The endpoint"},
-            "model_version": {"type": "string", "description": "The version that answered"},
-            "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/Tensor"}},
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "prediction_ids": {
-                        "type": "string",
-                        "description": "One id per row, comma-separated",
+                    "properties": {
+                        "name": _TEXT,
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"binary_data": _FLAG},
+                        },
                     },
-                    "model": {"type": "string"},
-                    "revision": {"type": "integer"},
                 },
             },
         },
     },
+    "InferResponse": _answer(
+        {
+            "id": {**_TEXT, "description": "The request's id, when it sent one"},
+            "model_name": {**_TEXT, "description": "The endpoint"},
+            "model_version": {**_TEXT, "description": "The version that answered"},
+            "outputs": {"type": "array", "items": _ref("OutputTensor")},
+            "parameters": _answer(
+                {
+                    "prediction_ids": {**_TEXT, "description": "One id per row, comma-separated"},
+                    "model": _TEXT,
+                    "revision": _INTEGER,
+                }
+            ),
+        },
+        "id",
+    ),
 }

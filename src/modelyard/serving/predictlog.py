@@ -26,19 +26,20 @@ process, which builds this object but never reads, does not load them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
 from modelyard.domain.actors import current_actor
 from modelyard.domain.endpoints import check_endpoint_name
-from modelyard.errors import InvalidInput
+from modelyard.errors import STORAGE_ERRNOS, InvalidInput, StorageUnavailable, os_reason
 from modelyard.serving import evidence
 from modelyard.serving.journal import JOURNAL_NAME, Journal, canonical, subject_digest
 from modelyard.serving.segments import (
@@ -61,9 +62,31 @@ if TYPE_CHECKING:
     from modelyard.store.database import Database
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 ROLES = ("primary", "shadow", "batch")  # batch: a batch job's rows (``--log-to``)
 READ_ATTEMPTS = 5  # listings of a folder before a read holds off compaction
+
+
+def _disk_refusals(
+    method: Callable[Concatenate[Any, str, P], T],
+) -> Callable[Concatenate[Any, str, P], T]:
+    """A write of an endpoint's log files the disk refuses (full, read-only) raises
+    ``StorageUnavailable`` (507) naming the endpoint, instead of an ``OSError``."""
+
+    @functools.wraps(method)
+    def guarded(self: Any, endpoint: str, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(self, endpoint, *args, **kwargs)
+        except OSError as exc:
+            if exc.errno not in STORAGE_ERRNOS:
+                raise
+            raise StorageUnavailable(
+                f"prediction log of endpoint '{endpoint}' cannot be written: "
+                f"{os_reason(exc)}; try again once there is space"
+            ) from None
+
+    return guarded
 
 
 # -- reading ---------------------------------------------------------------
@@ -220,6 +243,7 @@ class PredictionLog:
             con.execute("DROP VIEW IF EXISTS predictions")
             con.register("predictions", self.table(endpoint, since=since, until=until))
 
+    @_disk_refusals
     def prune(self, endpoint: str, before: int, conn: Connection | None = None) -> int:
         """Delete predictions logged before epoch ms ``before`` and labels posted before it;
         the number of predictions deleted. Sealed segments are dropped or rewritten
@@ -251,6 +275,7 @@ class PredictionLog:
                 _rewrite(path, kept)
         return deleted
 
+    @_disk_refusals
     def erase(self, endpoint: str, column: str, value: Any, conn: Connection | None = None) -> int:
         """Delete every prediction whose input ``column`` equals ``value``, and its labels.
 
@@ -289,9 +314,8 @@ class PredictionLog:
         stamp = int(time.time() * 1000)
         folder = directory / "erasures"
         folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{digest}.json.tmp"
-        temporary.write_bytes(orjson.dumps({"column": column, "digest": digest, "at": stamp}))
-        os.replace(temporary, folder / f"{digest}-{stamp}.json")
+        record = orjson.dumps({"column": column, "digest": digest, "at": stamp})
+        _install(folder / f".{digest}.json.tmp", folder / f"{digest}-{stamp}.json", record)
         tombstone = [(column, digest, stamp)]
         erased_ids: set[str] = set()
         deleted = 0
@@ -388,6 +412,7 @@ class PredictionLog:
         rows = con.execute(f"SELECT count(*) FROM predictions {where}", params).fetchall()
         return int(rows[0][0])
 
+    @_disk_refusals
     def record_labels(
         self,
         endpoint: str,
@@ -449,9 +474,11 @@ class PredictionLog:
         directory = self._dir(endpoint) / "labels"
         directory.mkdir(parents=True, exist_ok=True)
         token = f"{int(time.time() * 1000):013d}-{secrets.token_hex(6)}"
-        temporary = directory / f".labels-{token}.parquet.tmp"
-        pq.write_table(table, temporary, compression="zstd")
-        os.replace(temporary, directory / f"labels-{token}.parquet")
+        _install(
+            directory / f".labels-{token}.parquet.tmp",
+            directory / f"labels-{token}.parquet",
+            lambda temporary: pq.write_table(table, temporary, compression="zstd"),
+        )
 
     def label_history(self, endpoint: str, prediction_id: str) -> list[dict[str, Any]]:
         con = duckdb_connection()
@@ -498,6 +525,25 @@ def _rewrite(path: Path, table: pa.Table) -> None:
         path.unlink(missing_ok=True)
         return
     metadata = pq.read_schema(path).metadata
-    temporary = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table.replace_schema_metadata(metadata), temporary, compression="zstd")
-    os.replace(temporary, path)
+    _install(
+        path.with_name(f".{path.name}.tmp"),
+        path,
+        lambda temporary: pq.write_table(
+            table.replace_schema_metadata(metadata), temporary, compression="zstd"
+        ),
+    )
+
+
+def _install(temporary: Path, target: Path, content: bytes | Callable[[Path], None]) -> None:
+    """Write ``content`` (bytes, or a function that writes the file it is given) to
+    ``temporary``, then rename it to ``target``. If that fails the temporary file is
+    removed: a full disk must not also keep what did not fit."""
+    try:
+        if isinstance(content, bytes):
+            temporary.write_bytes(content)
+        else:
+            content(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

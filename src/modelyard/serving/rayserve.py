@@ -13,9 +13,10 @@ A replica loads every hosted version before it takes traffic, then follows the
 control plane as a local server does: a new revision is loaded beside the old one
 and swapped in one assignment, so revisions apply without failed requests on
 every replica, with no redeploy. The scaling settings (``min_replicas``,
-``max_replicas``, ``target_ongoing_requests``, kept with ``batching`` in the
-endpoint's spec) become the deployment's autoscaling config; this command
-re-reads them and redeploys when they change.
+``max_replicas``, ``target_ongoing_requests``, ``upscale_delay_s``,
+``downscale_delay_s``, kept with ``batching`` in the endpoint's spec) become the
+deployment's autoscaling config; this command re-reads them and redeploys when they
+change (a rolling update: ``serve.run`` always makes a new code version).
 
 The prediction log is shared by construction: each replica appends to its own
 journal under the log root (``journal-<token>.jsonl``, written before the answer
@@ -56,13 +57,19 @@ log = logging.getLogger("modelyard.serving")
 
 def autoscaling_of(settings: list[Batching]) -> dict[str, Any]:
     """Ray Serve's autoscaling config for endpoints with these settings (the most any
-    of them asks for, when one deployment hosts several)."""
+    of them asks for, when one deployment hosts several: the most replicas, the fewest
+    requests per replica, the quickest to add one and the slowest to remove one).
+
+    Ray Serve's replicas and proxy report requests in flight every 10 s and it averages
+    them over the last 30 s, so a replica is added some 10 s after load arrives (plus
+    ``upscale_delay_s``) and removed once that average is under the target (plus
+    ``downscale_delay_s``)."""
     return {
         "min_replicas": max(s.min_replicas for s in settings),
         "max_replicas": max(s.max_replicas for s in settings),
         "target_ongoing_requests": min(s.target_ongoing_requests for s in settings),
-        "upscale_delay_s": 3.0,
-        "downscale_delay_s": 60.0,
+        "upscale_delay_s": min(s.upscale_delay_s for s in settings),
+        "downscale_delay_s": max(s.downscale_delay_s for s in settings),
     }
 
 

@@ -8,7 +8,15 @@ moves, the new versions are loaded *before* the endpoint's routing table is
 swapped in one assignment, so requests never see a half-loaded endpoint and
 none fail during a change. A change that cannot take effect (a version that
 fails to load, an alias moved to an incompatible version) is reported in
-``status`` and the endpoint keeps serving what it served. Shadows are computed
+``status`` and the endpoint keeps serving what it served.
+
+Every answer is logged before it is given. A prediction whose log write the disk
+refuses (full, read-only) is answered 503 ``LogUnavailable`` ("prediction log cannot
+be written: no space left on device (...)"), never acknowledged; the process keeps
+running and reports not ready while an endpoint's log is failing. The watcher
+probes a failing log folder every ``refresh`` seconds (``Journal.probe``), and the
+next prediction that is logged clears it too: once space returns, predictions
+succeed again without a restart. Shadows are computed
 and logged in a child process (``serving/shadows.py``); this process only hands
 it a copy of each answered request. A loaded version is a ``Model``
 (``serving/models.py``).
@@ -40,7 +48,14 @@ from modelyard.config import Settings
 from modelyard.domain.actors import Actor, acting_as
 from modelyard.domain.endpoints import Spec, Target, check_compatible
 from modelyard.domain.explanations import Explanation
-from modelyard.errors import LogUnavailable, ModelFailed, ModelyardError, NotFound, NotReady
+from modelyard.errors import (
+    LogUnavailable,
+    ModelFailed,
+    ModelyardError,
+    NotFound,
+    NotReady,
+    os_reason,
+)
 from modelyard.serving.batching import Batcher
 from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.explain_worker import ExplainProcess
@@ -122,6 +137,7 @@ class Runtime:
         self.metrics = ServingMetrics()
         self.endpoints: dict[str, EndpointState] = {}
         self.status: dict[str, str] = {}
+        self.log_failures: dict[str, str] = {}  # endpoint: why its log cannot be written
         self.loop: asyncio.AbstractEventLoop | None = None
         self._models: dict[tuple[str, int, str], Model] = {}
         self._journals: dict[str, Journal | SqlJournal] = {}
@@ -169,9 +185,14 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return bool(self._expected) and all(
-            name in self.endpoints and not self.status.get(name, "").startswith("loading")
-            for name in self._expected
+        """Every hosted endpoint is loaded and its prediction log can be written."""
+        return (
+            bool(self._expected)
+            and not self.log_failures
+            and all(
+                name in self.endpoints and not self.status.get(name, "").startswith("loading")
+                for name in self._expected
+            )
         )
 
     def _watch(self) -> None:
@@ -187,7 +208,25 @@ class Runtime:
             for journal in list(self._journals.values()):
                 if journal.due():
                     journal.rotate()
+            self._probe_failing_logs()
             self._stop.wait(self.refresh)
+
+    def _probe_failing_logs(self) -> None:
+        """Clear the failure of every log folder that takes a small write again, so the
+        process is ready again before traffic comes back to it."""
+        for name in list(self.log_failures):
+            journal = self._journals.get(name)
+            if not isinstance(journal, Journal):
+                continue
+            try:
+                journal.probe()
+            except OSError:
+                continue
+            self._log_recovered(name)
+
+    def _log_recovered(self, name: str) -> None:
+        if self.log_failures.pop(name, None) is not None:
+            log.warning("endpoint %s: the prediction log can be written again", name)
 
     def _prune(self) -> None:
         """Apply the retention policy of every hosted endpoint that has one, as the
@@ -237,7 +276,12 @@ class Runtime:
                 {**signatures, served.target.ref: served.model.signature.to_dict()},
             )
         if name not in self._journals:
-            self._journals[name] = self.log.journal(name)
+            journal = self._journals[name] = self.log.journal(name)
+            if isinstance(journal, Journal):  # a disk read-only or full from the start
+                try:
+                    journal.probe()
+                except OSError as exc:
+                    self._log_failed(name, journal, exc)
         reusable = {}
         if current is not None and current.spec.batching == spec.batching:
             reusable = {
@@ -350,9 +394,9 @@ class Runtime:
             try:
                 await asyncio.wrap_future(committed)
             except Exception as exc:
-                raise LogUnavailable(
-                    f"the prediction log could not store the answer: {exc}"
-                ) from None
+                message = f"the prediction log could not store the answer: {exc}"
+                log.error("endpoint %s: %s", state.name, message)
+                raise LogUnavailable(message) from None
         if state.shadows and lane.role == "primary":
             # handed over on the loop's next turn: after this answer has been written
             asyncio.get_running_loop().call_soon(
@@ -398,9 +442,26 @@ class Runtime:
             elapsed * 1000.0,
             error,
         )
-        committed = self._journals[state.name].append(lines)
+        journal = self._journals[state.name]
+        try:
+            committed = journal.append(lines)
+        except OSError as exc:  # the file log: the disk refuses (full, read-only)
+            raise self._log_failed(state.name, journal, exc) from None
+        if state.name in self.log_failures:
+            self._log_recovered(state.name)
         self.metrics.observe(state.name, lane.model.ref, lane.role, elapsed, error is not None)
         return committed
+
+    def _log_failed(self, name: str, journal: Journal | SqlJournal, exc: OSError) -> LogUnavailable:
+        """Remember that ``name``'s log cannot be written (not ready until it can); the
+        error the request is answered with."""
+        where = journal.directory if isinstance(journal, Journal) else self.log.describe()
+        message = f"prediction log cannot be written: {os_reason(exc)} ('{where}')"
+        if self.log_failures.get(name) != message:  # once per failure, not per request
+            log.error("endpoint %s: %s; predictions are answered 503 until it can", name, message)
+        self.log_failures[name] = message
+        self.metrics.log_failures.labels(name).inc()
+        return LogUnavailable(message)
 
     def describe(self) -> list[dict[str, Any]]:
         return [
@@ -413,6 +474,7 @@ class Runtime:
                     for lane in (state.routes if state else [])
                 ],
                 "shadows": [lane.model.ref for lane in (state.shadows if state else [])],
+                "log_error": self.log_failures.get(name),
             }
             for name in sorted(self._expected)
         ]

@@ -173,6 +173,7 @@ def read_journal(path: Path) -> pa.Table:
 
 
 def _parse_journal(path: Path) -> pa.Table:
+    import pyarrow as pa
     import pyarrow.json as pa_json
 
     schema = prediction_schema()
@@ -183,10 +184,36 @@ def _parse_journal(path: Path) -> pa.Table:
     end = data.rfind(b"\n")
     if end < 0:
         return schema.empty_table()
-    return pa_json.read_json(
-        io.BytesIO(data[: end + 1]),
-        parse_options=pa_json.ParseOptions(explicit_schema=schema),
-    ).select(schema.names)
+    options = pa_json.ParseOptions(explicit_schema=schema)
+    try:
+        return pa_json.read_json(io.BytesIO(data[: end + 1]), parse_options=options).select(
+            schema.names
+        )
+    except pa.ArrowInvalid:  # a line torn by a full disk and written after: skip it
+        good, bad = _whole_lines(data[: end + 1])
+        log.warning("%s: skipped %d damaged line(s), numbers %s", path, len(bad), bad[:10])
+        if not good:
+            return schema.empty_table()
+        return pa_json.read_json(io.BytesIO(good), parse_options=options).select(schema.names)
+
+
+def _whole_lines(data: bytes) -> tuple[bytes, list[int]]:
+    """The lines of ``data`` that are whole JSON objects, and the numbers of the others.
+
+    ``Journal.append`` cuts a failed write back out of its journal, so only a journal
+    written without that cut (or damaged otherwise) needs this; it then stays readable
+    and sealable instead of failing every read of its endpoint."""
+    good, bad = bytearray(), []
+    for number, text in enumerate(data.splitlines(keepends=True), start=1):
+        try:
+            whole = isinstance(orjson.loads(text), dict)
+        except orjson.JSONDecodeError:
+            whole = False
+        if whole:
+            good += text
+        elif text.strip():
+            bad.append(number)
+    return bytes(good), bad
 
 
 # -- erasure ---------------------------------------------------------------

@@ -214,8 +214,8 @@ class ShadowWorker:
                 )
             try:
                 committed = journal_of[endpoint].append(b"".join(lines))
-            except OSError:
-                log.exception("shadow %s of %s: could not write the journal", model.ref, endpoint)
+            except OSError as exc:  # a full disk, say: the journal cut the batch back out
+                log.error("shadow %s of %s: could not write the log: %s", model.ref, endpoint, exc)
             else:
                 if committed is not None:  # the database log: nobody waits, failures are logged
                     committed.add_done_callback(_report_failed_commit)

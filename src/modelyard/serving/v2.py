@@ -11,16 +11,19 @@ Inputs are the first route's signature, one tensor per column (shape ``[N]`` or
 ``[N, 1]``); a request may instead send one ``[N, F]`` tensor whose columns
 follow the signature's order. Every V2 datatype is read (BOOL, UINT8..UINT64,
 INT8..INT64, FP16, FP32, FP64, BYTES); one a column cannot take, an unknown one
-or a shape that does not match the data is a 400 naming the input. Outputs are
-``predict`` and, for a classifier, ``predict_proba`` ``[N, classes]``; a
-request's ``outputs`` picks some of them, in its order. The binary tensor data
-extension works both ways: a body whose first ``Inference-Header-Content-Length``
-bytes are the JSON header, inputs with ``parameters.binary_data_size``, and
-outputs sent as raw bytes when asked (``parameters.binary_data`` per output, or
-``binary_data_output`` for all). ``parameters.prediction_ids`` holds one id per
-row, comma-separated. A sticky key goes in the ``X-Sticky-Key`` header or
-``parameters.sticky_key``. A body may come gzip- or deflate-compressed
-(``Content-Encoding``). Every error on a V2 route is ``{"error": "..."}``.
+or a shape that does not match the data is a 400 naming the input, as is an
+infinity in binary float data (naming its position too). Outputs are ``predict``
+(``[N]``, or ``[N, width]`` for a model with several outputs) and, for a
+classifier, ``predict_proba`` ``[N, classes]``; the metadata declares exactly
+what infer answers, and a request's ``outputs`` picks some of them, in its order.
+The binary tensor data extension works both ways: a body whose first
+``Inference-Header-Content-Length`` bytes are the JSON header, inputs with
+``parameters.binary_data_size``, and outputs sent as raw bytes when asked
+(``parameters.binary_data`` per output, or ``binary_data_output`` for all).
+``parameters.prediction_ids`` holds one id per row, comma-separated. A sticky key
+goes in the ``X-Sticky-Key`` header or ``parameters.sticky_key``. A body may come
+gzip- or deflate-compressed (``Content-Encoding``). Every error on a V2 route is
+``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -103,6 +107,7 @@ async def server_ready(request: Request) -> Response:
 async def model_metadata(request: Request) -> Response:
     state = runtime_of(request).endpoint(request.path_params["name"])
     lane = _lane(state, request.path_params.get("version"))
+    await known_outputs([lane.model] if lane is not None else [r.model for r in state.routes])
     model = lane.model if lane is not None else state.contract
     versions = [version_of(state, lane)] if lane is not None else versions_of(state)
     outputs = outputs_of(lane.model) if lane is not None else common_outputs(state)
@@ -156,17 +161,23 @@ def _lane(state: EndpointState, version: str | None) -> Lane | None:
 
 
 def outputs_of(model: Model) -> list[tuple[str, str, list[int]]]:
-    """(name, datatype, shape) of every output infer returns from ``model``."""
+    """(name, datatype, shape) of every output infer returns from ``model``: ``predict``
+    (one label or value a row, or ``[N, width]`` for a model with several outputs) and a
+    classifier's ``predict_proba``."""
+    kind, width = model.output_form()
+    predict = ("predict", V2_TYPES[kind], [-1] if width is None else [-1, width])
     classes = model.classes
-    if classes is not None:
-        return [
-            ("predict", _datatype_of(np.asarray(classes).dtype), [-1]),
-            ("predict_proba", "FP64", [-1, len(classes)]),
-        ]
-    declared = model.signature.outputs
-    if declared and len(declared) == 1:
-        return [("predict", V2_TYPES[declared[0].type], [-1])]
-    return [("predict", "FP64", [-1])]
+    if classes is None:
+        return [predict]
+    return [predict, ("predict_proba", "FP64", [-1, len(classes)])]
+
+
+async def known_outputs(models: list[Model]) -> None:
+    """Learn what each of ``models`` answers (``Model.output_form``) off the event loop:
+    the first time, it may call the model."""
+    unknown = [model for model in models if not model.knows_output_form]
+    if unknown:
+        await run_in_threadpool(lambda: [model.output_form() for model in unknown])
 
 
 def common_outputs(state: EndpointState) -> list[tuple[str, str, list[int]]]:
@@ -186,16 +197,6 @@ def common_outputs(state: EndpointState) -> list[tuple[str, str, list[int]]]:
     return shared
 
 
-def _datatype_of(dtype: np.dtype[Any]) -> str:
-    if dtype.kind == "b":
-        return "BOOL"
-    if dtype.kind in "iu":
-        return "INT64"
-    if dtype.kind == "f":
-        return "FP64"
-    return "BYTES"
-
-
 # -- inference -------------------------------------------------------------
 
 
@@ -208,6 +209,7 @@ async def infer(request: Request) -> Response:
     rows = v2_rows(body, state, blob)
     parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
     lane = chosen if chosen is not None else state.pick(sticky_key(request, parameters))
+    await known_outputs([chosen.model] if chosen is not None else [r.model for r in state.routes])
     declared = outputs_of(lane.model) if chosen is not None else common_outputs(state)
     requested = _requested(body, parameters, declared)
     datatypes = {name: datatype for name, datatype, _ in declared}
@@ -397,7 +399,7 @@ def _read_all(inputs: list[dict[str, Any]], blob: bytes) -> list[Tensor]:
                     f"input '{name}': binary_data_size {size!r} is past the "
                     f"{len(blob)} bytes of binary data"
                 )
-            values = _from_bytes(name, datatype, blob[offset : offset + size])
+            values = _from_bytes(name, datatype, blob[offset : offset + size], shape)
             offset += size
         elif "data" in tensor:
             values = _from_json(name, datatype, tensor["data"])
@@ -414,7 +416,7 @@ def _read_all(inputs: list[dict[str, Any]], blob: bytes) -> list[Tensor]:
     return tensors
 
 
-def _from_bytes(name: str, datatype: str, raw: bytes) -> list[Any]:
+def _from_bytes(name: str, datatype: str, raw: bytes, shape: list[int]) -> list[Any]:
     if datatype == "BYTES":
         texts, at = [], 0
         while at < len(raw):
@@ -433,10 +435,27 @@ def _from_bytes(name: str, datatype: str, raw: bytes) -> list[Any]:
             f"input '{name}': {len(raw)} bytes is not a whole number of {datatype} values"
         )
     array = np.frombuffer(raw, dtype=dtype)
+    if datatype in _FLOATS:
+        _check_finite(name, datatype, array, shape)
     if datatype == "FP16":
         array = array.astype(np.float64)
     values: list[Any] = array.tolist()
     return values
+
+
+def _check_finite(name: str, datatype: str, array: np.ndarray[Any, Any], shape: list[int]) -> None:
+    """Refuse an infinity (JSON cannot hold one; binary data can): no model takes it. A NaN
+    is a null, which the signature allows or refuses by column."""
+    infinite = np.flatnonzero(np.isinf(array))
+    if not infinite.size:
+        return
+    flat = int(infinite[0])
+    fits = shape and int(np.prod(shape)) == array.size
+    position = [int(i) for i in np.unravel_index(flat, shape)] if fits else [flat]
+    raise BadRequest(
+        f"input '{name}': {array[flat].item()} at position {position} is not a finite "
+        f"{datatype} value"
+    )
 
 
 def _text(name: str, raw: bytes) -> str:

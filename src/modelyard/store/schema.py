@@ -559,6 +559,19 @@ version_signatures = Table(
     Column("signed_at", BigInteger, nullable=False),
 )
 
+# -- staged package uploads ------------------------------------------------------
+
+# who staged an upload and where (catalog/uploads.py); version_id once it is registered
+package_uploads = Table(
+    "package_uploads",
+    metadata,
+    Column("upload_id", String(32), primary_key=True),
+    Column("workspace", String(128), nullable=False),
+    Column("created_by", String(250), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("version_id", Integer, ForeignKey("model_versions.id")),
+)
+
 # -- approvals -------------------------------------------------------------------
 
 approval_policies = Table(
@@ -601,7 +614,7 @@ batch_jobs = Table(
     Column("output_format", String(16), nullable=False),
     Column("keep", JSON, nullable=False),
     Column("workers", Integer, nullable=False),
-    # local or ray (migration 0020); NULL for jobs recorded before it
+    # local or ray (migration 0021); NULL for jobs recorded before it
     Column("engine", String(16)),
     Column("log_to", String(128)),
     Column("created_by", String(250), nullable=False, default=""),
