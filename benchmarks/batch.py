@@ -5,23 +5,31 @@ Parquet file), in one run:
 
 - baseline: ``model.predict`` on the whole input already in memory as a pandas frame
   (no reading, no writing, one process);
+- the floor: reading the file in batches and writing three output columns, no model
+  (what any scoring from the file to a file costs beside the model);
 - modelyard: ``yard.batch.score`` from the Parquet file to a Parquet output (reading,
   signature checks, predicting, writing, fingerprints, the job record), with 1 worker
-  (in this process) and with 2 worker processes.
+  (in this process; a thread writes while it scores) and with 2 worker processes
+  (kept between jobs: the first job, which starts them, is shown apart).
 
-It prints rows/s (median of 3) beside the baseline and the ratio, then peak memory
-(ru_maxrss of a fresh process, workers included) for reading the whole frame and
-predicting against batch scoring, beside the input's size on disk and in memory.
+It prints rows/s (median of 3) beside the baseline and the ratio, the CPU seconds this
+process spent (threads included: what the figure cost) and the calling thread's alone
+(the critical path: raw's CPU over it is the ratio an idle machine would show), the
+scaling from 1 to 2 workers, and the load average before and after (the machine may be
+shared: a ratio measured under load says little). Then peak memory (VmHWM of a fresh
+process, workers included) for reading the whole frame and predicting against batch
+scoring, beside the input's size on disk and in memory.
 
 With ``--ray`` it also runs the same jobs with ``--engine ray`` (Ray Data on a Ray head
 started in this process on 127.0.0.1, one CPU per core, 2 scoring actors) and prints
-them beside the local engine with 2 workers from the same run (the input split in 8
-files, so Ray reads them in parallel; both engines score the same files). The Ray
-figure includes starting the actors (each loads the package) for every job.
-Not a test: timings never go in tests.
+them beside the local engine with 2 workers and the raw baseline from the same run (the
+input split in 8 files, so Ray reads them in parallel; both engines score the same
+files). The Ray figure includes starting the actors (each loads the package) for every
+job. Not a test: timings never go in tests. Run with one BLAS thread per process, as
+the workers have:
 
-    .venv/bin/python benchmarks/batch.py                  # 1,000,000 rows
-    .venv/bin/python benchmarks/batch.py --rows 200000 --ray
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/batch.py --ray
+    .venv/bin/python benchmarks/batch.py --rows 200000
 """
 
 from __future__ import annotations
@@ -69,12 +77,44 @@ def train(kind: str) -> Any:
 
 
 def median_seconds(call: Callable[[], Any]) -> float:
-    times = []
+    return measure(call)[0]
+
+
+def measure(call: Callable[[], Any]) -> tuple[float, float, float]:
+    """Medians over ``REPEATS`` calls: wall seconds, CPU seconds of this process (all its
+    threads, not its children) and of the calling thread alone. The last is the critical
+    path when the other threads (writing, fingerprinting) have a core of their own, and it
+    barely moves when other work shares the machine; wall seconds do."""
+    walls, cpus, mains = [], [], []
     for _ in range(REPEATS):
-        started = time.perf_counter()
+        cpu, main, started = time.process_time(), time.thread_time(), time.perf_counter()
         call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)
+        mains.append(time.thread_time() - main)
+    return statistics.median(walls), statistics.median(cpus), statistics.median(mains)
+
+
+def read_and_write(data: Path, out: Path) -> None:
+    """The floor under any scoring of this file: read it in batches and write three output
+    columns per row (as a classifier's), with no model, no checks and no record."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [("prediction", pa.int64()), ("score_0", pa.float64()), ("score_1", pa.float64())]
+    )
+    with pq.ParquetWriter(out, schema, use_dictionary=["prediction"]) as writer:
+        for batch in ds.dataset(data).to_batches(batch_size=65_536):
+            score = batch.column("f0").to_numpy()
+            label = (score > 0).astype(np.int64)
+            writer.write_batch(pa.record_batch([label, 1 - score, score], schema=schema))
+
+
+def load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def peak_mb(*args: str) -> tuple[float, float]:
@@ -114,7 +154,7 @@ def high_water_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def compare_ray(yard: Any, frame: Any, root: Path, rows: int) -> None:
+def compare_ray(yard: Any, frame: Any, root: Path, rows: int, raw: dict[str, float]) -> None:
     """Ray Data against the local engine on the same job (8 files), 2 workers each."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -134,8 +174,10 @@ def compare_ray(yard: Any, frame: Any, root: Path, rows: int) -> None:
         configure_logging=False,
     )
     out = root / "ray-out.parquet"
+    print(f"\n8 files, 2 workers each (load average {load()})")
     print(
-        f"\n{'model':6} {'engine, 2 workers':22} {'rows/s':>12} {'local rows/s':>16} {'ratio':>6}"
+        f"{'model':6} {'engine':8} {'rows/s':>12} {'local rows/s':>13} {'vs local':>9} "
+        f"{'raw rows/s':>12} {'vs raw':>7}"
     )
     try:
         for kind in ("lr", "rf"):
@@ -147,7 +189,10 @@ def compare_ray(yard: Any, frame: Any, root: Path, rows: int) -> None:
 
             local = rows / median_seconds(lambda: score("local"))
             on_ray = rows / median_seconds(lambda: score("ray"))
-            print(f"{kind:6} {'ray data':22} {on_ray:12,.0f} {local:16,.0f} {on_ray / local:6.2f}")
+            print(
+                f"{kind:6} {'ray':8} {on_ray:12,.0f} {local:13,.0f} {on_ray / local:9.2f} "
+                f"{raw[kind]:12,.0f} {on_ray / raw[kind]:7.2f}"
+            )
     finally:
         ray.shutdown()
 
@@ -170,12 +215,29 @@ def main() -> None:
         in_memory = pq.read_table(data).nbytes / 2**20
         yard = modelyard.connect(home=home)
         print(f"{args.rows:,} rows x {len(FEATURES)} float features, {os.cpu_count()} cores")
-        print(f"{'model':6} {'scoring':22} {'rows/s':>12} {'baseline rows/s':>16} {'ratio':>6}")
+        print(f"load average before (1, 5, 15 min): {load()}")
+        print(
+            f"{'model':6} {'scoring':24} {'rows/s':>12} {'baseline rows/s':>16} {'ratio':>6} "
+            f"{'cpu s':>6} {'main-thread cpu s':>18} {'baseline cpu s':>15} {'cpu ratio':>10}"
+        )
+        raw: dict[str, float] = {}
         for kind in ("lr", "rf"):
             model = train(kind)
             version = yard.models.register(model, name=f"bench-{kind}", input_example=frame.head())
             yard.models.set_alias(version.model, "bench", version.version)
-            raw = args.rows / median_seconds(lambda m=model: m.predict(frame))
+            model.predict(frame)  # warm: the first call allocates what later calls reuse
+            raw_seconds, raw_cpu, _ = measure(lambda m=model: m.predict(frame))
+            raw[kind] = args.rows / raw_seconds
+            print(
+                f"{kind:6} {'model.predict (raw)':24} {raw[kind]:12,.0f} {raw[kind]:16,.0f} "
+                f"{1:6.2f} {raw_cpu:6.2f} {raw_cpu:18.2f} {raw_cpu:15.2f} {1:10.2f}"
+            )
+            floor = args.rows / median_seconds(lambda: read_and_write(data, out))
+            print(
+                f"{kind:6} {'read + write, no model':24} {floor:12,.0f} {raw[kind]:16,.0f} "
+                f"{floor / raw[kind]:6.2f}"
+            )
+            rates: dict[int, float] = {}
             for workers in (1, 2):
 
                 def score(kind: str = kind, workers: int = workers) -> None:
@@ -183,11 +245,32 @@ def main() -> None:
                         f"bench-{kind}@bench", data, out, workers=workers, overwrite=True
                     )
 
-                rate = args.rows / median_seconds(score)
+                first = _timed(score)  # with 2 workers: starts them; 1: warms the caches
+                seconds, cpu, main = measure(score)
+                rates[workers] = args.rows / seconds
                 label = f"batch, {workers} worker{'s' if workers > 1 else ''}"
-                print(f"{kind:6} {label:22} {rate:12,.0f} {raw:16,.0f} {rate / raw:6.2f}")
+                cpu_text = (
+                    f"{cpu:6.2f} {main:18.2f} {raw_cpu:15.2f} {raw_cpu / main:10.2f}"
+                    if workers == 1
+                    else ""  # the scoring CPU is the workers'
+                )
+                print(
+                    f"{kind:6} {label:24} {rates[workers]:12,.0f} {raw[kind]:16,.0f} "
+                    f"{rates[workers] / raw[kind]:6.2f} {cpu_text}"
+                )
+                if workers > 1:
+                    cold = args.rows / first
+                    print(
+                        f"{kind:6} {'  first job (starts them)':24} {cold:12,.0f} "
+                        f"{raw[kind]:16,.0f} {cold / raw[kind]:6.2f}"
+                    )
+            print(
+                f"{kind:6} {'scaling, 2 vs 1 worker':24} {rates[2]:12,.0f} {rates[1]:16,.0f} "
+                f"{rates[2] / rates[1]:6.2f}"
+            )
+        print(f"load average after: {load()}")
         if args.ray:
-            compare_ray(yard, frame, root, args.rows)
+            compare_ray(yard, frame, root, args.rows, raw)
         yard.close()
         size = data.stat().st_size / 2**20
         print(
@@ -202,6 +285,12 @@ def main() -> None:
             if workers > 1:
                 line += f"; each worker at most {worker:.0f} MB"
             print(line)
+
+
+def _timed(call: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from modelyard.batch.engine import Scored, Task
-from modelyard.batch.local import LocalEngine
+from modelyard.batch.local import LocalEngine, WorkerPool
 from modelyard.batch.scorer import Scorer
 from modelyard.batch.sources import open_source
 from modelyard.errors import SignatureError
 from modelyard.packaging import load_package, package_digest, write_package
-from tests.batch.data import FEATURES, break_row, frame, model, write_parts
+from tests.batch.data import FEATURES, break_row, frame, mend, model, write_parts
 
 NULL = "null value but the column is not nullable"
 
@@ -99,10 +100,21 @@ def test_workers_answer_in_input_order_and_stay_bounded(
     one: list[pa.RecordBatch] = []
     LocalEngine(1).run(Task(*package, source, keep=["id"]), lambda s: one.append(s.outputs))
     two: list[pa.RecordBatch] = []
-    engine = LocalEngine(2)
-    engine.run(Task(*package, source, keep=["id"]), lambda s: two.append(s.outputs))
-    assert pa.Table.from_batches(two).equals(pa.Table.from_batches(one))
-    assert engine.peak_in_flight == engine.in_flight == 4
-    break_row(folder / "part-1.parquet", 500)
-    with pytest.raises(SignatureError, match=r"part-1.parquet', row 500: column 'b'"):
-        LocalEngine(2).run(Task(*package, source), lambda s: None)
+    pool = WorkerPool()
+    try:
+        engine = LocalEngine(2, pool=pool)
+        engine.run(Task(*package, source, keep=["id"]), lambda s: two.append(s.outputs))
+        assert pa.Table.from_batches(two).equals(pa.Table.from_batches(one))
+        assert engine.peak_in_flight == engine.in_flight == 4
+        workers = {p.pid for p in multiprocessing.active_children()}
+        break_row(folder / "part-1.parquet", 500)
+        with pytest.raises(SignatureError, match=r"part-1.parquet', row 500: column 'b'"):
+            LocalEngine(2, pool=pool).run(Task(*package, source), lambda s: None)
+        mend(folder / "part-1.parquet")
+        again: list[pa.RecordBatch] = []
+        LocalEngine(2, pool=pool).run(Task(*package, source), lambda s: again.append(s.outputs))
+        assert sum(b.num_rows for b in again) == 3_000
+        assert len(workers) >= 2 and {p.pid for p in multiprocessing.active_children()} >= workers
+    finally:
+        pool.close()  # the same workers scored all three jobs; now they stop
+    assert not workers & {p.pid for p in multiprocessing.active_children()}

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow  # starts a Ray head and its worker processes
 
 NULL = "null value but the column is not nullable"
 # what differs between two runs of the same job: the job itself, when, where it wrote
-PER_RUN = {"id", "created_at", "finished_at", "heartbeat_at", "output_uri", "workers"}
+PER_RUN = {"id", "created_at", "finished_at", "heartbeat_at", "output_uri", "workers", "engine"}
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,7 @@ def test_ray_scores_the_same_job_as_the_local_engine(
     assert got.schema.names == ["id", "customer", "prediction", "score_0", "score_1"]
     assert got.equals(expected) and got.column("id").to_pylist() == list(range(600))
     assert on_ray.status is JobStatus.SUCCEEDED and on_ray.rows_out == 600
+    assert (on_ray.engine, on_ray.workers, local.engine) == ("ray", 2, "local")
     assert record(on_ray) == record(local)  # version, digest, fingerprints, datasets, counts
     assert on_ray.output_fingerprint == local.output_fingerprint  # the same bytes written
     assert f"job:{on_ray.id}" in {n.ref for n in yard.lineage("version:churn/1").downstream()}
@@ -124,7 +125,7 @@ def test_the_cli_runs_on_the_cluster_named_by_the_environment(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     job = json.loads(done.stdout)
-    assert (job["status"], job["rows_out"]) == ("succeeded", 100)
+    assert (job["status"], job["rows_out"], job["engine"]) == ("succeeded", 100, "ray")
     scored = pq.read_table(target)
     data = frame(50, start=50)
     expected = yard.models.load("churn/1").model.predict(data[FEATURES]).tolist()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from tests.batch.data import FEATURES, break_row, frame, model, write_parts
 from tests.cli.test_cli import invoke
-from tests.conftest import embedded_yard
+from tests.conftest import embedded_yard, free_port
 
 NULL = "null value but the column is not nullable"
 
@@ -37,8 +38,10 @@ def test_score_then_list_and_show(home: Path, tmp_path: Path) -> None:
     code, out, _ = invoke(home, "batch", "list", "--json")
     jobs = json.loads(out)
     assert code == 0 and [(j["status"], j["rows_out"]) for j in jobs] == [("succeeded", 80)]
+    assert (jobs[0]["engine"], jobs[0]["workers"]) == ("local", 1)
     code, out, _ = invoke(home, "batch", "show", jobs[0]["id"])
     assert code == 0 and "churn/1 (asked for churn@champion)" in out and "id, customer" in out
+    assert re.search(r"engine\s+│\s+local", out), out
     code, out, _ = invoke(home, "score", "churn/1", str(folder), str(tmp_path / "o"),
                           "--workers", "1", "--format", "parquet", "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["output_format"] == "parquet"
@@ -65,3 +68,21 @@ def test_bad_input_exits_2_with_one_line(home: Path, tmp_path: Path) -> None:
     assert not Path(out).exists()
     code, _, err = invoke(home, "batch", "show", "nojob")
     assert code == 2 and "batch job 'nojob' does not exist" in err
+
+
+def test_an_unreachable_ray_address_is_refused_at_once(home: Path, tmp_path: Path) -> None:
+    """A closed port on this machine: refused before any record, without starting Ray."""
+    registered(home)
+    folder = write_parts(tmp_path / "in", parts=1, rows=10)
+    address = f"127.0.0.1:{free_port()}"  # bound, then released: nothing listens there
+    for given in (address, f"ray://{address}"):
+        code, _, err = invoke(home, "score", "churn/1", str(folder), str(tmp_path / "o.parquet"),
+                              "--engine", "ray", "--ray-address", given)  # fmt: skip
+        lines = [line for line in err.splitlines() if line.startswith("error:")]
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert lines[0].startswith(f"error: cannot reach a Ray cluster at '{given}'"), err
+    code, _, err = invoke(home, "score", "churn/1", str(folder), str(tmp_path / "o.parquet"),
+                          "--engine", "ray", "--ray-address", "nowhere")  # fmt: skip
+    assert code == 2 and "the Ray address 'nowhere' is not host:port" in err
+    code, out, _ = invoke(home, "batch", "list", "--json")
+    assert json.loads(out) == []  # nothing was recorded

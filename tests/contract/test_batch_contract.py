@@ -27,6 +27,7 @@ def test_a_job_is_scored_here_and_recorded_there(yard: Yard, unique: str, tmp_pa
         100,
     )
     assert job.package_digest == version.package_digest and job.created_by
+    assert (job.engine, job.workers) == ("local", 1)  # which engine scored, with how many
     assert job.output_uri == target.absolute().as_uri() and pq.read_table(target).num_rows == 100
     assert yard.batch.job(job.id) == job
     assert [j.id for j in yard.batch.jobs(model=unique)] == [job.id]
@@ -73,10 +74,12 @@ def test_a_running_job_renews_its_heartbeat(yard: Yard, unique: str) -> None:
         output_uri="file:///data/out.parquet",
         output_format="parquet",
         keep=[],
-        workers=1,
+        workers=3,
+        engine="ray",
         log_to=None,
     )
     assert job.heartbeat_at is not None and job.status is JobStatus.RUNNING
+    assert (job.engine, job.workers) == ("ray", 3) and yard.batch.job(job.id).engine == "ray"
     renewed = yard.backend.heartbeat_batch_job(job.id)
     recorded = [
         e.action for e in yard.audit.events(resource=f"/api/v1/batch-jobs/{job.id}/heartbeat")

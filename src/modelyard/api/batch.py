@@ -36,6 +36,7 @@ class JobIn(Body):
     output_format: str = "parquet"
     keep: list[str] = Field(default_factory=list)
     workers: int = 1
+    engine: str | None = None  # local or ray; a client that does not say is recorded so
     log_to: str | None = None
 
 
@@ -71,6 +72,7 @@ def start_job(name: str, body: JobIn, request: Request) -> Response:
         output_format=body.output_format,
         keep=body.keep,
         workers=body.workers,
+        engine=body.engine,
         log_to=body.log_to,
     )
     return respond(job, 201)

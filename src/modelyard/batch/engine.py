@@ -15,14 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
 from modelyard.batch.sources import Source
+from modelyard.domain.batch import check_engine
 from modelyard.errors import InvalidInput
 
-ENGINES = ("local", "ray")
+if TYPE_CHECKING:
+    from modelyard.batch.local import WorkerPool
 
 
 @dataclass(frozen=True)
@@ -60,22 +62,22 @@ class Engine(Protocol):
     def run(self, task: Task, deliver: Deliver) -> None: ...
 
 
-def engine_for(name: str, *, workers: int, address: str | None = None) -> Engine:
+def engine_for(
+    name: str, *, workers: int, address: str | None = None, pool: WorkerPool | None = None
+) -> Engine:
     """The engine called ``name`` with ``workers`` scoring processes (Ray: actors);
-    ``address`` is the Ray cluster's (default ``MODELYARD_RAY_ADDRESS``)."""
+    ``address`` is the Ray cluster's (default ``MODELYARD_RAY_ADDRESS``); ``pool`` keeps
+    the local engine's worker processes from one job to the next. A cluster
+    address that accepts no connection is refused here, in seconds, before any job is
+    recorded."""
     check_engine(name)
     if name == "ray":
-        from modelyard.batch.raydata import RayEngine
+        from modelyard.batch.raydata import RayEngine, check_reachable
 
+        check_reachable(address)
         return RayEngine(workers, address=address)
     if address is not None:
         raise InvalidInput("a Ray address goes with the ray engine only (--engine ray)")
     from modelyard.batch.local import LocalEngine
 
-    return LocalEngine(workers)
-
-
-def check_engine(name: str) -> str:
-    if name not in ENGINES:
-        raise InvalidInput(f"batch engine '{name}' is not one of {', '.join(ENGINES)}")
-    return name
+    return LocalEngine(workers, pool=pool)

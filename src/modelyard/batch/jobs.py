@@ -29,6 +29,7 @@ from modelyard.domain.batch import (
     BatchJob,
     JobOutcome,
     JobStatus,
+    check_engine,
     check_fingerprint,
     check_format,
     check_keep,
@@ -63,9 +64,11 @@ class BatchJobs:
         output_format: str = "parquet",
         keep: list[str] | tuple[str, ...] = (),
         workers: int = 1,
+        engine: str | None = None,
         log_to: str | None = None,
     ) -> BatchJob:
-        """Record a running job of version ``ref`` (an alias resolves to its version now)."""
+        """Record a running job of version ``ref`` (an alias resolves to its version now),
+        scored by ``engine`` (``local`` or ``ray``; None: not said) with ``workers``."""
         parsed = ModelRef.parse(ref)
         row: dict[str, Any] = {
             "id": uuid.uuid4().hex,
@@ -76,6 +79,7 @@ class BatchJobs:
             "output_format": check_format(output_format),
             "keep": check_keep(list(keep)),
             "workers": check_workers(workers),
+            "engine": None if engine is None else check_engine(engine),
             "log_to": None if log_to is None else check_endpoint_name(log_to),
             "created_by": current_actor().user,
             "created_at": now_ms(),
@@ -104,6 +108,8 @@ class BatchJobs:
                 "input": row["input_uri"],
                 "output": row["output_uri"],
                 "log_to": row["log_to"],
+                "engine": row["engine"],
+                "workers": row["workers"],
             }
             publish(conn, Changed("start batch job", _resource(row["id"]), workspace, after=after))
         return self.get(row["id"])
@@ -342,6 +348,7 @@ def _job(row: Any) -> BatchJob:
         created_at=row.created_at,
         keep=list(row.keep),
         workers=row.workers,
+        engine=row.engine,
         log_to=row.log_to,
         finished_at=row.finished_at,
         rows_in=row.rows_in,

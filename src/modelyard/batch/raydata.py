@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -44,6 +45,8 @@ from modelyard.errors import InvalidInput, NotConfigured
 
 ADDRESS_VARIABLE = "MODELYARD_RAY_ADDRESS"
 _UNREADABLE = "unreadable"
+PROBE_SECONDS = 3.0
+_NOT_HOST_PORT = ("auto", "local")
 
 
 def ray_address(address: str | None) -> str | None:
@@ -53,6 +56,23 @@ def ray_address(address: str | None) -> str | None:
     if chosen is not None and not chosen.strip():
         raise InvalidInput("the Ray address is empty")
     return chosen
+
+
+def check_reachable(address: str | None, timeout: float = PROBE_SECONDS) -> None:
+    """Refuse, within ``timeout`` seconds, a cluster ``host:port`` (or ``ray://host:port``)
+    that accepts no connection: Ray itself would retry for a minute or more before it
+    gave up. ``auto``, ``local`` and no address are left to Ray."""
+    chosen = ray_address(address)
+    if chosen is None or chosen in _NOT_HOST_PORT:
+        return
+    host, _, port = chosen.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInput(f"the Ray address '{chosen}' is not host:port (or ray://host:port)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise NotConfigured(f"cannot reach a Ray cluster at '{chosen}': {reason}") from None
 
 
 class RayEngine:

@@ -82,10 +82,11 @@ class Scorer:
 
 
 def _float_array(batch: pa.RecordBatch, signature: Signature) -> np.ndarray[Any, Any] | None:
-    """A column-major float64 array of the signature's inputs, or None when a column is
-    missing or is not an integer or float column (the enforced frame then names the
-    problem). A null or NaN in a column the signature does not mark nullable is refused
-    here, naming the column and row, as ``enforce`` would: it never reaches the model."""
+    """A column-major float64 array of the signature's inputs (as pandas gives it, so a
+    linear model rounds as it would on the frame), or None when a column is missing or is
+    not an integer or float column (the enforced frame then names the problem). A null
+    or NaN in a column the signature does not mark nullable is refused here, naming the
+    column and row, as ``enforce`` would: it never reaches the model."""
     schema = batch.schema
     for column in signature.inputs:
         if column.name not in schema.names:
@@ -95,14 +96,23 @@ def _float_array(batch: pa.RecordBatch, signature: Signature) -> np.ndarray[Any,
             return None
     array = np.empty((batch.num_rows, len(signature.inputs)), dtype=np.float64, order="F")
     for index, column in enumerate(signature.inputs):
-        values = batch.column(column.name).to_numpy(zero_copy_only=False)
-        array[:, index] = values
-        if not column.nullable:
-            missing = np.flatnonzero(np.isnan(array[:, index]))
-            if len(missing):
-                row = int(missing[0])
-                raise SignatureError(column.name, null_problem(row), row=row)
+        array[:, index] = batch.column(column.name).to_numpy(zero_copy_only=False)
+    strict = [i for i, column in enumerate(signature.inputs) if not column.nullable]
+    if strict:
+        _refuse_missing(array, strict, signature)
     return array
+
+
+def _refuse_missing(array: np.ndarray[Any, Any], strict: list[int], signature: Signature) -> None:
+    """Raise naming the first column (in the signature's order) that holds a null or NaN it
+    may not hold, and its first such row."""
+    missing = np.isnan(array[:, strict])
+    flagged = missing.any(axis=0)
+    if not flagged.any():
+        return
+    position = int(np.argmax(flagged))
+    row = int(np.argmax(missing[:, position]))
+    raise SignatureError(signature.inputs[strict[position]].name, null_problem(row), row=row)
 
 
 def _arrow(values: np.ndarray[Any, Any]) -> pa.Array:

@@ -97,7 +97,9 @@ class Sink:
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(self._file, schema)
+            self._writer = pq.ParquetWriter(
+                self._file, schema, use_dictionary=_dictionary_columns(schema)
+            )
         else:
             import pyarrow.csv as pcsv
 
@@ -127,6 +129,13 @@ class Sink:
         if self._file is not None:
             self._file.close()
         _remove(self.location, self.temp_path)
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth dictionary-encoding: not the floats. Scores and regression
+    outputs hardly repeat, so a dictionary would be built, overflow and be dropped for
+    every page (writing took seven times as long for a classifier's scores)."""
+    return [f.name for f in schema if not pa.types.is_floating(f.type)]
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema | None) -> pa.RecordBatch:

@@ -141,10 +141,19 @@ def list_jobs(
         emit_json(jobs)
         return
     rows = [
-        (j.id, j.version_ref, j.status.value, j.rows_out, j.created_by, when(j.created_at))
+        (
+            j.id,
+            j.version_ref,
+            j.status.value,
+            j.rows_out,
+            _engine(j),
+            j.created_by,
+            when(j.created_at),
+        )
         for j in jobs
     ]
-    console.print(table("batch jobs", ["id", "version", "status", "rows", "by", "at"], rows))
+    columns = ["id", "version", "status", "rows", "engine", "by", "at"]
+    console.print(table("batch jobs", columns, rows))
 
 
 @batch.command("show")
@@ -158,6 +167,11 @@ def show_job(ctx: CliContext, job_id: str, as_json: bool) -> None:
         emit_json(job)
         return
     console.print(table(f"batch job {job.id}", ["field", "value"], _fields(job)))
+
+
+def _engine(job: BatchJob) -> str:
+    """``local x4``: the engine and its workers (``-`` for jobs recorded before engines were)."""
+    return "-" if job.engine is None else f"{job.engine} x{job.workers}"
 
 
 def _fields(job: BatchJob) -> list[tuple[str, Any]]:
@@ -175,6 +189,7 @@ def _fields(job: BatchJob) -> list[tuple[str, Any]]:
         ("output fingerprint", job.output_fingerprint),
         ("rows in / out", f"{job.rows_in} / {job.rows_out}"),
         ("kept columns", ", ".join(job.keep)),
+        ("engine", job.engine or "not recorded"),
         ("workers", job.workers),
         ("prediction log", job.log_to),
         ("error", job.error),

@@ -272,6 +272,7 @@ class Backend(Protocol):
         output_format: str,
         keep: list[str],
         workers: int,
+        engine: str,
         log_to: str | None,
     ) -> BatchJob: ...
     def finish_batch_job(self, job_id: str, outcome: JobOutcome) -> BatchJob: ...

@@ -18,6 +18,7 @@ says why, and the same call can simply be run again.
 from __future__ import annotations
 
 import builtins
+import functools
 import logging
 import os
 import threading
@@ -33,6 +34,7 @@ from modelyard.batch.engine import Engine, Scored, Task, engine_for
 from modelyard.batch.predictions import BatchLog, JournalWriter
 from modelyard.batch.sinks import Sink, infer_format, open_sink
 from modelyard.batch.sources import BATCH_ROWS, Fingerprinter, Source, open_source
+from modelyard.batch.writer import Writer
 from modelyard.domain.batch import (
     HEARTBEAT_MS,
     PREDICTION,
@@ -47,18 +49,21 @@ from modelyard.errors import InvalidInput
 from modelyard.packaging.signature import Signature
 
 if TYPE_CHECKING:
+    from modelyard.batch.local import WorkerPool
     from modelyard.client.backend import Backend
     from modelyard.client.yard import Yard
 
 log = logging.getLogger("modelyard.batch")
 
 Progress = Callable[[int, "int | None"], None]
-"""Called with the rows of each batch as it is written, and the input's total (if known)."""
+"""Called, in the caller's thread, with the rows written since its last call, and the
+input's total (if known)."""
 
 
 @dataclass
 class _Run:
-    """The state of one job while it scores."""
+    """The state of one job while it scores: the engine delivers in the caller's thread,
+    the ``Writer``'s thread writes the output and the log."""
 
     job: BatchJob
     source: Source
@@ -66,14 +71,25 @@ class _Run:
     log: BatchLog | None
     progress: Progress | None
     rows_in: int = 0
+    reported: int = 0
 
-    def deliver(self, scored: Scored) -> None:
+    def write(self, scored: Scored) -> None:
+        """On the writer's thread."""
         self.sink.write(scored.outputs)
         if self.log is not None:
             self.log.write(scored)
+
+    def deliver(self, writer: Writer, scored: Scored) -> None:
+        writer.put(scored)
         self.rows_in += scored.inputs.num_rows
-        if self.progress is not None:
-            self.progress(scored.inputs.num_rows, self.source.total_rows)
+        self.report(writer)
+
+    def report(self, writer: Writer) -> None:
+        """Tell ``progress`` (in the caller's thread) of the rows written since last time."""
+        written = writer.written_rows
+        if self.progress is not None and written > self.reported:
+            self.progress(written - self.reported, self.source.total_rows)
+        self.reported = written
 
 
 class BatchAPI:
@@ -81,6 +97,19 @@ class BatchAPI:
 
     def __init__(self, yard: Yard) -> None:
         self._yard = yard
+        self._pool: WorkerPool | None = None  # the first job with workers starts them
+
+    def close(self) -> None:
+        """Stop the worker processes kept between jobs (``yard.close()`` calls it)."""
+        if self._pool is not None:
+            self._pool.close()
+
+    def _workers(self) -> WorkerPool:
+        if self._pool is None:
+            from modelyard.batch.local import WorkerPool
+
+            self._pool = WorkerPool()
+        return self._pool
 
     @property
     def _backend(self) -> Backend:
@@ -110,8 +139,9 @@ class BatchAPI:
         for classifiers); ``log_to`` also writes the predictions to that endpoint's
         prediction log (embedded yards: the log lives where the yard's files are);
         ``format`` is ``parquet`` or ``csv`` (default: the output's suffix, else Parquet);
-        an existing output is refused unless ``overwrite``. ``progress`` is called with
-        the rows of each batch as it is written and the input's row count (None for CSV).
+        an existing output is refused unless ``overwrite``. ``progress`` is called, in
+        this thread, with the rows written since its last call (a thread writes while
+        the engine scores) and the input's row count (None for CSV).
         ``engine="ray"`` scores on a Ray cluster through Ray Data with ``workers`` actors,
         the same outputs as the local engine; ``address`` names the cluster (default
         ``MODELYARD_RAY_ADDRESS``, else Ray's own default). A batch that breaks the
@@ -119,7 +149,7 @@ class BatchAPI:
         """
         kept = check_keep(list(keep))
         count = check_workers(workers if workers is not None else os.cpu_count() or 1)
-        scoring = engine_for(engine, workers=count, address=address)
+        scoring = engine_for(engine, workers=count, address=address, pool=self._workers())
         output_format = infer_format(str(output), format)
         preview = self._backend.get_version(str(ModelRef.parse(ref)))
         source = open_source(input, batch_rows=batch_rows)
@@ -134,6 +164,7 @@ class BatchAPI:
                 output_format=output_format,
                 keep=kept,
                 workers=count,
+                engine=engine,
                 log_to=log_to,
             )
             log = self._log(journal, job, _signature(preview).input_names)
@@ -162,12 +193,16 @@ class BatchAPI:
     def _run(self, run: _Run, engine: Engine) -> BatchJob:
         job = run.job
         heartbeat = _Heartbeat(self._backend, job.id)
+        writer: Writer | None = None
         try:
             version = self._backend.get_version(job.version_ref)
             package = self._backend.fetch_package(version)
             printer = Fingerprinter(run.source)
             task = Task(package, job.package_digest, run.source, list(job.keep))
-            engine.run(task, run.deliver)
+            writer = Writer(run.write)
+            engine.run(task, functools.partial(run.deliver, writer))
+            writer.close()
+            run.report(writer)
             output_fingerprint = run.sink.commit(_empty_output(run.source, job.keep))
             outcome = JobOutcome(
                 JobStatus.SUCCEEDED,
@@ -179,6 +214,8 @@ class BatchAPI:
                 output_columns=_columns(run.sink.schema),
             )
         except BaseException as exc:
+            if writer is not None:
+                writer.abort()  # nothing writes to the sink any more
             run.sink.abort()
             message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
             failed = JobOutcome(

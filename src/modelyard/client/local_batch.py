@@ -24,6 +24,7 @@ class LocalBatch(LocalBase):
         output_format: str,
         keep: list[str],
         workers: int,
+        engine: str,
         log_to: str | None,
     ) -> BatchJob:
         return self._batch_jobs.start(
@@ -33,6 +34,7 @@ class LocalBatch(LocalBase):
             output_format=output_format,
             keep=keep,
             workers=workers,
+            engine=engine,
             log_to=log_to,
         )
 

@@ -23,6 +23,7 @@ class RemoteBatch(RemoteBase):
         output_format: str,
         keep: list[str],
         workers: int,
+        engine: str,
         log_to: str | None,
     ) -> BatchJob:
         body = {
@@ -32,6 +33,7 @@ class RemoteBatch(RemoteBase):
             "output_format": output_format,
             "keep": keep,
             "workers": workers,
+            "engine": engine,
             "log_to": log_to,
         }
         name = _path(ModelRef.parse(ref).name)

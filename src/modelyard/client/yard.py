@@ -323,8 +323,10 @@ class Yard:
         return self.backend.lineage(node)
 
     def close(self) -> None:
-        """Flush buffered metrics and release connections."""
+        """Flush buffered metrics, stop batch scoring's worker processes and release
+        connections."""
         self._buffer.close()
+        self.batch.close()
         self.backend.close()
 
     def __enter__(self) -> Yard:

@@ -34,6 +34,7 @@ STALE_MS = 5 * 60_000  # ten heartbeats missed
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED)
 FORMATS = ("parquet", "csv")
+ENGINES = ("local", "ray")
 PREDICTION = "prediction"
 SCORE_PREFIX = "score_"
 _COLUMN = re.compile(r"^[^\x00-\x1f]{1,250}$")
@@ -45,8 +46,10 @@ class BatchJob:
     """One batch scoring job.
 
     ``ref`` is what was asked for (``churn@champion``); ``model``, ``version`` and
-    ``package_digest`` what actually scored. ``input_dataset`` and ``output_dataset``
-    are the ids of the dataset records lineage links the job to (set when it succeeds).
+    ``package_digest`` what actually scored; ``engine`` (``local`` or ``ray``) and
+    ``workers`` how (``engine`` is None for jobs recorded before it was kept).
+    ``input_dataset`` and ``output_dataset`` are the ids of the dataset records lineage
+    links the job to (set when it succeeds).
     """
 
     id: str
@@ -63,6 +66,7 @@ class BatchJob:
     created_at: int
     keep: list[str] = field(default_factory=list)
     workers: int = 1
+    engine: str | None = None
     log_to: str | None = None
     finished_at: int | None = None
     rows_in: int | None = None
@@ -132,6 +136,12 @@ def check_workers(workers: int) -> int:
     if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 256:
         raise InvalidInput(f"workers must be a whole number from 1 to 256, got {workers!r}")
     return workers
+
+
+def check_engine(name: str) -> str:
+    if name not in ENGINES:
+        raise InvalidInput(f"batch engine '{name}' is not one of {', '.join(ENGINES)}")
+    return name
 
 
 def check_fingerprint(value: str | None, what: str) -> str | None:

@@ -614,6 +614,8 @@ batch_jobs = Table(
     Column("output_format", String(16), nullable=False),
     Column("keep", JSON, nullable=False),
     Column("workers", Integer, nullable=False),
+    # local or ray (migration 0021); NULL for jobs recorded before it
+    Column("engine", String(16)),
     Column("log_to", String(128)),
     Column("created_by", String(250), nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
