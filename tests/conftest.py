@@ -43,14 +43,33 @@ SLOW_FIXTURES = {"server", "pg_url", "site"}
 FAST_LOOP = os.environ.get("MODELYARD_TEST_FAST") == "1"
 
 
+# the longest test files (a minute or more each under load) are handed out first, so
+# that `-n 2 --dist loadfile` does not end with one worker running one of them alone
+LONGEST_FIRST = (
+    "tests/cli/test_cli.py",
+    "tests/integration/test_scale.py",
+    "tests/serving/test_rayserve.py",
+    "tests/integration/test_api_fuzz.py",
+    "tests/integration/test_crashes.py",
+    "tests/batch/test_raydata.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs a server process or PostgreSQL as slow."""
+    """Mark every test that needs a server process or PostgreSQL as slow; put the
+    longest files first (``LONGEST_FIRST``), the rest in their order."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         remote = callspec is not None and "remote" in callspec.params.values()
         needs = SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
         if remote or needs or item.get_closest_marker("postgres"):
             item.add_marker(pytest.mark.slow)
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
 
 
 @pytest.fixture(autouse=True)

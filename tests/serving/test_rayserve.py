@@ -107,9 +107,11 @@ def files_yard(head: Head, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         features, _ = cancer()
         yard.models.register(classifier(1.0), name="cancer", input_example=features.head())
         yard.models.register(classifier(0.001), name="cancer", input_example=features.head())
+        yard.models.register(classifier(0.1), name="cancer", input_example=features.head())
         yard.endpoints.create(
             ENDPOINT,
             routes=["cancer/1=70", "cancer/2=30"],
+            shadows=["cancer/3"],
             batching={"min_replicas": 2, "max_replicas": 2, "target_ongoing_requests": 4},
         )
         identity = services.identity
@@ -193,8 +195,10 @@ def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     return condition()
 
 
-def _logged(served: Served) -> list[str]:
-    table = served.services.predictions.query(served.endpoint, limit=None, with_labels=False)
+def _logged(served: Served, role: str = "primary") -> list[str]:
+    table = served.services.predictions.query(
+        served.endpoint, role=role, limit=None, with_labels=False
+    )
     return list(table.column("id").to_pylist())
 
 
@@ -270,6 +274,16 @@ def test_predictions_need_a_key_follow_weights_and_are_logged_once(served: Serve
     logged = _logged(served)
     assert len(logged) == len(set(logged))  # each prediction once
     assert set(acknowledged) <= set(logged)
+    # the shadow answers off the response path, in each replica's own shadow process:
+    # copies of answered predictions only, each logged once, by the shadow version
+    assert _wait_for(lambda: len(_logged(served, "shadow")) > 0, timeout=120)
+    shadowed = served.services.predictions.query(
+        ENDPOINT, role="shadow", limit=None, with_labels=False
+    )
+    ids = shadowed.column("id").to_pylist()
+    assert len(ids) == len(set(ids))
+    assert set(ids) <= set(logged)
+    assert set(shadowed.column("version").to_pylist()) == {3}
 
 
 CALLERS = ("nobody", "watcher", "caller", "scoped", "revoked")
@@ -333,7 +347,7 @@ def _labelled(served: Served, ids: list[str]) -> list[tuple[str, Any]]:
     """Label ``ids`` through the control plane; (id, label) as the log then reads them."""
     result = served.services.feedback.record(ENDPOINT, [(i, 1) for i in ids] + [("nope", 0)])
     assert (result.recorded, result.unknown) == (len(ids), ["nope"])
-    table = served.services.predictions.query(ENDPOINT, ids=ids, limit=None)
+    table = served.services.predictions.query(ENDPOINT, ids=ids, role="primary", limit=None)
     return sorted((row["id"], row["label"]) for row in table.to_pylist())
 
 
