@@ -18,8 +18,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from modelyard.domain.endpoints import TargetRequest
 from modelyard.domain.identity import Permission
 from modelyard.serving.app import ROUTES
 from tests.conftest import prepare_store
+from tests.integration.fuzzing import fuzz
 from tests.serving.models import cancer, classifier
 from tests.serving.process import ServeProcess
 from tests.serving.test_serve import Stack, routes
@@ -39,10 +38,6 @@ from tests.serving.test_serve import Stack, routes
 pytest.importorskip("schemathesis")
 
 EXAMPLES = 10
-CHECKS = (
-    "not_a_server_error,status_code_conformance,content_type_conformance,"
-    "response_schema_conformance"
-)
 
 
 @dataclass
@@ -146,39 +141,10 @@ def _fuzz(location: Path, url: str, key: str, *selection: str) -> int:
     it tested; asserts it found nothing."""
     config = location.with_name("schemathesis.toml")
     config.write_text('[parameters]\nname = "fuzzed"\nversion = "2"\n')
-    command = [
-        sys.executable,
-        "-m",
-        "schemathesis.cli",
-        "--config-file",
-        str(config),
-        "run",
-        str(location),
-        "--url",
-        url,
-        "--header",
-        f"Authorization: Bearer {key}",
-        "--checks",
-        CHECKS,
-        "--max-examples",
-        str(EXAMPLES),
-        "--seed",
-        "1",
-        "--no-color",
-        "--workers",
-        "1",
-        "--request-timeout",
-        "60",
-        *selection,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=location.parent, timeout=300)
-    report = done.stdout[-6000:] + done.stderr[-2000:]
-    assert done.returncode == 0, report
-    selected = re.search(r"Selected: (\d+)/(\d+)", report)
-    tested = re.search(r"Tested: (\d+)", report)
-    assert selected and tested, report
-    assert int(tested.group(1)) == int(selected.group(1)), report
-    return int(tested.group(1))
+    options = ("--url", url, "--request-timeout", "60", *selection)
+    tested, selected, _ = fuzz(config, str(location), key, EXAMPLES, *options, timeout=300)
+    assert tested == selected
+    return tested
 
 
 @pytest.mark.slow
