@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +42,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from processes import free_port, serve  # benchmarks/ is on sys.path when run
+from processes import free_port, prepare_home, serve  # benchmarks/ is on sys.path when run
 
 BIN = Path(sys.executable).parent
 COLUMNS = [f"f{i}" for i in range(20)]
@@ -62,18 +60,7 @@ def prepare(home: Path) -> tuple[dict[str, Any], Any, str]:
 
     import modelyard as my
 
-    env = {**os.environ, "MODELYARD_HOME": str(home)}
-    env.pop("MODELYARD_URL", None)
-    modelyard = str(BIN / "modelyard")
-    subprocess.run([modelyard, "db", "upgrade"], env=env, check=True, capture_output=True)
-    made = subprocess.run(
-        [modelyard, "admin", "init", "--name", "bench"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    key = made.stdout.strip().splitlines()[-1]
+    key = prepare_home(home)
     values, target = make_classification(n_samples=5000, n_features=20, random_state=0)
     frame = pd.DataFrame(values, columns=COLUMNS)
     fitted = {

@@ -33,6 +33,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def prepare_home(home: Path) -> str:
+    """Migrate the store of ``home`` and make its first admin, ``bench``; the admin's key."""
+    env = {**os.environ, "MODELYARD_HOME": str(home)}
+    env.pop("MODELYARD_URL", None)
+    modelyard = str(BIN / "modelyard")
+    subprocess.run([modelyard, "db", "upgrade"], env=env, check=True, capture_output=True)
+    made = subprocess.run(
+        [modelyard, "admin", "init", "--name", "bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return made.stdout.strip().splitlines()[-1]
+
+
 def serve(home: Path, port: int) -> subprocess.Popen[bytes]:
     """``modelyard serve`` over ``home`` on 127.0.0.1:``port`` (its output in serve.log
     beside the home), once every endpoint it hosts is loaded."""

@@ -27,7 +27,6 @@ import contextlib
 import logging
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from processes import free_port, prepare_home  # benchmarks/ is on sys.path when run
 
 import modelyard as my
 from modelyard.bootstrap import bootstrap
@@ -189,22 +189,13 @@ def bench_big(args: argparse.Namespace, results: Results, workdir: Path) -> None
 # -- the server ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_server(home: Path) -> Iterator[tuple[str, str]]:
     """A migrated server with an admin; yields (url, admin key)."""
     env = {**os.environ, "MODELYARD_HOME": str(home)}
     env.pop("MODELYARD_URL", None)
     command = [sys.executable, "-m", "modelyard.cli.main"]
-    subprocess.run([*command, "db", "upgrade"], env=env, check=True, capture_output=True)
-    init = [*command, "admin", "init", "--name", "bench"]
-    admin = subprocess.run(init, env=env, check=True, capture_output=True, text=True)
-    key = admin.stdout.strip().splitlines()[-1]
+    key = prepare_home(home)
     port = free_port()
     process = subprocess.Popen(
         [*command, "server", "--port", str(port)],
