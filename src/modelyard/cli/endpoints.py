@@ -50,9 +50,11 @@ def _show(found: Endpoint) -> None:
 
 
 def _batching(
-    max_batch_size: int | None, max_wait_ms: float | None, scaling: dict[str, Any]
+    max_batch_size: int | None, max_wait_ms: float | None, *scaling: float | None
 ) -> dict[str, Any] | None:
-    settings: dict[str, Any] = {k: v for k, v in scaling.items() if v is not None}
+    """The batching settings given, with the scaling options' values (in
+    ``SCALING_OPTIONS`` order); None when none was given."""
+    settings: dict[str, Any] = {k: v for k, v in _scaling(*scaling).items() if v is not None}
     if max_batch_size is not None:
         settings["max_batch_size"] = max_batch_size
     if max_wait_ms is not None:
@@ -143,13 +145,11 @@ def create(
         batching=_batching(
             max_batch_size,
             max_wait_ms,
-            _scaling(
-                min_replicas,
-                max_replicas,
-                target_ongoing_requests,
-                upscale_delay_s,
-                downscale_delay_s,
-            ),
+            min_replicas,
+            max_replicas,
+            target_ongoing_requests,
+            upscale_delay_s,
+            downscale_delay_s,
         ),
         description=description,
         comment=comment,
@@ -204,13 +204,11 @@ def update(
         batching=_batching(
             max_batch_size,
             max_wait_ms,
-            _scaling(
-                min_replicas,
-                max_replicas,
-                target_ongoing_requests,
-                upscale_delay_s,
-                downscale_delay_s,
-            ),
+            min_replicas,
+            max_replicas,
+            target_ongoing_requests,
+            upscale_delay_s,
+            downscale_delay_s,
         ),
         description=description,
         comment=comment,
