@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from rich.progress import Progress
 
+from modelyard.cli.batch import RowsPerSecond
 from tests.batch.data import FEATURES, break_row, frame, model, write_parts
 from tests.cli.test_cli import invoke
 from tests.conftest import embedded_yard, free_port
@@ -86,3 +89,20 @@ def test_an_unreachable_ray_address_is_refused_at_once(home: Path, tmp_path: Pat
     assert code == 2 and "the Ray address 'nowhere' is not host:port" in err
     code, out, _ = invoke(home, "batch", "list", "--json")
     assert json.loads(out) == []  # nothing was recorded
+
+
+def test_the_rate_shows_for_a_job_scored_in_one_step() -> None:
+    """A small file scores in one progress update, which gives the bar no two samples to
+    measure a rate between: the rate is then the rows over the job's time so far."""
+    progress = Progress()
+    task_id = progress.add_task("score", total=None)
+    time.sleep(0.01)
+    progress.update(task_id, advance=80)
+    task = progress.tasks[0]
+    assert task.speed is None  # what the bar's own rate gives here
+    shown = RowsPerSecond().render(task).plain
+    rate = float(shown.removesuffix(" rows/s").replace(",", ""))
+    assert 0 < rate <= 80 / 0.01
+    empty = Progress()
+    empty.add_task("nothing yet", total=None)
+    assert RowsPerSecond().render(empty.tasks[0]).plain == "-"

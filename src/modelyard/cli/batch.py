@@ -19,10 +19,13 @@ if TYPE_CHECKING:
 
 
 class RowsPerSecond(ProgressColumn):
-    """The scoring rate over the last batches."""
+    """The scoring rate over the last batches; over the whole job when it ended before
+    there were two samples to measure a rate between (a small file scores in one step)."""
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
+        if speed is None and task.completed and task.elapsed:
+            speed = task.completed / task.elapsed
         return Text("-" if speed is None else f"{speed:,.0f} rows/s")
 
 
