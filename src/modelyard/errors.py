@@ -127,9 +127,10 @@ class NotConfigured(ModelyardError):
 
 
 class StorageUnavailable(ModelyardError):
-    """The artifact store could not take the bytes: its disk is full, read-only or not
-    writable by the server. Nothing was stored; the same request succeeds once an
-    operator frees space or makes the store writable again."""
+    """A store could not take a write: the disk under the artifact store, the prediction
+    log or the metadata database is full, read-only or not writable by the server.
+    Nothing was stored; the same request succeeds once an operator frees space or makes
+    the store writable again."""
 
     status_code = 507
     kind = "storage_unavailable"

@@ -62,6 +62,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "A named thing does not exist"),
         (409, "The request clashes with stored state"),
         (422, "The request is malformed"),
+        (
+            507,
+            "A store's disk is full or read-only: the metadata database, the artifact "
+            "store or the server's temporary folder; nothing was changed",
+        ),
     )
 }
 """OpenAPI entries for the error answers every route may give."""

@@ -31,6 +31,7 @@ _CODES = {
     "permission_denied": ("PERMISSION_DENIED", 403),
     "not_authenticated": ("UNAUTHENTICATED", 401),
     "integrity_error": ("INVALID_STATE", 500),
+    "storage_unavailable": ("TEMPORARILY_UNAVAILABLE", 507),
     "internal": ("INTERNAL_ERROR", 500),
 }
 
@@ -49,6 +50,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "No API key, or one that is unknown, expired or revoked (UNAUTHENTICATED)"),
         (403, "The key's role or workspace does not allow this (PERMISSION_DENIED)"),
         (404, "A named thing does not exist (RESOURCE_DOES_NOT_EXIST)"),
+        (507, "A store's disk is full or read-only (TEMPORARILY_UNAVAILABLE)"),
     )
 }
 """OpenAPI entries for the error answers every MLflow route may give."""

@@ -10,6 +10,7 @@ as that actor; ``AuditMiddleware`` records refusals, failed writes and audited r
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import Depends, Request
@@ -25,10 +26,12 @@ from modelyard.domain.identity import (
     Principal,
     check_workspace_name,
 )
-from modelyard.errors import PermissionDenied
+from modelyard.errors import PermissionDenied, StorageUnavailable
 from modelyard.governance.identity import KEY_PREFIX, bearer_key
 from modelyard.governance.lineage import KINDS as LINEAGE_KINDS
 from modelyard.governance.workspaces import check_same
+
+log = logging.getLogger(__name__)
 
 PERMISSION_KEY = "x-permission"
 WORKSPACE_HEADER = "x-modelyard-workspace"
@@ -214,7 +217,14 @@ class AuditMiddleware:
             return
         event = _event(request, status, refused)
         services = services_of(request)
-        await run_in_threadpool(lambda: services.audit.record(**event))
+        try:
+            await run_in_threadpool(lambda: services.audit.record(**event))
+        except StorageUnavailable as exc:
+            if status < 400:
+                raise  # a change may not be acknowledged unaudited
+            # a refusal or a failed write changed nothing: its answer still goes out
+            log.warning("%s %s (%s) was not audited: %s", request.method, request.url.path,
+                        status, exc)  # fmt: skip
 
 
 def _recorded_by_services(request: Request) -> bool:

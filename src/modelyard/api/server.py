@@ -3,6 +3,7 @@ migrated. ``modelyard ui`` is the same server for one person on the embedded sto
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import uvicorn
@@ -17,8 +18,15 @@ UI_KEY_NAME = "modelyard ui session"
 UI_KEY_DAYS = 1.0
 
 
+def log_to_stderr() -> None:
+    """The server's own warnings and errors (an error id beside its traceback, a store
+    that refused a write) on standard error, with their time."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+
+
 def serve(host: str, port: int, settings: Settings) -> None:
     """Serve ``/api/v1`` and the UI for ``settings``; raises ``NotMigrated`` before binding."""
+    log_to_stderr()
     services = bootstrap(settings, create_if_empty=False)
     swept = services.catalog.sweep_uploads()
     if swept:
@@ -37,6 +45,7 @@ def serve_ui(host: str, port: int, settings: Settings, user: str) -> None:
     carries it in its fragment (``#key=``), which the browser never sends to a server:
     the sign-in page reads it, signs in and removes it from the address bar.
     """
+    log_to_stderr()
     services = bootstrap(settings)
     try:
         record, token = services.identity.create_key(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from typing import Any, BinaryIO, cast
 
 from fastapi import Request
+
+from modelyard.errors import STORAGE_ERRNOS, StorageUnavailable, os_reason
+
+log = logging.getLogger(__name__)
 
 SPOOL_IN_MEMORY = 8 << 20
 CHUNK = 1 << 20
@@ -30,7 +35,17 @@ async def spooled_body(request: Request) -> BinaryIO:
     The caller closes it: ``with await spooled_body(request) as body: ...``.
     """
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - caller closes
-    async for chunk in request.stream():
-        spool.write(chunk)
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+    except OSError as exc:
+        spool.close()
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        log.error("a request body could not be spooled in %s: %s", tempfile.gettempdir(), exc)
+        raise StorageUnavailable(
+            f"the server's temporary folder cannot hold the request body: {os_reason(exc)} "
+            "(nothing was stored)"
+        ) from None
     spool.seek(0)
     return cast(BinaryIO, spool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -112,7 +113,14 @@ def _fail(message: str, code: int = USER_ERROR) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI, mapping the error tree to exit codes in this one place."""
+    """Run the CLI, mapping the error tree to exit codes in this one place.
+
+    modelyard's log records reach standard error only in the commands that configure
+    logging (the servers and the worker); elsewhere an error is the one line below,
+    not that line and the log record behind it."""
+    logger = logging.getLogger("modelyard")
+    if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+        logger.addHandler(logging.NullHandler())
     try:
         cli.main(args=argv, prog_name="modelyard", standalone_mode=False)
     except click.exceptions.Abort:

@@ -7,6 +7,8 @@ lock upgrade half-way. PostgreSQL uses its defaults (READ COMMITTED).
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -15,8 +17,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
-from modelyard.errors import InvalidInput
+from modelyard.errors import InvalidInput, StorageUnavailable
+
+log = logging.getLogger(__name__)
 
 _IMMEDIATE = "modelyard_immediate"
 _PENDING = "modelyard_pending_events"
@@ -59,25 +64,52 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             yield conn
+
+    def _connect(self) -> Connection:
+        """A connection; a SQLite file its folder no longer lets us open (a disk turned
+        read-only: SQLite writes beside the database even to read it) is refused by
+        name rather than as an internal error."""
+        try:
+            return self.engine.connect()
+        except DBAPIError as exc:
+            folder = _sqlite_folder(self.engine)
+            if folder is None or "unable to open database file" not in str(exc.orig):
+                raise
+            if folder.is_dir() and os.access(folder, os.W_OK):
+                raise
+            log.error("the database at %s cannot be opened: %s", self.describe(), exc.orig)
+            raise StorageUnavailable(
+                "metadata database cannot be opened: its folder is read-only or not "
+                "writable by this process (SQLite writes beside the database even to read it)"
+            ) from None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction; what ``publish`` adds to it reaches the handlers of
         ``on_commit`` inside it, so the change and its record commit together."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(**{_IMMEDIATE: True})
-            with conn.begin():
-                pending: list[Any] = []
-                conn.info[_PENDING] = pending
-                try:
-                    yield conn
-                    for handler in self._handlers.values():
-                        if pending:
-                            handler(conn, pending)
-                finally:
-                    conn.info.pop(_PENDING, None)
+        try:
+            with self._connect() as conn:
+                conn = conn.execution_options(**{_IMMEDIATE: True})
+                with conn.begin():
+                    pending: list[Any] = []
+                    conn.info[_PENDING] = pending
+                    try:
+                        yield conn
+                        for handler in self._handlers.values():
+                            if pending:
+                                handler(conn, pending)
+                    finally:
+                        conn.info.pop(_PENDING, None)
+        except DBAPIError as exc:
+            reason = storage_refusal(exc)
+            if reason is None:
+                raise
+            log.error("the database at %s refused a write: %s", self.describe(), exc.orig)
+            raise StorageUnavailable(
+                f"metadata database cannot be written: {reason} (nothing was changed)"
+            ) from None
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:
@@ -92,6 +124,27 @@ class Database:
     def describe(self) -> str:
         """The URL with any password hidden, for messages."""
         return self._redacted()
+
+
+_SQLITE_REFUSALS = ("database or disk is full", "readonly database", "disk i/o error")
+_POSTGRES_REFUSALS = {
+    "53100": "database or disk is full",  # disk_full
+    "25006": "the database is read-only",  # read_only_sql_transaction
+}
+
+
+def storage_refusal(exc: DBAPIError) -> str | None:
+    """What a database error says about the disk under the database (full, read-only),
+    in a message's words; None for any other error (a bug, a constraint, a lost
+    connection), which stays what it is."""
+    state = getattr(exc.orig, "sqlstate", None)
+    if state in _POSTGRES_REFUSALS:
+        return _POSTGRES_REFUSALS[state]
+    text = str(exc.orig).lower()
+    for refusal in _SQLITE_REFUSALS:
+        if refusal in text:
+            return "the database is read-only" if refusal == "readonly database" else refusal
+    return None
 
 
 def publish(conn: Connection, event: Any) -> None:
@@ -110,6 +163,12 @@ def _number(text: object) -> float | None:
         return float(str(text))
     except ValueError:
         return None
+
+
+def _sqlite_folder(engine: Engine) -> Path | None:
+    """The folder of a SQLite database file; None for other databases and memory."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    return Path(database).resolve().parent if database and database != ":memory:" else None
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
