@@ -52,6 +52,19 @@ def test_integer_and_text_columns_are_converted_or_named(package: tuple[Path, st
         Scorer(loaded).score(pa.RecordBatch.from_pandas(data))
 
 
+def test_infinities_are_not_taken_for_missing_values(package: tuple[Path, str]) -> None:
+    """A column holding both infinities sums to NaN, as one holding a NaN does: only the
+    NaN is refused."""
+    scorer = Scorer(load_package(*package))
+    data = frame(10)
+    data.loc[3, "a"], data.loc[5, "a"] = np.inf, -np.inf
+    features = scorer.features(pa.RecordBatch.from_pandas(data))
+    assert np.isinf(features[:, 0]).sum() == 2
+    data.loc[7, "c"] = np.nan
+    with pytest.raises(SignatureError, match="column 'c': null value at row 7 but"):
+        scorer.features(pa.RecordBatch.from_pandas(data))
+
+
 def test_a_bad_row_is_named_by_file_and_row_of_that_file(
     tmp_path: Path, package: tuple[Path, str]
 ) -> None:
