@@ -141,7 +141,6 @@ def test_workers_answer_in_input_order_and_stay_bounded(
         engine = LocalEngine(2, pool=pool)
         engine.run(Task(*package, source, keep=["id"]), lambda s: two.append(s.outputs))
         assert pa.Table.from_batches(two).equals(pa.Table.from_batches(one))
-        assert [b.num_rows for b in two[:3]] == [64, 64, 64]  # each batch in two shares
         assert engine.peak_in_flight == engine.in_flight == 4
         workers = {p.pid for p in multiprocessing.active_children()}
         break_row(folder / "part-1.parquet", 500)
@@ -175,8 +174,7 @@ def test_a_chosen_engine_scores_one_batch_here_without_processes(
         engine = LocalEngine(4, pool=pool, choose=True)
         scored: list[Scored] = []
         engine.run(Task(*package, source, keep=["id"]), scored.append)
-        assert engine.workers == 1  # the probe (its first half), then the rest, both here
-        assert [(s.offset, s.inputs.num_rows) for s in scored] == [(0, 150), (150, 150)]
+        assert engine.workers == 1 and [s.inputs.num_rows for s in scored] == [300]
         assert not multiprocessing.active_children()  # nothing was started for one batch
     finally:
         pool.close()

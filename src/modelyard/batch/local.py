@@ -5,14 +5,13 @@ process to start (with a ``WorkerPool``, the loaded model is kept here for the n
 as a worker keeps it). With more, this process reads the input and writes the output while
 ``workers`` processes (started with ``spawn``, BLAS held to one thread, each loading and
 verifying the package once, kept for the next job when a ``WorkerPool`` is given) score
-each batch in ``SHARES`` slices, which travel as Arrow IPC bytes. At most
-``in_flight`` slices (twice the workers) are read and not yet delivered, so memory is
+batches, which travel as Arrow IPC bytes. At most
+``in_flight`` batches (twice the workers) are read and not yet delivered, so memory is
 bounded by a few batches whatever the input's size; ``peak_in_flight`` records the most
 held at once (a test holds the engine to it).
 
-With ``choose``, ``workers`` is the most: the first share of the first batch is scored in
-this process and timed. When scoring it took less than ``WORKERS_WHEN`` times as long as
-reading it (that share of the batch's reading), the
+With ``choose``, ``workers`` is the most: the first batch is scored in this process and
+timed. When scoring it took less than ``WORKERS_WHEN`` times as long as reading it, the
 model is cheap beside the input's reading and writing, which this process does
 whatever the workers (a linear model: 2 workers halve its rate, the copies to and from
 them costing more than they save), so the rest is scored here too; else by the workers.
@@ -42,10 +41,6 @@ from modelyard.packaging import load_package
 WORKERS_WHEN = 2.0
 """Workers score a chosen job's batches when the first took this many times longer to
 score than to read: writing, and the copies to and from workers, cost about a read each."""
-
-SHARES = 2
-"""Worker processes score each batch in (at most) this many slices: enough to even out
-the last batches between them, few enough to keep a model's per-call cost small."""
 
 ModelKey: TypeAlias = "tuple[str, str, tuple[str, ...]]"
 """A scorer's identity: the package's folder, its digest and the columns kept."""
@@ -149,9 +144,8 @@ class LocalEngine:
         return _kept({}, model) if self.pool is None else self.pool.scorer(model)
 
     def _first_here(self, task: Task, chunks: Iterator[Chunk], deliver: Deliver) -> Iterator[Chunk]:
-        """Score the first share of the first batch here, timing it against the batch's
-        reading, and set ``workers`` for the rest (1 when the input is one batch); the
-        chunks left. The workers have the first batch's rest meanwhile, if chosen."""
+        """Score the first batch here, timing its reading and its scoring, and set
+        ``workers`` for the rest (1 when there is no rest); the chunks left."""
         started = time.perf_counter()
         first = next(chunks, None)
         read_ms = (time.perf_counter() - started) * 1000
@@ -159,19 +153,13 @@ class LocalEngine:
         if first is None:
             return chunks
         self._held(1)
-        scorer = self._scorer(task)
-        probe, rest = _split(first, -(-first.batch.num_rows // SHARES))
-        scored = _scored_here(scorer, probe)
+        scored = _scored_here(self._scorer(task), first)
         deliver(scored)
         second = next(chunks, None)
         if second is None:
-            if rest.batch.num_rows:
-                deliver(_scored_here(scorer, rest))
             return chunks
-        share = probe.batch.num_rows / first.batch.num_rows
-        self.workers = workers_for(scored.compute_ms, read_ms * share, self.most)
-        left = [rest, second] if rest.batch.num_rows else [second]
-        return itertools.chain(left, chunks)
+        self.workers = workers_for(scored.compute_ms, read_ms, self.most)
+        return itertools.chain([second], chunks)
 
     def _run_here(self, task: Task, chunks: Iterator[Chunk], deliver: Deliver) -> None:
         scorer = self._scorer(task)
@@ -186,7 +174,7 @@ class LocalEngine:
         model = _model_key(task)
         pending: deque[tuple[Chunk, Future[Any]]] = deque()
         try:
-            for chunk in _shared(chunks, min(self.workers, SHARES)):
+            for chunk in chunks:
                 future = executor.submit(_score_in_worker, model, to_ipc(chunk.batch))
                 pending.append((chunk, future))
                 self._held(len(pending))
@@ -199,22 +187,6 @@ class LocalEngine:
             raise ModelFailed("a scoring worker process died (out of memory, or killed)") from None
         finally:
             _drain(pending)
-
-
-def _split(chunk: Chunk, rows: int) -> tuple[Chunk, Chunk]:
-    """The chunk's first ``rows`` rows and the rest (slices: nothing is copied)."""
-    head = Chunk(chunk.file, chunk.offset, chunk.batch.slice(0, rows))
-    return head, Chunk(chunk.file, chunk.offset + rows, chunk.batch.slice(rows))
-
-
-def _shared(chunks: Iterator[Chunk], shares: int) -> Iterator[Chunk]:
-    """Each chunk as ``shares`` slices of near-equal rows (a slice copies nothing), so
-    the workers share every batch: with whole batches, an input of a few batches would
-    leave a worker idle while another scores the last one."""
-    for chunk in chunks:
-        rows = -(-chunk.batch.num_rows // shares)
-        for start in range(0, chunk.batch.num_rows, rows):
-            yield Chunk(chunk.file, chunk.offset + start, chunk.batch.slice(start, rows))
 
 
 def workers_for(compute_ms: float, read_ms: float, most: int) -> int:
