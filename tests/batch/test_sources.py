@@ -31,25 +31,27 @@ def test_a_folder_is_read_file_by_file_in_name_order_with_offsets(tmp_path: Path
 
 
 def test_batches_hold_about_the_byte_target_across_row_groups(tmp_path: Path) -> None:
-    """Row groups smaller than the target are joined, never across files; the row cap
-    holds. Two 8-byte columns: 16 bytes a row, so 4,800 bytes is 300 rows."""
+    """Row groups smaller than the target are joined, never across files, into equal
+    batches (as many as the target asks); the row cap holds. Two 8-byte columns: 16
+    bytes a row, so 4,800 bytes is 300 rows: 1,000 rows are 4 batches of 250."""
     folder = tmp_path / "in"
     folder.mkdir()
     for part in range(2):
         ids = np.arange(part * 1_000, (part + 1) * 1_000)
         table = pa.table({"id": ids, "a": ids * 0.5})
         pq.write_table(table, folder / f"part-{part}.parquet", row_group_size=50)
-    chunks = list(open_source(folder, batch_bytes=4_800).chunks())
-    sizes = [(Path(c.file).name, c.offset, c.batch.num_rows) for c in chunks]
-    assert sizes[:5] == [
-        ("part-0.parquet", 0, 300),
-        ("part-0.parquet", 300, 300),
-        ("part-0.parquet", 600, 300),
-        ("part-0.parquet", 900, 100),
-        ("part-1.parquet", 0, 300),
+    source = open_source(folder, batch_bytes=4_800)
+    assert source.total_rows == 2_000
+    sizes = [(Path(c.file).name, c.offset, c.batch.num_rows) for c in source.chunks()]
+    assert sizes == [
+        *(
+            (f"part-{part}.parquet", start, 250)
+            for part in range(2)
+            for start in range(0, 1_000, 250)
+        )
     ]
-    assert len(chunks) == 8 and max(c.batch.nbytes for c in chunks) == 4_800
-    ids = pa.concat_arrays([c.batch.column("id") for c in chunks]).to_pylist()
+    assert max(c.batch.nbytes for c in source.chunks()) == 4_000
+    ids = pa.concat_arrays([c.batch.column("id") for c in source.chunks()]).to_pylist()
     assert ids == list(range(2_000))
     capped = open_source(folder, batch_bytes=4_800, batch_rows=70)
     assert {c.batch.num_rows for c in capped.chunks()} == {70, 20}  # 1,000 = 14 x 70 + 20

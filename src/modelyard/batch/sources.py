@@ -96,7 +96,7 @@ class Source:
     total_rows: int | None
     batch_bytes: int = BATCH_BYTES
     batch_rows: int | None = None
-    sizes: dict[str, int] = field(default_factory=dict)
+    file_rows: dict[str, int] = field(default_factory=dict)  # when Parquet footers say
 
     @property
     def uri(self) -> str:
@@ -121,7 +121,7 @@ class Source:
                 batch_readahead=1,
                 fragment_readahead=1,
             )
-            yield from sized(scanned, self.batch_bytes, self.batch_rows)
+            yield from sized(scanned, self.batch_bytes, self.batch_rows, self.file_rows.get(path))
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
             raise InvalidInput(f"cannot read input '{name}': {_first_line(exc)}") from None
 
@@ -179,21 +179,29 @@ def open_source(
     if len(kinds) > 1:
         raise InvalidInput(f"input '{where.uri}' mixes Parquet and CSV files: use one format")
     kind = kinds.pop()
-    schema, total = _inspect(where, files, kind)
-    return Source(where, files, kind, schema, total, batch_bytes, batch_rows)
+    schema, rows = _inspect(where, files, kind)
+    total = None if rows is None else sum(rows.values())
+    return Source(where, files, kind, schema, total, batch_bytes, batch_rows, rows or {})
 
 
 def sized(
-    batches: Iterable[pa.RecordBatch], target_bytes: int, max_rows: int | None = None
+    batches: Iterable[pa.RecordBatch],
+    target_bytes: int,
+    max_rows: int | None = None,
+    total_rows: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """``batches`` joined and sliced into batches of about ``target_bytes`` (by the bytes
-    per row of the batch being read) and at most ``max_rows`` rows, in order. Slices cost
-    nothing; a join copies the rows it joins once."""
+    per row of the batch being read) and at most ``max_rows`` rows, in order; without
+    ``max_rows``, of equal rows when ``total_rows`` (the file's) is known, so that the
+    workers sharing a file's batches end together.
+    Slices cost nothing; a join copies the rows it joins once."""
     held: list[pa.RecordBatch] = []
     held_rows = 0
     for batch in batches:
         limit = max(1, target_bytes // max(1, batch.nbytes // max(1, batch.num_rows)))
         limit = limit if max_rows is None else min(limit, max_rows)
+        if total_rows and max_rows is None:
+            limit = -(-total_rows // -(-total_rows // limit))  # as many batches, all equal
         while batch.num_rows:
             if held_rows >= limit:
                 yield _joined(held)
@@ -270,20 +278,22 @@ def _parts(path: str, base: str) -> list[str]:
     return [part for part in path[len(base) + 1 :].split("/") if part]
 
 
-def _inspect(where: Location, files: list[str], kind: str) -> tuple[pa.Schema, int | None]:
-    """The first file's schema, and the total row count when Parquet footers say it."""
+def _inspect(
+    where: Location, files: list[str], kind: str
+) -> tuple[pa.Schema, dict[str, int] | None]:
+    """The first file's schema, and each file's row count when Parquet footers say it."""
     try:
         first = ds.dataset(files[0], format=kind, filesystem=where.filesystem)
         schema = first.schema
         if kind != "parquet":
             return schema, None
-        total = 0
+        rows = {}
         for path in files:
             fragment = next(
                 iter(ds.dataset(path, format=kind, filesystem=where.filesystem).get_fragments())
             )
-            total += sum(group.num_rows for group in fragment.row_groups)
-        return schema, total
+            rows[path] = sum(group.num_rows for group in fragment.row_groups)
+        return schema, rows
     except (pa.ArrowInvalid, OSError) as exc:
         raise InvalidInput(f"cannot read input '{where.uri}': {_first_line(exc)}") from None
 
