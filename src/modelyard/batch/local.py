@@ -121,6 +121,7 @@ class LocalEngine:
         self.choose = choose
         self.most = self.workers
         self.peak_in_flight = 0
+        self._here: Scorer | None = None
 
     def run(self, task: Task, deliver: Deliver) -> None:
         chunks = task.source.chunks()
@@ -140,8 +141,11 @@ class LocalEngine:
         self.peak_in_flight = max(self.peak_in_flight, count)
 
     def _scorer(self, task: Task) -> Scorer:
-        model = _model_key(task)
-        return _kept({}, model) if self.pool is None else self.pool.scorer(model)
+        """The job's scorer in this process, loaded once (kept by the pool, if any)."""
+        if self._here is None:
+            model = _model_key(task)
+            self._here = _kept({}, model) if self.pool is None else self.pool.scorer(model)
+        return self._here
 
     def _first_here(self, task: Task, chunks: Iterator[Chunk], deliver: Deliver) -> Iterator[Chunk]:
         """Score the first batch here, timing its reading and its scoring, and set
