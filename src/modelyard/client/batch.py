@@ -221,7 +221,7 @@ class BatchAPI:
                 output_fingerprint=output_fingerprint,
                 input_columns=run.source.columns(),
                 output_columns=_columns(run.sink.schema),
-                workers=engine.workers,
+                workers=_chosen(engine, job),
             )
         except BaseException as exc:
             if writer is not None:
@@ -233,7 +233,7 @@ class BatchAPI:
                 rows_in=run.rows_in,
                 rows_out=0,
                 error=message or type(exc).__name__,
-                workers=engine.workers,
+                workers=_chosen(engine, job),
             )
             self._backend.finish_batch_job(job.id, failed)
             raise
@@ -275,6 +275,11 @@ class _Heartbeat:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _chosen(engine: Engine, job: BatchJob) -> int | None:
+    """How many workers scored, when the engine chose otherwise than the record says."""
+    return engine.workers if engine.workers != job.workers else None
 
 
 def _signature(version: ModelVersion) -> Signature:
