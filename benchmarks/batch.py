@@ -10,7 +10,9 @@ Parquet file), in one run:
 - modelyard: ``yard.batch.score`` from the Parquet file to a Parquet output (reading,
   signature checks, predicting, writing, fingerprints, the job record), with 1 worker
   (in this process; a thread writes while it scores) and with 2 worker processes
-  (kept between jobs: the first job, which starts them, is shown apart).
+  (the model, and the processes, are kept between jobs: the first job, which loads the
+  model or starts the processes, is shown apart), and without ``workers`` (the engine
+  chooses on the first batch: this process, or a worker per core; it prints its choice).
 
 It prints rows/s (median of 3) beside the baseline and the ratio, the CPU seconds this
 process spent (threads included: what the figure cost) and the calling thread's alone
@@ -245,7 +247,7 @@ def main() -> None:
                         f"bench-{kind}@bench", data, out, workers=workers, overwrite=True
                     )
 
-                first = _timed(score)  # with 2 workers: starts them; 1: warms the caches
+                first = _timed(score)  # 2 workers: starts them; 1: loads the model here
                 seconds, cpu, main = measure(score)
                 rates[workers] = args.rows / seconds
                 label = f"batch, {workers} worker{'s' if workers > 1 else ''}"
@@ -258,15 +260,25 @@ def main() -> None:
                     f"{kind:6} {label:24} {rates[workers]:12,.0f} {raw[kind]:16,.0f} "
                     f"{rates[workers] / raw[kind]:6.2f} {cpu_text}"
                 )
-                if workers > 1:
-                    cold = args.rows / first
-                    print(
-                        f"{kind:6} {'  first job (starts them)':24} {cold:12,.0f} "
-                        f"{raw[kind]:16,.0f} {cold / raw[kind]:6.2f}"
-                    )
+                cold = args.rows / first
+                what = "  first job (starts them)" if workers > 1 else "  first job (loads it)"
+                print(
+                    f"{kind:6} {what:24} {cold:12,.0f} {raw[kind]:16,.0f} {cold / raw[kind]:6.2f}"
+                )
             print(
                 f"{kind:6} {'scaling, 2 vs 1 worker':24} {rates[2]:12,.0f} {rates[1]:16,.0f} "
                 f"{rates[2] / rates[1]:6.2f}"
+            )
+            chosen: list[int] = []
+
+            def choose(kind: str = kind, chosen: list[int] = chosen) -> None:
+                job = yard.batch.score(f"bench-{kind}@bench", data, out, overwrite=True)
+                chosen.append(job.workers)
+
+            rate = args.rows / median_seconds(choose)
+            print(
+                f"{kind:6} {'batch, workers chosen':24} {rate:12,.0f} {raw[kind]:16,.0f} "
+                f"{rate / raw[kind]:6.2f} (it chose {', '.join(map(str, chosen))})"
             )
         print(f"load average after: {load()}")
         if args.ray:

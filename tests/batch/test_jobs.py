@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,19 @@ def test_a_job_is_recorded_with_the_version_the_alias_named(services: Services) 
     ]
     after: dict[str, Any] = events[1].summary["after"]
     assert after["rows_out"] == 10
+
+
+def test_the_workers_an_engine_chose_are_recorded_at_the_finish(services: Services) -> None:
+    jobs = BatchJobs(services.db, services.catalog)
+    job = start(jobs, workers=4)  # at most 4: the engine chose 1 on the first batch
+    outcome = JobOutcome(JobStatus.SUCCEEDED, 1, 1, IN_FP, OUT_FP, COLUMNS, COLUMNS, workers=1)
+    assert as_user("ana", jobs.finish, job.id, outcome).workers == 1
+    events = services.audit.events(resource=f"batch-jobs/{job.id}")
+    assert events[-1].summary["after"]["workers"] == 1
+    kept = as_user("ana", jobs.finish, start(jobs, workers=3).id, replace(outcome, workers=None))
+    assert kept.workers == 3  # not chosen: as started
+    with pytest.raises(InvalidInput, match="workers must be a whole number"):
+        as_user("ana", jobs.finish, start(jobs).id, replace(outcome, workers=0))
 
 
 def test_the_same_content_is_one_dataset_across_jobs(services: Services) -> None:

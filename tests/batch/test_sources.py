@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from modelyard.batch.sources import Fingerprinter, open_source
+from modelyard.batch.sources import Fingerprinter, open_source, sized
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.tracking.datasets import profile_path
 from tests.batch.data import frame, write_parts
@@ -26,6 +28,53 @@ def test_a_folder_is_read_file_by_file_in_name_order_with_offsets(tmp_path: Path
     ]
     ids = pa.concat_arrays([c.batch.column("id") for c in chunks]).to_pylist()
     assert ids == list(range(300))
+
+
+def test_batches_hold_about_the_byte_target_across_row_groups(tmp_path: Path) -> None:
+    """Row groups smaller than the target are joined, never across files, into equal
+    batches (as many as the target asks); the row cap holds. Two 8-byte columns: 16
+    bytes a row, so 4,800 bytes is 300 rows: 1,000 rows are 4 batches of 250."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for part in range(2):
+        ids = np.arange(part * 1_000, (part + 1) * 1_000)
+        table = pa.table({"id": ids, "a": ids * 0.5})
+        pq.write_table(table, folder / f"part-{part}.parquet", row_group_size=50)
+    source = open_source(folder, batch_bytes=4_800)
+    assert source.total_rows == 2_000
+    sizes = [(Path(c.file).name, c.offset, c.batch.num_rows) for c in source.chunks()]
+    assert sizes == [
+        *(
+            (f"part-{part}.parquet", start, 250)
+            for part in range(2)
+            for start in range(0, 1_000, 250)
+        )
+    ]
+    assert max(c.batch.nbytes for c in source.chunks()) == 4_000
+    ids = pa.concat_arrays([c.batch.column("id") for c in source.chunks()]).to_pylist()
+    assert ids == list(range(2_000))
+    capped = open_source(folder, batch_bytes=4_800, batch_rows=70)
+    assert {c.batch.num_rows for c in capped.chunks()} == {70, 20}  # 1,000 = 14 x 70 + 20
+
+
+def test_a_batch_larger_than_the_target_is_sliced() -> None:
+    read = [pa.record_batch({"x": list(range(1_000))}), pa.record_batch({"x": [1, 2, 3]})]
+    out = list(sized(read, target_bytes=8 * 400))  # 400 int64 values
+    assert [b.num_rows for b in out] == [400, 400, 203]
+    assert pa.concat_arrays([b.column("x") for b in out]).to_pylist() == [
+        *range(1_000),
+        1,
+        2,
+        3,
+    ]
+
+
+def test_a_batch_size_below_one_is_refused(tmp_path: Path) -> None:
+    folder = write_parts(tmp_path / "in", parts=1, rows=10)
+    with pytest.raises(InvalidInput, match="batch_bytes must be at least 1, got 0"):
+        open_source(folder, batch_bytes=0)
+    with pytest.raises(InvalidInput, match="batch_rows must be at least 1, got -3"):
+        open_source(folder, batch_rows=-3)
 
 
 def test_a_csv_file_streams_in_batches(tmp_path: Path) -> None:

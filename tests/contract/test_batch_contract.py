@@ -43,6 +43,18 @@ def test_a_job_is_scored_here_and_recorded_there(yard: Yard, unique: str, tmp_pa
     assert not (tmp_path / "again.parquet").exists()
 
 
+def test_the_record_says_how_many_workers_a_chosen_job_used(
+    yard: Yard, unique: str, tmp_path: Path
+) -> None:
+    """Without ``workers`` the engine chooses on the first batch; an input of one batch
+    is scored in this process, and the record (started with every core) says 1."""
+    yard.models.register(model(), name=unique, input_example=frame(5)[FEATURES])
+    folder = write_parts(tmp_path / "in", parts=1, rows=50)
+    job = yard.batch.score(f"{unique}/1", folder, tmp_path / "scores.parquet")
+    assert (job.status, job.engine, job.workers) == (JobStatus.SUCCEEDED, "local", 1)
+    assert yard.batch.job(job.id).workers == 1
+
+
 def test_refusals_are_the_same(yard: Yard, unique: str, tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="batch job 'nojob' does not exist"):
         yard.batch.job("nojob")

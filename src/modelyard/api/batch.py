@@ -49,6 +49,7 @@ class OutcomeIn(Body):
     input_columns: list[tuple[str, str]] = Field(default_factory=list)
     output_columns: list[tuple[str, str]] = Field(default_factory=list)
     error: str | None = None
+    workers: int | None = None  # how many scored, when the engine chose while scoring
 
 
 def _jobs(request: Request) -> BatchJobs:
@@ -89,6 +90,7 @@ def finish_job(job_id: str, body: OutcomeIn, request: Request) -> Response:
         input_columns=list(body.input_columns),
         output_columns=list(body.output_columns),
         error=body.error,
+        workers=body.workers,
     )
     return respond(_jobs(request).finish(job_id, outcome))
 

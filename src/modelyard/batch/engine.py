@@ -56,20 +56,29 @@ class Engine(Protocol):
     """Scores every batch of a task and hands them to ``deliver`` in input order.
 
     A batch that breaks the signature raises ``SignatureError`` naming the file and row
-    (``SignatureError.located``); nothing after it is delivered.
+    (``SignatureError.located``); nothing after it is delivered. ``workers`` is how many
+    scored (an engine that chooses them knows it once ``run`` has scored a batch).
     """
+
+    workers: int
 
     def run(self, task: Task, deliver: Deliver) -> None: ...
 
 
 def engine_for(
-    name: str, *, workers: int, address: str | None = None, pool: WorkerPool | None = None
+    name: str,
+    *,
+    workers: int,
+    address: str | None = None,
+    pool: WorkerPool | None = None,
+    choose: bool = False,
 ) -> Engine:
     """The engine called ``name`` with ``workers`` scoring processes (Ray: actors);
     ``address`` is the Ray cluster's (default ``MODELYARD_RAY_ADDRESS``); ``pool`` keeps
-    the local engine's worker processes from one job to the next. A cluster
-    address that accepts no connection is refused here, in seconds, before any job is
-    recorded."""
+    the local engine's worker processes from one job to the next; ``choose`` lets the
+    local engine score in this process when the model is cheap beside reading the input
+    (``workers`` is then the most it uses). A cluster address that accepts no connection
+    is refused here, in seconds, before any job is recorded."""
     check_engine(name)
     if name == "ray":
         from modelyard.batch.raydata import RayEngine, check_reachable
@@ -80,4 +89,4 @@ def engine_for(
         raise InvalidInput("a Ray address goes with the ray engine only (--engine ray)")
     from modelyard.batch.local import LocalEngine
 
-    return LocalEngine(workers, pool=pool)
+    return LocalEngine(workers, pool=pool, choose=choose)

@@ -115,7 +115,8 @@ class BatchJobs:
         return self.get(row["id"])
 
     def finish(self, job_id: str, outcome: JobOutcome) -> BatchJob:
-        """Record how job ``job_id`` ended; only who started it may, and only once."""
+        """Record how job ``job_id`` ended (and how many workers scored it, when the engine
+        chose that); only who started it may, and only once."""
         if outcome.status not in FINISHED:
             raise InvalidInput(f"a job finishes succeeded or failed, not {outcome.status.value}")
         check_fingerprint(outcome.input_fingerprint, "input")
@@ -131,6 +132,7 @@ class BatchJobs:
                 "status": outcome.status.value,
                 "rows_in": outcome.rows_in,
                 "rows_out": outcome.rows_out,
+                "workers": values.get("workers", row.workers),
                 "error": (outcome.error or "")[:200] or None,
             }
             change = Changed(
@@ -271,7 +273,8 @@ def _check_finisher(row: Any) -> None:
 
 
 def _finished_values(outcome: JobOutcome) -> dict[str, Any]:
-    return {
+    chosen = {} if outcome.workers is None else {"workers": check_workers(outcome.workers)}
+    return chosen | {
         "status": outcome.status.value,
         "finished_at": now_ms(),
         "rows_in": outcome.rows_in,

@@ -106,7 +106,14 @@ def _float_array(batch: pa.RecordBatch, signature: Signature) -> np.ndarray[Any,
 def _refuse_missing(array: np.ndarray[Any, Any], strict: list[int], signature: Signature) -> None:
     """Raise naming the first column (in the signature's order) that holds a null or NaN it
     may not hold, and its first such row."""
-    missing = np.isnan(array[:, strict])
+    columns = array if len(strict) == array.shape[1] else array[:, strict]
+    # a column's sum is NaN only if it holds a NaN (or both infinities): a sum reads the
+    # array once and allocates nothing, where isnan writes a mask as large as the batch
+    with np.errstate(invalid="ignore"):  # inf + -inf is NaN, and no error
+        sums = columns.sum(axis=0)
+    if not np.isnan(sums).any():
+        return
+    missing = np.isnan(columns)
     flagged = missing.any(axis=0)
     if not flagged.any():
         return

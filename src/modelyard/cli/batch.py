@@ -41,7 +41,9 @@ def _columns(value: str | None) -> list[str]:
     "--workers",
     type=int,
     default=None,
-    help="Scoring processes, or Ray actors with --engine ray (default: every core here).",
+    help="Scoring processes, or Ray actors with --engine ray (default: chosen on the first "
+    "batch: this process when the model is cheap beside reading, else every core; Ray: "
+    "every core here).",
 )
 @click.option("--keep", default=None, help="Input columns to copy beside the outputs: id,customer.")
 @click.option("--log-to", default=None, help="Also write the predictions to this endpoint's log.")

@@ -33,7 +33,7 @@ import pyarrow as pa
 from modelyard.batch.engine import Engine, Scored, Task, engine_for
 from modelyard.batch.predictions import BatchLog, JournalWriter
 from modelyard.batch.sinks import Sink, infer_format, open_sink
-from modelyard.batch.sources import BATCH_ROWS, Fingerprinter, Source, open_source
+from modelyard.batch.sources import Fingerprinter, Source, open_source
 from modelyard.batch.writer import Writer
 from modelyard.domain.batch import (
     HEARTBEAT_MS,
@@ -126,7 +126,7 @@ class BatchAPI:
         log_to: str | None = None,
         format: str | None = None,
         overwrite: bool = False,
-        batch_rows: int = BATCH_ROWS,
+        batch_rows: int | None = None,
         progress: Progress | None = None,
         engine: str = "local",
         address: str | None = None,
@@ -134,14 +134,17 @@ class BatchAPI:
         """Score ``input`` (a Parquet or CSV file, a folder of them, any fsspec URL) with
         version ``ref`` into ``output`` and return the finished job record.
 
-        ``workers`` processes score (default: every core; 1 scores in this process);
+        ``workers`` processes score (1 scores in this process; default: chosen on the first
+        batch, scored here: in this process when the model is cheap beside reading the
+        input, else on every core; the record says how many scored);
         ``keep`` names input columns copied beside ``prediction`` (and ``score_<class>``
         for classifiers); ``log_to`` also writes the predictions to that endpoint's
         prediction log (embedded yards: the log lives where the yard's files are);
         ``format`` is ``parquet`` or ``csv`` (default: the output's suffix, else Parquet);
         an existing output is refused unless ``overwrite``. ``progress`` is called, in
         this thread, with the rows written since its last call (a thread writes while
-        the engine scores) and the input's row count (None for CSV).
+        the engine scores) and the input's row count (None for CSV). Batches hold about
+        16 MB of input each (``batch_rows`` caps their rows too).
         ``engine="ray"`` scores on a Ray cluster through Ray Data with ``workers`` actors,
         the same outputs as the local engine; ``address`` names the cluster (default
         ``MODELYARD_RAY_ADDRESS``, else Ray's own default). A batch that breaks the
@@ -149,7 +152,13 @@ class BatchAPI:
         """
         kept = check_keep(list(keep))
         count = check_workers(workers if workers is not None else os.cpu_count() or 1)
-        scoring = engine_for(engine, workers=count, address=address, pool=self._workers())
+        scoring = engine_for(
+            engine,
+            workers=count,
+            address=address,
+            pool=self._workers(),
+            choose=workers is None and engine == "local",
+        )
         output_format = infer_format(str(output), format)
         preview = self._backend.get_version(str(ModelRef.parse(ref)))
         source = open_source(input, batch_rows=batch_rows)
@@ -212,6 +221,7 @@ class BatchAPI:
                 output_fingerprint=output_fingerprint,
                 input_columns=run.source.columns(),
                 output_columns=_columns(run.sink.schema),
+                workers=_chosen(engine, job),
             )
         except BaseException as exc:
             if writer is not None:
@@ -223,6 +233,7 @@ class BatchAPI:
                 rows_in=run.rows_in,
                 rows_out=0,
                 error=message or type(exc).__name__,
+                workers=_chosen(engine, job),
             )
             self._backend.finish_batch_job(job.id, failed)
             raise
@@ -264,6 +275,11 @@ class _Heartbeat:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _chosen(engine: Engine, job: BatchJob) -> int | None:
+    """How many workers scored, when the engine chose otherwise than the record says."""
+    return engine.workers if engine.workers != job.workers else None
 
 
 def _signature(version: ModelVersion) -> Signature:

@@ -50,6 +50,10 @@ class RemoteBatch(RemoteBase):
             "output_columns": [list(pair) for pair in outcome.output_columns],
             "error": outcome.error,
         }
+        if (
+            outcome.workers is not None
+        ):  # only when the engine chose: older servers know no such field
+            body["workers"] = outcome.workers
         path = f"/batch-jobs/{_path(job_id)}/finish"
         return parse(BatchJob, self._json("POST", path, json=body))
 

@@ -88,7 +88,8 @@ class JobOutcome:
     """How a job ended, as the engine that ran it reports it to the record.
 
     ``columns`` are the input's and the output's (name, type) pairs, for the dataset
-    records lineage links to.
+    records lineage links to. ``workers`` is how many scored, when the engine chose
+    that while scoring (None: as many as the job was started with).
     """
 
     status: JobStatus
@@ -99,6 +100,7 @@ class JobOutcome:
     input_columns: list[tuple[str, str]] = field(default_factory=list)
     output_columns: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
+    workers: int | None = None
 
 
 def parse_status(value: str) -> JobStatus:
