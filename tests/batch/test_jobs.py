@@ -97,6 +97,10 @@ def test_the_workers_an_engine_chose_are_recorded_at_the_finish(services: Servic
     assert kept.workers == 3  # not chosen: as started
     with pytest.raises(InvalidInput, match="workers must be a whole number"):
         as_user("ana", jobs.finish, start(jobs).id, replace(outcome, workers=0))
+    two = start(jobs, workers=2)
+    with pytest.raises(InvalidInput, match="started with at most 2 workers, not 3"):
+        as_user("ana", jobs.finish, two.id, replace(outcome, workers=3))
+    assert jobs.get(two.id).status is JobStatus.RUNNING  # the refused finish changed nothing
 
 
 def test_the_same_content_is_one_dataset_across_jobs(services: Services) -> None:

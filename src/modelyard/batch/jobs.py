@@ -125,6 +125,11 @@ class BatchJobs:
             row = _job_row(conn, job_id)
             _check_finisher(row)
             values = _finished_values(outcome)
+            if values.get("workers", row.workers) > row.workers:
+                raise InvalidInput(
+                    f"batch job {job_id} was started with at most {row.workers} workers, "
+                    f"not {values['workers']}: a finish says how many of them scored"
+                )
             if outcome.status is JobStatus.SUCCEEDED:
                 values |= self._link_datasets(conn, row, outcome)
             conn.execute(t.batch_jobs.update().where(t.batch_jobs.c.id == job_id).values(**values))
