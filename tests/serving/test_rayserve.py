@@ -474,3 +474,26 @@ def test_replicas_log_into_the_database_and_a_killed_one_loses_no_acknowledged_p
     assert len(logged) == len(set(logged))
     journals = list(on_database.services.settings.home.rglob("journal-*.jsonl"))
     assert journals == []  # nothing went to files
+
+
+def test_a_scaling_change_reconfigures_the_running_replicas_without_replacing_them(
+    on_database: Served,
+) -> None:
+    from modelyard.serving.rayserve import deploy
+
+    # what `modelyard serve --backend ray` does when it reads new scaling settings
+    def redeploy(**scaling: int) -> None:
+        on_database.services.endpoints.update(DATABASE_ENDPOINT, batching=scaling)
+        deploy(on_database.services, [DATABASE_ENDPOINT], refresh=0.25, replica_cpus=0.5)
+
+    assert _wait_for(lambda: _replica_states() == {"RUNNING": 1}, timeout=90), _replica_states()
+    (first,) = _replicas()
+    with Load(on_database, threads=2, each=300) as load:
+        redeploy(min_replicas=2)  # one more replica; the first keeps serving
+        assert _wait_for(lambda: _replica_states() == {"RUNNING": 2}, timeout=60)
+        two = _replicas()
+        assert first in two
+        redeploy(min_replicas=1, target_ongoing_requests=3)  # back to one, another target
+        assert _wait_for(lambda: _replica_states() == {"RUNNING": 1}, timeout=90)
+    assert set(_replicas()) < set(two)  # one of the two stayed: no replica was replaced
+    assert set(load.statuses) == {200}, load.statuses

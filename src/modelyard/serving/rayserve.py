@@ -16,7 +16,12 @@ every replica, with no redeploy. The scaling settings (``min_replicas``,
 ``max_replicas``, ``target_ongoing_requests``, ``upscale_delay_s``,
 ``downscale_delay_s``, kept with ``batching`` in the endpoint's spec) become the
 deployment's autoscaling config; this command re-reads them and redeploys when they
-change (a rolling update: ``serve.run`` always makes a new code version).
+change. A redeploy keeps the replicas: the deployment carries a code version of its
+own (a digest of this process's token and the replica's arguments), so Ray Serve sees
+only the autoscaling config and the requests a replica may hold change, and applies
+them to the running replicas (a reconfigure, not a restart). Anything else (another
+yard, other endpoints, CPUs per replica, a new ``modelyard serve`` process, which may
+run newer code) is a new version: a rolling update.
 
 The prediction log is shared by construction: each replica appends to its own
 journal under the log root (``journal-<token>.jsonl``, written before the answer
@@ -34,8 +39,11 @@ Ray is imported here only, and this module only by ``--backend ray``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
+import pickle
+import secrets
 import signal
 import time
 from typing import Any
@@ -53,6 +61,8 @@ from modelyard.serving.server import app_for, runtime_for
 APPLICATION = "modelyard"
 DEPLOYMENT = "modelyard-data-plane"
 log = logging.getLogger("modelyard.serving")
+_PROCESS = secrets.token_hex(8)
+"""Part of every code version this process deploys: another process's never match."""
 
 
 def autoscaling_of(settings: list[Batching]) -> dict[str, Any]:
@@ -106,6 +116,7 @@ def application(
     """The bound Ray Serve application hosting ``names``."""
     serve = import_serve()
     ongoing = max(16, math.ceil(scaling["target_ongoing_requests"] * 4))
+    arguments = (settings, names, refresh, max_body)
     deployment = serve.deployment(
         serve.ingress()(Replica),
         name=DEPLOYMENT,
@@ -114,7 +125,17 @@ def application(
         ray_actor_options={"num_cpus": replica_cpus},
         graceful_shutdown_timeout_s=10,
     )
-    return deployment.bind(settings, names, refresh, max_body)
+    # Ray Serve no longer takes a version from its public API; ``_internal`` is its own
+    # way to give one (without it, every deploy is a new random version: a restart)
+    deployment = deployment.options(version=code_version(arguments, replica_cpus), _internal=True)
+    return deployment.bind(*arguments)
+
+
+def code_version(arguments: tuple[Any, ...], replica_cpus: float) -> str:
+    """The deployment's code version: the same for the same replica arguments deployed by
+    this process, so a scaling change reconfigures the replicas instead of replacing them."""
+    digest = hashlib.sha256(pickle.dumps((_PROCESS, arguments, replica_cpus)))
+    return digest.hexdigest()[:16]
 
 
 def deploy(
