@@ -15,6 +15,7 @@ from modelyard.monitoring.profile import NUMERIC, Profile
 from modelyard.monitoring.reference import Reference
 from modelyard.monitoring.results import Result
 from modelyard.monitoring.window_data import WindowData, categorical_profile
+from modelyard.serving.segments import duckdb_connection
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -50,9 +51,7 @@ def skew(
         training = skew_rows(reference, entity, check.dataset)
     except Exception as error:
         return [Result("skew", "matched", None, WARN, entity, details={"error": str(error)[:500]})]
-    import duckdb
-
-    con = duckdb.connect(config={"threads": 2})
+    con = duckdb_connection()
     con.register("live", live)
     con.register("training", training)
     quoted = '"' + entity.replace('"', '""') + '"'

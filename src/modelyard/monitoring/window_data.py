@@ -13,6 +13,7 @@ import numpy as np
 
 from modelyard.monitoring.profile import NUMERIC, Profile
 from modelyard.monitoring.reference import CLASSIFICATION, PREDICTION, SCORE, Reference, score_of
+from modelyard.serving.segments import duckdb_connection
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,9 +41,7 @@ class WindowData:
 
     def con(self) -> Any:
         if self._con is None:
-            import duckdb
-
-            self._con = duckdb.connect(config={"threads": 2})
+            self._con = duckdb_connection()
             self._con.register("window_rows", self.table)
         return self._con
 
