@@ -20,6 +20,7 @@ from modelyard.bootstrap import Services
 from modelyard.domain.monitors import Spec
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.monitoring.windows import claim_window, renew_claim, renewing
+from modelyard.monitoring.worker import Worker
 from modelyard.store import schema as t
 from tests.monitoring.traffic import FEATURES, Deployed, deploy, inputs, labels_for
 from tests.stores import services_on
@@ -187,6 +188,32 @@ def test_two_workers_never_compute_a_window_twice(services: Services, hook: Hook
     assert len(rows) == 6 and {r.attempts for r in rows} == {1}
     assert {count for _, count in per_window} == {len(FEATURES)}
     assert services.audit.events(action="run monitor") == []  # a schedule is nobody's act
+
+
+def test_workers_take_turns_so_each_monitor_is_looked_at_once_a_schedule(
+    services: Services,
+) -> None:
+    deployed = deploy(services, "turns")
+    services.monitors.update(deployed.endpoint, {"window": f"{WINDOW} rows", "schedule": "1h"})
+    deployed.send(inputs(2 * WINDOW, 31), start_ts=T0)
+    first, second = (Worker(services.monitors, services.predictions, name=n) for n in "ab")
+
+    ran = first.run_once()  # its turn: it computes both windows
+    assert [r.monitor for r in ran] == ["turns"] and len(ran[0].computed) == 2
+    assert second.run_once() == []  # not its turn: it does not even look
+    turns = t.monitor_turns.c
+    with services.db.read() as conn:
+        (taken_by,) = conn.execute(select(turns.taken_by)).scalars().all()
+    assert taken_by == "a"
+
+    with services.db.write() as conn:  # the hour passes: whoever looks first takes the turn
+        conn.execute(update(t.monitor_turns).values(next_run=turns.next_run - 3_600_000))
+    first._next.clear()
+    second._next.clear()
+    again = second.run_once()
+    assert [r.monitor for r in again] == ["turns"] and again[0].computed == []
+    assert first.run_once() == []
+    assert [r.monitor for r in first.run_once(force=True)] == ["turns"]  # --once: always
 
 
 def test_a_window_left_by_a_crashed_worker_is_taken_again(services: Services, hook: Hook) -> None:

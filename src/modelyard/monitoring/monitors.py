@@ -42,6 +42,7 @@ from modelyard.monitoring.windows import (
     due_windows,
     next_window,
     renewing,
+    take_turn,
     worker_name,
 )
 from modelyard.serving.predictlog import PredictionLog
@@ -238,6 +239,11 @@ class MonitorService:
         self.runner.refresh(monitor, now, references, report)
         report.next_window = next_window(self.predictions, monitor, now)
         return report
+
+    def take_turn(self, monitor: Monitor, worker: str, now: int) -> int | None:
+        """``worker`` takes the monitor's scheduled turn if it is due: None, else the
+        time it is next due (``windows.take_turn``; not recorded: a schedule is nobody's act)."""
+        return take_turn(self.db, monitor, worker, now)
 
     def _claim(
         self,

@@ -14,6 +14,11 @@ than the lease is never taken from a live worker, and the lease can be short (a
 dead worker's window waits at most one lease: ``modelyard worker --lease``). A
 failed window is taken again until it has been tried ``MAX_ATTEMPTS`` times.
 
+Workers also share each monitor's turn (``take_turn``): when the schedule comes
+round, one worker moves the monitor's next run forward and runs it, and the others
+skip it until then, so N workers look at each monitor once a schedule, not N times
+(looking costs reads of the log and the database even when nothing is due).
+
 >>> worker = worker_name()
 >>> for start, end in due_windows(db, predictions, monitor, now_ms()):
 ...     if claim_window(db, monitor, start, end, worker, now_ms()):
@@ -110,6 +115,34 @@ def _finished_starts(db: Database, monitor: Monitor) -> set[int]:
             )
         ).all()
     return {int(r.start) for r in rows}
+
+
+def take_turn(db: Database, monitor: Monitor, worker: str, now: int) -> int | None:
+    """Take monitor's turn for ``worker`` if it is due at ``now``: None when taken (its
+    next run is then a schedule away), else when the monitor is next due (another worker
+    ran it). Atomic on SQLite and PostgreSQL alike, as ``claim_window``."""
+    turns = t.monitor_turns.c
+    following = now + monitor.spec.schedule
+    with db.write() as conn:
+        inserted = conn.execute(
+            insert_for(db.dialect, t.monitor_turns)
+            .values(monitor_id=monitor.id, next_run=following, taken_by=worker)
+            .on_conflict_do_nothing(index_elements=["monitor_id"])
+            .returning(turns.monitor_id)
+        ).first()
+        if inserted is not None:
+            return None
+        taken = conn.execute(
+            update(t.monitor_turns)
+            .where(turns.monitor_id == monitor.id, turns.next_run <= now)
+            .values(next_run=following, taken_by=worker)
+        )
+        if taken.rowcount == 1:
+            return None
+        due = conn.execute(
+            select(turns.next_run).where(turns.monitor_id == monitor.id)
+        ).scalar_one()
+    return int(due)
 
 
 def claim_window(

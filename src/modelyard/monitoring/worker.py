@@ -1,9 +1,10 @@
 """``modelyard worker``: runs every enabled monitor on its schedule.
 
-Several workers may share one database: each window is claimed atomically
-(``monitoring/windows.py``), so they split the work and never compute a window
-twice; a window whose worker died is taken again when its lease (``lease``
-seconds, renewed while the window is computed) runs out.
+Several workers may share one database: each monitor's turn and each window are
+claimed atomically (``monitoring/windows.py``), so they split the monitors, look at
+each once a schedule between them, and never compute a window twice; a window
+whose worker died is taken again when its lease (``lease`` seconds, renewed while
+the window is computed) runs out.
 
 Every ``MAINTAIN_EVERY`` seconds it also seals and compacts the file prediction
 log (``serving/segments.py``), so a log nobody queried for a while is ready.
@@ -60,8 +61,12 @@ class Worker:
                 continue
             if not force and self._next.get(monitor.name, 0) > now:
                 continue
-            self._next[monitor.name] = now + monitor.spec.schedule
             try:
+                if not force:
+                    due = self.monitors.take_turn(monitor, self.name, now_ms())
+                    self._next[monitor.name] = due or now + monitor.spec.schedule
+                    if due is not None:
+                        continue  # another worker's turn
                 report = self.monitors.run_scheduled(
                     monitor.name, worker=self.name, lease_ms=self.lease_ms
                 )

@@ -26,7 +26,7 @@ from modelyard.store.database import Database
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0021"  # the newest script in migrations/versions
+HEAD = "0022"  # the newest script in migrations/versions
 _SCRIPTS = Path(__file__).with_name("migrations")
 
 

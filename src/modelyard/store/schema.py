@@ -445,6 +445,16 @@ monitor_windows = Table(
     Index("ix_monitor_windows_status_lease", "status", "lease_until"),
 )
 
+monitor_turns = Table(  # migration 0022
+    "monitor_turns",
+    metadata,
+    # when the monitor is next due, for every worker: the one that moves it forward
+    # (``windows.take_turn``) runs the monitor this time, the others skip it
+    Column("monitor_id", Integer, ForeignKey("monitors.id"), primary_key=True),
+    Column("next_run", BigInteger, nullable=False),
+    Column("taken_by", String(250), nullable=False),
+)
+
 monitor_results = Table(
     "monitor_results",
     metadata,
