@@ -7,10 +7,12 @@ In one run, on a throwaway PostgreSQL database (127.0.0.1:5432):
   ``list_models`` pages, ``search_versions`` pages by tag and over all versions, a name
   search; beside each, the baseline: the same rows read by one bare SQL statement on
   the same database (what a page costs at least), and the ratio;
-- monitors: two ``modelyard worker`` processes sharing the database compute the 200
-  windows (2 per monitor) of traffic logged once they are idle; seconds from the
-  traffic to the last window done, beside one worker doing the same on a fresh copy
-  of the windows.
+- monitors: the 200 windows (2 per monitor) of traffic already in the log, computed by
+  one ``modelyard worker`` and by two sharing the database, in turns (1, 2, 1, 2, ...;
+  ``--rounds``, after one warm-up round that builds the reference profiles): seconds
+  from the workers' start to the last window done, the median of each, and the ratio.
+  Between rounds the monitors' state (windows, results, alerts, turns) is deleted, so
+  every round computes the same windows from the same log on the same database.
 
 Not a test: timings never go in tests.
 
@@ -73,25 +75,40 @@ def bare_ms(engine: Any, sql: str) -> float:
     return median_ms(run)
 
 
-def run_workers(settings: Any, count: int, services: Any, fleet: Any) -> float:
-    """Seconds from logging the traffic to every window done, with ``count`` workers."""
-    from sqlalchemy import func, select
-    from tests.integration.fleet import WINDOW, send_traffic, start_workers
+MONITOR_STATE = ("alert_deliveries", "alerts", "retraining_requests", "monitor_results")
+"""Deleted between rounds with ``monitor_windows`` and ``monitor_turns``: what running
+the monitors wrote (children before the tables they point to)."""
+
+
+def forget_runs(services: Any) -> None:
+    """Delete what the monitors' runs wrote, so the next round computes every window again."""
+    from sqlalchemy import delete
 
     from modelyard.store import schema as t
 
+    with services.db.write() as conn:
+        for name in (*MONITOR_STATE, "monitor_windows", "monitor_turns"):
+            conn.execute(delete(t.metadata.tables[name]))
+
+
+def run_workers(services: Any, count: int, expected: int) -> float:
+    """Seconds from starting ``count`` workers to ``expected`` windows done."""
+    from sqlalchemy import func, select
+    from tests.integration.fleet import start_workers
+
+    from modelyard.store import schema as t
+
+    forget_runs(services)
+    started = time.perf_counter()
     workers = start_workers(services, count)
     try:
-        rows = send_traffic(services, fleet)
-        started = time.perf_counter()
-        expected = len(fleet.endpoints) * rows // WINDOW
         w = t.monitor_windows.c
         while True:
             with services.db.read() as conn:
                 done = conn.execute(select(func.count()).where(w.status == "done")).scalar_one()
             if done >= expected:
                 return time.perf_counter() - started
-            time.sleep(0.2)
+            time.sleep(0.1)
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
@@ -105,33 +122,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from tests.integration.fleet import GROUPS, model_name, seed
+    from tests.integration.fleet import GROUPS, WINDOW, model_name, seed, send_traffic
     from tests.stores import throwaway_postgres
 
     from modelyard.bootstrap import bootstrap
     from modelyard.config import Settings
 
     with tempfile.TemporaryDirectory(prefix="modelyard-bench-scale-") as temp:
-        results: dict[str, float] = {}
-        for workers in (1, 2):
-            home = Path(temp) / f"home{workers}"
-            with throwaway_postgres() as url:
-                settings = Settings(home, url, str(home / "artifacts"))
-                services = bootstrap(settings)
-                try:
-                    fleet = seed(services, models=args.models, endpoints=args.endpoints)
-                    if workers == 1:
-                        report_catalog(services, fleet, args.models, GROUPS, model_name)
-                    results[f"workers{workers}"] = run_workers(settings, workers, services, fleet)
-                finally:
-                    services.close()
-        one, two = results["workers1"], results["workers2"]
-        windows = args.endpoints * 2
-        print(f"\nmonitors: {args.endpoints} monitors, {windows} windows, {os.cpu_count()} cores")
-        print(f"  1 worker   {one:7.1f} s   ({windows / one:5.1f} windows/s)   (baseline)")
-        print(f"  2 workers  {two:7.1f} s   ({windows / two:5.1f} windows/s)   ({one / two:.2f}x)")
+        home = Path(temp) / "home"
+        with throwaway_postgres() as url:
+            services = bootstrap(Settings(home, url, str(home / "artifacts")))
+            try:
+                fleet = seed(services, models=args.models, endpoints=args.endpoints)
+                report_catalog(services, fleet, args.models, GROUPS, model_name)
+                expected = len(fleet.endpoints) * send_traffic(services, fleet) // WINDOW
+                run_workers(services, 1, expected)  # warm-up: builds the reference profiles
+                seconds: dict[int, list[float]] = {1: [], 2: []}
+                for _ in range(args.rounds):
+                    for count in (1, 2):
+                        seconds[count].append(run_workers(services, count, expected))
+            finally:
+                services.close()
+        one, two = statistics.median(seconds[1]), statistics.median(seconds[2])
+        print(
+            f"\nmonitors: {args.endpoints} monitors, {expected} windows, {os.cpu_count()} cores, "
+            f"median of {args.rounds} rounds (from starting the workers to the last window)"
+        )
+        print(f"  1 worker   {one:7.1f} s   ({expected / one:5.1f} windows/s)   (baseline)")
+        print(f"  2 workers  {two:7.1f} s   ({expected / two:5.1f} windows/s)   ({one / two:.2f}x)")
+        print(f"  rounds: 1 worker {_seconds(seconds[1])}; 2 workers {_seconds(seconds[2])}")
+
+
+def _seconds(values: list[float]) -> str:
+    return ", ".join(f"{value:.1f}" for value in values)
 
 
 def report_catalog(
