@@ -202,9 +202,9 @@ def report_catalog(
         ),
         (
             "search_versions of one model",
-            median_ms(lambda: catalog.search_versions(model_name(512), limit=PAGE)),
+            median_ms(lambda: catalog.search_versions(model_name(models // 2), limit=PAGE)),
             "SELECT v.*, m.name FROM model_versions v JOIN models m ON m.id = v.model_id "
-            "WHERE m.name = 'fleet-0512' ORDER BY v.version LIMIT 100",
+            f"WHERE m.name = '{model_name(models // 2)}' ORDER BY v.version LIMIT 100",
         ),
     ]
     for label, ours, sql in rows:
