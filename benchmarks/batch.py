@@ -7,6 +7,9 @@ Parquet file), in one run:
   (no reading, no writing, one process);
 - the floor: reading the file in batches and writing three output columns, no model
   (what any scoring from the file to a file costs beside the model);
+- the script a user writes without modelyard: pandas reads the whole file, the model
+  predicts, pandas writes the id, the prediction and the scores (no checks, no record;
+  memory grows with the input);
 - modelyard: ``yard.batch.score`` from the Parquet file to a Parquet output (reading,
   signature checks, predicting, writing, fingerprints, the job record), with 1 worker
   (in this process; a thread writes while it scores) and with 2 worker processes
@@ -20,7 +23,8 @@ process spent (threads included: what the figure cost) and the calling thread's 
 scaling from 1 to 2 workers, and the load average before and after (the machine may be
 shared: a ratio measured under load says little). Then peak memory (VmHWM of a fresh
 process, workers included) for reading the whole frame and predicting against batch
-scoring, beside the input's size on disk and in memory.
+scoring, beside the input's size on disk and in memory, at ``--rows`` and at
+``--memory-scale`` times as many rows (batch scoring's peak should stay where it is).
 
 With ``--ray`` it also runs the same jobs with ``--engine ray`` (Ray Data on a Ray head
 started in this process on 127.0.0.1, one CPU per core, 2 scoring actors) and prints
@@ -115,6 +119,19 @@ def read_and_write(data: Path, out: Path) -> None:
             writer.write_batch(pa.record_batch([label, 1 - score, score], schema=schema))
 
 
+def pandas_script(model: Any, data: Path, out: Path) -> None:
+    """What a user writes without modelyard: read the whole file with pandas, predict,
+    write the predictions and scores beside an id with pandas (no checks, no record)."""
+    import pandas as pd
+
+    frame = pd.read_parquet(data)
+    proba = model.predict_proba(frame[FEATURES])
+    answer = pd.DataFrame({"id": frame["id"], "prediction": model.classes_[proba.argmax(axis=1)]})
+    for column in range(proba.shape[1]):
+        answer[f"score_{column}"] = proba[:, column]
+    answer.to_parquet(out, index=False)
+
+
 def load() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
@@ -203,6 +220,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--ray", action="store_true", help="Also Ray Data against local.")
+    parser.add_argument(
+        "--memory-scale",
+        type=int,
+        default=4,
+        help="Peak memory also at this many times the rows (1: only at --rows).",
+    )
     args = parser.parse_args()
 
     import pyarrow.parquet as pq
@@ -214,7 +237,6 @@ def main() -> None:
         data, out, home = root / "input.parquet", root / "out.parquet", root / "home"
         make_input(data, args.rows)
         frame = pq.read_table(data).to_pandas()[FEATURES]
-        in_memory = pq.read_table(data).nbytes / 2**20
         yard = modelyard.connect(home=home)
         print(f"{args.rows:,} rows x {len(FEATURES)} float features, {os.cpu_count()} cores")
         print(f"load average before (1, 5, 15 min): {load()}")
@@ -238,6 +260,15 @@ def main() -> None:
             print(
                 f"{kind:6} {'read + write, no model':24} {floor:12,.0f} {raw[kind]:16,.0f} "
                 f"{floor / raw[kind]:6.2f}"
+            )
+
+            def by_hand(model: Any = model) -> None:
+                pandas_script(model, data, out)
+
+            script = args.rows / median_seconds(by_hand)
+            print(
+                f"{kind:6} {'pandas read+predict+write':24} {script:12,.0f} {raw[kind]:16,.0f} "
+                f"{script / raw[kind]:6.2f}"
             )
             rates: dict[int, float] = {}
             for workers in (1, 2):
@@ -269,6 +300,10 @@ def main() -> None:
                 f"{kind:6} {'scaling, 2 vs 1 worker':24} {rates[2]:12,.0f} {rates[1]:16,.0f} "
                 f"{rates[2] / rates[1]:6.2f}"
             )
+            print(
+                f"{kind:6} {'batch 1 worker vs pandas':24} {rates[1]:12,.0f} {script:16,.0f} "
+                f"{rates[1] / script:6.2f}"
+            )
             chosen: list[int] = []
 
             def choose(kind: str = kind, chosen: list[int] = chosen) -> None:
@@ -284,14 +319,30 @@ def main() -> None:
         if args.ray:
             compare_ray(yard, frame, root, args.rows, raw)
         yard.close()
-        size = data.stat().st_size / 2**20
+        report_memory(data, out, home, args.rows, args.memory_scale)
+
+
+def report_memory(data: Path, out: Path, home: Path, rows: int, scale: int) -> None:
+    """Peak RSS of the random forest's job beside reading the whole frame and predicting,
+    at ``rows`` and at ``scale`` times as many: batch scoring's peak should not grow with
+    the input, the whole frame's does."""
+    import pyarrow.parquet as pq
+
+    inputs = [(rows, data)]
+    if scale > 1:
+        bigger = data.with_name("input-bigger.parquet")
+        make_input(bigger, rows * scale)
+        inputs.append((rows * scale, bigger))
+    for count, path in inputs:
+        size, in_memory = path.stat().st_size / 2**20, pq.read_table(path).nbytes / 2**20
         print(
-            f"\npeak RSS, random forest (input: {size:.0f} MB on disk, {in_memory:.0f} MB in RAM)"
+            f"\npeak RSS, random forest, {count:,} rows "
+            f"(input: {size:.0f} MB on disk, {in_memory:.0f} MB in RAM)"
         )
-        baseline, _ = peak_mb("--child", "raw", str(home), str(data), str(out))
+        baseline, _ = peak_mb("--child", "raw", str(home), str(path), str(out))
         print(f"  read whole frame + model.predict    {baseline:6.0f} MB   (baseline)")
         for workers in (1, 2):
-            peak, worker = peak_mb("--child", f"batch{workers}", str(home), str(data), str(out))
+            peak, worker = peak_mb("--child", f"batch{workers}", str(home), str(path), str(out))
             ratio = peak / baseline
             line = f"  batch score, {workers} worker(s)           {peak:6.0f} MB   ({ratio:.2f}x)"
             if workers > 1:
