@@ -13,12 +13,12 @@ outputs are the same bytes; there is no read stage, so no read task starts a wor
 process of its own. A call is a generator: each answer leaves the actor as a block of
 its own (``target_max_block_size`` is set to one byte for the job), and the call runs
 at most two answers ahead of Ray Data taking them, so an actor holds about one batch of
-its file, however large the file. A file is one actor's (its batches in order): a job of
-fewer files than workers leaves actors idle. An answer is one row: the outputs as Arrow IPC, and of
-the inputs only the columns the prediction log reads (``Task.log_inputs``; none without
-``--log-to``), which still carry the batch's row count. Ray Data restarts an actor that
-dies and retries its call; every job starts its actors anew (about 4 s on 2 busy cores,
-most of a small job: ``benchmarks/README.md``).
+its file, however large the file. A file is one actor's (its batches in order): a job
+of fewer files than workers leaves actors idle. An answer is one row: the outputs as
+Arrow IPC, and of the inputs only the columns the prediction log reads
+(``Task.log_inputs``; none without ``--log-to``), which still carry the batch's row
+count. Ray Data restarts an actor that dies and retries its call; every job starts its
+actors anew (3 to 5 s on 2 busy cores, most of a small job: ``benchmarks/README.md``).
 
 The package's files travel once through the object store and each actor verifies
 them against the digest before it loads the model: an actor on another machine
