@@ -16,12 +16,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from modelyard.batch.engine import Scored, Task
+from modelyard.batch.raydata import RayEngine
+from modelyard.batch.sources import Source, open_source
 from modelyard.client.yard import Yard
 from modelyard.domain.batch import JobStatus
-from modelyard.errors import SignatureError
+from modelyard.errors import InvalidInput, SignatureError
 from tests.batch.data import FEATURES, break_row, frame, model, write_parts
 from tests.conftest import embedded_yard
 
@@ -92,9 +96,42 @@ def test_ray_scores_the_same_job_as_the_local_engine(
     upstream = {n.ref for n in yard.lineage(f"job:{on_ray.id}").upstream()}
     assert f"dataset:{local.input_dataset}" in upstream
     logged = yard.endpoints.predictions("churn-api", role="batch")
-    by_job = logged.groupby(logged["id"].str[:12])["output"].apply(list).to_dict()
-    assert by_job[on_ray.id[:12]] == by_job[local.id[:12]]  # the same 600 predictions, in order
-    assert len(by_job[on_ray.id[:12]]) == 600
+    for column in ("output", "input"):  # the actors send back the inputs the log reads
+        by_job = logged.groupby(logged["id"].str[:12])[column].apply(list).to_dict()
+        assert by_job[on_ray.id[:12]] == by_job[local.id[:12]]  # the same 600 rows, in order
+        assert len(by_job[on_ray.id[:12]]) == 600
+
+
+def test_only_the_logged_input_columns_come_back_and_an_unreadable_file_is_named(
+    cluster: str, yard: Yard, tmp_path: Path
+) -> None:
+    folder = write_parts(tmp_path / "in", parts=2, rows=40)
+    version = yard.backend.get_version("churn/1")
+    package = yard.backend.fetch_package(version)
+
+    def run(logged: list[str], source: Source | None = None) -> list[Scored]:
+        source = source or open_source(folder, batch_rows=16)
+        task = Task(package, version.package_digest, source, ["id"], logged)
+        delivered: list[Scored] = []
+        RayEngine(1).run(task, delivered.append)
+        return delivered
+
+    unlogged, logged = run([]), run(["b", "a"])
+    outputs = pa.Table.from_batches([scored.outputs for scored in logged])
+    assert outputs.equals(pa.Table.from_batches([scored.outputs for scored in unlogged]))
+    assert outputs.column("id").to_pylist() == list(range(80))
+    # no prediction log: no input column travels back, the row counts do
+    assert {scored.inputs.num_columns for scored in unlogged} == {0}
+    assert [scored.inputs.num_rows for scored in unlogged] == [16, 16, 8] * 2
+    assert {tuple(scored.inputs.schema.names) for scored in logged} == {("b", "a")}
+    assert pa.Table.from_batches([s.inputs for s in logged]).equals(
+        pq.read_table(folder, columns=["b", "a"])
+    )
+    source = open_source(folder, batch_rows=16)
+    (folder / "part-1.parquet").write_bytes(b"not Parquet any more")  # after the source opened
+    with pytest.raises(InvalidInput) as unreadable:
+        run([], source)
+    assert str(unreadable.value).startswith(f"cannot read input '{folder / 'part-1.parquet'}': ")
 
 
 def test_a_bad_row_on_ray_is_named_as_locally_and_leaves_no_output(

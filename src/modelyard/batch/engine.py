@@ -30,17 +30,21 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Task:
     """What to score: the package (checked against ``digest`` where it is loaded), the
-    input, and the input columns to copy beside the outputs."""
+    input, the input columns to copy beside the outputs, and the input columns the
+    prediction log reads (``log_inputs``: an engine that scores elsewhere sends back only
+    these with each batch, and its row count)."""
 
     package: Path
     digest: str
     source: Source
     keep: list[str] = field(default_factory=list)
+    log_inputs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Scored:
-    """One scored batch: where it came from, the input rows and the output rows."""
+    """One scored batch: where it came from, the input rows (at least the task's
+    ``log_inputs`` columns, and as many rows as the outputs) and the output rows."""
 
     file: str
     offset: int

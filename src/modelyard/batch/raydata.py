@@ -2,14 +2,24 @@
 
 The same job as the local engine, spread over a running Ray cluster::
 
-    from_items(files) ─ map_batches(read_file) ─ map_batches(ScoringActor, concurrency=workers)
-        one row per file      one row per batch            package verified and loaded once
-                              (file, offset, Arrow IPC)     per actor; outputs as Arrow IPC
+    from_items(files) ─ map_batches(ScoringActor, batch_size=1, ActorPoolStrategy(workers))
+      one row per file    package verified and loaded once per actor; a call reads one
+                          file and yields an answer per batch, each a block of its own
     ─ iter_rows (input order) ─► deliver: this process writes the output and the log
 
-Each input file is read by a Ray task with the same reader as the local engine
+Each scoring actor reads its file with the same reader as the local engine
 (``Source.chunks``: the same batches, each knowing its file and first row), so the
-outputs are the same bytes; a batch travels as one row, whatever blocks Ray makes.
+outputs are the same bytes; there is no read stage, so no read task starts a worker
+process of its own. A call is a generator: each answer leaves the actor as a block of
+its own (``target_max_block_size`` is set to one byte for the job), and the call runs
+at most two answers ahead of Ray Data taking them, so an actor holds about one batch of
+its file, however large the file. A file is one actor's (its batches in order): a job
+of fewer files than workers leaves actors idle. An answer is one row: the outputs as
+Arrow IPC, and of the inputs only the columns the prediction log reads
+(``Task.log_inputs``; none without ``--log-to``), which still carry the batch's row
+count. Ray Data restarts an actor that dies and retries its call; every job starts its
+actors anew (3 to 5 s on 2 busy cores, most of a small job: ``benchmarks/README.md``).
+
 The package's files travel once through the object store and each actor verifies
 them against the digest before it loads the model: an actor on another machine
 needs no shared folder for the package, but does need to reach the input (a path
@@ -108,13 +118,21 @@ class RayEngine:
         import ray.data
 
         context = ray.data.DataContext.get_current()
-        saved = (context.execution_options.preserve_order, context.enable_progress_bars)
-        context.execution_options.preserve_order = True  # delivered in input order
+        options = context.execution_options
+        saved = (
+            options.preserve_order,
+            context.enable_progress_bars,
+            context.target_max_block_size,
+        )
+        options.preserve_order = True  # delivered in input order
         context.enable_progress_bars = False
+        context.target_max_block_size = 1  # each answer a block of its own, sent as it is made
         try:
             yield from self._pipeline(ray, task)
         finally:
-            context.execution_options.preserve_order, context.enable_progress_bars = saved
+            options.preserve_order, context.enable_progress_bars, context.target_max_block_size = (
+                saved
+            )
 
     def _pipeline(self, ray: Any, task: Task) -> Iterator[Scored]:
         package = ray.put(_package_files(task.package))
@@ -122,19 +140,12 @@ class RayEngine:
             [{"path": path} for path in task.source.files],
             override_num_blocks=len(task.source.files),
         )
-        chunks = files.map_batches(
-            _read_files,
-            batch_size=1,
-            batch_format="pyarrow",
-            fn_kwargs={"source": task.source},
-            compute=ray.data.TaskPoolStrategy(size=min(len(task.source.files), self.workers)),
-            num_cpus=0,  # decoding is pyarrow's own threads; the CPUs go to the scorers
-        )
-        scored = chunks.map_batches(
+        scored = files.map_batches(
             _ScoringActor,
-            batch_size=1,
+            batch_size=1,  # one file per call
             batch_format="pyarrow",
             fn_constructor_args=(package, task.digest, list(task.keep)),
+            fn_kwargs={"source": task.source, "logged": list(task.log_inputs)},
             compute=ray.data.ActorPoolStrategy(size=self.workers),
             num_cpus=1,
         )
@@ -176,31 +187,22 @@ def _delivered(row: dict[str, Any]) -> Scored:
 
 def _result(
     file: str, offset: int, inputs: bytes, outputs: bytes, failure: str, compute_ms: float
-) -> dict[str, list[Any]]:
-    return {
-        "file": [file],
-        "offset": [offset],
-        "inputs": [inputs],
-        "outputs": [outputs],
-        "failure": [failure],
-        "compute_ms": [compute_ms],
-    }
-
-
-def _read_files(paths: pa.Table, source: Source) -> Iterator[pa.Table]:
-    """One row per batch of each file: where it starts and the batch as Arrow IPC."""
-    for path in paths.column("path").to_pylist():
-        try:
-            for chunk in replace(source, files=[path]).chunks():
-                yield pa.table(_result(chunk.file, chunk.offset, to_ipc(chunk.batch), b"", "", 0.0))
-        except InvalidInput as exc:
-            name = source.location.name_of(path)
-            yield pa.table(_result(name, 0, b"", b"", json.dumps([_UNREADABLE, exc.message]), 0.0))
-            return
+) -> pa.Table:
+    return pa.table(
+        {
+            "file": [file],
+            "offset": [offset],
+            "inputs": [inputs],
+            "outputs": [outputs],
+            "failure": [failure],
+            "compute_ms": [compute_ms],
+        }
+    )
 
 
 class _ScoringActor:
-    """A Ray Data actor: the package verified and loaded once, then one batch per call."""
+    """A Ray Data actor: the package verified and loaded once, then each call reads one
+    file and yields an answer per batch (outputs, row count, the logged input columns)."""
 
     def __init__(self, package: Any, digest: str, keep: list[str]) -> None:
         import ray
@@ -217,20 +219,27 @@ class _ScoringActor:
             (root / name).write_bytes(data)
         self.scorer = Scorer(load_package(root, digest), keep)
 
-    def __call__(self, rows: pa.Table) -> pa.Table:
-        results = [self._score(row) for row in rows.to_pylist()]
-        return pa.concat_tables(results)
+    def __call__(self, paths: pa.Table, source: Source, logged: list[str]) -> Iterator[pa.Table]:
+        for path in paths.column("path").to_pylist():
+            yield from self._file(source, path, logged)
 
-    def _score(self, row: dict[str, Any]) -> pa.Table:
-        if row["failure"]:
-            return pa.table(_result(row["file"], row["offset"], b"", b"", row["failure"], 0.0))
+    def _file(self, source: Source, path: str, logged: list[str]) -> Iterator[pa.Table]:
+        try:
+            for chunk in replace(source, files=[path]).chunks():
+                yield self._score(chunk, logged)
+        except InvalidInput as exc:
+            failure = json.dumps([_UNREADABLE, exc.message])
+            yield _result(source.location.name_of(path), 0, b"", b"", failure, 0.0)
+
+    def _score(self, chunk: Chunk, logged: list[str]) -> pa.Table:
+        """The answer for one batch; its inputs are the ``logged`` columns only (none
+        without a prediction log: the row count still travels)."""
+        names = [name for name in logged if name in chunk.batch.schema.names]
+        inputs = to_ipc(chunk.batch.select(names))
         started = time.perf_counter()
-        answer = score_batch(self.scorer, from_ipc(row["inputs"]))
+        answer = score_batch(self.scorer, chunk.batch)
         elapsed = (time.perf_counter() - started) * 1000
         if isinstance(answer, pa.RecordBatch):
-            outputs, failure = to_ipc(answer), ""
-        else:
-            outputs, failure = b"", json.dumps(list(answer))
-        return pa.table(
-            _result(row["file"], row["offset"], row["inputs"], outputs, failure, elapsed)
-        )
+            return _result(chunk.file, chunk.offset, inputs, to_ipc(answer), "", elapsed)
+        failure = json.dumps(list(answer))
+        return _result(chunk.file, chunk.offset, inputs, b"", failure, elapsed)

@@ -207,7 +207,8 @@ class BatchAPI:
             version = self._backend.get_version(job.version_ref)
             package = self._backend.fetch_package(version)
             printer = Fingerprinter(run.source)
-            task = Task(package, job.package_digest, run.source, list(job.keep))
+            logged = run.log.inputs if run.log is not None else []
+            task = Task(package, job.package_digest, run.source, list(job.keep), logged)
             writer = Writer(run.write)
             engine.run(task, functools.partial(run.deliver, writer))
             writer.close()
