@@ -167,3 +167,30 @@ def test_the_cli_runs_on_the_cluster_named_by_the_environment(
     data = frame(50, start=50)
     expected = yard.models.load("churn/1").model.predict(data[FEATURES]).tolist()
     assert scored.column("prediction").to_pylist()[50:] == expected
+
+
+def test_fewer_files_than_actors_go_through_read_tasks_and_score_as_locally(
+    cluster: str, yard: Yard, tmp_path: Path
+) -> None:
+    folder = write_parts(tmp_path / "in", parts=1, rows=300)
+    (single,) = sorted(folder.iterdir())
+    common: dict[str, Any] = {"keep": ["id"], "batch_rows": 32, "log_to": "churn-api"}
+    local = yard.batch.score("churn@champion", single, tmp_path / "local.parquet", **common)
+    on_ray = yard.batch.score(
+        "churn@champion", single, tmp_path / "ray.parquet", workers=2, engine="ray", **common
+    )
+    got = pq.read_table(tmp_path / "ray.parquet")
+    assert got.equals(pq.read_table(tmp_path / "local.parquet"))
+    assert got.column("id").to_pylist() == list(range(300))
+    assert on_ray.output_fingerprint == local.output_fingerprint and on_ray.rows_out == 300
+    logged = yard.endpoints.predictions("churn-api", role="batch")
+    by_job = logged.groupby(logged["id"].str[:12])["input"].apply(list).to_dict()
+    assert by_job[on_ray.id[:12]] == by_job[local.id[:12]]
+
+    version = yard.backend.get_version("churn/1")
+    source = open_source(single, batch_rows=32)
+    task = Task(yard.backend.fetch_package(version), version.package_digest, source, [], [])
+    single.write_bytes(b"not Parquet any more")  # after the source opened
+    with pytest.raises(InvalidInput) as unreadable:
+        RayEngine(2).run(task, lambda scored: None)
+    assert str(unreadable.value).startswith(f"cannot read input '{single}': ")

@@ -13,8 +13,15 @@ outputs are the same bytes; there is no read stage, so no read task starts a wor
 process of its own. A call is a generator: each answer leaves the actor as a block of
 its own (``target_max_block_size`` is set to one byte for the job), and the call runs
 at most two answers ahead of Ray Data taking them, so an actor holds about one batch of
-its file, however large the file. A file is one actor's (its batches in order): a job
-of fewer files than workers leaves actors idle. An answer is one row: the outputs as
+its file, however large the file. A file is one actor's (its batches in order). A job
+of fewer files than workers (one large file, say) would leave actors idle, so it gets a
+read stage: Ray tasks (no CPU of their own) read the files with the same reader and
+hand out each batch as a row, and the actors score the batches as they come::
+
+    from_items(files) ─ map_batches(read_batches, TaskPool) ─ map_batches(ScoringActor, ...)
+                         one row per batch (file, offset, Arrow IPC)
+
+An answer is one row: the outputs as
 Arrow IPC, and of the inputs only the columns the prediction log reads
 (``Task.log_inputs``; none without ``--log-to``), which still carry the batch's row
 count. Ray Data restarts an actor that dies and retries its call; every job starts its
@@ -39,6 +46,7 @@ import os
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -96,8 +104,11 @@ class RayEngine:
         ray = _import_ray()
         connected_here = self._connect(ray)
         try:
-            for scored in self._scored(ray, task):
-                deliver(scored)
+            with warnings.catch_warnings():
+                # planning, Ray Data counts the read stage's one input per file, not its batches
+                warnings.filterwarnings("ignore", "The minimum number of concurrent actors")
+                for scored in self._scored(ray, task):
+                    deliver(scored)
         finally:
             if connected_here:
                 ray.shutdown()
@@ -136,13 +147,22 @@ class RayEngine:
 
     def _pipeline(self, ray: Any, task: Task) -> Iterator[Scored]:
         package = ray.put(_package_files(task.package))
-        files = ray.data.from_items(
-            [{"path": path} for path in task.source.files],
-            override_num_blocks=len(task.source.files),
+        count = len(task.source.files)
+        work = ray.data.from_items(
+            [{"path": path} for path in task.source.files], override_num_blocks=count
         )
-        scored = files.map_batches(
+        if count < self.workers:  # too few files for the actors: read tasks hand out batches
+            work = work.map_batches(
+                _read_batches,
+                batch_size=1,
+                batch_format="pyarrow",
+                fn_kwargs={"source": task.source},
+                compute=ray.data.TaskPoolStrategy(size=count),
+                num_cpus=0,  # decoding is pyarrow's own threads; the CPUs go to the scorers
+            )
+        scored = work.map_batches(
             _ScoringActor,
-            batch_size=1,  # one file per call
+            batch_size=1,  # one file, or one batch, per call
             batch_format="pyarrow",
             fn_constructor_args=(package, task.digest, list(task.keep)),
             fn_kwargs={"source": task.source, "logged": list(task.log_inputs)},
@@ -200,9 +220,31 @@ def _result(
     )
 
 
+def _read_batches(paths: pa.Table, source: Source) -> Iterator[pa.Table]:
+    """The read stage of a job with fewer files than actors: one row per batch of each
+    file (where it starts, the batch as Arrow IPC), for any actor to score."""
+    for path in paths.column("path").to_pylist():
+        try:
+            for chunk in replace(source, files=[path]).chunks():
+                yield _read(chunk.file, chunk.offset, to_ipc(chunk.batch), "")
+        except InvalidInput as exc:
+            failure = json.dumps([_UNREADABLE, exc.message])
+            yield _read(source.location.name_of(path), 0, b"", failure)
+
+
+def _read(file: str, offset: int, batch: bytes, failure: str) -> pa.Table:
+    return pa.table({"file": [file], "offset": [offset], "batch": [batch], "failure": [failure]})
+
+
+def _unreadable(source: Source, path: str, exc: InvalidInput) -> pa.Table:
+    failure = json.dumps([_UNREADABLE, exc.message])
+    return _result(source.location.name_of(path), 0, b"", b"", failure, 0.0)
+
+
 class _ScoringActor:
     """A Ray Data actor: the package verified and loaded once, then each call reads one
-    file and yields an answer per batch (outputs, row count, the logged input columns)."""
+    file and yields an answer per batch (outputs, row count, the logged input columns),
+    or scores one batch that a read task read (``_read_batches``)."""
 
     def __init__(self, package: Any, digest: str, keep: list[str]) -> None:
         import ray
@@ -219,17 +261,23 @@ class _ScoringActor:
             (root / name).write_bytes(data)
         self.scorer = Scorer(load_package(root, digest), keep)
 
-    def __call__(self, paths: pa.Table, source: Source, logged: list[str]) -> Iterator[pa.Table]:
-        for path in paths.column("path").to_pylist():
-            yield from self._file(source, path, logged)
+    def __call__(self, rows: pa.Table, source: Source, logged: list[str]) -> Iterator[pa.Table]:
+        if "path" in rows.column_names:
+            for path in rows.column("path").to_pylist():
+                yield from self._file(source, path, logged)
+            return
+        for row in rows.to_pylist():
+            if row["failure"]:  # a file the read task could not read
+                yield _result(row["file"], 0, b"", b"", row["failure"], 0.0)
+            else:
+                yield self._score(Chunk(row["file"], row["offset"], from_ipc(row["batch"])), logged)
 
     def _file(self, source: Source, path: str, logged: list[str]) -> Iterator[pa.Table]:
         try:
             for chunk in replace(source, files=[path]).chunks():
                 yield self._score(chunk, logged)
         except InvalidInput as exc:
-            failure = json.dumps([_UNREADABLE, exc.message])
-            yield _result(source.location.name_of(path), 0, b"", b"", failure, 0.0)
+            yield _unreadable(source, path, exc)
 
     def _score(self, chunk: Chunk, logged: list[str]) -> pa.Table:
         """The answer for one batch; its inputs are the ``logged`` columns only (none
