@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sklearn.ensemble import RandomForestClassifier
 
 from modelyard.batch.engine import Scored, Task
 from modelyard.batch.local import LocalEngine, WorkerPool, workers_for
 from modelyard.batch.scorer import Scorer
 from modelyard.batch.sources import open_source
-from modelyard.errors import SignatureError
+from modelyard.errors import InvalidInput, ModelFailed, SignatureError
 from modelyard.packaging import load_package, package_digest, write_package
 from tests.batch.data import FEATURES, break_row, frame, mend, model, write_parts
 
@@ -39,6 +43,28 @@ def test_the_scorer_answers_as_the_model_with_kept_columns(package: tuple[Path, 
     proba = loaded.model.predict_proba(data[FEATURES])
     np.testing.assert_array_equal(out.column("score_1").to_numpy(), proba[:, 1])
     assert out.column("customer").to_pylist()[:2] == ["c0", "c1"]
+
+
+def test_a_forest_reads_float32_rows_and_answers_as_on_the_frame(tmp_path: Path) -> None:
+    """The forest is given the float32 rows it would copy its input into, and answers
+    exactly as on the frame; a value beyond float32 is refused as the frame's would be."""
+    data = frame(2_000)
+    forest = RandomForestClassifier(n_estimators=5, random_state=0)
+    forest.fit(data[FEATURES], data["a"] * data["b"] > 0)
+    manifest = write_package(forest, tmp_path / "forest", input_example=data[FEATURES].head())
+    scorer = Scorer(load_package(tmp_path / "forest", package_digest(manifest)))
+    batch = pa.RecordBatch.from_pandas(data)
+    features = scorer.features(batch)
+    assert features.dtype == np.float32 and features.flags.c_contiguous
+    scores = scorer.score(batch).column("score_True").to_numpy()
+    np.testing.assert_array_equal(scores, forest.predict_proba(data[FEATURES])[:, 1])
+    data.loc[3, "c"] = 1e300
+    too_large = "too large for dtype\\('float32'\\)"
+    with np.errstate(over="ignore"), pytest.raises(ValueError, match=too_large) as frame_error:
+        forest.predict_proba(data[FEATURES])
+    with pytest.raises(ValueError) as batch_error:
+        scorer.score(pa.RecordBatch.from_pandas(data))
+    assert str(batch_error.value) == str(frame_error.value)
 
 
 def test_integer_and_text_columns_are_converted_or_named(package: tuple[Path, str]) -> None:
@@ -80,6 +106,28 @@ def test_a_bad_row_is_named_by_file_and_row_of_that_file(
     assert sum(s.inputs.num_rows for s in delivered) == 200 + 60  # nothing after the bad batch
 
 
+def test_the_batches_read_ahead_stop_with_the_job(
+    tmp_path: Path, package: tuple[Path, str]
+) -> None:
+    """One worker reads the next batch on a thread while it scores: a file that cannot be
+    read fails the job after the batches before it, and a job that stops (here: its
+    output failed) stops the thread."""
+    folder = write_parts(tmp_path / "in", parts=2, rows=100)
+    task = Task(package[0], package[1], open_source(folder, batch_rows=30))
+    (folder / "part-1.parquet").write_bytes(b"not parquet")  # since it was opened
+    delivered: list[Scored] = []
+    with pytest.raises(InvalidInput, match="cannot read input .*part-1.parquet"):
+        LocalEngine(1).run(task, delivered.append)
+    assert sum(s.inputs.num_rows for s in delivered) == 100
+
+    def refuse(scored: Scored) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        LocalEngine(1).run(Task(*package, open_source(folder / "part-0.parquet")), refuse)
+    assert "batch-reader" not in {thread.name for thread in threading.enumerate()}
+
+
 def test_memory_stays_bounded_by_the_batch_not_the_input(
     tmp_path: Path, package: tuple[Path, str]
 ) -> None:
@@ -101,7 +149,8 @@ def test_memory_stays_bounded_by_the_batch_not_the_input(
 
     engine = LocalEngine(1)
     engine.run(Task(package[0], package[1], source, keep=["id", "customer"]), deliver)
-    assert engine.peak_in_flight == 1 and 50 <= len(batches) <= 52
+    assert 1 <= engine.peak_in_flight <= engine.in_flight == 2  # one scored, one read ahead
+    assert 50 <= len(batches) <= 52
     assert max(batches) <= batch_bytes * 1.05, (max(batches), batch_bytes)
     # pyarrow's read-ahead makes the peak vary from run to run: 10 to 21 batches measured
     assert 0 < peak[0] < 30 * batch_bytes, (peak[0], batch_bytes, input_bytes)
@@ -154,6 +203,29 @@ def test_workers_answer_in_input_order_and_stay_bounded(
     finally:
         pool.close()  # the same workers scored all three jobs; now they stop
     assert not workers & {p.pid for p in multiprocessing.active_children()}
+
+
+@pytest.mark.slow  # starts worker processes
+def test_a_worker_killed_mid_job_fails_it_and_leaves_no_shared_memory(
+    tmp_path: Path, package: tuple[Path, str]
+) -> None:
+    source = open_source(write_parts(tmp_path / "in", parts=2, rows=1_000), batch_rows=100)
+    pool = WorkerPool()
+
+    def kill_workers(scored: Scored) -> None:  # the first answer is back, others in flight
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+
+    try:
+        engine = LocalEngine(2, pool=pool)
+        with pytest.raises(ModelFailed, match="a scoring worker process died"):
+            engine.run(Task(*package, source), kill_workers)
+        assert not list(Path("/dev/shm").glob(f"{engine.block_prefix}*"))
+        rows: list[int] = []
+        LocalEngine(2, pool=pool).run(Task(*package, source), lambda s: rows.append(len(s.outputs)))
+        assert sum(rows) == 2_000  # the pool started new workers
+    finally:
+        pool.close()
 
 
 def test_the_workers_chosen_follow_the_first_batch_cost() -> None:

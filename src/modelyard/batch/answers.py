@@ -2,7 +2,8 @@
 delivered: shared by the local engine's worker processes and the Ray engine's actors.
 
 A failure travels as plain values (exceptions with their own constructors do not cross
-a process boundary intact), and batches as Arrow IPC bytes.
+a process boundary intact), and batches as Arrow IPC: bytes to and from Ray's actors,
+a shared-memory block to the local engine's workers (``batch/shared.py``).
 
 >>> answer = score_batch(scorer, batch)            # in a worker
 >>> outputs = located(answer, chunk)               # where it is delivered: raises, naming the row
@@ -10,7 +11,7 @@ a process boundary intact), and batches as Arrow IPC bytes.
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 
@@ -21,17 +22,23 @@ from modelyard.errors import ModelFailed, ModelyardError, SignatureError
 Answer: TypeAlias = "pa.RecordBatch | tuple[str, ...]"
 
 
-def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> Answer:
-    """The scored batch, or its failure as a tuple of strings."""
+def score_batch(scorer: Scorer, batch: pa.RecordBatch, features: Any = None) -> Answer:
+    """The scored batch, or its failure as a tuple of strings; ``features``: the batch's,
+    prepared already (``Scorer.features``)."""
     try:
-        scored: pa.RecordBatch = scorer.score(batch)
+        scored: pa.RecordBatch = scorer.score(batch, features)
         return scored
-    except SignatureError as exc:
-        return ("signature", exc.column, exc.problem, "" if exc.row is None else str(exc.row))
-    except ModelyardError as exc:
-        return ("error", exc.message)
     except Exception as exc:
-        return ("model", f"{type(exc).__name__}: {exc}")
+        return failure(exc)
+
+
+def failure(exc: Exception) -> tuple[str, ...]:
+    """A batch's failure as plain values, for ``located`` to raise where it is delivered."""
+    if isinstance(exc, SignatureError):
+        return ("signature", exc.column, exc.problem, "" if exc.row is None else str(exc.row))
+    if isinstance(exc, ModelyardError):
+        return ("error", exc.message)
+    return ("model", f"{type(exc).__name__}: {exc}")
 
 
 def located(answer: Answer, chunk: Chunk) -> pa.RecordBatch:
