@@ -7,11 +7,11 @@ reading, joining row groups and converting columns leave the thread that scores)
 more, this process reads the input and writes the output while ``workers`` processes
 (started with ``spawn``, BLAS held to one thread, each loading and verifying the package
 once, kept for the next job when a ``WorkerPool`` is given) score batches, which reach
-them through shared memory (``batch/shared.py``: written once here, read in place there)
-and come back pickled. At most ``in_flight`` batches (twice the workers, and at least
-2) are read and not yet delivered, so memory is bounded by a few batches whatever the
-input's size; ``peak_in_flight`` records the most held at once (a test holds the engine
-to it).
+them through shared memory (``batch/shared.py``: written once here, read in place there;
+as IPC bytes through the pipe when shared memory is short) and come back pickled. At
+most ``in_flight`` batches (twice the workers, and at least 2) are read and not yet
+delivered, so memory is bounded by a few batches whatever the input's size;
+``peak_in_flight`` records the most held at once (a test holds the engine to it).
 
 With ``choose``, ``workers`` is the most: the first batch is scored in this process and
 timed. When scoring it took less than ``WORKERS_WHEN`` times as long as reading it, the
@@ -35,7 +35,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeAlias
 
-from modelyard.batch.answers import Answer, failure, located, score_batch
+from modelyard.batch.answers import Answer, failure, from_ipc, located, score_batch, to_ipc
 from modelyard.batch.engine import Deliver, Scored, Task
 from modelyard.batch.scorer import Scorer
 from modelyard.batch.shared import BlockRef, Blocks, read
@@ -54,8 +54,9 @@ ModelKey: TypeAlias = "tuple[str, str, tuple[str, ...]]"
 Prepared: TypeAlias = "Any | tuple[str, ...] | None"
 """A batch's features for the model, the failure met preparing them, or None: not yet."""
 
-Pending: TypeAlias = "tuple[Chunk, BlockRef, Future[Any]]"
-"""A batch sent to a worker: the chunk, the shared-memory block holding it, the answer."""
+Pending: TypeAlias = "tuple[Chunk, BlockRef | None, Future[Any]]"
+"""A batch sent to a worker: the chunk, the shared-memory block holding it (None: it went
+as bytes), the answer."""
 
 
 class WorkerPool:
@@ -198,7 +199,8 @@ class LocalEngine:
         try:
             for chunk in chunks:
                 ref = blocks.put(chunk.batch)
-                pending.append((chunk, ref, executor.submit(_score_in_worker, model, ref)))
+                data = to_ipc(chunk.batch) if ref is None else ref  # shared memory is short
+                pending.append((chunk, ref, executor.submit(_score_in_worker, model, data)))
                 self._held(len(pending))
                 while len(pending) >= self.in_flight:
                     _deliver_first(pending, deliver, blocks)
@@ -293,7 +295,8 @@ def _prepared(scorer: Scorer, chunk: Chunk) -> Prepared:
 def _deliver_first(pending: deque[Pending], deliver: Deliver, blocks: Blocks) -> None:
     chunk, ref, future = pending.popleft()
     answer, elapsed = future.result()
-    blocks.release(ref)
+    if ref is not None:
+        blocks.release(ref)
     outputs = located(answer, chunk)
     deliver(Scored(chunk.file, chunk.offset, chunk.batch, outputs, elapsed))
 
@@ -334,12 +337,14 @@ def _start_worker() -> None:
     threadpool_limits(1)
 
 
-def _score_in_worker(model: ModelKey, ref: BlockRef) -> tuple[Answer, float]:
+def _score_in_worker(model: ModelKey, data: BlockRef | bytes) -> tuple[Answer, float]:
+    """Score the batch in ``data``: a shared-memory block, or IPC bytes."""
     started = time.perf_counter()
     try:
         scorer = _kept(_WORKER, model)
     except ModelyardError as exc:
         return ("error", exc.message), 0.0
-    answer = score_batch(scorer, read(ref))
+    batch = from_ipc(data) if isinstance(data, bytes) else read(data)
+    answer = score_batch(scorer, batch)
     elapsed = (time.perf_counter() - started) * 1000
     return answer, elapsed

@@ -14,7 +14,10 @@ model's features.
 >>> blocks.close()                          # unlinks every block, after a failure too
 
 A block is reused once its batch's answer is back, so a job holds about as many blocks
-as batches in flight, whatever its size. A batch read from a block keeps the block
+as batches in flight, whatever its size. Shared memory may be short (a container's
+``/dev/shm`` is 64 MB by default, and writing past it kills the writer with SIGBUS): a
+batch that would not fit in what is free is not put (``put`` returns None) and goes
+through the pipe as bytes instead. A batch read from a block keeps the block
 mapped as long as any of its columns lives (the worker's answer may hold kept input
 columns until it is pickled). A worker that dies leaves nothing behind: the blocks are
 this process's, unlinked when the job ends; if this process dies, multiprocessing's
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
+from collections.abc import Callable
 from multiprocessing.shared_memory import SharedMemory
 from typing import TypeAlias
 
@@ -33,21 +38,28 @@ import pyarrow as pa
 BlockRef: TypeAlias = "tuple[str, int]"
 """A batch in shared memory: the block's name and the IPC stream's bytes."""
 
+_SHM = "/dev/shm"
+_SPARE_BYTES = 64 * 2**20  # left free for the others using shared memory
+
 
 class Blocks:
     """The shared-memory blocks of one job's batches in flight, named ``prefix`` and a
     count (so they are recognisable in ``/dev/shm``)."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, free_bytes: Callable[[], int | None] | None = None) -> None:
         self.prefix = prefix
+        self._free_bytes = free_bytes or shared_free_bytes
         self._count = itertools.count()
         self._free: list[SharedMemory] = []
         self._used: dict[str, SharedMemory] = {}
 
-    def put(self, batch: pa.RecordBatch) -> BlockRef:
-        """Write ``batch`` into a free block large enough (else a new one)."""
+    def put(self, batch: pa.RecordBatch) -> BlockRef | None:
+        """Write ``batch`` into a free block large enough (else a new one); None when a
+        new one would not fit in the shared memory left."""
         size = _stream_size(batch)
         block = self._take(size)
+        if block is None:
+            return None
         sink = pa.FixedSizeBufferWriter(pa.py_buffer(block.buf))
         with pa.ipc.new_stream(sink, batch.schema) as writer:
             writer.write_batch(batch)
@@ -65,14 +77,26 @@ class Blocks:
         self._free.clear()
         self._used.clear()
 
-    def _take(self, size: int) -> SharedMemory:
+    def _take(self, size: int) -> SharedMemory | None:
         while self._free:
             block = self._free.pop()
             if block.size >= size:
                 return block
             block.close()  # batches are about equal: a smaller block is not kept
             block.unlink()
+        free = self._free_bytes()
+        if free is not None and free < size + _SPARE_BYTES:
+            return None
         return SharedMemory(f"{self.prefix}{next(self._count)}", create=True, size=size)
+
+
+def shared_free_bytes() -> int | None:
+    """The bytes free in ``/dev/shm``; None where it is not a folder (no limit known)."""
+    try:
+        stats = os.statvfs(_SHM)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
 
 
 def read(ref: BlockRef) -> pa.RecordBatch:
