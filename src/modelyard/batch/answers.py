@@ -11,7 +11,7 @@ a shared-memory block to the local engine's workers (``batch/shared.py``).
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import pyarrow as pa
 
@@ -22,23 +22,17 @@ from modelyard.errors import ModelFailed, ModelyardError, SignatureError
 Answer: TypeAlias = "pa.RecordBatch | tuple[str, ...]"
 
 
-def score_batch(scorer: Scorer, batch: pa.RecordBatch, features: Any = None) -> Answer:
-    """The scored batch, or its failure as a tuple of strings; ``features``: the batch's,
-    prepared already (``Scorer.features``)."""
+def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> Answer:
+    """The scored batch, or its failure as a tuple of strings."""
     try:
-        scored: pa.RecordBatch = scorer.score(batch, features)
+        scored: pa.RecordBatch = scorer.score(batch)
         return scored
-    except Exception as exc:
-        return failure(exc)
-
-
-def failure(exc: Exception) -> tuple[str, ...]:
-    """A batch's failure as plain values, for ``located`` to raise where it is delivered."""
-    if isinstance(exc, SignatureError):
+    except SignatureError as exc:
         return ("signature", exc.column, exc.problem, "" if exc.row is None else str(exc.row))
-    if isinstance(exc, ModelyardError):
+    except ModelyardError as exc:
         return ("error", exc.message)
-    return ("model", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        return ("model", f"{type(exc).__name__}: {exc}")
 
 
 def located(answer: Answer, chunk: Chunk) -> pa.RecordBatch:

@@ -1,17 +1,16 @@
 """The local engine: this process (one worker), or worker processes on this machine.
 
-With ``workers=1`` batches are scored in this process, one after another (with a
-``WorkerPool``, the loaded model is kept here for the next job, as a worker keeps it),
-while a thread reads the next batch and prepares its features for the model (``_Ahead``:
-reading, joining row groups and converting columns leave the thread that scores). With
-more, this process reads the input and writes the output while ``workers`` processes
-(started with ``spawn``, BLAS held to one thread, each loading and verifying the package
-once, kept for the next job when a ``WorkerPool`` is given) score batches, which reach
-them through shared memory (``batch/shared.py``: written once here, read in place there;
-as IPC bytes through the pipe when shared memory is short) and come back pickled. At
-most ``in_flight`` batches (twice the workers, and at least 2) are read and not yet
-delivered, so memory is bounded by a few batches whatever the input's size;
-``peak_in_flight`` records the most held at once (a test holds the engine to it).
+With ``workers=1`` batches are scored in this process, one after another: no copy, no
+process to start (with a ``WorkerPool``, the loaded model is kept here for the next job,
+as a worker keeps it). With more, this process reads the input and writes the output
+while ``workers`` processes (started with ``spawn``, BLAS held to one thread, each
+loading and verifying the package once, kept for the next job when a ``WorkerPool`` is
+given) score batches, which reach them through shared memory (``batch/shared.py``:
+written once here, read in place there; as IPC bytes through the pipe when shared
+memory is short) and come back pickled. At most ``in_flight`` batches (twice the
+workers) are read and not yet delivered, so memory is bounded by a few batches whatever
+the input's size; ``peak_in_flight`` records the most held at once (a test holds the
+engine to it).
 
 With ``choose``, ``workers`` is the most: the first batch is scored in this process and
 timed. When scoring it took less than ``WORKERS_WHEN`` times as long as reading it, the
@@ -25,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import queue
 import threading
 import time
 import uuid
@@ -35,7 +33,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeAlias
 
-from modelyard.batch.answers import Answer, failure, from_ipc, located, score_batch, to_ipc
+from modelyard.batch.answers import Answer, from_ipc, located, score_batch, to_ipc
 from modelyard.batch.engine import Deliver, Scored, Task
 from modelyard.batch.scorer import Scorer
 from modelyard.batch.shared import BlockRef, Blocks, read
@@ -50,9 +48,6 @@ score than to read: writing, and the copies to and from workers, cost about a re
 
 ModelKey: TypeAlias = "tuple[str, str, tuple[str, ...]]"
 """A scorer's identity: the package's folder, its digest and the columns kept."""
-
-Prepared: TypeAlias = "Any | tuple[str, ...] | None"
-"""A batch's features for the model, the failure met preparing them, or None: not yet."""
 
 Pending: TypeAlias = "tuple[Chunk, BlockRef | None, Future[Any]]"
 """A batch sent to a worker: the chunk, the shared-memory block holding it (None: it went
@@ -181,13 +176,9 @@ class LocalEngine:
 
     def _run_here(self, task: Task, chunks: Iterator[Chunk], deliver: Deliver) -> None:
         scorer = self._scorer(task)
-        ahead = _Ahead(chunks, scorer, self.in_flight)
-        try:
-            for chunk, features, prepare_ms in ahead:
-                self._held(ahead.held)
-                deliver(_scored_here(scorer, chunk, features, prepare_ms))
-        finally:
-            ahead.close()
+        for chunk in chunks:
+            self._held(1)
+            deliver(_scored_here(scorer, chunk))
 
     def _run_pool(
         self, pool: WorkerPool, task: Task, chunks: Iterator[Chunk], deliver: Deliver
@@ -220,76 +211,11 @@ def workers_for(compute_ms: float, read_ms: float, most: int) -> int:
     return 1 if compute_ms < WORKERS_WHEN * read_ms else most
 
 
-def _scored_here(
-    scorer: Scorer, chunk: Chunk, features: Prepared = None, prepare_ms: float = 0.0
-) -> Scored:
-    """``chunk`` scored in this thread; ``features``: prepared already (``_Ahead``), in
-    ``prepare_ms``, or the failure that preparing them met."""
+def _scored_here(scorer: Scorer, chunk: Chunk) -> Scored:
     started = time.perf_counter()
-    answer = features if isinstance(features, tuple) else score_batch(scorer, chunk.batch, features)
-    outputs = located(answer, chunk)
-    elapsed = (time.perf_counter() - started) * 1000 + prepare_ms
+    outputs = located(score_batch(scorer, chunk.batch), chunk)
+    elapsed = (time.perf_counter() - started) * 1000
     return Scored(chunk.file, chunk.offset, chunk.batch, outputs, elapsed)
-
-
-class _Ahead:
-    """The chunks, each with its features prepared, read on a thread while this one scores
-    the one before: reading, joining row groups and converting the columns for the model
-    leave the thread that scores (they release the GIL, as a forest's loops do). At most
-    ``most`` chunks are read and not yet delivered (the one being scored included)."""
-
-    _END = object()
-
-    def __init__(self, chunks: Iterator[Chunk], scorer: Scorer, most: int) -> None:
-        self._chunks = chunks
-        self._scorer = scorer
-        self._room = threading.Semaphore(most)
-        self._ready: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._stopped = False
-        self.read = self.delivered = 0
-        self._thread = threading.Thread(target=self._run, name="batch-reader", daemon=True)
-        self._thread.start()
-
-    @property
-    def held(self) -> int:
-        return self.read - self.delivered
-
-    def __iter__(self) -> Iterator[tuple[Chunk, Prepared, float]]:
-        while (item := self._ready.get()) is not self._END:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            self.delivered += 1
-            self._room.release()
-
-    def close(self) -> None:
-        """Stop reading (the job ended, or failed) and wait for the thread."""
-        self._stopped = True
-        self._room.release()
-        self._thread.join()
-
-    def _run(self) -> None:
-        try:
-            while self._room.acquire() and not self._stopped:
-                chunk = next(self._chunks, None)
-                if chunk is None:
-                    break
-                self.read += 1
-                started = time.perf_counter()
-                features = _prepared(self._scorer, chunk)
-                self._ready.put((chunk, features, (time.perf_counter() - started) * 1000))
-        except BaseException as exc:  # a file that cannot be read: raised in the caller
-            self._ready.put(exc)
-            return
-        self._ready.put(self._END)
-
-
-def _prepared(scorer: Scorer, chunk: Chunk) -> Prepared:
-    try:
-        features: Prepared = scorer.features(chunk.batch)
-        return features
-    except Exception as exc:
-        return failure(exc)
 
 
 def _deliver_first(pending: deque[Pending], deliver: Deliver, blocks: Blocks) -> None:

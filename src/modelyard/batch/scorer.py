@@ -46,10 +46,9 @@ class Scorer:
         self._layout = self._flavor.array_layout(native)
         self._classes = self._flavor.classes(native)
 
-    def score(self, batch: pa.RecordBatch, features: Any = None) -> pa.RecordBatch:
-        """The kept input columns, ``prediction`` and (classifiers) ``score_<class>`` columns;
-        ``features``: the batch's, when ``features(batch)`` was called already."""
-        predictions, scores = self.predict(self.features(batch) if features is None else features)
+    def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The kept input columns, ``prediction`` and (classifiers) ``score_<class>`` columns."""
+        predictions, scores = self.predict(self.features(batch))
         columns = [batch.column(name) for name in self.keep]
         names = list(self.keep)
         columns.append(_arrow(predictions))
