@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sklearn.ensemble import RandomForestClassifier
 
 from modelyard.batch.engine import Scored, Task
 from modelyard.batch.local import LocalEngine, WorkerPool, workers_for
 from modelyard.batch.scorer import Scorer
 from modelyard.batch.sources import open_source
-from modelyard.errors import SignatureError
+from modelyard.errors import ModelFailed, SignatureError
 from modelyard.packaging import load_package, package_digest, write_package
 from tests.batch.data import FEATURES, break_row, frame, mend, model, write_parts
 
@@ -39,6 +42,28 @@ def test_the_scorer_answers_as_the_model_with_kept_columns(package: tuple[Path, 
     proba = loaded.model.predict_proba(data[FEATURES])
     np.testing.assert_array_equal(out.column("score_1").to_numpy(), proba[:, 1])
     assert out.column("customer").to_pylist()[:2] == ["c0", "c1"]
+
+
+def test_a_forest_reads_float32_rows_and_answers_as_on_the_frame(tmp_path: Path) -> None:
+    """The forest is given the float32 rows it would copy its input into, and answers
+    exactly as on the frame; a value beyond float32 is refused as the frame's would be."""
+    data = frame(2_000)
+    forest = RandomForestClassifier(n_estimators=5, random_state=0)
+    forest.fit(data[FEATURES], data["a"] * data["b"] > 0)
+    manifest = write_package(forest, tmp_path / "forest", input_example=data[FEATURES].head())
+    scorer = Scorer(load_package(tmp_path / "forest", package_digest(manifest)))
+    batch = pa.RecordBatch.from_pandas(data)
+    features = scorer.features(batch)
+    assert features.dtype == np.float32 and features.flags.c_contiguous
+    scores = scorer.score(batch).column("score_True").to_numpy()
+    np.testing.assert_array_equal(scores, forest.predict_proba(data[FEATURES])[:, 1])
+    data.loc[3, "c"] = 1e300
+    too_large = "too large for dtype\\('float32'\\)"
+    with np.errstate(over="ignore"), pytest.raises(ValueError, match=too_large) as frame_error:
+        forest.predict_proba(data[FEATURES])
+    with pytest.raises(ValueError) as batch_error:
+        scorer.score(pa.RecordBatch.from_pandas(data))
+    assert str(batch_error.value) == str(frame_error.value)
 
 
 def test_integer_and_text_columns_are_converted_or_named(package: tuple[Path, str]) -> None:
@@ -154,6 +179,29 @@ def test_workers_answer_in_input_order_and_stay_bounded(
     finally:
         pool.close()  # the same workers scored all three jobs; now they stop
     assert not workers & {p.pid for p in multiprocessing.active_children()}
+
+
+@pytest.mark.slow  # starts worker processes
+def test_a_worker_killed_mid_job_fails_it_and_leaves_no_shared_memory(
+    tmp_path: Path, package: tuple[Path, str]
+) -> None:
+    source = open_source(write_parts(tmp_path / "in", parts=2, rows=1_000), batch_rows=100)
+    pool = WorkerPool()
+
+    def kill_workers(scored: Scored) -> None:  # the first answer is back, others in flight
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+
+    try:
+        engine = LocalEngine(2, pool=pool)
+        with pytest.raises(ModelFailed, match="a scoring worker process died"):
+            engine.run(Task(*package, source), kill_workers)
+        assert not list(Path("/dev/shm").glob(f"{engine.block_prefix}*"))
+        rows: list[int] = []
+        LocalEngine(2, pool=pool).run(Task(*package, source), lambda s: rows.append(len(s.outputs)))
+        assert sum(rows) == 2_000  # the pool started new workers
+    finally:
+        pool.close()
 
 
 def test_the_workers_chosen_follow_the_first_batch_cost() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -45,6 +46,20 @@ def test_models_that_may_need_a_frame_keep_it() -> None:
     function = make_pipeline(FunctionTransformer(lambda frame: frame), LogisticRegression())
     assert not sklearn.reads_arrays(fitted(function), ["a", "b"])
     assert not FLAVORS["pyfunc"].reads_arrays(fitted(LogisticRegression()), ["a", "b"])
+
+
+def test_trees_read_float32_rows_and_the_rest_float64_columns() -> None:
+    """scikit-learn's trees copy their input into float32 rows: they are given those."""
+    sklearn = FLAVORS["sklearn"]
+    assert sklearn.array_layout(fitted(RandomForestClassifier(n_estimators=2))) == (
+        np.float32,
+        "C",
+    )
+    assert sklearn.array_layout(fitted(GradientBoostingRegressor(n_estimators=2)))[0] is np.float32
+    assert sklearn.array_layout(fitted(LogisticRegression())) == (np.float64, "F")
+    forest_in_pipeline = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=2))
+    assert sklearn.array_layout(fitted(forest_in_pipeline)) == (np.float64, "F")  # scaled first
+    assert FLAVORS["pyfunc"].array_layout(object()) == (np.float64, "F")
 
 
 def test_the_feature_name_warning_is_silenced_only_inside_the_block() -> None:

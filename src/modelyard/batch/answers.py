@@ -2,7 +2,8 @@
 delivered: shared by the local engine's worker processes and the Ray engine's actors.
 
 A failure travels as plain values (exceptions with their own constructors do not cross
-a process boundary intact), and batches as Arrow IPC bytes.
+a process boundary intact), and batches as Arrow IPC: bytes to and from Ray's actors,
+a shared-memory block to the local engine's workers (``batch/shared.py``).
 
 >>> answer = score_batch(scorer, batch)            # in a worker
 >>> outputs = located(answer, chunk)               # where it is delivered: raises, naming the row

@@ -2,13 +2,15 @@
 
 With ``workers=1`` batches are scored in this process, one after another: no copy, no
 process to start (with a ``WorkerPool``, the loaded model is kept here for the next job,
-as a worker keeps it). With more, this process reads the input and writes the output while
-``workers`` processes (started with ``spawn``, BLAS held to one thread, each loading and
-verifying the package once, kept for the next job when a ``WorkerPool`` is given) score
-batches, which travel as Arrow IPC bytes. At most
-``in_flight`` batches (twice the workers) are read and not yet delivered, so memory is
-bounded by a few batches whatever the input's size; ``peak_in_flight`` records the most
-held at once (a test holds the engine to it).
+as a worker keeps it). With more, this process reads the input and writes the output
+while ``workers`` processes (started with ``spawn``, BLAS held to one thread, each
+loading and verifying the package once, kept for the next job when a ``WorkerPool`` is
+given) score batches, which reach them through shared memory (``batch/shared.py``:
+written once here, read in place there; as IPC bytes through the pipe when shared
+memory is short) and come back pickled. At most ``in_flight`` batches (twice the
+workers) are read and not yet delivered, so memory is bounded by a few batches whatever
+the input's size; ``peak_in_flight`` records the most held at once (a test holds the
+engine to it).
 
 With ``choose``, ``workers`` is the most: the first batch is scored in this process and
 timed. When scoring it took less than ``WORKERS_WHEN`` times as long as reading it, the
@@ -24,6 +26,7 @@ import itertools
 import multiprocessing
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -33,6 +36,7 @@ from typing import Any, TypeAlias
 from modelyard.batch.answers import Answer, from_ipc, located, score_batch, to_ipc
 from modelyard.batch.engine import Deliver, Scored, Task
 from modelyard.batch.scorer import Scorer
+from modelyard.batch.shared import BlockRef, Blocks, read
 from modelyard.batch.sources import Chunk
 from modelyard.domain.batch import check_workers
 from modelyard.errors import ModelFailed, ModelyardError
@@ -44,6 +48,10 @@ score than to read: writing, and the copies to and from workers, cost about a re
 
 ModelKey: TypeAlias = "tuple[str, str, tuple[str, ...]]"
 """A scorer's identity: the package's folder, its digest and the columns kept."""
+
+Pending: TypeAlias = "tuple[Chunk, BlockRef | None, Future[Any]]"
+"""A batch sent to a worker: the chunk, the shared-memory block holding it (None: it went
+as bytes), the answer."""
 
 
 class WorkerPool:
@@ -121,6 +129,7 @@ class LocalEngine:
         self.choose = choose
         self.most = self.workers
         self.peak_in_flight = 0
+        self.block_prefix = f"modelyard-{uuid.uuid4().hex[:8]}-"
         self._here: Scorer | None = None
 
     def run(self, task: Task, deliver: Deliver) -> None:
@@ -176,21 +185,24 @@ class LocalEngine:
     ) -> None:
         executor = pool.executor(self.workers)
         model = _model_key(task)
-        pending: deque[tuple[Chunk, Future[Any]]] = deque()
+        blocks = Blocks(self.block_prefix)
+        pending: deque[Pending] = deque()
         try:
             for chunk in chunks:
-                future = executor.submit(_score_in_worker, model, to_ipc(chunk.batch))
-                pending.append((chunk, future))
+                ref = blocks.put(chunk.batch)
+                data = to_ipc(chunk.batch) if ref is None else ref  # shared memory is short
+                pending.append((chunk, ref, executor.submit(_score_in_worker, model, data)))
                 self._held(len(pending))
                 while len(pending) >= self.in_flight:
-                    _deliver_first(pending, deliver)
+                    _deliver_first(pending, deliver, blocks)
             while pending:
-                _deliver_first(pending, deliver)
+                _deliver_first(pending, deliver, blocks)
         except BrokenProcessPool:
             pool.discard(executor)
             raise ModelFailed("a scoring worker process died (out of memory, or killed)") from None
         finally:
             _drain(pending)
+            blocks.close()
 
 
 def workers_for(compute_ms: float, read_ms: float, most: int) -> int:
@@ -206,19 +218,22 @@ def _scored_here(scorer: Scorer, chunk: Chunk) -> Scored:
     return Scored(chunk.file, chunk.offset, chunk.batch, outputs, elapsed)
 
 
-def _deliver_first(pending: deque[tuple[Chunk, Future[Any]]], deliver: Deliver) -> None:
-    chunk, future = pending.popleft()
+def _deliver_first(pending: deque[Pending], deliver: Deliver, blocks: Blocks) -> None:
+    chunk, ref, future = pending.popleft()
     answer, elapsed = future.result()
+    if ref is not None:
+        blocks.release(ref)
     outputs = located(answer, chunk)
     deliver(Scored(chunk.file, chunk.offset, chunk.batch, outputs, elapsed))
 
 
-def _drain(pending: deque[tuple[Chunk, Future[Any]]]) -> None:
+def _drain(pending: deque[Pending]) -> None:
     """A job that stops early leaves the kept workers idle: what has not started is
-    cancelled, what has is waited for (its answer dropped)."""
-    for _, future in pending:
+    cancelled, what has is waited for (its answer dropped), so no worker reads a block
+    once it is unlinked."""
+    for _, _, future in pending:
         future.cancel()
-    wait([future for _, future in pending])
+    wait([future for _, _, future in pending])
 
 
 def _model_key(task: Task) -> ModelKey:
@@ -248,12 +263,14 @@ def _start_worker() -> None:
     threadpool_limits(1)
 
 
-def _score_in_worker(model: ModelKey, data: bytes) -> tuple[Answer, float]:
+def _score_in_worker(model: ModelKey, data: BlockRef | bytes) -> tuple[Answer, float]:
+    """Score the batch in ``data``: a shared-memory block, or IPC bytes."""
     started = time.perf_counter()
     try:
         scorer = _kept(_WORKER, model)
     except ModelyardError as exc:
         return ("error", exc.message), 0.0
-    answer = score_batch(scorer, from_ipc(data))
+    batch = from_ipc(data) if isinstance(data, bytes) else read(data)
+    answer = score_batch(scorer, batch)
     elapsed = (time.perf_counter() - started) * 1000
     return answer, elapsed

@@ -8,8 +8,10 @@ outputs as Arrow columns beside the input columns the user keeps.
 It answers as serving does (``serving/models.py``): a flavor that names its classes is
 asked once, through ``predict_proba``, for the scores and the label (the class of the
 highest score); anything else answers ``predict``. An all-float signature and a model
-that reads arrays get a column-major float array straight from the Arrow columns (no
-pandas); anything else an enforced pandas frame. A batch that breaks the signature
+that reads arrays get a float array straight from the Arrow columns (no pandas), in the
+type and order the model reads (``Flavor.array_layout``: columns of float64 by default,
+rows of float32 for scikit-learn's trees, one copy instead of two); anything else an
+enforced pandas frame. A batch that breaks the signature
 raises ``SignatureError`` naming the column and the batch's row.
 """
 
@@ -23,7 +25,7 @@ import pyarrow as pa
 from modelyard.domain.batch import PREDICTION, SCORE_PREFIX
 from modelyard.errors import InvalidInput, SignatureError
 from modelyard.packaging import LoadedModel
-from modelyard.packaging.flavors import get_flavor, unnamed_features
+from modelyard.packaging.flavors import ArrayLayout, get_flavor, unnamed_features
 from modelyard.packaging.signature import Signature, enforce, null_problem
 
 
@@ -41,6 +43,7 @@ class Scorer:
         native = loaded.model
         numeric = all(column.type == "float" for column in self.signature.inputs)
         self._arrays = numeric and self._flavor.reads_arrays(native, self.names)
+        self._layout = self._flavor.array_layout(native)
         self._classes = self._flavor.classes(native)
 
     def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -59,7 +62,7 @@ class Scorer:
     def features(self, batch: pa.RecordBatch) -> Any:
         """The batch as the model reads it: a float array, or an enforced frame."""
         if self._arrays:
-            array = _float_array(batch, self.signature)
+            array = _float_array(batch, self.signature, self._layout)
             if array is not None:
                 return array
         present = [name for name in self.names if name in batch.schema.names]
@@ -81,12 +84,16 @@ class Scorer:
         return answer, None
 
 
-def _float_array(batch: pa.RecordBatch, signature: Signature) -> np.ndarray[Any, Any] | None:
-    """A column-major float64 array of the signature's inputs (as pandas gives it, so a
-    linear model rounds as it would on the frame), or None when a column is missing or is
-    not an integer or float column (the enforced frame then names the problem). A null
-    or NaN in a column the signature does not mark nullable is refused here, naming the
-    column and row, as ``enforce`` would: it never reaches the model."""
+def _float_array(
+    batch: pa.RecordBatch, signature: Signature, layout: ArrayLayout
+) -> np.ndarray[Any, Any] | None:
+    """An array of the signature's inputs in the model's ``layout`` (``Flavor.array_layout``:
+    float64 in columns, as pandas gives it, so a linear model rounds as it would on the
+    frame; float32 rows for a forest, which would copy its input into them anyway), or
+    None when a column is missing or is not an integer or float column (the enforced
+    frame then names the problem). A null or NaN in a column the signature does not mark
+    nullable is refused here, naming the column and row, as ``enforce`` would: it never
+    reaches the model."""
     schema = batch.schema
     for column in signature.inputs:
         if column.name not in schema.names:
@@ -94,9 +101,11 @@ def _float_array(batch: pa.RecordBatch, signature: Signature) -> np.ndarray[Any,
         kind = schema.field(column.name).type
         if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
             return None
-    array = np.empty((batch.num_rows, len(signature.inputs)), dtype=np.float64, order="F")
-    for index, column in enumerate(signature.inputs):
-        array[:, index] = batch.column(column.name).to_numpy(zero_copy_only=False)
+    dtype, order = layout
+    array = np.empty((batch.num_rows, len(signature.inputs)), dtype=dtype, order=order)
+    with np.errstate(over="ignore"):  # beyond float32: infinite, as the model's own cast makes it
+        for index, column in enumerate(signature.inputs):
+            array[:, index] = batch.column(column.name).to_numpy(zero_copy_only=False)
     strict = [i for i, column in enumerate(signature.inputs) if not column.nullable]
     if strict:
         _refuse_missing(array, strict, signature)

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
 
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     Features: TypeAlias = pd.DataFrame | np.ndarray[Any, Any]
+
+ArrayLayout: TypeAlias = "tuple[type[np.floating[Any]], Literal['C', 'F']]"
+"""The float type and memory order of the array a model reads (``Flavor.array_layout``)."""
 
 
 class Flavor:
@@ -70,6 +73,12 @@ class Flavor:
         (call the model inside ``unnamed_features()``).
         """
         return False
+
+    def array_layout(self, model: Any) -> ArrayLayout:
+        """The float type and order of the array given to a model that ``reads_arrays``:
+        by default float64 in columns, as a pandas frame of floats holds it (so a linear
+        model's products round as they do on the frame)."""
+        return np.float64, "F"
 
     def explainer(self, model: Any) -> str | None:
         """How ``model``'s predictions are explained (``domain.explanations``: ``tree``,
@@ -125,6 +134,15 @@ class SklearnFlavor(Flavor):
         if fitted is not None and [str(name) for name in fitted] != columns:
             return False
         return all(_reads_arrays(part) for part in _estimators(model))
+
+    def array_layout(self, model: Any) -> ArrayLayout:
+        """scikit-learn's trees and tree ensembles copy whatever they are given into float32
+        rows before they read it: they are given those rows, copied once from the input
+        (a pipeline is not: its first step may read float64)."""
+        kind = type(model)
+        if kind.__module__.startswith("sklearn.") and kind.__name__ in _SKLEARN_TREES:
+            return np.float32, "C"
+        return np.float64, "F"
 
     def explainer(self, model: Any) -> str | None:
         """Trees and linear models by their structure; a pipeline or anything else by
