@@ -138,3 +138,28 @@ def test_a_full_log_disk_stops_the_job_with_one_clear_error(
         (job,) = yard.batch.jobs()
         assert job.status is JobStatus.FAILED and "no space left on device" in (job.error or "")
         assert not out.exists()
+
+
+def test_an_fsspec_url_in_and_out_scores_as_a_local_path(yard: Yard, tmp_path: Path) -> None:
+    import fsspec
+
+    folder = write_parts(tmp_path / "in", parts=2, rows=150, row_group=40)
+    memory = fsspec.filesystem("memory")
+    for part in sorted(folder.iterdir()):
+        memory.pipe(f"/batch-in/{part.name}", part.read_bytes())
+    try:
+        common = {"keep": ["id"], "batch_rows": 64, "workers": 1}
+        local = yard.batch.score("churn@champion", folder, tmp_path / "local.parquet", **common)
+        remote = yard.batch.score(
+            "churn@champion", "memory://batch-in/", "memory://batch-out/scores.parquet", **common
+        )
+        written = memory.cat("/batch-out/scores.parquet")
+        assert written == (tmp_path / "local.parquet").read_bytes()  # the same bytes
+        assert (remote.rows_in, remote.rows_out) == (300, 300)
+        assert remote.input_fingerprint == local.input_fingerprint
+        assert remote.input_uri == "memory://batch-in/"
+        assert [p for p in memory.ls("/batch-out", detail=False)] == ["/batch-out/scores.parquet"]
+    finally:
+        memory.rm("/batch-in", recursive=True)
+        if memory.exists("/batch-out"):
+            memory.rm("/batch-out", recursive=True)
