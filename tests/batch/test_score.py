@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -148,7 +149,7 @@ def test_an_fsspec_url_in_and_out_scores_as_a_local_path(yard: Yard, tmp_path: P
     for part in sorted(folder.iterdir()):
         memory.pipe(f"/batch-in/{part.name}", part.read_bytes())
     try:
-        common = {"keep": ["id"], "batch_rows": 64, "workers": 1}
+        common: dict[str, Any] = {"keep": ["id"], "batch_rows": 64, "workers": 1}
         local = yard.batch.score("churn@champion", folder, tmp_path / "local.parquet", **common)
         remote = yard.batch.score(
             "churn@champion", "memory://batch-in/", "memory://batch-out/scores.parquet", **common
