@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -194,3 +196,44 @@ def test_fewer_files_than_actors_go_through_read_tasks_and_score_as_locally(
     with pytest.raises(InvalidInput) as unreadable:
         RayEngine(2).run(task, lambda scored: None)
     assert str(unreadable.value).startswith(f"cannot read input '{single}': ")
+
+
+def _scoring_actor_pids() -> list[int]:
+    """The processes of this job's scoring actors (Ray names each after its class)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"_ScoringActor" in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:  # ended meanwhile
+            continue
+    return pids
+
+
+def test_actors_killed_mid_job_are_replaced_and_every_row_delivered_once(
+    cluster: str, yard: Yard, tmp_path: Path
+) -> None:
+    folder = write_parts(tmp_path / "in", parts=4, rows=2000)
+    version = yard.backend.get_version("churn/1")
+    source = open_source(folder, batch_rows=50)
+    task = Task(yard.backend.fetch_package(version), version.package_digest, source, ["id"], [])
+    delivered: list[Scored] = []
+    killed: list[int] = []
+
+    def deliver(scored: Scored) -> None:
+        delivered.append(scored)
+        if len(delivered) == 10:  # mid-job, 150 batches to come: every actor is killed
+            killed.extend(_scoring_actor_pids())
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)  # a slow writer: the actors run ahead and wait
+
+    RayEngine(2).run(task, deliver)
+    assert len(killed) >= 2, killed
+    ids = pa.concat_arrays([scored.outputs.column("id") for scored in delivered]).to_pylist()
+    assert ids == list(range(8000))  # the retried file's batches are not delivered twice
+    assert [(s.file, s.offset) for s in delivered] == [
+        (str(folder / f"part-{part}.parquet"), offset)
+        for part in range(4)
+        for offset in range(0, 2000, 50)
+    ]
