@@ -215,6 +215,11 @@ def test_workers_take_turns_so_each_monitor_is_looked_at_once_a_schedule(
     assert first.run_once() == []
     assert [r.monitor for r in first.run_once(force=True)] == ["turns"]  # --once: always
 
+    services.monitors.update(deployed.endpoint, {"schedule": "1m"})  # shortened: due at once
+    second._next.clear()
+    assert [r.monitor for r in second.run_once()] == ["turns"]
+    assert first.run_once() == []
+
 
 def test_a_window_left_by_a_crashed_worker_is_taken_again(services: Services, hook: Hook) -> None:
     deployed = deploy(services, "crash")

@@ -120,7 +120,8 @@ def _finished_starts(db: Database, monitor: Monitor) -> set[int]:
 def take_turn(db: Database, monitor: Monitor, worker: str, now: int) -> int | None:
     """Take monitor's turn for ``worker`` if it is due at ``now``: None when taken (its
     next run is then a schedule away), else when the monitor is next due (another worker
-    ran it). Atomic on SQLite and PostgreSQL alike, as ``claim_window``."""
+    ran it). A turn set further off than the monitor's schedule now allows (the schedule
+    was shortened) is due at once. Atomic on SQLite and PostgreSQL alike, as ``claim_window``."""
     turns = t.monitor_turns.c
     following = now + monitor.spec.schedule
     with db.write() as conn:
@@ -132,9 +133,12 @@ def take_turn(db: Database, monitor: Monitor, worker: str, now: int) -> int | No
         ).first()
         if inserted is not None:
             return None
-        taken = conn.execute(
+        taken = conn.execute(  # due; or set by a longer schedule than the monitor's now
             update(t.monitor_turns)
-            .where(turns.monitor_id == monitor.id, turns.next_run <= now)
+            .where(
+                turns.monitor_id == monitor.id,
+                (turns.next_run <= now) | (turns.next_run > following),
+            )
             .values(next_run=following, taken_by=worker)
         )
         if taken.rowcount == 1:
